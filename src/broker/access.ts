@@ -1,0 +1,149 @@
+/**
+ * Who may connect, publish and subscribe (DESIGN.md "Security defaults").
+ *
+ * - device: username = did, password = its token; client id must be the did. Publishes only its
+ *   own `device/{did}/up/...` and `device/{did}/state` (a gateway also its children's); subscribes
+ *   only its own `device/{did}/down/...` (a gateway also its children's).
+ * - operator: username `operator`, password = the operator token. Publishes commands to any
+ *   device's `down/rpc`; subscribes to anything.
+ * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices the
+ *   user owns; publishes under `app/{uid}/...`.
+ * - observer: no username. Subscribes to anything; never publishes to `device/`, `app/`, `$SYS/`.
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+
+export type Principal =
+  | { role: 'device'; did: string }
+  | { role: 'operator' }
+  | { role: 'app'; uid: string }
+  | { role: 'observer' };
+
+export interface DeviceCredential {
+  token: string;
+  /** Owner's user id (app clients of this user may command the device). */
+  uid: string;
+  /** For a gateway: the dids of its Zigbee/BLE children. */
+  children?: string[];
+}
+
+export const OPERATOR_USERNAME = 'operator';
+const RESERVED = ['device/', 'app/', '$SYS/'];
+
+/** Constant-time string comparison (hash first so lengths do not leak). */
+export function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+/** The credentials and ownership the platform provisions; the broker's auth reads it. */
+export class AccessDirectory {
+  private readonly devices = new Map<string, DeviceCredential>();
+  private readonly parentOf = new Map<string, string>();
+  private readonly users = new Map<string, string>();
+  allowAnonymous = true;
+
+  constructor(public operatorToken: string) {}
+
+  registerDevice(did: string, cred: DeviceCredential): void {
+    this.devices.set(did, cred);
+    for (const child of cred.children ?? []) this.parentOf.set(child, did);
+  }
+
+  /** Add a child to a registered gateway (after pairing). */
+  addChild(gatewayDid: string, childDid: string): void {
+    const gw = this.devices.get(gatewayDid);
+    if (!gw) throw new RangeError(`unknown gateway ${gatewayDid}`);
+    (gw.children ??= []).push(childDid);
+    this.parentOf.set(childDid, gatewayDid);
+  }
+
+  registerUser(uid: string, token: string): void { this.users.set(uid, token); }
+  device(did: string): DeviceCredential | undefined { return this.devices.get(did); }
+  parent(did: string): string | undefined { return this.parentOf.get(did); }
+  ownerOf(did: string): string | undefined {
+    return this.devices.get(did)?.uid ?? this.devices.get(this.parentOf.get(did) ?? '')?.uid;
+  }
+  get deviceCount(): number { return this.devices.size; }
+
+  /** Decide a CONNECT. Returns the principal, or a reason for refusing. */
+  authenticate(clientId: string, username: string | undefined, password: string | undefined): Principal | { refused: string } {
+    if (username === undefined || username === '') {
+      return this.allowAnonymous ? { role: 'observer' } : { refused: 'anonymous clients are not allowed' };
+    }
+    const pw = password ?? '';
+    if (username === OPERATOR_USERNAME) {
+      return safeEqual(pw, this.operatorToken) ? { role: 'operator' } : { refused: 'wrong operator token' };
+    }
+    if (username.startsWith('app:')) {
+      const uid = username.slice(4);
+      const token = this.users.get(uid);
+      return token !== undefined && safeEqual(pw, token) ? { role: 'app', uid } : { refused: `wrong credentials for user ${uid}` };
+    }
+    const cred = this.devices.get(username);
+    if (!cred || !safeEqual(pw, cred.token)) return { refused: `wrong credentials for device ${username}` };
+    if (clientId !== username) return { refused: `device ${username} must connect with client id "${username}"` };
+    return { role: 'device', did: username };
+  }
+
+  /** Whether `p` may publish to `topic`; a reason when not. */
+  canPublish(p: Principal, topic: string): true | string {
+    switch (p.role) {
+      case 'device': {
+        const did = topicDid(topic);
+        if (did && this.speaksFor(p.did, did)) {
+          if (topic === `device/${did}/state` || topic.startsWith(`device/${did}/up/`)) return true;
+        }
+        return `device ${p.did} may publish only under device/${p.did}/up/ and device/${p.did}/state`;
+      }
+      case 'operator':
+        if (/^device\/[^/]+\/down\/rpc$/.test(topic)) return true;
+        return isReserved(topic) ? 'the operator may publish only device/{did}/down/rpc among reserved topics' : true;
+      case 'app': {
+        const did = topicDid(topic);
+        if (did && topic === `device/${did}/down/rpc` && this.ownerOf(did) === p.uid) return true;
+        if (topic.startsWith(`app/${p.uid}/`)) return true;
+        return `user ${p.uid} may publish only its own devices' down/rpc and app/${p.uid}/...`;
+      }
+      case 'observer':
+        return isReserved(topic) ? 'anonymous observers may not publish to device/, app/ or $SYS/ topics' : true;
+    }
+  }
+
+  /** Whether `p` may subscribe to `filter`; a reason when not. */
+  canSubscribe(p: Principal, filter: string): true | string {
+    switch (p.role) {
+      case 'device': {
+        const did = topicDid(filter);
+        if (did && this.speaksFor(p.did, did) && (filter === `device/${did}/down/#` || filter.startsWith(`device/${did}/down/`))) return true;
+        return `device ${p.did} may subscribe only to device/${p.did}/down/#`;
+      }
+      case 'app': {
+        const did = topicDid(filter);
+        if (did && this.ownerOf(did) === p.uid) return true;
+        if (filter.startsWith(`app/${p.uid}/`) || filter.startsWith('$SYS/')) return true;
+        return `user ${p.uid} may subscribe only to its own devices' topics, app/${p.uid}/... and $SYS/...`;
+      }
+      case 'operator':
+      case 'observer':
+        return true;
+    }
+  }
+
+  /** A device speaks for itself and, if a gateway, for its children. */
+  private speaksFor(self: string, did: string): boolean {
+    return did === self || this.parentOf.get(did) === self;
+  }
+}
+
+function isReserved(topic: string): boolean {
+  return RESERVED.some((r) => topic.startsWith(r));
+}
+
+/** The did in `device/{did}/...` when it is a literal (no wildcard). */
+function topicDid(topic: string): string | undefined {
+  const parts = topic.split('/');
+  if (parts[0] !== 'device' || parts.length < 3) return undefined;
+  const did = parts[1]!;
+  return did && did !== '+' && did !== '#' ? did : undefined;
+}

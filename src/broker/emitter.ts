@@ -1,0 +1,112 @@
+/**
+ * A message emitter for Aedes that survives floods.
+ *
+ * Stock mqemitter 7.1 limits in-flight messages with a queue, and drains that queue by recursion:
+ * when listeners finish synchronously, each completion starts the next queued message on the same
+ * stack, so a burst of QoS 0 publishes overflows it (`RangeError: Maximum call stack size
+ * exceeded`). Here the inner mqemitter runs unbounded (its queue is never used) and the bound is
+ * kept by this wrapper, whose drain is a loop: re-entrant completions only decrement a counter.
+ */
+import mqemitter from 'mqemitter';
+
+export interface MqPacket { topic: string; [key: string]: unknown }
+type Listener = (packet: MqPacket, done: () => void) => void;
+type Done = (err?: Error | null) => void;
+
+interface Inner {
+  on(topic: string, fn: Listener, done?: () => void): unknown;
+  removeListener(topic: string, fn: Listener, done?: () => void): unknown;
+  emit(packet: MqPacket, cb: Done): unknown;
+  close(cb: () => void): unknown;
+}
+
+export interface FloodSafeEmitterStats {
+  /** Messages being delivered right now. */
+  inFlight: number;
+  /** Messages waiting for a delivery slot. */
+  queued: number;
+  /** Highest queue length seen. */
+  maxQueued: number;
+}
+
+export class FloodSafeEmitter {
+  private readonly inner: Inner;
+  private readonly limit: number;
+  private queue: Array<MqPacket | Done> = [];
+  private head = 0;
+  private current = 0;
+  private draining = false;
+  private closed = false;
+  maxQueued = 0;
+
+  /** @param concurrency messages delivered at once before the rest wait (default 100, as Aedes). */
+  constructor(concurrency = 100) {
+    this.limit = Math.max(1, concurrency);
+    this.inner = (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
+  }
+
+  on(topic: string, fn: Listener, done?: () => void): this {
+    this.inner.on(topic, fn, done);
+    return this;
+  }
+
+  removeListener(topic: string, fn: Listener, done?: () => void): this {
+    this.inner.removeListener(topic, fn, done);
+    return this;
+  }
+
+  emit(packet: MqPacket, cb?: Done): this {
+    const done = cb ?? noop;
+    if (this.closed) {
+      done(new Error('emitter is closed'));
+      return this;
+    }
+    if (this.current < this.limit && this.queued === 0) this.start(packet, done);
+    else {
+      this.queue.push(packet, done);
+      if (this.queued > this.maxQueued) this.maxQueued = this.queued;
+      this.drain();
+    }
+    return this;
+  }
+
+  close(cb: () => void): this {
+    this.closed = true;
+    this.inner.close(cb);
+    return this;
+  }
+
+  get queued(): number { return (this.queue.length - this.head) / 2; }
+  get stats(): FloodSafeEmitterStats { return { inFlight: this.current, queued: this.queued, maxQueued: this.maxQueued }; }
+
+  private start(packet: MqPacket, done: Done): void {
+    this.current++;
+    this.inner.emit(packet, (err) => {
+      this.current--;
+      done(err);
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.current < this.limit && this.head < this.queue.length) {
+        const packet = this.queue[this.head] as MqPacket;
+        const done = this.queue[this.head + 1] as Done;
+        this.queue[this.head] = this.queue[this.head + 1] = undefined as unknown as Done;
+        this.head += 2;
+        this.start(packet, done);
+      }
+      if (this.head > 4096 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+}
+
+function noop(): void {}

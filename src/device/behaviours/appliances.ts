@@ -1,0 +1,128 @@
+/** Appliance behaviours: climate control (AC, purifier), switched loads, washer programs. */
+import type { Scalar } from '../topics.js';
+import type { BehaviourContext, BehaviourFactory } from './context.js';
+
+/** Report `ref` when it moved at least `threshold` since its last report. */
+function reportIfMoved(ctx: BehaviourContext, ref: string, threshold: number): void {
+  const last = ctx.lastReported(ref);
+  if (typeof last !== 'number' || Math.abs(ctx.num(ref) - last) >= threshold) ctx.report(ref);
+}
+
+export const climateControl: BehaviourFactory<'climate-control'> = (spec, ctx) => {
+  const tick = spec.tickSeconds * 1000;
+  const minutes = spec.tickSeconds / 60;
+  const setpoint = (): number => (typeof spec.setpoint === 'number' ? spec.setpoint : ctx.num(spec.setpoint));
+  let watts = spec.power?.standbyW ?? 0;
+  let energyKwh = spec.power?.energy ? ctx.num(spec.power.energy) : 0;
+
+  const update = (dtMinutes: number): void => {
+    const on = ctx.get(spec.on) === true;
+    const q = ctx.num(spec.quantity);
+    const goal = on ? setpoint() : spec.ambient;
+    const rate = on ? spec.approachPerMinute : spec.driftPerMinute;
+    const next = q + (goal - q) * (1 - Math.pow(1 - rate, dtMinutes)) + ctx.rng.normal(0, 0.01);
+    ctx.set(spec.quantity, next, { report: false });
+    reportIfMoved(ctx, spec.quantity, spec.reportThreshold);
+    const p = spec.power;
+    if (!p) return;
+    const effort = on ? Math.min(1, Math.abs(setpoint() - ctx.num(spec.quantity)) / p.fullEffortAt) : 0;
+    watts = on ? p.minW + (p.maxW - p.minW) * effort : p.standbyW;
+    if (p.property) {
+      ctx.set(p.property, watts, { report: false });
+      reportIfMoved(ctx, p.property, Math.max(1, p.maxW * 0.05));
+    }
+    if (p.energy) {
+      energyKwh += (watts * dtMinutes) / 60 / 1000;
+      ctx.set(p.energy, energyKwh, { report: false });
+      reportIfMoved(ctx, p.energy, 0.1);
+    }
+  };
+  ctx.every(tick, () => update(minutes), ctx.rng.range(0, tick));
+  return {
+    onSet(ref) {
+      // Switching on or changing the target shows in the power draw right away.
+      if (ref === spec.on || ref === spec.setpoint) update(0);
+    },
+  };
+};
+
+export const powerDraw: BehaviourFactory<'power-draw'> = (spec, ctx) => {
+  const tick = spec.tickSeconds * 1000;
+  let baseLoad = 0;
+  let energyKwh = spec.energy ? ctx.num(spec.energy) / spec.energyScale : 0;
+  const load = (): number => {
+    if (ctx.get(spec.on) !== true) return spec.standbyW;
+    const level = spec.brightness ? ctx.num(spec.brightness) / 100 : 1;
+    return spec.standbyW + baseLoad * level * (1 + ctx.rng.normal(0, 0.02));
+  };
+  const publish = (dtSeconds: number): void => {
+    const w = Math.max(0, load());
+    if (spec.power) {
+      ctx.set(spec.power, w * spec.scale, { report: false });
+      reportIfMoved(ctx, spec.power, spec.reportThreshold);
+    }
+    if (spec.energy) {
+      energyKwh += (w * dtSeconds) / 3600 / 1000;
+      ctx.set(spec.energy, energyKwh * spec.energyScale, { report: false });
+      reportIfMoved(ctx, spec.energy, spec.energyScale * 0.01);
+    }
+  };
+  const drawLoad = (): void => { baseLoad = ctx.rng.range(spec.watts[0], spec.watts[1]); };
+  drawLoad();
+  ctx.every(tick, () => publish(spec.tickSeconds), ctx.rng.range(0, tick));
+  return {
+    onSet(ref) {
+      if (ref === spec.on && ctx.get(spec.on) === true) drawLoad();
+      if (ref === spec.on || ref === spec.brightness) publish(0);
+    },
+    onAction() {
+      publish(0);
+    },
+  };
+};
+
+export const washCycle: BehaviourFactory<'wash-cycle'> = (spec, ctx) => {
+  const v = spec.statusValues;
+  let timer: { cancel(): void } | undefined;
+  const programMinutes = (): number => {
+    const mode = spec.mode ? String(ctx.get(spec.mode)) : 'default';
+    return spec.programMinutes[mode] ?? spec.programMinutes['default'] ?? 60;
+  };
+  const stopTimer = (): void => { timer?.cancel(); timer = undefined; };
+  const run = (): void => {
+    stopTimer();
+    ctx.set(spec.status, v.running);
+    timer = ctx.every(60_000, () => {
+      const left = ctx.num(spec.leftTime) - 1;
+      ctx.set(spec.leftTime, Math.max(0, left));
+      if (left <= 0) {
+        stopTimer();
+        ctx.set(spec.status, v.done);
+        ctx.emit(spec.endEvent);
+      }
+    });
+  };
+  return {
+    onAction(ref): number | void {
+      const status = ctx.num(spec.status);
+      if (ref === spec.startAction) {
+        if (status === v.running) return;
+        ctx.set(spec.on, true);
+        if (status !== v.paused || ctx.num(spec.leftTime) <= 0) ctx.set(spec.leftTime, programMinutes());
+        run();
+      } else if (ref === spec.pauseAction && status === v.running) {
+        stopTimer();
+        ctx.set(spec.status, v.paused);
+      }
+    },
+    onSet(ref, value: Scalar) {
+      if (ref === spec.on && value === false) {
+        stopTimer();
+        ctx.set(spec.status, v.standby);
+        ctx.set(spec.leftTime, 0);
+      } else if (ref === spec.on && value === true && ctx.num(spec.status) !== v.running) {
+        ctx.set(spec.status, v.standby);
+      }
+    },
+  };
+};

@@ -1,0 +1,44 @@
+/** What a behaviour may touch: its device's properties, events, the virtual clock and its own RNG. */
+import type { BehaviourOf, BehaviourSpec } from '../../catalog/schema.js';
+import type { Rng } from '../../sim/rng.js';
+import type { Scheduler, TimerHandle } from '../../sim/scheduler.js';
+import type { Scalar } from '../topics.js';
+
+export interface BehaviourContext {
+  readonly clock: Scheduler;
+  readonly rng: Rng;
+  get(ref: string): Scalar;
+  num(ref: string): number;
+  /**
+   * Update a property. By default a changed value of a notify property is reported; pass
+   * `report: false` to keep it silent (thresholded sensors) or `true` to report it anyway.
+   */
+  set(ref: string, value: Scalar, opts?: { report?: boolean }): void;
+  /** Report the current value (heartbeat), subject to the per-second coalescing. */
+  report(ref: string): void;
+  /** The value last reported for a property, or undefined if never. */
+  lastReported(ref: string): Scalar | undefined;
+  /** Emit an event; arguments default to the current values of the event's argument properties. */
+  emit(ref: string, args?: Scalar[]): void;
+  /** Timers owned by the device: all cancelled when it stops. */
+  after(ms: number, fn: () => void): TimerHandle;
+  every(ms: number, fn: () => void, firstDelayMs?: number): TimerHandle;
+  /** How lively the household is right now (1 = typical); scenarios modulate it by local time. */
+  activity(): number;
+}
+
+export interface Behaviour {
+  /** Called after an accepted set_properties write. */
+  onSet?(ref: string, value: Scalar): void;
+  /** Called for an action; return a MIoT code to refuse (default 0). */
+  onAction?(ref: string, args: Scalar[]): number | void;
+}
+
+export type BehaviourFactory<U extends BehaviourSpec['use']> = (spec: BehaviourOf<U>, ctx: BehaviourContext) => Behaviour;
+export type AnyBehaviourFactory = (spec: BehaviourSpec, ctx: BehaviourContext) => Behaviour;
+
+/** Next delay of a Poisson process whose rate scales with household activity. */
+export function poissonDelayMs(ctx: BehaviourContext, meanSeconds: number): number {
+  const activity = Math.max(0.05, ctx.activity());
+  return ctx.rng.exponential((meanSeconds * 1000) / activity);
+}

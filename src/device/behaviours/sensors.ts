@@ -1,0 +1,83 @@
+/** Sensor behaviours: heartbeat, random walk with threshold reporting, motion, contact, battery drain. */
+import type { BehaviourFactory } from './context.js';
+import { poissonDelayMs } from './context.js';
+
+export const heartbeat: BehaviourFactory<'heartbeat'> = (spec, ctx) => {
+  const period = spec.intervalSeconds * 1000;
+  const beat = (): void => {
+    for (const ref of spec.properties) ctx.report(ref);
+    ctx.after(period + ctx.rng.range(0, spec.jitterSeconds * 1000), beat);
+  };
+  // Devices join at random points of their cycle, so a population does not beat in unison.
+  ctx.after(ctx.rng.range(0, period), beat);
+  return {};
+};
+
+export const randomWalk: BehaviourFactory<'random-walk'> = (spec, ctx) => {
+  const period = spec.intervalSeconds * 1000;
+  const step = (): void => {
+    const v = ctx.num(spec.property);
+    const pull = spec.mean === undefined ? 0 : spec.reversion * (spec.mean - v);
+    ctx.set(spec.property, v + pull + ctx.rng.normal(0, spec.step), { report: false });
+    const now = ctx.num(spec.property);
+    const last = ctx.lastReported(spec.property);
+    if (typeof last !== 'number' || Math.abs(now - last) >= spec.reportThreshold) ctx.report(spec.property);
+  };
+  ctx.every(period, step, ctx.rng.range(0, period));
+  return {};
+};
+
+export const motion: BehaviourFactory<'motion'> = (spec, ctx) => {
+  let lastTrigger = -Infinity;
+  const next = (): void => {
+    ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
+      const now = ctx.clock.now();
+      if (now - lastTrigger >= spec.numbSeconds * 1000) {
+        lastTrigger = now;
+        // Lumi motion sensors report motion only, never "no motion": consumers time it out.
+        if (spec.property) ctx.set(spec.property, true);
+        ctx.emit(spec.event);
+      }
+      next();
+    });
+  };
+  next();
+  return {};
+};
+
+export const contact: BehaviourFactory<'contact'> = (spec, ctx) => {
+  const setOpen = (open: boolean): void => {
+    ctx.set(spec.property, open ? spec.openValue : !spec.openValue);
+    const ev = open ? spec.openEvent : spec.closeEvent;
+    if (ev) ctx.emit(ev);
+  };
+  const next = (): void => {
+    ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
+      setOpen(true);
+      ctx.after(ctx.rng.range(spec.openSeconds[0], spec.openSeconds[1]) * 1000, () => {
+        setOpen(false);
+        next();
+      });
+    });
+  };
+  ctx.set(spec.property, !spec.openValue, { report: false });
+  next();
+  return {};
+};
+
+export const batteryDrain: BehaviourFactory<'battery-drain'> = (spec, ctx) => {
+  let warned = false;
+  const period = spec.tickSeconds * 1000;
+  ctx.every(period, () => {
+    const v = Math.max(spec.min, ctx.num(spec.property) - (spec.perDay * spec.tickSeconds) / 86400);
+    ctx.set(spec.property, v, { report: false });
+    const now = ctx.num(spec.property);
+    const last = ctx.lastReported(spec.property);
+    if (typeof last !== 'number' || Math.abs(now - last) >= spec.reportThreshold) ctx.report(spec.property);
+    if (spec.lowThreshold !== undefined && !warned && now < spec.lowThreshold) {
+      warned = true;
+      if (spec.lowEvent) ctx.emit(spec.lowEvent);
+    }
+  }, ctx.rng.range(0, period));
+  return {};
+};

@@ -1,0 +1,213 @@
+/**
+ * One simulated device: a MIoT property store, its behaviours, RPC handling and the reporting
+ * rules. It knows nothing about MQTT sessions or the broker: what it says leaves through a
+ * `DeviceLink`, and everything it does runs on the injected scheduler and RNG.
+ */
+import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
+import type { Rng } from '../sim/rng.js';
+import type { Scheduler, TimerHandle } from '../sim/scheduler.js';
+import { createBehaviour, type Behaviour, type BehaviourContext } from './behaviours/index.js';
+import { PropertyStore } from './property-store.js';
+import { EventLimiter, PropertyCoalescer } from './reporting.js';
+import { executeRpc, type RpcTarget } from './rpc.js';
+import {
+  MiotCode, topics, type EventArgument, type EventOccuredPayload, type PropertiesChangedPayload, type RpcResponse,
+  type Scalar, type StatePayload,
+} from './topics.js';
+
+export interface PublishOptions { qos: 0 | 1; retain: boolean }
+
+/** Where a device's messages go: an MQTT session in the simulator, a list in tests. */
+export interface DeviceLink {
+  publish(topic: string, payload: string, opts: PublishOptions): void;
+}
+
+export interface DeviceOptions {
+  did: string;
+  model: DeviceModel;
+  /** Owner's user id. */
+  uid: string;
+  /** Gateway did for Zigbee/BLE children. */
+  parentId?: string;
+  scheduler: Scheduler;
+  rng: Rng;
+  firmware?: string;
+  /** Household liveliness multiplier at the current virtual time (default: always 1). */
+  activity?: () => number;
+}
+
+export interface DeviceCounters {
+  published: number;
+  /** Messages produced while no link was attached (device offline). */
+  droppedOffline: number;
+  rpcRequests: number;
+  rpcErrors: number;
+}
+
+export class Device implements RpcTarget {
+  readonly did: string;
+  readonly model: DeviceModel;
+  readonly uid: string;
+  readonly parentId: string | undefined;
+  readonly store: PropertyStore;
+  readonly counters: DeviceCounters = { published: 0, droppedOffline: 0, rpcRequests: 0, rpcErrors: 0 };
+  private link: DeviceLink | null = null;
+  private readonly scheduler: Scheduler;
+  private readonly rng: Rng;
+  private readonly activity: () => number;
+  private readonly timers = new Set<TimerHandle>();
+  private readonly behaviours: Behaviour[] = [];
+  private readonly reported = new Map<string, Scalar>();
+  private readonly coalescer: PropertyCoalescer;
+  private readonly events: EventLimiter;
+  private readonly eventArgs = new Map<string, number[]>();
+  private started = false;
+
+  constructor(opts: DeviceOptions) {
+    this.did = opts.did;
+    this.model = opts.model;
+    this.uid = opts.uid;
+    this.parentId = opts.parentId;
+    this.scheduler = opts.scheduler;
+    this.rng = opts.rng;
+    this.activity = opts.activity ?? (() => 1);
+    this.store = new PropertyStore(opts.model, {
+      did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
+    });
+    for (const svc of opts.model.services) for (const e of svc.events) this.eventArgs.set(`${svc.siid}.${e.eiid}`, e.arguments);
+    this.coalescer = new PropertyCoalescer(this.scheduler, (key, value) => this.sendProperty(key, value));
+    this.events = new EventLimiter(this.scheduler, (siid, eiid, args) => this.sendEvent(siid, eiid, args));
+  }
+
+  get category(): DeviceModel['category'] { return this.model.category; }
+  get online(): boolean { return this.link !== null; }
+  get eventsDropped(): number { return this.events.dropped; }
+
+  /** Start behaviours (idempotent). Behaviours run whether or not a link is attached. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    const ctx = this.context();
+    this.model.behaviours.forEach((spec, i) => {
+      this.behaviours.push(createBehaviour(spec, { ...ctx, rng: this.rng.fork('behaviour', i, spec.use) }));
+    });
+  }
+
+  stop(): void {
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
+    this.coalescer.stop();
+    this.events.stop();
+    this.started = false;
+    this.behaviours.length = 0;
+  }
+
+  attach(link: DeviceLink): void { this.link = link; }
+  detach(): void { this.link = null; }
+
+  statePayload(event: 'online' | 'offline'): StatePayload {
+    const p: StatePayload = { did: this.did, event, model: this.model.model, uid: this.uid, ts: this.scheduler.now() };
+    if (this.parentId) p.parent_id = this.parentId;
+    return p;
+  }
+
+  /** Handle a raw `down/rpc` payload and publish the reply on `up/rpc`. */
+  handleRpc(raw: string): RpcResponse {
+    this.counters.rpcRequests++;
+    const res = executeRpc(this, raw);
+    if ('error' in res) this.counters.rpcErrors++;
+    this.publish(topics.rpcUp(this.did), JSON.stringify(res), { qos: 1, retain: false });
+    return res;
+  }
+
+  // RpcTarget --------------------------------------------------------------------------------
+  read(siid: number, piid: number): { code: number; value?: Scalar } { return this.store.read(siid, piid); }
+  checkWrite(siid: number, piid: number, value: unknown): { code: number } { return this.store.checkWrite(siid, piid, value); }
+
+  applyWrites(items: Array<{ siid: number; piid: number; value: Scalar }>): void {
+    for (const { siid, piid, value } of items) this.setProperty(`${siid}.${piid}`, value, undefined);
+    for (const { siid, piid, value } of items) for (const b of this.behaviours) b.onSet?.(`${siid}.${piid}`, value);
+  }
+
+  action(siid: number, aiid: number): { spec: import('../catalog/schema.js').ActionSpec; inSpecs: PropertySpec[] } | undefined {
+    const svc = this.model.services.find((s) => s.siid === siid);
+    const spec = svc?.actions.find((a) => a.aiid === aiid);
+    if (!svc || !spec) return undefined;
+    return { spec, inSpecs: spec.in.map((piid) => this.store.spec(`${siid}.${piid}`)!) };
+  }
+
+  runAction(siid: number, aiid: number, args: Scalar[]): { code: number; out: Scalar[] } {
+    const found = this.action(siid, aiid)!;
+    const ref = `${siid}.${aiid}`;
+    const effect = found.spec.effect;
+    for (const s of effect?.set ?? []) this.setProperty(s.property, s.value, undefined);
+    if (effect?.toggle) this.setProperty(effect.toggle, this.store.get(effect.toggle) !== true, undefined);
+    let code: number = MiotCode.OK;
+    for (const b of this.behaviours) {
+      const r = b.onAction?.(ref, args);
+      if (typeof r === 'number' && r !== MiotCode.OK) code = r;
+    }
+    const out = found.spec.out.map((piid) => this.store.get(`${siid}.${piid}`));
+    return { code, out };
+  }
+
+  // Internals --------------------------------------------------------------------------------
+  private context(): BehaviourContext {
+    const own = (h: TimerHandle): TimerHandle => { this.timers.add(h); return h; };
+    return {
+      clock: this.scheduler,
+      rng: this.rng,
+      get: (ref) => this.store.get(ref),
+      num: (ref) => this.store.num(ref),
+      set: (ref, value, opts) => this.setProperty(ref, value, opts?.report),
+      report: (ref) => this.reportProperty(ref),
+      lastReported: (ref) => this.reported.get(ref),
+      emit: (ref, args) => this.emitEvent(ref, args),
+      after: (ms, fn) => {
+        const h: TimerHandle = this.scheduler.after(ms, () => { this.timers.delete(h); fn(); });
+        return own(h);
+      },
+      every: (ms, fn, first) => own(this.scheduler.every(ms, fn, first)),
+      activity: () => this.activity(),
+    };
+  }
+
+  private setProperty(ref: string, value: Scalar, report: boolean | undefined): void {
+    const changed = this.store.update(ref, value);
+    if (report ?? changed) this.reportProperty(ref);
+  }
+
+  private reportProperty(ref: string): void {
+    if (!this.store.spec(ref)?.access.includes('notify')) return;
+    this.coalescer.report(ref, this.store.get(ref));
+  }
+
+  private emitEvent(ref: string, args?: Scalar[]): void {
+    const piids = this.eventArgs.get(ref);
+    if (!piids) throw new RangeError(`${this.model.model}: no event ${ref}`);
+    const [siid, eiid] = ref.split('.').map(Number) as [number, number];
+    const values = piids.map((piid, i) => ({ piid, value: args?.[i] ?? this.store.get(`${siid}.${piid}`) }));
+    this.events.emit(siid, eiid, values);
+  }
+
+  private sendProperty(key: string, value: Scalar): void {
+    const [siid, piid] = key.split('.').map(Number) as [number, number];
+    this.reported.set(key, value);
+    const payload: PropertiesChangedPayload = { did: this.did, siid, piid, value, ts: this.scheduler.now() };
+    this.publish(topics.propertiesChanged(this.did, siid, piid), JSON.stringify(payload), { qos: 0, retain: false });
+  }
+
+  private sendEvent(siid: number, eiid: number, args: EventArgument[]): void {
+    const payload: EventOccuredPayload = { did: this.did, siid, eiid, arguments: args, ts: this.scheduler.now() };
+    this.publish(topics.eventOccured(this.did, siid, eiid), JSON.stringify(payload), { qos: 1, retain: false });
+  }
+
+  private publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): void {
+    if (!this.link) {
+      this.counters.droppedOffline++;
+      return;
+    }
+    this.counters.published++;
+    this.link.publish(topic, payload, opts);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * A device's MIoT property values, keyed "siid.piid". Enforces access (read/write), format,
+ * range, step and value-list on the RPC path; behaviours update values through `update()`, which
+ * snaps to the spec instead of refusing.
+ */
+import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
+import { valueProblem } from '../catalog/validate.js';
+import { MiotCode, type Scalar } from './topics.js';
+
+export interface Identity {
+  did: string;
+  model: string;
+  firmware: string;
+  serial: string;
+}
+
+export class PropertyStore {
+  private readonly specs = new Map<string, PropertySpec>();
+  private readonly values = new Map<string, Scalar>();
+
+  constructor(model: DeviceModel, identity: Identity) {
+    for (const svc of model.services) {
+      for (const p of svc.properties) {
+        const key = `${svc.siid}.${p.piid}`;
+        this.specs.set(key, p);
+        this.values.set(key, initialValue(p, svc.siid === 1 ? identity : undefined, model));
+      }
+    }
+  }
+
+  spec(key: string): PropertySpec | undefined { return this.specs.get(key); }
+  has(key: string): boolean { return this.specs.has(key); }
+  keys(): IterableIterator<string> { return this.specs.keys(); }
+
+  /** Current value (internal read; ignores access). */
+  get(key: string): Scalar {
+    const v = this.values.get(key);
+    if (v === undefined) throw new RangeError(`no property ${key}`);
+    return v;
+  }
+
+  num(key: string): number {
+    const v = this.get(key);
+    return typeof v === 'number' ? v : Number(v);
+  }
+
+  /** RPC read: code 0 with the value, or -4003 / -4001. */
+  read(siid: number, piid: number): { code: number; value?: Scalar } {
+    const key = `${siid}.${piid}`;
+    const spec = this.specs.get(key);
+    if (!spec) return { code: MiotCode.NOT_FOUND };
+    if (!spec.access.includes('read')) return { code: MiotCode.NOT_READABLE };
+    return { code: MiotCode.OK, value: this.values.get(key)! };
+  }
+
+  /** RPC write check without applying: 0, -4003, -4002 or -4005 with a reason. */
+  checkWrite(siid: number, piid: number, value: unknown): { code: number; reason?: string } {
+    const spec = this.specs.get(`${siid}.${piid}`);
+    if (!spec) return { code: MiotCode.NOT_FOUND, reason: `property ${siid}.${piid} does not exist` };
+    if (!spec.access.includes('write')) return { code: MiotCode.NOT_WRITABLE, reason: `${spec.name} is not writable` };
+    const why = valueProblem(spec, value);
+    if (why) return { code: MiotCode.VALUE_ERROR, reason: `${spec.name}: ${why}` };
+    return { code: MiotCode.OK };
+  }
+
+  /**
+   * Set a value (behaviours, and RPC writes after `checkWrite`). Numbers are clamped to the
+   * range and snapped to its step; returns true when the stored value changed.
+   */
+  update(key: string, value: Scalar): boolean {
+    const spec = this.specs.get(key);
+    if (!spec) throw new RangeError(`no property ${key}`);
+    const v = conform(spec, value);
+    if (this.values.get(key) === v) return false;
+    this.values.set(key, v);
+    return true;
+  }
+
+  /** All values, for snapshots and the CLI. */
+  entries(): Array<[string, Scalar]> { return [...this.values.entries()]; }
+}
+
+function conform(spec: PropertySpec, value: Scalar): Scalar {
+  if (spec.format === 'bool') return Boolean(value);
+  if (spec.format === 'string') return String(value);
+  let n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(n)) n = 0;
+  const range = spec['value-range'];
+  if (range) {
+    const [min, max, step] = range;
+    n = Math.min(max, Math.max(min, n));
+    n = min + Math.round((n - min) / step) * step;
+    n = Math.min(max, n);
+    const decimals = stepDecimals(step);
+    n = Number(n.toFixed(decimals));
+  }
+  if (spec.format !== 'float') n = Math.round(n);
+  return n;
+}
+
+function stepDecimals(step: number): number {
+  const s = String(step);
+  const i = s.indexOf('.');
+  return i < 0 ? 0 : Math.min(10, s.length - i - 1);
+}
+
+function initialValue(p: PropertySpec, identity: Identity | undefined, model: DeviceModel): Scalar {
+  if (identity) {
+    if (p.name === 'manufacturer') return model.model.split('.')[0]!;
+    if (p.name === 'model') return identity.model;
+    if (p.name === 'serial-number' || p.name === 'serial-no') return identity.serial;
+    if (p.name === 'firmware-revision') return identity.firmware;
+  }
+  if (p.default !== undefined) return conform(p, p.default);
+  if (p.format === 'bool') return false;
+  if (p.format === 'string') return '';
+  if (p['value-list']) return p['value-list'][0]!.value;
+  if (p['value-range']) return p['value-range'][0];
+  return 0;
+}

@@ -1,0 +1,127 @@
+/**
+ * Seeded randomness. `Rng.from(seed, ...labels)` gives an independent stream per label (a device,
+ * a home, a behaviour), so adding a device does not shift every other device's numbers.
+ * Generator: sfc32 (small fast counter), seeded from a 128-bit string hash.
+ */
+
+function hash128(text: string): [number, number, number, number] {
+  // cyrb128: a fast, well-mixed non-cryptographic string hash.
+  let h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
+  for (let i = 0; i < text.length; i++) {
+    const k = text.charCodeAt(i);
+    h1 = h2 ^ Math.imul(h1 ^ k, 597399067);
+    h2 = h3 ^ Math.imul(h2 ^ k, 2869860233);
+    h3 = h4 ^ Math.imul(h3 ^ k, 951274213);
+    h4 = h1 ^ Math.imul(h4 ^ k, 2716044179);
+  }
+  h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
+  h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
+  h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
+  h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
+  h1 ^= h2 ^ h3 ^ h4; h2 ^= h1; h3 ^= h1; h4 ^= h1;
+  return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
+}
+
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  private readonly key: string;
+
+  private constructor(key: string) {
+    this.key = key;
+    [this.a, this.b, this.c, this.d] = hash128(key);
+    for (let i = 0; i < 12; i++) this.nextUint32();
+  }
+
+  /** A stream for `seed` and a path of labels, e.g. `Rng.from(42, 'device', did)`. */
+  static from(seed: number | string, ...labels: Array<string | number>): Rng {
+    return new Rng([String(seed), ...labels.map(String)].join('\u241f'));
+  }
+
+  /** An independent child stream; the same label always gives the same child. */
+  fork(...labels: Array<string | number>): Rng {
+    return new Rng([this.key, ...labels.map(String)].join('\u241f'));
+  }
+
+  nextUint32(): number {
+    const t = (((this.a + this.b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) | 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) | 0;
+    return t >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    return this.nextUint32() / 4294967296;
+  }
+
+  /** Uniform float in [min, max). */
+  range(min: number, max: number): number {
+    return min + (max - min) * this.next();
+  }
+
+  /** Uniform integer in [min, max], both inclusive. */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  /** Normal deviate (Box-Muller). */
+  normal(mean = 0, sd = 1): number {
+    let u = 0;
+    while (u === 0) u = this.next();
+    const v = this.next();
+    return mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Exponential deviate with the given mean (Poisson inter-arrival times). */
+  exponential(mean: number): number {
+    let u = 0;
+    while (u === 0) u = this.next();
+    return -Math.log(u) * mean;
+  }
+
+  /** Poisson-distributed count with mean `lambda` (Knuth for small, normal approximation for large). */
+  poisson(lambda: number): number {
+    if (lambda <= 0) return 0;
+    if (lambda > 50) return Math.max(0, Math.round(this.normal(lambda, Math.sqrt(lambda))));
+    const l = Math.exp(-lambda);
+    let k = 0;
+    let p = 1;
+    do { k++; p *= this.next(); } while (p > l);
+    return k - 1;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new RangeError('pick(): empty list');
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+
+  /** Pick by weight; weights need not sum to 1. */
+  weighted<T>(items: ReadonlyArray<readonly [T, number]>): T {
+    let total = 0;
+    for (const [, w] of items) total += Math.max(0, w);
+    if (!(total > 0)) throw new RangeError('weighted(): weights must include a positive value');
+    let r = this.next() * total;
+    for (const [item, w] of items) {
+      r -= Math.max(0, w);
+      if (r < 0) return item;
+    }
+    return items[items.length - 1]![0];
+  }
+
+  /** `n` lowercase hex characters. */
+  hex(n: number): string {
+    let s = '';
+    while (s.length < n) s += this.nextUint32().toString(16).padStart(8, '0');
+    return s.slice(0, n);
+  }
+}
