@@ -42,7 +42,8 @@ export interface BrokerCounters {
   rejectedConnects: number;
 }
 
-export interface ClientInfo { clientId: string; principal: Principal; transport: Transport }
+/** `connId` tells sessions apart when a client id reconnects (the broker closes the older one). */
+export interface ClientInfo { clientId: string; connId: number; principal: Principal; transport: Transport }
 
 export interface BrokerEvents {
   clientReady: [ClientInfo];
@@ -62,6 +63,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   wsAddress: Address | null = null;
   private readonly emitter: FloodSafeEmitter;
   private readonly principals = new WeakMap<Client, Principal>();
+  private readonly connIds = new WeakMap<Client, number>();
+  private nextConnId = 1;
   private readonly transports = new WeakMap<Connection, Transport>();
   private readonly pipes = new Set<Duplex>();
   private tcp: Server | null = null;
@@ -153,6 +156,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         return;
       }
       this.principals.set(client, res);
+      this.connIds.set(client, this.nextConnId++);
       done(null, true);
     };
     aedes.authorizePublish = (client, packet, done) => {
@@ -189,11 +193,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     });
     aedes.on('clientReady', (client) => {
       const principal = this.principals.get(client);
-      if (principal) this.emit('clientReady', { clientId: client.id, principal, transport: this.transportOf(client) });
+      if (principal) this.emit('clientReady', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });
     });
     aedes.on('clientDisconnect', (client) => {
       const principal = this.principals.get(client);
-      if (principal) this.emit('clientGone', { clientId: client.id, principal, transport: this.transportOf(client) });
+      if (principal) this.emit('clientGone', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });
     });
     // Errors from one client (bad packets, ACL closes) never reach the process.
     aedes.on('clientError', () => undefined);

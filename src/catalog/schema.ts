@@ -22,7 +22,7 @@ export type Category = (typeof CATEGORIES)[number];
 export const TRANSPORTS = ['wifi', 'zigbee', 'ble'] as const;
 export type DeviceTransport = (typeof TRANSPORTS)[number];
 
-const kebab = z.string().regex(/^[a-z0-9]+(-[a-z0-9.]+)*$/, 'expected a kebab-case MIoT name, e.g. "target-temperature"');
+const kebab = z.string().regex(/^[a-z0-9][a-z0-9.]*(-[a-z0-9.]+)*$/, 'expected a kebab-case MIoT name, e.g. "target-temperature"');
 const iid = z.number().int().positive();
 
 /** "siid.piid", e.g. "2.4" for an AC's target-temperature. */

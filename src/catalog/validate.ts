@@ -13,13 +13,19 @@ const FORMAT_LIMITS: Record<string, [number, number]> = {
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
+/** Problems from a zod error (parse with `reportInput: true` so messages can say what was found). */
 export function zodProblems(file: string, err: ZodError, prefix: ReadonlyArray<PropertyKey> = []): Problem[] {
-  return err.issues.map((i) => ({ file, path: formatPath([...prefix, ...i.path]), message: i.message }));
+  return err.issues.map((i) => {
+    const input = (i as { input?: unknown }).input;
+    const shown = input === undefined || i.code === 'unrecognized_keys' ? ''
+      : typeof input === 'object' && input !== null ? '' : `, got ${JSON.stringify(input)}`;
+    return { file, path: formatPath([...prefix, ...i.path]), message: `${i.message}${shown}` };
+  });
 }
 
 /** Parse and check one device model; returns the model or every problem found. */
 export function checkDeviceModel(file: string, doc: unknown): { model?: DeviceModel; problems: Problem[] } {
-  const parsed = DeviceModelSpec.safeParse(doc);
+  const parsed = DeviceModelSpec.safeParse(doc, { reportInput: true });
   if (!parsed.success) return { problems: zodProblems(file, parsed.error) };
   const model = parsed.data;
   const problems: Problem[] = [];

@@ -146,7 +146,8 @@ export class EventScheduler implements Scheduler {
   }
 
   private push(time: number, fn: () => void): Entry {
-    const entry: Entry = { time: Math.max(time, this.current), seq: this.seq++, fn, state: PENDING };
+    // Whole milliseconds: payload timestamps are integers and ordering stays exact.
+    const entry: Entry = { time: Math.max(Math.round(time), this.current), seq: this.seq++, fn, state: PENDING };
     const wasEarliest = this.heap.length === 0 || entry.time < this.heap[0]!.time;
     const heap = this.heap;
     heap.push(entry);

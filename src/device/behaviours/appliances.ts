@@ -14,18 +14,19 @@ export const climateControl: BehaviourFactory<'climate-control'> = (spec, ctx) =
   const setpoint = (): number => (typeof spec.setpoint === 'number' ? spec.setpoint : ctx.num(spec.setpoint));
   let watts = spec.power?.standbyW ?? 0;
   let energyKwh = spec.power?.energy ? ctx.num(spec.power.energy) : 0;
+  // The physics runs on a continuous value; the property holds it snapped to the spec's step.
+  let q = ctx.num(spec.quantity);
 
   const update = (dtMinutes: number): void => {
     const on = ctx.get(spec.on) === true;
-    const q = ctx.num(spec.quantity);
     const goal = on ? setpoint() : spec.ambient;
     const rate = on ? spec.approachPerMinute : spec.driftPerMinute;
-    const next = q + (goal - q) * (1 - Math.pow(1 - rate, dtMinutes)) + ctx.rng.normal(0, 0.01);
-    ctx.set(spec.quantity, next, { report: false });
+    q += (goal - q) * (1 - Math.pow(1 - rate, dtMinutes)) + ctx.rng.normal(0, 0.01) * Math.min(1, dtMinutes);
+    ctx.set(spec.quantity, q, { report: false });
     reportIfMoved(ctx, spec.quantity, spec.reportThreshold);
     const p = spec.power;
     if (!p) return;
-    const effort = on ? Math.min(1, Math.abs(setpoint() - ctx.num(spec.quantity)) / p.fullEffortAt) : 0;
+    const effort = on ? Math.min(1, Math.abs(setpoint() - q) / p.fullEffortAt) : 0;
     watts = on ? p.minW + (p.maxW - p.minW) * effort : p.standbyW;
     if (p.property) {
       ctx.set(p.property, watts, { report: false });

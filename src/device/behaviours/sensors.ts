@@ -15,17 +15,25 @@ export const heartbeat: BehaviourFactory<'heartbeat'> = (spec, ctx) => {
 
 export const randomWalk: BehaviourFactory<'random-walk'> = (spec, ctx) => {
   const period = spec.intervalSeconds * 1000;
+  // The walk runs on a continuous value; the property holds it snapped to the spec's step.
+  let v = ctx.num(spec.property);
   const step = (): void => {
-    const v = ctx.num(spec.property);
     const pull = spec.mean === undefined ? 0 : spec.reversion * (spec.mean - v);
-    ctx.set(spec.property, v + pull + ctx.rng.normal(0, spec.step), { report: false });
+    v += pull + ctx.rng.normal(0, spec.step);
+    ctx.set(spec.property, v, { report: false });
+    v = clampTo(v, ctx.num(spec.property), spec.step * 4);
     const now = ctx.num(spec.property);
     const last = ctx.lastReported(spec.property);
     if (typeof last !== 'number' || Math.abs(now - last) >= spec.reportThreshold) ctx.report(spec.property);
   };
   ctx.every(period, step, ctx.rng.range(0, period));
-  return {};
+  return { onSet(ref, value) { if (ref === spec.property && typeof value === 'number') v = value; } };
 };
+
+/** Keep a continuous value within `slack` of the stored one (so range clamping holds it in bounds). */
+function clampTo(v: number, stored: number, slack: number): number {
+  return Math.min(stored + slack, Math.max(stored - slack, v));
+}
 
 export const motion: BehaviourFactory<'motion'> = (spec, ctx) => {
   let lastTrigger = -Infinity;
@@ -68,8 +76,9 @@ export const contact: BehaviourFactory<'contact'> = (spec, ctx) => {
 export const batteryDrain: BehaviourFactory<'battery-drain'> = (spec, ctx) => {
   let warned = false;
   const period = spec.tickSeconds * 1000;
+  let v = ctx.num(spec.property);
   ctx.every(period, () => {
-    const v = Math.max(spec.min, ctx.num(spec.property) - (spec.perDay * spec.tickSeconds) / 86400);
+    v = Math.max(spec.min, v - (spec.perDay * spec.tickSeconds) / 86400);
     ctx.set(spec.property, v, { report: false });
     const now = ctx.num(spec.property);
     const last = ctx.lastReported(spec.property);

@@ -1,0 +1,87 @@
+/** Terminal output of the CLI: live progress, the end-of-run summary, catalogue listings. */
+import type { Catalog } from '../catalog/catalog.js';
+import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
+import type { RunReport } from '../sim/report.js';
+import type { SimulationStatus } from '../sim/simulation.js';
+
+/** One self-rewriting status line on a terminal; silent when not a TTY. */
+export class Progress {
+  private last: { at: number; published: number } | null = null;
+  private shown = false;
+  constructor(private readonly stream: NodeJS.WritableStream, private readonly enabled: boolean) {}
+
+  connecting(n: number, total: number): void {
+    if (!this.enabled || (n % 50 !== 0 && n !== total)) return;
+    this.write(`connecting devices ${n}/${total}`);
+  }
+
+  update(s: SimulationStatus): void {
+    const now = Date.now();
+    const rate = this.last ? ((s.published - this.last.published) * 1000) / Math.max(1, now - this.last.at) : 0;
+    this.last = { at: now, published: s.published };
+    if (!this.enabled) return;
+    const pct = s.virtualEnd ? ` ${Math.min(100, Math.floor(((s.virtualTime - s.virtualStart) * 100) / (s.virtualEnd - s.virtualStart)))}%` : '';
+    this.write(`virtual ${isoMinute(s.virtualTime)}${pct} | online ${s.online}/${s.devices} | ${rate.toFixed(1)} msg/s | ` +
+      `published ${s.published} delivered ${s.delivered} rejected ${s.rejected}`);
+  }
+
+  clear(): void {
+    if (this.shown) this.stream.write('\r\x1b[2K');
+    this.shown = false;
+  }
+
+  private write(line: string): void {
+    this.stream.write(`\r\x1b[2K${line}`);
+    this.shown = true;
+  }
+}
+
+function isoMinute(ts: number): string {
+  return new Date(ts).toISOString().slice(0, 19).replace('T', ' ') + 'Z';
+}
+
+export function formatSummary(r: RunReport, interrupted: boolean): string {
+  const c = r.platform.connections;
+  const top = (m: Record<string, number>): string => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
+  return [
+    `aiot-sim: ${interrupted ? 'stopped' : 'finished'} "${r.scenario}" (seed ${r.seed})`,
+    `  virtual time   ${r.virtualStart} -> ${r.virtualEnd} (${r.virtualSeconds} s) in ${r.wallSeconds} s wall`,
+    `  devices        ${r.devices.total} (${r.devices.sessions} MQTT sessions, the rest behind gateways)`,
+    `  online at end  ${c.online}   by category: ${top(c.byCategory)}`,
+    `                 by region: ${top(c.byRegion)}   by transport: ${top(c.byTransport)}`,
+    `  messages       published ${r.messages.published}, delivered ${r.messages.delivered}, rejected ${r.messages.rejected}`,
+    `  trace          ${r.traceMessages} device messages, sha256 ${r.traceDigest}`,
+    '',
+  ].join('\n');
+}
+
+export function listModels(catalog: Catalog): string {
+  const rows = catalog.models
+    .slice()
+    .sort((a, b) => (a.category + a.model < b.category + b.model ? -1 : 1))
+    .map((m) => [m.model, m.category, m.transport, String(m.services.reduce((n, s) => n + s.properties.length, 0)), m.name]);
+  const head = ['MODEL', 'CATEGORY', 'TRANSPORT', 'PROPS', 'NAME'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [fmt(head), ...rows.map(fmt), `${rows.length} models`, ''].join('\n');
+}
+
+function describeProperty(siid: number, p: PropertySpec): string {
+  const access = p.access.map((a) => a[0]).join('') || '-';
+  let values = '';
+  if (p['value-range']) values = ` ${p['value-range'][0]}..${p['value-range'][1]}/${p['value-range'][2]}`;
+  if (p['value-list']) values = ` {${p['value-list'].map((v) => `${v.value}=${v.description}`).join(', ')}}`;
+  return `    p ${siid}.${p.piid} ${p.name}: ${p.format} ${access}${values}${p.unit ? ` ${p.unit}` : ''}`;
+}
+
+export function describeModel(m: DeviceModel): string {
+  const lines = [`${m.model}  ${m.name}`, `  ${m.urn}`, `  category ${m.category}, transport ${m.transport}`, `  source: ${m.source}`];
+  for (const s of m.services) {
+    lines.push(`  service ${s.siid} ${s.name}`);
+    for (const p of s.properties) lines.push(describeProperty(s.siid, p));
+    for (const a of s.actions) lines.push(`    a ${s.siid}.${a.aiid} ${a.name}${a.in.length ? ` in [${a.in.join(', ')}]` : ''}${a.out.length ? ` out [${a.out.join(', ')}]` : ''}`);
+    for (const e of s.events) lines.push(`    e ${s.siid}.${e.eiid} ${e.name}${e.arguments.length ? ` args [${e.arguments.join(', ')}]` : ''}`);
+  }
+  if (m.behaviours.length) lines.push(`  behaviours: ${m.behaviours.map((b) => b.use).join(', ')}`);
+  return lines.join('\n') + '\n';
+}

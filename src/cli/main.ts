@@ -1,0 +1,265 @@
+/**
+ * The `aiot-sim` command: run, devices, validate, schema. Returns an exit code; never calls
+ * process.exit itself except on a second Ctrl-C.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadCatalog, loadDeviceFile, parseYaml, type Catalog } from '../catalog/catalog.js';
+import { deviceJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
+import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import { checkScenario } from '../sim/scenario.js';
+import { Simulation, type SimulationOptions } from '../sim/simulation.js';
+import { describeModel, formatSummary, listModels, Progress } from './format.js';
+
+const USAGE = `aiot-sim: a smart-home AIoT simulator (Mijia / MIoT devices on an embedded MQTT broker)
+
+Usage:
+  aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
+  aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
+  aiot-sim validate FILE...           check scenario and device files; every problem at once
+  aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
+
+Options for run:
+  --seed N          seed of every random choice (overrides the scenario)
+  --speed X         virtual seconds per wall second (1 = real time)
+  --fast            as fast as possible (needs a duration)
+  --duration D      how long to simulate, e.g. 90s, 15m, 24h, 30d
+  --mqtt-port P     embedded broker TCP port (default 1883; 0 = any free port)
+  --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
+  --host H          interface the broker binds to (default 127.0.0.1)
+  --token T         password of the "operator" MQTT account (default: random, printed)
+  --report FILE     write the run report as JSON
+  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
+  --quiet           no live progress, summary only
+  -h, --help        this help
+`;
+
+const RUN_OPTIONS = {
+  seed: { type: 'string' },
+  speed: { type: 'string' },
+  fast: { type: 'boolean' },
+  duration: { type: 'string' },
+  'mqtt-port': { type: 'string' },
+  'ws-port': { type: 'string' },
+  host: { type: 'string' },
+  token: { type: 'string' },
+  report: { type: 'string' },
+  trace: { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+class UsageError extends AiotSimError {
+  constructor(message: string) { super('E_USAGE', 'input', message); }
+}
+
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        out.write(USAGE);
+        return 0;
+      case 'run':
+        return await run(rest, out, err);
+      case 'devices':
+        return await devices(rest, out);
+      case 'validate':
+        return await validate(rest, out, err);
+      case 'schema':
+        return await schema(rest, out);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err.write(`aiot-sim: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof ValidationError) {
+      err.write(`aiot-sim: invalid input, nothing was started:\n${e.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+      return 1;
+    }
+    if (e instanceof AiotSimError) {
+      err.write(`aiot-sim: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function port(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: expected a port number 0..65535, got "${value}"`);
+  return n;
+}
+
+async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { values: v, positionals } = parse(args, RUN_OPTIONS);
+  if (v.help) {
+    out.write(USAGE);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`run takes one scenario file, got ${positionals.length}`);
+  const scenarioPath = resolve(positionals[0] ?? join(PACKAGE_ROOT, 'scenarios', 'default.yaml'));
+  const opts: SimulationOptions = {
+    scenario: scenarioPath,
+    broker: {
+      mqttPort: port('mqtt-port', v['mqtt-port'], 1883),
+      wsPort: port('ws-port', v['ws-port'], 8083),
+      host: v.host ?? '127.0.0.1',
+    },
+  };
+  if (v.seed !== undefined) {
+    const seed = Number(v.seed);
+    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
+    opts.seed = seed;
+  }
+  if (v.fast && v.speed !== undefined) throw new UsageError('--fast and --speed exclude each other');
+  if (v.fast) opts.speed = 'fast';
+  if (v.speed !== undefined) {
+    const speed = Number(v.speed);
+    if (!(speed > 0)) throw new UsageError(`--speed: expected a positive number, got "${v.speed}"`);
+    opts.speed = speed;
+  }
+  if (v.duration !== undefined) opts.duration = v.duration;
+  if (v.token !== undefined) {
+    if (v.token.length < 8) throw new UsageError('--token: use at least 8 characters');
+    opts.operatorToken = v.token;
+  }
+  if (v.trace) opts.traceFile = resolve(v.trace);
+  const quiet = v.quiet === true;
+  const progress = new Progress(err, !quiet && (err as NodeJS.WriteStream).isTTY === true);
+
+  opts.onConnectProgress = (n, total) => progress.connecting(n, total);
+  const sim = await Simulation.create(opts);
+  const st0 = sim.status();
+  if (!quiet) {
+    err.write(`aiot-sim: scenario "${sim.scenario.name}", seed ${sim.seed}, ${sim.population.devices.length} devices in ${sim.population.homes.length} homes, ` +
+      `speed ${String(sim.speed)}${st0.virtualEnd ? `, ${Math.round((st0.virtualEnd - st0.virtualStart) / 1000)} virtual seconds` : ''}\n`);
+  }
+  await sim.start();
+  const b = sim.broker;
+  const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
+  const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
+  err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
+  if (!quiet) {
+    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
+  }
+
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) {
+      err.write('\naiot-sim: second interrupt, exiting now\n');
+      process.exit(130);
+    }
+    interrupted = true;
+    progress.clear();
+    err.write('\naiot-sim: stopping...\n');
+    void sim.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const ticker = setInterval(() => progress.update(sim.status()), 1000);
+  try {
+    const report = await sim.finished;
+    clearInterval(ticker);
+    progress.clear();
+    out.write(formatSummary(report, interrupted));
+    if (v.report) {
+      const path = resolve(v.report);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, JSON.stringify(report, null, 2) + '\n');
+      err.write(`aiot-sim: report written to ${path}\n`);
+    }
+    return 0;
+  } finally {
+    clearInterval(ticker);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function devices(args: string[], out: NodeJS.WritableStream): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
+  const catalog: Catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices'));
+  if (positionals.length === 0) {
+    out.write(values.json ? JSON.stringify(catalog.models, null, 2) + '\n' : listModels(catalog));
+    return 0;
+  }
+  for (const name of positionals) {
+    const model = catalog.get(name);
+    if (!model) {
+      const near = catalog.models.map((m) => m.model).filter((m) => m.includes(name.split('.').pop() ?? name));
+      throw new AiotSimError('E_UNKNOWN_MODEL', 'input', `unknown device model "${name}"${near.length ? `; did you mean ${near.join(', ')}?` : ''} (aiot-sim devices lists them)`);
+    }
+    out.write(values.json ? JSON.stringify(model, null, 2) + '\n' : describeModel(model));
+  }
+  return 0;
+}
+
+async function validate(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { positionals } = parse(args, {});
+  if (positionals.length === 0) throw new UsageError('validate needs at least one file');
+  const catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices')).catch(() => null);
+  const problems: Problem[] = [];
+  let checked = 0;
+  for (const path of positionals) {
+    const res = await validateFile(path, catalog);
+    problems.push(...res);
+    checked++;
+  }
+  if (problems.length) {
+    err.write(problems.map((p) => `${formatProblem(p)}\n`).join(''));
+    err.write(`aiot-sim: ${problems.length} problem${problems.length === 1 ? '' : 's'} in ${new Set(problems.map((p) => p.file)).size} of ${checked} file${checked === 1 ? '' : 's'}\n`);
+    return 1;
+  }
+  out.write(`aiot-sim: ${checked} file${checked === 1 ? '' : 's'} valid\n`);
+  return 0;
+}
+
+async function validateFile(path: string, catalog: Catalog | null): Promise<Problem[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    return [{ file: path, path: '', message: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message }];
+  }
+  const y = parseYaml(path, text);
+  if (y.problems.length) return y.problems;
+  const doc = y.value;
+  const keys = typeof doc === 'object' && doc !== null ? Object.keys(doc) : [];
+  const isDevice = !keys.includes('population')
+    && (['services', 'urn', 'model', 'category', 'transport'].some((k) => keys.includes(k)) || /(^|\/)devices\//.test(path));
+  if (isDevice) return (await loadDeviceFile(path)).problems;
+  if (!catalog) return [{ file: path, path: '', message: 'cannot check a scenario: the device catalogue failed to load (aiot-sim validate devices/*.yaml)' }];
+  return checkScenario(path, doc, catalog).problems;
+}
+
+async function schema(args: string[], out: NodeJS.WritableStream): Promise<number> {
+  const { values } = parse(args, { write: { type: 'boolean' } });
+  const device = JSON.stringify(deviceJsonSchema(), null, 2) + '\n';
+  const scenario = JSON.stringify(scenarioJsonSchema(), null, 2) + '\n';
+  if (values.write) {
+    const dir = join(PACKAGE_ROOT, 'schema');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'device.schema.json'), device);
+    await writeFile(join(dir, 'scenario.schema.json'), scenario);
+    out.write(`aiot-sim: wrote ${join(dir, 'device.schema.json')} and ${join(dir, 'scenario.schema.json')}\n`);
+  } else out.write(JSON.stringify({ device: deviceJsonSchema(), scenario: scenarioJsonSchema() }, null, 2) + '\n');
+  return 0;
+}

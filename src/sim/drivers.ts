@@ -1,0 +1,120 @@
+/**
+ * Drivers advance the virtual clock. This file is the one place in the simulation that reads
+ * the wall clock and sets wall timers: it is the clock itself.
+ *
+ * - manual: virtual time moves only when asked (`advance`), for tests and library users;
+ * - real-time: virtual time = start + wall elapsed x speed;
+ * - fast: no waiting; events run as fast as the broker takes their messages (backpressure).
+ */
+import { performance } from 'node:perf_hooks';
+import type { EventScheduler } from './scheduler.js';
+
+export type Speed = number | 'fast' | 'manual';
+
+export interface DriverOptions {
+  /** Virtual time at which to stop, or undefined to run until stopped. */
+  endTime?: number;
+  /** Fast mode: true while the broker is behind and the simulation should wait. */
+  congested?: () => boolean;
+}
+
+export class ClockDriver {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private wallStart = 0;
+  private virtualStart = 0;
+  private resolveDone!: () => void;
+  /** Resolves when the end time is reached or the driver is stopped. */
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly scheduler: EventScheduler,
+    readonly speed: Speed,
+    private readonly opts: DriverOptions = {},
+  ) {
+    this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+  }
+
+  get endTime(): number | undefined { return this.opts.endTime; }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.wallStart = performance.now();
+    this.virtualStart = this.scheduler.now();
+    if (this.speed === 'manual') return;
+    if (this.speed === 'fast') {
+      setImmediate(() => void this.fastLoop());
+      return;
+    }
+    this.scheduler.onEarlier = () => this.arm();
+    this.tick();
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.scheduler.onEarlier = null;
+    this.resolveDone();
+  }
+
+  /** Manual mode: run everything due in the next `ms` virtual milliseconds. */
+  advance(ms: number): void {
+    if (this.speed !== 'manual') throw new Error(`advance() needs speed "manual", this simulation runs at ${String(this.speed)}`);
+    const end = this.opts.endTime;
+    const target = this.scheduler.now() + ms;
+    this.scheduler.runUntil(end === undefined ? target : Math.min(target, end));
+    if (end !== undefined && this.scheduler.now() >= end) this.stop();
+  }
+
+  private virtualNow(): number {
+    const speed = typeof this.speed === 'number' ? this.speed : 1;
+    return this.virtualStart + (performance.now() - this.wallStart) * speed;
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (!this.running) return;
+    const end = this.opts.endTime;
+    const now = this.virtualNow();
+    this.scheduler.runUntil(end === undefined ? now : Math.min(now, end));
+    if (end !== undefined && this.scheduler.now() >= end) {
+      this.stop();
+      return;
+    }
+    this.arm();
+  }
+
+  /** Wake at the wall time of the next event (at least every 250 ms, so the clock keeps moving). */
+  private arm(): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    const speed = typeof this.speed === 'number' ? this.speed : 1;
+    const next = this.scheduler.nextTime();
+    const waitVirtual = next === undefined ? Infinity : next - this.virtualNow();
+    const wait = Math.max(0, Math.min(250, waitVirtual / speed));
+    this.timer = setTimeout(() => this.tick(), wait);
+  }
+
+  private async fastLoop(): Promise<void> {
+    const end = this.opts.endTime ?? Infinity;
+    const congested = this.opts.congested ?? (() => false);
+    while (this.running) {
+      if (congested()) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      const next = this.scheduler.nextTime();
+      if (next === undefined || next > end) {
+        if (end !== Infinity) this.scheduler.runUntil(end);
+        this.stop();
+        return;
+      }
+      // Run a slice of events, then let I/O flow so messages reach the broker in order.
+      this.scheduler.runUntil(next, 2000);
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Builds the population a scenario describes: homes in regions, their owners and members, and
+ * the devices in each home (with gateways for Zigbee/BLE sensors). Counts are allocated by
+ * quota (largest remainder), not sampled, so structural figures such as "owners with more than
+ * five devices" are exact for a given scenario; which home gets which count is seeded.
+ */
+import type { Catalog } from '../catalog/catalog.js';
+import type { DeviceModel } from '../catalog/schema.js';
+import { CATEGORIES } from '../catalog/schema.js';
+import { Rng } from './rng.js';
+import type { Scenario } from './scenario.js';
+
+export interface DevicePlan {
+  did: string;
+  model: DeviceModel;
+  homeId: string;
+  uid: string;
+  region: string;
+  /** Gateway did for Zigbee/BLE children. */
+  parentId?: string;
+  /** Children of a gateway. */
+  children: DevicePlan[];
+}
+
+export interface Home {
+  id: string;
+  region: string;
+  ownerUid: string;
+  memberUids: string[];
+  /** Every device, gateways and their children included. */
+  devices: DevicePlan[];
+}
+
+export interface Population {
+  homes: Home[];
+  /** Devices with their own MQTT session (Wi-Fi devices and gateways). */
+  sessions: DevicePlan[];
+  /** Every device, children included. */
+  devices: DevicePlan[];
+}
+
+/** Split `total` into integer counts proportional to `weights` (largest remainder). */
+export function apportion(total: number, weights: ReadonlyArray<readonly [string, number]>): Map<string, number> {
+  const sum = weights.reduce((a, [, w]) => a + w, 0);
+  const exact = weights.map(([k, w]) => [k, (total * w) / sum] as const);
+  const out = new Map(exact.map(([k, x]) => [k, Math.floor(x)]));
+  let left = total - [...out.values()].reduce((a, b) => a + b, 0);
+  const byRemainder = [...exact].sort((a, b) => (b[1] - Math.floor(b[1])) - (a[1] - Math.floor(a[1])) || (a[0] < b[0] ? -1 : 1));
+  for (const [k] of byRemainder) {
+    if (left <= 0) break;
+    out.set(k, out.get(k)! + 1);
+    left--;
+  }
+  return out;
+}
+
+function shuffle<T>(rng: Rng, items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+/** Model weights from a mix of categories and model names (a category's weight is split among its models). */
+function modelWeights(catalog: Catalog, mix: Record<string, number>): Array<[DeviceModel, number]> {
+  const weights = new Map<DeviceModel, number>();
+  for (const [key, w] of Object.entries(mix).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (w <= 0) continue;
+    const models = (CATEGORIES as readonly string[]).includes(key)
+      ? catalog.byCategory(key as DeviceModel['category']).filter((m) => m.category !== 'gateway' || key === 'gateway')
+      : [catalog.require(key)];
+    for (const m of models) weights.set(m, (weights.get(m) ?? 0) + w / models.length);
+  }
+  return [...weights.entries()].sort(([a], [b]) => (a.model < b.model ? -1 : 1));
+}
+
+export class IdFactory {
+  private readonly used = new Set<string>();
+  constructor(private readonly rng: Rng) {}
+  private unique(make: () => string): string {
+    for (;;) {
+      const id = make();
+      if (!this.used.has(id)) {
+        this.used.add(id);
+        return id;
+      }
+    }
+  }
+  /** Wi-Fi did: a decimal string, as the cloud gives (e.g. "267090026"). */
+  wifi(): string { return this.unique(() => String(this.rng.int(100_000_000, 999_999_999))); }
+  /** Zigbee did: "lumi." + IEEE address without leading zeros (Aqara IEEEs start 00:15:8d). */
+  zigbee(): string { return this.unique(() => `lumi.158d000${this.rng.hex(9)}`); }
+  /** BLE did: "blt.3." + an opaque id. */
+  ble(): string { return this.unique(() => `blt.3.${this.rng.hex(12)}`); }
+  /** User id: a decimal string of 10 digits. */
+  user(): string { return this.unique(() => String(this.rng.int(1_000_000_000, 9_999_999_999))); }
+}
+
+export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: number): Population {
+  const rng = Rng.from(seed, 'population');
+  const ids = new IdFactory(rng.fork('ids'));
+  const p = scenario.population;
+  const regionCounts = apportion(p.homes, Object.entries(p.regions).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const countQuota = apportion(p.homes, Object.entries(p.devicesPerHome).sort(([a], [b]) => Number(a) - Number(b)));
+  const regions = shuffle(rng.fork('regions'), [...regionCounts.entries()].flatMap(([r, n]) => Array<string>(n).fill(r)));
+  const counts = shuffle(rng.fork('counts'), [...countQuota.entries()].flatMap(([c, n]) => Array<number>(n).fill(Number(c))));
+  const weights = modelWeights(catalog, p.mix);
+  const wifiWeights = weights.filter(([m]) => m.transport === 'wifi' && m.category !== 'gateway');
+  const gatewayModel = catalog.byCategory('gateway')[0];
+
+  const homes: Home[] = [];
+  const sessions: DevicePlan[] = [];
+  const devices: DevicePlan[] = [];
+  for (let h = 0; h < p.homes; h++) {
+    const hr = rng.fork('home', h);
+    const region = regions[h]!;
+    const ownerUid = ids.user();
+    const members = Array.from({ length: hr.int(p.membersPerHome[0], p.membersPerHome[1]) }, () => ids.user());
+    const homeId = `home-${h + 1}`;
+    const n = counts[h]!;
+    let picks = Array.from({ length: n }, () => hr.weighted(weights));
+    const needsGateway = picks.some((m) => m.transport !== 'wifi') && !picks.some((m) => m.category === 'gateway');
+    if (needsGateway) {
+      if (!gatewayModel || n < 2) picks = picks.map((m) => (m.transport === 'wifi' ? m : hr.weighted(wifiWeights)));
+      else {
+        // The hub takes one of the home's slots, so the home keeps its allotted device count.
+        const i = picks.findIndex((m) => m.transport === 'wifi');
+        if (i >= 0) picks[i] = gatewayModel;
+        else picks[0] = gatewayModel;
+      }
+    }
+    const home: Home = { id: homeId, region, ownerUid, memberUids: members, devices: [] };
+    const plan = (model: DeviceModel, parentId?: string): DevicePlan => {
+      const did = model.transport === 'zigbee' ? ids.zigbee() : model.transport === 'ble' ? ids.ble() : ids.wifi();
+      const d: DevicePlan = { did, model, homeId, uid: ownerUid, region, children: [] };
+      if (parentId) d.parentId = parentId;
+      return d;
+    };
+    const gateway = picks.find((m) => m.category === 'gateway');
+    const gwPlan = gateway ? plan(gateway) : undefined;
+    for (const m of picks) {
+      if (m === gateway && gwPlan && !home.devices.includes(gwPlan)) {
+        home.devices.push(gwPlan);
+        sessions.push(gwPlan);
+        continue;
+      }
+      if (m.transport !== 'wifi' && gwPlan) {
+        const child = plan(m, gwPlan.did);
+        gwPlan.children.push(child);
+        home.devices.push(child);
+      } else {
+        const d = plan(m);
+        home.devices.push(d);
+        sessions.push(d);
+      }
+    }
+    devices.push(...home.devices);
+    homes.push(home);
+  }
+  return { homes, sessions, devices };
+}

@@ -1,0 +1,61 @@
+/** The run report (`--report FILE`, JSON): what ran, for how long, what moved, what the platform saw. */
+import type { BrokerCounters } from '../broker/broker.js';
+import type { PlatformSnapshot } from '../platform/service.js';
+import type { Speed } from './drivers.js';
+import type { Scenario } from './scenario.js';
+
+export interface RunReport {
+  scenario: string;
+  seed: number;
+  speed: Speed;
+  virtualStart: string;
+  virtualEnd: string;
+  virtualSeconds: number;
+  wallSeconds: number;
+  devices: { total: number; sessions: number };
+  messages: { published: number; delivered: number; rejected: number };
+  /** sha256 of the ordered device-side trace (virtual ts, topic, payload): same scenario + seed, same digest. */
+  traceDigest: string;
+  traceMessages: number;
+  /** Password of the `operator` MQTT account for this run. */
+  operatorToken: string;
+  platform: PlatformSnapshot & { scale: number; scaled: { connections: number } };
+}
+
+export interface ReportInput {
+  scenario: Scenario;
+  seed: number;
+  speed: Speed;
+  virtualStart: number;
+  virtualEnd: number;
+  wallSeconds: number;
+  counters: BrokerCounters;
+  traceDigest: string;
+  traceMessages: number;
+  platform: PlatformSnapshot;
+  devices: number;
+  sessions: number;
+  operatorToken: string;
+}
+
+export function buildReport(r: ReportInput): RunReport {
+  return {
+    scenario: r.scenario.name,
+    seed: r.seed,
+    speed: r.speed,
+    virtualStart: new Date(r.virtualStart).toISOString(),
+    virtualEnd: new Date(r.virtualEnd).toISOString(),
+    virtualSeconds: (r.virtualEnd - r.virtualStart) / 1000,
+    wallSeconds: Math.round(r.wallSeconds * 1000) / 1000,
+    devices: { total: r.devices, sessions: r.sessions },
+    messages: { published: r.counters.published, delivered: r.counters.delivered, rejected: r.counters.rejected },
+    traceDigest: r.traceDigest,
+    traceMessages: r.traceMessages,
+    operatorToken: r.operatorToken,
+    platform: {
+      ...r.platform,
+      scale: r.scenario.scale,
+      scaled: { connections: Math.round(r.platform.connections.online * r.scenario.scale) },
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * The scenario format (YAML): who lives where, what they own, and how long to watch them.
+ * One zod schema validates it and is published as JSON Schema (`schema/scenario.schema.json`).
+ */
+import { readFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import { z } from 'zod';
+import type { Catalog } from '../catalog/catalog.js';
+import { parseYaml } from '../catalog/catalog.js';
+import { CATEGORIES } from '../catalog/schema.js';
+import { zodProblems } from '../catalog/validate.js';
+import { ValidationError, type Problem } from '../errors.js';
+import { REGION_IDS } from './regions.js';
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "90s", "15m", "24h", "30d" -> milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION_RE.exec(text.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms > 0 ? ms : undefined;
+}
+
+const Duration = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration like "90s", "15m", "24h" or "30d"');
+const Weights = z.record(z.string(), z.number().nonnegative()).refine(
+  (w) => Object.values(w).some((v) => v > 0), 'expected at least one positive weight');
+
+export const ScenarioSpec = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  /** Seed of every random choice; `--seed` overrides it. */
+  seed: z.number().int().nonnegative().default(1),
+  /** Virtual start, ISO 8601 with a zone, e.g. "2026-07-15T17:00:00Z" or "2026-07-15T19:00:00+02:00". */
+  start: z.string().refine((s) => /(Z|[+-]\d\d:\d\d)$/.test(s) && Number.isFinite(Date.parse(s)),
+    'expected an ISO 8601 date-time with a zone, e.g. "2026-07-15T17:00:00Z"'),
+  /** How much virtual time to simulate; omit to run until stopped (real-time mode only). */
+  duration: Duration.optional(),
+  /** Virtual seconds per wall second (1 = real time), or "fast": as fast as the broker takes it. */
+  speed: z.union([z.number().positive().max(100_000), z.literal('fast')]).default(1),
+  /** Each simulated home stands for this many real ones (reports give figures times scale). */
+  scale: z.number().positive().default(1),
+  population: z.strictObject({
+    homes: z.number().int().positive().max(1_000_000),
+    /** Share of homes per region id (weights, normalised). */
+    regions: Weights,
+    /** Devices per home: weight of each count, e.g. {"1": 30, "3": 40, "7": 10}; gateways count. */
+    devicesPerHome: Weights,
+    /** What fills a home's device slots: weights by category or by model name. */
+    mix: Weights,
+    /** App users per home besides the owner: [min, max]. */
+    membersPerHome: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).default([0, 2]),
+  }),
+});
+export type Scenario = z.infer<typeof ScenarioSpec>;
+
+/**
+ * Structural and semantic checks together, so every problem is reported at once: the semantic
+ * checks (known regions, models and categories, sane counts) run on the raw document even when
+ * the structure is wrong elsewhere.
+ */
+export function checkScenario(file: string, doc: unknown, catalog: Catalog): { scenario?: Scenario; problems: Problem[] } {
+  const parsed = ScenarioSpec.safeParse(doc, { reportInput: true });
+  const problems: Problem[] = parsed.success ? [] : zodProblems(file, parsed.error);
+  const add = (path: string, message: string): void => {
+    if (!problems.some((p) => p.path === path)) problems.push({ file, path, message });
+  };
+  const root = isRecord(doc) ? doc : {};
+  const pop = isRecord(root['population']) ? root['population'] : {};
+  for (const id of Object.keys(isRecord(pop['regions']) ? pop['regions'] : {})) {
+    if (!REGION_IDS.includes(id)) add(`population.regions.${id}`, `unknown region "${id}"; known: ${REGION_IDS.join(', ')}`);
+  }
+  for (const k of Object.keys(isRecord(pop['devicesPerHome']) ? pop['devicesPerHome'] : {})) {
+    const n = Number(k);
+    if (!Number.isInteger(n) || n < 1 || n > 200) add(`population.devicesPerHome.${k}`, `expected a device count from 1 to 200, got "${k}"`);
+  }
+  for (const k of Object.keys(isRecord(pop['mix']) ? pop['mix'] : {})) {
+    const isCategory = (CATEGORIES as readonly string[]).includes(k);
+    if (!isCategory && !catalog.has(k)) add(`population.mix.${k}`, `unknown device model or category "${k}" (aiot-sim devices lists them)`);
+    else if (isCategory && catalog.byCategory(k as (typeof CATEGORIES)[number]).length === 0) {
+      add(`population.mix.${k}`, `no device model of category "${k}" in the catalogue`);
+    }
+  }
+  const members = pop['membersPerHome'];
+  if (Array.isArray(members) && typeof members[0] === 'number' && typeof members[1] === 'number' && members[0] > members[1]) {
+    add('population.membersPerHome', `min ${members[0]} is above max ${members[1]}`);
+  }
+  if (root['speed'] === 'fast' && root['duration'] === undefined) add('duration', 'fast mode needs a duration');
+  problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return problems.length || !parsed.success ? { problems } : { scenario: parsed.data, problems };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export async function loadScenario(path: string, catalog: Catalog): Promise<Scenario> {
+  const file = relative(process.cwd(), path) || path;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ValidationError([{ file, path: '', message: code === 'ENOENT' ? 'no such scenario file' : `cannot read: ${(err as Error).message}` }]);
+  }
+  const y = parseYaml(file, text);
+  if (y.problems.length) throw new ValidationError(y.problems);
+  const res = checkScenario(file, y.value, catalog);
+  if (!res.scenario) throw new ValidationError(res.problems);
+  return res.scenario;
+}

@@ -1,0 +1,168 @@
+/**
+ * An MQTT session for one Wi-Fi device or gateway: its own client id, credentials and last will,
+ * over TCP, WebSocket or the in-process pipe. A gateway's session also carries its Zigbee/BLE
+ * children: it publishes for them on their own did topics and takes their commands.
+ */
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type { Duplex } from 'node:stream';
+import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
+import { topics } from '../device/topics.js';
+import { logger } from '../log.js';
+import type { Clock } from './scheduler.js';
+import type { TraceRecorder } from './trace.js';
+
+const log = logger('session');
+
+/** How sessions reach the broker. */
+export type Connector =
+  | { kind: 'in-process'; open: () => Duplex }
+  | { kind: 'url'; url: string };
+
+export interface SessionHooks {
+  clock: Clock;
+  trace: TraceRecorder;
+  /** Publishes handed to the client and not yet written (for backpressure). */
+  inflight: { count: number };
+}
+
+export class DeviceSession {
+  readonly did: string;
+  private client: MqttClient | null = null;
+  private readonly byDid = new Map<string, Device>();
+  private readonly link: DeviceLink;
+  connected = false;
+  connects = 0;
+
+  constructor(
+    readonly device: Device,
+    readonly children: Device[],
+    private readonly token: string,
+    private readonly connector: Connector,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.did = device.did;
+    this.byDid.set(device.did, device);
+    for (const c of children) this.byDid.set(c.did, c);
+    this.link = { publish: (topic, payload, opts) => this.publish(topic, payload, opts) };
+  }
+
+  /** Connect and resolve once the broker accepted the session (CONNACK) and it went online. */
+  connect(timeoutMs = 30_000): Promise<void> {
+    const opts: IClientOptions = {
+      clientId: this.did,
+      username: this.did,
+      password: this.token,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 60,
+      reconnectPeriod: 2000,
+      connectTimeout: timeoutMs,
+      resubscribe: false,
+      will: this.will(),
+    };
+    const client = this.connector.kind === 'in-process'
+      ? new MqttClient(() => (this.connector as { open: () => Duplex }).open(), opts)
+      : mqtt.connect(this.connector.url, opts);
+    this.client = client;
+    client.on('connect', () => this.onConnect());
+    // The will is stamped with the time its session starts, so refresh it for each reconnect.
+    client.on('reconnect', () => { client.options.will = this.will(); });
+    client.on('close', () => this.onClose());
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (err) => log.debug({ did: this.did, err: err.message }, 'session error'));
+    return new Promise((resolve, reject) => {
+      const ok = (): void => { client.off('error', bad); resolve(); };
+      const bad = (err: Error): void => {
+        client.off('connect', ok);
+        client.end(true);
+        reject(new Error(`device ${this.did}: ${err.message}`));
+      };
+      client.once('connect', ok);
+      client.once('error', bad);
+    });
+  }
+
+  private will(): NonNullable<IClientOptions['will']> {
+    return {
+      topic: topics.state(this.did),
+      payload: Buffer.from(JSON.stringify(this.device.statePayload('offline'))),
+      qos: 1,
+      retain: true,
+    };
+  }
+
+  /** Go offline cleanly: children and self publish "offline", then DISCONNECT (no last will). */
+  async stop(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    this.client = null;
+    if (this.connected) {
+      for (const d of [...this.children, this.device]) {
+        this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
+      }
+    }
+    this.detachAll();
+    await client.endAsync(false).catch(() => undefined);
+  }
+
+  /** Drop the connection without DISCONNECT, as a device losing power or network would (last will fires). */
+  kill(): void {
+    const client = this.client;
+    this.client = null;
+    this.detachAll();
+    client?.stream?.destroy();
+    client?.end(true);
+  }
+
+  /**
+   * Announce the session: attach devices, subscribe to their commands, publish "online" (retained)
+   * for self and children. The simulation calls it for the first connection, in population order,
+   * so the trace does not depend on which socket connected first; reconnects announce themselves.
+   */
+  goOnline(): void {
+    const client = this.client;
+    if (!client || !this.connected) return;
+    for (const d of this.byDid.values()) d.attach(this.link);
+    client.subscribe([...this.byDid.keys()].map((did) => topics.rpcDown(did)), { qos: 1 }, (err) => {
+      if (err) log.warn({ did: this.did, err: err.message }, 'subscribe failed');
+    });
+    for (const d of [this.device, ...this.children]) {
+      this.publish(topics.state(d.did), JSON.stringify(d.statePayload('online')), { qos: 1, retain: true });
+    }
+  }
+
+  private onConnect(): void {
+    this.connected = true;
+    this.connects++;
+    if (this.connects > 1) this.goOnline();
+  }
+
+  private onClose(): void {
+    this.connected = false;
+    this.detachAll();
+  }
+
+  private detachAll(): void {
+    for (const d of this.byDid.values()) d.detach();
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const did = topic.split('/')[1] ?? '';
+    const device = this.byDid.get(did);
+    if (!device) return;
+    try {
+      device.handleRpc(payload.toString('utf8'));
+    } catch (err) {
+      log.error({ did, err: (err as Error).message }, 'rpc handling failed');
+    }
+  }
+
+  private publish(topic: string, payload: string, opts: PublishOptions): void {
+    const client = this.client;
+    if (!client) return;
+    this.hooks.trace.record(this.hooks.clock.now(), topic, payload);
+    const inflight = this.hooks.inflight;
+    inflight.count++;
+    client.publish(topic, payload, opts, () => { inflight.count--; });
+  }
+}

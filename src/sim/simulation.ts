@@ -1,0 +1,357 @@
+/**
+ * A running simulation: scenario -> population -> devices -> broker -> platform.
+ * Everything is validated before anything starts; then the broker opens, devices connect as real
+ * MQTT sessions, and the driver advances the virtual clock until the duration is reached or
+ * `stop()` is called. Also the library entry point (`createSimulation`).
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MqttClient } from 'mqtt';
+import { EmbeddedBroker } from '../broker/broker.js';
+import { Catalog, loadCatalog } from '../catalog/catalog.js';
+import { Device } from '../device/device.js';
+import { topics, type RpcResponse } from '../device/topics.js';
+import { AiotSimError, ValidationError } from '../errors.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
+import { ClockDriver, type Speed } from './drivers.js';
+import { buildPopulation, type DevicePlan, type Population } from './population.js';
+import { buildReport, type RunReport } from './report.js';
+import { Rng } from './rng.js';
+import { checkScenario, loadScenario, parseDuration, type Scenario } from './scenario.js';
+import { EventScheduler } from './scheduler.js';
+import { DeviceSession, type Connector } from './session.js';
+import { TraceRecorder } from './trace.js';
+
+export interface SimulationOptions {
+  /** A scenario file path, or a scenario object (validated the same way). */
+  scenario: string | Scenario | Record<string, unknown>;
+  /** Device catalogue folder or a loaded catalogue. Default: the package's `devices/`. */
+  catalog?: string | Catalog;
+  /** Overrides the scenario's seed. */
+  seed?: number;
+  /** Overrides the scenario's speed: a real-time multiplier, "fast", or "manual" (advance by hand). */
+  speed?: Speed;
+  /** Overrides the scenario's duration ("15m", "24h") or milliseconds. */
+  duration?: string | number;
+  /** Embedded broker listeners. Ports: 0 = any free port, null = off. Defaults: TCP 1883, WebSocket off. */
+  broker?: { host?: string; mqttPort?: number | null; wsPort?: number | null };
+  /** How device sessions reach the embedded broker. Default "in-process" (no socket per device). */
+  deviceTransport?: 'in-process' | 'tcp';
+  /** Password of the `operator` account; random when omitted. */
+  operatorToken?: string;
+  /** Write the device-side trace as NDJSON to this file. */
+  traceFile?: string;
+  /** Called while devices connect. */
+  onConnectProgress?: (connected: number, total: number) => void;
+}
+
+export interface SimulationStatus {
+  virtualTime: number;
+  virtualStart: number;
+  virtualEnd: number | null;
+  devices: number;
+  sessions: number;
+  sessionsConnected: number;
+  online: number;
+  published: number;
+  delivered: number;
+  rejected: number;
+  events: number;
+}
+
+const CONNECT_CONCURRENCY = 200;
+
+export class Simulation {
+  readonly scenario: Scenario;
+  readonly seed: number;
+  readonly speed: Speed;
+  readonly catalog: Catalog;
+  readonly population: Population;
+  readonly operatorToken: string;
+  readonly scheduler: EventScheduler;
+  readonly platform: PlatformService;
+  private broker_: EmbeddedBroker | null = null;
+  private readonly driver: ClockDriver;
+  private readonly devices = new Map<string, Device>();
+  private readonly sessions: DeviceSession[] = [];
+  private readonly tokens = new Map<string, string>();
+  private readonly trace = new TraceRecorder();
+  private readonly inflight = { count: 0 };
+  private operator: MqttClient | null = null;
+  private readonly pendingRpc = new Map<string, (res: RpcResponse) => void>();
+  private rpcSeq = 0;
+  private wallStart = 0;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private report_: RunReport | null = null;
+  private readonly virtualStart: number;
+  private readonly virtualEnd: number | null;
+
+  private constructor(
+    private readonly opts: SimulationOptions,
+    scenario: Scenario,
+    catalog: Catalog,
+  ) {
+    this.scenario = scenario;
+    this.catalog = catalog;
+    this.seed = opts.seed ?? scenario.seed;
+    this.speed = opts.speed ?? scenario.speed;
+    this.operatorToken = opts.operatorToken ?? randomBytes(12).toString('base64url');
+    this.virtualStart = Date.parse(scenario.start);
+    const durationMs = typeof opts.duration === 'number' ? opts.duration
+      : opts.duration !== undefined ? parseDuration(opts.duration) : scenario.duration ? parseDuration(scenario.duration) : undefined;
+    this.virtualEnd = durationMs === undefined ? null : this.virtualStart + durationMs;
+    this.scheduler = new EventScheduler(this.virtualStart);
+    this.population = buildPopulation(scenario, catalog, this.seed);
+    this.platform = new PlatformService((did) => this.facts(did));
+    const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = { congested: () => this.inflight.count > 20_000 };
+    if (this.virtualEnd !== null) driverOpts.endTime = this.virtualEnd;
+    this.driver = new ClockDriver(this.scheduler, this.speed, driverOpts);
+  }
+
+  /** Validate everything (scenario, catalogue, overrides) and build the population; starts nothing. */
+  static async create(opts: SimulationOptions): Promise<Simulation> {
+    const catalog = opts.catalog instanceof Catalog ? opts.catalog : await loadCatalog(opts.catalog ?? join(PACKAGE_ROOT, 'devices'));
+    let scenario: Scenario;
+    if (typeof opts.scenario === 'string') scenario = await loadScenario(opts.scenario, catalog);
+    else {
+      const res = checkScenario('<scenario>', opts.scenario, catalog);
+      if (!res.scenario) throw new ValidationError(res.problems);
+      scenario = res.scenario;
+    }
+    const problems: string[] = [];
+    if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) problems.push(`seed: expected a non-negative integer, got ${opts.seed}`);
+    if (typeof opts.speed === 'number' && !(opts.speed > 0)) problems.push(`speed: expected a positive number, "fast" or "manual", got ${opts.speed}`);
+    if (typeof opts.duration === 'string' && parseDuration(opts.duration) === undefined) problems.push(`duration: expected e.g. "90s", "15m", "24h", "30d", got "${opts.duration}"`);
+    if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push(`duration: expected positive milliseconds, got ${opts.duration}`);
+    const speed = opts.speed ?? scenario.speed;
+    if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push('duration: fast mode needs a duration');
+    if (problems.length) throw new AiotSimError('E_OPTIONS', 'input', problems.join('\n'));
+    return new Simulation(opts, scenario, catalog);
+  }
+
+  get broker(): EmbeddedBroker {
+    if (!this.broker_) throw new AiotSimError('E_NOT_STARTED', 'input', 'the simulation has not started');
+    return this.broker_;
+  }
+
+  /** Resolves with the report when the run ends (duration reached, or stop()). */
+  get finished(): Promise<RunReport> {
+    return this.driver.done.then(() => this.stop());
+  }
+
+  /** Open the broker, connect every device, announce them online at the virtual start, start the clock. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new AiotSimError('E_STATE', 'input', `start(): simulation is ${this.state}`);
+    this.state = 'starting';
+    this.wallStart = performance.now();
+    if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
+    const b = this.opts.broker ?? {};
+    const brokerOpts: Parameters<typeof EmbeddedBroker.start>[0] = { operatorToken: this.operatorToken };
+    if (b.host !== undefined) brokerOpts.host = b.host;
+    if (b.mqttPort !== undefined) brokerOpts.mqttPort = b.mqttPort;
+    if (b.wsPort !== undefined) brokerOpts.wsPort = b.wsPort;
+    const broker = await EmbeddedBroker.start(brokerOpts);
+    this.broker_ = broker;
+    try {
+      this.platform.observe(broker);
+      this.provision(broker);
+      await this.connectOperator(broker);
+      await this.connectAll(broker);
+      // First announcements in population order, at the virtual start: a reproducible trace.
+      for (const s of this.sessions) s.goOnline();
+      for (const d of this.devices.values()) d.start();
+      this.state = 'running';
+      this.driver.start();
+    } catch (err) {
+      await this.shutdown();
+      this.state = 'stopped';
+      throw err;
+    }
+  }
+
+  /** Manual speed only: run the next `ms` of virtual time. */
+  advance(ms: number): void {
+    this.driver.advance(ms);
+  }
+
+  /** Platform figures as observed on the broker. */
+  snapshot(): PlatformSnapshot {
+    return this.platform.snapshot();
+  }
+
+  status(): SimulationStatus {
+    const c = this.broker_?.counters;
+    return {
+      virtualTime: this.scheduler.now(),
+      virtualStart: this.virtualStart,
+      virtualEnd: this.virtualEnd,
+      devices: this.devices.size,
+      sessions: this.sessions.length,
+      sessionsConnected: this.sessions.filter((s) => s.connected).length,
+      online: this.platform.registry.size,
+      published: c?.published ?? 0,
+      delivered: c?.delivered ?? 0,
+      rejected: c?.rejected ?? 0,
+      events: this.scheduler.executed,
+    };
+  }
+
+  /** A device by did (for inspection; commands go through `command()` and the broker). */
+  device(did: string): Device | undefined {
+    return this.devices.get(did);
+  }
+
+  /** Dids of every simulated device, children included. */
+  get dids(): string[] {
+    return [...this.devices.keys()];
+  }
+
+  /** Send an RPC to a device as the operator, through the broker, and await its reply on up/rpc. */
+  async command(did: string, method: 'get_properties' | 'set_properties' | 'action', params: unknown, timeoutMs = 10_000): Promise<RpcResponse> {
+    const op = this.operator;
+    if (!op || this.state !== 'running') throw new AiotSimError('E_STATE', 'input', 'command(): the simulation is not running');
+    if (!this.devices.has(did)) throw new AiotSimError('E_UNKNOWN_DEVICE', 'input', `command(): no device "${did}" in this simulation`);
+    const id = ++this.rpcSeq;
+    const key = `${did}#${id}`;
+    const reply = new Promise<RpcResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingRpc.delete(key);
+        reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `no reply from ${did} to ${method} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pendingRpc.set(key, (res) => { clearTimeout(timer); resolve(res); });
+    });
+    await op.publishAsync(topics.rpcDown(did), JSON.stringify({ id, method, params }), { qos: 1 });
+    return reply;
+  }
+
+  /** Stop everything cleanly (devices say offline, sessions disconnect, broker closes); returns the report. */
+  async stop(): Promise<RunReport> {
+    if (this.report_) return this.report_;
+    if (this.state === 'stopping') return this.finished;
+    this.state = 'stopping';
+    this.driver.stop();
+    // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
+    await this.settle();
+    const snapshot = this.platform.snapshot();
+    for (const d of this.devices.values()) d.stop();
+    await Promise.all(this.sessions.map((s) => s.stop()));
+    const counters = this.broker_ ? { ...this.broker_.counters } : { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0 };
+    const digest = await this.trace.finish();
+    await this.shutdown();
+    this.state = 'stopped';
+    this.report_ = buildReport({
+      scenario: this.scenario, seed: this.seed, speed: this.speed, virtualStart: this.virtualStart,
+      virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
+      counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
+      devices: this.devices.size, sessions: this.sessions.length, operatorToken: this.operatorToken,
+    });
+    return this.report_;
+  }
+
+  private facts(did: string): { model: string; category: string; region: string; radio?: string } | undefined {
+    const d = this.planByDid.get(did);
+    if (!d) return undefined;
+    const f: { model: string; category: string; region: string; radio?: string } = {
+      model: d.model.model, category: d.model.category, region: d.region,
+    };
+    if (d.model.transport !== 'wifi') f.radio = d.model.transport;
+    return f;
+  }
+
+  private readonly planByDid = new Map<string, DevicePlan>();
+
+  /** Register every device's credentials and ownership with the broker (what the cloud provisions). */
+  private provision(broker: EmbeddedBroker): void {
+    const rng = Rng.from(this.seed, 'devices');
+    for (const plan of this.population.devices) this.planByDid.set(plan.did, plan);
+    for (const plan of this.population.sessions) {
+      const token = randomBytes(16).toString('hex');
+      this.tokens.set(plan.did, token);
+      broker.access.registerDevice(plan.did, { token, uid: plan.uid, children: plan.children.map((c) => c.did) });
+    }
+    for (const plan of this.population.devices) {
+      const opts: ConstructorParameters<typeof Device>[0] = {
+        did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.scheduler, rng: rng.fork(plan.did),
+      };
+      if (plan.parentId) opts.parentId = plan.parentId;
+      this.devices.set(plan.did, new Device(opts));
+    }
+  }
+
+  private async connectOperator(broker: EmbeddedBroker): Promise<void> {
+    const op = new MqttClient(() => broker.connectInProcess(), {
+      clientId: `aiot-sim-operator-${randomBytes(4).toString('hex')}`, username: 'operator', password: this.operatorToken,
+      protocolVersion: 4, reconnectPeriod: 1000,
+    });
+    await new Promise<void>((resolve, reject) => {
+      op.once('connect', () => resolve());
+      op.once('error', reject);
+    });
+    op.on('message', (topic, payload) => {
+      const did = topic.split('/')[1] ?? '';
+      let res: RpcResponse;
+      try {
+        res = JSON.parse(payload.toString('utf8')) as RpcResponse;
+      } catch {
+        return;
+      }
+      const key = `${did}#${String(res.id)}`;
+      const waiter = this.pendingRpc.get(key);
+      if (waiter) {
+        this.pendingRpc.delete(key);
+        waiter(res);
+      }
+    });
+    await op.subscribeAsync('device/+/up/rpc', { qos: 1 });
+    this.operator = op;
+  }
+
+  private async connectAll(broker: EmbeddedBroker): Promise<void> {
+    const connector: Connector = this.opts.deviceTransport === 'tcp'
+      ? { kind: 'url', url: `mqtt://${broker.mqttAddress?.host ?? '127.0.0.1'}:${broker.mqttAddress?.port ?? 1883}` }
+      : { kind: 'in-process', open: () => broker.connectInProcess() };
+    if (this.opts.deviceTransport === 'tcp' && !broker.mqttAddress) {
+      throw new AiotSimError('E_OPTIONS', 'input', 'deviceTransport "tcp" needs the TCP listener (mqttPort is null)');
+    }
+    const hooks = { clock: this.scheduler, trace: this.trace, inflight: this.inflight };
+    for (const plan of this.population.sessions) {
+      const device = this.devices.get(plan.did)!;
+      const children = plan.children.map((c) => this.devices.get(c.did)!);
+      this.sessions.push(new DeviceSession(device, children, this.tokens.get(plan.did)!, connector, hooks));
+    }
+    let done = 0;
+    const queue = [...this.sessions];
+    const worker = async (): Promise<void> => {
+      for (let s = queue.shift(); s; s = queue.shift()) {
+        await s.connect();
+        done++;
+        this.opts.onConnectProgress?.(done, this.sessions.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, queue.length) }, worker));
+  }
+
+  /** Wait (bounded) until device publishes handed to sessions have been written to the broker. */
+  private async settle(maxMs = 5000): Promise<void> {
+    const until = performance.now() + maxMs;
+    while (this.inflight.count > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setImmediate(r));
+  }
+
+  private async shutdown(): Promise<void> {
+    const op = this.operator;
+    this.operator = null;
+    if (op) await op.endAsync(true).catch(() => undefined);
+    if (this.broker_) await this.broker_.close();
+  }
+}
+
+/** Validate, build and start a simulation (see SimulationOptions). */
+export async function createSimulation(opts: SimulationOptions): Promise<Simulation> {
+  const sim = await Simulation.create(opts);
+  await sim.start();
+  return sim;
+}
+

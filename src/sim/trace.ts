@@ -1,0 +1,31 @@
+/**
+ * The device-side trace: every message devices publish, in order, with its virtual time. Its
+ * sha256 digest (`traceDigest` in the report) is the reproducibility check: same scenario and
+ * seed, same digest. Optionally written as NDJSON (`--trace FILE`).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+export class TraceRecorder {
+  private readonly hash: Hash = createHash('sha256');
+  private file: WriteStream | null = null;
+  count = 0;
+
+  /** Also write each entry to `path` as one JSON line {ts, topic, payload}. */
+  writeTo(path: string): void {
+    this.file = createWriteStream(path, { encoding: 'utf8' });
+  }
+
+  record(ts: number, topic: string, payload: string): void {
+    this.count++;
+    this.hash.update(`${ts}\t${topic}\t${payload}\n`);
+    if (this.file) this.file.write(`{"ts":${ts},"topic":${JSON.stringify(topic)},"payload":${JSON.stringify(payload)}}\n`);
+  }
+
+  /** Finish: the hex digest of everything recorded. Call once. */
+  async finish(): Promise<string> {
+    const file = this.file;
+    if (file) await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    return this.hash.digest('hex');
+  }
+}
