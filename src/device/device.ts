@@ -62,6 +62,7 @@ export class Device implements RpcTarget {
   private readonly events: EventLimiter;
   private readonly eventArgs = new Map<string, number[]>();
   private started = false;
+  private held: Array<[string, string, PublishOptions]> | null = null;
 
   constructor(opts: DeviceOptions) {
     this.did = opts.did;
@@ -114,9 +115,18 @@ export class Device implements RpcTarget {
   /** Handle a raw `down/rpc` payload and publish the reply on `up/rpc`. */
   handleRpc(raw: string): RpcResponse {
     this.counters.rpcRequests++;
-    const res = executeRpc(this, raw);
+    // The reply goes out first; what the request changed is reported right after it.
+    const held: Array<[string, string, PublishOptions]> = [];
+    this.held = held;
+    let res: RpcResponse;
+    try {
+      res = executeRpc(this, raw);
+    } finally {
+      this.held = null;
+    }
     if ('error' in res) this.counters.rpcErrors++;
     this.publish(topics.rpcUp(this.did), JSON.stringify(res), { qos: 1, retain: false });
+    for (const [topic, payload, opts] of held) this.publish(topic, payload, opts);
     return res;
   }
 
@@ -202,7 +212,11 @@ export class Device implements RpcTarget {
     this.publish(topics.eventOccured(this.did, siid, eiid), JSON.stringify(payload), { qos: 1, retain: false });
   }
 
-  private publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): void {
+  private publish(topic: string, payload: string, opts: PublishOptions): void {
+    if (this.held) {
+      this.held.push([topic, payload, opts]);
+      return;
+    }
     if (!this.link) {
       this.counters.droppedOffline++;
       return;

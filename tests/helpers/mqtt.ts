@@ -1,0 +1,47 @@
+/** Test helpers: real mqtt clients against a real broker, with bounded waits (no sleeps on the wall clock). */
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type { EmbeddedBroker } from '../../src/broker/broker.js';
+
+export function tcpUrl(broker: EmbeddedBroker): string {
+  const a = broker.mqttAddress;
+  if (!a) throw new Error('broker has no TCP listener');
+  return `mqtt://${a.host}:${a.port}`;
+}
+
+/** Connect over TCP; rejects on CONNACK refusal. */
+export function connectTcp(broker: EmbeddedBroker, opts: IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(tcpUrl(broker), { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+}
+
+/** Connect over the in-process pipe; rejects on CONNACK refusal. */
+export function connectInProcess(broker: EmbeddedBroker, opts: IClientOptions = {}): Promise<MqttClient> {
+  const client = new MqttClient(() => broker.connectInProcess(), { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  return new Promise((resolve, reject) => {
+    client.once('connect', () => resolve(client));
+    client.once('error', (err) => { client.end(true); reject(err); });
+  });
+}
+
+/** Resolve with the first message matching `pred`, or reject after `ms`. */
+export function nextMessage(client: MqttClient, pred: (topic: string, payload: string) => boolean = () => true, ms = 5000): Promise<{ topic: string; payload: string }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { client.off('message', on); reject(new Error(`no matching message within ${ms} ms`)); }, ms);
+    const on = (topic: string, payload: Buffer): void => {
+      const text = payload.toString('utf8');
+      if (!pred(topic, text)) return;
+      clearTimeout(timer);
+      client.off('message', on);
+      resolve({ topic, payload: text });
+    };
+    client.on('message', on);
+  });
+}
+
+/** Poll `cond` until true or fail after `ms` (for counters updated asynchronously). */
+export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { makeDevice } from '../helpers/device.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+describe('a device\'s day on the virtual clock', () => {
+  it('Zigbee T/H sensor: reports on a 0.5 °C threshold or in its hourly heartbeat, never in between', async () => {
+    const { device, scheduler, changes } = await makeDevice('lumi.sensor_ht.agl02');
+    device.start();
+    scheduler.advance(DAY);
+    const temps = changes('2.1');
+    expect(temps.length).toBeGreaterThanOrEqual(20);
+    // Heartbeat every 3300 s + up to 600 s jitter: no silence longer than that.
+    for (let i = 1; i < temps.length; i++) expect(temps[i]!.ts - temps[i - 1]!.ts).toBeLessThanOrEqual(3900_000);
+    // Every value stays inside the spec range and within a plausible indoor band.
+    for (const t of temps) expect(t.payload['value']).toBeGreaterThan(5);
+    // Between two reports the sensor does not chatter: at most one per second per property.
+    const gaps = temps.slice(1).map((t, i) => t.ts - temps[i]!.ts);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('motion sensor: "motion detected" events only, never a clear, and numb for 60 s after each', async () => {
+    const { device, scheduler, events, changes } = await makeDevice('lumi.sensor_motion.v2');
+    device.start();
+    scheduler.advance(2 * DAY);
+    const ev = events('2.1');
+    expect(ev.length).toBeGreaterThan(10);
+    for (let i = 1; i < ev.length; i++) expect(ev[i]!.ts - ev[i - 1]!.ts).toBeGreaterThanOrEqual(60_000);
+    expect(changes('2.1').every((c) => c.payload['value'] === true)).toBe(true);
+    expect(ev[0]!.payload).toMatchObject({ did: device.did, siid: 2, eiid: 1, arguments: [] });
+  });
+
+  it('door sensor: opens and closes again, with open/close events', async () => {
+    const { device, scheduler, events } = await makeDevice('lumi.sensor_magnet.v2');
+    device.start();
+    scheduler.advance(2 * DAY);
+    const opens = events('2.2');
+    const closes = events('2.1');
+    expect(opens.length).toBeGreaterThan(5);
+    expect(Math.abs(opens.length - closes.length)).toBeLessThanOrEqual(1);
+    expect(closes[0]!.ts).toBeGreaterThan(opens[0]!.ts);
+  });
+
+  it('air conditioner: a new target is reported and the room temperature moves toward it while power is drawn', async () => {
+    const { device, scheduler, set, changes } = await makeDevice('xiaomi.aircondition.mc4');
+    device.start();
+    scheduler.advance(HOUR);
+    const warm = device.store.num('4.7');
+    const energy0 = device.store.num('8.1');
+    expect(set(2, 1, true)).toMatchObject({ result: [{ code: 0 }] });
+    expect(set(2, 4, 22)).toMatchObject({ result: [{ code: 0 }] });
+    expect(changes('2.4').at(-1)!.payload['value']).toBe(22);
+    scheduler.advance(30 * 60_000);
+    const cooler = device.store.num('4.7');
+    expect(cooler).toBeLessThan(warm);
+    expect(Math.abs(cooler - 22)).toBeLessThan(Math.abs(warm - 22));
+    expect(changes('4.7').at(-1)!.payload['value']).toBeLessThan(warm);
+    scheduler.advance(2 * HOUR);
+    expect(device.store.num('4.7')).toBeCloseTo(22, 0);
+    const used = device.store.num('8.1') - energy0;
+    expect(used).toBeGreaterThan(0.15); // at least minimum compressor power for 2.5 h
+    // Switched off, the room drifts back toward ambient and energy stops accumulating (standby only).
+    set(2, 1, false);
+    const e1 = device.store.num('8.1');
+    scheduler.advance(3 * HOUR);
+    expect(device.store.num('4.7')).toBeGreaterThan(24);
+    expect(device.store.num('8.1') - e1).toBeLessThan(0.01);
+  });
+
+  it('washer: a program counts its left time down and ends with wash-end', async () => {
+    const { device, scheduler, rpc, events, changes } = await makeDevice('mibx5.washer.v7');
+    device.start();
+    expect(rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 2 }])).toMatchObject({ result: [{ code: 0 }] }); // quick wash
+    expect(rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] })).toMatchObject({ result: { code: 0 } });
+    expect(device.store.get('2.2')).toBe(2); // running
+    const left0 = device.store.num('2.5');
+    expect(left0).toBeGreaterThan(0);
+    scheduler.advance(5 * 60_000);
+    expect(device.store.num('2.5')).toBe(left0 - 5);
+    rpc('action', { did: 'x', siid: 2, aiid: 2, in: [] }); // pause
+    scheduler.advance(30 * 60_000);
+    expect(device.store.num('2.5')).toBe(left0 - 5);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] }); // resume
+    scheduler.advance((left0 - 5) * 60_000 + 1000);
+    expect(device.store.get('2.2')).toBe(4); // wash done
+    expect(events('2.1')).toHaveLength(1);
+    expect(changes('2.5').at(-1)!.payload['value']).toBe(0);
+  });
+
+  it('robot vacuum: cleans, drains its battery, returns to the dock and charges back to full', async () => {
+    const { device, scheduler, rpc } = await makeDevice('dreame.vacuum.p2009');
+    device.start();
+    const full = device.store.num('3.1');
+    expect(rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] })).toMatchObject({ result: { code: 0 } });
+    expect(device.store.get('2.1')).toBe(1); // sweeping
+    scheduler.advance(30 * 60_000);
+    const drained = device.store.num('3.1');
+    expect(drained).toBeLessThan(full);
+    scheduler.advance(3 * HOUR);
+    expect(device.store.get('2.1')).toBe(2); // idle, docked and charged
+    expect(device.store.num('3.1')).toBe(100);
+  });
+
+  it('speaker: playing-state follows play and pause, and a session ends by itself', async () => {
+    const { device, scheduler, rpc, changes } = await makeDevice('xiaomi.wifispeaker.lx06');
+    device.start();
+    rpc('action', { did: 'x', siid: 3, aiid: 1, in: [] });
+    expect(device.store.get('3.1')).toBe(1);
+    scheduler.advance(5000);
+    rpc('action', { did: 'x', siid: 3, aiid: 2, in: [] });
+    expect(device.store.get('3.1')).toBe(2);
+    scheduler.advance(5000);
+    rpc('action', { did: 'x', siid: 3, aiid: 1, in: [] });
+    scheduler.advance(4 * HOUR);
+    expect(device.store.get('3.1')).toBe(0);
+    expect(changes('3.1').map((c) => c.payload['value'])).toEqual([1, 2, 1, 0]);
+  });
+
+  it('speaker: changes within one second are coalesced to the last value', async () => {
+    const { device, scheduler, rpc, changes } = await makeDevice('xiaomi.wifispeaker.lx06');
+    device.start();
+    for (const aiid of [1, 2, 1, 2]) rpc('action', { did: 'x', siid: 3, aiid, in: [] });
+    scheduler.advance(2000);
+    // The first change goes out at once, the rest within that second collapse into one report.
+    expect(changes('3.1').map((c) => [c.ts - changes('3.1')[0]!.ts, c.payload['value']])).toEqual([[0, 1], [1000, 2]]);
+  });
+
+  it('smart plug: power and energy follow the switch', async () => {
+    const { device, scheduler, set } = await makeDevice('chuangmi.plug.212a01');
+    device.start();
+    set(2, 1, true);
+    scheduler.advance(HOUR);
+    expect(device.store.num('5.6')).toBeGreaterThan(0);
+    const wh = device.store.num('5.1');
+    expect(wh).toBeGreaterThan(0);
+    set(2, 1, false);
+    scheduler.advance(HOUR);
+    expect(device.store.num('5.6')).toBe(0);
+    expect(device.store.num('5.1')).toBe(wh);
+  });
+
+  it('BLE thermometer battery drains slowly over weeks', async () => {
+    const { device, scheduler } = await makeDevice('miaomiaoce.sensor_ht.t2');
+    const b0 = device.store.num('3.1');
+    device.start();
+    scheduler.advance(60 * DAY);
+    const b1 = device.store.num('3.1');
+    expect(b1).toBeLessThan(b0);
+    expect(b0 - b1).toBeLessThan(20);
+  });
+
+  it('the same seed gives the same day, another seed a different one', async () => {
+    const run = async (seed: number) => {
+      const { device, scheduler, sent } = await makeDevice('lumi.sensor_ht.agl02', { seed });
+      device.start();
+      scheduler.advance(DAY);
+      return JSON.stringify(sent);
+    };
+    expect(await run(5)).toBe(await run(5));
+    expect(await run(6)).not.toBe(await run(5));
+  });
+
+  it('a device without a link keeps living and counts what it could not send', async () => {
+    const { device, scheduler, sent } = await makeDevice('lumi.sensor_ht.agl02');
+    device.detach();
+    device.start();
+    scheduler.advance(DAY);
+    expect(sent).toHaveLength(0);
+    expect(device.counters.droppedOffline).toBeGreaterThan(0);
+  });
+
+  it('stop() cancels every timer it owns', async () => {
+    const { device, scheduler } = await makeDevice('dreame.vacuum.p2009');
+    device.start();
+    device.handleRpc(JSON.stringify({ id: 1, method: 'action', params: { did: 'x', siid: 2, aiid: 1, in: [] } }));
+    device.stop();
+    scheduler.advance(DAY);
+    expect(scheduler.pending).toBe(0);
+  });
+});

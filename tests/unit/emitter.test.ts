@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { FloodSafeEmitter } from '../../src/broker/emitter.js';
+
+describe('FloodSafeEmitter', () => {
+  it('drains a long queue of synchronously completing messages without deep recursion', async () => {
+    const e = new FloodSafeEmitter(10);
+    const held: Array<() => void> = [];
+    e.on('busy/#', (_p, done) => { held.push(done); }); // completes later
+    for (let i = 0; i < 10; i++) e.emit({ topic: 'busy/x' });
+    let completed = 0;
+    // 200k messages with no subscriber queue behind the 10 held ones; each completes synchronously.
+    for (let i = 0; i < 200_000; i++) e.emit({ topic: `idle/${i % 5}` }, () => { completed++; });
+    expect(e.queued).toBe(200_000);
+    for (const done of held) done(); // would recurse 200k deep in stock mqemitter
+    expect(completed).toBe(200_000);
+    expect(e.queued).toBe(0);
+    expect(e.maxQueued).toBe(200_000);
+  });
+
+  it('keeps order and the concurrency bound', () => {
+    const e = new FloodSafeEmitter(3);
+    const order: number[] = [];
+    let inFlight = 0;
+    let peak = 0;
+    const pending: Array<() => void> = [];
+    e.on('t', (p, done) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      order.push(p['n'] as number);
+      pending.push(() => { inFlight--; done(); });
+    });
+    for (let n = 0; n < 20; n++) e.emit({ topic: 't', n });
+    while (pending.length) pending.shift()!();
+    expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(peak).toBe(3);
+  });
+});

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { apportion, buildPopulation } from '../../src/sim/population.js';
+import { checkScenario, type Scenario } from '../../src/sim/scenario.js';
+import { devicesCatalog } from '../helpers/device.js';
+
+async function scenario(population: Record<string, unknown>): Promise<Scenario> {
+  const res = checkScenario('test', { name: 't', start: '2026-07-15T18:00:00Z', population }, await devicesCatalog());
+  if (!res.scenario) throw new Error(JSON.stringify(res.problems));
+  return res.scenario;
+}
+
+describe('population', () => {
+  it('apportions exactly by largest remainder', () => {
+    expect([...apportion(10, [['a', 1], ['b', 1], ['c', 1]]).values()]).toEqual([4, 3, 3]);
+    const m = apportion(28_900, [['x', 0.3], ['y', 0.7]]);
+    expect(m.get('x')! + m.get('y')!).toBe(28_900);
+    expect(m.get('x')).toBe(8670);
+  });
+
+  it('gives homes exactly the device counts the distribution asks for, gateways included', async () => {
+    const s = await scenario({ homes: 200, regions: { cn: 1, es: 1, mx: 1 }, devicesPerHome: { '1': 50, '3': 30, '7': 20 }, mix: { sensor: 2, plug: 1, speaker: 1 } });
+    const p = buildPopulation(s, await devicesCatalog(), 9);
+    const sizes = p.homes.map((h) => h.devices.length);
+    expect(sizes.filter((n) => n === 1)).toHaveLength(100);
+    expect(sizes.filter((n) => n === 3)).toHaveLength(60);
+    expect(sizes.filter((n) => n === 7)).toHaveLength(40);
+    expect(p.homes.filter((h) => h.devices.length > 5)).toHaveLength(40);
+    const regions = p.homes.reduce<Record<string, number>>((m, h) => ({ ...m, [h.region]: (m[h.region] ?? 0) + 1 }), {});
+    expect(Object.values(regions).sort()).toEqual([66, 67, 67]);
+  });
+
+  it('puts every Zigbee/BLE sensor behind a gateway of its own home', async () => {
+    const s = await scenario({ homes: 100, regions: { es: 1 }, devicesPerHome: { '1': 1, '4': 2 }, mix: { sensor: 3, light: 1 } });
+    const p = buildPopulation(s, await devicesCatalog(), 3);
+    for (const d of p.devices.filter((x) => x.model.transport !== 'wifi')) {
+      const gw = p.devices.find((x) => x.did === d.parentId);
+      expect(gw?.model.category).toBe('gateway');
+      expect(gw?.homeId).toBe(d.homeId);
+      expect(d.did).toMatch(d.model.transport === 'zigbee' ? /^lumi\.158d[0-9a-f]+$/ : /^blt\.3\.[0-9a-f]{12}$/);
+    }
+    // One-device homes cannot host a sensor without a hub: they get a Wi-Fi device instead.
+    for (const h of p.homes.filter((x) => x.devices.length === 1)) expect(h.devices[0]!.model.transport).toBe('wifi');
+    expect(p.sessions.every((d) => d.model.transport === 'wifi')).toBe(true);
+    expect(p.devices.length).toBe(p.sessions.length + p.sessions.reduce((n, d) => n + d.children.length, 0));
+  });
+
+  it('is reproducible from the seed and unique in its ids', async () => {
+    const s = await scenario({ homes: 300, regions: { cn: 1, it: 1 }, devicesPerHome: { '2': 1, '6': 1 }, mix: { speaker: 1, sensor: 1, 'air-conditioner': 1 } });
+    const cat = await devicesCatalog();
+    const a = buildPopulation(s, cat, 1);
+    const b = buildPopulation(s, cat, 1);
+    const c = buildPopulation(s, cat, 2);
+    const ids = (p: typeof a) => p.devices.map((d) => `${d.did}:${d.model.model}:${d.uid}`);
+    expect(ids(a)).toEqual(ids(b));
+    expect(ids(c)).not.toEqual(ids(a));
+    expect(new Set(a.devices.map((d) => d.did)).size).toBe(a.devices.length);
+    expect(new Set(a.homes.map((h) => h.ownerUid)).size).toBe(300);
+  });
+});

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { EventScheduler } from '../../src/sim/scheduler.js';
+
+describe('EventScheduler', () => {
+  it('runs events in time order, ties in the order scheduled', () => {
+    const s = new EventScheduler(1000);
+    const seen: string[] = [];
+    s.at(1300, () => seen.push('c'));
+    s.at(1100, () => seen.push('a'));
+    s.at(1300, () => seen.push('d'));
+    s.after(100, () => seen.push('b'));
+    s.advance(500);
+    expect(seen).toEqual(['a', 'b', 'c', 'd']);
+    expect(s.now()).toBe(1500);
+  });
+
+  it('sets the clock to each event time while it runs', () => {
+    const s = new EventScheduler(0);
+    const times: number[] = [];
+    s.at(250, () => times.push(s.now()));
+    s.at(700, () => times.push(s.now()));
+    s.runUntil(1000);
+    expect(times).toEqual([250, 700]);
+  });
+
+  it('cancels one-shot and periodic timers', () => {
+    const s = new EventScheduler(0);
+    let once = 0;
+    let periodic = 0;
+    const h = s.after(10, () => once++);
+    const p = s.every(100, () => { periodic++; if (periodic === 3) p.cancel(); });
+    h.cancel();
+    expect(h.active).toBe(false);
+    s.advance(10_000);
+    expect(once).toBe(0);
+    expect(periodic).toBe(3);
+    expect(s.pending).toBe(0);
+  });
+
+  it('every() fires on its period after the first delay', () => {
+    const s = new EventScheduler(0);
+    const at: number[] = [];
+    s.every(1000, () => at.push(s.now()), 250);
+    s.advance(3500);
+    expect(at).toEqual([250, 1250, 2250, 3250]);
+  });
+
+  it('events scheduled while running at the same instant still run in this pass', () => {
+    const s = new EventScheduler(0);
+    const seen: number[] = [];
+    s.at(10, () => { seen.push(1); s.after(0, () => seen.push(2)); });
+    s.runUntil(10);
+    expect(seen).toEqual([1, 2]);
+  });
+
+  it('stops after a budget of events so a driver can yield', () => {
+    const s = new EventScheduler(0);
+    let n = 0;
+    for (let i = 0; i < 10; i++) s.at(5, () => n++);
+    expect(s.runUntil(5, 4)).toBe(false);
+    expect(n).toBe(4);
+    expect(s.runUntil(5)).toBe(true);
+    expect(n).toBe(10);
+  });
+
+  it('rounds times to whole milliseconds and never schedules in the past', () => {
+    const s = new EventScheduler(100);
+    const at: number[] = [];
+    s.at(150.6, () => at.push(s.now()));
+    s.at(50, () => at.push(s.now()));
+    s.advance(100);
+    expect(at).toEqual([100, 151]);
+  });
+
+  it('simulates a month of minute ticks in a blink', () => {
+    const s = new EventScheduler(0);
+    let ticks = 0;
+    s.every(60_000, () => ticks++);
+    s.advance(30 * 86_400_000);
+    expect(ticks).toBe(30 * 24 * 60);
+  });
+});
