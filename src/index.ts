@@ -1,0 +1,24 @@
+/**
+ * aiot-sim as a library: start a scenario from code, read the platform, command devices,
+ * advance or stop the virtual clock.
+ */
+export { createSimulation, Simulation, type SimulationOptions, type SimulationStatus } from './sim/simulation.js';
+export type { RunReport } from './sim/report.js';
+export { loadScenario, checkScenario, parseDuration, ScenarioSpec, type Scenario } from './sim/scenario.js';
+export { buildPopulation, type Population, type Home, type DevicePlan } from './sim/population.js';
+export { EventScheduler, type Clock, type Scheduler, type TimerHandle } from './sim/scheduler.js';
+export { Rng } from './sim/rng.js';
+export { REGIONS, type Region } from './sim/regions.js';
+export { EmbeddedBroker, type BrokerOptions, type BrokerCounters, type ClientInfo, type Transport } from './broker/broker.js';
+export { AccessDirectory, type Principal } from './broker/access.js';
+export { Catalog, loadCatalog } from './catalog/catalog.js';
+export { DeviceModelSpec, type DeviceModel, type PropertySpec, type ServiceSpec, type BehaviourSpec, type Category } from './catalog/schema.js';
+export { Device, type DeviceLink, type DeviceOptions } from './device/device.js';
+export {
+  topics, parseDeviceTopic, MiotCode, RpcErrorCode,
+  type Scalar, type PropertiesChangedPayload, type EventOccuredPayload, type StatePayload, type RpcRequest, type RpcResponse,
+  type PropertyResult, type ActionResult,
+} from './device/topics.js';
+export { PlatformService, type PlatformSnapshot } from './platform/service.js';
+export type { ConnectionCounts } from './platform/registry.js';
+export { AiotSimError, ValidationError, type Problem } from './errors.js';
