@@ -153,6 +153,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
       `speed ${String(sim.speed)}${st0.virtualEnd ? `, ${Math.round((st0.virtualEnd - st0.virtualStart) / 1000)} virtual seconds` : ''}\n`);
   }
   await sim.start();
+  progress.clear();
   const b = sim.broker;
   const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
   const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';

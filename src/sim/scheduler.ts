@@ -100,7 +100,8 @@ export class EventScheduler implements Scheduler {
    * Run every event due at or before `time`, in order, then set the clock to `time`.
    * Stops early (returning false) when `budget` events have run, so drivers can yield.
    */
-  runUntil(time: number, budget = Infinity): boolean {
+  runUntil(until: number, budget = Infinity): boolean {
+    const time = Math.floor(until);
     let n = 0;
     for (;;) {
       this.dropCancelled();

@@ -84,7 +84,6 @@ export class Simulation {
   private rpcSeq = 0;
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
-  private report_: RunReport | null = null;
   private readonly virtualStart: number;
   private readonly virtualEnd: number | null;
 
@@ -227,9 +226,14 @@ export class Simulation {
   }
 
   /** Stop everything cleanly (devices say offline, sessions disconnect, broker closes); returns the report. */
-  async stop(): Promise<RunReport> {
-    if (this.report_) return this.report_;
-    if (this.state === 'stopping') return this.finished;
+  stop(): Promise<RunReport> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private stopping: Promise<RunReport> | null = null;
+
+  private async doStop(): Promise<RunReport> {
     this.state = 'stopping';
     this.driver.stop();
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
@@ -241,13 +245,12 @@ export class Simulation {
     const digest = await this.trace.finish();
     await this.shutdown();
     this.state = 'stopped';
-    this.report_ = buildReport({
+    return buildReport({
       scenario: this.scenario, seed: this.seed, speed: this.speed, virtualStart: this.virtualStart,
       virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
       counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
       devices: this.devices.size, sessions: this.sessions.length, operatorToken: this.operatorToken,
     });
-    return this.report_;
   }
 
   private facts(did: string): { model: string; category: string; region: string; radio?: string } | undefined {
