@@ -67,22 +67,25 @@ export class AccessDirectory {
   get deviceCount(): number { return this.devices.size; }
 
   /** Decide a CONNECT. Returns the principal, or a reason for refusing. */
-  authenticate(clientId: string, username: string | undefined, password: string | undefined): Principal | { refused: string } {
+  authenticate(clientId: string, username: string | undefined, password: string | undefined): Principal | { refused: string; returnCode: 2 | 4 } {
+    // A device's did is its client id; nobody else may use it (taking it over would close the device's session).
+    const deviceId = this.devices.has(clientId) || this.parentOf.has(clientId);
+    if (deviceId && username !== clientId) return { refused: `client id "${clientId}" belongs to a device`, returnCode: 2 };
     if (username === undefined || username === '') {
-      return this.allowAnonymous ? { role: 'observer' } : { refused: 'anonymous clients are not allowed' };
+      return this.allowAnonymous ? { role: 'observer' } : { refused: 'anonymous clients are not allowed', returnCode: 4 };
     }
     const pw = password ?? '';
     if (username === OPERATOR_USERNAME) {
-      return safeEqual(pw, this.operatorToken) ? { role: 'operator' } : { refused: 'wrong operator token' };
+      return safeEqual(pw, this.operatorToken) ? { role: 'operator' } : { refused: 'wrong operator token', returnCode: 4 };
     }
     if (username.startsWith('app:')) {
       const uid = username.slice(4);
       const token = this.users.get(uid);
-      return token !== undefined && safeEqual(pw, token) ? { role: 'app', uid } : { refused: `wrong credentials for user ${uid}` };
+      return token !== undefined && safeEqual(pw, token) ? { role: 'app', uid } : { refused: `wrong credentials for user ${uid}`, returnCode: 4 };
     }
     const cred = this.devices.get(username);
-    if (!cred || !safeEqual(pw, cred.token)) return { refused: `wrong credentials for device ${username}` };
-    if (clientId !== username) return { refused: `device ${username} must connect with client id "${username}"` };
+    if (!cred || !safeEqual(pw, cred.token)) return { refused: `wrong credentials for device ${username}`, returnCode: 4 };
+    if (clientId !== username) return { refused: `device ${username} must connect with client id "${username}"`, returnCode: 2 };
     return { role: 'device', did: username };
   }
 

@@ -151,7 +151,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       if ('refused' in res) {
         this.counters.rejectedConnects++;
         this.reject(`connect refused: ${res.refused}`, client.id);
-        const err = Object.assign(new Error(res.refused), { returnCode: 4 as const });
+        const err = Object.assign(new Error(res.refused), { returnCode: res.returnCode });
         done(err, false);
         return;
       }

@@ -122,7 +122,10 @@ export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: numb
     let picks = Array.from({ length: n }, () => hr.weighted(weights));
     const needsGateway = picks.some((m) => m.transport !== 'wifi') && !picks.some((m) => m.category === 'gateway');
     if (needsGateway) {
-      if (!gatewayModel || n < 2) picks = picks.map((m) => (m.transport === 'wifi' ? m : hr.weighted(wifiWeights)));
+      if (!gatewayModel || n < 2) {
+        // No room for a hub: a Wi-Fi device from the mix takes the sensor's place (or a hub alone).
+        picks = picks.map((m) => (m.transport === 'wifi' ? m : wifiWeights.length ? hr.weighted(wifiWeights) : gatewayModel!));
+      }
       else {
         // The hub takes one of the home's slots, so the home keeps its allotted device count.
         const i = picks.findIndex((m) => m.transport === 'wifi');

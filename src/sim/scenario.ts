@@ -82,6 +82,12 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
       add(`population.mix.${k}`, `no device model of category "${k}" in the catalogue`);
     }
   }
+  const mixKeys = Object.keys(isRecord(pop['mix']) ? pop['mix'] : {});
+  const mixModels = mixKeys.flatMap((k) => ((CATEGORIES as readonly string[]).includes(k)
+    ? catalog.byCategory(k as (typeof CATEGORIES)[number]) : catalog.get(k) ? [catalog.get(k)!] : []));
+  if (mixModels.length && mixModels.every((m) => m.transport !== 'wifi') && catalog.byCategory('gateway').length === 0) {
+    add('population.mix', 'Zigbee/BLE sensors need a gateway, and the catalogue has no gateway model');
+  }
   const members = pop['membersPerHome'];
   if (Array.isArray(members) && typeof members[0] === 'number' && typeof members[1] === 'number' && members[0] > members[1]) {
     add('population.membersPerHome', `min ${members[0]} is above max ${members[1]}`);

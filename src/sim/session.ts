@@ -95,12 +95,12 @@ export class DeviceSession {
   async stop(): Promise<void> {
     const client = this.client;
     if (!client) return;
-    this.client = null;
     if (this.connected) {
       for (const d of [...this.children, this.device]) {
         this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
       }
     }
+    this.client = null;
     this.detachAll();
     await client.endAsync(false).catch(() => undefined);
   }

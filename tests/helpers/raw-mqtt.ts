@@ -1,0 +1,62 @@
+/**
+ * A raw MQTT 3.1.1 client over the broker's in-process pipe, built from mqtt-packet: it writes
+ * exactly the bytes it is given, in one write, so a whole batch of packets reaches the broker in
+ * one read (what a fast publisher's socket buffer looks like). Bounded waits only.
+ */
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import type { Duplex } from 'node:stream';
+import type { EmbeddedBroker } from '../../src/broker/broker.js';
+import { until } from './mqtt.js';
+
+export interface RawClient {
+  stream: Duplex;
+  /** Every packet received from the broker, in order. */
+  packets: Packet[];
+  closed: () => boolean;
+  write(buf: Buffer): void;
+  waitFor(cmd: Packet['cmd'], ms?: number): Promise<Packet>;
+  destroy(): void;
+}
+
+export function encode(packet: Packet): Buffer {
+  return mqttPacket.generate(packet);
+}
+
+export function publishPacket(topic: string, payload: string | Buffer): Buffer {
+  return encode({ cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: 0, retain: false, dup: false });
+}
+
+/** Connect (CONNECT/CONNACK) a raw client over the in-process pipe. Rejects if the broker refuses. */
+export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { clientId: string; username?: string; password?: string }): Promise<RawClient> {
+  const stream = broker.connectInProcess();
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const packets: Packet[] = [];
+  let closed = false;
+  stream.on('data', (d: Buffer) => parser.parse(d));
+  stream.on('close', () => { closed = true; });
+  stream.on('error', () => undefined);
+  parser.on('packet', (p) => packets.push(p));
+  const client: RawClient = {
+    stream,
+    packets,
+    closed: () => closed,
+    write: (buf) => { stream.write(buf); },
+    async waitFor(cmd, ms = 5000) {
+      await until(() => packets.some((p) => p.cmd === cmd) || closed, ms, `a ${cmd} packet`);
+      const p = packets.find((x) => x.cmd === cmd);
+      if (!p) throw new Error(`connection closed before ${cmd}`);
+      return p;
+    },
+    destroy: () => { stream.destroy(); },
+  };
+  const connect: Packet = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: opts.clientId, keepalive: 0 };
+  if (opts.username !== undefined) connect.username = opts.username;
+  if (opts.password !== undefined) connect.password = Buffer.from(opts.password);
+  client.write(encode(connect));
+  const connack = await client.waitFor('connack');
+  if (connack.cmd === 'connack' && connack.returnCode !== 0) {
+    client.destroy();
+    throw new Error(`CONNACK refused with return code ${connack.returnCode}`);
+  }
+  return client;
+}

@@ -1,0 +1,202 @@
+/**
+ * The `aiot-sim` command as users run it: a child process of bin/aiot-sim.js (over dist/), real
+ * ports (always 0), real files in a temporary folder.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../../src/sim/report.js';
+import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
+import { until } from '../helpers/mqtt.js';
+
+describe('aiot-sim CLI', () => {
+  let dir: string;
+  const running: Array<ReturnType<typeof spawnCli>> = [];
+  const servers: Server[] = [];
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    assertBuilt();
+    dir = await mkdtemp(join(tmpdir(), 'aiot-sim-cli-'));
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+    for (const c of running.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const fastRun = (extra: string[]): string[] => ['run', '--fast', '--duration', '1h', '--mqtt-port', '0', '--ws-port', '0', '--quiet', ...extra];
+
+  it('runs the default scenario fast, prints a summary and writes a complete report; the seed fixes the trace', async () => {
+    const [a, b, c] = await Promise.all([
+      runCli(fastRun(['--seed', '5', '--report', join(dir, 'a.json')])),
+      runCli(fastRun(['--seed', '5', '--report', join(dir, 'b.json')])),
+      runCli(fastRun(['--seed', '6', '--report', join(dir, 'c.json')])),
+    ]);
+    for (const r of [a, b, c]) expect(r.code, r.stderr).toBe(0);
+    expect(a.stdout).toMatch(/finished "default" \(seed 5\)/);
+    expect(a.stdout).toMatch(/online at end\s+\d+/);
+    expect(a.stdout).toMatch(/messages\s+published \d+, delivered \d+, rejected \d+/);
+    expect(a.stderr).toMatch(/report written to .*a\.json/);
+
+    const [ra, rb, rc] = await Promise.all(['a', 'b', 'c'].map(async (n) => JSON.parse(await readFile(join(dir, `${n}.json`), 'utf8')) as RunReport));
+    expect(ra.scenario).toBe('default');
+    expect(ra.seed).toBe(5);
+    expect(Date.parse(ra.virtualEnd) - Date.parse(ra.virtualStart)).toBe(3_600_000);
+    expect(ra.virtualStart).toBe(new Date(Date.parse('2026-07-15T18:00:00+02:00')).toISOString());
+    expect(typeof ra.wallSeconds).toBe('number');
+    expect(ra.wallSeconds).toBeGreaterThan(0);
+    expect(ra.wallSeconds).toBeLessThan(60);
+    expect(ra.messages.published).toBeGreaterThan(0);
+    expect(ra.messages.delivered).toBeGreaterThanOrEqual(0);
+    expect(ra.messages.rejected).toBe(0);
+    expect(ra.traceDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.stdout).toContain(ra.traceDigest);
+    expect(ra.platform.connections.online).toBeGreaterThan(0);
+    expect(ra.platform.connections.online).toBe(ra.devices.total);
+    for (const k of ['byCategory', 'byModel', 'byRegion', 'byTransport'] as const) {
+      expect(Object.values(ra.platform.connections[k]).reduce((x, y) => x + y, 0)).toBe(ra.platform.connections.online);
+    }
+    // Same scenario and seed: same device-side trace. Another seed: another one.
+    expect(rb.traceDigest).toBe(ra.traceDigest);
+    expect(rb.traceMessages).toBe(ra.traceMessages);
+    expect(rc.seed).toBe(6);
+    expect(rc.traceDigest).not.toBe(ra.traceDigest);
+  });
+
+  it('refuses a missing scenario file, naming it', async () => {
+    const r = await runCli(['run', 'missing.yaml', '--mqtt-port', '0', '--ws-port', '0'], { cwd: dir });
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stderr).toContain('missing.yaml');
+    expect(r.stderr).toMatch(/no such/i);
+    expect(r.stdout).not.toMatch(/finished|stopped/);
+  });
+
+  it('refuses bad options with a usage error (exit 2) before starting anything', async () => {
+    const r = await runCli(['run', '--seed', 'abc', '--mqtt-port', '0', '--ws-port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--seed: expected a non-negative integer, got "abc"/);
+    expect(r.stderr).toMatch(/Usage:/);
+    expect(r.stderr).not.toMatch(/broker mqtt:/);
+  });
+
+  it('reports a busy MQTT port as "already in use"', async () => {
+    const holder = createServer();
+    servers.push(holder);
+    const port = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as { port: number }).port)));
+    const r = await runCli(fastRun(['--mqtt-port', String(port)]));
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stderr).toContain('already in use');
+    expect(r.stderr).toContain(String(port));
+  });
+
+  it('validate names the file and every field path of a bad scenario', async () => {
+    const bad = join(dir, 'bad-scenario.yaml');
+    await writeFile(bad, [
+      'name: broken',
+      'start: "2026-07-15T18:00:00+02:00"',
+      'duration: 1h',
+      'population:',
+      '  homes: -3',
+      '  regions: { atlantis: 2, cn: 1 }',
+      '  devicesPerHome: { "2": 1 }',
+      '  mix: { no.such.model: 1, light: 1 }',
+      '',
+    ].join('\n'));
+    const r = await runCli(['validate', bad]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.split('\n');
+    for (const path of ['population.homes', 'population.regions.atlantis', 'population.mix.no.such.model']) {
+      expect(lines.some((l) => l.includes(bad) && l.includes(path)), `a line naming ${bad} and ${path} in:\n${r.stderr}`).toBe(true);
+    }
+    expect(r.stderr).toMatch(/unknown region "atlantis"/);
+    expect(r.stderr).toMatch(/"no\.such\.model"/);
+    expect(r.stderr).toMatch(/3 problems/);
+    // And a good file passes.
+    const ok = await runCli(['validate', 'scenarios/default.yaml']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/1 file valid/);
+  });
+
+  // validate and run must agree: a home of one device cannot host a sensor behind a hub, and with a
+  // sensors-only mix there is no Wi-Fi device to put there instead (this used to crash `run`).
+  it('validate and run agree on a sensors-only scenario with one-device homes', async () => {
+    const file = join(dir, 'sensors-only.yaml');
+    await writeFile(file, [
+      'name: sensors-only',
+      'start: "2026-07-15T12:00:00Z"',
+      'duration: 1h',
+      'population:',
+      '  homes: 3',
+      '  regions: { cn: 1 }',
+      '  devicesPerHome: { "1": 1 }',
+      '  mix: { sensor: 1 }',
+      '',
+    ].join('\n'));
+    const v = await runCli(['validate', file]);
+    const r = await runCli(['run', file, '--fast', '--mqtt-port', '0', '--ws-port', '0', '--quiet']);
+    expect(r.stderr).not.toMatch(/RangeError|\n\s+at /); // never an internal error with a stack trace
+    if (v.code === 0) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/finished "sensors-only"/);
+    } else {
+      expect(v.code).toBe(1);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('sensors-only.yaml');
+    }
+  });
+
+  it('devices lists the catalogue and shows one model as JSON', async () => {
+    const list = await runCli(['devices']);
+    expect(list.code).toBe(0);
+    const m = /^(\d+) models$/m.exec(list.stdout);
+    expect(m).not.toBeNull();
+    const n = Number(m![1]);
+    expect(n).toBeGreaterThanOrEqual(14);
+    const rows = list.stdout.trim().split('\n').slice(1, -1);
+    expect(rows).toHaveLength(n);
+    expect(rows.some((r) => r.startsWith('xiaomi.aircondition.mc4 '))).toBe(true);
+
+    const one = await runCli(['devices', 'xiaomi.aircondition.mc4', '--json']);
+    expect(one.code).toBe(0);
+    const spec = JSON.parse(one.stdout) as { model: string; urn: string; services: Array<{ siid: number }> };
+    expect(spec.model).toBe('xiaomi.aircondition.mc4');
+    expect(spec.urn).toMatch(/^urn:miot-spec-v2:device:air-conditioner:[0-9A-F]{8}:xiaomi-mc4:\d+$/);
+    expect(spec.services.map((s) => s.siid)).toContain(2);
+  });
+
+  it('stops a real-time run cleanly on SIGINT: exit 0 and a "stopped" summary', async () => {
+    const child = spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--duration', '1h']);
+    running.push(child);
+    const m = await waitForStderr(child, /broker mqtt:\/\/([\d.]+):(\d+) .*operator token: (\S+)/);
+    // The broker it announced is real: an observer gets the devices' retained states from it.
+    const obs = await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-observer', reconnectPeriod: 0, connectTimeout: 5000 });
+    clients.push(obs);
+    const online = new Set<string>();
+    obs.on('message', (t, p) => { if (p.toString().includes('"online"')) online.add(t); });
+    await obs.subscribeAsync('device/+/state');
+    await until(() => online.size >= 10, 5000, 'retained online states from the CLI broker');
+    // The operator token it printed opens the operator account.
+    const op = await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-op', username: 'operator', password: m[3]!, reconnectPeriod: 0, connectTimeout: 5000 });
+    clients.push(op);
+    expect(op.connected).toBe(true);
+
+    child.kill('SIGINT');
+    const r = await finish(child, 15_000);
+    expect(r.signal).toBeNull();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/stopping/);
+    expect(r.stdout).toMatch(/stopped "default"/);
+    expect(r.stdout).toMatch(/trace\s+\d+ device messages, sha256 [0-9a-f]{64}/);
+  });
+});

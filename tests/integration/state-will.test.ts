@@ -1,0 +1,200 @@
+/**
+ * Retained device states and last wills: what a fresh observer learns from the broker, and what
+ * the broker says when a device session dies without DISCONNECT.
+ */
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EmbeddedBroker } from '../../src/broker/broker.js';
+import type { StatePayload } from '../../src/device/topics.js';
+import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
+import { connectInProcess, connectTcp, nextMessage, until } from '../helpers/mqtt.js';
+import { TEST_START, tinyScenario } from '../helpers/scenario.js';
+
+interface Received { topic: string; body: StatePayload; retain: boolean }
+
+function collectStates(client: MqttClient): Received[] {
+  const out: Received[] = [];
+  client.on('message', (topic, payload, packet) => {
+    if (topic.endsWith('/state')) out.push({ topic, body: JSON.parse(payload.toString()) as StatePayload, retain: packet.retain });
+  });
+  return out;
+}
+
+describe('retained states of a running simulation', () => {
+  let sim: Simulation | null = null;
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+    await sim?.stop();
+    sim = null;
+  });
+
+  it('gives a fresh observer a retained "online" state for every device, children with parent_id', async () => {
+    const s = await createSimulation({
+      scenario: tinyScenario({ homes: 3, mix: { sensor: 2, 'xiaomi.aircondition.mc4': 1, light: 1 }, devicesPerHome: { '4': 1 } }),
+      speed: 'manual',
+      broker: { mqttPort: 0, wsPort: null },
+    });
+    sim = s;
+    const plans = s.population.devices;
+    const children = plans.filter((d) => d.parentId);
+    expect(children.length).toBeGreaterThan(0); // the mix guarantees Zigbee/BLE sensors behind gateways
+    expect(s.population.sessions.length).toBeLessThan(plans.length);
+    // The platform has seen every announcement, so the broker has stored them all.
+    await until(() => s.snapshot().connections.online === plans.length, 5000, 'every device online at the platform');
+
+    const obs = await connectTcp(s.broker, { clientId: 'fresh-observer' });
+    clients.push(obs);
+    const states = collectStates(obs);
+    await obs.subscribeAsync('device/+/state');
+    await until(() => states.length >= plans.length, 5000, 'a retained state per device');
+    expect(states).toHaveLength(plans.length);
+    const byDid = new Map(states.map((r) => [r.body.did, r]));
+    expect([...byDid.keys()].sort()).toEqual(plans.map((d) => d.did).sort());
+    for (const plan of plans) {
+      const r = byDid.get(plan.did)!;
+      expect(r.topic).toBe(`device/${plan.did}/state`);
+      expect(r.retain).toBe(true);
+      expect(r.body).toMatchObject({ did: plan.did, event: 'online', model: plan.model.model, uid: plan.uid, ts: Date.parse(TEST_START) });
+      if (plan.parentId) expect(r.body.parent_id).toBe(plan.parentId);
+      else expect(r.body).not.toHaveProperty('parent_id');
+    }
+  });
+});
+
+describe('stopping a simulation', () => {
+  let sim: Simulation | null = null;
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+    await sim?.stop();
+    sim = null;
+  });
+
+  // A clean DISCONNECT fires no will, so a stopping session must say "offline" itself (self and
+  // children), or retained states would stay "online" (on an external broker, for good).
+  it('has every device (and child) publish a retained "offline" state before its session disconnects', async () => {
+    const s = await createSimulation({
+      scenario: tinyScenario({ homes: 2, mix: { sensor: 1, light: 1 }, devicesPerHome: { '3': 1 } }),
+      speed: 'manual',
+      broker: { mqttPort: 0, wsPort: null },
+    });
+    sim = s;
+    const plans = s.population.devices;
+    expect(plans.some((d) => d.parentId)).toBe(true);
+    await until(() => s.snapshot().connections.online === plans.length, 5000, 'every device online');
+    const atBroker: StatePayload[] = [];
+    s.broker.on('message', (topic, payload) => {
+      if (topic.endsWith('/state')) atBroker.push(JSON.parse(payload.toString()) as StatePayload);
+    });
+    const obs = await connectTcp(s.broker, { clientId: 'stop-observer' });
+    clients.push(obs);
+    const states = collectStates(obs);
+    await obs.subscribeAsync('device/+/state', { qos: 1 });
+    await until(() => states.length === plans.length, 5000, 'the retained online states');
+    const report = await s.stop();
+    const offline = (list: StatePayload[]): Map<string, StatePayload> => new Map(list.filter((b) => b.event === 'offline').map((b) => [b.did, b]));
+    expect([...offline(atBroker).keys()].sort()).toEqual(plans.map((d) => d.did).sort());
+    const seen = offline(states.map((r) => r.body));
+    expect([...seen.keys()].sort()).toEqual(plans.map((d) => d.did).sort());
+    for (const plan of plans) {
+      expect(seen.get(plan.did)).toMatchObject({ did: plan.did, model: plan.model.model, uid: plan.uid });
+      if (plan.parentId) expect(seen.get(plan.did)!.parent_id).toBe(plan.parentId);
+    }
+    expect(report.messages.published).toBeGreaterThanOrEqual(2 * plans.length);
+  });
+});
+
+describe('last will of a simulated device session', () => {
+  let sim: Simulation | null = null;
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+    await sim?.stop();
+    sim = null;
+  });
+
+  it('has the broker announce a dropped Wi-Fi device offline with the will its session registered', async () => {
+    const s = await createSimulation({
+      scenario: tinyScenario({ homes: 2, mix: { light: 1 }, devicesPerHome: { '1': 1 } }),
+      speed: 'manual',
+      broker: { mqttPort: 0, wsPort: null },
+    });
+    sim = s;
+    const plan = s.population.sessions[0]!;
+    await until(() => s.platform.registry.isOnline(plan.did), 5000, 'the device online');
+    const obs = await connectTcp(s.broker, { clientId: 'sim-will-observer' });
+    clients.push(obs);
+    const will = nextMessage(obs, (t, p) => t === `device/${plan.did}/state` && p.includes('"offline"'));
+    await obs.subscribeAsync(`device/${plan.did}/state`, { qos: 1 });
+    // Drop the device's connection at the broker, as a lost network would (no DISCONNECT).
+    const aedesClients = (s.broker.aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients;
+    aedesClients[plan.did]!.conn.destroy();
+    expect(JSON.parse((await will).payload)).toEqual({ did: plan.did, event: 'offline', model: plan.model.model, uid: plan.uid, ts: Date.parse(TEST_START) });
+    await until(() => !s.platform.registry.isOnline(plan.did), 5000, 'the platform to see it offline');
+  });
+});
+
+describe.each<[string, (b: EmbeddedBroker, o?: IClientOptions) => Promise<MqttClient>]>([
+  ['tcp', connectTcp],
+  ['in-process', connectInProcess],
+])('last will over %s', (_transport, connect) => {
+  let broker: EmbeddedBroker;
+  const clients: MqttClient[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+    await broker.close();
+  });
+
+  const DID = '300000001';
+  const CLEAN = '300000002';
+  const state = (did: string, event: 'online' | 'offline', ts: number): string =>
+    JSON.stringify({ did, event, model: 'yeelink.light.mono6', uid: '1000000009', ts });
+  const withWill = (did: string): IClientOptions => ({
+    clientId: did, username: did, password: `token-${did}`,
+    will: { topic: `device/${did}/state`, payload: Buffer.from(state(did, 'offline', 1000)), qos: 1, retain: true },
+  });
+
+  it('publishes the will (retained "offline") when a device session drops without DISCONNECT, not on a clean one', async () => {
+    broker = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-xyz' });
+    broker.access.registerDevice(DID, { token: `token-${DID}`, uid: '1000000009' });
+    broker.access.registerDevice(CLEAN, { token: `token-${CLEAN}`, uid: '1000000009' });
+    const obs = await connect(broker, { clientId: 'will-observer' });
+    clients.push(obs);
+    const seen = collectStates(obs);
+    await obs.subscribeAsync('device/+/state', { qos: 1 });
+
+    const dev = await connect(broker, withWill(DID));
+    const clean = await connect(broker, withWill(CLEAN));
+    clients.push(dev, clean);
+    const online = nextMessage(obs, (t, p) => t === `device/${DID}/state` && p.includes('"online"'));
+    await dev.publishAsync(`device/${DID}/state`, state(DID, 'online', 1000), { qos: 1, retain: true });
+    await online;
+
+    // A clean DISCONNECT: no will.
+    const gone: string[] = [];
+    broker.on('clientGone', (info) => gone.push(info.clientId));
+    await clean.endAsync();
+    await until(() => gone.includes(CLEAN), 5000, 'the clean session to end');
+
+    // The device loses its connection: the broker publishes its will.
+    const will = nextMessage(obs, (t, p) => t === `device/${DID}/state` && p.includes('"offline"'));
+    dev.stream.destroy();
+    const msg = await will;
+    expect(JSON.parse(msg.payload)).toEqual(JSON.parse(state(DID, 'offline', 1000)));
+    await until(() => gone.includes(DID), 5000, 'the dropped session to end');
+    expect(seen.some((r) => r.body.did === CLEAN && r.body.event === 'offline')).toBe(false);
+
+    // The will was retained: a later observer learns the device is offline.
+    const late = await connect(broker, { clientId: 'late-observer' });
+    clients.push(late);
+    const lateStates = collectStates(late);
+    await late.subscribeAsync(`device/${DID}/state`);
+    await until(() => lateStates.length > 0, 5000, 'the retained state');
+    expect(lateStates[0]).toMatchObject({ retain: true, body: { did: DID, event: 'offline' } });
+  });
+});
