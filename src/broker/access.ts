@@ -6,8 +6,8 @@
  *   only its own `device/{did}/down/...` (a gateway also its children's).
  * - operator: username `operator`, password = the operator token. Publishes commands to any
  *   device's `down/rpc`; subscribes to anything.
- * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices the
- *   user owns; publishes under `app/{uid}/...`.
+ * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices of
+ *   the homes the user owns or belongs to; publishes under `app/{uid}/...`.
  * - observer: no username. Subscribes to anything; never publishes to `device/`, `app/`, `$SYS/`.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
@@ -22,6 +22,8 @@ export interface DeviceCredential {
   token: string;
   /** Owner's user id (app clients of this user may command the device). */
   uid: string;
+  /** Other users of the home (family members sharing the device in the app). */
+  members?: string[];
   /** For a gateway: the dids of its Zigbee/BLE children. */
   children?: string[];
 }
@@ -66,6 +68,12 @@ export class AccessDirectory {
   }
   get deviceCount(): number { return this.devices.size; }
 
+  /** Whether user `uid` may use device `did`: its owner or a member of its home. */
+  mayUse(uid: string, did: string): boolean {
+    const cred = this.devices.get(did) ?? this.devices.get(this.parentOf.get(did) ?? '');
+    return !!cred && (cred.uid === uid || (cred.members?.includes(uid) ?? false));
+  }
+
   /** Decide a CONNECT. Returns the principal, or a reason for refusing. */
   authenticate(clientId: string, username: string | undefined, password: string | undefined): Principal | { refused: string; returnCode: 2 | 4 } {
     // A device's did is its client id; nobody else may use it (taking it over would close the device's session).
@@ -104,7 +112,7 @@ export class AccessDirectory {
         return isReserved(topic) ? 'the operator may publish only device/{did}/down/rpc among reserved topics' : true;
       case 'app': {
         const did = topicDid(topic);
-        if (did && topic === `device/${did}/down/rpc` && this.ownerOf(did) === p.uid) return true;
+        if (did && topic === `device/${did}/down/rpc` && this.mayUse(p.uid, did)) return true;
         if (topic.startsWith(`app/${p.uid}/`)) return true;
         return `user ${p.uid} may publish only its own devices' down/rpc and app/${p.uid}/...`;
       }
@@ -123,7 +131,7 @@ export class AccessDirectory {
       }
       case 'app': {
         const did = topicDid(filter);
-        if (did && this.ownerOf(did) === p.uid) return true;
+        if (did && this.mayUse(p.uid, did)) return true;
         if (filter.startsWith(`app/${p.uid}/`) || filter.startsWith('$SYS/')) return true;
         return `user ${p.uid} may subscribe only to its own devices' topics, app/${p.uid}/... and $SYS/...`;
       }

@@ -14,6 +14,7 @@ import { AiotSimError } from '../errors.js';
 import { AccessDirectory, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
+import { indexedMemoryPersistence } from './retained-index.js';
 
 export type Transport = 'tcp' | 'ws' | 'in-process';
 
@@ -84,7 +85,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const access = new AccessDirectory(opts.operatorToken);
     access.allowAnonymous = opts.allowAnonymous ?? true;
     const emitter = new FloodSafeEmitter(opts.concurrency ?? 100);
-    const aedes = await Aedes.createBroker({ mq: emitter, maxClientsIdLength: 64, heartbeatInterval: 60_000 });
+    const aedes = await Aedes.createBroker({
+      mq: emitter, persistence: indexedMemoryPersistence(), maxClientsIdLength: 64, heartbeatInterval: 60_000,
+    });
     const broker = new EmbeddedBroker(aedes, access, emitter);
     broker.installHooks();
     const host = opts.host ?? '127.0.0.1';

@@ -211,6 +211,18 @@ const MediaPlayerBehaviour = z.strictObject({
   sessionMinutes: z.tuple([z.number().positive(), z.number().positive()]),
 });
 
+/**
+ * Smart-speaker voice requests: each one is an event carrying the request text and the speaking
+ * user's id; a music request also starts playback.
+ */
+const VoiceAssistantBehaviour = z.strictObject({
+  use: z.literal('voice-assistant'),
+  event: EventRef,
+  textProperty: PropRef,
+  userProperty: PropRef,
+  musicAction: ActionRef.optional(),
+});
+
 /** A level that falls steadily: a battery, a filter's life. Emits a low event once below a threshold. */
 const BatteryDrainBehaviour = z.strictObject({
   use: z.literal('battery-drain'),
@@ -246,10 +258,11 @@ const PowerDrawBehaviour = z.strictObject({
 export const BehaviourSpec = z.discriminatedUnion('use', [
   HeartbeatBehaviour, RandomWalkBehaviour, MotionBehaviour, ContactBehaviour, ClimateControlBehaviour,
   WashCycleBehaviour, VacuumBehaviour, MediaPlayerBehaviour, BatteryDrainBehaviour, PowerDrawBehaviour,
+  VoiceAssistantBehaviour,
 ]);
 export const BEHAVIOUR_NAMES = [
   'heartbeat', 'random-walk', 'motion', 'contact', 'climate-control', 'wash-cycle', 'vacuum',
-  'media-player', 'battery-drain', 'power-draw',
+  'media-player', 'battery-drain', 'power-draw', 'voice-assistant',
 ] as const;
 
 export const DeviceModelSpec = z.strictObject({

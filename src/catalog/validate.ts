@@ -88,7 +88,7 @@ export function checkDeviceModel(file: string, doc: unknown): { model?: DeviceMo
 function refKind(key: string): 'property' | 'action' | 'event' | undefined {
   if (key.endsWith('Action')) return 'action';
   if (key.endsWith('Event') || key === 'event') return 'event';
-  if (['property', 'properties', 'on', 'quantity', 'setpoint', 'status', 'mode', 'leftTime', 'battery', 'chargingState',
+  if (['property', 'properties', 'textProperty', 'userProperty', 'on', 'quantity', 'setpoint', 'status', 'mode', 'leftTime', 'battery', 'chargingState',
     'playingState', 'power', 'energy', 'brightness'].includes(key)) return 'property';
   return undefined;
 }

@@ -6,7 +6,7 @@
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import type { Rng } from '../sim/rng.js';
 import type { Scheduler, TimerHandle } from '../sim/scheduler.js';
-import { createBehaviour, type Behaviour, type BehaviourContext } from './behaviours/index.js';
+import { createBehaviour, type Behaviour, type BehaviourContext, type UserInput } from './behaviours/index.js';
 import { PropertyStore } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
@@ -112,6 +112,16 @@ export class Device implements RpcTarget {
     return p;
   }
 
+  /** A person interacts with the device itself (speaks to a speaker): behaviours react. */
+  userInput(input: UserInput): void {
+    for (const b of this.behaviours) b.onUser?.(input);
+  }
+
+  /** Whether any behaviour of this device reacts to `kind` input (e.g. a voice assistant). */
+  accepts(kind: UserInput['kind']): boolean {
+    return kind === 'voice' && this.model.behaviours.some((b) => b.use === 'voice-assistant');
+  }
+
   /** Handle a raw `down/rpc` payload and publish the reply on `up/rpc`. */
   handleRpc(raw: string): RpcResponse {
     this.counters.rpcRequests++;
@@ -179,6 +189,10 @@ export class Device implements RpcTarget {
       },
       every: (ms, fn, first) => own(this.scheduler.every(ms, fn, first)),
       activity: () => this.activity(),
+      act: (ref) => {
+        const [siid, aiid] = ref.split('.').map(Number) as [number, number];
+        if (this.action(siid, aiid)) this.runAction(siid, aiid, []);
+      },
     };
   }
 

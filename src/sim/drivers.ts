@@ -11,6 +11,10 @@ import type { EventScheduler } from './scheduler.js';
 
 export type Speed = number | 'fast' | 'manual';
 
+/** Fast mode runs up to this much virtual time, or this many events, between yields to I/O. */
+const FAST_SLICE_MS = 60_000;
+const FAST_SLICE_EVENTS = 2000;
+
 export interface DriverOptions {
   /** Virtual time at which to stop, or undefined to run until stopped. */
   endTime?: number;
@@ -112,8 +116,9 @@ export class ClockDriver {
         this.stop();
         return;
       }
-      // Run a slice of events, then let I/O flow so messages reach the broker in order.
-      this.scheduler.runUntil(next, 2000);
+      // Run a slice of virtual time (bounded in events), pausing as soon as a command or a
+      // reconnection is under way, then let I/O flow so messages reach the broker in order.
+      this.scheduler.runUntil(Math.min(end, next + FAST_SLICE_MS), FAST_SLICE_EVENTS, congested);
       await new Promise((r) => setImmediate(r));
     }
   }

@@ -19,6 +19,10 @@ export interface RunReport {
   traceMessages: number;
   /** Password of the `operator` MQTT account for this run. */
   operatorToken: string;
+  /** What the simulated people did (simulator-side counts; `platform` has what the broker showed). */
+  activity: { appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; skippedOffline: number; failedCommands: number };
+  /** Faults that ran, with how many device sessions each took down. */
+  faults: Array<{ type: string; from: string; to: string; sessions: number; region?: string }>;
   platform: PlatformSnapshot & { scale: number; scaled: { connections: number } };
 }
 
@@ -36,6 +40,8 @@ export interface ReportInput {
   devices: number;
   sessions: number;
   operatorToken: string;
+  activity: RunReport['activity'];
+  faults: RunReport['faults'];
 }
 
 export function buildReport(r: ReportInput): RunReport {
@@ -52,6 +58,8 @@ export function buildReport(r: ReportInput): RunReport {
     traceDigest: r.traceDigest,
     traceMessages: r.traceMessages,
     operatorToken: r.operatorToken,
+    activity: r.activity,
+    faults: r.faults,
     platform: {
       ...r.platform,
       scale: r.scenario.scale,

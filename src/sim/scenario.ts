@@ -27,6 +27,70 @@ const Duration = z.string().refine((s) => parseDuration(s) !== undefined, 'expec
 const Weights = z.record(z.string(), z.number().nonnegative()).refine(
   (w) => Object.values(w).some((v) => v > 0), 'expected at least one positive weight');
 
+const Hours = z.tuple([z.number().min(0).max(30), z.number().min(0).max(30)]);
+const Share = z.number().min(0).max(1);
+
+/** How the population lives: rhythms in local time, app and voice use, appliance routines. */
+export const BehaviourSection = z.strictObject({
+  /** 24 hourly weights of household activity in local time (normalised to a mean of 1). Default: evening peak 18-22. */
+  rhythm: z.array(z.number().nonnegative()).length(24).optional(),
+  app: z.strictObject({
+    /** Mijia app sessions per user (owner or member) per day, spread by the rhythm. */
+    sessionsPerUserPerDay: z.number().nonnegative().default(2),
+    /** Share of those sessions in which the user commands a device (toggles a light or plug, ...). */
+    commandShare: Share.default(0.5),
+  }).prefault({}),
+  voice: z.strictObject({
+    /** Voice interactions per speaker per day, spread by the rhythm. */
+    interactionsPerSpeakerPerDay: z.number().nonnegative().default(4),
+    /** Share of interactions that ask for music (the speaker plays). */
+    musicShare: Share.default(0.35),
+    /** Share that control another device in the home ("turn on the light"). */
+    controlShare: Share.default(0.25),
+  }).prefault({}),
+  appliances: z.strictObject({
+    /** ACs go on in the afternoon of days whose high reaches this (°C), more often the hotter it is. */
+    acOnAboveC: z.number().default(27),
+    acOnHours: Hours.default([13, 16]),
+    acOffHours: Hours.default([22, 25]),
+    acTarget: z.tuple([z.number(), z.number()]).default([24, 26]),
+    washerCyclesPerWeek: z.number().nonnegative().default(3),
+    /** Washers start between these local hours. */
+    washerHours: Hours.default([8, 20]),
+    vacuumRunsPerWeek: z.number().nonnegative().default(4),
+    vacuumHours: Hours.default([9, 12]),
+    /** Lights go on in the evening and off at bedtime (local hours; 24.5 = 00:30). */
+    lightsOnHours: Hours.default([18, 20.5]),
+    lightsOffHours: Hours.default([22, 24.5]),
+    /** Share of evenings a home switches its lights on through the app or voice. */
+    lightsEveningShare: Share.default(0.8),
+  }).prefault({}),
+  climate: z.strictObject({
+    /** Added to every region's seasonal daily high (°C): a heat wave is +5 or so. */
+    offsetC: z.number().default(0),
+  }).prefault({}),
+});
+export type BehaviourSection = z.infer<typeof BehaviourSection>;
+
+/** Things going wrong on purpose, at virtual times after the start. */
+export const FaultSpec = z.discriminatedUnion('type', [
+  z.strictObject({
+    /** A random share of device sessions lose their network (no DISCONNECT: last wills fire), then come back. */
+    type: z.literal('devices-offline'),
+    share: Share,
+    at: Duration,
+    duration: Duration,
+  }),
+  z.strictObject({
+    /** Every device session in a region loses its network, then comes back. */
+    type: z.literal('region-outage'),
+    region: z.string(),
+    at: Duration,
+    duration: Duration,
+  }),
+]);
+export type FaultSpec = z.infer<typeof FaultSpec>;
+
 export const ScenarioSpec = z.strictObject({
   name: z.string().min(1),
   description: z.string().optional(),
@@ -52,6 +116,8 @@ export const ScenarioSpec = z.strictObject({
     /** App users per home besides the owner: [min, max]. */
     membersPerHome: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).default([0, 2]),
   }),
+  behaviour: BehaviourSection.prefault({}),
+  faults: z.array(FaultSpec).default([]),
 });
 export type Scenario = z.infer<typeof ScenarioSpec>;
 
@@ -93,6 +159,24 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
     add('population.membersPerHome', `min ${members[0]} is above max ${members[1]}`);
   }
   if (root['speed'] === 'fast' && root['duration'] === undefined) add('duration', 'fast mode needs a duration');
+  const total = typeof root['duration'] === 'string' ? parseDuration(root['duration']) : undefined;
+  const faults = Array.isArray(root['faults']) ? root['faults'] : [];
+  faults.forEach((f: unknown, i: number) => {
+    if (!isRecord(f)) return;
+    if (f['type'] === 'region-outage' && typeof f['region'] === 'string' && !REGION_IDS.includes(f['region'])) {
+      add(`faults[${i}].region`, `unknown region "${f['region']}"; known: ${REGION_IDS.join(', ')}`);
+    }
+    const at = typeof f['at'] === 'string' ? parseDuration(f['at']) : undefined;
+    if (total !== undefined && at !== undefined && at >= total) add(`faults[${i}].at`, `starts at ${f['at']}, after the scenario ends (${String(root['duration'])})`);
+  });
+  const beh = isRecord(root['behaviour']) ? root['behaviour'] : {};
+  const appl = isRecord(beh['appliances']) ? beh['appliances'] : {};
+  for (const key of ['acOnHours', 'acOffHours', 'washerHours', 'vacuumHours', 'lightsOnHours', 'lightsOffHours']) {
+    const h = appl[key];
+    if (Array.isArray(h) && typeof h[0] === 'number' && typeof h[1] === 'number' && h[0] > h[1]) {
+      add(`behaviour.appliances.${key}`, `from ${h[0]} is after to ${h[1]} (use hours past 24 for after midnight, e.g. [22, 25])`);
+    }
+  }
   problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return problems.length || !parsed.success ? { problems } : { scenario: parsed.data, problems };
 }

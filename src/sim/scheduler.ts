@@ -98,16 +98,17 @@ export class EventScheduler implements Scheduler {
 
   /**
    * Run every event due at or before `time`, in order, then set the clock to `time`.
-   * Stops early (returning false) when `budget` events have run, so drivers can yield.
+   * Stops early (returning false, the clock at the last event run) when `budget` events have run
+   * or `pause()` turns true after an event, so drivers can yield or wait for the network.
    */
-  runUntil(until: number, budget = Infinity): boolean {
+  runUntil(until: number, budget = Infinity, pause?: () => boolean): boolean {
     const time = Math.floor(until);
     let n = 0;
     for (;;) {
       this.dropCancelled();
       const top = this.heap[0];
       if (!top || top.time > time) break;
-      if (n >= budget) return false;
+      if (n >= budget || (n > 0 && pause?.())) return false;
       this.pop();
       this.live--;
       if (top.time > this.current) this.current = top.time;

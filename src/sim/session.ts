@@ -32,6 +32,9 @@ export class DeviceSession {
   private readonly link: DeviceLink;
   connected = false;
   connects = 0;
+  /** While suspended (a fault), the session stays down and does not reconnect by itself. */
+  suspended = false;
+  private announceOnReconnect = true;
 
   constructor(
     readonly device: Device,
@@ -134,7 +137,40 @@ export class DeviceSession {
   private onConnect(): void {
     this.connected = true;
     this.connects++;
-    if (this.connects > 1) this.goOnline();
+    if (this.connects > 1 && this.announceOnReconnect) this.goOnline();
+  }
+
+  /**
+   * Lose the network (a fault): the connection drops without DISCONNECT, so the broker publishes
+   * the last will, and the session does not come back until `resume()`.
+   */
+  suspend(): void {
+    const client = this.client;
+    if (!client || this.suspended) return;
+    this.suspended = true;
+    client.options.reconnectPeriod = 0;
+    this.connected = false;
+    this.detachAll();
+    client.stream?.destroy();
+  }
+
+  /**
+   * Get the network back: reconnect and resolve once connected. The caller announces the session
+   * (`goOnline`), so that sessions coming back together announce in a reproducible order.
+   */
+  resume(timeoutMs = 30_000): Promise<void> {
+    const client = this.client;
+    if (!client || !this.suspended) return Promise.resolve();
+    this.suspended = false;
+    client.options.reconnectPeriod = 2000;
+    client.options.will = this.will();
+    this.announceOnReconnect = false;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { client.off('connect', ok); reject(new Error(`device ${this.did}: no reconnect within ${timeoutMs} ms`)); }, timeoutMs);
+      const ok = (): void => { clearTimeout(timer); this.announceOnReconnect = true; resolve(); };
+      client.once('connect', ok);
+      client.reconnect();
+    });
   }
 
   private onClose(): void {

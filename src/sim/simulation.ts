@@ -21,7 +21,11 @@ import { buildReport, type RunReport } from './report.js';
 import { Rng } from './rng.js';
 import { checkScenario, loadScenario, parseDuration, type Scenario } from './scenario.js';
 import { EventScheduler } from './scheduler.js';
+import { Household, type HouseholdChannel } from './household.js';
+import { region as regionOf } from './regions.js';
+import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
 import { DeviceSession, type Connector } from './session.js';
+import { AppUsers, WorkQueue, type AppUser } from './users.js';
 import { TraceRecorder } from './trace.js';
 
 export interface SimulationOptions {
@@ -62,6 +66,17 @@ export interface SimulationStatus {
 }
 
 const CONNECT_CONCURRENCY = 200;
+/** Above this many app users, app clients use the in-process transport (file descriptor limit). */
+const MAX_WS_APP_CLIENTS = 2000;
+
+export interface FaultRecord {
+  type: string;
+  /** Virtual times (ISO 8601). */
+  from: string;
+  to: string;
+  sessions: number;
+  region?: string;
+}
 
 export class Simulation {
   readonly scenario: Scenario;
@@ -79,6 +94,14 @@ export class Simulation {
   private readonly tokens = new Map<string, string>();
   private readonly trace = new TraceRecorder();
   private readonly inflight = { count: 0 };
+  /** Commands and reconnections in progress; fast mode waits for them before moving the clock. */
+  private readonly work = new WorkQueue();
+  private readonly households: Household[] = [];
+  private readonly userTokens = new Map<string, string>();
+  private readonly locals = new Map<string, LocalTime>();
+  private apps: AppUsers | null = null;
+  private readonly faultLog: FaultRecord[] = [];
+  private voiceCommands = 0;
   private operator: MqttClient | null = null;
   private readonly pendingRpc = new Map<string, (res: RpcResponse) => void>();
   private rpcSeq = 0;
@@ -104,7 +127,9 @@ export class Simulation {
     this.scheduler = new EventScheduler(this.virtualStart);
     this.population = buildPopulation(scenario, catalog, this.seed);
     this.platform = new PlatformService((did) => this.facts(did));
-    const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = { congested: () => this.inflight.count > 20_000 };
+    const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = {
+      congested: () => this.inflight.count > 20_000 || this.work.pending > 0,
+    };
     if (this.virtualEnd !== null) driverOpts.endTime = this.virtualEnd;
     this.driver = new ClockDriver(this.scheduler, this.speed, driverOpts);
   }
@@ -158,9 +183,12 @@ export class Simulation {
       this.provision(broker);
       await this.connectOperator(broker);
       await this.connectAll(broker);
+      await this.connectUsers(broker);
       // First announcements in population order, at the virtual start: a reproducible trace.
       for (const s of this.sessions) s.goOnline();
       for (const d of this.devices.values()) d.start();
+      for (const h of this.households) h.start();
+      this.scheduleFaults();
       this.state = 'running';
       this.driver.start();
     } catch (err) {
@@ -194,6 +222,19 @@ export class Simulation {
       delivered: c?.delivered ?? 0,
       rejected: c?.rejected ?? 0,
       events: this.scheduler.executed,
+    };
+  }
+
+  /** What the simulated people did (simulator-side counts; the platform measures its own). */
+  activity(): { appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; skippedOffline: number; failedCommands: number } {
+    const sum = (k: keyof Household['counters']): number => this.households.reduce((n, h) => n + h.counters[k], 0);
+    return {
+      appSessions: sum('appSessions'),
+      appCommands: this.apps?.counters.appCommands ?? 0,
+      voiceInteractions: sum('voiceInteractions'),
+      voiceCommands: this.voiceCommands,
+      skippedOffline: sum('skippedOffline'),
+      failedCommands: this.work.failures,
     };
   }
 
@@ -236,11 +277,14 @@ export class Simulation {
   private async doStop(): Promise<RunReport> {
     this.state = 'stopping';
     this.driver.stop();
+    for (const h of this.households) h.stop();
+    await this.work.idle();
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     await this.settle();
     const snapshot = this.platform.snapshot();
     for (const d of this.devices.values()) d.stop();
     await Promise.all(this.sessions.map((s) => s.stop()));
+    await this.apps?.close();
     const counters = this.broker_ ? { ...this.broker_.counters } : { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0 };
     const digest = await this.trace.finish();
     await this.shutdown();
@@ -250,6 +294,7 @@ export class Simulation {
       virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
       counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
       devices: this.devices.size, sessions: this.sessions.length, operatorToken: this.operatorToken,
+      activity: this.activity(), faults: this.faultLog,
     });
   }
 
@@ -269,18 +314,96 @@ export class Simulation {
   private provision(broker: EmbeddedBroker): void {
     const rng = Rng.from(this.seed, 'devices');
     for (const plan of this.population.devices) this.planByDid.set(plan.did, plan);
+    const homes = new Map(this.population.homes.map((h) => [h.id, h]));
     for (const plan of this.population.sessions) {
       const token = randomBytes(16).toString('hex');
       this.tokens.set(plan.did, token);
-      broker.access.registerDevice(plan.did, { token, uid: plan.uid, children: plan.children.map((c) => c.did) });
+      const members = homes.get(plan.homeId)?.memberUids ?? [];
+      broker.access.registerDevice(plan.did, { token, uid: plan.uid, members, children: plan.children.map((c) => c.did) });
     }
+    const beh = this.scenario.behaviour;
+    const curve = beh.rhythm ? normaliseCurve(beh.rhythm) : DEFAULT_CURVE;
+    const householdOf = new Map<string, Household>();
     for (const plan of this.population.devices) {
       const opts: ConstructorParameters<typeof Device>[0] = {
         did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.scheduler, rng: rng.fork(plan.did),
+        activity: () => householdOf.get(plan.homeId)?.activity() ?? 1,
       };
       if (plan.parentId) opts.parentId = plan.parentId;
       this.devices.set(plan.did, new Device(opts));
     }
+    const channel = this.channel();
+    for (const home of this.population.homes) {
+      for (const uid of [home.ownerUid, ...home.memberUids]) {
+        const token = randomBytes(12).toString('hex');
+        this.userTokens.set(uid, token);
+        broker.access.registerUser(uid, token);
+      }
+      let local = this.locals.get(home.region);
+      if (!local) this.locals.set(home.region, (local = new LocalTime(regionOf(home.region).timeZone)));
+      const h = new Household({
+        home, devices: this.devices, scheduler: this.scheduler, seed: this.seed, local, curve, behaviour: beh, channel,
+      });
+      householdOf.set(home.id, h);
+      this.households.push(h);
+    }
+  }
+
+  /** What households do through the network, queued in order (see WorkQueue). */
+  private channel(): HouseholdChannel {
+    return {
+      appSession: (uid) => this.work.push(() => this.apps!.openSession(uid)),
+      appCommand: (uid, did, method, params) => this.work.push(() => this.apps!.command(uid, did, method, params)),
+      voiceCommand: (did, method, params) => {
+        this.voiceCommands++;
+        this.work.push(() => this.command(did, method, params, 5000));
+      },
+    };
+  }
+
+  private async connectUsers(broker: EmbeddedBroker): Promise<void> {
+    const users: AppUser[] = this.population.homes.flatMap((h) => [h.ownerUid, ...h.memberUids].map((uid) => ({
+      uid, token: this.userTokens.get(uid)!, homeId: h.id, dids: h.devices.map((d) => d.did),
+    })));
+    // App clients speak MQTT over WebSocket, like a phone; a socket costs two file descriptors in
+    // this process, so large populations use the in-process transport instead.
+    const connector: Connector = broker.wsAddress && users.length <= MAX_WS_APP_CLIENTS
+      ? { kind: 'url', url: `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` }
+      : { kind: 'in-process', open: () => broker.connectInProcess() };
+    const apps = new AppUsers(connector, this.scheduler);
+    this.apps = apps;
+    await apps.connectAll(users);
+  }
+
+  /** Put the scenario's faults on the virtual timeline. */
+  private scheduleFaults(): void {
+    this.scenario.faults.forEach((f, i) => {
+      const at = this.virtualStart + parseDuration(f.at)!;
+      const until = at + parseDuration(f.duration)!;
+      const r = Rng.from(this.seed, 'fault', i);
+      let victims: DeviceSession[];
+      if (f.type === 'region-outage') {
+        victims = this.sessions.filter((s) => this.planByDid.get(s.did)?.region === f.region);
+      } else {
+        const n = Math.round(this.sessions.length * f.share);
+        const pool = [...this.sessions];
+        victims = [];
+        for (let k = 0; k < n && pool.length; k++) victims.push(pool.splice(r.int(0, pool.length - 1), 1)[0]!);
+        victims.sort((a, b) => this.sessions.indexOf(a) - this.sessions.indexOf(b));
+      }
+      const record: FaultRecord = {
+        type: f.type, from: new Date(at).toISOString(), to: new Date(until).toISOString(), sessions: victims.length,
+      };
+      if (f.type === 'region-outage') record.region = f.region;
+      this.faultLog.push(record);
+      this.scheduler.at(at, () => { for (const v of victims) v.suspend(); });
+      this.scheduler.at(until, () => {
+        this.work.push(async () => {
+          await Promise.all(victims.map((v) => v.resume()));
+          for (const v of victims) v.goOnline();
+        });
+      });
+    });
   }
 
   private async connectOperator(broker: EmbeddedBroker): Promise<void> {

@@ -1,4 +1,5 @@
 /** Appliance behaviours: climate control (AC, purifier), switched loads, washer programs. */
+import type { TimerHandle } from '../../sim/scheduler.js';
 import type { Scalar } from '../topics.js';
 import type { BehaviourContext, BehaviourFactory } from './context.js';
 
@@ -16,6 +17,7 @@ export const climateControl: BehaviourFactory<'climate-control'> = (spec, ctx) =
   let energyKwh = spec.power?.energy ? ctx.num(spec.power.energy) : 0;
   // The physics runs on a continuous value; the property holds it snapped to the spec's step.
   let q = ctx.num(spec.quantity);
+  let timer: TimerHandle | undefined;
 
   const update = (dtMinutes: number): void => {
     const on = ctx.get(spec.on) === true;
@@ -25,24 +27,44 @@ export const climateControl: BehaviourFactory<'climate-control'> = (spec, ctx) =
     ctx.set(spec.quantity, q, { report: false });
     reportIfMoved(ctx, spec.quantity, spec.reportThreshold);
     const p = spec.power;
-    if (!p) return;
-    const effort = on ? Math.min(1, Math.abs(setpoint() - q) / p.fullEffortAt) : 0;
-    watts = on ? p.minW + (p.maxW - p.minW) * effort : p.standbyW;
-    if (p.property) {
-      ctx.set(p.property, watts, { report: false });
-      reportIfMoved(ctx, p.property, Math.max(1, p.maxW * 0.05));
+    if (p) {
+      const effort = on ? Math.min(1, Math.abs(setpoint() - q) / p.fullEffortAt) : 0;
+      watts = on ? p.minW + (p.maxW - p.minW) * effort : p.standbyW;
+      if (p.property) {
+        ctx.set(p.property, watts, { report: false });
+        reportIfMoved(ctx, p.property, Math.max(1, p.maxW * 0.05));
+      }
+      if (p.energy) {
+        energyKwh += (watts * dtMinutes) / 60 / 1000;
+        ctx.set(p.energy, energyKwh, { report: false });
+        reportIfMoved(ctx, p.energy, 0.1);
+      }
     }
-    if (p.energy) {
-      energyKwh += (watts * dtMinutes) / 60 / 1000;
-      ctx.set(p.energy, energyKwh, { report: false });
-      reportIfMoved(ctx, p.energy, 0.1);
+    // Off and settled at ambient, nothing changes any more: rest until switched on (standby
+    // energy is booked when the appliance wakes up).
+    if (!on && Math.abs(q - spec.ambient) < spec.reportThreshold / 4 && timer) {
+      timer.cancel();
+      timer = undefined;
+      restingSince = ctx.clock.now();
     }
   };
-  ctx.every(tick, () => update(minutes), ctx.rng.range(0, tick));
+  let restingSince: number | undefined;
+  const wake = (): void => {
+    if (timer) return;
+    if (restingSince !== undefined && spec.power?.energy) {
+      energyKwh += (spec.power.standbyW * (ctx.clock.now() - restingSince)) / 3_600_000 / 1000;
+    }
+    restingSince = undefined;
+    timer = ctx.every(tick, () => update(minutes), ctx.rng.range(0, tick));
+  };
+  wake();
   return {
     onSet(ref) {
-      // Switching on or changing the target shows in the power draw right away.
-      if (ref === spec.on || ref === spec.setpoint) update(0);
+      if (ref === spec.on || ref === spec.setpoint) {
+        wake();
+        // Switching on or changing the target shows in the power draw right away.
+        update(0);
+      }
     },
   };
 };
@@ -51,33 +73,52 @@ export const powerDraw: BehaviourFactory<'power-draw'> = (spec, ctx) => {
   const tick = spec.tickSeconds * 1000;
   let baseLoad = 0;
   let energyKwh = spec.energy ? ctx.num(spec.energy) / spec.energyScale : 0;
+  let timer: TimerHandle | undefined;
+  let since = ctx.clock.now();
+  const on = (): boolean => ctx.get(spec.on) === true;
   const load = (): number => {
-    if (ctx.get(spec.on) !== true) return spec.standbyW;
+    if (!on()) return spec.standbyW;
     const level = spec.brightness ? ctx.num(spec.brightness) / 100 : 1;
     return spec.standbyW + baseLoad * level * (1 + ctx.rng.normal(0, 0.02));
   };
-  const publish = (dtSeconds: number): void => {
-    const w = Math.max(0, load());
+  let watts = spec.standbyW;
+  /** Book the energy used since the last update at the last load, then take a new reading. */
+  const publish = (): void => {
+    const now = ctx.clock.now();
+    energyKwh += (watts * (now - since)) / 3_600_000 / 1000;
+    since = now;
+    watts = Math.max(0, load());
     if (spec.power) {
-      ctx.set(spec.power, w * spec.scale, { report: false });
+      ctx.set(spec.power, watts * spec.scale, { report: false });
       reportIfMoved(ctx, spec.power, spec.reportThreshold);
     }
     if (spec.energy) {
-      energyKwh += (w * dtSeconds) / 3600 / 1000;
       ctx.set(spec.energy, energyKwh * spec.energyScale, { report: false });
       reportIfMoved(ctx, spec.energy, spec.energyScale * 0.01);
     }
   };
-  const drawLoad = (): void => { baseLoad = ctx.rng.range(spec.watts[0], spec.watts[1]); };
-  drawLoad();
-  ctx.every(tick, () => publish(spec.tickSeconds), ctx.rng.range(0, tick));
+  // Nothing to meter (a bulb without power properties), or switched off: no ticking.
+  const metered = spec.power !== undefined || spec.energy !== undefined;
+  const follow = (): void => {
+    if (metered && on() && !timer) timer = ctx.every(tick, publish, ctx.rng.range(0, tick));
+    if (!on() && timer) {
+      timer.cancel();
+      timer = undefined;
+    }
+  };
+  baseLoad = ctx.rng.range(spec.watts[0], spec.watts[1]);
+  follow();
   return {
     onSet(ref) {
-      if (ref === spec.on && ctx.get(spec.on) === true) drawLoad();
-      if (ref === spec.on || ref === spec.brightness) publish(0);
+      if (ref === spec.on && on()) baseLoad = ctx.rng.range(spec.watts[0], spec.watts[1]);
+      if (ref === spec.on || ref === spec.brightness) {
+        if (metered) publish();
+        follow();
+      }
     },
     onAction() {
-      publish(0);
+      if (metered) publish();
+      follow();
     },
   };
 };

@@ -23,11 +23,18 @@ export interface BehaviourContext {
   /** Timers owned by the device: all cancelled when it stops. */
   after(ms: number, fn: () => void): TimerHandle;
   every(ms: number, fn: () => void, firstDelayMs?: number): TimerHandle;
+  /** Run one of the device's own actions (as its firmware would), with the usual effects. */
+  act(ref: string): void;
   /** How lively the household is right now (1 = typical); scenarios modulate it by local time. */
   activity(): number;
 }
 
+/** Something a person does to the device itself (not through the network). */
+export type UserInput = { kind: 'voice'; uid: string; text: string; music: boolean };
+
 export interface Behaviour {
+  /** Called when a person interacts with the device directly. */
+  onUser?(input: UserInput): void;
   /** Called after an accepted set_properties write. */
   onSet?(ref: string, value: Scalar): void;
   /** Called for an action; return a MIoT code to refuse (default 0). */

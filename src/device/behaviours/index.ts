@@ -2,10 +2,10 @@
 import type { BehaviourSpec } from '../../catalog/schema.js';
 import type { AnyBehaviourFactory, Behaviour, BehaviourContext, BehaviourFactory } from './context.js';
 import { climateControl, powerDraw, washCycle } from './appliances.js';
-import { mediaPlayer, vacuum } from './robots.js';
+import { mediaPlayer, vacuum, voiceAssistant } from './robots.js';
 import { batteryDrain, contact, heartbeat, motion, randomWalk } from './sensors.js';
 
-export type { Behaviour, BehaviourContext } from './context.js';
+export type { Behaviour, BehaviourContext, UserInput } from './context.js';
 
 const library: { [U in BehaviourSpec['use']]: BehaviourFactory<U> } = {
   heartbeat,
@@ -18,6 +18,7 @@ const library: { [U in BehaviourSpec['use']]: BehaviourFactory<U> } = {
   'media-player': mediaPlayer,
   'battery-drain': batteryDrain,
   'power-draw': powerDraw,
+  'voice-assistant': voiceAssistant,
 };
 
 export function createBehaviour(spec: BehaviourSpec, ctx: BehaviourContext): Behaviour {

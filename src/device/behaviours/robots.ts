@@ -83,3 +83,13 @@ export const mediaPlayer: BehaviourFactory<'media-player'> = (spec, ctx) => {
     },
   };
 };
+
+export const voiceAssistant: BehaviourFactory<'voice-assistant'> = (spec, ctx) => ({
+  onUser(input) {
+    if (input.kind !== 'voice') return;
+    ctx.set(spec.textProperty, input.text, { report: false });
+    ctx.set(spec.userProperty, input.uid, { report: false });
+    ctx.emit(spec.event);
+    if (input.music && spec.musicAction) ctx.act(spec.musicAction);
+  },
+});

@@ -1,0 +1,149 @@
+/**
+ * People as real MQTT clients. Each user (home owner or member) is a simulated Mijia app client
+ * logged in as `app:{uid}`, over MQTT over WebSocket when the embedded broker has that listener
+ * (in-process otherwise). An app session announces itself on `app/{uid}/session`; commands go to
+ * the devices' `down/rpc` and their replies are awaited on `up/rpc`, so the broker's ACL decides
+ * what a user may command, and the platform can observe app activity.
+ */
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type { RpcResponse } from '../device/topics.js';
+import { topics } from '../device/topics.js';
+import { AiotSimError } from '../errors.js';
+import { logger } from '../log.js';
+import type { Clock } from './scheduler.js';
+import type { Connector } from './session.js';
+
+const log = logger('users');
+
+/**
+ * Runs asynchronous work one piece at a time, in the order it was queued. While anything is
+ * queued, fast mode does not advance the virtual clock, so every command is sent, handled by its
+ * device and answered at the virtual instant it was issued: the trace stays reproducible.
+ */
+export class WorkQueue {
+  private tail: Promise<void> = Promise.resolve();
+  pending = 0;
+  failures = 0;
+
+  push(work: () => Promise<unknown>): void {
+    this.pending++;
+    this.tail = this.tail
+      .then(work)
+      .then(() => undefined, (err: unknown) => {
+        this.failures++;
+        log.debug({ err: (err as Error).message }, 'queued work failed');
+      })
+      .finally(() => { this.pending--; });
+  }
+
+  /** Resolves when everything queued so far is done. */
+  idle(): Promise<void> { return this.tail; }
+}
+
+export interface AppUser { uid: string; token: string; homeId: string; dids: string[] }
+
+export interface AppSessionPayload { uid: string; event: 'open'; home: string; ts: number }
+
+class AppClient {
+  private seq = 0;
+  private readonly waiting = new Map<string, (res: RpcResponse) => void>();
+
+  constructor(readonly user: AppUser, readonly client: MqttClient) {
+    client.on('message', (topic, payload) => {
+      const did = topic.split('/')[1] ?? '';
+      let res: RpcResponse;
+      try {
+        res = JSON.parse(payload.toString('utf8')) as RpcResponse;
+      } catch {
+        return;
+      }
+      const key = `${did}#${String(res.id)}`;
+      const w = this.waiting.get(key);
+      if (w) {
+        this.waiting.delete(key);
+        w(res);
+      }
+    });
+  }
+
+  async command(did: string, method: string, params: unknown, timeoutMs: number): Promise<RpcResponse> {
+    const id = `${this.user.uid}-${++this.seq}`;
+    const key = `${did}#${id}`;
+    const reply = new Promise<RpcResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `user ${this.user.uid}: no reply from ${did} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(key, (res) => { clearTimeout(timer); resolve(res); });
+    });
+    await this.client.publishAsync(topics.rpcDown(did), JSON.stringify({ id, method, params }), { qos: 1 });
+    return reply;
+  }
+}
+
+export interface UserCounters { appSessions: number; appCommands: number; commandErrors: number }
+
+export class AppUsers {
+  private readonly clients = new Map<string, AppClient>();
+  readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0 };
+
+  constructor(private readonly connector: Connector, private readonly clock: Clock) {}
+
+  get size(): number { return this.clients.size; }
+
+  /** Connect every user's app client (bounded concurrency); each subscribes to its homes' replies. */
+  async connectAll(users: AppUser[], concurrency = 100): Promise<void> {
+    const queue = [...users];
+    const worker = async (): Promise<void> => {
+      for (let u = queue.shift(); u; u = queue.shift()) await this.connect(u);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  }
+
+  private async connect(user: AppUser): Promise<void> {
+    const opts: IClientOptions = {
+      clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
+      protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 2000, connectTimeout: 30_000,
+    };
+    const client = this.connector.kind === 'in-process'
+      ? new MqttClient(() => (this.connector as { open: () => import('node:stream').Duplex }).open(), opts)
+      : mqtt.connect(this.connector.url, opts);
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', (err) => { client.end(true); reject(new Error(`app user ${user.uid}: ${err.message}`)); });
+    });
+    client.on('error', (err) => log.debug({ uid: user.uid, err: err.message }, 'app client error'));
+    if (user.dids.length) await client.subscribeAsync(user.dids.map((did) => topics.rpcUp(did)), { qos: 1 });
+    this.clients.set(user.uid, new AppClient(user, client));
+  }
+
+  /** The user opens the Mijia app: `app/{uid}/session` carries the virtual time. */
+  async openSession(uid: string): Promise<void> {
+    const c = this.require(uid);
+    const payload: AppSessionPayload = { uid, event: 'open', home: c.user.homeId, ts: this.clock.now() };
+    this.counters.appSessions++;
+    await c.client.publishAsync(`app/${uid}/session`, JSON.stringify(payload), { qos: 1 });
+  }
+
+  /** The user commands a device from the app; resolves with the device's reply. */
+  async command(uid: string, did: string, method: string, params: unknown, timeoutMs = 5000): Promise<RpcResponse> {
+    this.counters.appCommands++;
+    try {
+      return await this.require(uid).command(did, method, params, timeoutMs);
+    } catch (err) {
+      this.counters.commandErrors++;
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.clients.values()].map((c) => c.client.endAsync(true).catch(() => undefined)));
+    this.clients.clear();
+  }
+
+  private require(uid: string): AppClient {
+    const c = this.clients.get(uid);
+    if (!c) throw new AiotSimError('E_UNKNOWN_USER', 'input', `no app client for user ${uid}`);
+    return c;
+  }
+}
