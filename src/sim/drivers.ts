@@ -64,12 +64,21 @@ export class ClockDriver {
     this.resolveDone();
   }
 
-  /** Manual mode: run everything due in the next `ms` virtual milliseconds. */
-  advance(ms: number): void {
+  /**
+   * Manual mode: run everything due in the next `ms` virtual milliseconds. Like fast mode, it
+   * waits at each instant where commands or reconnections are under way (`waitIdle`), so they
+   * happen at the virtual time they were issued.
+   */
+  async advance(ms: number, waitIdle: () => Promise<void>): Promise<void> {
     if (this.speed !== 'manual') throw new Error(`advance() needs speed "manual", this simulation runs at ${String(this.speed)}`);
     const end = this.opts.endTime;
-    const target = this.scheduler.now() + ms;
-    this.scheduler.runUntil(end === undefined ? target : Math.min(target, end));
+    const target = Math.floor(end === undefined ? this.scheduler.now() + ms : Math.min(this.scheduler.now() + ms, end));
+    const congested = this.opts.congested ?? (() => false);
+    for (;;) {
+      await waitIdle();
+      if (this.scheduler.runUntil(target, Infinity, congested)) break;
+    }
+    await waitIdle();
     if (end !== undefined && this.scheduler.now() >= end) this.stop();
   }
 

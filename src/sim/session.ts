@@ -35,6 +35,9 @@ export class DeviceSession {
   /** While suspended (a fault), the session stays down and does not reconnect by itself. */
   suspended = false;
   private announceOnReconnect = true;
+  /** This session's publishes not yet written (QoS 0) or acknowledged (QoS 1). */
+  private readonly pending = new Set<number>();
+  private nextPublish = 0;
 
   constructor(
     readonly device: Device,
@@ -105,7 +108,13 @@ export class DeviceSession {
     }
     this.client = null;
     this.detachAll();
-    await client.endAsync(false).catch(() => undefined);
+    // A clean DISCONNECT after the offline states; never wait long on a connection that is gone.
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
+    await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
+    clearTimeout(timer);
+    if (!client.disconnected) client.end(true);
+    this.writeOff();
   }
 
   /** Drop the connection without DISCONNECT, as a device losing power or network would (last will fires). */
@@ -152,6 +161,13 @@ export class DeviceSession {
     this.connected = false;
     this.detachAll();
     client.stream?.destroy();
+    this.writeOff();
+  }
+
+  /** Messages in flight on a connection that is gone are written off (not waited for). */
+  private writeOff(): void {
+    this.hooks.inflight.count -= this.pending.size;
+    this.pending.clear();
   }
 
   /**
@@ -198,7 +214,11 @@ export class DeviceSession {
     if (!client) return;
     this.hooks.trace.record(this.hooks.clock.now(), topic, payload);
     const inflight = this.hooks.inflight;
+    const id = this.nextPublish++;
+    this.pending.add(id);
     inflight.count++;
-    client.publish(topic, payload, opts, () => { inflight.count--; });
+    client.publish(topic, payload, opts, () => {
+      if (this.pending.delete(id)) inflight.count--;
+    });
   }
 }

@@ -198,9 +198,18 @@ export class Simulation {
     }
   }
 
-  /** Manual speed only: run the next `ms` of virtual time. */
-  advance(ms: number): void {
-    this.driver.advance(ms);
+  /**
+   * Manual speed only: run the next `ms` of virtual time; resolves when it has run and what it
+   * set off (commands, reconnections, device messages) has reached the broker.
+   */
+  advance(ms: number): Promise<void> {
+    return this.driver.advance(ms, () => this.idle());
+  }
+
+  /** Resolves when queued commands and reconnections are done and device messages are written. */
+  async idle(): Promise<void> {
+    while (this.work.pending > 0) await this.work.idle();
+    await this.settle();
   }
 
   /** Platform figures as observed on the broker. */
@@ -396,7 +405,14 @@ export class Simulation {
       };
       if (f.type === 'region-outage') record.region = f.region;
       this.faultLog.push(record);
-      this.scheduler.at(at, () => { for (const v of victims) v.suspend(); });
+      // Through the work queue: what devices already sent reaches the broker first, so what the
+      // fault cuts off does not depend on wall-clock timing.
+      this.scheduler.at(at, () => {
+        this.work.push(async () => {
+          await this.settle();
+          for (const v of victims) v.suspend();
+        });
+      });
       this.scheduler.at(until, () => {
         this.work.push(async () => {
           await Promise.all(victims.map((v) => v.resume()));

@@ -45,3 +45,15 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** SUBACK return codes for one filter, whether MQTT.js treats 0x80 as an error or not. */
+export function subscribeGranted(client: MqttClient, filter: string): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    client.subscribe(filter, { qos: 0 }, (err, _granted, packet) => {
+      const codes = (packet as { granted?: number[] } | undefined)?.granted
+        ?? (err as { packet?: { granted?: number[] } } | null)?.packet?.granted;
+      if (codes) resolve(codes);
+      else reject(err ?? new Error('no SUBACK'));
+    });
+  });
+}

@@ -5,7 +5,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker, type ClientInfo } from '../../src/broker/broker.js';
-import { connectInProcess, connectTcp, nextMessage, until } from '../helpers/mqtt.js';
+import { connectInProcess, connectTcp, nextMessage, subscribeGranted, until } from '../helpers/mqtt.js';
 
 const OPERATOR_TOKEN = 'op-secret-0123';
 const D1 = '100000001';
@@ -18,18 +18,6 @@ const U1_TOKEN = 'user-1-token';
 const U2_TOKEN = 'user-2-token';
 
 type Connect = (broker: EmbeddedBroker, opts?: IClientOptions) => Promise<MqttClient>;
-
-/** SUBACK return codes for one filter, whether MQTT.js treats 0x80 as an error or not. */
-function subscribeGranted(client: MqttClient, filter: string): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    client.subscribe(filter, { qos: 0 }, (err, _granted, packet) => {
-      const codes = (packet as { granted?: number[] } | undefined)?.granted
-        ?? (err as { packet?: { granted?: number[] } } | null)?.packet?.granted;
-      if (codes) resolve(codes);
-      else reject(err ?? new Error('no SUBACK'));
-    });
-  });
-}
 
 /** Resolves when the client's connection is closed (by the broker); call before the action that closes it. */
 function closed(client: MqttClient, ms = 5000): Promise<void> {

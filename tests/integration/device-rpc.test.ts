@@ -64,7 +64,7 @@ describe('device RPC through a running simulation', () => {
     // Half an hour of virtual time: the room temperature moves toward the target.
     const reports: PropertiesChangedPayload[] = [];
     client.on('message', (t, p) => { if (t === `device/${did}/up/properties_changed/4/7`) reports.push(JSON.parse(p.toString()) as PropertiesChangedPayload); });
-    s.advance(30 * 60_000);
+    await s.advance(30 * 60_000);
     const after = (await readProperty(client, did, 4, 7)) as number;
     expect(after).toBeLessThan(before);
     expect(Math.abs(after - 22)).toBeLessThan(Math.abs(before - 22));
@@ -112,7 +112,7 @@ describe('device RPC through a running simulation', () => {
     // The second reply arrived after the first report: only 22 went out, at the virtual start.
     expect(reports).toEqual([{ did, siid: 2, piid: 4, value: 22, ts: t0 }]);
     const later = nextMessage(client, (t, p) => t === `device/${did}/up/properties_changed/2/4` && p.includes('23.5'));
-    s.advance(1000);
+    await s.advance(1000);
     expect(JSON.parse((await later).payload)).toEqual({ did, siid: 2, piid: 4, value: 23.5, ts: t0 + 1000 });
     expect(reports).toHaveLength(2);
   });

@@ -67,7 +67,7 @@ describe('gateway children in a running simulation', () => {
     clients.push(obs);
     await obs.subscribeAsync('device/#');
     const childUp = nextMessage(obs, (t) => parentOf.has(t.split('/')[1] ?? '') && t.includes('/up/'));
-    s.advance(3 * 3_600_000);
+    await s.advance(3 * 3_600_000);
     const first = await childUp;
     expect(first.topic).toMatch(/^device\/[^/]+\/up\/(properties_changed|event_occured)\/\d+\/\d+$/);
     await until(() => fromChildTopics.length > 0, 5000, 'child messages at the broker');

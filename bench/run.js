@@ -1,0 +1,304 @@
+/**
+ * aiot-sim benchmark orchestrator (`npm run bench`, which builds first).
+ *
+ * Every measurement runs in a fresh child process (`node --expose-gc bench/worker.js TASK ARGS`),
+ * one at a time, so runs neither share a heap nor compete for the two cores. Each figure is
+ * measured REPS times (default 3) and reported as the median plus the individual runs.
+ * Prints ONE JSON document on stdout; progress goes to stderr.
+ *
+ * Environment knobs (for development; the defaults are the benchmark):
+ *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000
+ */
+import { fork, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { log, median, now, round } from './common.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const ROOT = join(HERE, '..');
+const REPS = Math.max(1, Number.parseInt(process.env.BENCH_REPS ?? '3', 10) || 3);
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
+/** Whole-run budget: runs that would start after it are skipped (and listed in `problems`). */
+const BUDGET_MS = 480_000;
+const T0 = now();
+
+const CONFIG = {
+  connect: { homes: 2000 },
+  memory: { homes: 5000 },
+  throughput: { publishers: 8, batch: 500, messages: 200_000, warmup: 10_000, timeoutMs: 60_000 },
+  fast: { duration: '24h' },
+  /** Issue 3's target: 24 virtual hours of 1,000 homes (about 10,000 devices) in under 60 s. */
+  fast1000Homes: { duration: '24h', scenario: 'consumer-load.yaml' },
+};
+
+const problems = [];
+
+/** Run one task in a fresh child; resolves with its result, or null (recorded in `problems`). */
+function runChild(task, args, timeoutMs) {
+  return new Promise((resolve) => {
+    if (now() - T0 > BUDGET_MS) {
+      problems.push(`${task}: skipped, the ${BUDGET_MS / 1000} s budget is spent`);
+      resolve(null);
+      return;
+    }
+    const child = fork(join(HERE, 'worker.js'), [task, JSON.stringify(args)], {
+      cwd: ROOT,
+      execArgv: ['--expose-gc'],
+      // The child's stdout goes to our stderr: our stdout carries only the final JSON.
+      stdio: ['ignore', 2, 2, 'ipc'],
+    });
+    let answer = null;
+    let settled = false;
+    const finish = (value, problem) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (problem) {
+        problems.push(`${task} ${JSON.stringify(args)}: ${problem}`);
+        log(`  ${task}: ${problem}`);
+      }
+      resolve(value);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(null, `timed out after ${timeoutMs / 1000} s (killed)`);
+    }, timeoutMs);
+    child.on('message', (m) => { answer = m; });
+    child.on('error', (err) => finish(null, `could not start: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      if (answer?.ok) finish(answer.result);
+      else if (answer) finish(null, answer.error);
+      else finish(null, `exited with ${signal ?? code} without a result`);
+    });
+  });
+}
+
+async function repeat(label, task, args, reps, timeoutMs) {
+  const runs = [];
+  for (let i = 1; i <= reps; i++) {
+    log(`${label}: run ${i}/${reps}`);
+    const t = now();
+    const r = await runChild(task, args, timeoutMs);
+    if (r) {
+      runs.push(r);
+      log(`${label}: run ${i}/${reps} done in ${round((now() - t) / 1000, 1)} s`);
+    }
+  }
+  return runs;
+}
+
+/** { median, runs } of one numeric field across runs. */
+function stat(runs, key, digits = 1) {
+  const values = runs.map((r) => r[key]);
+  return { median: round(median(values), digits), runs: values.map((v) => round(v, digits)) };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+async function connectRate() {
+  const runs = await repeat('connectRate', 'connect', CONFIG.connect, REPS, 90_000);
+  if (!runs.length) return null;
+  return {
+    unit: 'devices/s',
+    what: 'MQTT device sessions connected per second by `await sim.start()` (in-process transport, speed manual)',
+    sessions: runs[0].sessions,
+    median: median(runs.map((r) => r.devicesPerSecond)),
+    runs: runs.map((r) => r.devicesPerSecond),
+    startSeconds: stat(runs, 'startSeconds', 3),
+    // start() also connects the operator and one app client per home user (owners; members: none here).
+    brokerClients: runs[0].brokerClients,
+    clientsPerSecond: stat(runs, 'clientsPerSecond', 1),
+    allConnected: runs.every((r) => r.sessionsConnected === r.sessions),
+    // start() returns before the devices' SUBSCRIBE and retained "online" state are processed.
+    secondsUntilPlatformSawAllOnline: stat(runs, 'secondsUntilAllOnline', 3),
+    onlineDevicesPerSecond: {
+      median: round(median(runs.map((r) => r.sessions / r.secondsUntilAllOnline)), 1),
+      runs: runs.map((r) => round(r.sessions / r.secondsUntilAllOnline, 1)),
+    },
+    allOnline: runs.every((r) => r.allOnline),
+    stopSeconds: stat(runs, 'stopSeconds', 3),
+    details: runs,
+  };
+}
+
+async function memoryPerDevice() {
+  const runs = await repeat('memoryPerDevice', 'memory', CONFIG.memory, REPS, 120_000);
+  if (!runs.length) return null;
+  return {
+    unit: 'bytes/device',
+    what: '(heapUsed after full GC with N sessions connected - heapUsed before) / N, fresh process per run',
+    devices: runs[0].devices,
+    median: median(runs.map((r) => r.heapBytesPerDevice)),
+    runs: runs.map((r) => r.heapBytesPerDevice),
+    brokerClients: runs[0].brokerClients,
+    heapBytesPerClient: stat(runs, 'heapBytesPerClient', 0),
+    rssBytesPerDevice: stat(runs, 'rssBytesPerDevice', 0),
+    externalBytesPerDevice: stat(runs, 'externalBytesPerDevice', 0),
+    heapBytesPerDevicePlan: stat(runs, 'heapBytesPerDevicePlan', 0),
+    heapBytesPerDeviceSession: stat(runs, 'heapBytesPerDeviceSession', 0),
+    heapBytesPerDeviceLeftAfterStop: stat(runs, 'heapBytesPerDeviceLeftAfterStop', 0),
+    allOnline: runs.every((r) => r.allOnline),
+    details: runs,
+  };
+}
+
+async function throughputFor(qos) {
+  const runs = await repeat(`throughput qos${qos}`, 'throughput', { ...CONFIG.throughput, qos }, REPS, 120_000);
+  if (!runs.length) return null;
+  return {
+    unit: 'messages/s',
+    qos,
+    median: median(runs.map((r) => r.messagesPerSecond)),
+    runs: runs.map((r) => r.messagesPerSecond),
+    allArrived: runs.every((r) => r.allArrived),
+    received: runs.map((r) => r.received),
+    seconds: stat(runs, 'seconds', 3),
+    publishSeconds: stat(runs, 'publishSeconds', 3),
+    details: runs,
+  };
+}
+
+async function throughput() {
+  const q0 = await throughputFor(0);
+  const q1 = await throughputFor(1);
+  const c = CONFIG.throughput;
+  return {
+    what: `${c.messages} properties_changed messages from ${c.publishers} in-process device sessions `
+      + `(batches of ${c.batch} each, all at once) through the embedded broker to one anonymous TCP observer `
+      + 'subscribed to device/# in a separate process; first publish -> last message received',
+    publishers: c.publishers,
+    batch: c.batch,
+    messages: c.messages,
+    warmupMessages: c.warmup,
+    qos0: q0,
+    qos1: q1,
+  };
+}
+
+async function fastMode() {
+  const runs = await repeat('fastMode', 'fast', CONFIG.fast, Math.max(REPS, 5), 120_000);
+  if (!runs.length) return null;
+  return {
+    what: 'scenarios/default.yaml, speed "fast", duration 24h; figures over report.wallSeconds (includes connecting)',
+    duration: CONFIG.fast.duration,
+    devices: runs[0].devices,
+    sessions: runs[0].sessions,
+    virtualSecondsPerWallSecond: stat(runs, 'virtualSecondsPerWallSecond', 0),
+    eventsPerSecond: stat(runs, 'eventsPerSecond', 0),
+    events: stat(runs, 'events', 0),
+    messagesPerSecond: stat(runs, 'messagesPerSecond', 0),
+    wallSeconds: stat(runs, 'wallSeconds', 3),
+    sameTraceEveryRun: new Set(runs.map((r) => r.traceDigest)).size === 1,
+    details: runs,
+  };
+}
+
+/** One run (about 100 s on 2 cores): the figure is that run, listed as its own median. */
+async function fastMode1000Homes() {
+  const runs = await repeat('fastMode1000Homes', 'fast', CONFIG.fast1000Homes, 1, 300_000);
+  if (!runs.length) return null;
+  const r = runs[0];
+  return {
+    what: 'scenarios/consumer-load.yaml (1,000 homes), speed "fast", 24 virtual hours through the embedded broker; one run',
+    goalWallSeconds: 60,
+    devices: r.devices,
+    sessions: r.sessions,
+    wallSeconds: r.wallSeconds,
+    startSeconds: r.startSeconds,
+    virtualSecondsPerWallSecond: r.virtualSecondsPerWallSecond,
+    eventsPerSecond: r.eventsPerSecond,
+    events: r.events,
+    messagesPublished: r.messagesPublished,
+    messagesPerSecond: r.messagesPerSecond,
+    details: runs,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+function fdLimit() {
+  try {
+    return Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim()) || null;
+  } catch {
+    return null;
+  }
+}
+
+/** sha256 of the compiled library (every .js file under dist/): tells whether it was rebuilt during the run. */
+function distDigest() {
+  const h = createHash('sha256');
+  const dir = join(ROOT, 'dist');
+  try {
+    const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.js')).sort();
+    for (const f of files) h.update(f).update('\0').update(readFileSync(join(dir, f))).update('\0');
+    return h.digest('hex').slice(0, 16);
+  } catch {
+    return null;
+  }
+}
+
+function environment() {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const cpus = os.cpus();
+  return {
+    package: `${pkg.name}@${pkg.version}`,
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${process.platform} ${os.release()} ${process.arch}`,
+    cpus: cpus.length,
+    availableParallelism: os.availableParallelism?.() ?? cpus.length,
+    cpuModel: cpus[0]?.model ?? null,
+    totalMemoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    fileDescriptorLimit: fdLimit(),
+    // Other work on the machine skews every figure: compare these before trusting a run.
+    loadAverage1mAtStart: round(os.loadavg()[0], 2),
+    dependencies: { aedes: pkg.dependencies.aedes, mqtt: pkg.dependencies.mqtt },
+  };
+}
+
+const STEPS = [
+  ['connect', 'connectRate', connectRate],
+  ['memory', 'memoryPerDevice', memoryPerDevice],
+  ['throughput', 'throughput', throughput],
+  ['fast', 'fastMode', fastMode],
+  ['fast1000', 'fastMode1000Homes', fastMode1000Homes],
+];
+
+async function main() {
+  const date = new Date().toISOString();
+  const env = environment();
+  const distAtStart = distDigest();
+  if (!distAtStart) throw new Error('dist/ is missing: build first (npm run build), or use npm run bench');
+  log(`aiot-sim bench: ${REPS} repetitions, node ${env.node}, ${env.cpus} cpus`);
+  const figures = {};
+  for (const [key, name, fn] of STEPS) {
+    if (ONLY && !ONLY.has(key)) continue;
+    figures[name] = await fn();
+  }
+  const distAtEnd = distDigest();
+  if (distAtEnd !== distAtStart) problems.push('dist/ was rebuilt during the benchmark (by another process?): the runs mix two builds; run it again');
+  const out = {
+    benchmark: 'aiot-sim',
+    date,
+    environment: env,
+    distDigest: distAtStart,
+    repetitions: REPS,
+    config: CONFIG,
+    ...figures,
+    totalSeconds: round((now() - T0) / 1000, 1),
+    loadAverage1mAtEnd: round(os.loadavg()[0], 2),
+    problems,
+  };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  log(`done in ${out.totalSeconds} s${problems.length ? `, ${problems.length} problem(s)` : ''}`);
+  process.exitCode = problems.length ? 1 : 0;
+}
+
+main().catch((err) => {
+  log(`bench failed: ${err?.stack ?? err}`);
+  process.exitCode = 1;
+});

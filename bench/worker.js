@@ -1,0 +1,332 @@
+/**
+ * One benchmark measurement in a fresh process. Started by run.js with
+ *   child_process.fork('bench/worker.js', [task, jsonArgs], { execArgv: ['--expose-gc'] })
+ * and answers with one IPC message { ok: true, result } or { ok: false, error }.
+ * Progress goes to stderr. Tasks: connect, memory, throughput, fast.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MqttClient } from 'mqtt';
+import { EmbeddedBroker } from '../dist/broker/broker.js';
+import { loadCatalog } from '../dist/catalog/catalog.js';
+import { PACKAGE_ROOT } from '../dist/paths.js';
+import { Simulation } from '../dist/sim/simulation.js';
+import { fullGc, log, memory, now, round, sleep, tick, waitFor } from './common.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+/** A Wi-Fi-only population of `homes` homes with one device each (one MQTT session per device). */
+function wifiScenario(name, homes) {
+  return {
+    name,
+    seed: 7,
+    start: '2026-07-15T18:00:00+02:00',
+    speed: 1,
+    population: {
+      homes,
+      regions: { cn: 1, es: 1, mx: 1 },
+      devicesPerHome: { 1: 1 },
+      mix: { plug: 1, light: 1, speaker: 1 },
+      membersPerHome: [0, 0],
+    },
+  };
+}
+
+const NO_LISTENERS = { mqttPort: null, wsPort: null };
+
+// ------------------------------------------------------------------------------------------------
+// 1. connectRate: time `await sim.start()` for N one-device homes over the in-process transport.
+
+async function connect({ homes }) {
+  const catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices'));
+  const sim = await Simulation.create({ scenario: wifiScenario('bench-connect', homes), catalog, speed: 'manual', broker: NO_LISTENERS });
+  const t0 = now();
+  await sim.start();
+  const seconds = (now() - t0) / 1000;
+  const st = sim.status();
+  // Every MQTT client start() connected: device sessions, the operator, and (when the simulation has
+  // app users) one app client per home user.
+  const brokerClients = sim.broker.connectedClients;
+  // Separately: how long until the platform has seen every device's retained "online" state.
+  const allOnline = await waitFor(() => sim.status().online >= st.sessions, 30_000, 2);
+  const onlineSeconds = (now() - t0) / 1000;
+  const after = sim.status();
+  const t1 = now();
+  const report = await sim.stop();
+  const stopSeconds = (now() - t1) / 1000;
+  return {
+    sessions: st.sessions,
+    sessionsConnected: st.sessionsConnected,
+    devices: st.devices,
+    startSeconds: round(seconds, 3),
+    devicesPerSecond: round(st.sessions / seconds, 1),
+    brokerClients,
+    otherClients: brokerClients - st.sessions,
+    clientsPerSecond: round(brokerClients / seconds, 1),
+    platformOnline: after.online,
+    allOnline,
+    secondsUntilAllOnline: round(onlineSeconds, 3),
+    stopSeconds: round(stopSeconds, 3),
+    rejected: report.messages.rejected,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2. memoryPerDevice: heap (after full GC) with N sessions connected, minus the heap before.
+
+async function memoryTask({ homes }) {
+  const catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices'));
+  // Warm-up: a tiny simulation, so compiled code and module-level caches are in the baseline.
+  {
+    const warm = await Simulation.create({ scenario: wifiScenario('bench-warmup', 30), catalog, speed: 'manual', broker: NO_LISTENERS });
+    await warm.start();
+    warm.advance(60_000);
+    await waitFor(() => warm.status().online >= 30, 5000);
+    await warm.stop();
+  }
+  await fullGc();
+  const before = memory();
+
+  let sim = await Simulation.create({ scenario: wifiScenario('bench-memory', homes), catalog, speed: 'manual', broker: NO_LISTENERS });
+  await fullGc();
+  const afterCreate = memory();
+
+  const t0 = now();
+  await sim.start();
+  const startSeconds = (now() - t0) / 1000;
+  const st = sim.status();
+  const allOnline = await waitFor(() => sim.status().online >= st.sessions, 30_000, 5);
+  // Let in-flight retained "online" publishes and their QoS 1 acks finish.
+  await waitFor(() => sim.broker.emitterStats.queued === 0 && sim.broker.emitterStats.inFlight === 0, 5000, 5);
+  await sleep(200);
+  await fullGc();
+  const connected = memory();
+  const n = st.sessions;
+  const status = sim.status();
+  const brokerClients = sim.broker.connectedClients;
+
+  await sim.stop();
+  sim = null;
+  await sleep(100);
+  await fullGc();
+  const afterStop = memory();
+
+  const per = (a, b, k) => round((a[k] - b[k]) / n, 0);
+  return {
+    devices: status.devices,
+    sessions: n,
+    sessionsConnected: status.sessionsConnected,
+    platformOnline: status.online,
+    brokerClients,
+    otherClients: brokerClients - n,
+    allOnline,
+    startSeconds: round(startSeconds, 3),
+    heapBytesPerDevice: per(connected, before, 'heapUsed'),
+    rssBytesPerDevice: per(connected, before, 'rss'),
+    externalBytesPerDevice: per(connected, before, 'external'),
+    heapBytesPerClient: round((connected.heapUsed - before.heapUsed) / brokerClients, 0),
+    // Breakdown: the population plan and Simulation object (create) vs devices + sessions + broker state (start).
+    heapBytesPerDevicePlan: per(afterCreate, before, 'heapUsed'),
+    heapBytesPerDeviceSession: per(connected, afterCreate, 'heapUsed'),
+    // What stays on the heap after stop() once the Simulation is unreachable (should be ~0).
+    heapBytesPerDeviceLeftAfterStop: per(afterStop, before, 'heapUsed'),
+    heap: { before: before.heapUsed, afterCreate: afterCreate.heapUsed, connected: connected.heapUsed, afterStop: afterStop.heapUsed },
+    rss: { before: before.rss, connected: connected.rss, afterStop: afterStop.rss },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// 3. throughput: K in-process device publishers -> embedded broker -> one TCP observer (separate process).
+
+function startSubscriber(port, qos) {
+  const child = fork(join(HERE, 'subscriber.js'), [String(port), String(qos)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiters = [];
+  const inbox = [];
+  child.on('message', (m) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else inbox.push(m);
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const next = (timeoutMs) => new Promise((resolve, reject) => {
+    if (inbox.length) return resolve(inbox.shift());
+    const timer = setTimeout(() => {
+      const i = waiters.indexOf(ok);
+      if (i >= 0) waiters.splice(i, 1);
+      reject(new Error(`subscriber: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const ok = (m) => { clearTimeout(timer); resolve(m); };
+    waiters.push(ok);
+  });
+  return { child, next, send: (m) => child.send(m), exited };
+}
+
+function connectPublisher(broker, did, token) {
+  const client = new MqttClient(() => broker.connectInProcess(), {
+    clientId: did, username: did, password: token, protocolVersion: 4, clean: true, keepalive: 60,
+    reconnectPeriod: 0, connectTimeout: 10_000,
+    will: { topic: `device/${did}/state`, payload: Buffer.from(JSON.stringify({ did, event: 'offline', model: 'chuangmi.plug.212a01', uid: '1000000001', ts: 0 })), qos: 1, retain: true },
+  });
+  return new Promise((resolve, reject) => {
+    client.once('connect', () => resolve(client));
+    client.once('error', reject);
+  });
+}
+
+/**
+ * Publish `total` messages spread over the publishers. Each publisher sends batches of `batch`
+ * and waits for the batch's callbacks (written to the pipe for QoS 0, PUBACK for QoS 1) before the
+ * next one; all publishers run at once, so up to publishers x batch messages are in flight.
+ */
+async function publishAll(pubs, total, qos, batch, ts0) {
+  const per = Math.floor(total / pubs.length);
+  const extra = total - per * pubs.length;
+  let sent = 0;
+  const runOne = async ({ client, did }, count) => {
+    const topic = `device/${did}/up/properties_changed/2/1`;
+    let i = 0;
+    while (i < count) {
+      const n = Math.min(batch, count - i);
+      await new Promise((resolve, reject) => {
+        let left = n;
+        const cb = (err) => {
+          if (err) return reject(err);
+          if (--left === 0) resolve();
+        };
+        for (let j = 0; j < n; j++, i++) {
+          const payload = `{"did":"${did}","siid":2,"piid":1,"value":${i % 2 === 0},"ts":${ts0 + i * 1000}}`;
+          client.publish(topic, payload, { qos, retain: false }, cb);
+        }
+      });
+      sent += n;
+    }
+  };
+  await Promise.all(pubs.map((p, k) => runOne(p, per + (k < extra ? 1 : 0))));
+  return sent;
+}
+
+async function throughput({ publishers, messages, warmup, qos, batch, timeoutMs }) {
+  const operatorToken = randomBytes(12).toString('hex');
+  const broker = await EmbeddedBroker.start({ operatorToken, mqttPort: 0, wsPort: null });
+  const sub = startSubscriber(broker.mqttAddress.port, qos);
+  try {
+    const ready = await sub.next(15_000);
+    if (ready.type !== 'ready') throw new Error(`subscriber: ${JSON.stringify(ready)}`);
+
+    const pubs = [];
+    for (let k = 0; k < publishers; k++) {
+      const did = String(300_000_000 + k * 7919);
+      const token = randomBytes(16).toString('hex');
+      broker.access.registerDevice(did, { token, uid: String(1_000_000_000 + k) });
+      pubs.push({ did, client: await connectPublisher(broker, did, token) });
+    }
+    const ts0 = Date.parse('2026-07-15T16:00:00Z');
+
+    // Warm-up (not timed): JIT, buffers, subscription caches.
+    sub.send({ type: 'expect', count: warmup, timeoutMs });
+    await sub.next(5000); // 'armed'
+    await publishAll(pubs, warmup, qos, batch, ts0);
+    const w = await sub.next(timeoutMs);
+    if (w.type !== 'done' || w.received < warmup) throw new Error(`warm-up: ${JSON.stringify(w)}`);
+
+    const base = { ...broker.counters };
+    sub.send({ type: 'expect', count: messages, timeoutMs });
+    await sub.next(5000); // 'armed'
+    const t0 = now();
+    const sent = await publishAll(pubs, messages, qos, batch, ts0);
+    const tPublished = now();
+    // The subscriber answers 'done' when it has all of them, or after timeoutMs without finishing.
+    const res = await sub.next(timeoutMs + 5000);
+    const t1 = now();
+    const seconds = (t1 - t0) / 1000;
+    const counters = broker.counters;
+    const result = {
+      qos,
+      publishers,
+      batch,
+      messages,
+      sent,
+      received: res.received,
+      allArrived: res.received === messages,
+      duplicates: res.duplicates ?? 0,
+      seconds: round(seconds, 3),
+      messagesPerSecond: round(res.received / seconds, 0),
+      publishSeconds: round((tPublished - t0) / 1000, 3),
+      subscriberReceiveSeconds: round(res.receiveMs / 1000, 3),
+      brokerPublished: counters.published - base.published,
+      brokerDelivered: counters.delivered - base.delivered,
+      emitterMaxQueued: broker.emitterStats.maxQueued,
+      rejected: counters.rejected,
+      timedOut: res.timedOut === true,
+    };
+    for (const p of pubs) await p.client.endAsync(false).catch(() => undefined);
+    return result;
+  } finally {
+    sub.send({ type: 'quit' });
+    await Promise.race([sub.exited, sleep(3000)]);
+    if (sub.child.exitCode === null) sub.child.kill();
+    await broker.close();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. fastMode: a scenario (default: the default one), 24 virtual hours, as fast as it goes.
+
+async function fast({ duration, scenario = 'default.yaml' }) {
+  const sim = await Simulation.create({
+    scenario: join(PACKAGE_ROOT, 'scenarios', scenario), speed: 'fast', duration, broker: NO_LISTENERS,
+  });
+  const t0 = now();
+  await sim.start();
+  const tStarted = now();
+  const report = await sim.finished;
+  const t1 = now();
+  const st = sim.status();
+  const runSeconds = (t1 - tStarted) / 1000;
+  return {
+    scenario,
+    duration,
+    devices: report.devices.total,
+    sessions: report.devices.sessions,
+    virtualSeconds: report.virtualSeconds,
+    wallSeconds: report.wallSeconds,
+    virtualSecondsPerWallSecond: round(report.virtualSeconds / report.wallSeconds, 0),
+    events: st.events,
+    eventsPerSecond: round(st.events / report.wallSeconds, 0),
+    messagesPublished: report.messages.published,
+    messagesPerSecond: round(report.messages.published / report.wallSeconds, 0),
+    startSeconds: round((tStarted - t0) / 1000, 3),
+    runSeconds: round(runSeconds, 3),
+    traceDigest: report.traceDigest,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+const TASKS = { connect, memory: memoryTask, throughput, fast };
+
+async function main() {
+  const [task, rawArgs] = process.argv.slice(2);
+  const fn = TASKS[task];
+  if (!fn) throw new Error(`unknown task "${task}"; one of ${Object.keys(TASKS).join(', ')}`);
+  const args = rawArgs ? JSON.parse(rawArgs) : {};
+  log(`${task} ${JSON.stringify(args)} (pid ${process.pid})`);
+  const result = await fn(args);
+  await tick();
+  return result;
+}
+
+main().then(
+  (result) => {
+    if (process.send) process.send({ ok: true, result }, () => process.exit(0));
+    else { process.stdout.write(`${JSON.stringify(result, null, 2)}\n`); process.exit(0); }
+  },
+  (err) => {
+    const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    log(`failed: ${err?.stack ?? error}`);
+    if (process.send) process.send({ ok: false, error }, () => process.exit(1));
+    else process.exit(1);
+  },
+);
