@@ -11,7 +11,7 @@ import { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from '../broker/broker.js';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
 import { Device } from '../device/device.js';
-import { topics, type RpcResponse } from '../device/topics.js';
+import type { RpcResponse } from '../device/topics.js';
 import { AiotSimError, ValidationError } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
@@ -25,7 +25,7 @@ import { Household, type HouseholdChannel } from './household.js';
 import { region as regionOf } from './regions.js';
 import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
 import { DeviceSession, type Connector } from './session.js';
-import { AppUsers, WorkQueue, type AppUser } from './users.js';
+import { AppUsers, RpcClient, WorkQueue, type AppUser } from './users.js';
 import { TraceRecorder } from './trace.js';
 
 export interface SimulationOptions {
@@ -102,9 +102,7 @@ export class Simulation {
   private apps: AppUsers | null = null;
   private readonly faultLog: FaultRecord[] = [];
   private voiceCommands = 0;
-  private operator: MqttClient | null = null;
-  private readonly pendingRpc = new Map<string, (res: RpcResponse) => void>();
-  private rpcSeq = 0;
+  private operator: RpcClient | null = null;
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private readonly virtualStart: number;
@@ -262,17 +260,7 @@ export class Simulation {
     const op = this.operator;
     if (!op || this.state !== 'running') throw new AiotSimError('E_STATE', 'input', 'command(): the simulation is not running');
     if (!this.devices.has(did)) throw new AiotSimError('E_UNKNOWN_DEVICE', 'input', `command(): no device "${did}" in this simulation`);
-    const id = ++this.rpcSeq;
-    const key = `${did}#${id}`;
-    const reply = new Promise<RpcResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pendingRpc.delete(key);
-        reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `no reply from ${did} to ${method} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pendingRpc.set(key, (res) => { clearTimeout(timer); resolve(res); });
-    });
-    await op.publishAsync(topics.rpcDown(did), JSON.stringify({ id, method, params }), { qos: 1 });
-    return reply;
+    return op.request(did, method, params, timeoutMs);
   }
 
   /** Stop everything cleanly (devices say offline, sessions disconnect, broker closes); returns the report. */
@@ -431,23 +419,8 @@ export class Simulation {
       op.once('connect', () => resolve());
       op.once('error', reject);
     });
-    op.on('message', (topic, payload) => {
-      const did = topic.split('/')[1] ?? '';
-      let res: RpcResponse;
-      try {
-        res = JSON.parse(payload.toString('utf8')) as RpcResponse;
-      } catch {
-        return;
-      }
-      const key = `${did}#${String(res.id)}`;
-      const waiter = this.pendingRpc.get(key);
-      if (waiter) {
-        this.pendingRpc.delete(key);
-        waiter(res);
-      }
-    });
     await op.subscribeAsync('device/+/up/rpc', { qos: 1 });
-    this.operator = op;
+    this.operator = new RpcClient(op);
   }
 
   private async connectAll(broker: EmbeddedBroker): Promise<void> {
@@ -485,7 +458,7 @@ export class Simulation {
   private async shutdown(): Promise<void> {
     const op = this.operator;
     this.operator = null;
-    if (op) await op.endAsync(true).catch(() => undefined);
+    if (op) await op.client.endAsync(true).catch(() => undefined);
     if (this.broker_) await this.broker_.close();
   }
 }

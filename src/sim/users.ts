@@ -44,20 +44,24 @@ export interface AppUser { uid: string; token: string; homeId: string; dids: str
 
 export interface AppSessionPayload { uid: string; event: 'open'; home: string; ts: number }
 
-class AppClient {
+/**
+ * Commands over MQTT: publishes `{id, method, params}` to a device's `down/rpc` and resolves with
+ * the reply carrying the same id on its `up/rpc` (the client must be subscribed to it).
+ */
+export class RpcClient {
   private seq = 0;
   private readonly waiting = new Map<string, (res: RpcResponse) => void>();
 
-  constructor(readonly user: AppUser, readonly client: MqttClient) {
+  constructor(readonly client: MqttClient, private readonly idPrefix = '') {
     client.on('message', (topic, payload) => {
-      const did = topic.split('/')[1] ?? '';
+      if (!topic.endsWith('/up/rpc')) return;
       let res: RpcResponse;
       try {
         res = JSON.parse(payload.toString('utf8')) as RpcResponse;
       } catch {
         return;
       }
-      const key = `${did}#${String(res.id)}`;
+      const key = `${topic.split('/')[1] ?? ''}#${String(res.id)}`;
       const w = this.waiting.get(key);
       if (w) {
         this.waiting.delete(key);
@@ -66,18 +70,24 @@ class AppClient {
     });
   }
 
-  async command(did: string, method: string, params: unknown, timeoutMs: number): Promise<RpcResponse> {
-    const id = `${this.user.uid}-${++this.seq}`;
+  async request(did: string, method: string, params: unknown, timeoutMs: number): Promise<RpcResponse> {
+    const id = this.idPrefix ? `${this.idPrefix}-${++this.seq}` : ++this.seq;
     const key = `${did}#${id}`;
     const reply = new Promise<RpcResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(key);
-        reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `user ${this.user.uid}: no reply from ${did} within ${timeoutMs} ms`));
+        reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `no reply from ${did} to ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiting.set(key, (res) => { clearTimeout(timer); resolve(res); });
     });
     await this.client.publishAsync(topics.rpcDown(did), JSON.stringify({ id, method, params }), { qos: 1 });
     return reply;
+  }
+}
+
+class AppClient extends RpcClient {
+  constructor(readonly user: AppUser, client: MqttClient) {
+    super(client, user.uid);
   }
 }
 
@@ -129,7 +139,7 @@ export class AppUsers {
   async command(uid: string, did: string, method: string, params: unknown, timeoutMs = 5000): Promise<RpcResponse> {
     this.counters.appCommands++;
     try {
-      return await this.require(uid).command(did, method, params, timeoutMs);
+      return await this.require(uid).request(did, method, params, timeoutMs);
     } catch (err) {
       this.counters.commandErrors++;
       throw err;
