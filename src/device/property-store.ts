@@ -91,8 +91,9 @@ function conform(spec: PropertySpec, value: Scalar): Scalar {
     n = Math.min(max, Math.max(min, n));
     n = min + Math.round((n - min) / step) * step;
     n = Math.min(max, n);
-    const decimals = stepDecimals(step);
-    n = Number(n.toFixed(decimals));
+    // Drop binary noise (0.1 + 0.2) at the step's precision.
+    const scale = 10 ** stepDecimals(step);
+    n = Math.round(n * scale) / scale;
   }
   if (spec.format !== 'float') n = Math.round(n);
   return n;

@@ -64,6 +64,8 @@ export class DeviceSession {
       reconnectPeriod: 2000,
       connectTimeout: timeoutMs,
       resubscribe: false,
+      // mqtt.js logs every packet through `debug`; thousands of sessions pay for it even when off.
+      log: () => undefined,
       will: this.will(),
     };
     const client = this.connector.kind === 'in-process'
