@@ -9,6 +9,10 @@ export interface DeviceFacts {
   region: string;
   /** Wi-Fi devices: undefined (the session's transport applies); children: "zigbee" / "ble". */
   radio?: string;
+  /** Owner's user id (from the binding). */
+  uid?: string;
+  /** For smart speakers: the event that reports a voice request, and the argument carrying the user id. */
+  voice?: { siid: number; eiid: number; userPiid: number };
 }
 
 /** What the cloud knows about a device from its binding (model, owner's region), by did. */

@@ -4,12 +4,23 @@
  * carried in payloads.
  */
 import { parseDeviceTopic } from '../device/topics.js';
+import { ActivityWindow } from './activity.js';
 import { ConnectionRegistry, type ConnectionCounts, type DeviceLookup } from './registry.js';
 
 export interface PlatformSnapshot {
   /** Latest event time seen (virtual epoch ms), or null before any. */
   eventTime: number | null;
   connections: ConnectionCounts;
+  /** Devices used on the latest event-time day (UTC): commanded, or reporting an event. */
+  dailyActiveDevices: number;
+  /** Users with an app session or a voice request in the last 1 / 7 / 30 event-time days. */
+  activeUsers: { dau: number; wau: number; mau: number };
+  /** Speakers with a voice request in the last 30 days. */
+  speakerMau: number;
+  /** Users with an app session in the last 30 days. */
+  appMau: number;
+  /** Owners with more than five devices among those the platform has seen online. */
+  ownersWithMoreThan5Devices: number;
   messages: {
     /** Device messages observed, by kind. */
     byKind: Record<string, number>;
@@ -33,9 +44,16 @@ export class PlatformService {
   private malformed = 0;
   /** Event time of each device's latest "online", to spot stale offline states (old wills). */
   private readonly onlineSince = new Map<string, number>();
+  private readonly activeDevices = new ActivityWindow();
+  private readonly activeUsers = new ActivityWindow();
+  private readonly voiceSpeakers = new ActivityWindow();
+  private readonly appUsers = new ActivityWindow();
+  private readonly seenDevices = new Set<string>();
+  private readonly devicesPerOwner = new Map<string, number>();
+  private ownersOver5 = 0;
   readonly malformedReasons = new Map<string, number>();
 
-  constructor(lookup: DeviceLookup) {
+  constructor(private readonly lookup: DeviceLookup) {
     this.registry = new ConnectionRegistry(lookup);
   }
 
@@ -52,8 +70,14 @@ export class PlatformService {
 
   /** Feed one device message (also used when observing an external broker as a client). */
   onMessage(topic: string, payload: Buffer): void {
+    if (topic.startsWith('app/')) return this.onAppMessage(topic, payload);
     const t = parseDeviceTopic(topic);
-    if (!t || t.kind === 'rpc_down') return;
+    if (!t) return;
+    if (t.kind === 'rpc_down') {
+      // Commands carry no time: they count at the platform's current event time.
+      if (this.eventTime !== null) this.activeDevices.add(t.did, this.eventTime);
+      return;
+    }
     let body: unknown;
     try {
       body = JSON.parse(payload.toString('utf8'));
@@ -69,6 +93,7 @@ export class PlatformService {
       if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
     }
     this.byKind[t.kind] = (this.byKind[t.kind] ?? 0) + 1;
+    if (t.kind === 'event_occured') this.onEvent(t.did, t.siid!, t.iid!, obj);
     if (t.kind === 'state') {
       const ev = obj['event'];
       const parent = typeof obj['parent_id'] === 'string' ? obj['parent_id'] : undefined;
@@ -76,6 +101,7 @@ export class PlatformService {
       if (ev === 'online') {
         this.onlineSince.set(t.did, ts);
         this.registry.markOnline(t.did, parent);
+        this.countOwnership(t.did);
       } else if (ev === 'offline') {
         // A last will carries the time its session connected: one older than the latest
         // "online" belongs to a session already replaced, and changes nothing.
@@ -85,10 +111,54 @@ export class PlatformService {
     }
   }
 
+  private onEvent(did: string, siid: number, eiid: number, obj: Obj): void {
+    const ts = obj['ts'] as number;
+    this.activeDevices.add(did, ts);
+    const voice = this.lookup(did)?.voice;
+    if (!voice || voice.siid !== siid || voice.eiid !== eiid) return;
+    this.voiceSpeakers.add(did, ts);
+    const args = Array.isArray(obj['arguments']) ? obj['arguments'] : [];
+    const user = args.find((a: unknown) => typeof a === 'object' && a !== null && (a as Obj)['piid'] === voice.userPiid) as Obj | undefined;
+    if (typeof user?.['value'] === 'string' && user['value']) this.activeUsers.add(user['value'], ts);
+  }
+
+  /** `app/{uid}/session` {"uid","event":"open","ts"}: an app session of that user. */
+  private onAppMessage(topic: string, payload: Buffer): void {
+    const parts = topic.split('/');
+    if (parts[2] !== 'session') return;
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return this.reject('invalid JSON');
+    }
+    const obj = (typeof body === 'object' && body !== null ? body : {}) as Obj;
+    const ts = obj['ts'];
+    if (obj['uid'] !== parts[1] || typeof ts !== 'number' || !Number.isFinite(ts)) return this.reject('app session without matching uid and ts');
+    if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
+    this.activeUsers.add(parts[1]!, ts);
+    this.appUsers.add(parts[1]!, ts);
+  }
+
+  private countOwnership(did: string): void {
+    if (this.seenDevices.has(did)) return;
+    this.seenDevices.add(did);
+    const uid = this.lookup(did)?.uid;
+    if (!uid) return;
+    const n = (this.devicesPerOwner.get(uid) ?? 0) + 1;
+    this.devicesPerOwner.set(uid, n);
+    if (n === 6) this.ownersOver5++;
+  }
+
   snapshot(): PlatformSnapshot {
     return {
       eventTime: this.eventTime,
       connections: this.registry.counts(),
+      dailyActiveDevices: this.activeDevices.count(1),
+      activeUsers: { dau: this.activeUsers.count(1), wau: this.activeUsers.count(7), mau: this.activeUsers.count(30) },
+      speakerMau: this.voiceSpeakers.count(30),
+      appMau: this.appUsers.count(30),
+      ownersWithMoreThan5Devices: this.ownersOver5,
       messages: { byKind: { ...this.byKind }, malformed: this.malformed },
     };
   }

@@ -23,7 +23,17 @@ export interface RunReport {
   activity: { appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; skippedOffline: number; failedCommands: number };
   /** Faults that ran, with how many device sessions each took down. */
   faults: Array<{ type: string; from: string; to: string; sessions: number; region?: string }>;
-  platform: PlatformSnapshot & { scale: number; scaled: { connections: number } };
+  platform: PlatformSnapshot & { scale: number; scaled: ScaledFigures };
+}
+
+/** The platform's figures times the scenario's scale (each simulated device stands for `scale`). */
+export interface ScaledFigures {
+  connections: number;
+  dailyActiveDevices: number;
+  activeUsers: { dau: number; wau: number; mau: number };
+  speakerMau: number;
+  appMau: number;
+  ownersWithMoreThan5Devices: number;
 }
 
 export interface ReportInput {
@@ -63,7 +73,19 @@ export function buildReport(r: ReportInput): RunReport {
     platform: {
       ...r.platform,
       scale: r.scenario.scale,
-      scaled: { connections: Math.round(r.platform.connections.online * r.scenario.scale) },
+      scaled: scaleUp(r.platform, r.scenario.scale),
     },
+  };
+}
+
+function scaleUp(p: PlatformSnapshot, scale: number): ScaledFigures {
+  const x = (n: number): number => Math.round(n * scale);
+  return {
+    connections: x(p.connections.online),
+    dailyActiveDevices: x(p.dailyActiveDevices),
+    activeUsers: { dau: x(p.activeUsers.dau), wau: x(p.activeUsers.wau), mau: x(p.activeUsers.mau) },
+    speakerMau: x(p.speakerMau),
+    appMau: x(p.appMau),
+    ownersWithMoreThan5Devices: x(p.ownersWithMoreThan5Devices),
   };
 }

@@ -14,7 +14,9 @@ import { Device } from '../device/device.js';
 import type { RpcResponse } from '../device/topics.js';
 import { AiotSimError, ValidationError } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import type { DeviceFacts } from '../platform/registry.js';
 import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
+import type { DeviceModel } from '../catalog/schema.js';
 import { ClockDriver, type Speed } from './drivers.js';
 import { buildPopulation, type DevicePlan, type Population } from './population.js';
 import { buildReport, type RunReport } from './report.js';
@@ -295,13 +297,14 @@ export class Simulation {
     });
   }
 
-  private facts(did: string): { model: string; category: string; region: string; radio?: string } | undefined {
+  /** What the platform knows of a device from its binding: model, category, region, owner. */
+  private facts(did: string): DeviceFacts | undefined {
     const d = this.planByDid.get(did);
     if (!d) return undefined;
-    const f: { model: string; category: string; region: string; radio?: string } = {
-      model: d.model.model, category: d.model.category, region: d.region,
-    };
+    const f: DeviceFacts = { model: d.model.model, category: d.model.category, region: d.region, uid: d.uid };
     if (d.model.transport !== 'wifi') f.radio = d.model.transport;
+    const voice = voiceEventOf(d.model);
+    if (voice) f.voice = voice;
     return f;
   }
 
@@ -461,6 +464,16 @@ export class Simulation {
     if (op) await op.client.endAsync(true).catch(() => undefined);
     if (this.broker_) await this.broker_.close();
   }
+}
+
+/** A speaker model's voice-interaction event and the argument that carries the user id. */
+function voiceEventOf(model: DeviceModel): DeviceFacts['voice'] | undefined {
+  for (const svc of model.services) {
+    const ev = svc.events.find((e) => e.name === 'voice-interaction');
+    const user = svc.properties.find((p) => p.name === 'user-id');
+    if (ev && user && ev.arguments.includes(user.piid)) return { siid: svc.siid, eiid: ev.eiid, userPiid: user.piid };
+  }
+  return undefined;
 }
 
 /** Validate, build and start a simulation (see SimulationOptions). */

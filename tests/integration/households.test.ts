@@ -42,6 +42,12 @@ describe('households on the virtual clock', () => {
     expect(a.faults.map((f) => f.type)).toEqual(['devices-offline', 'region-outage']);
     expect(a.faults[0]!.sessions).toBeGreaterThan(0);
     expect(b.traceDigest).toBe(a.traceDigest);
+    // The platform measured the people from what crossed the broker.
+    expect(a.platform.activeUsers.dau).toBeGreaterThan(0);
+    expect(a.platform.appMau).toBeLessThanOrEqual(a.platform.activeUsers.mau);
+    expect(a.platform.speakerMau).toBeGreaterThan(0);
+    expect(a.platform.dailyActiveDevices).toBeGreaterThan(0);
+    expect(b.platform.activeUsers).toEqual(a.platform.activeUsers);
     expect(b.traceMessages).toBe(a.traceMessages);
     expect(c.traceDigest).not.toBe(a.traceDigest);
   });
@@ -127,4 +133,22 @@ describe('households on the virtual clock', () => {
     expect(hot.activity.appCommands).toBeGreaterThan(60); // most ACs switched on and off again
     expect(cool.activity.appCommands).toBeLessThan(hot.activity.appCommands / 4);
   });
+
+  it('halving app sessions per user halves the app users the platform counts', { timeout: 60_000 }, async () => {
+    const users = (sessionsPerUserPerDay: number) => ({
+      name: 'app-rate', seed: 21, start: '2026-03-02T00:00:00Z', duration: '1d', speed: 'fast',
+      population: { homes: 1000, regions: { cn: 1 }, devicesPerHome: { '1': 1 }, mix: { plug: 1 }, membersPerHome: [0, 1] },
+      behaviour: {
+        app: { sessionsPerUserPerDay, commandShare: 0 }, voice: { interactionsPerSpeakerPerDay: 0 },
+        appliances: { washerCyclesPerWeek: 0, vacuumRunsPerWeek: 0, lightsEveningShare: 0 },
+      },
+    });
+    const full = await runFast(users(0.2));
+    const half = await runFast(users(0.1));
+    // P(a user opens the app in a day) = 1 - e^-rate: 18.1 % vs 9.5 %, a ratio of about 1.9.
+    const ratio = full.platform.appMau / half.platform.appMau;
+    expect(ratio).toBeGreaterThan(1.6);
+    expect(ratio).toBeLessThan(2.3);
+  });
 });
+

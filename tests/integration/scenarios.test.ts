@@ -30,6 +30,12 @@ describe('scenarios/', () => {
       expect(report.traceDigest).toMatch(/^[0-9a-f]{64}$/);
       expect(report.activity.failedCommands).toBe(0);
       expect(report.platform.messages.malformed).toBe(0);
+      // Owners with more than five devices: what the platform saw equals the population's structure.
+      const owners = sim.population.homes.filter((h) => h.devices.length > 5).length;
+      expect(report.platform.ownersWithMoreThan5Devices).toBe(owners);
+      expect(report.platform.scaled.ownersWithMoreThan5Devices).toBe(owners * sim.scenario.scale);
+      const speakers = sim.population.devices.filter((d) => d.model.category === 'speaker').length;
+      expect(report.platform.speakerMau).toBeLessThanOrEqual(speakers);
     });
   }
 

@@ -1,0 +1,39 @@
+/**
+ * Activity in event time: distinct ids per UTC day (the virtual `ts` of the messages, never the
+ * wall clock), and rolling windows as unions of days: daily, 7-day and 30-day actives.
+ */
+import { DistinctCounter } from './distinct.js';
+
+const DAY = 86_400_000;
+/** Days kept: the 30-day window plus the current day. */
+const KEEP_DAYS = 31;
+
+export class ActivityWindow {
+  private readonly days = new Map<number, DistinctCounter>();
+  private latestDay: number | null = null;
+
+  /** `id` was active at event time `ts`. */
+  add(id: string, ts: number): void {
+    const day = Math.floor(ts / DAY);
+    if (this.latestDay !== null && day <= this.latestDay - KEEP_DAYS) return; // too old to matter
+    let c = this.days.get(day);
+    if (!c) {
+      this.days.set(day, (c = new DistinctCounter()));
+      if (this.latestDay === null || day > this.latestDay) {
+        this.latestDay = day;
+        for (const d of this.days.keys()) if (d <= day - KEEP_DAYS) this.days.delete(d);
+      }
+    }
+    c.add(id);
+  }
+
+  /** Distinct ids active in the `days` days ending with the day of `asOf` (default: the latest day seen). */
+  count(days: number, asOf?: number): number {
+    const end = asOf === undefined ? this.latestDay : Math.floor(asOf / DAY);
+    if (end === null) return 0;
+    const inWindow: DistinctCounter[] = [];
+    for (const [d, c] of this.days) if (d > end - days && d <= end) inWindow.push(c);
+    if (inWindow.length === 1) return inWindow[0]!.count();
+    return DistinctCounter.union(inWindow).count();
+  }
+}
