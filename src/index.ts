@@ -2,8 +2,8 @@
  * aiot-sim as a library: start a scenario from code, read the platform, command devices,
  * advance or stop the virtual clock.
  */
-export { createSimulation, Simulation, type SimulationOptions, type SimulationStatus } from './sim/simulation.js';
-export type { RunReport } from './sim/report.js';
+export { createSimulation, Simulation, SYS_PLATFORM_TOPIC, type SimulationOptions, type SimulationStatus } from './sim/simulation.js';
+export type { RunReport, ScaledFigures } from './sim/report.js';
 export { loadScenario, checkScenario, parseDuration, ScenarioSpec, type Scenario } from './sim/scenario.js';
 export { buildPopulation, type Population, type Home, type DevicePlan } from './sim/population.js';
 export { EventScheduler, type Clock, type Scheduler, type TimerHandle } from './sim/scheduler.js';

@@ -78,7 +78,8 @@ export function buildReport(r: ReportInput): RunReport {
   };
 }
 
-function scaleUp(p: PlatformSnapshot, scale: number): ScaledFigures {
+/** Each figure times the scale. */
+export function scaleUp(p: PlatformSnapshot, scale: number): ScaledFigures {
   const x = (n: number): number => Math.round(n * scale);
   return {
     connections: x(p.connections.online),

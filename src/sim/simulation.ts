@@ -19,7 +19,7 @@ import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
 import type { DeviceModel } from '../catalog/schema.js';
 import { ClockDriver, type Speed } from './drivers.js';
 import { buildPopulation, type DevicePlan, type Population } from './population.js';
-import { buildReport, type RunReport } from './report.js';
+import { buildReport, scaleUp, type RunReport } from './report.js';
 import { Rng } from './rng.js';
 import { checkScenario, loadScenario, parseDuration, type Scenario } from './scenario.js';
 import { EventScheduler } from './scheduler.js';
@@ -68,6 +68,9 @@ export interface SimulationStatus {
 }
 
 const CONNECT_CONCURRENCY = 200;
+/** The platform snapshot goes to `$SYS/aiot-sim/platform` (retained) this often, in virtual time. */
+const SYS_INTERVAL_MS = 5 * 60_000;
+export const SYS_PLATFORM_TOPIC = '$SYS/aiot-sim/platform';
 /** Above this many app users, app clients use the in-process transport (file descriptor limit). */
 const MAX_WS_APP_CLIENTS = 2000;
 
@@ -189,6 +192,7 @@ export class Simulation {
       for (const d of this.devices.values()) d.start();
       for (const h of this.households) h.start();
       this.scheduleFaults();
+      this.scheduler.every(SYS_INTERVAL_MS, () => this.publishPlatform(), 0);
       this.state = 'running';
       this.driver.start();
     } catch (err) {
@@ -281,6 +285,7 @@ export class Simulation {
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     await this.settle();
     const snapshot = this.platform.snapshot();
+    await this.publishPlatform();
     for (const d of this.devices.values()) d.stop();
     await Promise.all(this.sessions.map((s) => s.stop()));
     await this.apps?.close();
@@ -449,6 +454,15 @@ export class Simulation {
       }
     };
     await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, queue.length) }, worker));
+  }
+
+  /** The platform's figures (and the scaled ones), retained on `$SYS/aiot-sim/platform`. */
+  private publishPlatform(): Promise<void> {
+    const broker = this.broker_;
+    if (!broker) return Promise.resolve();
+    const snapshot = this.platform.snapshot();
+    const body = { ...snapshot, scale: this.scenario.scale, scaled: scaleUp(snapshot, this.scenario.scale), scenario: this.scenario.name };
+    return broker.publish(SYS_PLATFORM_TOPIC, JSON.stringify(body), { retain: true }).catch(() => undefined);
   }
 
   /** Wait (bounded) until device publishes handed to sessions have been written to the broker. */

@@ -85,6 +85,20 @@ describe('households on the virtual clock', () => {
     await watcher.endAsync();
   });
 
+  it('publishes the platform figures, scaled, on a retained $SYS topic', { timeout: 30_000 }, async () => {
+    const sim = await createSimulation({ scenario: { ...lively(6, { duration: '2h' }), scale: 1000 }, speed: 'manual', broker: { mqttPort: 0, wsPort: null } });
+    sims.push(sim);
+    await sim.advance(HOUR);
+    const watcher = await connectTcp(sim.broker);
+    const got = nextMessage(watcher, (t) => t === '$SYS/aiot-sim/platform');
+    await watcher.subscribeAsync('$SYS/aiot-sim/#');
+    const body = JSON.parse((await got).payload) as { connections: { online: number }; scale: number; scaled: { connections: number }; eventTime: number };
+    expect(body.connections.online).toBe(sim.population.devices.length);
+    expect(body.scaled.connections).toBe(body.connections.online * 1000);
+    expect(body.eventTime).toBeGreaterThan(Date.parse('2026-07-15T15:30:00Z'));
+    await watcher.endAsync();
+  });
+
   it('an app user may command only the devices of its own home', { timeout: 30_000 }, async () => {
     const sim = await createSimulation({ scenario: lively(5, { duration: '1h' }), speed: 'manual', broker: { mqttPort: 0, wsPort: null } });
     sims.push(sim);
