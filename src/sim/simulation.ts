@@ -189,6 +189,9 @@ export class Simulation {
       await this.connectUsers(broker);
       // First announcements in population order, at the virtual start: a reproducible trace.
       for (const s of this.sessions) s.goOnline();
+      // Resolve only once the broker has them (subscriptions, retained "online" states), so a
+      // command sent right after start() finds its device listening.
+      await this.settle(60_000);
       for (const d of this.devices.values()) d.start();
       for (const h of this.households) h.start();
       this.scheduleFaults();
