@@ -20,16 +20,17 @@ function collectStates(client: MqttClient): Received[] {
   return out;
 }
 
+// One simulation and its clients per test, torn down after each (tests in a file run in order).
+let sim: Simulation | null = null;
+const clients: MqttClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
+  await sim?.stop();
+  sim = null;
+});
+
 describe('retained states of a running simulation', () => {
-  let sim: Simulation | null = null;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await sim?.stop();
-    sim = null;
-  });
-
   it('gives a fresh observer a retained "online" state for every device, children with parent_id', async () => {
     const s = await createSimulation({
       scenario: tinyScenario({ homes: 3, mix: { sensor: 2, 'xiaomi.aircondition.mc4': 1, light: 1 }, devicesPerHome: { '4': 1 } }),
@@ -64,15 +65,6 @@ describe('retained states of a running simulation', () => {
 });
 
 describe('stopping a simulation', () => {
-  let sim: Simulation | null = null;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await sim?.stop();
-    sim = null;
-  });
-
   // A clean DISCONNECT fires no will, so a stopping session must say "offline" itself (self and
   // children), or retained states would stay "online" (on an external broker, for good).
   it('has every device (and child) publish a retained "offline" state before its session disconnects', async () => {
@@ -108,15 +100,6 @@ describe('stopping a simulation', () => {
 });
 
 describe('last will of a simulated device session', () => {
-  let sim: Simulation | null = null;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await sim?.stop();
-    sim = null;
-  });
-
   it('has the broker announce a dropped Wi-Fi device offline with the will its session registered', async () => {
     const s = await createSimulation({
       scenario: tinyScenario({ homes: 2, mix: { light: 1 }, devicesPerHome: { '1': 1 } }),
