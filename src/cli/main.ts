@@ -9,6 +9,7 @@ import { loadCatalog, loadDeviceFile, parseYaml, type Catalog } from '../catalog
 import { deviceJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { checkBrokerUrl } from '../sim/external.js';
 import { checkScenario } from '../sim/scenario.js';
 import { Simulation, type SimulationOptions } from '../sim/simulation.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
@@ -29,6 +30,10 @@ Options for run:
   --mqtt-port P     embedded broker TCP port (default 1883; 0 = any free port)
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --host H          interface the broker binds to (default 127.0.0.1)
+  --broker URL      use your own broker (mqtt://host:port or ws://host:port/path) instead of the
+                    embedded one; the platform observes it as a client
+  --username U      account of the platform and operator clients on --broker (default "operator")
+  --password P      its password (default: the operator token)
   --token T         password of the "operator" MQTT account (default: random, printed)
   --report FILE     write the run report as JSON
   --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
@@ -44,6 +49,9 @@ const RUN_OPTIONS = {
   'mqtt-port': { type: 'string' },
   'ws-port': { type: 'string' },
   host: { type: 'string' },
+  broker: { type: 'string' },
+  username: { type: 'string' },
+  password: { type: 'string' },
   token: { type: 'string' },
   report: { type: 'string' },
   trace: { type: 'string' },
@@ -142,6 +150,21 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     opts.operatorToken = v.token;
   }
   if (v.trace) opts.traceFile = resolve(v.trace);
+  if (v.broker !== undefined) {
+    if (v['mqtt-port'] !== undefined || v['ws-port'] !== undefined || v.host !== undefined) {
+      throw new UsageError('--broker runs on your broker: --mqtt-port, --ws-port and --host configure the embedded one');
+    }
+    try {
+      checkBrokerUrl(v.broker);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    opts.externalBroker = { url: v.broker };
+    if (v.username !== undefined) opts.externalBroker.username = v.username;
+    if (v.password !== undefined) opts.externalBroker.password = v.password;
+  } else if (v.username !== undefined || v.password !== undefined) {
+    throw new UsageError('--username and --password go with --broker');
+  }
   const quiet = v.quiet === true;
   const progress = new Progress(err, !quiet && (err as NodeJS.WriteStream).isTTY === true);
 
@@ -154,12 +177,16 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   }
   await sim.start();
   progress.clear();
-  const b = sim.broker;
-  const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
-  const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
-  err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
-  if (!quiet) {
-    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
+  if (opts.externalBroker) {
+    err.write(`aiot-sim: devices, app users and the platform are on your broker ${opts.externalBroker.url}\n`);
+  } else {
+    const b = sim.broker;
+    const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
+    const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
+    err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
+    if (!quiet) {
+      err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
+    }
   }
 
   let interrupted = false;

@@ -16,15 +16,19 @@ import type { Scheduler, TimerHandle } from './scheduler.js';
 
 const DAY = 86_400_000;
 
+type Sender = { via: 'app'; uid: string } | { via: 'voice' } | { via: 'automation' };
+
 /** What a household can do through the network (implemented by the simulation, all queued in order). */
 export interface HouseholdChannel {
   appSession(uid: string): void;
   appCommand(uid: string, did: string, method: 'set_properties' | 'action', params: unknown): void;
   /** The voice cloud acting on a spoken request, for the speaker's home. */
   voiceCommand(did: string, method: 'set_properties' | 'action', params: unknown): void;
+  /** A scene or automation in the cloud (a home nobody runs from the app), commanding a device. */
+  automationCommand(did: string, method: 'set_properties' | 'action', params: unknown): void;
 }
 
-export interface HouseholdCounters { appSessions: number; voiceInteractions: number; commands: number; skippedOffline: number }
+export interface HouseholdCounters { appSessions: number; voiceInteractions: number; automations: number; commands: number; skippedOffline: number }
 
 /** How a model is commanded, read from its behaviours (no per-model code). */
 interface Controls {
@@ -84,16 +88,22 @@ export interface HouseholdDeps {
 }
 
 export class Household {
-  readonly counters: HouseholdCounters = { appSessions: 0, voiceInteractions: 0, commands: 0, skippedOffline: 0 };
+  readonly counters: HouseholdCounters = { appSessions: 0, voiceInteractions: 0, automations: 0, commands: 0, skippedOffline: 0 };
+  /** People of this home who use the Mijia app (drawn once, by `behaviour.app.userShare`). */
+  readonly appUsers: string[];
   private readonly timers = new Set<TimerHandle>();
   private readonly rng: Rng;
   private readonly users: string[];
   private readonly maxCurve: number;
   private readonly byCategory = new Map<string, Device[]>();
 
+  get home(): Home { return this.d.home; }
+
   constructor(private readonly d: HouseholdDeps) {
     this.rng = Rng.from(d.seed, 'household', d.home.id);
     this.users = [d.home.ownerUid, ...d.home.memberUids];
+    const pick = this.rng.fork('app-users');
+    this.appUsers = this.users.filter(() => pick.chance(d.behaviour.app.userShare));
     this.maxCurve = Math.max(...d.curve);
     for (const plan of d.home.devices) {
       const dev = d.devices.get(plan.did);
@@ -111,13 +121,14 @@ export class Household {
 
   start(): void {
     const b = this.d.behaviour;
-    for (const uid of this.users) {
+    // Each person and each speaker has a rate of its own around the scenario's mean.
+    for (const uid of this.appUsers) {
       const r = this.rng.fork('app', uid);
-      this.poisson(r, b.app.sessionsPerUserPerDay, () => this.appSession(uid, r));
+      this.poisson(r, r.gamma(b.app.engagement, b.app.sessionsPerUserPerDay), () => this.appSession(uid, r));
     }
     for (const speaker of this.devicesOf('speaker').filter((s) => s.accepts('voice'))) {
       const r = this.rng.fork('voice', speaker.did);
-      this.poisson(r, b.voice.interactionsPerSpeakerPerDay, () => this.voice(speaker, r));
+      this.poisson(r, r.gamma(b.voice.engagement, b.voice.interactionsPerSpeakerPerDay), () => this.voice(speaker, r));
     }
     // Plan each local day just after local midnight; the first (partial) day is planned now.
     this.planDay(true);
@@ -222,8 +233,8 @@ export class Household {
     if (!candidates.length) return;
     const dev = r.pick(candidates);
     const c = controlsOf(dev.model);
-    if (c.on) this.send(dev, 'app', uid, 'set_properties', setParams(dev.did, [[c.on, dev.store.get(c.on) !== true]]));
-    else if (c.play && c.pause) this.send(dev, 'app', uid, 'action', actionParams(dev.did, r.chance(0.5) ? c.play : c.pause));
+    if (c.on) this.send(dev, { via: 'app', uid }, 'set_properties', setParams(dev.did, [[c.on, dev.store.get(c.on) !== true]]));
+    else if (c.play && c.pause) this.send(dev, { via: 'app', uid }, 'action', actionParams(dev.did, r.chance(0.5) ? c.play : c.pause));
   }
 
   private voice(speaker: Device, r: Rng): void {
@@ -244,7 +255,7 @@ export class Household {
         if (c.on) {
           const on = dev.store.get(c.on) !== true;
           speaker.userInput({ kind: 'voice', uid, text: `turn ${on ? 'on' : 'off'} the ${dev.category.replace('-', ' ')}`, music: false });
-          this.send(dev, 'voice', uid, 'set_properties', setParams(dev.did, [[c.on, on]]));
+          this.send(dev, { via: 'voice' }, 'set_properties', setParams(dev.did, [[c.on, on]]));
           return;
         }
       }
@@ -252,50 +263,59 @@ export class Household {
     speaker.userInput({ kind: 'voice', uid, text: r.pick(['what is the weather tomorrow', 'set a timer for ten minutes', 'what time is it']), music: false });
   }
 
-  /** Switch or set a device through the app (or by voice where the home has a speaker). */
+  /**
+   * Switch or set a device: by voice where the home has a speaker (sometimes), else from the app
+   * by one of the home's app users, else by a cloud automation (nobody opens the app).
+   */
   private control(dev: Device, r: Rng, pairs: Array<[string, Scalar]>): void {
     const speakers = this.devicesOf('speaker').filter((s) => s.accepts('voice') && s.online);
-    const uid = r.pick(this.users);
     if (speakers.length && r.chance(0.3)) {
       const speaker = r.pick(speakers);
+      const uid = r.pick(this.users);
       this.counters.voiceInteractions++;
       speaker.userInput({ kind: 'voice', uid, text: `turn ${pairs[0]![1] === false ? 'off' : 'on'} the ${dev.category.replace('-', ' ')}`, music: false });
-      this.send(dev, 'voice', uid, 'set_properties', setParams(dev.did, pairs));
+      this.send(dev, { via: 'voice' }, 'set_properties', setParams(dev.did, pairs));
       return;
     }
-    this.counters.appSessions++;
-    this.d.channel.appSession(uid);
-    this.send(dev, 'app', uid, 'set_properties', setParams(dev.did, pairs));
+    this.send(dev, this.appOrAutomation(r), 'set_properties', setParams(dev.did, pairs));
   }
 
   private act(dev: Device, r: Rng, action: string): void {
-    const uid = r.pick(this.users);
-    this.counters.appSessions++;
-    this.d.channel.appSession(uid);
-    this.send(dev, 'app', uid, 'action', actionParams(dev.did, action));
+    this.send(dev, this.appOrAutomation(r), 'action', actionParams(dev.did, action));
   }
 
   private startProgram(washer: Device, r: Rng): void {
     const c = controlsOf(washer.model);
     if (!c.start) return;
-    const uid = r.pick(this.users);
-    this.counters.appSessions++;
-    this.d.channel.appSession(uid);
+    const by = this.appOrAutomation(r);
     if (c.mode) {
       const list = washer.store.spec(c.mode)?.['value-list'];
-      if (list?.length) this.send(washer, 'app', uid, 'set_properties', setParams(washer.did, [[c.mode, r.pick(list.slice(0, 10)).value]]));
+      if (list?.length) this.send(washer, by, 'set_properties', setParams(washer.did, [[c.mode, r.pick(list.slice(0, 10)).value]]));
     }
-    this.send(washer, 'app', uid, 'action', actionParams(washer.did, c.start));
+    this.send(washer, by, 'action', actionParams(washer.did, c.start));
   }
 
-  private send(dev: Device, via: 'app' | 'voice', uid: string, method: 'set_properties' | 'action', params: unknown): void {
+  /** One of the home's app users opens the app for it; a home without any runs it as an automation. */
+  private appOrAutomation(r: Rng): Sender {
+    if (!this.appUsers.length) {
+      this.counters.automations++;
+      return { via: 'automation' };
+    }
+    const uid = r.pick(this.appUsers);
+    this.counters.appSessions++;
+    this.d.channel.appSession(uid);
+    return { via: 'app', uid };
+  }
+
+  private send(dev: Device, by: Sender, method: 'set_properties' | 'action', params: unknown): void {
     // The app shows an offline device as offline; nobody commands it.
     if (!dev.online) {
       this.counters.skippedOffline++;
       return;
     }
     this.counters.commands++;
-    if (via === 'app') this.d.channel.appCommand(uid, dev.did, method, params);
-    else this.d.channel.voiceCommand(dev.did, method, params);
+    if (by.via === 'app') this.d.channel.appCommand(by.uid, dev.did, method, params);
+    else if (by.via === 'voice') this.d.channel.voiceCommand(dev.did, method, params);
+    else this.d.channel.automationCommand(dev.did, method, params);
   }
 }

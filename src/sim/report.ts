@@ -20,7 +20,7 @@ export interface RunReport {
   /** Password of the `operator` MQTT account for this run. */
   operatorToken: string;
   /** What the simulated people did (simulator-side counts; `platform` has what the broker showed). */
-  activity: { appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; skippedOffline: number; failedCommands: number };
+  activity: { appUsers: number; appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; automations: number; skippedOffline: number; failedCommands: number };
   /** Faults that ran, with how many device sessions each took down. */
   faults: Array<{ type: string; from: string; to: string; sessions: number; region?: string }>;
   platform: PlatformSnapshot & { scale: number; scaled: ScaledFigures };

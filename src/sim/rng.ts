@@ -89,6 +89,31 @@ export class Rng {
     return -Math.log(u) * mean;
   }
 
+  /**
+   * Gamma deviate with the given shape and mean (Marsaglia-Tsang; shapes below 1 by the boost
+   * U^(1/shape)). Spreads a rate across people: shape 1 is exponential, smaller is more skewed.
+   */
+  gamma(shape: number, mean: number): number {
+    if (!(shape > 0) || !(mean > 0)) return 0;
+    const boost = shape < 1 ? Math.pow(this.nextNonZero(), 1 / shape) : 1;
+    const d = (shape < 1 ? shape + 1 : shape) - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      let x: number;
+      let v: number;
+      do { x = this.normal(); v = 1 + c * x; } while (v <= 0);
+      v = v * v * v;
+      const u = this.nextNonZero();
+      if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v * boost * (mean / shape);
+    }
+  }
+
+  private nextNonZero(): number {
+    let u = 0;
+    while (u === 0) u = this.next();
+    return u;
+  }
+
   /** Poisson-distributed count with mean `lambda` (Knuth for small, normal approximation for large). */
   poisson(lambda: number): number {
     if (lambda <= 0) return 0;

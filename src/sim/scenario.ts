@@ -35,14 +35,24 @@ export const BehaviourSection = z.strictObject({
   /** 24 hourly weights of household activity in local time (normalised to a mean of 1). Default: evening peak 18-22. */
   rhythm: z.array(z.number().nonnegative()).length(24).optional(),
   app: z.strictObject({
-    /** Mijia app sessions per user (owner or member) per day, spread by the rhythm. */
+    /** Share of people (owners and members) who use the Mijia app at all; the rest rely on voice and automations. */
+    userShare: Share.default(1),
+    /** Mijia app sessions per app user per day on average, spread by the rhythm. */
     sessionsPerUserPerDay: z.number().nonnegative().default(2),
+    /**
+     * How unevenly app use is spread across people: each app user's own rate is drawn from a gamma
+     * distribution with this shape and the mean above (1 = exponential; smaller = a few heavy users
+     * and many occasional ones; large = everyone alike).
+     */
+    engagement: z.number().positive().default(1),
     /** Share of those sessions in which the user commands a device (toggles a light or plug, ...). */
     commandShare: Share.default(0.5),
   }).prefault({}),
   voice: z.strictObject({
-    /** Voice interactions per speaker per day, spread by the rhythm. */
+    /** Voice interactions per speaker per day on average, spread by the rhythm. */
     interactionsPerSpeakerPerDay: z.number().nonnegative().default(4),
+    /** How unevenly use is spread across speakers (gamma shape, as for the app): smaller = more speakers left idle. */
+    engagement: z.number().positive().default(1),
     /** Share of interactions that ask for music (the speaker plays). */
     musicShare: Share.default(0.35),
     /** Share that control another device in the home ("turn on the light"). */

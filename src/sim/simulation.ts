@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MqttClient } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
+import type { AccessDirectory } from '../broker/access.js';
 import { EmbeddedBroker } from '../broker/broker.js';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
 import { Device } from '../device/device.js';
@@ -29,6 +30,7 @@ import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
 import { DeviceSession, type Connector } from './session.js';
 import { AppUsers, RpcClient, WorkQueue, type AppUser } from './users.js';
 import { TraceRecorder } from './trace.js';
+import { checkBrokerUrl, connectExternal, ExternalObserver } from './external.js';
 
 export interface SimulationOptions {
   /** A scenario file path, or a scenario object (validated the same way). */
@@ -43,6 +45,13 @@ export interface SimulationOptions {
   duration?: string | number;
   /** Embedded broker listeners. Ports: 0 = any free port, null = off. Defaults: TCP 1883, WebSocket off. */
   broker?: { host?: string; mqttPort?: number | null; wsPort?: number | null };
+  /**
+   * Run against a broker you operate instead of the embedded one (`mqtt://`, `ws://`, ...). Devices
+   * and app users connect to it over sockets; the platform and the operator connect as clients
+   * (with `username`/`password` if given, else as `operator` with the operator token) and the
+   * platform counts connections from state messages and last wills.
+   */
+  externalBroker?: { url: string; username?: string; password?: string };
   /** How device sessions reach the embedded broker. Default "in-process" (no socket per device). */
   deviceTransport?: 'in-process' | 'tcp';
   /** Password of the `operator` account; random when omitted. */
@@ -68,6 +77,8 @@ export interface SimulationStatus {
 }
 
 const CONNECT_CONCURRENCY = 200;
+/** Sockets one process may open to an external broker (each costs a file descriptor; the limit is 20,000). */
+export const MAX_EXTERNAL_CONNECTIONS = 15_000;
 /** The platform snapshot goes to `$SYS/aiot-sim/platform` (retained) this often, in virtual time. */
 const SYS_INTERVAL_MS = 5 * 60_000;
 export const SYS_PLATFORM_TOPIC = '$SYS/aiot-sim/platform';
@@ -108,6 +119,7 @@ export class Simulation {
   private readonly faultLog: FaultRecord[] = [];
   private voiceCommands = 0;
   private operator: RpcClient | null = null;
+  private observer: ExternalObserver | null = null;
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private readonly virtualStart: number;
@@ -159,6 +171,7 @@ export class Simulation {
   }
 
   get broker(): EmbeddedBroker {
+    if (this.opts.externalBroker) throw new AiotSimError('E_EXTERNAL_BROKER', 'input', `the simulation runs on the external broker ${this.opts.externalBroker.url}, not an embedded one`);
     if (!this.broker_) throw new AiotSimError('E_NOT_STARTED', 'input', 'the simulation has not started');
     return this.broker_;
   }
@@ -174,6 +187,7 @@ export class Simulation {
     this.state = 'starting';
     this.wallStart = performance.now();
     if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
+    if (this.opts.externalBroker) return this.startExternal(this.opts.externalBroker);
     const b = this.opts.broker ?? {};
     const brokerOpts: Parameters<typeof EmbeddedBroker.start>[0] = { operatorToken: this.operatorToken };
     if (b.host !== undefined) brokerOpts.host = b.host;
@@ -183,26 +197,64 @@ export class Simulation {
     this.broker_ = broker;
     try {
       this.platform.observe(broker);
-      this.provision(broker);
-      await this.connectOperator(broker);
-      await this.connectAll(broker);
-      await this.connectUsers(broker);
-      // First announcements in population order, at the virtual start: a reproducible trace.
-      for (const s of this.sessions) s.goOnline();
-      // Resolve only once the broker has them (subscriptions, retained "online" states), so a
-      // command sent right after start() finds its device listening.
-      await this.settle(60_000);
-      for (const d of this.devices.values()) d.start();
-      for (const h of this.households) h.start();
-      this.scheduleFaults();
-      this.scheduler.every(SYS_INTERVAL_MS, () => this.publishPlatform(), 0);
-      this.state = 'running';
-      this.driver.start();
+      this.provision(broker.access);
+      const url = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : null;
+      const inProcess: Connector = { kind: 'in-process', open: () => broker.connectInProcess() };
+      await this.connectOperator(new MqttClient(() => broker.connectInProcess(), this.operatorOptions()));
+      if (this.opts.deviceTransport === 'tcp' && !broker.mqttAddress) {
+        throw new AiotSimError('E_OPTIONS', 'input', 'deviceTransport "tcp" needs the TCP listener (mqttPort is null)');
+      }
+      await this.connectAll(this.opts.deviceTransport === 'tcp'
+        ? { kind: 'url', url: `mqtt://${broker.mqttAddress!.host}:${broker.mqttAddress!.port}` } : inProcess);
+      // App clients speak MQTT over WebSocket, like a phone; a socket costs two file descriptors in
+      // this process, so large populations use the in-process transport instead.
+      await this.connectUsers((n) => (url && n <= MAX_WS_APP_CLIENTS ? { kind: 'url', url } : inProcess));
+      await this.goLive();
     } catch (err) {
       await this.shutdown();
       this.state = 'stopped';
       throw err;
     }
+  }
+
+  /** Devices, app users, operator and platform all connect to a broker we do not own. */
+  private async startExternal(ext: NonNullable<SimulationOptions['externalBroker']>): Promise<void> {
+    checkBrokerUrl(ext.url);
+    const creds = ext.username !== undefined ? { username: ext.username, password: ext.password ?? '' } : { username: 'operator', password: this.operatorToken };
+    try {
+      this.provision(null);
+      const sockets = this.population.sessions.length + this.households.reduce((n, h) => n + h.appUsers.length, 0) + 2;
+      if (sockets > MAX_EXTERNAL_CONNECTIONS) {
+        throw new AiotSimError('E_OPTIONS', 'input',
+          `--broker: this scenario needs ${sockets} connections to ${ext.url} (device sessions, app users, platform, operator); one process opens at most ${MAX_EXTERNAL_CONNECTIONS}. Use fewer homes, or the embedded broker (its in-process transport needs no sockets)`);
+      }
+      this.observer = await ExternalObserver.connect(ext.url, creds, (topic, payload) => this.platform.onMessage(topic, payload));
+      await this.connectOperator(await connectExternal(ext.url, `aiot-sim-operator-${randomBytes(4).toString('hex')}`, creds));
+      const connector: Connector = { kind: 'url', url: ext.url };
+      await this.connectAll(connector);
+      await this.connectUsers(() => connector);
+      await this.goLive();
+    } catch (err) {
+      await this.shutdown();
+      this.state = 'stopped';
+      throw err;
+    }
+  }
+
+  /** Announce every session online, then start devices, households, faults and the clock. */
+  private async goLive(): Promise<void> {
+    // First announcements in population order, at the virtual start: a reproducible trace.
+    for (const s of this.sessions) s.goOnline();
+    // Resolve only once the broker has them (subscriptions, retained "online" states), so a
+    // command sent right after start() finds its device listening.
+    await this.settle(60_000);
+    if (this.observer) await this.observer.quiet();
+    for (const d of this.devices.values()) d.start();
+    for (const h of this.households) h.start();
+    this.scheduleFaults();
+    this.scheduler.every(SYS_INTERVAL_MS, () => this.publishPlatform(), 0);
+    this.state = 'running';
+    this.driver.start();
   }
 
   /**
@@ -225,7 +277,7 @@ export class Simulation {
   }
 
   status(): SimulationStatus {
-    const c = this.broker_?.counters;
+    const c = this.counters();
     return {
       virtualTime: this.scheduler.now(),
       virtualStart: this.virtualStart,
@@ -242,13 +294,15 @@ export class Simulation {
   }
 
   /** What the simulated people did (simulator-side counts; the platform measures its own). */
-  activity(): { appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; skippedOffline: number; failedCommands: number } {
+  activity(): { appUsers: number; appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; automations: number; skippedOffline: number; failedCommands: number } {
     const sum = (k: keyof Household['counters']): number => this.households.reduce((n, h) => n + h.counters[k], 0);
     return {
+      appUsers: this.households.reduce((n, h) => n + h.appUsers.length, 0),
       appSessions: sum('appSessions'),
       appCommands: this.apps?.counters.appCommands ?? 0,
       voiceInteractions: sum('voiceInteractions'),
       voiceCommands: this.voiceCommands,
+      automations: sum('automations'),
       skippedOffline: sum('skippedOffline'),
       failedCommands: this.work.failures,
     };
@@ -287,12 +341,13 @@ export class Simulation {
     await this.work.idle();
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     await this.settle();
+    if (this.observer) await this.observer.quiet();
     const snapshot = this.platform.snapshot();
     await this.publishPlatform();
     for (const d of this.devices.values()) d.stop();
     await Promise.all(this.sessions.map((s) => s.stop()));
     await this.apps?.close();
-    const counters = this.broker_ ? { ...this.broker_.counters } : { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0 };
+    const counters = this.counters();
     const digest = await this.trace.finish();
     await this.shutdown();
     this.state = 'stopped';
@@ -303,6 +358,15 @@ export class Simulation {
       devices: this.devices.size, sessions: this.sessions.length, operatorToken: this.operatorToken,
       activity: this.activity(), faults: this.faultLog,
     });
+  }
+
+  /**
+   * Message counts: the embedded broker's own; on an external broker, what the devices sent and
+   * what the platform received (the broker's refusals are not visible from outside).
+   */
+  private counters(): { published: number; delivered: number; rejected: number; rejectedConnects: number } {
+    if (this.broker_) return { ...this.broker_.counters };
+    return { published: this.trace.count, delivered: this.observer?.received ?? 0, rejected: 0, rejectedConnects: 0 };
   }
 
   /** What the platform knows of a device from its binding: model, category, region, owner. */
@@ -318,8 +382,11 @@ export class Simulation {
 
   private readonly planByDid = new Map<string, DevicePlan>();
 
-  /** Register every device's credentials and ownership with the broker (what the cloud provisions). */
-  private provision(broker: EmbeddedBroker): void {
+  /**
+   * Give every device and user its credentials and register them (and ownership) with the
+   * embedded broker's access rules, as the cloud provisions them; an external broker applies its own.
+   */
+  private provision(access: AccessDirectory | null): void {
     const rng = Rng.from(this.seed, 'devices');
     for (const plan of this.population.devices) this.planByDid.set(plan.did, plan);
     const homes = new Map(this.population.homes.map((h) => [h.id, h]));
@@ -327,7 +394,7 @@ export class Simulation {
       const token = randomBytes(16).toString('hex');
       this.tokens.set(plan.did, token);
       const members = homes.get(plan.homeId)?.memberUids ?? [];
-      broker.access.registerDevice(plan.did, { token, uid: plan.uid, members, children: plan.children.map((c) => c.did) });
+      access?.registerDevice(plan.did, { token, uid: plan.uid, members, children: plan.children.map((c) => c.did) });
     }
     const beh = this.scenario.behaviour;
     const curve = beh.rhythm ? normaliseCurve(beh.rhythm) : DEFAULT_CURVE;
@@ -345,7 +412,7 @@ export class Simulation {
       for (const uid of [home.ownerUid, ...home.memberUids]) {
         const token = randomBytes(12).toString('hex');
         this.userTokens.set(uid, token);
-        broker.access.registerUser(uid, token);
+        access?.registerUser(uid, token);
       }
       let local = this.locals.get(home.region);
       if (!local) this.locals.set(home.region, (local = new LocalTime(regionOf(home.region).timeZone)));
@@ -366,19 +433,16 @@ export class Simulation {
         this.voiceCommands++;
         this.work.push(() => this.command(did, method, params, 5000));
       },
+      automationCommand: (did, method, params) => this.work.push(() => this.command(did, method, params, 5000)),
     };
   }
 
-  private async connectUsers(broker: EmbeddedBroker): Promise<void> {
-    const users: AppUser[] = this.population.homes.flatMap((h) => [h.ownerUid, ...h.memberUids].map((uid) => ({
-      uid, token: this.userTokens.get(uid)!, homeId: h.id, dids: h.devices.map((d) => d.did),
+  private async connectUsers(connectorFor: (users: number) => Connector): Promise<void> {
+    // Only people who use the app have an app client.
+    const users: AppUser[] = this.households.flatMap((h) => h.appUsers.map((uid) => ({
+      uid, token: this.userTokens.get(uid)!, homeId: h.home.id, dids: h.home.devices.map((d) => d.did),
     })));
-    // App clients speak MQTT over WebSocket, like a phone; a socket costs two file descriptors in
-    // this process, so large populations use the in-process transport instead.
-    const connector: Connector = broker.wsAddress && users.length <= MAX_WS_APP_CLIENTS
-      ? { kind: 'url', url: `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` }
-      : { kind: 'in-process', open: () => broker.connectInProcess() };
-    const apps = new AppUsers(connector, this.scheduler);
+    const apps = new AppUsers(connectorFor(users.length), this.scheduler);
     this.apps = apps;
     await apps.connectAll(users);
   }
@@ -421,12 +485,16 @@ export class Simulation {
     });
   }
 
-  private async connectOperator(broker: EmbeddedBroker): Promise<void> {
-    const op = new MqttClient(() => broker.connectInProcess(), {
+  private operatorOptions(): IClientOptions {
+    return {
       clientId: `aiot-sim-operator-${randomBytes(4).toString('hex')}`, username: 'operator', password: this.operatorToken,
       protocolVersion: 4, reconnectPeriod: 1000,
-    });
-    await new Promise<void>((resolve, reject) => {
+    };
+  }
+
+  /** The operator's client (commands from `command()`, the voice cloud and automations). */
+  private async connectOperator(op: MqttClient): Promise<void> {
+    if (!op.connected) await new Promise<void>((resolve, reject) => {
       op.once('connect', () => resolve());
       op.once('error', reject);
     });
@@ -434,13 +502,7 @@ export class Simulation {
     this.operator = new RpcClient(op);
   }
 
-  private async connectAll(broker: EmbeddedBroker): Promise<void> {
-    const connector: Connector = this.opts.deviceTransport === 'tcp'
-      ? { kind: 'url', url: `mqtt://${broker.mqttAddress?.host ?? '127.0.0.1'}:${broker.mqttAddress?.port ?? 1883}` }
-      : { kind: 'in-process', open: () => broker.connectInProcess() };
-    if (this.opts.deviceTransport === 'tcp' && !broker.mqttAddress) {
-      throw new AiotSimError('E_OPTIONS', 'input', 'deviceTransport "tcp" needs the TCP listener (mqttPort is null)');
-    }
+  private async connectAll(connector: Connector): Promise<void> {
     const hooks = { clock: this.scheduler, trace: this.trace, inflight: this.inflight };
     for (const plan of this.population.sessions) {
       const device = this.devices.get(plan.did)!;
@@ -459,13 +521,17 @@ export class Simulation {
     await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, queue.length) }, worker));
   }
 
-  /** The platform's figures (and the scaled ones), retained on `$SYS/aiot-sim/platform`. */
+  /**
+   * The platform's figures (and the scaled ones), retained on `$SYS/aiot-sim/platform`; on an
+   * external broker the operator publishes them (a broker that reserves `$SYS` drops them).
+   */
   private publishPlatform(): Promise<void> {
-    const broker = this.broker_;
-    if (!broker) return Promise.resolve();
     const snapshot = this.platform.snapshot();
-    const body = { ...snapshot, scale: this.scenario.scale, scaled: scaleUp(snapshot, this.scenario.scale), scenario: this.scenario.name };
-    return broker.publish(SYS_PLATFORM_TOPIC, JSON.stringify(body), { retain: true }).catch(() => undefined);
+    const body = JSON.stringify({ ...snapshot, scale: this.scenario.scale, scaled: scaleUp(snapshot, this.scenario.scale), scenario: this.scenario.name });
+    if (this.broker_) return this.broker_.publish(SYS_PLATFORM_TOPIC, body, { retain: true }).catch(() => undefined);
+    const op = this.operator?.client;
+    if (!op?.connected) return Promise.resolve();
+    return op.publishAsync(SYS_PLATFORM_TOPIC, body, { qos: 0, retain: true }).then(() => undefined, () => undefined);
   }
 
   /** Wait (bounded) until device publishes handed to sessions have been written to the broker. */
@@ -479,6 +545,9 @@ export class Simulation {
     const op = this.operator;
     this.operator = null;
     if (op) await op.client.endAsync(true).catch(() => undefined);
+    const obs = this.observer;
+    this.observer = null;
+    if (obs) await obs.close();
     if (this.broker_) await this.broker_.close();
   }
 }

@@ -1,0 +1,91 @@
+/**
+ * Running against a broker we do not own (Mosquitto, EMQX, ...): the platform cannot hear the
+ * broker's connect and disconnect events, so it connects as a privileged client, subscribes to
+ * the device and app topics, and counts connections from state messages and last wills.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import { AiotSimError } from '../errors.js';
+import { logger } from '../log.js';
+
+const log = logger('external');
+
+/** What the platform observer subscribes to: every device message, commands included, and app sessions. */
+export const OBSERVED_TOPICS = ['device/+/state', 'device/+/up/#', 'device/+/down/rpc', 'app/+/session'];
+
+/** `mqtt://host:port` or `ws://host:port/path` (also mqtts/wss); anything else is refused with the reason. */
+export function checkBrokerUrl(url: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new AiotSimError('E_OPTIONS', 'input', `--broker: "${url}" is not a URL (expected e.g. mqtt://127.0.0.1:1883 or ws://127.0.0.1:8083/mqtt)`);
+  }
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'].includes(u.protocol)) {
+    throw new AiotSimError('E_OPTIONS', 'input', `--broker: unsupported scheme "${u.protocol}" in "${url}" (expected mqtt://, mqtts://, ws:// or wss://)`);
+  }
+  return u;
+}
+
+export interface ExternalCredentials { username?: string; password?: string }
+
+/** Connect an MQTT 3.1.1 client and resolve at CONNACK, or fail with the broker named. */
+export async function connectExternal(url: string, clientId: string, creds: ExternalCredentials, timeoutMs = 10_000): Promise<MqttClient> {
+  const opts: mqtt.IClientOptions = {
+    clientId, protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 1000, connectTimeout: timeoutMs,
+    log: () => undefined,
+  };
+  if (creds.username !== undefined) opts.username = creds.username;
+  if (creds.password !== undefined) opts.password = creds.password;
+  const client = mqtt.connect(url, opts);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      client.end(true);
+      reject(new AiotSimError('E_BROKER', 'environment', `broker ${url}: ${err.message}`));
+    };
+    client.once('connect', () => { clearTimeout(timer); client.off('error', fail); resolve(); });
+    client.once('error', fail);
+  });
+  client.on('error', (err) => log.warn({ url, clientId, err: err.message }, 'broker connection error'));
+  return client;
+}
+
+/** The platform's own client on an external broker: every observed message goes to `onMessage`. */
+export class ExternalObserver {
+  received = 0;
+  private lastAt = 0;
+
+  private constructor(readonly client: MqttClient) {}
+
+  static async connect(url: string, creds: ExternalCredentials, onMessage: (topic: string, payload: Buffer) => void): Promise<ExternalObserver> {
+    const client = await connectExternal(url, `aiot-sim-platform-${randomBytes(4).toString('hex')}`, creds);
+    const obs = new ExternalObserver(client);
+    client.on('message', (topic, payload) => {
+      obs.received++;
+      obs.lastAt = performance.now();
+      onMessage(topic, payload);
+    });
+    const granted = await client.subscribeAsync(OBSERVED_TOPICS, { qos: 0 });
+    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+    if (refused.length) {
+      client.end(true);
+      throw new AiotSimError('E_BROKER', 'environment', `broker ${url} refused the platform's subscription to ${refused.join(', ')} (the platform needs read access to device/# and app/#)`);
+    }
+    return obs;
+  }
+
+  /** Resolve once nothing has arrived for `quietMs` (or after `maxMs`): the broker has caught up. */
+  async quiet(quietMs = 300, maxMs = 15_000): Promise<void> {
+    const until = performance.now() + maxMs;
+    this.lastAt = Math.max(this.lastAt, performance.now());
+    while (performance.now() < until && performance.now() - this.lastAt < quietMs) {
+      await new Promise((r) => setTimeout(r, Math.min(50, quietMs)));
+    }
+  }
+
+  close(): Promise<void> {
+    return this.client.endAsync(true).then(() => undefined, () => undefined);
+  }
+}

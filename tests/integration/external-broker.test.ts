@@ -1,0 +1,120 @@
+/**
+ * A scenario on a real Mosquitto: devices, app users, operator and platform are all its clients,
+ * and the platform counts connections from state messages and last wills alone.
+ */
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSimulation, Simulation } from '../../src/sim/simulation.js';
+import { assertBuilt, finish, spawnCli } from '../helpers/cli.js';
+import { until } from '../helpers/mqtt.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+
+const MIN = 60_000;
+
+function homes(seed: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'on-mosquitto', seed, start: '2026-07-15T18:00:00+02:00',
+    population: {
+      homes: 12, regions: { es: 2, it: 1 },
+      devicesPerHome: { '2': 4, '4': 4, '7': 4 },
+      mix: { speaker: 2, light: 3, plug: 2, sensor: 3, 'air-conditioner': 1 },
+      membersPerHome: [0, 1],
+    },
+    behaviour: { app: { sessionsPerUserPerDay: 40 }, voice: { interactionsPerSpeakerPerDay: 40 } },
+    ...extra,
+  };
+}
+
+let broker: Mosquitto;
+beforeAll(async () => { broker = await startMosquitto(); });
+afterAll(async () => { await broker?.stop(); });
+
+describe('against an external broker (Mosquitto)', () => {
+  it('counts every device online from state messages, follows a fault through last wills, and commands devices', { timeout: 60_000 }, async () => {
+    const faults = [{ type: 'devices-offline', share: 0.5, at: '10m', duration: '10m' }];
+    const sim: Simulation = await createSimulation({ scenario: homes(5, { faults }), speed: 'manual', externalBroker: { url: broker.url } });
+    try {
+      const total = sim.population.devices.length;
+      const children = sim.population.devices.filter((d) => d.parentId).length;
+      expect(children).toBeGreaterThan(0);
+      expect(() => sim.broker).toThrow(/external broker/);
+
+      // Every device (gateway children included) is online as soon as start() resolves.
+      expect(sim.snapshot().connections.online).toBe(total);
+      expect(sim.snapshot().connections.byCategory['gateway']).toBeGreaterThan(0);
+
+      // An independent client of the same broker sees the retained states the platform counted.
+      const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: 'watcher' });
+      const states = new Map<string, string>();
+      watcher.on('message', (topic, payload) => states.set(topic.split('/')[1]!, (JSON.parse(payload.toString()) as { event: string }).event));
+      await watcher.subscribeAsync('device/+/state');
+      await until(() => states.size === total, 5000, 'every retained state');
+      expect([...states.values()].every((e) => e === 'online')).toBe(true);
+
+      // A command travels through Mosquitto to the device and back.
+      const plug = sim.population.devices.find((d) => d.model.category === 'plug')!;
+      const res = await sim.command(plug.did, 'get_properties', [{ did: plug.did, siid: 2, piid: 1 }]);
+      expect('result' in res && res.result[0]!.code).toBe(0);
+
+      await sim.advance(9 * MIN);
+      const before = sim.snapshot();
+      expect(before.messages.byKind['properties_changed']).toBeGreaterThan(0);
+      expect(before.appMau).toBeGreaterThan(0);
+      expect(before.speakerMau).toBeGreaterThan(0);
+
+      // Half the sessions lose their network without a DISCONNECT: Mosquitto sends their wills.
+      await sim.advance(2 * MIN);
+      await until(() => sim.snapshot().connections.online < total, 10_000, 'the wills to arrive');
+      const down = sim.snapshot().connections.online;
+      expect(down).toBeLessThan(total * 0.75);
+      expect(down).toBeGreaterThan(0);
+      await until(() => [...states.values()].filter((e) => e === 'offline').length > 0, 5000, 'offline states on the broker');
+
+      await sim.advance(10 * MIN);
+      await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back');
+
+      const report = await sim.stop();
+      expect(report.messages.published).toBe(report.traceMessages);
+      expect(report.messages.delivered).toBeGreaterThan(report.traceMessages * 0.9);
+      expect(report.platform.connections.online).toBe(total);
+      expect(report.platform.messages.malformed).toBe(0);
+      // Stopping says offline for everyone, on the broker too.
+      await until(() => [...states.values()].every((e) => e === 'offline'), 5000, 'every device offline after stop');
+      await watcher.endAsync();
+    } finally {
+      await sim.stop();
+    }
+  });
+
+  it('the same seed gives the same device trace as on the embedded broker', { timeout: 60_000 }, async () => {
+    const scenario = homes(9);
+    const run = async (external: boolean): Promise<string> => {
+      const sim = await createSimulation(external
+        ? { scenario, speed: 'manual', externalBroker: { url: broker.url } }
+        : { scenario, speed: 'manual', broker: { mqttPort: null, wsPort: null } });
+      await sim.advance(20 * MIN);
+      return (await sim.stop()).traceDigest;
+    };
+    expect(await run(true)).toBe(await run(false));
+  });
+
+  it('runs from the command line with --broker, and refuses what cannot work', { timeout: 60_000 }, async () => {
+    assertBuilt();
+    const ok = await finish(spawnCli(['run', 'scenarios/default.yaml', '--broker', broker.url, '--fast', '--duration', '30m', '--quiet']), 45_000);
+    expect(ok.stderr).toContain(`your broker ${broker.url}`);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/online at end\s+\d+/);
+
+    const bad = await finish(spawnCli(['run', '--broker', 'http://127.0.0.1:1', '--quiet']));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unsupported scheme "http:"');
+
+    const mixed = await finish(spawnCli(['run', '--broker', broker.url, '--mqtt-port', '0']));
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain('--broker runs on your broker');
+
+    const nobody = await finish(spawnCli(['run', '--broker', 'mqtt://127.0.0.1:1', '--quiet', '--fast', '--duration', '1m']), 30_000);
+    expect(nobody.code).not.toBe(0);
+    expect(nobody.stderr).toContain('mqtt://127.0.0.1:1');
+  });
+});
