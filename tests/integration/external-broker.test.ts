@@ -54,7 +54,7 @@ describe('against an external broker (Mosquitto)', () => {
       // A command travels through Mosquitto to the device and back.
       const plug = sim.population.devices.find((d) => d.model.category === 'plug')!;
       const res = await sim.command(plug.did, 'get_properties', [{ did: plug.did, siid: 2, piid: 1 }]);
-      expect('result' in res && res.result[0]!.code).toBe(0);
+      expect(res).toMatchObject({ result: [{ did: plug.did, siid: 2, piid: 1, code: 0 }] });
 
       await sim.advance(9 * MIN);
       const before = sim.snapshot();
