@@ -9,7 +9,7 @@ import { loadCatalog, loadDeviceFile, parseYaml, type Catalog } from '../catalog
 import { deviceJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { checkBrokerUrl } from '../sim/external.js';
+import { checkBrokerUrl } from '../platform/external.js';
 import { checkScenario } from '../sim/scenario.js';
 import { Simulation, type SimulationOptions } from '../sim/simulation.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';

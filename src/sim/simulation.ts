@@ -30,7 +30,7 @@ import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
 import { DeviceSession, type Connector } from './session.js';
 import { AppUsers, RpcClient, WorkQueue, type AppUser } from './users.js';
 import { TraceRecorder } from './trace.js';
-import { checkBrokerUrl, connectExternal, ExternalObserver } from './external.js';
+import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
 
 export interface SimulationOptions {
   /** A scenario file path, or a scenario object (validated the same way). */
