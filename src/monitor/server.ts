@@ -267,15 +267,14 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > BODY_LIMIT) {
-        reject(new HttpError(413, `body: at most ${BODY_LIMIT} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      // Over the limit: keep reading (and discarding) so the client gets its 413, within reason.
+      if (size > BODY_LIMIT * 16) req.destroy();
+      else if (size <= BODY_LIMIT) chunks.push(c);
     });
     req.on('error', reject);
+    req.on('close', () => reject(new HttpError(400, 'body: the request was cut off')));
     req.on('end', () => {
+      if (size > BODY_LIMIT) return reject(new HttpError(413, `body: at most ${BODY_LIMIT} bytes`));
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch {
