@@ -12,9 +12,9 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 export class MonitorMetrics {
   readonly registry = new Registry();
   /**
-   * Broker delivery latency: wall time from the probe client's PUBLISH leaving it to the broker
-   * delivering that message back to it (in-process transport, QoS 0), sampled once per probe
-   * interval. It rises when the broker's queues back up.
+   * Broker delivery latency: wall time from the broker publishing a probe message to the probe
+   * client receiving it (in-process transport, QoS 0), sampled once per probe interval. It rises
+   * when the broker's queues back up.
    */
   readonly deliveryLatency: Histogram;
   /** Tap latency: wall time from the broker accepting a message to its frame being written to a monitor's socket. */
@@ -82,7 +82,7 @@ export class MonitorMetrics {
     this.dropped = new Counter({ name: 'aiot_sim_monitor_dropped_total', help: 'Tapped messages dropped for slow or over-rate monitors', registers });
     this.deliveryLatency = new Histogram({
       name: 'aiot_sim_broker_delivery_seconds', registers, buckets: LATENCY_BUCKETS,
-      help: 'Broker delivery latency: a probe message from publish to delivery back to the probe client (in-process, QoS 0)',
+      help: 'Broker delivery latency: a probe message from the broker publishing it to the probe client receiving it (in-process, QoS 0)',
     });
     this.tapLatency = new Histogram({
       name: 'aiot_sim_monitor_tap_latency_seconds', registers, buckets: LATENCY_BUCKETS,

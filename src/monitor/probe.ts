@@ -1,9 +1,11 @@
 /**
- * The delivery-latency probe: an in-process MQTT client (anonymous observer, QoS 0) subscribed to
- * its own topic publishes a message every interval and records how long the broker took to
- * deliver it back. One small message per interval; it shows up in the broker's counters and in
- * taps that match `aiot-sim/monitor/probe/#`. Without an in-process transport, or when anonymous
- * clients are refused, there is no probe (and the histogram stays empty).
+ * The delivery-latency probe: the broker publishes a small message on its own `$SYS/aiot-sim/
+ * monitor/probe/{id}` topic every interval, and an in-process MQTT client (anonymous observer,
+ * QoS 0) subscribed to it records how long the broker took to deliver it: the same emitter queue
+ * and delivery path device messages take. Publishing as the broker keeps it out of the
+ * `published` counter and out of taps; each probe adds one to `delivered`, and the probe client
+ * counts as one MQTT client. Without an in-process transport, or when anonymous clients are
+ * refused, there is no probe (and the histogram stays empty).
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +18,7 @@ const log = logger('monitor');
 export class DeliveryProbe {
   private client: MqttClient | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private readonly topic = `aiot-sim/monitor/probe/${randomBytes(4).toString('hex')}`;
+  private readonly topic = `$SYS/aiot-sim/monitor/probe/${randomBytes(4).toString('hex')}`;
   private sentAt = new Map<number, number>();
   private seq = 0;
 
@@ -24,7 +26,7 @@ export class DeliveryProbe {
 
   async start(): Promise<void> {
     const open = this.broker.connectInProcess?.bind(this.broker);
-    if (!open) return;
+    if (!open || !this.broker.publish) return;
     const client = new MqttClient(() => open(), {
       clientId: `aiot-sim-probe-${randomBytes(4).toString('hex')}`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, keepalive: 0,
     });
@@ -54,13 +56,12 @@ export class DeliveryProbe {
   }
 
   private send(): void {
-    const c = this.client;
-    if (!c?.connected) return;
+    if (!this.client?.connected || !this.broker.publish) return;
     // A probe that never came back (broker closing) is forgotten after a few rounds.
     if (this.sentAt.size > 8) this.sentAt.clear();
     const seq = ++this.seq;
     this.sentAt.set(seq, performance.now());
-    c.publish(this.topic, String(seq), { qos: 0 });
+    this.broker.publish(this.topic, String(seq)).catch(() => undefined);
   }
 
   async stop(): Promise<void> {

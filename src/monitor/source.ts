@@ -14,8 +14,9 @@ export interface MonitoredBroker {
   readonly connectedClients: number;
   readonly mqttAddress: { host: string; port: number } | null;
   readonly wsAddress: { host: string; port: number } | null;
-  /** An in-process MQTT connection (for the delivery-latency probe); optional. */
+  /** An in-process MQTT connection and publishing as the broker (for the delivery-latency probe); optional. */
   connectInProcess?(): Duplex;
+  publish?(topic: string, payload: string): Promise<void>;
 }
 
 export interface MonitoredPlatform {

@@ -47,13 +47,21 @@ describe('dashboard in headless Chromium', () => {
 
   const text = (sel: string): Promise<string> => page.locator(sel).innerText();
   const num = async (sel: string): Promise<number> => Number((await text(sel)).replace(/,/g, ''));
+  /** Poll the page (bounded) until `cond` holds. */
+  async function pageUntil(what: string, cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!(await cond())) {
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; problems: ${problems.join('; ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 
   it('loads with the token, shows the live figures and follows the virtual clock', async () => {
     await page.goto(monitor.dashboardUrl);
     await page.locator('#status[data-state="live"]').waitFor({ timeout: 15_000 });
     expect(new URL(page.url()).search).toBe(''); // the token left the address bar
     await until(() => sim.snapshot().connections.online === sim.population.devices.length, 10_000, 'every device online');
-    await page.waitForFunction((n) => document.getElementById('online')?.textContent === String(n), sim.population.devices.length, { timeout: 10_000 });
+    await pageUntil('the page to show every device online', async () => (await num('#online')) === sim.population.devices.length);
     expect(await text('#title')).toBe('integration');
     expect(await page.locator('.uplot').count()).toBe(3);
     expect(await page.locator('#by-region tr').count()).toBe(Object.keys(sim.snapshot().connections.byRegion).length);
@@ -62,10 +70,11 @@ describe('dashboard in headless Chromium', () => {
     const vt = await text('#vtime');
     const ticks = Number(await page.locator('body').getAttribute('data-ticks'));
     await sim.advance(3 * 3600_000);
-    await page.waitForFunction((p) => Number(document.getElementById('published')!.textContent!.replace(/,/g, '')) > p, published, { timeout: 10_000 });
-    await page.waitForFunction((v) => document.getElementById('vtime')!.textContent !== v, vt, { timeout: 10_000 });
+    await pageUntil('more messages on the page', async () => (await num('#published')) > published);
+    const shown = `${new Date(sim.scheduler.now()).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+    expect(shown).not.toBe(vt);
+    await pageUntil(`the page to show virtual time ${shown}`, async () => (await text('#vtime')) === shown);
     expect(Number(await page.locator('body').getAttribute('data-ticks'))).toBeGreaterThan(ticks);
-    expect(await text('#vtime')).toBe(`${new Date(sim.scheduler.now()).toISOString().slice(0, 19).replace('T', ' ')} UTC`);
     expect(problems).toEqual([]);
   });
 
@@ -75,7 +84,7 @@ describe('dashboard in headless Chromium', () => {
     await page.locator('#feed-info', { hasText: 'tapping device/+/up/properties_changed/#' }).waitFor({ timeout: 10_000 });
     const before = await page.locator('#feed li').count();
     await sim.advance(2 * 3600_000);
-    await page.waitForFunction((n) => document.querySelectorAll('#feed li').length > n, before, { timeout: 10_000 });
+    await pageUntil('tapped messages in the feed', async () => (await page.locator('#feed li').count()) > before);
     const topics = await page.locator('#feed li .topic').allInnerTexts();
     expect(topics.length).toBeGreaterThan(0);
     for (const t of topics.slice(0, topics.length - before)) expect(t).toMatch(/^device\/[^/]+\/up\/properties_changed\//);
