@@ -17,12 +17,13 @@ export class MonitorMetrics {
    * when the broker's queues back up.
    */
   readonly deliveryLatency: Histogram;
-  /** Tap latency: wall time from the broker accepting a message to its frame being written to a monitor's socket. */
+  /**
+   * Tap latency: wall time from the broker accepting a message to its frame being written to a
+   * monitor's socket; sampled once per write round of each client (its oldest message then).
+   */
   readonly tapLatency: Histogram;
-  readonly framesSent: Counter;
-  readonly dropped: Counter;
 
-  constructor(broker: MonitoredBroker, platform: MonitoredPlatform, monitorCount: () => number) {
+  constructor(broker: MonitoredBroker, platform: MonitoredPlatform, hub: () => { clientCount: number; sent: number; dropped: number } | null) {
     const registers = [this.registry];
     const fromCounter = (name: string, help: string, read: () => number): void => {
       let last = 0;
@@ -77,16 +78,16 @@ export class MonitorMetrics {
       name: 'aiot_sim_platform_malformed_messages', help: 'Device messages the platform could not use', registers,
       collect() { this.set(current().messages.malformed); },
     });
-    new Gauge({ name: 'aiot_sim_monitor_clients', help: 'WebSocket monitors connected', registers, collect() { this.set(monitorCount()); } });
-    this.framesSent = new Counter({ name: 'aiot_sim_monitor_tap_messages_total', help: 'Tapped messages sent to WebSocket monitors', registers });
-    this.dropped = new Counter({ name: 'aiot_sim_monitor_dropped_total', help: 'Tapped messages dropped for slow or over-rate monitors', registers });
+    new Gauge({ name: 'aiot_sim_monitor_clients', help: 'WebSocket monitors connected', registers, collect() { this.set(hub()?.clientCount ?? 0); } });
+    fromCounter('aiot_sim_monitor_tap_messages_total', 'Tapped messages sent to WebSocket monitors', () => hub()?.sent ?? 0);
+    fromCounter('aiot_sim_monitor_dropped_total', 'Tapped messages dropped for slow or over-rate monitors', () => hub()?.dropped ?? 0);
     this.deliveryLatency = new Histogram({
       name: 'aiot_sim_broker_delivery_seconds', registers, buckets: LATENCY_BUCKETS,
       help: 'Broker delivery latency: a probe message from the broker publishing it to the probe client receiving it (in-process, QoS 0)',
     });
     this.tapLatency = new Histogram({
       name: 'aiot_sim_monitor_tap_latency_seconds', registers, buckets: LATENCY_BUCKETS,
-      help: 'Wall time from the broker accepting a message to its frame being written to a monitor\'s socket',
+      help: 'Wall time from the broker accepting a message to its frame being written to a monitor\'s socket (the oldest message of each write round)',
     });
   }
 

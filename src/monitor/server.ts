@@ -52,7 +52,7 @@ export class MonitorServer {
 
   private constructor(private readonly opts: MonitorOptions) {
     let hub: MonitorHub | null = null;
-    this.metrics = new MonitorMetrics(opts.broker, opts.platform, () => hub?.clientCount ?? 0);
+    this.metrics = new MonitorMetrics(opts.broker, opts.platform, () => hub);
     this.hub = hub = new MonitorHub(opts.broker, opts.platform, opts, this.metrics);
     const probeMs = opts.probeIntervalMs === undefined ? 1000 : opts.probeIntervalMs;
     this.probe = probeMs === null ? null : new DeliveryProbe(opts.broker, probeMs, (s) => this.metrics.deliveryLatency.observe(s));

@@ -68,30 +68,42 @@ export class FilterIndex<T> {
   /** Call `fn` once for each owner with a filter matching `topic` (an owner with several matching filters: once). */
   match(topic: string, fn: (owner: T) => void): void {
     if (this.filters === 0) return;
-    const levels = topic.split('/');
+    const sets = this.scratch;
+    sets.length = 0;
     // MQTT-4.7.2-1: filters starting with a wildcard do not match topics starting with "$".
-    const dollar = topic.startsWith('$');
-    const seen = new Set<T>();
-    const visit = (set: Set<T> | null): void => {
-      if (!set) return;
-      for (const o of set) {
-        if (!seen.has(o)) {
+    this.collect(this.root, topic, 0, topic.startsWith('$'), sets);
+    if (sets.length === 1) {
+      for (const o of sets[0]!) fn(o);
+    } else if (sets.length > 1) {
+      const seen = new Set<T>();
+      for (const set of sets) {
+        for (const o of set) {
+          if (seen.has(o)) continue;
           seen.add(o);
           fn(o);
         }
       }
-    };
-    const walk = (n: Node<T>, i: number): void => {
-      if (!(dollar && i === 0)) visit(n.hash); // "a/#" also matches "a"
-      if (i === levels.length) {
-        visit(n.exact);
-        return;
-      }
-      const c = n.children.get(levels[i]!);
-      if (c) walk(c, i + 1);
-      if (n.plus && !(dollar && i === 0)) walk(n.plus, i + 1);
-    };
-    walk(this.root, 0);
+    }
+    sets.length = 0;
+  }
+
+  private readonly scratch: Array<Set<T>> = [];
+
+  /** The owner sets of every filter matching the levels of `topic` from offset `start` on (no split: this runs per message). */
+  private collect(n: Node<T>, topic: string, start: number, dollar: boolean, out: Array<Set<T>>): void {
+    const top = dollar && start === 0;
+    if (!top && n.hash?.size) out.push(n.hash); // "a/#" also matches "a"
+    if (start > topic.length) {
+      if (n.exact?.size) out.push(n.exact);
+      return;
+    }
+    let end = topic.indexOf('/', start);
+    if (end === -1) end = topic.length;
+    if (n.children.size) {
+      const c = n.children.get(topic.slice(start, end));
+      if (c) this.collect(c, topic, end + 1, dollar, out);
+    }
+    if (n.plus && !top) this.collect(n.plus, topic, end + 1, dollar, out);
   }
 
   private put(set: Set<T>, owner: T): boolean {
