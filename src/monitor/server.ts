@@ -189,7 +189,12 @@ export class MonitorServer {
     const m = /^\/api\/devices\/([^/]+)(\/rpc)?$/.exec(path);
     if (!m) throw new HttpError(404, `no such API: ${path}`);
     if (!devices) throw new HttpError(404, 'no devices here: the monitor runs without a simulation');
-    const did = decodeURIComponent(m[1]!);
+    let did: string;
+    try {
+      did = decodeURIComponent(m[1]!);
+    } catch {
+      throw new HttpError(400, `bad device id in the path: ${m[1]}`);
+    }
     const device = devices.describe(did);
     if (!device) throw new HttpError(404, `no device "${did}"`);
     if (!m[2]) {

@@ -69,8 +69,6 @@ export interface SimulationLike {
     }> }> };
   } | undefined;
   command(did: string, method: RpcMethodName, params: unknown): Promise<RpcResponse>;
-  /** The virtual clock. */
-  readonly scheduler?: { now(): number };
 }
 
 /** A DeviceCommander over a simulation: devices from its population, commands through its operator session. */

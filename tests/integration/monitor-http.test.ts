@@ -144,6 +144,7 @@ describe('monitor HTTP server on a simulation', () => {
       [post(rpcPath, JSON.stringify({ method: 'reboot', params: [] })), 400, /method: expected one of get_properties, set_properties, action, got "reboot"/],
       [post(rpcPath, JSON.stringify({ method: 'set_properties' })), 400, /params: missing/],
       [post('/api/devices/nope/rpc', ok), 404, /no device "nope"/],
+      [post('/api/devices/%E0%A4%A/rpc', ok), 400, /bad device id/],
       [post(rpcPath, 'x'.repeat(70_000)), 413, /at most/],
       [get(rpcPath, { headers: auth() }), 405, /method GET not allowed here; use POST/],
     ];
