@@ -8,7 +8,7 @@
  *
  * Environment knobs (for development; the defaults are the benchmark):
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
- *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, snapshots
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
  */
 import { fork, execFileSync } from 'node:child_process';
@@ -23,8 +23,8 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(HERE, '..');
 const REPS = Math.max(1, Number.parseInt(process.env.BENCH_REPS ?? '3', 10) || 3);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
-/** Whole-run budget: runs that would start after it are skipped (and listed in `problems`). */
-const BUDGET_MS = 480_000;
+/** Whole-run budget: runs that would start after it are skipped (and listed in `problems`). monitorLoad adds about 90 s. */
+const BUDGET_MS = 600_000;
 const T0 = now();
 
 const CONFIG = {
@@ -34,6 +34,8 @@ const CONFIG = {
   fast: { duration: '24h' },
   /** Issue 3's target: 24 virtual hours of 1,000 homes (about 10,000 devices) in under 60 s. */
   fast1000Homes: { duration: '24h', scenario: 'consumer-load.yaml' },
+  /** Issue 5: broker throughput without and with 100 WebSocket monitors tapping, plus a stalled one. */
+  monitorLoad: { publishers: 1000, batch: 500, messages: 200_000, warmup: 10_000, monitors: 100, timeoutMs: 60_000 },
 };
 
 /** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
@@ -240,6 +242,55 @@ async function snapshots() {
   return out;
 }
 
+/**
+ * Runs without and with the monitor alternate (off, on, off, on, ...) so drifting load from other
+ * processes hits both alike; each run records the 1-minute load average at its end.
+ */
+async function monitorLoad() {
+  const c = CONFIG.monitorLoad;
+  const off = [];
+  const on = [];
+  for (let i = 1; i <= REPS; i++) {
+    off.push(...await repeat(`monitorLoad without monitor (${i}/${REPS})`, 'monitorLoad', { ...c, monitors: 0 }, 1, 120_000));
+    on.push(...await repeat(`monitorLoad with ${c.monitors} monitors (${i}/${REPS})`, 'monitorLoad', c, 1, 120_000));
+  }
+  if (!off.length || !on.length) return null;
+  const base = median(off.map((r) => r.messagesPerSecond));
+  const loaded = median(on.map((r) => r.messagesPerSecond));
+  const cpuBase = median(off.map((r) => r.messagesPerCpuSecond));
+  const cpuLoaded = median(on.map((r) => r.messagesPerCpuSecond));
+  return {
+    what: `${c.messages} properties_changed messages (QoS 0) from ${c.publishers} in-process device sessions through the embedded broker, `
+      + 'with the platform observing, to one TCP observer in another process (as `throughput`); once without the monitor and once with '
+      + `the monitor serving ${c.monitors} WebSocket clients in another process: ${c.monitors - 2} tapping one device each (device/{did}/#), `
+      + 'one tapping device/# and reading, one tapping device/# that stops reading once subscribed; all get stats every second',
+    goal: 'throughput with monitors at least 90 % of throughput without; server heap does not grow with the stalled client',
+    // Messages per CPU-second of the broker's process: its capacity, robust to other processes' load.
+    capacity: {
+      unit: 'messages per CPU-second of the broker process',
+      withoutMonitor: { median: cpuBase, runs: off.map((r) => r.messagesPerCpuSecond) },
+      withMonitors: { median: cpuLoaded, runs: on.map((r) => r.messagesPerCpuSecond) },
+      ratio: cpuBase ? round(cpuLoaded / cpuBase, 3) : null,
+    },
+    // Wall-clock throughput: the user-visible figure, noisy when the machine is busy (see loadAverage1m).
+    throughput: {
+      unit: 'messages/s',
+      withoutMonitor: { median: base, runs: off.map((r) => r.messagesPerSecond) },
+      withMonitors: { median: loaded, runs: on.map((r) => r.messagesPerSecond) },
+      ratio: base ? round(loaded / base, 3) : null,
+    },
+    heapGrowthBytesWithMonitors: stat(on, 'heapGrowthBytes', 0),
+    heapGrowthBytesWithoutMonitor: stat(off, 'heapGrowthBytes', 0),
+    serverMaxQueued: Math.max(...on.map((r) => r.serverMaxQueued)),
+    serverMaxBufferedBytes: Math.max(...on.map((r) => r.serverMaxBufferedBytes)),
+    tapMessagesReceived: stat(on, 'tapMessagesReceived', 0),
+    tapMessagesDropped: stat(on, 'tapMessagesDropped', 0),
+    allArrived: [...off, ...on].every((r) => r.allArrived),
+    loadAverage1m: { without: off.map((r) => r.loadAverage1m), with: on.map((r) => r.loadAverage1m) },
+    details: { without: off, with: on },
+  };
+}
+
 // ------------------------------------------------------------------------------------------------
 
 function fdLimit() {
@@ -288,6 +339,7 @@ const STEPS = [
   ['throughput', 'throughput', throughput],
   ['fast', 'fastMode', fastMode],
   ['fast1000', 'fastMode1000Homes', fastMode1000Homes],
+  ['monitor', 'monitorLoad', monitorLoad],
   ['snapshots', 'snapshots', snapshots],
 ];
 /** Figures that run only when BENCH_ONLY names them. */

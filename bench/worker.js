@@ -2,16 +2,19 @@
  * One benchmark measurement in a fresh process. Started by run.js with
  *   child_process.fork('bench/worker.js', [task, jsonArgs], { execArgv: ['--expose-gc'] })
  * and answers with one IPC message { ok: true, result } or { ok: false, error }.
- * Progress goes to stderr. Tasks: connect, memory, throughput, fast.
+ * Progress goes to stderr. Tasks: connect, memory, throughput, fast, monitorLoad.
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from '../dist/broker/broker.js';
 import { loadCatalog } from '../dist/catalog/catalog.js';
+import { MonitorServer } from '../dist/monitor/server.js';
 import { PACKAGE_ROOT } from '../dist/paths.js';
+import { PlatformService } from '../dist/platform/service.js';
 import { Simulation } from '../dist/sim/simulation.js';
 import { fullGc, log, memory, now, round, sleep, tick, waitFor } from './common.js';
 
@@ -141,7 +144,11 @@ async function memoryTask({ homes }) {
 // 3. throughput: K in-process device publishers -> embedded broker -> one TCP observer (separate process).
 
 function startSubscriber(port, qos) {
-  const child = fork(join(HERE, 'subscriber.js'), [String(port), String(qos)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return ipcChild(fork(join(HERE, 'subscriber.js'), [String(port), String(qos)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'subscriber');
+}
+
+/** A child process answering over IPC: next(timeoutMs) resolves with its next message. */
+function ipcChild(child, name) {
   const waiters = [];
   const inbox = [];
   child.on('message', (m) => {
@@ -155,7 +162,7 @@ function startSubscriber(port, qos) {
     const timer = setTimeout(() => {
       const i = waiters.indexOf(ok);
       if (i >= 0) waiters.splice(i, 1);
-      reject(new Error(`subscriber: no answer within ${timeoutMs} ms`));
+      reject(new Error(`${name}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     const ok = (m) => { clearTimeout(timer); resolve(m); };
     waiters.push(ok);
@@ -331,7 +338,120 @@ async function snapshot({ scenario, seed, duration }) {
 
 // ------------------------------------------------------------------------------------------------
 
-const TASKS = { connect, memory: memoryTask, throughput, fast, snapshot };
+// ------------------------------------------------------------------------------------------------
+// 5. monitorLoad: broker throughput (as in 3, QoS 0, with the platform observing) without and with
+//    the live monitor serving `monitors` WebSocket clients with taps, in a separate process.
+
+async function monitorLoad({ publishers, messages, warmup, batch, monitors, timeoutMs }) {
+  const operatorToken = randomBytes(12).toString('hex');
+  const broker = await EmbeddedBroker.start({ operatorToken, mqttPort: 0, wsPort: null });
+  const facts = new Map();
+  const platform = new PlatformService((did) => facts.get(did));
+  platform.observe(broker);
+  const sub = startSubscriber(broker.mqttAddress.port, 0);
+  let monitor = null;
+  let mons = null;
+  try {
+    const ready = await sub.next(15_000);
+    if (ready.type !== 'ready') throw new Error(`subscriber: ${JSON.stringify(ready)}`);
+    const pubs = [];
+    for (let k = 0; k < publishers; k += 100) {
+      pubs.push(...await Promise.all(Array.from({ length: Math.min(100, publishers - k) }, async (_, j) => {
+        const did = String(300_000_000 + (k + j) * 7919);
+        const token = randomBytes(16).toString('hex');
+        broker.access.registerDevice(did, { token, uid: String(1_000_000_000 + k + j) });
+        facts.set(did, { model: 'chuangmi.plug.212a01', category: 'plug', region: ['cn', 'es', 'mx'][(k + j) % 3] });
+        return { did, client: await connectPublisher(broker, did, token) };
+      })));
+    }
+    let specs = [];
+    if (monitors > 0) {
+      monitor = await MonitorServer.start({ broker, platform, token: operatorToken, port: 0 });
+      // Dashboards watching one device each (the device view), one reading the whole stream
+      // (held to the per-client rate limit), and one that stops reading once subscribed.
+      specs = Array.from({ length: monitors - 2 }, (_, i) => ({ filters: [`device/${pubs[i % pubs.length].did}/#`] }));
+      specs.push({ filters: ['device/#'] }, { filters: ['device/#'], stall: true });
+      mons = ipcChild(fork(join(HERE, 'monitors.js'), [monitor.url, operatorToken, JSON.stringify(specs)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'monitors');
+      const r = await mons.next(30_000);
+      if (r.type !== 'ready') throw new Error(`monitors: ${JSON.stringify(r)}`);
+    }
+    const ts0 = Date.parse('2026-07-15T16:00:00Z');
+    sub.send({ type: 'expect', count: warmup, timeoutMs });
+    await sub.next(5000);
+    await publishAll(pubs, warmup, 0, batch, ts0);
+    const w = await sub.next(timeoutMs);
+    if (w.type !== 'done' || w.received < warmup) throw new Error(`warm-up: ${JSON.stringify(w)}`);
+
+    await fullGc();
+    const before = memory();
+    sub.send({ type: 'expect', count: messages, timeoutMs });
+    await sub.next(5000);
+    const cpu0 = process.cpuUsage();
+    const t0 = now();
+    await publishAll(pubs, messages, 0, batch, ts0 + warmup * 1000);
+    const res = await sub.next(timeoutMs + 5000);
+    const seconds = (now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const hub = monitor ? monitor.hub.clientInfo() : [];
+    await sleep(200);
+    await fullGc();
+    const after = memory();
+    let clients = [];
+    if (mons) {
+      mons.send({ type: 'report' });
+      const rep = await mons.next(10_000);
+      clients = rep.clients ?? [];
+    }
+    const tapped = clients.filter((c) => !c.stall);
+    const stalled = clients.filter((c) => c.stall);
+    const result = {
+      monitors,
+      publishers,
+      messages,
+      received: res.received,
+      allArrived: res.received === messages,
+      seconds: round(seconds, 3),
+      messagesPerSecond: round(res.received / seconds, 0),
+      // CPU time of this process (broker, publishers, platform, monitor) per message: what the
+      // broker's thread spends, much less sensitive than wall time to other processes' load.
+      cpuSeconds: round(cpuSeconds, 3),
+      cpuMicrosPerMessage: round((cpuSeconds * 1e6) / messages, 2),
+      messagesPerCpuSecond: round(messages / cpuSeconds, 0),
+      heapGrowthBytes: after.heapUsed - before.heapUsed,
+      rssGrowthBytes: after.rss - before.rss,
+      heapUsedAfter: after.heapUsed,
+      tapMessagesReceived: tapped.reduce((n, c) => n + c.messages, 0),
+      tapMessagesDropped: tapped.reduce((n, c) => n + c.dropped, 0),
+      statsFramesReceived: clients.reduce((n, c) => n + c.stats, 0),
+      stalledClientReceived: stalled.length ? stalled[0].messages : null,
+      // The server's side of the two whole-stream clients (one reading, one stalled) at the end:
+      // bounded by maxQueue (1000 messages) and maxBufferedBytes (1 MiB) whatever the client does.
+      wholeStreamClients: hub.filter((c) => c.filters.includes('device/#'))
+        .map((c) => ({ queued: c.queued, bufferedBytes: c.bufferedAmount, sent: c.sent, dropped: c.dropped })),
+      serverMaxQueued: hub.length ? Math.max(...hub.map((c) => c.queued)) : null,
+      serverMaxBufferedBytes: hub.length ? Math.max(...hub.map((c) => c.bufferedAmount)) : null,
+      loadAverage1m: round(os.loadavg()[0], 2),
+      platformOnline: platform.snapshot().connections.online,
+      rejected: broker.counters.rejected,
+    };
+    for (const p of pubs) await p.client.endAsync(false).catch(() => undefined);
+    return result;
+  } finally {
+    if (mons) {
+      mons.send({ type: 'quit' });
+      await Promise.race([mons.exited, sleep(3000)]);
+      if (mons.child.exitCode === null) mons.child.kill();
+    }
+    await monitor?.stop();
+    sub.send({ type: 'quit' });
+    await Promise.race([sub.exited, sleep(3000)]);
+    if (sub.child.exitCode === null) sub.child.kill();
+    await broker.close();
+  }
+}
+
+const TASKS = { connect, memory: memoryTask, throughput, fast, monitorLoad, snapshot };
 
 async function main() {
   const [task, rawArgs] = process.argv.slice(2);

@@ -22,3 +22,12 @@ export {
 export { PlatformService, type PlatformSnapshot } from './platform/service.js';
 export type { ConnectionCounts } from './platform/registry.js';
 export { AiotSimError, ValidationError, type Problem } from './errors.js';
+export {
+  MonitorServer, monitorSimulation, simulationCommander, FilterIndex, filterProblem,
+  type MonitorOptions, type SimulationMonitorOptions, type HubOptions, type MonitorClientInfo, type DeviceCommander,
+  type DeviceDescription, type DeviceSummary, type PropertyInfo, type MonitoredBroker, type MonitoredPlatform,
+} from './monitor/index.js';
+export type {
+  ServerFrame, ClientFrame, SnapshotFrame, StatsFrame, MessageFrame, DroppedFrame, SubscribedFrame, UnsubscribedFrame,
+  PongFrame, ErrorFrame, SubscribeRequest, UnsubscribeRequest, PingRequest, MonitorStats,
+} from './monitor/protocol.js';

@@ -13,11 +13,13 @@ import { checkBrokerUrl } from '../platform/external.js';
 import { checkScenario } from '../sim/scenario.js';
 import { Simulation, type SimulationOptions } from '../sim/simulation.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
+import { serve, startRunMonitor } from './monitor.js';
 
 const USAGE = `aiot-sim: a smart-home AIoT simulator (Mijia / MIoT devices on an embedded MQTT broker)
 
 Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
+  aiot-sim serve [options]            broker, platform and live monitor, no devices (serve --help)
   aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
   aiot-sim validate FILE...           check scenario and device files; every problem at once
   aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
@@ -29,6 +31,7 @@ Options for run:
   --duration D      how long to simulate, e.g. 90s, 15m, 24h, 30d
   --mqtt-port P     embedded broker TCP port (default 1883; 0 = any free port)
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
+  --http-port P     live monitor: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface the broker binds to (default 127.0.0.1)
   --broker URL      use your own broker (mqtt://host:port or ws://host:port/path) instead of the
                     embedded one; the platform observes it as a client
@@ -48,6 +51,7 @@ const RUN_OPTIONS = {
   duration: { type: 'string' },
   'mqtt-port': { type: 'string' },
   'ws-port': { type: 'string' },
+  'http-port': { type: 'string' },
   host: { type: 'string' },
   broker: { type: 'string' },
   username: { type: 'string' },
@@ -75,6 +79,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return 0;
       case 'run':
         return await run(rest, out, err);
+      case 'serve':
+        return await serve(rest, out, err, port, (m) => new UsageError(m));
       case 'devices':
         return await devices(rest, out);
       case 'validate':
@@ -165,6 +171,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   } else if (v.username !== undefined || v.password !== undefined) {
     throw new UsageError('--username and --password go with --broker');
   }
+  const httpPort = port('http-port', v['http-port'], 8080);
   const quiet = v.quiet === true;
   const progress = new Progress(err, !quiet && (err as NodeJS.WriteStream).isTTY === true);
 
@@ -184,9 +191,11 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
     const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
     err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
-    if (!quiet) {
-      err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
-    }
+  }
+  const monitor = await startRunMonitor(sim, httpPort, v.host ?? '127.0.0.1', err);
+  if (!quiet && !opts.externalBroker) {
+    const b = sim.broker;
+    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
   }
 
   let interrupted = false;
@@ -217,6 +226,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     return 0;
   } finally {
     clearInterval(ticker);
+    await monitor.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

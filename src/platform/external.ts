@@ -5,6 +5,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 
@@ -52,20 +53,32 @@ export async function connectExternal(url: string, clientId: string, creds: Exte
   return client;
 }
 
-/** The platform's own client on an external broker: every observed message goes to `onMessage`. */
-export class ExternalObserver {
+/**
+ * The platform's own client on an external broker: every observed message goes to `onMessage`,
+ * and is emitted as `message` (the traffic the monitor taps, as it taps the embedded broker's).
+ */
+export class ExternalObserver extends EventEmitter<{ message: [topic: string, payload: Buffer, clientId: string | null] }> {
   received = 0;
   private lastAt = 0;
+  /** What can be seen from outside: messages received; nothing of refusals or of other clients. */
+  readonly counters = { published: 0, delivered: 0, rejected: 0 };
+  readonly connectedClients = 0;
+  readonly mqttAddress = null;
+  readonly wsAddress = null;
 
-  private constructor(readonly client: MqttClient) {}
+  private constructor(readonly client: MqttClient) {
+    super();
+  }
 
   static async connect(url: string, creds: ExternalCredentials, onMessage: (topic: string, payload: Buffer) => void): Promise<ExternalObserver> {
     const client = await connectExternal(url, `aiot-sim-platform-${randomBytes(4).toString('hex')}`, creds);
     const obs = new ExternalObserver(client);
     client.on('message', (topic, payload) => {
       obs.received++;
+      obs.counters.published = obs.counters.delivered = obs.received;
       obs.lastAt = performance.now();
       onMessage(topic, payload);
+      obs.emit('message', topic, payload, null);
     });
     const granted = await client.subscribeAsync(OBSERVED_TOPICS, { qos: 0 });
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);

@@ -176,6 +176,15 @@ export class Simulation {
     return this.broker_;
   }
 
+  /**
+   * The device traffic as it crosses the broker (`message` events): the embedded broker itself, or
+   * the platform's observer client on an external one. What the live monitor taps.
+   */
+  get traffic(): EmbeddedBroker | ExternalObserver {
+    if (this.observer) return this.observer;
+    return this.broker;
+  }
+
   /** Resolves with the report when the run ends (duration reached, or stop()). */
   get finished(): Promise<RunReport> {
     return this.driver.done.then(() => this.stop());

@@ -33,7 +33,7 @@ describe('aiot-sim CLI', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const fastRun = (extra: string[]): string[] => ['run', '--fast', '--duration', '1h', '--mqtt-port', '0', '--ws-port', '0', '--quiet', ...extra];
+  const fastRun = (extra: string[]): string[] => ['run', '--fast', '--duration', '1h', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--quiet', ...extra];
 
   it('runs the default scenario fast, prints a summary and writes a complete report; the seed fixes the trace', async () => {
     const [a, b, c] = await Promise.all([
@@ -144,7 +144,7 @@ describe('aiot-sim CLI', () => {
       '',
     ].join('\n'));
     const v = await runCli(['validate', file]);
-    const r = await runCli(['run', file, '--fast', '--mqtt-port', '0', '--ws-port', '0', '--quiet']);
+    const r = await runCli(['run', file, '--fast', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--quiet']);
     expect(r.stderr).not.toMatch(/RangeError|\n\s+at /); // never an internal error with a stack trace
     if (v.code === 0) {
       expect(r.code, r.stderr).toBe(0);
@@ -176,7 +176,7 @@ describe('aiot-sim CLI', () => {
   });
 
   it('stops a real-time run cleanly on SIGINT: exit 0 and a "stopped" summary', async () => {
-    const child = spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--duration', '1h']);
+    const child = spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h']);
     running.push(child);
     const m = await waitForStderr(child, /broker mqtt:\/\/([\d.]+):(\d+) .*operator token: (\S+)/);
     // The broker it announced is real: an observer gets the devices' retained states from it.

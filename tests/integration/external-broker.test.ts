@@ -100,8 +100,10 @@ describe('against an external broker (Mosquitto)', () => {
 
   it('runs from the command line with --broker, and refuses what cannot work', { timeout: 60_000 }, async () => {
     assertBuilt();
-    const ok = await finish(spawnCli(['run', 'scenarios/default.yaml', '--broker', broker.url, '--fast', '--duration', '30m', '--quiet']), 45_000);
+    const ok = await finish(spawnCli(['run', 'scenarios/default.yaml', '--broker', broker.url, '--fast', '--duration', '30m', '--quiet', '--http-port', '0']), 45_000);
     expect(ok.stderr).toContain(`your broker ${broker.url}`);
+    // The live monitor taps the traffic through the platform's client of that broker.
+    expect(ok.stderr).toMatch(/dashboard http:\/\/127\.0\.0\.1:\d+\//);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/online at end\s+\d+/);
 
@@ -113,7 +115,7 @@ describe('against an external broker (Mosquitto)', () => {
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toContain('--broker runs on your broker');
 
-    const nobody = await finish(spawnCli(['run', '--broker', 'mqtt://127.0.0.1:1', '--quiet', '--fast', '--duration', '1m']), 30_000);
+    const nobody = await finish(spawnCli(['run', '--broker', 'mqtt://127.0.0.1:1', '--quiet', '--fast', '--duration', '1m', '--http-port', '0']), 30_000);
     expect(nobody.code).not.toBe(0);
     expect(nobody.stderr).toContain('mqtt://127.0.0.1:1');
   });

@@ -1,0 +1,94 @@
+/**
+ * The CLI's monitoring parts: the monitor `run` starts next to a simulation (--http-port), and
+ * `aiot-sim serve` (broker + platform + monitor, no devices). Kept out of main.ts on purpose.
+ */
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { EmbeddedBroker } from '../broker/broker.js';
+import { AiotSimError } from '../errors.js';
+import { MonitorServer } from '../monitor/server.js';
+import { monitorSimulation } from '../monitor/simulation.js';
+import { PlatformService } from '../platform/service.js';
+import type { Simulation } from '../sim/simulation.js';
+
+/** Start the monitor for a started simulation; if it cannot (busy port), stop the simulation and rethrow. */
+export async function startRunMonitor(sim: Simulation, port: number, host: string, err: NodeJS.WritableStream): Promise<MonitorServer> {
+  let monitor: MonitorServer;
+  try {
+    monitor = await monitorSimulation(sim, { port, host });
+  } catch (e) {
+    await sim.stop();
+    throw e;
+  }
+  err.write(`aiot-sim: dashboard ${monitor.dashboardUrl}\n`);
+  return monitor;
+}
+
+export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the platform and the live monitor, no simulated devices
+
+  --mqtt-port P     broker TCP port (default 1883; 0 = any free port)
+  --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
+  --http-port P     monitor HTTP port: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
+  --host H          interface every listener binds to (default 127.0.0.1)
+  --token T         operator account password and monitor token (default: random, printed)
+`;
+
+type PortFn = (name: string, value: string | undefined, fallback: number) => number;
+
+/** `aiot-sim serve`: runs until SIGINT/SIGTERM; returns the exit code. */
+export async function serve(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, port: PortFn, usageError: (m: string) => Error): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args, allowPositionals: false, strict: true,
+      options: {
+        'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' },
+        host: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw usageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    out.write(SERVE_USAGE);
+    return 0;
+  }
+  if (v.token !== undefined && v.token.length < 8) throw usageError('--token: use at least 8 characters');
+  const token = v.token ?? randomBytes(12).toString('base64url');
+  const host = v.host ?? '127.0.0.1';
+  const mqttPort = port('mqtt-port', v['mqtt-port'], 1883);
+  const wsPort = port('ws-port', v['ws-port'], 8083);
+  const httpPort = port('http-port', v['http-port'], 8080);
+
+  const broker = await EmbeddedBroker.start({ operatorToken: token, host, mqttPort, wsPort });
+  // No provisioned devices: the platform knows none, so it counts sessions and messages only.
+  const platform = new PlatformService(() => undefined);
+  platform.observe(broker);
+  let monitor: MonitorServer;
+  try {
+    monitor = await MonitorServer.start({ broker, platform, token, host, port: httpPort, title: 'aiot-sim serve' });
+  } catch (e) {
+    await broker.close();
+    throw e instanceof AiotSimError ? e : new AiotSimError('E_MONITOR', 'environment', (e as Error).message, { cause: e });
+  }
+  const mqtt = broker.mqttAddress ? `mqtt://${broker.mqttAddress.host}:${broker.mqttAddress.port}` : 'off';
+  const ws = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : 'off';
+  err.write(`aiot-sim: broker ${mqtt} (WebSocket ${ws}); operator token: ${token}\n`);
+  err.write(`aiot-sim: dashboard ${monitor.dashboardUrl}\n`);
+  err.write('aiot-sim: serving until Ctrl-C\n');
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  err.write('aiot-sim: stopping...\n');
+  await monitor.stop();
+  await broker.close();
+  return 0;
+}

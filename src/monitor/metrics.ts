@@ -1,0 +1,97 @@
+/**
+ * Prometheus metrics (prom-client, on a Registry of our own, never the global one). Broker and
+ * platform figures are read when scraped (collect callbacks); the monitor's own counters and the
+ * latency histograms are updated as things happen.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MonitoredBroker, MonitoredPlatform } from './source.js';
+
+/** Seconds; from 50 µs to 5 s. */
+const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class MonitorMetrics {
+  readonly registry = new Registry();
+  /**
+   * Broker delivery latency: wall time from the broker publishing a probe message to the probe
+   * client receiving it (in-process transport, QoS 0), sampled once per probe interval. It rises
+   * when the broker's queues back up.
+   */
+  readonly deliveryLatency: Histogram;
+  /**
+   * Tap latency: wall time from the broker accepting a message to its frame being written to a
+   * monitor's socket; sampled once per write round of each client (its oldest message then).
+   */
+  readonly tapLatency: Histogram;
+
+  constructor(broker: MonitoredBroker, platform: MonitoredPlatform, hub: () => { clientCount: number; sent: number; dropped: number } | null) {
+    const registers = [this.registry];
+    const fromCounter = (name: string, help: string, read: () => number): void => {
+      let last = 0;
+      new Counter({
+        name, help, registers,
+        collect() {
+          const v = read();
+          if (v > last) this.inc(v - last);
+          last = v;
+        },
+      });
+    };
+    fromCounter('aiot_sim_messages_published_total', 'PUBLISH packets the broker accepted from clients (messages in)', () => broker.counters.published);
+    fromCounter('aiot_sim_messages_delivered_total', 'Messages the broker forwarded to subscribers, one per receiving client (messages out)', () => broker.counters.delivered);
+    fromCounter('aiot_sim_messages_rejected_total', 'Publishes, subscriptions and CONNECTs the broker refused', () => broker.counters.rejected);
+    new Gauge({ name: 'aiot_sim_broker_clients', help: 'MQTT clients connected to the broker', registers, collect() { this.set(broker.connectedClients); } });
+
+    // One platform snapshot per scrape, shared by the gauges below (collect runs them in order).
+    let snap: ReturnType<MonitoredPlatform['snapshot']> | null = null;
+    const current = (): ReturnType<MonitoredPlatform['snapshot']> => (snap ??= platform.snapshot());
+    new Gauge({
+      name: 'aiot_sim_devices_online', help: 'Devices online as the platform observed them', registers,
+      collect() { snap = null; this.set(current().connections.online); },
+    });
+    const byLabel = (name: string, help: string, label: string, pick: (s: ReturnType<MonitoredPlatform['snapshot']>) => Record<string, number>): void => {
+      new Gauge({
+        name, help, labelNames: [label], registers,
+        collect() {
+          this.reset();
+          for (const [k, v] of Object.entries(pick(current()))) this.set({ [label]: k }, v);
+        },
+      });
+    };
+    byLabel('aiot_sim_devices_online_by_category', 'Devices online by device category', 'category', (s) => s.connections.byCategory);
+    byLabel('aiot_sim_devices_online_by_region', 'Devices online by the owner\'s region', 'region', (s) => s.connections.byRegion);
+    byLabel('aiot_sim_devices_online_by_transport', 'Devices online by transport (tcp, ws, in-process, zigbee, ble)', 'transport', (s) => s.connections.byTransport);
+    new Gauge({
+      name: 'aiot_sim_active_users', help: 'Users with an app session or a voice request in the last 1 (dau), 7 (wau), 30 (mau) event-time days', labelNames: ['window'], registers,
+      collect() {
+        const u = current().activeUsers;
+        this.set({ window: 'dau' }, u.dau);
+        this.set({ window: 'wau' }, u.wau);
+        this.set({ window: 'mau' }, u.mau);
+      },
+    });
+    new Gauge({ name: 'aiot_sim_daily_active_devices', help: 'Devices used on the latest event-time day', registers, collect() { this.set(current().dailyActiveDevices); } });
+    new Gauge({
+      name: 'aiot_sim_platform_event_time_seconds', help: 'Latest virtual time the platform saw (Unix seconds; 0 before any)', registers,
+      collect() { this.set((current().eventTime ?? 0) / 1000); },
+    });
+    new Gauge({
+      name: 'aiot_sim_platform_malformed_messages', help: 'Device messages the platform could not use', registers,
+      collect() { this.set(current().messages.malformed); },
+    });
+    new Gauge({ name: 'aiot_sim_monitor_clients', help: 'WebSocket monitors connected', registers, collect() { this.set(hub()?.clientCount ?? 0); } });
+    fromCounter('aiot_sim_monitor_tap_messages_total', 'Tapped messages sent to WebSocket monitors', () => hub()?.sent ?? 0);
+    fromCounter('aiot_sim_monitor_dropped_total', 'Tapped messages dropped for slow or over-rate monitors', () => hub()?.dropped ?? 0);
+    this.deliveryLatency = new Histogram({
+      name: 'aiot_sim_broker_delivery_seconds', registers, buckets: LATENCY_BUCKETS,
+      help: 'Broker delivery latency: a probe message from the broker publishing it to the probe client receiving it (in-process, QoS 0)',
+    });
+    this.tapLatency = new Histogram({
+      name: 'aiot_sim_monitor_tap_latency_seconds', registers, buckets: LATENCY_BUCKETS,
+      help: 'Wall time from the broker accepting a message to its frame being written to a monitor\'s socket (the oldest message of each write round)',
+    });
+  }
+
+  /** Prometheus text exposition. */
+  text(): Promise<string> { return this.registry.metrics(); }
+  get contentType(): string { return this.registry.contentType; }
+}

@@ -1,0 +1,133 @@
+/**
+ * MQTT 3.1.1 topic filters for the monitor's tap: validation with a message naming the problem,
+ * and an index that finds every owner whose filters match a topic in time proportional to the
+ * topic's depth, not to the number of owners or filters.
+ */
+
+/** Why `filter` is not a valid MQTT topic filter, or null when it is. */
+export function filterProblem(filter: string): string | null {
+  if (filter.length === 0) return 'a topic filter must not be empty';
+  if (Buffer.byteLength(filter, 'utf8') > 65_535) return 'a topic filter must be at most 65,535 bytes';
+  if (filter.includes('\u0000')) return 'a topic filter must not contain U+0000';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i]!;
+    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one';
+    if (l.includes('+') && l !== '+') return '"+" must be a whole level';
+  }
+  return null;
+}
+
+interface Node<T> {
+  children: Map<string, Node<T>>;
+  plus: Node<T> | null;
+  /** Owners of a filter ending here with "#". */
+  hash: Set<T> | null;
+  /** Owners of a filter ending exactly here. */
+  exact: Set<T> | null;
+}
+
+const node = <T>(): Node<T> => ({ children: new Map(), plus: null, hash: null, exact: null });
+
+/** Filters by owner, as a trie of levels. Owners are compared by identity. */
+export class FilterIndex<T> {
+  private readonly root: Node<T> = node();
+  private filters = 0;
+
+  /** Number of (owner, filter) pairs in the index. */
+  get size(): number { return this.filters; }
+
+  /** Add `owner`'s interest in a valid filter; returns false if it was there already. */
+  add(filter: string, owner: T): boolean {
+    let n = this.root;
+    const levels = filter.split('/');
+    for (let i = 0; i < levels.length; i++) {
+      const l = levels[i]!;
+      if (l === '#') {
+        n.hash ??= new Set();
+        return this.put(n.hash, owner);
+      }
+      if (l === '+') n = n.plus ??= node();
+      else {
+        let c = n.children.get(l);
+        if (!c) n.children.set(l, (c = node()));
+        n = c;
+      }
+    }
+    n.exact ??= new Set();
+    return this.put(n.exact, owner);
+  }
+
+  /** Remove `owner`'s interest in `filter`; returns false if it was not there. Prunes empty branches. */
+  remove(filter: string, owner: T): boolean {
+    const removed = this.removeAt(this.root, filter.split('/'), 0, owner);
+    if (removed) this.filters--;
+    return removed;
+  }
+
+  /** Call `fn` once for each owner with a filter matching `topic` (an owner with several matching filters: once). */
+  match(topic: string, fn: (owner: T) => void): void {
+    if (this.filters === 0) return;
+    const sets = this.scratch;
+    sets.length = 0;
+    // MQTT-4.7.2-1: filters starting with a wildcard do not match topics starting with "$".
+    this.collect(this.root, topic, 0, topic.startsWith('$'), sets);
+    if (sets.length === 1) {
+      for (const o of sets[0]!) fn(o);
+    } else if (sets.length > 1) {
+      const seen = new Set<T>();
+      for (const set of sets) {
+        for (const o of set) {
+          if (seen.has(o)) continue;
+          seen.add(o);
+          fn(o);
+        }
+      }
+    }
+    sets.length = 0;
+  }
+
+  private readonly scratch: Array<Set<T>> = [];
+
+  /** The owner sets of every filter matching the levels of `topic` from offset `start` on (no split: this runs per message). */
+  private collect(n: Node<T>, topic: string, start: number, dollar: boolean, out: Array<Set<T>>): void {
+    const top = dollar && start === 0;
+    if (!top && n.hash?.size) out.push(n.hash); // "a/#" also matches "a"
+    if (start > topic.length) {
+      if (n.exact?.size) out.push(n.exact);
+      return;
+    }
+    let end = topic.indexOf('/', start);
+    if (end === -1) end = topic.length;
+    if (n.children.size) {
+      const c = n.children.get(topic.slice(start, end));
+      if (c) this.collect(c, topic, end + 1, dollar, out);
+    }
+    if (n.plus && !top) this.collect(n.plus, topic, end + 1, dollar, out);
+  }
+
+  private put(set: Set<T>, owner: T): boolean {
+    if (set.has(owner)) return false;
+    set.add(owner);
+    this.filters++;
+    return true;
+  }
+
+  private removeAt(n: Node<T>, levels: string[], i: number, owner: T): boolean {
+    const l = levels[i];
+    if (l === undefined) return n.exact?.delete(owner) ?? false;
+    if (l === '#') return n.hash?.delete(owner) ?? false;
+    const child = l === '+' ? n.plus : n.children.get(l);
+    if (!child) return false;
+    const removed = this.removeAt(child, levels, i + 1, owner);
+    if (removed && isEmpty(child)) {
+      if (l === '+') n.plus = null;
+      else n.children.delete(l);
+    }
+    return removed;
+  }
+}
+
+function isEmpty<T>(n: Node<T>): boolean {
+  return n.children.size === 0 && n.plus === null && !n.hash?.size && !n.exact?.size;
+}

@@ -1,0 +1,173 @@
+/**
+ * The monitor's HTTP side on a running simulation: /healthz, token-guarded /api and /metrics,
+ * the device API reading and commanding devices through the broker, and the page's files.
+ * Real `fetch` against port 0, loopback only.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MonitorServer } from '../../src/monitor/server.js';
+import { monitorSimulation } from '../../src/monitor/simulation.js';
+import type { PlatformSnapshot } from '../../src/platform/service.js';
+import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
+import { until } from '../helpers/mqtt.js';
+import { tinyScenario } from '../helpers/scenario.js';
+
+const LIGHT = 'yeelink.light.mono6';
+
+/** Prometheus text exposition -> { "name{labels}": value }; throws on a line that is neither a comment nor a sample. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
+    out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+describe('monitor HTTP server on a simulation', () => {
+  let sim: Simulation;
+  let monitor: MonitorServer;
+  let did: string;
+  const get = (path: string, init: RequestInit = {}): Promise<Response> => fetch(new URL(path, monitor.url), init);
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${sim.operatorToken}` });
+
+  beforeAll(async () => {
+    sim = await createSimulation({
+      scenario: tinyScenario({ homes: 3, mix: { [LIGHT]: 1, plug: 1 }, devicesPerHome: { '2': 1 }, regions: { es: 1, cn: 1 } }),
+      speed: 'manual', broker: { mqttPort: 0, wsPort: null },
+    });
+    monitor = await monitorSimulation(sim, { port: 0, probeIntervalMs: 50 });
+    did = sim.population.devices.find((d) => d.model.model === LIGHT)!.did;
+  });
+
+  afterAll(async () => {
+    await monitor?.stop();
+    await sim?.stop();
+  });
+
+  it('answers /healthz without a token and binds to loopback', async () => {
+    const res = await get('/healthz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', monitors: 0 });
+    expect(monitor.address?.host).toBe('127.0.0.1');
+  });
+
+  it('guards /api and /metrics with the token, by query or Bearer header', async () => {
+    for (const path of ['/api/snapshot', '/api/devices', '/metrics', `/api/devices/${did}`]) {
+      const none = await get(path);
+      expect(none.status, path).toBe(401);
+      expect(((await none.json()) as { error: string }).error).toMatch(/missing token/);
+      expect((await get(`${path}?token=wrong-token-123`)).status, path).toBe(401);
+    }
+    const q = await get(`/api/snapshot?token=${sim.operatorToken}`);
+    expect(q.status).toBe(200);
+    const snap = (await q.json()) as PlatformSnapshot;
+    expect(snap.connections.online).toBe(sim.snapshot().connections.online);
+    expect((await get('/api/snapshot', { headers: auth() })).status).toBe(200);
+    expect((await get('/api/nothing', { headers: auth() })).status).toBe(404);
+  });
+
+  it('serves Prometheus metrics that parse and move with the traffic', async () => {
+    await until(() => sim.snapshot().connections.online === sim.population.devices.length, 10_000, 'every device online');
+    const read = async (): Promise<Map<string, number>> => {
+      const res = await get('/metrics', { headers: auth() });
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      return parseMetrics(await res.text());
+    };
+    const a = await read();
+    expect(a.get('aiot_sim_devices_online')).toBe(sim.population.devices.length);
+    const conn = sim.snapshot().connections;
+    for (const [region, n] of Object.entries(conn.byRegion)) expect(a.get(`aiot_sim_devices_online_by_region{region="${region}"}`)).toBe(n);
+    for (const [category, n] of Object.entries(conn.byCategory)) expect(a.get(`aiot_sim_devices_online_by_category{category="${category}"}`)).toBe(n);
+    expect(a.get('aiot_sim_devices_online_by_category{category="light"}')).toBeGreaterThan(0);
+    expect(a.get('aiot_sim_broker_clients')).toBe(sim.broker.connectedClients);
+    expect(a.get('aiot_sim_active_users{window="mau"}')).toBe(sim.snapshot().activeUsers.mau);
+    expect(a.get('aiot_sim_messages_published_total')).toBeGreaterThan(0);
+    await sim.advance(2 * 3600_000);
+    await until(() => sim.broker.counters.published > a.get('aiot_sim_messages_published_total')!, 5000, 'more traffic');
+    const b = await read();
+    expect(b.get('aiot_sim_messages_published_total')).toBeGreaterThan(a.get('aiot_sim_messages_published_total')!);
+    expect(b.get('aiot_sim_messages_delivered_total')).toBeGreaterThanOrEqual(a.get('aiot_sim_messages_delivered_total')!);
+    expect(b.get('aiot_sim_platform_event_time_seconds')).toBeGreaterThan(a.get('aiot_sim_platform_event_time_seconds')!);
+    // The probe measures the broker's delivery latency several times a second here.
+    let c = b;
+    for (let i = 0; i < 100 && !(c.get('aiot_sim_broker_delivery_seconds_count')! > 0); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      c = await read();
+    }
+    expect(c.get('aiot_sim_broker_delivery_seconds_count')).toBeGreaterThan(0);
+    expect(c.get('aiot_sim_broker_delivery_seconds_bucket{le="+Inf"}')).toBe(c.get('aiot_sim_broker_delivery_seconds_count'));
+  });
+
+  it('lists devices, reads one through the broker and changes it with set_properties', async () => {
+    const list = (await (await get('/api/devices', { headers: auth() })).json()) as Array<{ did: string; category: string; model: string }>;
+    expect(list.map((d) => d.did).sort()).toEqual([...sim.dids].sort());
+    expect(list.find((d) => d.did === did)).toMatchObject({ model: LIGHT, category: 'light', name: expect.any(String) });
+
+    const detail = (await (await get(`/api/devices/${did}`, { headers: auth() })).json()) as {
+      did: string; properties: Array<{ siid: number; piid: number; name: string; access: string[] }>; values: Record<string, { code: number; value?: unknown }>;
+    };
+    expect(detail.did).toBe(did);
+    expect(detail.properties.find((p) => p.siid === 2 && p.piid === 1)).toMatchObject({ name: 'on', access: ['read', 'write', 'notify'] });
+    expect(detail.values['2.1']).toEqual({ code: 0, value: sim.device(did)!.store.get('2.1') });
+    expect(detail.values['1.2']).toEqual({ code: 0, value: LIGHT });
+
+    const want = !(sim.device(did)!.store.get('2.1') as boolean);
+    const res = await get(`/api/devices/${did}/rpc`, {
+      method: 'POST', headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'set_properties', params: [{ did, siid: 2, piid: 1, value: want }, { did, siid: 2, piid: 3, value: 42 }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ result: [{ siid: 2, piid: 1, code: 0 }, { siid: 2, piid: 3, code: 0 }] });
+    expect(sim.device(did)!.store.get('2.1')).toBe(want);
+    expect(sim.device(did)!.store.get('2.3')).toBe(42);
+    // A value out of range is the device's answer, passed through.
+    const bad = await get(`/api/devices/${did}/rpc`, {
+      method: 'POST', headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'set_properties', params: [{ did, siid: 2, piid: 3, value: 500 }] }),
+    });
+    expect(await bad.json()).toMatchObject({ result: [{ code: -4005 }] });
+    expect(sim.device(did)!.store.get('2.3')).toBe(42);
+  });
+
+  it('refuses commands without the header, with a bad body or for an unknown device, naming the problem', async () => {
+    const post = (path: string, body: string, headers: Record<string, string> = { ...auth(), 'content-type': 'application/json' }): Promise<Response> =>
+      get(path, { method: 'POST', headers, body });
+    const rpcPath = `/api/devices/${did}/rpc`;
+    const ok = JSON.stringify({ method: 'set_properties', params: [{ did, siid: 2, piid: 1, value: true }] });
+    const cases: Array<[Promise<Response>, number, RegExp]> = [
+      [post(`${rpcPath}?token=${sim.operatorToken}`, ok, { 'content-type': 'application/json' }), 401, /Authorization: Bearer/],
+      [post(rpcPath, ok, auth()), 415, /Content-Type: application\/json/],
+      [post(rpcPath, '{"method":'), 400, /not valid JSON/],
+      [post(rpcPath, '[]'), 400, /JSON object/],
+      [post(rpcPath, JSON.stringify({ method: 'reboot', params: [] })), 400, /method: expected one of get_properties, set_properties, action, got "reboot"/],
+      [post(rpcPath, JSON.stringify({ method: 'set_properties' })), 400, /params: missing/],
+      [post('/api/devices/nope/rpc', ok), 404, /no device "nope"/],
+      [post('/api/devices/%E0%A4%A/rpc', ok), 400, /bad device id/],
+      [post(rpcPath, 'x'.repeat(70_000)), 413, /at most/],
+      [get(rpcPath, { headers: auth() }), 405, /method GET not allowed here; use POST/],
+    ];
+    for (const [p, status, re] of cases) {
+      const res = await p;
+      expect(res.status, String(re)).toBe(status);
+      expect(((await res.json()) as { error: string }).error).toMatch(re);
+    }
+  });
+
+  it('serves the dashboard page and its libraries from the package, nothing from elsewhere', async () => {
+    const page = await get('/');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    const html = await page.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    for (const path of ['/app.js', '/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css', '/vendor/mqtt.esm.js']) {
+      const res = await get(path);
+      expect(res.status, path).toBe(200);
+      expect((await res.arrayBuffer()).byteLength, path).toBeGreaterThan(100);
+    }
+    expect((await get('/../package.json')).status).toBe(404);
+    expect((await get('/vendor/../../package.json')).status).toBe(404);
+  });
+});
