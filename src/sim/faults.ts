@@ -61,6 +61,8 @@ export interface FaultContext {
   settle(): Promise<void>;
   /** Wait (bounded) until the operator and app clients are connected again. */
   clientsBack(timeoutMs: number): Promise<void>;
+  /** Wait (bounded) until the operator and app clients have noticed they lost the broker. */
+  clientsGone(timeoutMs: number): Promise<void>;
   /** Longest wait for a session to reconnect after the network or the broker is back (ms, wall clock). */
   reconnectBoundMs: number;
 }
@@ -213,6 +215,10 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         const before = c.platform.registry.size;
         for (const s of c.sessions) s.holdAnnouncement();
         await broker.goDown();
+        // Every client notices before the clock moves on, so what households do next (skip an
+        // app session, fail a command) does not depend on how fast closes propagate.
+        await waitFor(() => c.sessions.every((s) => !s.connected), 5000);
+        await c.clientsGone(5000);
         r.details = { onlineBefore: before, onlineDuring: c.platform.registry.size };
         notify('start', r);
       });
@@ -314,6 +320,11 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
       });
     });
   }
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
 }
 
 /** A reproducible random share of `pool`, kept in pool order. */

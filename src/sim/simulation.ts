@@ -135,7 +135,7 @@ export class Simulation {
     this.faults = new FaultTimeline({
       seed: this.seed, virtualStart: this.virtualStart, scheduler: this.scheduler, work: this.work, sessions: this.sessions,
       regionOf: (did) => this.planByDid.get(did)?.region, broker: () => this.broker_, platform: this.platform,
-      settle: () => this.settle(), clientsBack: (ms) => this.clientsBack(ms),
+      settle: () => this.settle(), clientsBack: (ms) => this.clientsBack(ms), clientsGone: (ms) => this.clientsGone(ms),
       // A session retries at most maxDelay after the broker is back, then the broker has to take them all.
       reconnectBoundMs: reconnect.maxDelayMs + 60_000,
     });
@@ -145,6 +145,14 @@ export class Simulation {
   private reconnectPolicy(): ReconnectPolicy {
     const r = this.scenario.network.reconnect;
     return { initialDelayMs: parseDuration(r.initialDelay)!, maxDelayMs: parseDuration(r.maxDelay)!, factor: r.factor, jitter: r.jitter };
+  }
+
+  /** Resolves once the operator and every app client have seen their connection close (bounded). */
+  private async clientsGone(timeoutMs: number): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (performance.now() < end && ((this.operator?.client.connected ?? false) || (this.apps?.anyConnected() ?? false))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   /** Resolves once the operator and every app client are connected (bounded; they reconnect by themselves). */

@@ -109,6 +109,12 @@ export class AppUsers {
 
   get size(): number { return this.clients.size; }
 
+  /** Whether any app client is connected. */
+  anyConnected(): boolean {
+    for (const c of this.clients.values()) if (c.client.connected) return true;
+    return false;
+  }
+
   /** Whether every app client is connected (they reconnect by themselves after a drop). */
   allConnected(): boolean {
     for (const c of this.clients.values()) if (!c.client.connected) return false;
