@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type Client, type Connection, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -95,6 +96,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly settings: AedesSettings;
   private down = false;
   private transition: Promise<void> = Promise.resolve();
+  /**
+   * Client publishes authorised and not yet published. Aedes 1.2 sends a QoS 1 PUBACK *before* it
+   * stores, queues and forwards the message, so a restart must let these finish or it loses
+   * messages the publisher already considers delivered.
+   */
+  private publishing = 0;
   private readonly principals = new WeakMap<Client, Principal>();
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
@@ -181,11 +188,30 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       this.down = true;
       this.counters.restarts++;
       const aedes = this.aedes_;
+      await this.drain(aedes);
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       for (const p of this.pipes) p.destroy();
       this.emit('down');
     });
     return this.transition;
+  }
+
+  /**
+   * A graceful stop: no more packets are read, and what was already acknowledged is published
+   * (bounded: gives up when nothing moved for 250 ms, or after 5 s).
+   */
+  private async drain(aedes: Aedes): Promise<void> {
+    const clients = (aedes as unknown as { clients: Record<string, { pause?: () => void }> }).clients;
+    for (const c of Object.values(clients)) c.pause?.();
+    const end = performance.now() + 5000;
+    let last = this.publishing;
+    let still = performance.now();
+    while ((this.publishing > 0 || this.emitter.stats.inFlight > 0 || this.emitter.stats.queued > 0) && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 2));
+      if (this.publishing !== last) { last = this.publishing; still = performance.now(); }
+      else if (performance.now() - still > 250) break;
+    }
+    this.publishing = 0;
   }
 
   /** Serve again after `goDown()`: a new Aedes instance on the same listeners and persistence. */
@@ -267,9 +293,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     parser.parse = (buf: Buffer): unknown => {
       const bad = framer.feed(buf);
       if (bad === null) return parse(buf);
+      // The complete packets before the bad one are served; then the connection closes.
+      if (framer.goodBytes > 0) parse(buf.subarray(0, framer.goodBytes));
+      framer.goodBytes = 0;
       if (!conn.destroyed) {
         this.rejectPacket(bad, client.id ?? '');
-        conn.destroy();
+        setImmediate(() => conn.destroy());
       }
       return 0;
     };
@@ -308,6 +337,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         this.reject(`publish to ${packet.topic} refused: ${ok}`, client.id);
         return done(Object.assign(new Error(ok), { [OWN_ERROR]: true }));
       }
+      this.publishing++;
       done(null);
     };
     aedes.authorizeSubscribe = (client, sub: Subscription, done) => {
@@ -329,6 +359,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         return;
       }
       this.counters.published++;
+      if (this.publishing > 0) this.publishing--;
       this.emit('message', packet.topic, packet.payload as Buffer, client.id);
     });
     aedes.on('clientReady', (client) => {

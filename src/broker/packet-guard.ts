@@ -19,13 +19,26 @@ export class PacketFramer {
   private lengthBytes = 0;
   private bodyLeft = 0;
   private failed: string | null = null;
+  /** Where the offending packet starts in the chunk that revealed it (0 if in an earlier chunk). */
+  goodBytes = 0;
 
   constructor(private readonly maxPacketSize: number) {}
 
-  /** Feed the next bytes of the stream; returns a rejection reason, or null while all is well. */
+  /**
+   * Feed the next bytes of the stream; returns a rejection reason, or null while all is well.
+   * On a rejection, `goodBytes` says how much of `buf` holds the complete packets before it.
+   */
   feed(buf: Uint8Array): string | null {
-    if (this.failed) return this.failed;
+    if (this.failed) {
+      this.goodBytes = 0;
+      return this.failed;
+    }
     let i = 0;
+    let packetStart = 0;
+    const fail = (reason: string): string => {
+      this.goodBytes = Math.max(0, packetStart);
+      return (this.failed = reason);
+    };
     while (i < buf.length) {
       if (this.state === 'body') {
         const take = Math.min(this.bodyLeft, buf.length - i);
@@ -36,6 +49,7 @@ export class PacketFramer {
       }
       const byte = buf[i++]!;
       if (this.state === 'type') {
+        packetStart = i - 1;
         this.state = 'length';
         this.length = 0;
         this.multiplier = 1;
@@ -46,11 +60,11 @@ export class PacketFramer {
       this.multiplier *= 128;
       this.lengthBytes++;
       if (byte & 0x80) {
-        if (this.lengthBytes === 4) return (this.failed = 'malformed remaining length');
+        if (this.lengthBytes === 4) return fail('malformed remaining length');
         continue;
       }
       const total = 1 + this.lengthBytes + this.length;
-      if (total > this.maxPacketSize) return (this.failed = 'packet too large');
+      if (total > this.maxPacketSize) return fail('packet too large');
       this.bodyLeft = this.length;
       this.state = this.length === 0 ? 'type' : 'body';
     }

@@ -43,6 +43,11 @@ export interface BrokerFeed {
 
 type Obj = Record<string, unknown>;
 
+/** Event times the platform believes: 2000-01-01 to 2100-01-01 (one bad clock must not move everyone's event time). */
+const MIN_TS = Date.UTC(2000, 0, 1);
+const MAX_TS = Date.UTC(2100, 0, 1);
+const plausible = (ts: number): boolean => ts >= MIN_TS && ts <= MAX_TS;
+
 export class PlatformService {
   readonly registry: ConnectionRegistry;
   private eventTime: number | null = null;
@@ -101,6 +106,7 @@ export class PlatformService {
       if (obj['did'] !== t.did) return this.reject('did in payload does not match topic');
       const ts = obj['ts'];
       if (typeof ts !== 'number' || !Number.isFinite(ts)) return this.reject('missing or invalid ts');
+      if (!plausible(ts)) return this.reject('ts out of range');
       if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
     }
     if (t.kind === 'event_occured' && obj['seq'] !== undefined) {
@@ -153,6 +159,7 @@ export class PlatformService {
     const obj = (typeof body === 'object' && body !== null ? body : {}) as Obj;
     const ts = obj['ts'];
     if (obj['uid'] !== parts[1] || typeof ts !== 'number' || !Number.isFinite(ts)) return this.reject('app session without matching uid and ts');
+    if (!plausible(ts)) return this.reject('ts out of range');
     if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
     this.activeUsers.add(parts[1]!, ts);
     this.appUsers.add(parts[1]!, ts);

@@ -55,12 +55,15 @@ export class RpcClient {
   constructor(readonly client: MqttClient, private readonly idPrefix = '') {
     client.on('message', (topic, payload) => {
       if (!topic.endsWith('/up/rpc')) return;
-      let res: RpcResponse;
+      let parsed: unknown;
       try {
-        res = JSON.parse(payload.toString('utf8')) as RpcResponse;
+        parsed = JSON.parse(payload.toString('utf8'));
       } catch {
         return;
       }
+      // A reply comes from a device: anything but an object with an id is not one of ours.
+      if (typeof parsed !== 'object' || parsed === null || !('id' in parsed)) return;
+      const res = parsed as RpcResponse;
       const key = `${topic.split('/')[1] ?? ''}#${String(res.id)}`;
       const w = this.waiting.get(key);
       if (w) {

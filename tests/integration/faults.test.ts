@@ -40,8 +40,14 @@ afterEach(async () => {
   brokers = [];
 });
 
-/** Every device's events as seen by the platform: all there (none missing), none counted twice. */
-function expectNoEventLost(sim: Simulation): { events: number; duplicates: number } {
+const published = (sim: Simulation): number => sim.dids.reduce((n, did) => n + sim.device(did)!.lastEventSeq, 0);
+
+/**
+ * Every device's events as seen by the platform: all there (none missing), none counted twice.
+ * (A PUBACK can reach the device before the broker has forwarded the message, so wait for the platform first.)
+ */
+async function expectNoEventLost(sim: Simulation): Promise<{ events: number; duplicates: number }> {
+  await until(() => sim.platform.dedup.stats.accepted >= published(sim), 10_000, 'the platform to have every event');
   let events = 0;
   for (const did of sim.dids) {
     const d = sim.device(did)!;
@@ -63,7 +69,7 @@ async function persistentConsumer(sim: Simulation): Promise<{ client: MqttClient
   let dups = 0;
   const client = await connectTcp(sim.broker, { clientId: `consumer-${randomBytes(3).toString('hex')}`, clean: false, reconnectPeriod: 100 });
   clients.push(client);
-  client.on('message', (topic, payload) => {
+  client.on('message', (_topic, payload) => {
     const { did, seq } = JSON.parse(payload.toString()) as { did: string; seq: number };
     let set = seqs.get(did);
     if (!set) seqs.set(did, (set = new Set()));
@@ -108,7 +114,7 @@ describe('broker restart', () => {
     expect(rec.details!['reconnectMs']).toBeLessThanOrEqual(rec.details!['boundMs'] as number);
 
     await sim.advance(2 * HOUR);
-    const { events } = expectNoEventLost(sim);
+    const { events } = await expectNoEventLost(sim);
     expect(events).toBeGreaterThan(100);
 
     // The persistent consumer was away too: the broker kept its QoS 1 queue across the restart.
@@ -196,7 +202,7 @@ describe('fault timeline', () => {
     const plug = sim.dids.find((d) => sim.device(d)!.category === 'plug')!;
     const res = await sim.command(plug, 'get_properties', [{ did: plug, siid: 1, piid: 4 }]);
     expect(res).toMatchObject({ result: [{ code: 0, value: '2.0.1_0100' }] });
-    expectNoEventLost(sim);
+    await expectNoEventLost(sim);
     expect(sim.activity().failedCommands).toBeGreaterThanOrEqual(0);
   });
 
