@@ -44,7 +44,10 @@ export class EventDeduper {
   /** Check one event's sequence number (a positive integer) and remember it. */
   check(did: string, seq: number): SeqVerdict {
     let d = this.devices.get(did);
-    if (!d) this.devices.set(did, (d = { high: 0, bits: new Uint8Array(this.window / 8), missing: 0 }));
+    if (!d) {
+      // The first number seen is the baseline: a device may have counted before the platform watched.
+      this.devices.set(did, (d = { high: seq - 1, bits: new Uint8Array(this.window / 8), missing: 0 }));
+    }
     if (seq > d.high) {
       const gap = seq - d.high - 1;
       // Slots of the numbers the window moves past are reused for the new ones: clear them.
