@@ -43,8 +43,8 @@ export interface BrokerFeed {
 
 type Obj = Record<string, unknown>;
 
-/** Event times the platform believes: 2000-01-01 to 2100-01-01 (one bad clock must not move everyone's event time). */
-const MIN_TS = Date.UTC(2000, 0, 1);
+/** Event times the platform believes: 1970 to 2100-01-01 (one bad clock must not move everyone's event time). */
+const MIN_TS = 0;
 const MAX_TS = Date.UTC(2100, 0, 1);
 const plausible = (ts: number): boolean => ts >= MIN_TS && ts <= MAX_TS;
 
