@@ -67,6 +67,8 @@ export interface SimulationStatus {
   delivered: number;
   rejected: number;
   events: number;
+  /** Connection attempts device sessions made after losing the broker (backoff with jitter). */
+  reconnectAttempts: number;
 }
 
 const CONNECT_CONCURRENCY = 200;
@@ -264,6 +266,7 @@ export class Simulation {
       delivered: c?.delivered ?? 0,
       rejected: c?.rejected ?? 0,
       events: this.scheduler.executed,
+      reconnectAttempts: this.sessions.reduce((n, s) => n + s.reconnectAttempts, 0),
     };
   }
 

@@ -98,6 +98,14 @@ describe('broker restart', () => {
     expect(sim.broker.connectedClients).toBe(0);
     expect(sim.snapshot().connections.online).toBe(0);
     expect(notices).toEqual(['start broker-restart']);
+    // While it is down, sessions keep trying, with exponential backoff (50 ms doubling to 1 s, full
+    // jitter): a few attempts each per second, not a fixed period and not a busy loop.
+    const sessions = sim.status().sessions;
+    const attempts0 = sim.status().reconnectAttempts;
+    const t0 = Date.now();
+    await until(() => sim.status().reconnectAttempts - attempts0 >= 3 * sessions, 20_000, 'sessions to retry');
+    const perSessionPerSecond = (sim.status().reconnectAttempts - attempts0) / sessions / ((Date.now() - t0) / 1000);
+    expect(perSessionPerSecond).toBeLessThan(40);
 
     // Devices keep producing while the broker is away; their QoS 1 events wait in the offline buffers.
     await sim.advance(9 * MIN);
