@@ -189,6 +189,17 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     });
     c.scheduler.at(until, () => {
       c.work.push(async () => {
+        if (c.broker()?.isDown) {
+          // The network is back but the broker is not (a restart overlaps): the sessions retry by
+          // themselves, and the restart announces them when the broker is back.
+          for (const v of victims) v.resume(c.reconnectBoundMs).catch(() => undefined);
+          if (churn?.details && how === 'leave') (churn.details['returned'] as number) += victims.length;
+          if (r) {
+            r.details = { ...r.details, backWithBroker: true };
+            if (notify) notify('end', r);
+          }
+          return;
+        }
         const t0 = performance.now();
         const results = await Promise.allSettled(victims.map((v) => v.resume(c.reconnectBoundMs)));
         const ms = performance.now() - t0;
@@ -210,7 +221,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     c.scheduler.at(at, () => {
       c.work.push(async () => {
         const broker = c.broker();
-        if (!broker) return;
+        if (!broker || broker.isDown) return;
         await c.settle();
         const before = c.platform.registry.size;
         for (const s of c.sessions) s.holdAnnouncement();
@@ -254,6 +265,10 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     const c = this.ctx;
     c.scheduler.at(at, () => {
       c.work.push(async () => {
+        if (c.broker()?.isDown) {
+          r.details = { skipped: 'the broker is down' };
+          return;
+        }
         await c.settle();
         notify('start', r);
         const attempts0 = sum(victims, (s) => s.reconnectAttempts);

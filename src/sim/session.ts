@@ -129,10 +129,16 @@ export class DeviceSession {
     if (!client) return;
     this.ended = true;
     this.clearRetry();
-    if (this.connected) {
-      for (const d of [...this.children, this.device]) {
-        this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
-      }
+    if (!this.connected) {
+      // Down (a fault, or the broker is away): nothing to say goodbye on.
+      this.client = null;
+      this.detachAll();
+      client.end(true);
+      this.writeOff();
+      return;
+    }
+    for (const d of [...this.children, this.device]) {
+      this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
     }
     this.client = null;
     this.detachAll();

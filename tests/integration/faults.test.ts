@@ -214,6 +214,22 @@ describe('fault timeline', () => {
     expect(sim.activity().failedCommands).toBeGreaterThanOrEqual(0);
   });
 
+  it('an outage that ends while the broker is down comes back with the broker', { timeout: 60_000 }, async () => {
+    const sim = await createSimulation({
+      scenario: fleet(61, { faults: [{ type: 'region-outage', region: 'es', at: '60m', duration: '20m' }, { type: 'broker-restart', at: '70m', duration: '20m' }, { type: 'reconnect-storm', at: '75m' }] }),
+      speed: 'manual', broker: { mqttPort: null, wsPort: null },
+    });
+    sims.push(sim);
+    const total = sim.population.devices.length;
+    await sim.advance(2 * HOUR);
+    await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back online');
+    const [outage, restart, storm] = sim.faults.records;
+    expect(outage!.details).toMatchObject({ backWithBroker: true });
+    expect(restart!.details).toMatchObject({ notBack: 0, onlineAfter: total });
+    expect(storm!.details).toMatchObject({ skipped: 'the broker is down' });
+    await expectNoEventLost(sim);
+  });
+
   it('same scenario and seed give the same trace with every fault type, in fast mode', { timeout: 120_000 }, async () => {
     const run = async (seed: number) => {
       const sim = await createSimulation({ scenario: fleet(seed, { faults: everything, speed: 'fast', duration: '6h' }), broker: { mqttPort: null, wsPort: null } });
