@@ -142,6 +142,20 @@ describe('broker restart', () => {
     expect(report.faults[0]).toMatchObject({ type: 'broker-restart', sessions: sim.status().sessions, from: '2026-07-15T16:00:00.000Z', to: '2026-07-15T16:10:00.000Z' });
   });
 
+  it('device sessions over TCP find the restarted broker too', { timeout: 60_000 }, async () => {
+    const sim = await createSimulation({
+      scenario: fleet(71, { population: { homes: 8, regions: { cn: 1 }, devicesPerHome: { '3': 1 }, mix: { sensor: 2, plug: 1, speaker: 1 } }, faults: [{ type: 'broker-restart', at: '30m', duration: '5m' }] }),
+      speed: 'manual', deviceTransport: 'tcp', broker: { mqttPort: 0, wsPort: null },
+    });
+    sims.push(sim);
+    const total = sim.population.devices.length;
+    await sim.advance(HOUR);
+    await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back online');
+    expect(sim.snapshot().connections.byTransport['tcp']).toBeGreaterThan(0);
+    expect(sim.faults.records[0]!.details).toMatchObject({ notBack: 0, onlineAfter: total });
+    await expectNoEventLost(sim);
+  });
+
   it('devices cut off mid-flight resend what was not acknowledged; the platform removes the duplicates', { timeout: 60_000 }, async () => {
     const broker = await EmbeddedBroker.start({ operatorToken: 'op', mqttPort: null });
     brokers.push(broker);
