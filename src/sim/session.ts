@@ -49,7 +49,8 @@ export class DeviceSession {
   /** Stopped or killed: never reconnects. */
   private ended = false;
   private announceOnReconnect = true;
-  private readonly backoff: Backoff;
+  /** Created at the first drop: most sessions never need one. */
+  private backoff: Backoff | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   /** Connection attempts after a drop (for reports). */
   reconnectAttempts = 0;
@@ -68,7 +69,6 @@ export class DeviceSession {
     this.byDid.set(device.did, device);
     for (const c of children) this.byDid.set(c.did, c);
     this.link = { publish: (topic, payload, opts) => this.publish(topic, payload, opts) };
-    this.backoff = new Backoff(hooks.reconnect ?? DEFAULT_RECONNECT, Rng.from(hooks.seed ?? 1, 'reconnect', device.did));
   }
 
   /** Connect and resolve once the broker accepted the session (CONNACK) and it went online. */
@@ -210,13 +210,14 @@ export class DeviceSession {
   private onConnect(): void {
     this.connected = true;
     this.connects++;
-    this.backoff.reset();
+    this.backoff?.reset();
     if (this.connects > 1 && this.announceOnReconnect) this.goOnline();
   }
 
   /** Retry after a drop, after a jittered exponential delay, until connected. */
   private scheduleRetry(client: MqttClient): void {
     if (this.retryTimer || this.ended || this.suspended || this.client !== client) return;
+    this.backoff ??= new Backoff(this.hooks.reconnect ?? DEFAULT_RECONNECT, Rng.from(this.hooks.seed ?? 1, 'reconnect', this.did));
     const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
