@@ -175,9 +175,11 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     how: 'network' | 'leave', churn?: FaultRecord, beforeDown?: (s: DeviceSession) => void,
   ): void {
     const c = this.ctx;
+    let before = 0;
     c.scheduler.at(at, () => {
       c.work.push(async () => {
         await c.settle();
+        before = c.platform.registry.size;
         for (const v of victims) {
           beforeDown?.(v);
           if (how === 'leave') await v.leave();
@@ -208,22 +210,43 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         const failed = results.filter((x) => x.status === 'rejected').length;
         if (churn?.details && how === 'leave') (churn.details['returned'] as number) += victims.length - failed;
         if (r) {
-          r.details = { ...r.details, reconnectMs: round(ms), notBack: failed };
+          r.details = { ...r.details, reconnectMs: round(ms), notBack: failed, ...(await this.dip(at, before)) };
           if (notify) notify('end', r);
         }
       });
     });
   }
 
+  /**
+   * The fault as the platform saw it, in event time: its lowest online count and the event-time
+   * minute of it, and the minute the count was back to `before` (waits, bounded, for the platform
+   * to see the announcements: a PUBACK can reach a device before the broker forwarded the message).
+   */
+  private async dip(from: number, before: number): Promise<Record<string, number | string>> {
+    const c = this.ctx;
+    await waitFor(() => c.platform.registry.size >= before, 5000);
+    const buckets = c.platform.onlineHistory(from - 60_000, c.scheduler.now() + 60_000);
+    const out: Record<string, number | string> = { onlineBefore: before, onlineAfter: c.platform.registry.size };
+    if (!buckets.length) return out;
+    let low = buckets[0]!;
+    for (const b of buckets) if (b.min < low.min) low = b;
+    out['onlineLowest'] = low.min;
+    out['onlineLowestAt'] = iso(low.t);
+    const back = buckets.find((b) => b.t >= low.t && b.last >= before);
+    if (back) out['onlineBackAt'] = iso(back.t);
+    return out;
+  }
+
   /** The broker goes down at `at` and comes back at `until`; sessions find it again by themselves. */
   private brokerRestart(at: number, until: number, r: FaultRecord, notify: (p: FaultNotice['phase'], r: FaultRecord) => void): void {
     const c = this.ctx;
+    let before = 0;
     c.scheduler.at(at, () => {
       c.work.push(async () => {
         const broker = c.broker();
         if (!broker || broker.isDown) return;
         await c.settle();
-        const before = c.platform.registry.size;
+        before = c.platform.registry.size;
         for (const s of c.sessions) s.holdAnnouncement();
         await broker.goDown();
         // Every client notices before the clock moves on, so what households do next (skip an
@@ -253,7 +276,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
           reconnectMs: round(reconnectMs), onlineMs: round(onlineMs), boundMs: c.reconnectBoundMs,
           notBack: results.filter((x) => x.status === 'rejected').length,
           reconnectAttempts: sum(c.sessions, (s) => s.reconnectAttempts) - attempts0,
-          onlineAfter: c.platform.registry.size,
+          ...(await this.dip(at, before)),
         };
         notify('end', r);
       });
@@ -271,6 +294,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         }
         await c.settle();
         notify('start', r);
+        const before = c.platform.registry.size;
         const attempts0 = sum(victims, (s) => s.reconnectAttempts);
         const t0 = performance.now();
         for (const s of victims) { s.holdAnnouncement(); s.drop(); }
@@ -282,6 +306,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
           reconnectMs: round(reconnectMs), boundMs: c.reconnectBoundMs,
           notBack: results.filter((x) => x.status === 'rejected').length,
           reconnectAttempts: sum(victims, (s) => s.reconnectAttempts) - attempts0,
+          ...(await this.dip(at, before)),
         };
         notify('end', r);
       });

@@ -120,6 +120,11 @@ describe('broker restart', () => {
     const rec = sim.faults.records[0]!;
     expect(rec.details).toMatchObject({ notBack: 0, onlineBefore: total, onlineDuring: 0, onlineAfter: total });
     expect(rec.details!['reconnectMs']).toBeLessThanOrEqual(rec.details!['boundMs'] as number);
+    // ... and in event time: the dip at the fault's start, the recovery at its end.
+    expect(rec.details!['onlineLowest']).toBe(0);
+    expect(Date.parse(rec.details!['onlineLowestAt'] as string)).toBeGreaterThanOrEqual(START + HOUR - 5 * MIN);
+    expect(Date.parse(rec.details!['onlineLowestAt'] as string)).toBeLessThanOrEqual(START + HOUR);
+    expect(rec.details!['onlineBackAt']).toBe('2026-07-15T16:10:00.000Z');
 
     await sim.advance(2 * HOUR);
     const { events } = await expectNoEventLost(sim);
