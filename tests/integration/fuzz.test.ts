@@ -14,9 +14,11 @@ import { PlatformService } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
 import { connectInProcess, until } from '../helpers/mqtt.js';
 
-/** Cases per property; FUZZ_RUNS scales them (e.g. FUZZ_RUNS=10 for a long local run). */
+/** Cases per property; FUZZ_RUNS scales them (e.g. FUZZ_RUNS=10 for a long local run), FUZZ_SEED picks other cases. */
 const SCALE = Math.max(1, Number(process.env['FUZZ_RUNS'] ?? 1));
 const runs = (n: number): number => Math.round(n * SCALE);
+const SEED = Number(process.env['FUZZ_SEED'] ?? 0);
+const seed = (n: number): number => SEED + n;
 const FUZZ_DID = '990000001';
 
 let sim: Simulation;
@@ -111,7 +113,7 @@ describe('fuzz: malformed MQTT packets over TCP', () => {
     await fc.assert(fc.asyncProperty(badPackets, async (bytes) => {
       casesRun++;
       await sendRaw(bytes);
-    }), { numRuns: runs(1500), seed: 42 });
+    }), { numRuns: runs(1500), seed: seed(42) });
     await expectControlHealthy();
     expect(sim.broker.counters.rejectedPackets).toBeGreaterThan(before + 50);
     const reasons = [...sim.broker.rejectReasons.keys()];
@@ -149,14 +151,14 @@ describe('fuzz: invalid payloads from a device account to the platform', () => {
       const snap = platform.snapshot();
       expect(snap.connections.online).toBeLessThanOrEqual(1);
       expect(snap.eventTime === null || (snap.eventTime >= 0 && snap.eventTime <= Date.UTC(2100, 0, 1))).toBe(true);
-    }), { numRuns: runs(5000), seed: 7 });
+    }), { numRuns: runs(5000), seed: seed(7) });
     const reasons = [...platform.malformedReasons.keys()];
     expect(reasons).toEqual(expect.arrayContaining(['invalid JSON', 'payload is not an object', 'did in payload does not match topic', 'missing or invalid ts']));
     expect(platform.snapshot().messages.malformed).toBe([...platform.malformedReasons.values()].reduce((a, b) => a + b, 0));
 
     // Through the broker, from a device's own account: counted at the simulation's platform.
     const malformed0 = sim.platform.snapshot().messages.malformed;
-    const sent = fc.sample(fc.tuple(deviceTopics, payloads), { numRuns: runs(1000), seed: 8 });
+    const sent = fc.sample(fc.tuple(deviceTopics, payloads), { numRuns: runs(1000), seed: seed(8) });
     for (const [topic, payload] of sent) fuzzDevice.publish(topic, payload, { qos: 0 });
     casesRun += sent.length;
     // An oversize payload: the broker closes the connection (counted); the device reconnects.
@@ -194,14 +196,14 @@ describe('fuzz: bad RPCs to devices', () => {
       const code = 'error' in res ? res.error.code
         : Array.isArray(res.result) ? (res.result.find((r) => r.code !== 0)?.code ?? 0) : res.result.code;
       codes.set(code, (codes.get(code) ?? 0) + 1);
-    }), { numRuns: runs(5000), seed: 9 });
+    }), { numRuns: runs(5000), seed: seed(9) });
     // Unknown siids, wrong types, invalid JSON and bad requests each got their MIoT / JSON-RPC code.
     expect([...codes.keys()]).toEqual(expect.arrayContaining([-32700, -32600, -32602, -32601, -4003]));
     expect(victims.reduce((n, d) => n + sim.device(d)!.counters.rpcErrors, 0)).toBeGreaterThan(1000);
 
     // The same through the broker, as an operator would send them.
     const op = await connectInProcess(sim.broker, { clientId: 'fuzz-op', username: 'operator', password: sim.operatorToken });
-    const sent = fc.sample(fc.tuple(fc.constantFrom(...victims), rpcRequests), { numRuns: runs(500), seed: 10 });
+    const sent = fc.sample(fc.tuple(fc.constantFrom(...victims), rpcRequests), { numRuns: runs(500), seed: seed(10) });
     const errors0 = victims.reduce((n, d) => n + sim.device(d)!.counters.rpcRequests, 0);
     for (const [d, raw] of sent) op.publish(`device/${d}/down/rpc`, raw, { qos: 0 });
     casesRun += sent.length;
