@@ -185,7 +185,8 @@ export class DeviceSession {
 
   /**
    * The next reconnection (after a drop the caller is about to cause or expects) does not announce
-   * itself: the caller announces sessions together, in a reproducible order (`goOnline`).
+   * itself: the caller announces sessions together, in a reproducible order (`goOnline`; called
+   * on a session that is not back yet, it lets the session announce itself when it is).
    */
   holdAnnouncement(): void {
     this.announceOnReconnect = false;
@@ -203,9 +204,6 @@ export class DeviceSession {
     client.stream?.destroy();
     this.writeOff();
   }
-
-  /** Whether the session is connected and not held back by a fault. */
-  get up(): boolean { return this.connected && !this.suspended; }
 
   private onConnect(): void {
     this.connected = true;
@@ -260,7 +258,8 @@ export class DeviceSession {
   async leave(): Promise<void> {
     const client = this.client;
     if (!client || this.suspended || this.ended) return;
-    if (this.connected) {
+    const wasConnected = this.connected;
+    if (wasConnected) {
       for (const d of [...this.children, this.device]) {
         this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
       }
@@ -270,10 +269,12 @@ export class DeviceSession {
     this.clearRetry();
     this.connected = false;
     this.detachAll();
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
-    await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
-    clearTimeout(timer);
+    if (wasConnected) {
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
+      await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
+      clearTimeout(timer);
+    }
     if (!client.disconnected) client.end(true);
     this.writeOff();
   }
