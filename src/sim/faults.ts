@@ -138,7 +138,9 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         return;
       }
       case 'ota-rollout': {
-        const eligible = f.model ? c.sessions.filter((s) => s.device.model.model === f.model) : c.sessions;
+        // A Zigbee/BLE child's update goes through its gateway, whose session reboots with it.
+        const matches = (d: DeviceSession['device']): boolean => !f.model || d.model.model === f.model;
+        const eligible = c.sessions.filter((s) => matches(s.device) || s.children.some(matches));
         const victims = pickShare(eligible, f.share, rng);
         const interval = parseDuration(f.interval)!;
         const reboot = parseDuration(f.rebootFor)!;
@@ -152,6 +154,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
           const t = at + w * interval;
           this.outage(t, t + reboot, wave, null, null, 'network', r, (s) => {
             for (const d of [s.device, ...s.children]) {
+              if (!matches(d)) continue;
               d.setFirmware(f.firmware);
               (r.details!['updatedDevices'] as number)++;
             }

@@ -203,6 +203,7 @@ describe('fault timeline', () => {
     { type: 'gateway-reboot', at: '1h', duration: '2m' },
     { type: 'device-churn', share: 0.3, at: '90m', duration: '30m', offlineFor: '10m' },
     { type: 'ota-rollout', firmware: '2.0.1_0100', at: '150m', waves: 3, interval: '5m', rebootFor: '1m' },
+    { type: 'ota-rollout', firmware: '1.9.0_0042', model: 'lumi.sensor_motion.v2', at: '160m', waves: 1, rebootFor: '1m' },
     { type: 'broker-restart', at: '210m', duration: '5m' },
     { type: 'region-outage', region: 'es', at: '4h', duration: '15m' },
     { type: 'slow-consumer', at: '270m', duration: '10m' },
@@ -217,12 +218,18 @@ describe('fault timeline', () => {
     await sim.advance(5 * HOUR);
     await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back online');
     expect(new Set(ended)).toEqual(new Set(everything.map((f) => f.type)));
+    expect(ended).toHaveLength(everything.length);
     const byType = new Map(sim.faults.records.map((r) => [r.type, r]));
     expect(byType.get('reconnect-storm')).toMatchObject({ sessions: sim.status().sessions, details: { notBack: 0 } });
     expect(byType.get('gateway-reboot')!.sessions).toBeGreaterThan(0);
     expect(byType.get('gateway-reboot')!.details!['children']).toBeGreaterThan(0);
     expect(byType.get('device-churn')!.details).toMatchObject({ left: byType.get('device-churn')!.sessions, returned: byType.get('device-churn')!.sessions });
-    expect(byType.get('ota-rollout')!.details).toMatchObject({ waves: 3, updatedDevices: total });
+    const [allOta, motionOta] = sim.faults.records.filter((r) => r.type === 'ota-rollout');
+    expect(allOta!.details).toMatchObject({ waves: 3, updatedDevices: total });
+    const motion = sim.dids.filter((d) => sim.device(d)!.model.model === 'lumi.sensor_motion.v2');
+    expect(motion.length).toBeGreaterThan(0);
+    expect(motionOta!.details).toMatchObject({ waves: 1, updatedDevices: motion.length });
+    expect(motionOta!.sessions).toBe(new Set(motion.map((d) => sim.device(d)!.parentId)).size);
     expect(byType.get('broker-restart')!.details).toMatchObject({ notBack: 0, onlineAfter: total });
     expect(byType.get('slow-consumer')!.details).toHaveProperty('publishesRead');
     // The rollout reached every device: firmware-revision reads the new version through the broker.
@@ -258,6 +265,7 @@ describe('fault timeline', () => {
     const a = await run(51);
     const b = await run(51);
     expect(a.faults.map((f) => f.type)).toEqual(everything.map((f) => f.type));
+    expect(a.faults.every((f) => f.sessions > 0 || f.type === 'slow-consumer')).toBe(true);
     expect(b.traceMessages).toBe(a.traceMessages);
     expect(b.traceDigest).toBe(a.traceDigest);
     expect(a.platform.messages.eventsMissing).toBe(0);
