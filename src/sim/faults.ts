@@ -247,7 +247,10 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     c.scheduler.at(at, () => {
       c.work.push(async () => {
         const broker = c.broker();
-        if (!broker || broker.isDown) return;
+        if (!broker || broker.isDown) {
+          r.details = { skipped: broker ? 'the broker is already down' : 'no embedded broker to restart' };
+          return;
+        }
         await c.settle();
         before = c.platform.registry.size;
         for (const s of c.sessions) s.holdAnnouncement();
@@ -263,7 +266,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     c.scheduler.at(until, () => {
       c.work.push(async () => {
         const broker = c.broker();
-        if (!broker) return;
+        if (!broker || !broker.isDown || r.details?.['skipped']) return;
         const attempts0 = sum(c.sessions, (s) => s.reconnectAttempts);
         const t0 = performance.now();
         await broker.comeUp();
@@ -329,7 +332,10 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     c.scheduler.at(at, () => {
       c.work.push(async () => {
         const broker = c.broker();
-        if (!broker || broker.isDown) return;
+        if (!broker || broker.isDown) {
+          r.details = { skipped: broker ? 'the broker is down' : 'no embedded broker' };
+          return;
+        }
         maxQueued0 = broker.emitterStats.maxQueued;
         const p = broker.connectInProcess();
         pipe = p;
