@@ -8,7 +8,7 @@
  *
  * Environment knobs (for development; the defaults are the benchmark):
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
- *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, snapshots
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
  */
 import { fork, execFileSync } from 'node:child_process';
@@ -36,6 +36,8 @@ const CONFIG = {
   fast1000Homes: { duration: '24h', scenario: 'consumer-load.yaml' },
   /** Issue 5: broker throughput without and with 100 WebSocket monitors tapping, plus a stalled one. */
   monitorLoad: { publishers: 1000, batch: 500, messages: 200_000, warmup: 10_000, monitors: 100, timeoutMs: 60_000 },
+  /** Issue 7: a broker restart of N one-device homes; downMs: how long the unannounced restart stays down (wall clock). */
+  faults: { homes: 3000, downMs: 1000 },
 };
 
 /** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
@@ -291,6 +293,35 @@ async function monitorLoad() {
   };
 }
 
+/** Issue 7: reconnect time after a broker restart of N devices, QoS 1 events lost (must be 0), duplicates removed. */
+async function faultRecovery() {
+  const runs = await repeat('faultRecovery', 'faults', CONFIG.faults, REPS, 240_000);
+  if (!runs.length) return null;
+  const pick = (r, path) => path.split('.').reduce((o, k) => o[k], r);
+  const statOf = (path, digits = 3) => ({ median: round(median(runs.map((r) => pick(r, path))), digits), runs: runs.map((r) => round(pick(r, path), digits)) });
+  return {
+    unit: 'seconds',
+    what: `broker restart with ${runs[0].sessions} in-process device sessions (one device per home; speakers send QoS 1 voice events). `
+      + 'scenarioRestart: the broker-restart fault (down 5 virtual minutes); seconds from the broker being back until every session '
+      + 'reconnected by itself (backoff 500 ms doubling to 10 s, full jitter), and until every device was announced online again. '
+      + `unannouncedRestart: sim.broker.restart(${CONFIG.faults.downMs}) in the middle of the traffic; seconds from the broker being back. `
+      + 'Events: every QoS 1 event devices published vs. what the platform accepted after de-duplication by (did, seq).',
+    sessions: runs[0].sessions,
+    median: round(median(runs.map((r) => r.scenarioRestart.reconnectSeconds)), 3),
+    runs: runs.map((r) => r.scenarioRestart.reconnectSeconds),
+    reconnectBoundSeconds: runs[0].scenarioRestart.boundSeconds,
+    scenarioRestartOnlineSeconds: statOf('scenarioRestart.onlineSeconds'),
+    unannouncedReconnectSeconds: statOf('unannouncedRestart.reconnectSeconds'),
+    unannouncedOnlineSeconds: statOf('unannouncedRestart.onlineSeconds'),
+    eventsPublished: runs.map((r) => r.eventsPublished),
+    eventsLost: runs.map((r) => r.eventsLost),
+    duplicatesRemoved: runs.map((r) => r.duplicatesRemoved),
+    noEventLost: runs.every((r) => r.eventsLost === 0 && r.eventsMissing === 0 && r.bufferOverflow === 0),
+    everySessionBack: runs.every((r) => r.scenarioRestart.notBack === 0 && r.unannouncedRestart.allBack && r.unannouncedRestart.allOnline),
+    details: runs,
+  };
+}
+
 // ------------------------------------------------------------------------------------------------
 
 function fdLimit() {
@@ -341,6 +372,7 @@ const STEPS = [
   ['fast1000', 'fastMode1000Homes', fastMode1000Homes],
   ['monitor', 'monitorLoad', monitorLoad],
   ['snapshots', 'snapshots', snapshots],
+  ['faults', 'faultRecovery', faultRecovery],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
 const ON_REQUEST = new Set(['snapshots']);

@@ -2,7 +2,7 @@
  * One benchmark measurement in a fresh process. Started by run.js with
  *   child_process.fork('bench/worker.js', [task, jsonArgs], { execArgv: ['--expose-gc'] })
  * and answers with one IPC message { ok: true, result } or { ok: false, error }.
- * Progress goes to stderr. Tasks: connect, memory, throughput, fast, monitorLoad.
+ * Progress goes to stderr. Tasks: connect, memory, throughput, fast, monitorLoad, faults, snapshot.
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -451,7 +451,94 @@ async function monitorLoad({ publishers, messages, warmup, batch, monitors, time
   }
 }
 
-const TASKS = { connect, memory: memoryTask, throughput, fast, monitorLoad, snapshot };
+
+// 6. faults: a broker restart of N one-device homes (issue 7): reconnect time, QoS 1 events lost
+//    (must be 0) and duplicates removed. First the scenario's broker-restart fault (the broker goes
+//    down at a virtual time and comes back 5 virtual minutes later; sessions retry with backoff and
+//    full jitter); then an unannounced restart in the middle of the traffic (sim.broker.restart()
+//    while the clock runs), after which sessions find the broker and announce themselves by themselves.
+
+function faultScenario(homes) {
+  return {
+    ...wifiScenario('bench-faults', homes),
+    seed: 9,
+    behaviour: {
+      app: { sessionsPerUserPerDay: 0 },
+      // Speakers report every voice request as a QoS 1 event: about one per speaker per 3 virtual minutes.
+      voice: { interactionsPerSpeakerPerDay: 480, musicShare: 0, controlShare: 0 },
+      appliances: { lightsEveningShare: 0, washerCyclesPerWeek: 0, vacuumRunsPerWeek: 0 },
+    },
+    network: { reconnect: { initialDelay: '500ms', maxDelay: '10s' }, offlineBuffer: 100 },
+    faults: [{ type: 'broker-restart', at: '20m', duration: '5m' }],
+  };
+}
+
+async function faults({ homes, downMs }) {
+  const catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices'));
+  const sim = await Simulation.create({ scenario: faultScenario(homes), catalog, speed: 'manual', broker: NO_LISTENERS });
+  await sim.start();
+  const st = sim.status();
+  await waitFor(() => sim.status().online >= st.devices, 60_000, 5);
+  const published = () => sim.dids.reduce((n, did) => n + sim.device(did).lastEventSeq, 0);
+  const accepted = () => sim.platform.dedup.stats.accepted;
+
+  // The scenario's fault: down at 20 virtual minutes, back at 25.
+  log(`faults: ${st.sessions} sessions online; scenario broker-restart`);
+  await sim.advance(30 * 60_000);
+  const rec = sim.faults.records[0];
+  const allAtPlatform1 = await waitFor(() => accepted() >= published(), 30_000, 5);
+  const published1 = published();
+
+  // Unannounced: the broker restarts in the middle of the traffic.
+  log('faults: unannounced restart while the clock runs');
+  let t0 = 0;
+  let restarted = null;
+  const running = sim.advance(30 * 60_000);
+  await sleep(50);
+  t0 = now();
+  restarted = sim.broker.restart(downMs);
+  await restarted;
+  const upAt = now();
+  const allBack = await waitFor(() => sim.status().sessionsConnected === st.sessions, 120_000, 2);
+  const reconnectSeconds = (now() - upAt) / 1000;
+  const allOnline = await waitFor(() => sim.status().online >= st.devices, 120_000, 2);
+  const onlineSeconds = (now() - upAt) / 1000;
+  await running;
+  const allAtPlatform2 = await waitFor(() => accepted() >= published(), 30_000, 5);
+  const stats = sim.platform.dedup.stats;
+  const overflow = sim.dids.reduce((n, did) => n + sim.device(did).counters.bufferOverflow, 0);
+  const total = published();
+  await sim.stop();
+  return {
+    sessions: st.sessions,
+    devices: st.devices,
+    scenarioRestart: {
+      reconnectSeconds: round(rec.details.reconnectMs / 1000, 3),
+      onlineSeconds: round(rec.details.onlineMs / 1000, 3),
+      boundSeconds: rec.details.boundMs / 1000,
+      notBack: rec.details.notBack,
+      reconnectAttempts: rec.details.reconnectAttempts,
+      eventsSoFar: published1,
+      allEventsAtPlatform: allAtPlatform1,
+    },
+    unannouncedRestart: {
+      downSeconds: round((upAt - t0) / 1000, 3),
+      reconnectSeconds: round(reconnectSeconds, 3),
+      onlineSeconds: round(onlineSeconds, 3),
+      allBack,
+      allOnline,
+    },
+    eventsPublished: total,
+    eventsAtPlatform: stats.accepted,
+    eventsLost: total - stats.accepted,
+    duplicatesRemoved: stats.duplicates,
+    eventsMissing: stats.missing,
+    bufferOverflow: overflow,
+    allEventsAtPlatform: allAtPlatform2,
+  };
+}
+
+const TASKS = { connect, memory: memoryTask, throughput, fast, monitorLoad, faults, snapshot };
 
 async function main() {
   const [task, rawArgs] = process.argv.slice(2);

@@ -1,12 +1,19 @@
 /**
  * The embedded MQTT broker: Aedes 1.x (MQTT 3.1.1) behind three listeners (TCP, MQTT over
- * WebSocket, in-process byte pipes), with our authentication and ACL, a flood-safe emitter and
- * counters of what it published, delivered and rejected.
+ * WebSocket, in-process byte pipes), with our authentication and ACL, a flood-safe emitter, a
+ * maximum packet size and counters of what it published, delivered and rejected (with reasons).
+ *
+ * It can be restarted in place (`restart()`, or `goDown()` then `comeUp()`): the Aedes instance
+ * closes, dropping every session, and a new one takes over the same listeners and the same
+ * persistence, so persistent sessions (clean session off), their subscriptions and their QoS 1
+ * queues survive. The EmbeddedBroker object keeps its identity: whoever listens to its events
+ * keeps hearing the new instance.
  */
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type Client, type Connection, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -14,6 +21,7 @@ import { AiotSimError } from '../errors.js';
 import { AccessDirectory, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
+import { DEFAULT_MAX_PACKET_SIZE, PacketFramer } from './packet-guard.js';
 import { indexedMemoryPersistence } from './retained-index.js';
 
 export type Transport = 'tcp' | 'ws' | 'in-process';
@@ -31,6 +39,10 @@ export interface BrokerOptions {
   allowAnonymous?: boolean;
   /** Messages Aedes delivers at once before the rest wait. Default 100. */
   concurrency?: number;
+  /** Largest MQTT packet accepted, in bytes (fixed header included); bigger ones close the connection. Default 256 KiB. */
+  maxPacketSize?: number;
+  /** Close a connection whose socket stays unwritable this long (a frozen or too slow reader), ms. Default 60,000. */
+  drainTimeoutMs?: number;
 }
 
 export interface BrokerCounters {
@@ -41,6 +53,10 @@ export interface BrokerCounters {
   /** Publishes and subscriptions refused by the ACL, and refused CONNECTs. */
   rejected: number;
   rejectedConnects: number;
+  /** Connections closed for a bad packet (malformed, too large, protocol violation). */
+  rejectedPackets: number;
+  /** Times the broker went down (restarts). */
+  restarts: number;
 }
 
 /** `connId` tells sessions apart when a client id reconnects (the broker closes the older one). */
@@ -51,44 +67,73 @@ export interface BrokerEvents {
   clientGone: [ClientInfo];
   message: [topic: string, payload: Buffer, clientId: string | null];
   rejected: [reason: string, clientId: string];
+  /** The broker stopped serving (restart or outage): every session was dropped. */
+  down: [];
+  /** The broker serves again after going down. */
+  up: [];
 }
 
 export interface Address { host: string; port: number }
 
+/** Errors this broker raised itself (ACL, authentication): already counted when raised. */
+const OWN_ERROR = Symbol('aiot-sim broker error');
+/** At most this many distinct rejection reasons are kept; others count under "other". */
+const MAX_REASONS = 200;
+
+interface AedesSettings { concurrency: number; drainTimeout: number }
+
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
-  readonly aedes: Aedes;
   readonly access: AccessDirectory;
-  readonly counters: BrokerCounters = { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0 };
+  readonly counters: BrokerCounters = { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0, rejectedPackets: 0, restarts: 0 };
   readonly rejectReasons = new Map<string, number>();
   mqttAddress: Address | null = null;
   wsAddress: Address | null = null;
-  private readonly emitter: FloodSafeEmitter;
+  readonly maxPacketSize: number;
+  private aedes_: Aedes;
+  private emitter: FloodSafeEmitter;
+  /** Kept across restarts: sessions, subscriptions, QoS 1 queues, retained messages. */
+  private readonly persistence: object;
+  private readonly settings: AedesSettings;
+  private down = false;
+  private transition: Promise<void> = Promise.resolve();
+  /**
+   * Client publishes authorised and not yet published. Aedes 1.2 sends a QoS 1 PUBACK *before* it
+   * stores, queues and forwards the message, so a restart must let these finish or it loses
+   * messages the publisher already considers delivered.
+   */
+  private publishing = 0;
   private readonly principals = new WeakMap<Client, Principal>();
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
-  private readonly transports = new WeakMap<Connection, Transport>();
+  private readonly transports = new WeakMap<Duplex, Transport>();
   private readonly pipes = new Set<Duplex>();
   private tcp: Server | null = null;
   private ws: WebSocketServer | null = null;
   private wsHttp: HttpServer | null = null;
   private closed = false;
 
-  private constructor(aedes: Aedes, access: AccessDirectory, emitter: FloodSafeEmitter) {
+  private constructor(aedes: Aedes, emitter: FloodSafeEmitter, access: AccessDirectory, persistence: object, settings: AedesSettings, maxPacketSize: number) {
     super();
-    this.aedes = aedes;
-    this.access = access;
+    this.aedes_ = aedes;
     this.emitter = emitter;
+    this.access = access;
+    this.persistence = persistence;
+    this.settings = settings;
+    this.maxPacketSize = maxPacketSize;
   }
 
   /** Create the broker and open its listeners. Rejects with E_PORT_IN_USE when a port is taken. */
   static async start(opts: BrokerOptions): Promise<EmbeddedBroker> {
     const access = new AccessDirectory(opts.operatorToken);
     access.allowAnonymous = opts.allowAnonymous ?? true;
-    const emitter = new FloodSafeEmitter(opts.concurrency ?? 100);
-    const aedes = await Aedes.createBroker({
-      mq: emitter, persistence: indexedMemoryPersistence(), maxClientsIdLength: 64, heartbeatInterval: 60_000,
-    });
-    const broker = new EmbeddedBroker(aedes, access, emitter);
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000 };
+    const maxPacketSize = opts.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+    if (!(Number.isInteger(maxPacketSize) && maxPacketSize >= 64)) {
+      throw new AiotSimError('E_OPTIONS', 'input', `maxPacketSize: expected an integer of at least 64 bytes, got ${maxPacketSize}`);
+    }
+    const persistence = indexedMemoryPersistence();
+    const { aedes, emitter } = await EmbeddedBroker.createAedes(persistence, settings);
+    const broker = new EmbeddedBroker(aedes, emitter, access, persistence, settings, maxPacketSize);
     broker.installHooks();
     const host = opts.host ?? '127.0.0.1';
     try {
@@ -102,35 +147,116 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     return broker;
   }
 
-  /** Open an in-process connection: returns the client's end of a byte pipe the broker serves. */
+  private static async createAedes(persistence: object, settings: AedesSettings): Promise<{ aedes: Aedes; emitter: FloodSafeEmitter }> {
+    const emitter = new FloodSafeEmitter(settings.concurrency);
+    const aedes = await Aedes.createBroker({
+      mq: emitter, persistence: persistence as never, maxClientsIdLength: 64, heartbeatInterval: 60_000, drainTimeout: settings.drainTimeout,
+    });
+    return { aedes, emitter };
+  }
+
+  /** The Aedes instance serving now (a new one after each restart). */
+  get aedes(): Aedes { return this.aedes_; }
+
+  /** Whether the broker is down (between `goDown()` and `comeUp()`). */
+  get isDown(): boolean { return this.down; }
+
+  /**
+   * Open an in-process connection: returns the client's end of a byte pipe the broker serves.
+   * While the broker is down the pipe closes at once (as a refused TCP connection would).
+   */
   connectInProcess(): Duplex {
     const [clientEnd, brokerEnd] = createDuplexPair();
-    this.transports.set(brokerEnd, 'in-process');
+    if (this.down || this.closed) {
+      setImmediate(() => brokerEnd.destroy());
+      return clientEnd;
+    }
     this.pipes.add(brokerEnd);
     brokerEnd.once('close', () => this.pipes.delete(brokerEnd));
-    this.aedes.handle(brokerEnd);
+    this.handle(brokerEnd, 'in-process');
     return clientEnd;
   }
 
-  get connectedClients(): number { return this.aedes.connectedClients; }
+  /**
+   * Stop serving, as a broker going down for a restart: the Aedes instance closes and drops every
+   * session (wills of sessions that did not DISCONNECT are published as it closes them), new
+   * connections are dropped at once. Persistent sessions and their queues stay in the persistence.
+   */
+  goDown(): Promise<void> {
+    this.transition = this.transition.then(async () => {
+      if (this.down || this.closed) return;
+      this.down = true;
+      this.counters.restarts++;
+      const aedes = this.aedes_;
+      await this.drain(aedes);
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      for (const p of this.pipes) p.destroy();
+      this.emit('down');
+    });
+    return this.transition;
+  }
+
+  /**
+   * A graceful stop: no more packets are read, and what was already acknowledged is published
+   * (bounded: gives up when nothing moved for 250 ms, or after 5 s).
+   */
+  private async drain(aedes: Aedes): Promise<void> {
+    const clients = (aedes as unknown as { clients: Record<string, { pause?: () => void }> }).clients;
+    for (const c of Object.values(clients)) c.pause?.();
+    const end = performance.now() + 5000;
+    let last = this.publishing;
+    let still = performance.now();
+    while ((this.publishing > 0 || this.emitter.stats.inFlight > 0 || this.emitter.stats.queued > 0) && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 2));
+      if (this.publishing !== last) { last = this.publishing; still = performance.now(); }
+      else if (performance.now() - still > 250) break;
+    }
+    this.publishing = 0;
+  }
+
+  /** Serve again after `goDown()`: a new Aedes instance on the same listeners and persistence. */
+  comeUp(): Promise<void> {
+    this.transition = this.transition.then(async () => {
+      if (!this.down || this.closed) return;
+      const { aedes, emitter } = await EmbeddedBroker.createAedes(this.persistence, this.settings);
+      this.aedes_ = aedes;
+      this.emitter = emitter;
+      this.installHooks();
+      this.down = false;
+      this.emit('up');
+    });
+    return this.transition;
+  }
+
+  /** Go down, stay down `downMs` (wall clock), come back up. */
+  async restart(downMs = 0): Promise<void> {
+    await this.goDown();
+    if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+    await this.comeUp();
+  }
+
+  get connectedClients(): number { return this.down ? 0 : this.aedes_.connectedClients; }
   get emitterStats(): FloodSafeEmitter['stats'] { return this.emitter.stats; }
 
   /** Publish as the broker itself (platform statistics, $SYS topics); bypasses the ACL. */
   publish(topic: string, payload: string | Buffer, opts: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
+    if (this.down) return Promise.reject(new AiotSimError('E_BROKER_DOWN', 'environment', `publish to ${topic}: the broker is down`));
     const packet: PublishPacket = {
       cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
       qos: opts.qos ?? 0, retain: opts.retain ?? false, dup: false,
     };
-    return new Promise((resolve, reject) => this.aedes.publish(packet, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) => this.aedes_.publish(packet, (err) => (err ? reject(err) : resolve())));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.transition;
     this.closed = true;
     for (const p of this.pipes) p.destroy();
     const tcp = this.tcp;
     const ws = this.ws;
-    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    const aedes = this.aedes_;
+    if (!this.down) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (ws) {
       for (const c of ws.clients) c.terminate();
       await new Promise<void>((resolve) => ws.close(() => resolve()));
@@ -142,19 +268,59 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   private reject(reason: string, clientId: string): void {
     this.counters.rejected++;
-    const key = reason.replace(/device [^ ]+|user [^ ]+|device\/[^/ ]+/g, (m) => m.split(/[ /]/)[0] + ' *');
+    let key = reason.replace(/device [^ ]+|user [^ ]+|device\/[^/ ]+/g, (m) => m.split(/[ /]/)[0] + ' *');
+    // Refused topics come from the network: keep the reason short and the set of reasons bounded.
+    key = key.replace(/(publish to|subscribe to) (.{0,40}).* refused/su, '$1 $2 refused');
+    if (!this.rejectReasons.has(key) && this.rejectReasons.size >= MAX_REASONS) key = 'other';
     this.rejectReasons.set(key, (this.rejectReasons.get(key) ?? 0) + 1);
     this.emit('rejected', reason, clientId);
   }
 
+  /** A connection closed for what it sent (not for going away). */
+  private rejectPacket(reason: string, clientId: string): void {
+    this.counters.rejectedPackets++;
+    this.reject(`bad packet: ${reason}`, clientId);
+  }
+
+  /** Serve one connection, with the packet size check in front of the Aedes parser. */
+  private handle(conn: Duplex, transport: Transport, req?: Parameters<Aedes['handle']>[1]): void {
+    this.transports.set(conn, transport);
+    const client = this.aedes_.handle(conn as Connection, req);
+    const parser = (client as unknown as { _parser?: { parse(buf: Buffer): unknown } })._parser;
+    if (!parser || typeof parser.parse !== 'function') return;
+    const framer = new PacketFramer(this.maxPacketSize);
+    const parse = parser.parse.bind(parser);
+    parser.parse = (buf: Buffer): unknown => {
+      const bad = framer.feed(buf);
+      if (bad === null) return parse(buf);
+      // The complete packets before the bad one are served; then the connection closes.
+      if (framer.goodBytes > 0) parse(buf.subarray(0, framer.goodBytes));
+      framer.goodBytes = 0;
+      if (!conn.destroyed) {
+        this.rejectPacket(bad, client.id ?? '');
+        setImmediate(() => conn.destroy());
+      }
+      return 0;
+    };
+  }
+
+  /** Count a client's or connection's error when it is about what the peer sent. */
+  private onConnectionError(clientId: string | null, err: Error): void {
+    if ((err as { [OWN_ERROR]?: boolean })[OWN_ERROR]) return;
+    if ((err as NodeJS.ErrnoException).code) return; // the peer went away (ECONNRESET, EPIPE): not a rejection
+    const msg = err.message || 'unknown error';
+    if (/connection closed|premature close/i.test(msg)) return;
+    this.rejectPacket(msg.length > 80 ? `${msg.slice(0, 80)}…` : msg, clientId ?? '');
+  }
+
   private installHooks(): void {
-    const aedes = this.aedes;
+    const aedes = this.aedes_;
     aedes.authenticate = (client, username, password, done) => {
       const res = this.access.authenticate(client.id, username, password?.toString('utf8'));
       if ('refused' in res) {
         this.counters.rejectedConnects++;
         this.reject(`connect refused: ${res.refused}`, client.id);
-        const err = Object.assign(new Error(res.refused), { returnCode: res.returnCode });
+        const err = Object.assign(new Error(res.refused), { returnCode: res.returnCode, [OWN_ERROR]: true });
         done(err, false);
         return;
       }
@@ -169,8 +335,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       if (ok !== true) {
         // MQTT 3.1.1 has no negative PUBACK: the connection is closed (MQTT-3.3.5-2).
         this.reject(`publish to ${packet.topic} refused: ${ok}`, client.id);
-        return done(new Error(ok));
+        return done(Object.assign(new Error(ok), { [OWN_ERROR]: true }));
       }
+      this.publishing++;
       done(null);
     };
     aedes.authorizeSubscribe = (client, sub: Subscription, done) => {
@@ -192,6 +359,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         return;
       }
       this.counters.published++;
+      if (this.publishing > 0) this.publishing--;
       this.emit('message', packet.topic, packet.payload as Buffer, client.id);
     });
     aedes.on('clientReady', (client) => {
@@ -202,20 +370,23 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       const principal = this.principals.get(client);
       if (principal) this.emit('clientGone', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });
     });
-    // Errors from one client (bad packets, ACL closes) never reach the process.
-    aedes.on('clientError', () => undefined);
-    aedes.on('connectionError', () => undefined);
+    // Errors from one client (bad packets, ACL closes) never reach the process; bad packets are counted.
+    aedes.on('clientError', (client, err) => this.onConnectionError(client.id, err));
+    aedes.on('connectionError', (_client, err) => this.onConnectionError(null, err));
   }
 
   private transportOf(client: Client): Transport {
-    return this.transports.get(client.conn) ?? 'tcp';
+    return this.transports.get(client.conn as Duplex) ?? 'tcp';
   }
 
   private listenTcp(host: string, port: number): Promise<void> {
     const server = createServer((socket: Socket) => {
       socket.setNoDelay(true);
-      this.transports.set(socket, 'tcp');
-      this.aedes.handle(socket);
+      if (this.down || this.closed) {
+        socket.destroy();
+        return;
+      }
+      this.handle(socket, 'tcp');
     });
     this.tcp = server;
     return listen(server, host, port, 'MQTT').then((addr) => { this.mqttAddress = addr; });
@@ -235,11 +406,14 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
         return;
       }
+      if (this.down || this.closed) {
+        socket.destroy();
+        return;
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => undefined);
-        this.transports.set(stream, 'ws');
-        this.aedes.handle(stream, req);
+        this.handle(stream, 'ws', req);
       });
     });
     this.wsHttp = server;

@@ -51,8 +51,17 @@ export function formatSummary(r: RunReport, interrupted: boolean): string {
     `                 by region: ${top(c.byRegion)}   by transport: ${top(c.byTransport)}`,
     `  messages       published ${r.messages.published}, delivered ${r.messages.delivered}, rejected ${r.messages.rejected}`,
     `  trace          ${r.traceMessages} device messages, sha256 ${r.traceDigest}`,
+    ...(r.faults.length ? [`  events         duplicates removed ${r.platform.messages.duplicatesRemoved}, missing ${r.platform.messages.eventsMissing}`] : []),
+    ...r.faults.map((f, i) => `${i === 0 ? '  faults         ' : '                 '}${describeFault(f)}`),
     '',
   ].join('\n');
+}
+
+/** One line per fault: type, virtual span, sessions, and what was measured. */
+function describeFault(f: RunReport['faults'][number]): string {
+  const span = f.from === f.to ? f.from.slice(11, 19) : `${f.from.slice(11, 19)}-${f.to.slice(11, 19)}`;
+  const details = Object.entries(f.details ?? {}).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+  return `${f.type}${f.region ? ` ${f.region}` : ''} ${span} (${f.sessions} sessions)${details ? `: ${details}` : ''}`;
 }
 
 export function listModels(catalog: Catalog): string {

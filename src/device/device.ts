@@ -34,12 +34,18 @@ export interface DeviceOptions {
   firmware?: string;
   /** Household liveliness multiplier at the current virtual time (default: always 1). */
   activity?: () => number;
+  /** QoS 1 messages (events) kept while offline, sent when back online; the oldest go first when full. Default 100. */
+  offlineBuffer?: number;
 }
 
 export interface DeviceCounters {
   published: number;
-  /** Messages produced while no link was attached (device offline). */
+  /** QoS 0 messages produced while no link was attached (device offline): not kept. */
   droppedOffline: number;
+  /** QoS 1 messages kept while offline and sent later. */
+  buffered: number;
+  /** QoS 1 messages dropped because the offline buffer was full (the oldest go). */
+  bufferOverflow: number;
   rpcRequests: number;
   rpcErrors: number;
 }
@@ -50,7 +56,7 @@ export class Device implements RpcTarget {
   readonly uid: string;
   readonly parentId: string | undefined;
   readonly store: PropertyStore;
-  readonly counters: DeviceCounters = { published: 0, droppedOffline: 0, rpcRequests: 0, rpcErrors: 0 };
+  readonly counters: DeviceCounters = { published: 0, droppedOffline: 0, buffered: 0, bufferOverflow: 0, rpcRequests: 0, rpcErrors: 0 };
   private link: DeviceLink | null = null;
   private readonly scheduler: Scheduler;
   private readonly rng: Rng;
@@ -63,6 +69,11 @@ export class Device implements RpcTarget {
   private readonly eventArgs = new Map<string, number[]>();
   private started = false;
   private held: Array<[string, string, PublishOptions]> | null = null;
+  /** QoS 1 messages waiting for the link to come back (bounded). */
+  private readonly offline: Array<[string, string, PublishOptions]> = [];
+  private readonly offlineLimit: number;
+  /** Sequence number of the latest event (events are numbered from 1). */
+  private eventSeq = 0;
 
   constructor(opts: DeviceOptions) {
     this.did = opts.did;
@@ -72,6 +83,7 @@ export class Device implements RpcTarget {
     this.scheduler = opts.scheduler;
     this.rng = opts.rng;
     this.activity = opts.activity ?? (() => 1);
+    this.offlineLimit = opts.offlineBuffer ?? 100;
     this.store = new PropertyStore(opts.model, {
       did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
     });
@@ -83,6 +95,10 @@ export class Device implements RpcTarget {
   get category(): DeviceModel['category'] { return this.model.category; }
   get online(): boolean { return this.link !== null; }
   get eventsDropped(): number { return this.events.dropped; }
+  /** Sequence number of the latest event sent or buffered (0 before the first). */
+  get lastEventSeq(): number { return this.eventSeq; }
+  /** QoS 1 messages waiting in the offline buffer. */
+  get bufferedNow(): number { return this.offline.length; }
 
   /** Start behaviours (idempotent). Behaviours run whether or not a link is attached. */
   start(): void {
@@ -105,6 +121,22 @@ export class Device implements RpcTarget {
 
   attach(link: DeviceLink): void { this.link = link; }
   detach(): void { this.link = null; }
+
+  /** Install a firmware version (an OTA update): the `firmware-revision` property changes. */
+  setFirmware(version: string): void {
+    const info = this.model.services.find((svc) => svc.siid === 1);
+    const p = info?.properties.find((x) => x.name === 'firmware-revision');
+    if (p) this.store.update(`1.${p.piid}`, version);
+  }
+
+  /** Send what the offline buffer kept, in order (the session calls it once it announced itself). */
+  flushOffline(): void {
+    while (this.link && this.offline.length) {
+      const [topic, payload, opts] = this.offline.shift()!;
+      this.counters.published++;
+      this.link.publish(topic, payload, opts);
+    }
+  }
 
   statePayload(event: 'online' | 'offline'): StatePayload {
     const p: StatePayload = { did: this.did, event, model: this.model.model, uid: this.uid, ts: this.scheduler.now() };
@@ -222,7 +254,7 @@ export class Device implements RpcTarget {
   }
 
   private sendEvent(siid: number, eiid: number, args: EventArgument[]): void {
-    const payload: EventOccuredPayload = { did: this.did, siid, eiid, arguments: args, ts: this.scheduler.now() };
+    const payload: EventOccuredPayload = { did: this.did, siid, eiid, arguments: args, ts: this.scheduler.now(), seq: ++this.eventSeq };
     this.publish(topics.eventOccured(this.did, siid, eiid), JSON.stringify(payload), { qos: 1, retain: false });
   }
 
@@ -232,7 +264,14 @@ export class Device implements RpcTarget {
       return;
     }
     if (!this.link) {
-      this.counters.droppedOffline++;
+      if (opts.qos === 1 && !opts.retain && this.offlineLimit > 0) {
+        if (this.offline.length >= this.offlineLimit) {
+          this.offline.shift();
+          this.counters.bufferOverflow++;
+        }
+        this.offline.push([topic, payload, opts]);
+        this.counters.buffered++;
+      } else this.counters.droppedOffline++;
       return;
     }
     this.counters.published++;

@@ -6,8 +6,11 @@ export type Scalar = boolean | number | string;
 
 export interface PropertiesChangedPayload { did: string; siid: number; piid: number; value: Scalar; ts: number }
 export interface EventArgument { piid: number; value: Scalar }
-/** Xiaomi's historical spelling, kept on purpose. */
-export interface EventOccuredPayload { did: string; siid: number; eiid: number; arguments: EventArgument[]; ts: number }
+/**
+ * Xiaomi's historical spelling, kept on purpose. `seq` numbers a device's events from 1 (across
+ * reconnects and reboots), so a consumer can remove the duplicates QoS 1 redelivery makes.
+ */
+export interface EventOccuredPayload { did: string; siid: number; eiid: number; arguments: EventArgument[]; ts: number; seq: number }
 export interface StatePayload {
   did: string;
   event: 'online' | 'offline';

@@ -5,6 +5,8 @@
  */
 import { parseDeviceTopic } from '../device/topics.js';
 import { ActivityWindow } from './activity.js';
+import { EventDeduper } from './dedup.js';
+import { OnlineHistory, type OnlineBucket } from './history.js';
 import { ConnectionRegistry, type ConnectionCounts, type DeviceLookup } from './registry.js';
 
 export interface PlatformSnapshot {
@@ -26,6 +28,10 @@ export interface PlatformSnapshot {
     byKind: Record<string, number>;
     /** Device messages the platform could not use (bad JSON, wrong shape, did mismatch). */
     malformed: number;
+    /** Events seen again (same did and seq, QoS 1 redelivery) and removed. */
+    duplicatesRemoved: number;
+    /** Event sequence numbers skipped over and not (yet) received, over all devices. */
+    eventsMissing: number;
   };
 }
 
@@ -36,6 +42,11 @@ export interface BrokerFeed {
 }
 
 type Obj = Record<string, unknown>;
+
+/** Event times the platform believes: 1970 to 2100-01-01 (one bad clock must not move everyone's event time). */
+const MIN_TS = 0;
+const MAX_TS = Date.UTC(2100, 0, 1);
+const plausible = (ts: number): boolean => ts >= MIN_TS && ts <= MAX_TS;
 
 export class PlatformService {
   readonly registry: ConnectionRegistry;
@@ -52,6 +63,9 @@ export class PlatformService {
   private readonly devicesPerOwner = new Map<string, number>();
   private ownersOver5 = 0;
   readonly malformedReasons = new Map<string, number>();
+  /** Per-device event sequence numbers: removes QoS 1 duplicates with bounded memory. */
+  readonly dedup = new EventDeduper();
+  private readonly history = new OnlineHistory();
 
   constructor(private readonly lookup: DeviceLookup) {
     this.registry = new ConnectionRegistry(lookup);
@@ -63,7 +77,9 @@ export class PlatformService {
       if (info.principal.role === 'device') this.registry.sessionUp(info.clientId, info.transport, info.connId);
     });
     feed.on('clientGone', (info) => {
-      if (info.principal.role === 'device') this.registry.sessionDown(info.clientId, info.connId);
+      if (info.principal.role !== 'device') return;
+      this.registry.sessionDown(info.clientId, info.connId);
+      this.noteOnline();
     });
     feed.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
@@ -90,7 +106,13 @@ export class PlatformService {
       if (obj['did'] !== t.did) return this.reject('did in payload does not match topic');
       const ts = obj['ts'];
       if (typeof ts !== 'number' || !Number.isFinite(ts)) return this.reject('missing or invalid ts');
+      if (!plausible(ts)) return this.reject('ts out of range');
       if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
+    }
+    if (t.kind === 'event_occured' && obj['seq'] !== undefined) {
+      const seq = obj['seq'];
+      if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return this.reject('seq is not a positive integer');
+      if (this.dedup.check(t.did, seq) !== 'new') return;
     }
     this.byKind[t.kind] = (this.byKind[t.kind] ?? 0) + 1;
     if (t.kind === 'event_occured') this.onEvent(t.did, t.siid!, t.iid!, obj);
@@ -102,10 +124,12 @@ export class PlatformService {
         this.onlineSince.set(t.did, ts);
         this.registry.markOnline(t.did, parent);
         this.countOwnership(t.did);
+        this.noteOnline();
       } else if (ev === 'offline') {
         // A last will carries the time its session connected: one older than the latest
         // "online" belongs to a session already replaced, and changes nothing.
         if (ts >= (this.onlineSince.get(t.did) ?? -Infinity)) this.registry.markOffline(t.did);
+        this.noteOnline();
       }
       else this.reject('state event must be "online" or "offline"');
     }
@@ -135,6 +159,7 @@ export class PlatformService {
     const obj = (typeof body === 'object' && body !== null ? body : {}) as Obj;
     const ts = obj['ts'];
     if (obj['uid'] !== parts[1] || typeof ts !== 'number' || !Number.isFinite(ts)) return this.reject('app session without matching uid and ts');
+    if (!plausible(ts)) return this.reject('ts out of range');
     if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
     this.activeUsers.add(parts[1]!, ts);
     this.appUsers.add(parts[1]!, ts);
@@ -159,8 +184,20 @@ export class PlatformService {
       speakerMau: this.voiceSpeakers.count(30),
       appMau: this.appUsers.count(30),
       ownersWithMoreThan5Devices: this.ownersOver5,
-      messages: { byKind: { ...this.byKind }, malformed: this.malformed },
+      messages: {
+        byKind: { ...this.byKind }, malformed: this.malformed,
+        duplicatesRemoved: this.dedup.stats.duplicates, eventsMissing: this.dedup.stats.missing,
+      },
     };
+  }
+
+  /** The online count per event-time minute (lowest, highest, last), between two virtual times. */
+  onlineHistory(from?: number, to?: number): OnlineBucket[] {
+    return this.history.range(from, to);
+  }
+
+  private noteOnline(): void {
+    if (this.eventTime !== null) this.history.note(this.eventTime, this.registry.size);
   }
 
   private reject(reason: string): void {

@@ -2,6 +2,7 @@
 import type { BrokerCounters } from '../broker/broker.js';
 import type { PlatformSnapshot } from '../platform/service.js';
 import type { Speed } from './drivers.js';
+import type { FaultRecord } from './faults.js';
 import type { Scenario } from './scenario.js';
 
 export interface RunReport {
@@ -21,8 +22,8 @@ export interface RunReport {
   operatorToken: string;
   /** What the simulated people did (simulator-side counts; `platform` has what the broker showed). */
   activity: { appUsers: number; appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; automations: number; skippedOffline: number; failedCommands: number };
-  /** Faults that ran, with how many device sessions each took down. */
-  faults: Array<{ type: string; from: string; to: string; sessions: number; region?: string }>;
+  /** Faults that ran, with how many device sessions each took down and what was measured (`details`). */
+  faults: FaultRecord[];
   platform: PlatformSnapshot & { scale: number; scaled: ScaledFigures };
 }
 

@@ -98,8 +98,73 @@ export const FaultSpec = z.discriminatedUnion('type', [
     at: Duration,
     duration: Duration,
   }),
+  z.strictObject({
+    /**
+     * The embedded broker goes down, dropping every session, and comes back after `duration`
+     * (virtual time) with persistent sessions and their QoS 1 queues; sessions reconnect by
+     * themselves with backoff and jitter.
+     */
+    type: z.literal('broker-restart'),
+    at: Duration,
+    duration: Duration.default('1m'),
+  }),
+  z.strictObject({
+    /** A share of the gateways reboot: they and their Zigbee/BLE children drop (last wills fire) and come back after `duration`. */
+    type: z.literal('gateway-reboot'),
+    share: Share.default(1),
+    at: Duration,
+    duration: Duration.default('30s'),
+  }),
+  z.strictObject({
+    /** Over `duration`, a share of the device sessions leave one by one (they say "offline" and DISCONNECT) and come back `offlineFor` later. */
+    type: z.literal('device-churn'),
+    share: Share,
+    at: Duration,
+    duration: Duration,
+    offlineFor: Duration.default('10m'),
+  }),
+  z.strictObject({
+    /** A share of the device sessions (default all) drop at once without DISCONNECT and reconnect by themselves. */
+    type: z.literal('reconnect-storm'),
+    share: Share.default(1),
+    at: Duration,
+  }),
+  z.strictObject({
+    /** An observer subscribed to all device messages stops reading for `duration`: the broker must not stall for the others. */
+    type: z.literal('slow-consumer'),
+    at: Duration,
+    duration: Duration,
+  }),
+  z.strictObject({
+    /** A firmware rollout: devices (of `model`, or all) get `firmware` in `waves`, `interval` apart; each wave reboots for `rebootFor`. */
+    type: z.literal('ota-rollout'),
+    firmware: z.string().min(1).max(40),
+    model: z.string().optional(),
+    share: Share.default(1),
+    waves: z.number().int().min(1).max(100).default(3),
+    at: Duration,
+    interval: Duration.default('10m'),
+    rebootFor: Duration.default('1m'),
+  }),
 ]);
 export type FaultSpec = z.infer<typeof FaultSpec>;
+
+/** How device sessions reconnect and what devices keep while offline. */
+export const NetworkSection = z.strictObject({
+  reconnect: z.strictObject({
+    /** Upper bound of the first retry's delay (wall clock). */
+    initialDelay: Duration.default('500ms'),
+    /** Cap of the retry window (wall clock). */
+    maxDelay: Duration.default('10s'),
+    /** Growth of the window per failed attempt. */
+    factor: z.number().min(1).max(10).default(2),
+    /** "full": each delay uniform in [0, window] (from the seeded RNG); "none": exactly the window. */
+    jitter: z.enum(['full', 'none']).default('full'),
+  }).prefault({}),
+  /** QoS 1 messages (events) each device keeps while offline; the oldest go first when full. */
+  offlineBuffer: z.number().int().nonnegative().max(100_000).default(100),
+});
+export type NetworkSection = z.infer<typeof NetworkSection>;
 
 export const ScenarioSpec = z.strictObject({
   name: z.string().min(1),
@@ -128,6 +193,7 @@ export const ScenarioSpec = z.strictObject({
   }),
   behaviour: BehaviourSection.prefault({}),
   faults: z.array(FaultSpec).default([]),
+  network: NetworkSection.prefault({}),
 });
 export type Scenario = z.infer<typeof ScenarioSpec>;
 
@@ -176,9 +242,17 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
     if (f['type'] === 'region-outage' && typeof f['region'] === 'string' && !REGION_IDS.includes(f['region'])) {
       add(`faults[${i}].region`, `unknown region "${f['region']}"; known: ${REGION_IDS.join(', ')}`);
     }
+    if (f['type'] === 'ota-rollout' && typeof f['model'] === 'string' && !catalog.has(f['model'])) {
+      add(`faults[${i}].model`, `unknown device model "${f['model']}" (aiot-sim devices lists them)`);
+    }
     const at = typeof f['at'] === 'string' ? parseDuration(f['at']) : undefined;
     if (total !== undefined && at !== undefined && at >= total) add(`faults[${i}].at`, `starts at ${f['at']}, after the scenario ends (${String(root['duration'])})`);
   });
+  const net = isRecord(root['network']) ? root['network'] : {};
+  const rec = isRecord(net['reconnect']) ? net['reconnect'] : {};
+  const initial = typeof rec['initialDelay'] === 'string' ? parseDuration(rec['initialDelay']) : undefined;
+  const max = typeof rec['maxDelay'] === 'string' ? parseDuration(rec['maxDelay']) : undefined;
+  if (initial !== undefined && max !== undefined && initial > max) add('network.reconnect.initialDelay', `${String(rec['initialDelay'])} is above maxDelay ${String(rec['maxDelay'])}`);
   const beh = isRecord(root['behaviour']) ? root['behaviour'] : {};
   const appl = isRecord(beh['appliances']) ? beh['appliances'] : {};
   for (const key of ['acOnHours', 'acOffHours', 'washerHours', 'vacuumHours', 'lightsOnHours', 'lightsOffHours']) {

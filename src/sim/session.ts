@@ -2,12 +2,20 @@
  * An MQTT session for one Wi-Fi device or gateway: its own client id, credentials and last will,
  * over TCP, WebSocket or the in-process pipe. A gateway's session also carries its Zigbee/BLE
  * children: it publishes for them on their own did topics and takes their commands.
+ *
+ * Sessions are persistent (clean session off): the broker keeps their subscriptions and queues
+ * their QoS 1 commands while they are away, and mqtt.js keeps their unacknowledged QoS 1 publishes
+ * and sends them again on reconnect. A dropped session reconnects by itself with exponential
+ * backoff and full jitter (see backoff.ts); while it is down its devices keep their QoS 1 events
+ * in a bounded offline buffer.
  */
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
 import { topics } from '../device/topics.js';
 import { logger } from '../log.js';
+import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
+import { Rng } from './rng.js';
 import type { Clock } from './scheduler.js';
 import type { TraceRecorder } from './trace.js';
 
@@ -23,6 +31,10 @@ export interface SessionHooks {
   trace: TraceRecorder;
   /** Publishes handed to the client and not yet written (for backpressure). */
   inflight: { count: number };
+  /** Reconnection delays. Default DEFAULT_RECONNECT. */
+  reconnect?: ReconnectPolicy;
+  /** Seed of the reconnection jitter (each session forks its own stream by did). Default 1. */
+  seed?: number;
 }
 
 export class DeviceSession {
@@ -34,7 +46,14 @@ export class DeviceSession {
   connects = 0;
   /** While suspended (a fault), the session stays down and does not reconnect by itself. */
   suspended = false;
+  /** Stopped or killed: never reconnects. */
+  private ended = false;
   private announceOnReconnect = true;
+  /** Created at the first drop: most sessions never need one. */
+  private backoff: Backoff | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** Connection attempts after a drop (for reports). */
+  reconnectAttempts = 0;
   /** This session's publishes not yet written (QoS 0) or acknowledged (QoS 1). */
   private readonly pending = new Set<number>();
   private nextPublish = 0;
@@ -59,11 +78,15 @@ export class DeviceSession {
       username: this.did,
       password: this.token,
       protocolVersion: 4,
-      clean: true,
+      // A persistent session: subscriptions and queued QoS 1 commands survive a drop.
+      clean: false,
       keepalive: 60,
-      reconnectPeriod: 2000,
+      // Reconnection is ours (backoff with jitter), not mqtt.js' fixed period.
+      reconnectPeriod: 0,
       connectTimeout: timeoutMs,
       resubscribe: false,
+      // While disconnected, QoS 0 telemetry is not queued (the device's offline buffer keeps QoS 1).
+      queueQoSZero: false,
       // mqtt.js logs every packet through `debug`; thousands of sessions pay for it even when off.
       log: () => undefined,
       will: this.will(),
@@ -75,13 +98,14 @@ export class DeviceSession {
     client.on('connect', () => this.onConnect());
     // The will is stamped with the time its session starts, so refresh it for each reconnect.
     client.on('reconnect', () => { client.options.will = this.will(); });
-    client.on('close', () => this.onClose());
+    client.on('close', () => this.onClose(client));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (err) => log.debug({ did: this.did, err: err.message }, 'session error'));
     return new Promise((resolve, reject) => {
       const ok = (): void => { client.off('error', bad); resolve(); };
       const bad = (err: Error): void => {
         client.off('connect', ok);
+        this.ended = true;
         client.end(true);
         reject(new Error(`device ${this.did}: ${err.message}`));
       };
@@ -103,10 +127,18 @@ export class DeviceSession {
   async stop(): Promise<void> {
     const client = this.client;
     if (!client) return;
-    if (this.connected) {
-      for (const d of [...this.children, this.device]) {
-        this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
-      }
+    this.ended = true;
+    this.clearRetry();
+    if (!this.connected) {
+      // Down (a fault, or the broker is away): nothing to say goodbye on.
+      this.client = null;
+      this.detachAll();
+      client.end(true);
+      this.writeOff();
+      return;
+    }
+    for (const d of [...this.children, this.device]) {
+      this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
     }
     this.client = null;
     this.detachAll();
@@ -122,6 +154,8 @@ export class DeviceSession {
   /** Drop the connection without DISCONNECT, as a device losing power or network would (last will fires). */
   kill(): void {
     const client = this.client;
+    this.ended = true;
+    this.clearRetry();
     this.client = null;
     this.detachAll();
     client?.stream?.destroy();
@@ -135,20 +169,71 @@ export class DeviceSession {
    */
   goOnline(): void {
     const client = this.client;
+    this.announceOnReconnect = true;
     if (!client || !this.connected) return;
     for (const d of this.byDid.values()) d.attach(this.link);
     client.subscribe([...this.byDid.keys()].map((did) => topics.rpcDown(did)), { qos: 1 }, (err) => {
       if (err) log.warn({ did: this.did, err: err.message }, 'subscribe failed');
     });
-    for (const d of [this.device, ...this.children]) {
+    const all = [this.device, ...this.children];
+    for (const d of all) {
       this.publish(topics.state(d.did), JSON.stringify(d.statePayload('online')), { qos: 1, retain: true });
     }
+    // What the devices kept while offline goes out after they said they are back.
+    for (const d of all) d.flushOffline();
+  }
+
+  /**
+   * The next reconnection (after a drop the caller is about to cause or expects) does not announce
+   * itself: the caller announces sessions together, in a reproducible order (`goOnline`; called
+   * on a session that is not back yet, it lets the session announce itself when it is).
+   */
+  holdAnnouncement(): void {
+    this.announceOnReconnect = false;
+  }
+
+  /**
+   * Drop the connection without DISCONNECT (the broker publishes the last will) and reconnect by
+   * itself with backoff, as after a network blip: a reconnect storm when every session does it.
+   */
+  drop(): void {
+    const client = this.client;
+    if (!client || this.suspended || this.ended) return;
+    this.connected = false;
+    this.detachAll();
+    client.stream?.destroy();
+    this.writeOff();
   }
 
   private onConnect(): void {
     this.connected = true;
     this.connects++;
+    this.backoff?.reset();
     if (this.connects > 1 && this.announceOnReconnect) this.goOnline();
+  }
+
+  /** Retry after a drop, after a jittered exponential delay, until connected. */
+  private scheduleRetry(client: MqttClient): void {
+    if (this.retryTimer || this.ended || this.suspended || this.client !== client) return;
+    this.backoff ??= new Backoff(this.hooks.reconnect ?? DEFAULT_RECONNECT, Rng.from(this.hooks.seed ?? 1, 'reconnect', this.did));
+    const delay = this.backoff.next();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.ended || this.suspended || this.client !== client || client.connected) return;
+      this.reconnectAttempts++;
+      this.reconnectKeepingStore(client);
+    }, delay);
+  }
+
+  /** Reconnect without losing unacknowledged QoS 1 publishes (mqtt.js' reconnect() drops its stores by default). */
+  private reconnectKeepingStore(client: MqttClient): void {
+    client.options.will = this.will();
+    client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   /**
@@ -159,12 +244,42 @@ export class DeviceSession {
     const client = this.client;
     if (!client || this.suspended) return;
     this.suspended = true;
-    client.options.reconnectPeriod = 0;
+    this.clearRetry();
     this.connected = false;
     this.detachAll();
     client.stream?.destroy();
     this.writeOff();
   }
+
+  /**
+   * Leave cleanly (a fault: the device is unplugged, or churns): children and self publish
+   * "offline", then DISCONNECT (no last will); the session stays down until `resume()`.
+   */
+  async leave(): Promise<void> {
+    const client = this.client;
+    if (!client || this.suspended || this.ended) return;
+    const wasConnected = this.connected;
+    if (wasConnected) {
+      for (const d of [...this.children, this.device]) {
+        this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
+      }
+    }
+    this.suspended = true;
+    this.leftCleanly = true;
+    this.clearRetry();
+    this.connected = false;
+    this.detachAll();
+    if (wasConnected) {
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
+      await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
+      clearTimeout(timer);
+    }
+    if (!client.disconnected) client.end(true);
+    this.writeOff();
+  }
+
+  private leftCleanly = false;
 
   /** Messages in flight on a connection that is gone are written off (not waited for). */
   private writeOff(): void {
@@ -180,20 +295,35 @@ export class DeviceSession {
     const client = this.client;
     if (!client || !this.suspended) return Promise.resolve();
     this.suspended = false;
-    client.options.reconnectPeriod = 2000;
-    client.options.will = this.will();
     this.announceOnReconnect = false;
+    const back = this.whenConnected(timeoutMs);
+    if (this.leftCleanly) {
+      // After a clean DISCONNECT mqtt.js has closed its stores (nothing was left in flight).
+      this.leftCleanly = false;
+      client.options.will = this.will();
+      client.reconnect();
+    } else this.reconnectKeepingStore(client);
+    return back;
+  }
+
+  /** Resolves once the session is connected (at once if it is); rejects after `timeoutMs`. */
+  whenConnected(timeoutMs = 30_000): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error(`device ${this.did}: session stopped`));
+    if (this.connected) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { client.off('connect', ok); reject(new Error(`device ${this.did}: no reconnect within ${timeoutMs} ms`)); }, timeoutMs);
-      const ok = (): void => { clearTimeout(timer); this.announceOnReconnect = true; resolve(); };
+      const ok = (): void => { clearTimeout(timer); resolve(); };
       client.once('connect', ok);
-      client.reconnect();
     });
   }
 
-  private onClose(): void {
+  private onClose(client: MqttClient): void {
     this.connected = false;
     this.detachAll();
+    // What was handed to the connection that closed is not waited for (QoS 1 is resent from the store).
+    this.writeOff();
+    this.scheduleRetry(client);
   }
 
   private detachAll(): void {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { AccessDirectory } from '../broker/access.js';
-import { EmbeddedBroker } from '../broker/broker.js';
+import { EmbeddedBroker, type BrokerCounters } from '../broker/broker.js';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
 import { Device } from '../device/device.js';
 import type { RpcResponse } from '../device/topics.js';
@@ -24,9 +24,11 @@ import { buildReport, scaleUp, type RunReport } from './report.js';
 import { Rng } from './rng.js';
 import { checkScenario, loadScenario, parseDuration, type Scenario } from './scenario.js';
 import { EventScheduler } from './scheduler.js';
+import { FaultTimeline } from './faults.js';
 import { Household, type HouseholdChannel } from './household.js';
 import { region as regionOf } from './regions.js';
 import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
+import type { ReconnectPolicy } from './backoff.js';
 import { DeviceSession, type Connector } from './session.js';
 import { AppUsers, RpcClient, WorkQueue, type AppUser } from './users.js';
 import { TraceRecorder } from './trace.js';
@@ -74,6 +76,8 @@ export interface SimulationStatus {
   delivered: number;
   rejected: number;
   events: number;
+  /** Connection attempts device sessions made after losing the broker (backoff with jitter). */
+  reconnectAttempts: number;
 }
 
 const CONNECT_CONCURRENCY = 200;
@@ -85,14 +89,7 @@ export const SYS_PLATFORM_TOPIC = '$SYS/aiot-sim/platform';
 /** Above this many app users, app clients use the in-process transport (file descriptor limit). */
 const MAX_WS_APP_CLIENTS = 2000;
 
-export interface FaultRecord {
-  type: string;
-  /** Virtual times (ISO 8601). */
-  from: string;
-  to: string;
-  sessions: number;
-  region?: string;
-}
+export type { FaultNotice, FaultRecord } from './faults.js';
 
 export class Simulation {
   readonly scenario: Scenario;
@@ -116,7 +113,8 @@ export class Simulation {
   private readonly userTokens = new Map<string, string>();
   private readonly locals = new Map<string, LocalTime>();
   private apps: AppUsers | null = null;
-  private readonly faultLog: FaultRecord[] = [];
+  /** The scenario's faults: records for the report, and a 'fault' event as each starts and ends. */
+  readonly faults: FaultTimeline;
   private voiceCommands = 0;
   private operator: RpcClient | null = null;
   private observer: ExternalObserver | null = null;
@@ -147,6 +145,36 @@ export class Simulation {
     };
     if (this.virtualEnd !== null) driverOpts.endTime = this.virtualEnd;
     this.driver = new ClockDriver(this.scheduler, this.speed, driverOpts);
+    const reconnect = this.reconnectPolicy();
+    this.faults = new FaultTimeline({
+      seed: this.seed, virtualStart: this.virtualStart, scheduler: this.scheduler, work: this.work, sessions: this.sessions,
+      regionOf: (did) => this.planByDid.get(did)?.region, broker: () => this.broker_, platform: this.platform,
+      settle: () => this.settle(), clientsBack: (ms) => this.clientsBack(ms), clientsGone: (ms) => this.clientsGone(ms),
+      // A session retries at most maxDelay after the broker is back, then the broker has to take them all.
+      reconnectBoundMs: reconnect.maxDelayMs + 60_000,
+    });
+  }
+
+  /** The scenario's reconnection settings as a backoff policy (milliseconds). */
+  private reconnectPolicy(): ReconnectPolicy {
+    const r = this.scenario.network.reconnect;
+    return { initialDelayMs: parseDuration(r.initialDelay)!, maxDelayMs: parseDuration(r.maxDelay)!, factor: r.factor, jitter: r.jitter };
+  }
+
+  /** Resolves once the operator and every app client have seen their connection close (bounded). */
+  private async clientsGone(timeoutMs: number): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (performance.now() < end && ((this.operator?.client.connected ?? false) || (this.apps?.anyConnected() ?? false))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Resolves once the operator and every app client are connected (bounded; they reconnect by themselves). */
+  private async clientsBack(timeoutMs: number): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (performance.now() < end && !((this.operator?.client.connected ?? true) && (this.apps?.allConnected() ?? true))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Validate everything (scenario, catalogue, overrides) and build the population; starts nothing. */
@@ -299,6 +327,7 @@ export class Simulation {
       delivered: c?.delivered ?? 0,
       rejected: c?.rejected ?? 0,
       events: this.scheduler.executed,
+      reconnectAttempts: this.sessions.reduce((n, s) => n + s.reconnectAttempts, 0),
     };
   }
 
@@ -365,7 +394,7 @@ export class Simulation {
       virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
       counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
       devices: this.devices.size, sessions: this.sessions.length, operatorToken: this.operatorToken,
-      activity: this.activity(), faults: this.faultLog,
+      activity: this.activity(), faults: this.faults.records,
     });
   }
 
@@ -373,9 +402,9 @@ export class Simulation {
    * Message counts: the embedded broker's own; on an external broker, what the devices sent and
    * what the platform received (the broker's refusals are not visible from outside).
    */
-  private counters(): { published: number; delivered: number; rejected: number; rejectedConnects: number } {
+  private counters(): BrokerCounters {
     if (this.broker_) return { ...this.broker_.counters };
-    return { published: this.trace.count, delivered: this.observer?.received ?? 0, rejected: 0, rejectedConnects: 0 };
+    return { published: this.trace.count, delivered: this.observer?.received ?? 0, rejected: 0, rejectedConnects: 0, rejectedPackets: 0, restarts: 0 };
   }
 
   /** What the platform knows of a device from its binding: model, category, region, owner. */
@@ -411,7 +440,7 @@ export class Simulation {
     for (const plan of this.population.devices) {
       const opts: ConstructorParameters<typeof Device>[0] = {
         did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.scheduler, rng: rng.fork(plan.did),
-        activity: () => householdOf.get(plan.homeId)?.activity() ?? 1,
+        activity: () => householdOf.get(plan.homeId)?.activity() ?? 1, offlineBuffer: this.scenario.network.offlineBuffer,
       };
       if (plan.parentId) opts.parentId = plan.parentId;
       this.devices.set(plan.did, new Device(opts));
@@ -456,42 +485,9 @@ export class Simulation {
     await apps.connectAll(users);
   }
 
-  /** Put the scenario's faults on the virtual timeline. */
+  /** Put the scenario's faults on the virtual timeline (see faults.ts). */
   private scheduleFaults(): void {
-    this.scenario.faults.forEach((f, i) => {
-      const at = this.virtualStart + parseDuration(f.at)!;
-      const until = at + parseDuration(f.duration)!;
-      const r = Rng.from(this.seed, 'fault', i);
-      let victims: DeviceSession[];
-      if (f.type === 'region-outage') {
-        victims = this.sessions.filter((s) => this.planByDid.get(s.did)?.region === f.region);
-      } else {
-        const n = Math.round(this.sessions.length * f.share);
-        const pool = [...this.sessions];
-        victims = [];
-        for (let k = 0; k < n && pool.length; k++) victims.push(pool.splice(r.int(0, pool.length - 1), 1)[0]!);
-        victims.sort((a, b) => this.sessions.indexOf(a) - this.sessions.indexOf(b));
-      }
-      const record: FaultRecord = {
-        type: f.type, from: new Date(at).toISOString(), to: new Date(until).toISOString(), sessions: victims.length,
-      };
-      if (f.type === 'region-outage') record.region = f.region;
-      this.faultLog.push(record);
-      // Through the work queue: what devices already sent reaches the broker first, so what the
-      // fault cuts off does not depend on wall-clock timing.
-      this.scheduler.at(at, () => {
-        this.work.push(async () => {
-          await this.settle();
-          for (const v of victims) v.suspend();
-        });
-      });
-      this.scheduler.at(until, () => {
-        this.work.push(async () => {
-          await Promise.all(victims.map((v) => v.resume()));
-          for (const v of victims) v.goOnline();
-        });
-      });
-    });
+    this.faults.schedule(this.scenario.faults);
   }
 
   private operatorOptions(): IClientOptions {
@@ -512,7 +508,7 @@ export class Simulation {
   }
 
   private async connectAll(connector: Connector): Promise<void> {
-    const hooks = { clock: this.scheduler, trace: this.trace, inflight: this.inflight };
+    const hooks = { clock: this.scheduler, trace: this.trace, inflight: this.inflight, reconnect: this.reconnectPolicy(), seed: this.seed };
     for (const plan of this.population.sessions) {
       const device = this.devices.get(plan.did)!;
       const children = plan.children.map((c) => this.devices.get(c.did)!);
@@ -536,8 +532,14 @@ export class Simulation {
    */
   private publishPlatform(): Promise<void> {
     const snapshot = this.platform.snapshot();
-    const body = JSON.stringify({ ...snapshot, scale: this.scenario.scale, scaled: scaleUp(snapshot, this.scenario.scale), scenario: this.scenario.name });
-    if (this.broker_) return this.broker_.publish(SYS_PLATFORM_TOPIC, body, { retain: true }).catch(() => undefined);
+    const body = JSON.stringify({
+      ...snapshot, scale: this.scenario.scale, scaled: scaleUp(snapshot, this.scenario.scale), scenario: this.scenario.name,
+      faults: this.faults.records,
+    });
+    if (this.broker_) {
+      if (this.broker_.isDown) return Promise.resolve();
+      return this.broker_.publish(SYS_PLATFORM_TOPIC, body, { retain: true }).catch(() => undefined);
+    }
     const op = this.operator?.client;
     if (!op?.connected) return Promise.resolve();
     return op.publishAsync(SYS_PLATFORM_TOPIC, body, { qos: 0, retain: true }).then(() => undefined, () => undefined);

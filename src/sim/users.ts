@@ -55,12 +55,15 @@ export class RpcClient {
   constructor(readonly client: MqttClient, private readonly idPrefix = '') {
     client.on('message', (topic, payload) => {
       if (!topic.endsWith('/up/rpc')) return;
-      let res: RpcResponse;
+      let parsed: unknown;
       try {
-        res = JSON.parse(payload.toString('utf8')) as RpcResponse;
+        parsed = JSON.parse(payload.toString('utf8'));
       } catch {
         return;
       }
+      // A reply comes from a device: anything but an object with an id is not one of ours.
+      if (typeof parsed !== 'object' || parsed === null || !('id' in parsed)) return;
+      const res = parsed as RpcResponse;
       const key = `${topic.split('/')[1] ?? ''}#${String(res.id)}`;
       const w = this.waiting.get(key);
       if (w) {
@@ -71,6 +74,8 @@ export class RpcClient {
   }
 
   async request(did: string, method: string, params: unknown, timeoutMs: number): Promise<RpcResponse> {
+    // A client that lost the broker fails at once rather than queueing (the caller's work must not wait for a reconnect).
+    if (!this.client.connected) throw new AiotSimError('E_NOT_CONNECTED', 'protocol', `${method} to ${did}: not connected to the broker`);
     const id = this.idPrefix ? `${this.idPrefix}-${++this.seq}` : ++this.seq;
     const key = `${did}#${id}`;
     const reply = new Promise<RpcResponse>((resolve, reject) => {
@@ -91,15 +96,33 @@ class AppClient extends RpcClient {
   }
 }
 
-export interface UserCounters { appSessions: number; appCommands: number; commandErrors: number }
+export interface UserCounters {
+  appSessions: number;
+  appCommands: number;
+  commandErrors: number;
+  /** App sessions not opened because the app client had lost the broker. */
+  offlineSessions: number;
+}
 
 export class AppUsers {
   private readonly clients = new Map<string, AppClient>();
-  readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0 };
+  readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0, offlineSessions: 0 };
 
   constructor(private readonly connector: Connector, private readonly clock: Clock) {}
 
   get size(): number { return this.clients.size; }
+
+  /** Whether any app client is connected. */
+  anyConnected(): boolean {
+    for (const c of this.clients.values()) if (c.client.connected) return true;
+    return false;
+  }
+
+  /** Whether every app client is connected (they reconnect by themselves after a drop). */
+  allConnected(): boolean {
+    for (const c of this.clients.values()) if (!c.client.connected) return false;
+    return true;
+  }
 
   /** Connect every user's app client (bounded concurrency); each subscribes to its homes' replies. */
   async connectAll(users: AppUser[], concurrency = 100): Promise<void> {
@@ -131,6 +154,10 @@ export class AppUsers {
   async openSession(uid: string): Promise<void> {
     const c = this.require(uid);
     const payload: AppSessionPayload = { uid, event: 'open', home: c.user.homeId, ts: this.clock.now() };
+    if (!c.client.connected) {
+      this.counters.offlineSessions++;
+      return;
+    }
     this.counters.appSessions++;
     await c.client.publishAsync(`app/${uid}/session`, JSON.stringify(payload), { qos: 1 });
   }

@@ -1,0 +1,73 @@
+/**
+ * Packet framing checks the broker applies before Aedes parses a connection's bytes.
+ *
+ * Aedes 1.x (MQTT 3.1.1) has no maximum packet size: mqtt-packet accepts a Remaining Length up
+ * to 256 MiB and buffers it until it is complete, so one client announcing a huge packet can make
+ * the broker hold a huge buffer. `PacketFramer` follows the fixed headers of a byte stream
+ * incrementally (one type byte, a 1-4 byte Remaining Length, then the body, skipped by count)
+ * and names the first problem: a packet above the limit or a malformed Remaining Length.
+ */
+
+/** The broker's default maximum packet size (bytes, fixed header included). */
+export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
+
+export class PacketFramer {
+  /** 'type': next byte is a fixed header's first byte; 'length': inside the Remaining Length; 'body': skipping. */
+  private state: 'type' | 'length' | 'body' = 'type';
+  private length = 0;
+  private multiplier = 1;
+  private lengthBytes = 0;
+  private bodyLeft = 0;
+  private failed: string | null = null;
+  /** Where the offending packet starts in the chunk that revealed it (0 if in an earlier chunk). */
+  goodBytes = 0;
+
+  constructor(private readonly maxPacketSize: number) {}
+
+  /**
+   * Feed the next bytes of the stream; returns a rejection reason, or null while all is well.
+   * On a rejection, `goodBytes` says how much of `buf` holds the complete packets before it.
+   */
+  feed(buf: Uint8Array): string | null {
+    if (this.failed) {
+      this.goodBytes = 0;
+      return this.failed;
+    }
+    let i = 0;
+    let packetStart = 0;
+    const fail = (reason: string): string => {
+      this.goodBytes = Math.max(0, packetStart);
+      return (this.failed = reason);
+    };
+    while (i < buf.length) {
+      if (this.state === 'body') {
+        const take = Math.min(this.bodyLeft, buf.length - i);
+        this.bodyLeft -= take;
+        i += take;
+        if (this.bodyLeft === 0) this.state = 'type';
+        continue;
+      }
+      const byte = buf[i++]!;
+      if (this.state === 'type') {
+        packetStart = i - 1;
+        this.state = 'length';
+        this.length = 0;
+        this.multiplier = 1;
+        this.lengthBytes = 0;
+        continue;
+      }
+      this.length += (byte & 0x7f) * this.multiplier;
+      this.multiplier *= 128;
+      this.lengthBytes++;
+      if (byte & 0x80) {
+        if (this.lengthBytes === 4) return fail('malformed remaining length');
+        continue;
+      }
+      const total = 1 + this.lengthBytes + this.length;
+      if (total > this.maxPacketSize) return fail('packet too large');
+      this.bodyLeft = this.length;
+      this.state = this.length === 0 ? 'type' : 'body';
+    }
+    return null;
+  }
+}
