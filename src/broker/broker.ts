@@ -14,6 +14,7 @@ import { AiotSimError } from '../errors.js';
 import { AccessDirectory, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
+import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { indexedMemoryPersistence } from './retained-index.js';
 
 export type Transport = 'tcp' | 'ws' | 'in-process';
@@ -31,6 +32,8 @@ export interface BrokerOptions {
   allowAnonymous?: boolean;
   /** Messages Aedes delivers at once before the rest wait. Default 100. */
   concurrency?: number;
+  /** When to shed deliveries to subscribers that cannot keep up (overload.ts). Default: 1 MiB for QoS 0, 16 MiB for QoS 1. */
+  overload?: OverloadOptions;
 }
 
 export interface BrokerCounters {
@@ -59,6 +62,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly aedes: Aedes;
   readonly access: AccessDirectory;
   readonly counters: BrokerCounters = { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0 };
+  /** Sheds deliveries to subscribers that cannot keep up; `overload.stats` counts what was shed or delayed. */
+  readonly overload = new OverloadGuard();
   readonly rejectReasons = new Map<string, number>();
   mqttAddress: Address | null = null;
   wsAddress: Address | null = null;
@@ -89,6 +94,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       mq: emitter, persistence: indexedMemoryPersistence(), maxClientsIdLength: 64, heartbeatInterval: 60_000,
     });
     const broker = new EmbeddedBroker(aedes, access, emitter);
+    if (opts.overload) broker.overload.configure(opts.overload);
     broker.installHooks();
     const host = opts.host ?? '127.0.0.1';
     try {
@@ -182,7 +188,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       }
       done(null, sub);
     };
-    aedes.authorizeForward = (_client, packet: AedesPublishPacket) => {
+    aedes.authorizeForward = (client, packet: AedesPublishPacket) => {
+      if (!this.overload.admit(client.conn, packet.qos)) return null;
       this.counters.delivered++;
       return packet;
     };
