@@ -16,6 +16,7 @@ import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { indexedMemoryPersistence } from './retained-index.js';
+import { coalesceWrites } from './write-batching.js';
 
 export type Transport = 'tcp' | 'ws' | 'in-process';
 
@@ -221,6 +222,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private listenTcp(host: string, port: number): Promise<void> {
     const server = createServer((socket: Socket) => {
       socket.setNoDelay(true);
+      coalesceWrites(socket);
       this.transports.set(socket, 'tcp');
       this.aedes.handle(socket);
     });
