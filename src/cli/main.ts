@@ -11,12 +11,14 @@ import { AiotSimError, formatProblem, ValidationError, type Problem } from '../e
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkScenario } from '../sim/scenario.js';
 import { Simulation, type SimulationOptions } from '../sim/simulation.js';
+import { bench } from './bench.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 
 const USAGE = `aiot-sim: a smart-home AIoT simulator (Mijia / MIoT devices on an embedded MQTT broker)
 
 Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
+  aiot-sim bench [options]            load-test a broker and its consumers (aiot-sim bench --help)
   aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
   aiot-sim validate FILE...           check scenario and device files; every problem at once
   aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
@@ -67,6 +69,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return 0;
       case 'run':
         return await run(rest, out, err);
+      case 'bench':
+        return await bench(rest, out, err);
       case 'devices':
         return await devices(rest, out);
       case 'validate':
