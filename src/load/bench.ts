@@ -130,7 +130,9 @@ function onceFrom<T>(w: Worker, pick: (m: FromGenerator | FromProbe) => T | unde
 
 function toMs(l: LatencySummaryUs | null): LatencyMs {
   if (!l) return { count: 0, p50: null, p90: null, p99: null, p999: null, max: null, mean: null };
-  const ms = (us: number): number => Math.round(us) / 1000;
+  // HDR percentiles are the highest value equivalent to their bucket (3 significant digits), which
+  // can lie a hair above the exact maximum: clamp so p50 <= ... <= p999 <= max always holds.
+  const ms = (us: number): number => Math.round(Math.min(us, l.max)) / 1000;
   return { count: l.count, p50: ms(l.p50), p90: ms(l.p90), p99: ms(l.p99), p999: ms(l.p999), max: ms(l.max), mean: ms(l.mean) };
 }
 
@@ -374,6 +376,11 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       clearInterval(ticker);
     }
     if (probeError !== null) throw new BenchError(`probe: ${probeError}`, 'environment');
+    // The last, partial second of the timeline (since the last tick).
+    timeline.push({
+      second: timeline.length + 1, sent: finalGen.sent - lastSentTl, received: finalProbe.interval.received,
+      p99Ms: finalProbe.interval.p99Us != null ? finalProbe.interval.p99Us / 1000 : null, connected: finalGen.connected,
+    });
     const measuredSeconds = durationMs / 1000;
 
     // ---- close generators

@@ -8,7 +8,7 @@ import type { SloCheck } from './slo.js';
 export interface LatencyMs { count: number; p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number | null; mean: number | null }
 
 export interface TimelinePoint {
-  /** Seconds since traffic started (warm-up included). */
+  /** Index of the (about one-second) interval since traffic started, warm-up included; the last point covers the rest, up to the end of the drain. */
   second: number;
   /** Messages written by the generators in this second. */
   sent: number;
