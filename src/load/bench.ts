@@ -340,6 +340,9 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     }
     const timeline: TimelinePoint[] = [];
     const last = { sent: 0, at: performance.now() };
+    // Event-loop utilisation of every thread over the traffic: the one near 1 is what limits the rate.
+    const eluStart = { main: performance.eventLoopUtilization(), probe: probe.performance.eventLoopUtilization(), gens: gens.map((g) => g.worker.performance.eventLoopUtilization()) };
+    let eluEnd: typeof eluStart | null = null;
     let lastSentTl = 0;
     const ticker = setInterval(() => {
       sampleMemory();
@@ -348,6 +351,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       timeline.push({
         second: timeline.length + 1, sent: s.sent - lastSentTl, received: ps?.interval.received ?? 0,
         p99Ms: ps?.interval.p99Us != null ? ps.interval.p99Us / 1000 : null, connected: s.connected,
+        brokerHeapBytes: b ? process.memoryUsage().heapUsed : null,
       });
       lastSentTl = s.sent;
       progress(wallUs() < fromUs ? 'warm-up' : wallUs() < untilUs ? 'measuring' : 'draining', last);
@@ -357,6 +361,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     let finalProbe: ProbeStats;
     try {
       finalGen = sumStats(await Promise.all(gens.map((g) => g.stopped)));
+      eluEnd = { main: performance.eventLoopUtilization(), probe: probe.performance.eventLoopUtilization(), gens: gens.map((g) => g.worker.performance.eventLoopUtilization()) };
       // ---- drain: until everything measured arrived, nothing moved for 1 s, or drainMs.
       const drainUntil = performance.now() + drainMs;
       let lastSeen = -1;
@@ -380,7 +385,16 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     timeline.push({
       second: timeline.length + 1, sent: finalGen.sent - lastSentTl, received: finalProbe.interval.received,
       p99Ms: finalProbe.interval.p99Us != null ? finalProbe.interval.p99Us / 1000 : null, connected: finalGen.connected,
+      brokerHeapBytes: b ? process.memoryUsage().heapUsed : null,
     });
+    const elu = (a: { idle: number; active: number; utilization: number }, z: { idle: number; active: number; utilization: number }): number =>
+      round(performance.eventLoopUtilization(z, a).utilization, 3);
+    const e1 = eluEnd ?? eluStart;
+    const utilization = {
+      broker: b ? elu(eluStart.main, e1.main) : null,
+      probe: elu(eluStart.probe, e1.probe),
+      generators: eluStart.gens.map((g, i) => elu(g, e1.gens[i]!)),
+    };
     const measuredSeconds = durationMs / 1000;
 
     // ---- close generators
@@ -431,6 +445,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         aliveAfter,
       } : null,
       probe: { foreign: finalProbe.foreign, negativeLatencies: finalProbe.negative },
+      utilization,
       slo: null,
     };
     if (o.slo && o.slo.length) report.slo = checkSlo(o.slo, { latencyMs: report.latencyMs, messages: report.messages, rate: report.rate, connections: report.connections });

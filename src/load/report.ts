@@ -18,6 +18,8 @@ export interface TimelinePoint {
   p99Ms: number | null;
   /** Device connections up at the end of this second. */
   connected: number;
+  /** Embedded broker: heap used by its thread (the main thread) at the end of this second, bytes; null otherwise. */
+  brokerHeapBytes: number | null;
 }
 
 export interface BenchReport {
@@ -81,6 +83,12 @@ export interface BenchReport {
     aliveAfter: boolean;
   };
   probe: { foreign: number; negativeLatencies: number };
+  /**
+   * Event-loop utilisation (0..1) of each thread from the start of traffic until the generators
+   * stopped: the embedded broker's thread (null for an external broker), the probe, each generator.
+   * A thread near 1 is saturated and is what limits the rate.
+   */
+  utilization: { broker: number | null; probe: number; generators: number[] };
   slo: null | { passed: boolean; checks: SloCheck[] };
 }
 

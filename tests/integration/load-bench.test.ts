@@ -37,7 +37,7 @@ function expectNoLoss(r: BenchReport): void {
 describe('aiot-sim bench against the embedded broker', () => {
   it('reports every documented field, zero loss at a modest rate and a sane latency histogram', async () => {
     const r = await runBench({ devices: 20, rate: 1000, durationMs: 2000, warmupMs: 500 });
-    expect(Object.keys(r).sort()).toEqual(['broker', 'config', 'connections', 'latencyMs', 'messages', 'probe', 'rate', 'slo', 'startedAt', 'target', 'timeline', 'tool', 'version', 'wallSeconds']);
+    expect(Object.keys(r).sort()).toEqual(['broker', 'config', 'connections', 'latencyMs', 'messages', 'probe', 'rate', 'slo', 'startedAt', 'target', 'timeline', 'tool', 'utilization', 'version', 'wallSeconds']);
     expect(r).toMatchObject({ tool: 'aiot-sim bench', version: 1, target: { broker: 'embedded', transport: 'tcp' }, slo: null });
     expect(r.config).toMatchObject({ devices: 20, qos: 0, rate: 1000, ratePerDevice: 50, durationSeconds: 2, warmupSeconds: 0.5, measure: 'broker', replyTopic: null });
     expect(r.config.models.length).toBeGreaterThan(5);
@@ -57,6 +57,13 @@ describe('aiot-sim bench against the embedded broker', () => {
     expect(b.overload).toEqual({ shedQos0: 0, shedQos1: 0, delayedQos1: 0, slowEpisodes: 0, maxBacklogBytes: expect.any(Number) });
     expect(b.memory.heapBytesPerConnection).toBeTypeOf('number');
     expect(b.memory.rssMaxBytes).toBeGreaterThan(0);
+    expect(r.timeline.every((p) => typeof p.brokerHeapBytes === 'number')).toBe(true);
+    // Every thread's event-loop utilisation over the traffic, each within 0..1.
+    expect(r.utilization.generators).toHaveLength(r.config.workers);
+    for (const u of [r.utilization.broker!, r.utilization.probe, ...r.utilization.generators]) {
+      expect(u).toBeGreaterThan(0);
+      expect(u).toBeLessThanOrEqual(1);
+    }
   });
 
   it('runs QoS 1 over MQTT-over-WebSocket with padded payloads and every PUBACK back', async () => {
