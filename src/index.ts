@@ -22,3 +22,8 @@ export {
 export { PlatformService, type PlatformSnapshot } from './platform/service.js';
 export type { ConnectionCounts } from './platform/registry.js';
 export { AiotSimError, ValidationError, type Problem } from './errors.js';
+export { runBench, BenchError, type BenchOptions, type BenchProgress } from './load/bench.js';
+export { findMaxRate, type SearchOptions, type SearchResult, type SearchStep } from './load/search.js';
+export { parseSlo, checkSlo, SloSyntaxError, type SloTerm, type SloCheck } from './load/slo.js';
+export type { BenchReport, TimelinePoint, LatencyMs } from './load/report.js';
+export type { OverloadOptions, OverloadStats } from './broker/overload.js';

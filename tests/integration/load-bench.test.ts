@@ -3,8 +3,12 @@
  * broker or a real Mosquitto, real consumers. No timing assertions about speed: rates are modest
  * and the checks are about correctness (fields, loss, duplicates, sane histograms, exit codes).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { runBench } from '../../src/load/bench.js';
 import type { BenchReport } from '../../src/load/report.js';
 import { benchDid } from '../../src/load/payloads.js';
@@ -159,6 +163,34 @@ describe('measuring a consumer: round trip through a reply topic', () => {
   });
 });
 
+const CLIENTS = existsSync('/usr/bin/mosquitto_sub') && existsSync('/usr/bin/mosquitto_pub');
+
+describe('the README worked example: mosquitto_sub | mosquitto_pub -l as the consumer', () => {
+  let pipeline: ChildProcess | null = null;
+  afterEach(() => {
+    // The shell and both clients are one process group (detached): end exactly that group.
+    if (pipeline?.pid && pipeline.exitCode === null) {
+      try { process.kill(-pipeline.pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
+    pipeline = null;
+  });
+
+  // Needs the Debian package mosquitto-clients (the broker package alone has no clients).
+  it.skipIf(!CLIENTS)('measures the round trip through the shell pipeline', async () => {
+    const r = await runBench({
+      devices: 10, rate: 200, durationMs: 1500, warmupMs: 1000, waitMs: 500, replyTopic: 'bench/reply',
+      onBroker: ({ mqttUrl }) => {
+        const port = new URL(mqttUrl!).port;
+        pipeline = spawn('sh', ['-c', `mosquitto_sub -h 127.0.0.1 -p ${port} -t 'device/+/up/#' | mosquitto_pub -h 127.0.0.1 -p ${port} -t bench/reply -l`],
+          { detached: true, stdio: 'ignore' });
+      },
+    });
+    expect(r.config.measure).toBe('round-trip');
+    expectNoLoss(r);
+    expectSaneLatency(r);
+  });
+});
+
 describe('aiot-sim bench on the command line', () => {
   const small = ['bench', '--devices', '5', '--rate', '200', '--duration', '1s', '--warmup', '200ms', '--quiet'];
 
@@ -188,9 +220,12 @@ describe('aiot-sim bench on the command line', () => {
     [['--broker', 'mqtt://127.0.0.1:1', '--mqtt-port', '0'], '--mqtt-port'],
     [['--frobnicate'], 'frobnicate'],
   ])('exits 2 on a usage error: %j', async (args, needle) => {
-    const res = await runCli(['bench', ...args]);
-    expect(res.code).toBe(2);
-    expect(res.stderr).toContain(needle);
+    // In process (the same main() the binary runs): usage errors are caught before anything starts.
+    let stderr = '';
+    const sink = new Writable({ write(_c, _e, cb) { cb(); } });
+    const errSink = new Writable({ write(c: Buffer, _e, cb) { stderr += c.toString(); cb(); } });
+    expect(await main(['bench', ...args], sink, errSink)).toBe(2);
+    expect(stderr).toContain(needle);
   });
 
   it('exits 1 naming the broker when it cannot be reached', async () => {
