@@ -372,6 +372,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         if (r === lastSeen) { if (++still >= 10) break; } else { still = 0; lastSeen = r; }
         await sleep(100);
       }
+      if (probeError !== null) throw new BenchError(`probe: ${probeError}`, 'environment');
       const fin = onceFrom(probe, (m) => (m.type === 'finished' ? m : undefined), 'probe', 10_000);
       probe.postMessage({ type: 'finish' } satisfies ToProbe);
       const answer = await fin;

@@ -9,7 +9,6 @@
  * are counted as `notSent`, never queued, so a slow broker shows up as a lower achieved rate.
  */
 import { performance } from 'node:perf_hooks';
-import type { Packet } from 'mqtt-packet';
 import { buildTemplate, stamp, writeDid, type PacketTemplate } from './payloads.js';
 import { wallUs, type BenchDevice, type FromGenerator, type GeneratorConfig, type GeneratorStats, type ToGenerator } from './protocol.js';
 import { WireClient } from './wire.js';
@@ -137,11 +136,9 @@ export class Generator {
       if (!this.running) { client.end(); return; }
       d.client = client;
       d.inflight = 0;
-      client.onPacket = (p: Packet) => {
-        if (p.cmd === 'puback') {
-          if (d.inflight > 0) d.inflight--;
-          this.stats.acked++;
-        }
+      client.onPuback = () => {
+        if (d.inflight > 0) d.inflight--;
+        this.stats.acked++;
       };
       client.onClose = () => {
         d.client = null;

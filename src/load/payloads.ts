@@ -150,8 +150,10 @@ function readInt(buf: Buffer, from: number): [number, number] {
   return i === start ? [NaN, i] : [n, i];
 }
 
-function after(buf: Buffer, key: string, from: number): number {
-  const at = buf.indexOf(key, from, 'latin1');
+const KEYS = { run: Buffer.from('"run":"'), dev: Buffer.from('"dev":'), seq: Buffer.from('"seq":'), t: Buffer.from('"t":') };
+
+function after(buf: Buffer, key: Buffer, from: number): number {
+  const at = buf.indexOf(key, from);
   return at < 0 ? -1 : at + key.length;
 }
 
@@ -162,18 +164,18 @@ function after(buf: Buffer, key: string, from: number): number {
 export function readBenchHeader(payload: Buffer): BenchHeader | null {
   const at = payload.lastIndexOf(MARK);
   if (at < 0) return null;
-  const r = after(payload, '"run":"', at);
+  const r = after(payload, KEYS.run, at);
   if (r < 0) return null;
   const rEnd = payload.indexOf(0x22, r);
   if (rEnd < 0) return null;
   const run = payload.toString('latin1', r, rEnd);
-  const d = after(payload, '"dev":', rEnd);
+  const d = after(payload, KEYS.dev, rEnd);
   if (d < 0) return null;
   const [dev, dEnd] = readInt(payload, d);
-  const s = after(payload, '"seq":', dEnd);
+  const s = after(payload, KEYS.seq, dEnd);
   if (s < 0) return null;
   const [seq, sEnd] = readInt(payload, s);
-  const tk = after(payload, '"t":', sEnd);
+  const tk = after(payload, KEYS.t, sEnd);
   if (tk < 0) return null;
   const [t] = readInt(payload, tk);
   if (!Number.isFinite(dev) || !Number.isFinite(seq) || !Number.isFinite(t)) return null;

@@ -8,7 +8,6 @@
  * - per-interval counts and p99 for the live view and the timeline.
  */
 import * as hdr from 'hdr-histogram-js';
-import type { Packet } from 'mqtt-packet';
 import { readBenchHeader } from './payloads.js';
 import { wallUs, type FromProbe, type LatencySummaryUs, type ProbeConfig, type ProbeStats, type ToProbe } from './protocol.js';
 import { WireClient } from './wire.js';
@@ -77,16 +76,15 @@ export class Probe {
     await c.subscribe(this.cfg.filters, this.cfg.qos);
     let acks: Buffer[] = [];
     let flush = false;
-    c.onPacket = (p: Packet) => {
-      if (p.cmd !== 'publish') return;
-      if (p.qos === 1 && p.messageId !== undefined) {
-        acks.push(Buffer.from([0x40, 0x02, p.messageId >> 8, p.messageId & 0xff]));
+    c.onPublish = (payload, qos, messageId) => {
+      if (qos === 1) {
+        acks.push(Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]));
         if (!flush) {
           flush = true;
           queueMicrotask(() => { flush = false; const b = Buffer.concat(acks); acks = []; c.write(b); });
         }
       }
-      this.onMessage(p.payload as Buffer);
+      this.onMessage(payload);
     };
     c.onClose = (err) => this.post({ type: 'fatal', error: `probe connection lost${err ? `: ${err.message}` : ''}` });
     this.reporter = setInterval(() => this.post({ type: 'stats', stats: this.stats(true) }), 1000);

@@ -77,20 +77,74 @@ export function openStream(t: WireTarget, timeoutMs: number): Promise<Duplex> {
 
 const PINGREQ = Buffer.from([0xc0, 0x00]);
 
-/** One MQTT session over a raw stream. Incoming packets go to `onPacket`. */
+/**
+ * One MQTT session over a raw stream. The hot packets are decoded inline, without allocating a
+ * packet object: PUBLISH goes to `onPublish` (when set) and PUBACK to `onPuback`. Everything else
+ * (and PUBLISH when `onPublish` is not set) goes through mqtt-packet's parser to `onPacket`.
+ */
 export class WireClient {
   onPacket: (p: Packet) => void = () => undefined;
+  onPublish: ((payload: Buffer, qos: number, messageId: number) => void) | null = null;
+  onPuback: ((messageId: number) => void) | null = null;
   onClose: (err: Error | null) => void = () => undefined;
   private closed = false;
   private ping: NodeJS.Timeout | null = null;
   private readonly parser = mqttPacket.parser({ protocolVersion: 4 });
+  private pending: Buffer | null = null;
 
   private constructor(readonly stream: Duplex) {
     this.parser.on('packet', (p: Packet) => this.onPacket(p));
     this.parser.on('error', (err: Error) => this.destroy(err));
-    stream.on('data', (b: Buffer) => this.parser.parse(b));
+    stream.on('data', (b: Buffer) => this.frames(b));
     stream.on('error', (err: Error) => this.finish(err));
     stream.on('close', () => this.finish(null));
+  }
+
+  /** Split the byte stream into MQTT frames; decode PUBLISH and PUBACK inline. */
+  private frames(chunk: Buffer): void {
+    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    let at = 0;
+    const n = buf.length;
+    while (at < n) {
+      if (n - at < 2) break;
+      const type = buf[at]! >> 4;
+      // Remaining length: 1 to 4 bytes, 7 bits each.
+      let len = 0;
+      let mul = 1;
+      let i = at + 1;
+      let complete = false;
+      for (let k = 0; k < 4 && i < n; k++, i++) {
+        const byte = buf[i]!;
+        len += (byte & 0x7f) * mul;
+        mul *= 128;
+        if ((byte & 0x80) === 0) { complete = true; i++; break; }
+      }
+      if (!complete) {
+        if (i - at > 4) { this.destroy(new Error('malformed remaining length from the broker')); return; }
+        break;
+      }
+      const end = i + len;
+      if (end > n) break;
+      if (type === 3 && this.onPublish) {
+        const qos = (buf[at]! >> 1) & 3;
+        const topicLen = (buf[i]! << 8) | buf[i + 1]!;
+        let p = i + 2 + topicLen;
+        let messageId = 0;
+        if (qos > 0) { messageId = (buf[p]! << 8) | buf[p + 1]!; p += 2; }
+        this.onPublish(buf.subarray(p, end), qos, messageId);
+      } else if (type === 4 && this.onPuback && len === 2) {
+        this.onPuback((buf[i]! << 8) | buf[i + 1]!);
+      } else {
+        this.parser.parse(buf.subarray(at, end));
+      }
+      if (this.closed) return;
+      at = end;
+    }
+    if (at < n) {
+      // Keep the partial frame (copied: the chunk's memory may be reused).
+      this.pending = Buffer.from(buf.subarray(at));
+    }
   }
 
   /** Connect and wait for CONNACK; rejects with the broker's return code when refused. */
