@@ -68,6 +68,12 @@ export function coalesceWrites(socket: Socket, softLimitBytes = 1 << 20): void {
     return socket.writableLength < softLimitBytes;
   } as Socket['write'];
 
+  // mqtt-packet corks the stream per packet and schedules an uncork on the next tick when the
+  // stream has cork(); with the writes already coalesced here that is a nextTick per delivered
+  // message for nothing, so this socket offers no cork() (nothing else corks a broker socket).
+  (socket as unknown as { cork?: () => void; uncork?: () => void }).cork = undefined;
+  (socket as unknown as { cork?: () => void; uncork?: () => void }).uncork = undefined;
+
   socket.end = function coalescedEnd(...args: unknown[]): Socket {
     flush();
     return end(...args);
