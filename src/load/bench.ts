@@ -109,7 +109,8 @@ function positiveInt(name: string, v: number | undefined, fallback: number, min 
   return x;
 }
 
-interface Running { worker: Worker; stats: GeneratorStats | null; connected: Promise<number>; stopped: Promise<GeneratorStats>; closed: Promise<void> }
+/** A generator worker: its latest stats, and its answers to come. */
+interface Running { worker: Worker; stats: GeneratorStats | null; connected: Promise<number>; stopped: Promise<GeneratorStats> | null }
 
 function onceFrom<T>(w: Worker, pick: (m: FromGenerator | FromProbe) => T | undefined, what: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -297,8 +298,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         worker, stats: null,
         connected: onceFrom(worker, (m) => (m.type === 'connected' ? (m as { seconds: number }).seconds : undefined), `generator ${w}`,
           30_000 + (rampPerSecond > 0 ? (devices / rampPerSecond) * 1000 : devices * 20)),
-        stopped: new Promise(() => undefined),
-        closed: new Promise(() => undefined),
+        stopped: null,
       };
       worker.on('message', (m: FromGenerator) => { if (m.type === 'stats' || m.type === 'connected' || m.type === 'stopped') run.stats = m.stats; });
       gens.push(run);
@@ -360,7 +360,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     let latencyUs: LatencySummaryUs | null;
     let finalProbe: ProbeStats;
     try {
-      finalGen = sumStats(await Promise.all(gens.map((g) => g.stopped)));
+      finalGen = sumStats(await Promise.all(gens.map((g) => g.stopped!)));
       eluEnd = { main: performance.eventLoopUtilization(), probe: probe.performance.eventLoopUtilization(), gens: gens.map((g) => g.worker.performance.eventLoopUtilization()) };
       // ---- drain: until everything measured arrived, nothing moved for 1 s, or drainMs.
       const drainUntil = performance.now() + drainMs;
