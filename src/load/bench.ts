@@ -300,6 +300,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
           30_000 + (rampPerSecond > 0 ? (devices / rampPerSecond) * 1000 : devices * 20)),
         stopped: null,
       };
+      run.connected.catch(() => undefined); // awaited below with the others; one failing must not leave the rest unhandled
       worker.on('message', (m: FromGenerator) => { if (m.type === 'stats' || m.type === 'connected' || m.type === 'stopped') run.stats = m.stats; });
       gens.push(run);
     }
@@ -336,6 +337,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     probe.postMessage({ type: 'window', fromUs, untilUs } satisfies ToProbe);
     for (const g of gens) {
       g.stopped = onceFrom(g.worker, (m) => (m.type === 'stopped' ? m.stats : undefined), 'generator', warmupMs + durationMs + 30_000);
+      g.stopped.catch(() => undefined);
       g.worker.postMessage({ type: 'go', measureFromUs: fromUs, measureUntilUs: untilUs } satisfies ToGenerator);
     }
     const timeline: TimelinePoint[] = [];
