@@ -438,9 +438,11 @@ async function loadOverload({ rate, seconds, devices }) {
     emitter: r.broker.emitter,
     heapUsedMaxBytes: r.broker.memory.heapUsedMaxBytes,
     rssMaxBytes: r.broker.memory.rssMaxBytes,
-    // Bounded memory: the heap's peak in the second half of the run is not above the first half's by much.
+    // Bounded memory: the heap saw-tooths with GC; neither its peaks nor its floors (after GC) climb from the first half to the second.
     heapMaxFirstHalfBytes: maxOf(heap.slice(0, half)),
     heapMaxSecondHalfBytes: maxOf(heap.slice(half)),
+    heapMinFirstHalfBytes: Math.min(...heap.slice(0, half)),
+    heapMinSecondHalfBytes: Math.min(...heap.slice(half)),
     utilization: r.utilization,
     timeline: r.timeline,
   };
