@@ -9,6 +9,7 @@
  * for stragglers, bounded) -> report.
  */
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -178,7 +179,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const warmupMs = o.warmupMs ?? DEFAULTS.warmupMs;
   if (!(durationMs > 0)) throw new BenchError('duration: must be positive');
   if (!(warmupMs >= 0)) throw new BenchError('warmup: must be zero or positive');
-  const workers = Math.min(devices, positiveInt('workers', o.workers, (await import('node:os')).availableParallelism() >= 4 ? 2 : 1));
+  const workers = Math.min(devices, positiveInt('workers', o.workers, availableParallelism() >= 4 ? 2 : 1));
   const eventShare = o.eventShare ?? DEFAULTS.eventShare;
   if (!(eventShare >= 0 && eventShare <= 1)) throw new BenchError(`event share must be within 0..1, got ${eventShare}`);
   const payloadSize = o.payloadSize ?? 0;
@@ -237,8 +238,6 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const b = embedded;
   const mqttUrl = b?.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : null;
   const wsUrl = b?.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : null;
-  o.onBroker?.({ url: targetUrl(target), mqttUrl, wsUrl, embedded: b !== null });
-
   const benchDevices: BenchDevice[] = [];
   for (let i = 0; i < devices; i++) {
     const did = benchDid(i);
@@ -265,6 +264,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     heapMax = Math.max(heapMax, m.heapUsed);
   };
   try {
+    o.onBroker?.({ url: targetUrl(target), mqttUrl, wsUrl, embedded: b !== null });
     // ---- probe
     const probeCfg: ProbeConfig = {
       target, clientId: `aiot-bench-probe-${runId}`, filters: o.replyTopic ? [o.replyTopic] : ['device/+/up/#'], qos, runId, devices,
