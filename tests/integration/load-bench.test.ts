@@ -70,8 +70,11 @@ describe('aiot-sim bench against the embedded broker', () => {
     }
   });
 
-  it('runs QoS 1 over MQTT-over-WebSocket with padded payloads and every PUBACK back', async () => {
-    const r = await runBench({ devices: 10, rate: 500, qos: 1, transport: 'ws', payloadSize: 600, durationMs: 1500, warmupMs: 300, models: ['xiaomi.airc.r24r00', 'mibx5.washer.v7'], eventShare: 0.5 });
+  it('runs QoS 1 over MQTT-over-WebSocket with padded payloads, a connection ramp and every PUBACK back', async () => {
+    const r = await runBench({ devices: 10, rate: 500, qos: 1, transport: 'ws', payloadSize: 600, durationMs: 1500, warmupMs: 300, models: ['xiaomi.airc.r24r00', 'mibx5.washer.v7'], eventShare: 0.5, rampPerSecond: 20 });
+    // The ramp starts device i at i/20 s: the last of 10 cannot connect before 0.45 s (a lower bound, not a speed claim).
+    expect(r.connections.connectSeconds).toBeGreaterThanOrEqual(0.44);
+    expect(r.config.rampPerSecond).toBe(20);
     expect(r.target.transport).toBe('ws');
     expect(r.target.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/mqtt$/);
     expect(r.config.payloadBytes.min).toBeGreaterThanOrEqual(600);
