@@ -8,7 +8,7 @@
  *
  * Environment knobs (for development; the defaults are the benchmark):
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
- *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, snapshots
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
  */
 import { fork, execFileSync } from 'node:child_process';
@@ -23,8 +23,8 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(HERE, '..');
 const REPS = Math.max(1, Number.parseInt(process.env.BENCH_REPS ?? '3', 10) || 3);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
-/** Whole-run budget: runs that would start after it are skipped (and listed in `problems`). monitorLoad adds about 90 s. */
-const BUDGET_MS = 600_000;
+/** Whole-run budget: runs that would start after it are skipped (and listed in `problems`). */
+const BUDGET_MS = 900_000;
 const T0 = now();
 
 const CONFIG = {
@@ -38,6 +38,8 @@ const CONFIG = {
   monitorLoad: { publishers: 1000, batch: 500, messages: 200_000, warmup: 10_000, monitors: 100, timeoutMs: 60_000 },
   /** Issue 7: a broker restart of N one-device homes; downMs: how long the unannounced restart stays down (wall clock). */
   faults: { homes: 3000, downMs: 1000 },
+  /** Issue 6: `aiot-sim bench` figures, the same generator against the embedded broker and Mosquitto. */
+  load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
 };
 
 /** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
@@ -322,6 +324,52 @@ async function faultRecovery() {
   };
 }
 
+/** Issue 6: max sustained rates (embedded vs Mosquitto), connect rate, memory per device, latency at half max, overload. */
+async function load() {
+  const c = CONFIG.load;
+  const search = async (target, qos) => {
+    log(`load: highest sustained rate, ${target}, QoS ${qos}`);
+    return runChild('loadSearch', { target, qos, devices: c.devices, start: c.searchStart, budgetMs: c.searchBudgetMs }, c.searchBudgetMs + 60_000);
+  };
+  const q0 = await search('embedded', 0);
+  const q1 = await search('embedded', 1);
+  const m0 = await search('mosquitto', 0);
+  const m1 = await search('mosquitto', 1);
+  const connect = await repeat('load connect', 'loadConnect', { devices: c.connectDevices }, REPS, 90_000);
+  const half = q0?.maxRate ? Math.round(q0.maxRate / 2) : null;
+  const latency = half ? await repeat('load latency at half max', 'loadLatency', { rate: half, qos: 0, devices: c.devices, seconds: c.latencySeconds }, REPS, 60_000) : [];
+  const overloadRate = q0?.maxRate ? q0.maxRate * 2 : null;
+  if (overloadRate) log(`load: overload, ${overloadRate} msg/s for ${c.overloadSeconds} s`);
+  const overload = overloadRate ? await runChild('loadOverload', { rate: overloadRate, seconds: c.overloadSeconds, devices: c.devices }, 120_000) : null;
+  const pct = (k) => ({ median: median(latency.map((r) => r[k])), runs: latency.map((r) => r[k]) });
+  const limit = (s) => (s?.firstFailure ? { atRate: s.firstFailure.rate, reason: s.firstFailure.reason, utilization: s.firstFailure.utilization, mosquittoCpu: s.firstFailure.mosquittoCpu ?? null } : null);
+  return {
+    what: 'aiot-sim bench: device connections in a generator worker thread, pre-serialised Mijia PUBLISHes at a token-bucket rate; '
+      + 'a probe worker subscribed to device/+/up/# measures latency from the send time in each payload and loss from per-device sequence numbers. '
+      + 'Highest sustained rate = highest rate with zero loss, >= 95 % of it sent, and latency not growing through the window, p99 <= 1 s (src/load/search.ts); one search per figure.',
+    devices: c.devices,
+    qos0MaxRate: q0?.maxRate ?? null,
+    qos1MaxRate: q1?.maxRate ?? null,
+    mosquittoQos0MaxRate: m0?.maxRate ?? null,
+    mosquittoQos1MaxRate: m1?.maxRate ?? null,
+    mosquittoVersion: m0?.mosquittoVersion ?? m1?.mosquittoVersion ?? null,
+    limitedBy: { qos0: limit(q0), qos1: limit(q1), mosquittoQos0: limit(m0), mosquittoQos1: limit(m1) },
+    connectRate: connect.length ? { unit: 'devices/s', devices: c.connectDevices, median: median(connect.map((r) => r.connectRate)), runs: connect.map((r) => r.connectRate) } : null,
+    heapBytesPerConnectedDevice: connect.length ? { median: median(connect.map((r) => r.heapBytesPerConnection)), runs: connect.map((r) => r.heapBytesPerConnection) } : null,
+    latencyAtHalfMax: half ? { rate: half, unit: 'ms', p50: pct('p50'), p90: pct('p90'), p99: pct('p99'), p999: pct('p999'), max: pct('max'), lost: latency.map((r) => r.lost) } : null,
+    overload: overload ? {
+      rate: overload.rate, seconds: overload.seconds, brokerStayedUp: overload.brokerStayedUp,
+      sentRate: overload.sentRate, receivedRate: overload.receivedRate,
+      notSent: overload.messages.notSent, lost: overload.messages.lost, shed: overload.shed, emitterWaited: overload.emitter.waited,
+      emitterMaxQueued: overload.emitter.maxQueued, heapUsedMaxBytes: overload.heapUsedMaxBytes, rssMaxBytes: overload.rssMaxBytes,
+      heapMaxFirstHalfBytes: overload.heapMaxFirstHalfBytes, heapMaxSecondHalfBytes: overload.heapMaxSecondHalfBytes,
+      heapMinFirstHalfBytes: overload.heapMinFirstHalfBytes, heapMinSecondHalfBytes: overload.heapMinSecondHalfBytes,
+      latencyMs: overload.latencyMs, utilization: overload.utilization,
+    } : null,
+    details: { searches: { qos0: q0, qos1: q1, mosquittoQos0: m0, mosquittoQos1: m1 }, connect, latency, overload },
+  };
+}
+
 // ------------------------------------------------------------------------------------------------
 
 function fdLimit() {
@@ -373,6 +421,7 @@ const STEPS = [
   ['monitor', 'monitorLoad', monitorLoad],
   ['snapshots', 'snapshots', snapshots],
   ['faults', 'faultRecovery', faultRecovery],
+  ['load', 'load', load],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
 const ON_REQUEST = new Set(['snapshots']);

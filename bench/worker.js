@@ -2,11 +2,15 @@
  * One benchmark measurement in a fresh process. Started by run.js with
  *   child_process.fork('bench/worker.js', [task, jsonArgs], { execArgv: ['--expose-gc'] })
  * and answers with one IPC message { ok: true, result } or { ok: false, error }.
- * Progress goes to stderr. Tasks: connect, memory, throughput, fast, monitorLoad, faults, snapshot.
+ * Progress goes to stderr. Tasks: connect, memory, throughput, fast, monitorLoad, faults, snapshot, loadSearch,
+ * loadLatency, loadConnect, loadOverload.
  */
-import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { fork, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect as netConnect } from 'node:net';
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MqttClient } from 'mqtt';
@@ -16,6 +20,8 @@ import { MonitorServer } from '../dist/monitor/server.js';
 import { PACKAGE_ROOT } from '../dist/paths.js';
 import { PlatformService } from '../dist/platform/service.js';
 import { Simulation } from '../dist/sim/simulation.js';
+import { runBench } from '../dist/load/bench.js';
+import { findMaxRate } from '../dist/load/search.js';
 import { fullGc, log, memory, now, round, sleep, tick, waitFor } from './common.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -337,6 +343,8 @@ async function snapshot({ scenario, seed, duration }) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// 5. load: `aiot-sim bench` figures (issue 6) - the same generator and probe against the embedded
+//    broker and against Mosquitto.
 
 // ------------------------------------------------------------------------------------------------
 // 5. monitorLoad: broker throughput (as in 3, QoS 0, with the platform observing) without and with
@@ -538,7 +546,143 @@ async function faults({ homes, downMs }) {
   };
 }
 
-const TASKS = { connect, memory: memoryTask, throughput, fast, monitorLoad, faults, snapshot };
+
+const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p)) ?? null;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/** Mosquitto on a free loopback port. Outgoing QoS 1 window and queue raised from the defaults (20, 1000), which drop QoS 1 at a few 10k msg/s; Aedes has no such window. */
+async function startMosquitto() {
+  if (!MOSQUITTO) throw new Error('mosquitto is not installed (Debian package "mosquitto")');
+  const dir = await mkdtemp(join(os.tmpdir(), 'aiot-bench-mosquitto-'));
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  await writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false',
+    'max_inflight_messages 1000', 'max_queued_messages 100000', ''].join('\n'));
+  const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const ok = await waitForAsync(() => new Promise((res) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); res(true); });
+    s.once('error', () => res(false));
+  }), 5000);
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await Promise.race([new Promise((r) => child.once('exit', r)), sleep(3000)]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  };
+  if (!ok) { await stop(); throw new Error('mosquitto did not start'); }
+  const version = await new Promise((res) => {
+    const v = spawn(MOSQUITTO, ['-h'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    v.stdout.on('data', (d) => { text += d; });
+    v.on('exit', () => res((/mosquitto version (\S+)/.exec(text) ?? [])[1] ?? null));
+  });
+  return { url: `mqtt://127.0.0.1:${port}`, pid: child.pid, version, stop };
+}
+
+async function waitForAsync(cond, maxMs) {
+  const until = now() + maxMs;
+  while (!(await cond())) {
+    if (now() > until) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
+  } catch {
+    return null;
+  }
+}
+
+function briefStep(s) {
+  return { ...s, loadAverage1m: round(os.loadavg()[0], 2) };
+}
+
+/** Highest sustained rate with zero loss (see src/load/search.ts) against `target`. */
+async function loadSearch({ target, qos, devices, start, budgetMs }) {
+  const mosq = target === 'mosquitto' ? await startMosquitto() : null;
+  try {
+    const load0 = os.loadavg()[0];
+    let cpu = mosq ? cpuSeconds(mosq.pid) : null;
+    let t = now();
+    const res = await findMaxRate({
+      base: { devices, qos, ...(mosq ? { broker: mosq.url } : {}) }, start, budgetMs,
+      onStep: (s) => {
+        const step = briefStep(s);
+        if (mosq) {
+          const c = cpuSeconds(mosq.pid);
+          step.mosquittoCpu = c === null || cpu === null ? null : round((c - cpu) / ((now() - t) / 1000), 3);
+          cpu = c;
+          t = now();
+        }
+        Object.assign(s, step);
+        log(`  ${target} qos${qos} ${s.rate} msg/s: ${s.sustained ? 'sustained' : `not sustained (${s.reason})`}, p99 ${s.p99Ms} ms, ` +
+          `utilisation broker ${s.utilization.broker ?? '-'} probe ${s.utilization.probe} generators ${s.utilization.generators.join('/')}` +
+          `${step.mosquittoCpu != null ? ` mosquitto cpu ${step.mosquittoCpu}` : ''}`);
+      },
+    });
+    return { target, qos, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1mAtStart: round(load0, 2), loadAverage1mAtEnd: round(os.loadavg()[0], 2), ...res };
+  } finally {
+    await mosq?.stop();
+  }
+}
+
+/** One bench at a fixed rate (latency at half the maximum). */
+async function loadLatency({ rate, qos, devices, seconds }) {
+  const r = await runBench({ devices, qos, rate, durationMs: seconds * 1000, warmupMs: 2000 });
+  return { rate, qos, devices, loadAverage1m: round(os.loadavg()[0], 2), ...r.latencyMs, sentRate: r.rate.sent, receivedRate: r.rate.received, lost: r.messages.lost, utilization: r.utilization };
+}
+
+/** Connect `devices` device sessions (TCP, as fast as possible) and weigh them on the broker's heap. */
+async function loadConnect({ devices }) {
+  const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1 });
+  const m = r.broker.memory;
+  return {
+    devices, connectRate: r.connections.connectRate, connectSeconds: r.connections.connectSeconds, slowestConnectMs: r.connections.slowestConnectMs,
+    failed: r.connections.failed, heapBytesPerConnection: m.heapBytesPerConnection, heapUsedBeforeBytes: m.heapUsedBeforeBytes, heapUsedConnectedBytes: m.heapUsedConnectedBytes,
+    loadAverage1m: round(os.loadavg()[0], 2),
+  };
+}
+
+/** The embedded broker at `rate` (twice its saturation) for `seconds`: survival, memory, shed and delayed. */
+async function loadOverload({ rate, seconds, devices }) {
+  const r = await runBench({ devices, qos: 0, rate, durationMs: seconds * 1000, warmupMs: 2000, drainMs: 5000 });
+  const heap = r.timeline.map((p) => p.brokerHeapBytes).filter((x) => typeof x === 'number');
+  const half = Math.floor(heap.length / 2);
+  const maxOf = (xs) => xs.reduce((a, b) => Math.max(a, b), 0);
+  return {
+    rate, seconds, devices, loadAverage1m: round(os.loadavg()[0], 2),
+    brokerStayedUp: r.broker.aliveAfter,
+    sentRate: r.rate.sent, receivedRate: r.rate.received,
+    messages: r.messages,
+    latencyMs: r.latencyMs,
+    shed: r.broker.overload,
+    emitter: r.broker.emitter,
+    heapUsedMaxBytes: r.broker.memory.heapUsedMaxBytes,
+    rssMaxBytes: r.broker.memory.rssMaxBytes,
+    // Bounded memory: the heap saw-tooths with GC; neither its peaks nor its floors (after GC) climb from the first half to the second.
+    heapMaxFirstHalfBytes: maxOf(heap.slice(0, half)),
+    heapMaxSecondHalfBytes: maxOf(heap.slice(half)),
+    heapMinFirstHalfBytes: Math.min(...heap.slice(0, half)),
+    heapMinSecondHalfBytes: Math.min(...heap.slice(half)),
+    utilization: r.utilization,
+    timeline: r.timeline,
+  };
+}
+
+const TASKS = { connect, memory: memoryTask, throughput, fast, monitorLoad, faults, snapshot, loadSearch, loadLatency, loadConnect, loadOverload };
 
 async function main() {
   const [task, rawArgs] = process.argv.slice(2);

@@ -36,3 +36,8 @@ export type {
   ServerFrame, ClientFrame, SnapshotFrame, StatsFrame, MessageFrame, DroppedFrame, SubscribedFrame, UnsubscribedFrame,
   PongFrame, ErrorFrame, SubscribeRequest, UnsubscribeRequest, PingRequest, MonitorStats,
 } from './monitor/protocol.js';
+export { runBench, BenchError, type BenchOptions, type BenchProgress } from './load/bench.js';
+export { findMaxRate, type SearchOptions, type SearchResult, type SearchStep } from './load/search.js';
+export { parseSlo, checkSlo, SloSyntaxError, type SloTerm, type SloCheck } from './load/slo.js';
+export type { BenchReport, TimelinePoint, LatencyMs } from './load/report.js';
+export type { OverloadOptions, OverloadStats } from './broker/overload.js';

@@ -22,7 +22,9 @@ import { AccessDirectory, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { DEFAULT_MAX_PACKET_SIZE, PacketFramer } from './packet-guard.js';
+import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { indexedMemoryPersistence } from './retained-index.js';
+import { coalesceWrites } from './write-batching.js';
 
 export type Transport = 'tcp' | 'ws' | 'in-process';
 
@@ -43,6 +45,8 @@ export interface BrokerOptions {
   maxPacketSize?: number;
   /** Close a connection whose socket stays unwritable this long (a frozen or too slow reader), ms. Default 60,000. */
   drainTimeoutMs?: number;
+  /** When to shed deliveries to subscribers that cannot keep up (overload.ts). Default: 1 MiB for QoS 0, 16 MiB for QoS 1. */
+  overload?: OverloadOptions;
 }
 
 export interface BrokerCounters {
@@ -85,6 +89,8 @@ interface AedesSettings { concurrency: number; drainTimeout: number }
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly access: AccessDirectory;
   readonly counters: BrokerCounters = { published: 0, delivered: 0, rejected: 0, rejectedConnects: 0, rejectedPackets: 0, restarts: 0 };
+  /** Sheds deliveries to subscribers that cannot keep up; `overload.stats` counts what was shed or delayed. */
+  readonly overload = new OverloadGuard();
   readonly rejectReasons = new Map<string, number>();
   mqttAddress: Address | null = null;
   wsAddress: Address | null = null;
@@ -134,6 +140,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const persistence = indexedMemoryPersistence();
     const { aedes, emitter } = await EmbeddedBroker.createAedes(persistence, settings);
     const broker = new EmbeddedBroker(aedes, emitter, access, persistence, settings, maxPacketSize);
+    if (opts.overload) broker.overload.configure(opts.overload);
     broker.installHooks();
     const host = opts.host ?? '127.0.0.1';
     try {
@@ -349,7 +356,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       }
       done(null, sub);
     };
-    aedes.authorizeForward = (_client, packet: AedesPublishPacket) => {
+    aedes.authorizeForward = (client, packet: AedesPublishPacket) => {
+      if (!this.overload.admit(client.conn, packet.qos)) return null;
       this.counters.delivered++;
       return packet;
     };
@@ -386,6 +394,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         socket.destroy();
         return;
       }
+      coalesceWrites(socket);
       this.handle(socket, 'tcp');
     });
     this.tcp = server;

@@ -27,6 +27,8 @@ export interface FloodSafeEmitterStats {
   queued: number;
   /** Highest queue length seen. */
   maxQueued: number;
+  /** Messages that had to wait for a delivery slot, since the start. */
+  waited: number;
 }
 
 export class FloodSafeEmitter {
@@ -38,6 +40,7 @@ export class FloodSafeEmitter {
   private draining = false;
   private closed = false;
   maxQueued = 0;
+  waited = 0;
 
   /** @param concurrency messages delivered at once before the rest wait (default 100, as Aedes). */
   constructor(concurrency = 100) {
@@ -64,6 +67,7 @@ export class FloodSafeEmitter {
     if (this.current < this.limit && this.queued === 0) this.start(packet, done);
     else {
       this.queue.push(packet, done);
+      this.waited++;
       if (this.queued > this.maxQueued) this.maxQueued = this.queued;
       this.drain();
     }
@@ -77,7 +81,7 @@ export class FloodSafeEmitter {
   }
 
   get queued(): number { return (this.queue.length - this.head) / 2; }
-  get stats(): FloodSafeEmitterStats { return { inFlight: this.current, queued: this.queued, maxQueued: this.maxQueued }; }
+  get stats(): FloodSafeEmitterStats { return { inFlight: this.current, queued: this.queued, maxQueued: this.maxQueued, waited: this.waited }; }
 
   private start(packet: MqPacket, done: Done): void {
     this.current++;

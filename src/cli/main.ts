@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
 import { checkScenario } from '../sim/scenario.js';
 import { Simulation, type SimulationOptions } from '../sim/simulation.js';
+import { bench } from './bench.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
 
@@ -20,6 +21,7 @@ const USAGE = `aiot-sim: a smart-home AIoT simulator (Mijia / MIoT devices on an
 Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
   aiot-sim serve [options]            broker, platform and live monitor, no devices (serve --help)
+  aiot-sim bench [options]            load-test a broker and its consumers (aiot-sim bench --help)
   aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
   aiot-sim validate FILE...           check scenario and device files; every problem at once
   aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
@@ -81,6 +83,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await run(rest, out, err);
       case 'serve':
         return await serve(rest, out, err, port, (m) => new UsageError(m));
+      case 'bench':
+        return await bench(rest, out, err);
       case 'devices':
         return await devices(rest, out);
       case 'validate':

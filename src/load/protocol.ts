@@ -1,0 +1,113 @@
+/** Messages between the bench orchestrator and its generator and probe worker threads. */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { MessageShape } from './payloads.js';
+import type { WireTarget } from './wire.js';
+import { PACKAGE_ROOT } from '../paths.js';
+
+export interface BenchDevice { index: number; did: string; model: string; username?: string; password?: string }
+
+export interface GeneratorConfig {
+  target: WireTarget;
+  devices: BenchDevice[];
+  /** Message shapes per model name. */
+  shapes: Record<string, { properties: MessageShape[]; events: MessageShape[] }>;
+  /** Share of event_occured messages (0..1) for models that have events. */
+  eventShare: number;
+  qos: 0 | 1;
+  /** This worker's share of the message rate, messages/s. */
+  ratePerSecond: number;
+  /** This worker's share of the connection ramp, connections/s; 0 = as fast as possible. */
+  rampPerSecond: number;
+  payloadSize: number;
+  runId: string;
+  reconnectJitterMs: number;
+  /** Unacknowledged QoS 1 PUBLISHes allowed per connection. */
+  inflight: number;
+  /** A connection with more than this many bytes waiting to be written gets no new messages. */
+  maxBufferedBytes: number;
+  seed: number;
+  keepalive: number;
+}
+
+export interface GeneratorStats {
+  /** PUBLISH packets written. */
+  sent: number;
+  /** Of those, sent inside the measured window. */
+  sentMeasured: number;
+  /** Messages the rate asked for but not written: the connection was backed up or offline, or the QoS 1 window was full. */
+  notSent: number;
+  connectOk: number;
+  connectFailed: number;
+  /** Connections lost while running (each one is reconnected after the jitter). */
+  disconnects: number;
+  connected: number;
+  acked: number;
+  inflight: number;
+  /** Slowest CONNECT -> CONNACK, ms. */
+  connectMaxMs: number;
+  connectErrors: Record<string, number>;
+}
+
+export type ToGenerator =
+  | { type: 'go'; measureFromUs: number; measureUntilUs: number }
+  | { type: 'close' };
+
+export type FromGenerator =
+  | { type: 'connected'; stats: GeneratorStats; seconds: number }
+  | { type: 'stats'; stats: GeneratorStats }
+  | { type: 'stopped'; stats: GeneratorStats }
+  | { type: 'closed' }
+  | { type: 'fatal'; error: string };
+
+export interface ProbeConfig {
+  target: WireTarget;
+  username?: string;
+  password?: string;
+  clientId: string;
+  filters: string[];
+  qos: 0 | 1;
+  runId: string;
+  devices: number;
+}
+
+export interface LatencySummaryUs { count: number; p50: number; p90: number; p99: number; p999: number; max: number; mean: number }
+
+export interface ProbeStats {
+  /** Unique bench messages of this run received from the measured window. */
+  received: number;
+  /** Every bench message of this run received (warm-up included, duplicates included). */
+  receivedAll: number;
+  duplicates: number;
+  /** Messages on the subscribed filters without this run's bench header. */
+  foreign: number;
+  /** Latency samples below zero (clock skew); recorded as 0. */
+  negative: number;
+  /** Bench messages received since the previous stats message (warm-up included) and their p99 latency, µs. */
+  interval: { received: number; p99Us: number | null };
+}
+
+export type ToProbe =
+  | { type: 'window'; fromUs: number; untilUs: number }
+  | { type: 'finish' };
+
+export type FromProbe =
+  | { type: 'ready' }
+  | { type: 'stats'; stats: ProbeStats }
+  | { type: 'finished'; stats: ProbeStats; latencyUs: LatencySummaryUs | null }
+  | { type: 'fatal'; error: string };
+
+/** The compiled worker script (workers run JavaScript: from src/ under vitest, use the build in dist/). */
+export function workerScript(name: 'generator-worker' | 'probe-worker'): URL {
+  const here = new URL(`./${name}.js`, import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  const built = join(PACKAGE_ROOT, 'dist', 'load', `${name}.js`);
+  if (!existsSync(built)) throw new Error(`${built} is missing: build first (npm run build)`);
+  return new URL(`file://${built}`);
+}
+
+/** Wall-clock time in microseconds since the epoch (shared by every thread of the machine). */
+export function wallUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}

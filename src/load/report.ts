@@ -1,0 +1,127 @@
+/**
+ * The bench report (JSON, `version: 1`; field names are a contract, documented in the README's
+ * "Load-testing your consumer" section) and its Markdown rendering.
+ */
+import type { OverloadStats } from '../broker/overload.js';
+import type { SloCheck } from './slo.js';
+
+export interface LatencyMs { count: number; p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number | null; mean: number | null }
+
+export interface TimelinePoint {
+  /** Index of the (about one-second) interval since traffic started, warm-up included; the last point covers the rest, up to the end of the drain. */
+  second: number;
+  /** Messages written by the generators in this second. */
+  sent: number;
+  /** Bench messages received by the probe in this second. */
+  received: number;
+  /** p99 latency of this second's messages, ms (null: none arrived). */
+  p99Ms: number | null;
+  /** Device connections up at the end of this second. */
+  connected: number;
+  /** Embedded broker: heap used by its thread (the main thread) at the end of this second, bytes; null otherwise. */
+  brokerHeapBytes: number | null;
+}
+
+export interface BenchReport {
+  tool: 'aiot-sim bench';
+  version: 1;
+  startedAt: string;
+  wallSeconds: number;
+  target: { broker: 'embedded' | 'external'; url: string; transport: 'tcp' | 'ws' };
+  config: {
+    devices: number; workers: number; qos: 0 | 1;
+    /** Target message rate, all devices together, msg/s. */
+    rate: number; ratePerDevice: number;
+    durationSeconds: number; warmupSeconds: number;
+    /** Connections per second while connecting (0: as fast as possible). */
+    rampPerSecond: number;
+    /** Minimum payload size in bytes (0: natural size). */
+    payloadSize: number; payloadBytes: { min: number; max: number };
+    eventShare: number; models: string[]; reconnectJitterMs: number;
+    /** "broker": device -> broker -> probe. "round-trip": device -> broker -> consumer -> reply topic -> probe. */
+    measure: 'broker' | 'round-trip';
+    replyTopic: string | null;
+  };
+  connections: {
+    devices: number;
+    /** Successful CONNECTs (reconnects included). */
+    succeeded: number;
+    /** Failed CONNECT attempts (refused, timed out, no route). */
+    failed: number;
+    /** Connections lost while running. */
+    disconnects: number;
+    /** Seconds until every device had tried once, and devices connected per second over it. */
+    connectSeconds: number; connectRate: number;
+    slowestConnectMs: number;
+    errors: Record<string, number>;
+  };
+  /** Messages of the measured window (sent after the warm-up, before the end). */
+  messages: {
+    sent: number; received: number; lost: number; duplicates: number;
+    /** lost / sent (null when nothing was sent). */
+    lossRatio: number | null;
+    /** Messages the rate asked for that a generator could not write (connection backed up or down, QoS 1 window full). */
+    notSent: number;
+    /** QoS 1: PUBACKs the generators received (whole run). */
+    acked: number;
+  };
+  /** msg/s over the measured window. */
+  rate: { target: number; sent: number; received: number };
+  latencyMs: LatencyMs;
+  timeline: TimelinePoint[];
+  /** Embedded broker only (null against an external broker). */
+  broker: null | {
+    published: number; delivered: number; rejected: number;
+    overload: OverloadStats;
+    emitter: { maxQueued: number; waited: number };
+    memory: {
+      /** Main-thread heap (the broker's) before devices connected and with all connected, bytes. */
+      heapUsedBeforeBytes: number; heapUsedConnectedBytes: number; heapBytesPerConnection: number;
+      heapUsedMaxBytes: number; rssMaxBytes: number;
+    };
+    /** A fresh client could connect after the run. */
+    aliveAfter: boolean;
+  };
+  probe: { foreign: number; negativeLatencies: number };
+  /**
+   * Event-loop utilisation (0..1) of each thread from the start of traffic until the generators
+   * stopped: the embedded broker's thread (null for an external broker), the probe, each generator.
+   * A thread near 1 is saturated and is what limits the rate.
+   */
+  utilization: { broker: number | null; probe: number; generators: number[] };
+  slo: null | { passed: boolean; checks: SloCheck[] };
+}
+
+const num = (x: number | null, d = 2): string => (x === null ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: d }));
+
+/** The report as a Markdown summary (two tables). */
+export function toMarkdown(r: BenchReport): string {
+  const c = r.config;
+  const lines = [
+    `## aiot-sim bench: ${c.devices} devices, QoS ${c.qos}, ${num(c.rate, 0)} msg/s target, ${c.durationSeconds} s against ${r.target.broker} ${r.target.url}`,
+    '',
+    '| figure | value |',
+    '|---|---|',
+    `| measured | ${c.measure === 'round-trip' ? `round trip through the consumer (reply topic \`${c.replyTopic ?? ''}\`)` : 'device -> broker -> probe'} |`,
+    `| rate sent / received (msg/s) | ${num(r.rate.sent, 0)} / ${num(r.rate.received, 0)} |`,
+    `| messages sent / received | ${num(r.messages.sent, 0)} / ${num(r.messages.received, 0)} |`,
+    `| lost / duplicates | ${num(r.messages.lost, 0)} (${r.messages.lossRatio === null ? '-' : `${num(r.messages.lossRatio * 100, 3)} %`}) / ${num(r.messages.duplicates, 0)} |`,
+    `| not sent (backpressure) | ${num(r.messages.notSent, 0)} |`,
+    `| connections ok / failed / dropped | ${r.connections.succeeded} / ${r.connections.failed} / ${r.connections.disconnects} |`,
+    `| connect rate | ${num(r.connections.connectRate, 0)} /s |`,
+  ];
+  if (r.broker) {
+    const o = r.broker.overload;
+    lines.push(`| broker shed QoS 0 / QoS 1, delayed QoS 1 | ${o.shedQos0} / ${o.shedQos1}, ${o.delayedQos1} |`);
+    lines.push(`| broker heap per connection | ${num(r.broker.memory.heapBytesPerConnection, 0)} B |`);
+    lines.push(`| broker peak RSS | ${num(r.broker.memory.rssMaxBytes / 2 ** 20, 1)} MiB |`);
+  }
+  const l = r.latencyMs;
+  lines.push('', '| latency (ms) | p50 | p90 | p99 | p99.9 | max | samples |', '|---|---|---|---|---|---|---|',
+    `| ${c.measure === 'round-trip' ? 'round trip' : 'publish -> receive'} | ${num(l.p50, 3)} | ${num(l.p90, 3)} | ${num(l.p99, 3)} | ${num(l.p999, 3)} | ${num(l.max, 3)} | ${l.count} |`);
+  if (r.slo) {
+    lines.push('', '| SLO | measured | result |', '|---|---|---|');
+    for (const ch of r.slo.checks) lines.push(`| \`${ch.term}\` | ${num(ch.actual, 3)} | ${ch.passed ? 'pass' : '**FAIL**'} |`);
+  }
+  return lines.join('\n') + '\n';
+}
