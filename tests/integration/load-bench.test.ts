@@ -13,7 +13,7 @@ import { runBench } from '../../src/load/bench.js';
 import type { BenchReport } from '../../src/load/report.js';
 import { benchDid } from '../../src/load/payloads.js';
 import { assertBuilt, runCli } from '../helpers/cli.js';
-import { startMosquitto, type Mosquitto } from '../helpers/load-mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 
 beforeAll(() => assertBuilt()); // worker threads run the compiled dist/load/*.js
 
