@@ -34,7 +34,7 @@ export {
 } from './monitor/index.js';
 export type {
   ServerFrame, ClientFrame, SnapshotFrame, StatsFrame, MessageFrame, DroppedFrame, SubscribedFrame, UnsubscribedFrame,
-  PongFrame, ErrorFrame, SubscribeRequest, UnsubscribeRequest, PingRequest, MonitorStats,
+  PongFrame, ErrorFrame, FaultFrame, SubscribeRequest, UnsubscribeRequest, PingRequest, MonitorStats,
 } from './monitor/protocol.js';
 export { runBench, BenchError, type BenchOptions, type BenchProgress } from './load/bench.js';
 export { findMaxRate, type SearchOptions, type SearchResult, type SearchStep } from './load/search.js';

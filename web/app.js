@@ -96,6 +96,9 @@ function showStats(s) {
   $('clients').textContent = fmt(s.clients);
   $('published').textContent = fmt(s.messages.published);
   $('rejected').textContent = fmt(s.messages.rejected);
+  const faults = s.faults ?? [];
+  const running = faults.filter((f) => Date.parse(f.from) <= s.virtualTime && s.virtualTime < Date.parse(f.to)).length;
+  $('faults').textContent = faults.length ? `${running} / ${faults.length}` : '0';
   $('rate').textContent = fmt(s.rates.publishedPerSecond);
   $('dau').textContent = fmt(s.activeUsers.dau);
   $('mau').textContent = fmt(s.activeUsers.mau);
@@ -157,6 +160,7 @@ function connect(attempt = 0) {
       case 'dropped': feedLine($('feed'), 'dropped', [[`${fmt(f.count)} messages dropped (too fast for this page; ${fmt(f.total)} in all)`]]); break;
       case 'subscribed': $('feed-info').className = 'hint'; $('feed-info').textContent = `tapping ${f.topics.join(', ')}`; break;
       case 'error': $('feed-info').className = 'hint error'; $('feed-info').textContent = f.message; break;
+      case 'fault': feedLine($('feed'), 'fault', [[vtime(f.ts), 'time'], [`fault ${f.record.type} ${f.phase === 'start' ? 'starts' : 'ends'}`], [`${fmt(f.record.sessions)} sessions${f.record.region ? `, region ${f.record.region}` : ''}`]]); break;
       default: break;
     }
   };

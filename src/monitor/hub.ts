@@ -13,7 +13,8 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { safeEqual } from '../broker/access.js';
 import { logger } from '../log.js';
 import type { MonitorMetrics } from './metrics.js';
-import type { ErrorFrame, MonitorStats, ServerFrame, SnapshotFrame } from './protocol.js';
+import type { FaultRecord } from '../sim/faults.js';
+import type { ErrorFrame, FaultFrame, MonitorStats, ServerFrame, SnapshotFrame } from './protocol.js';
 import type { MonitoredBroker, MonitoredPlatform } from './source.js';
 import { FilterIndex, filterProblem } from './topic-filter.js';
 
@@ -38,6 +39,8 @@ export interface HubOptions {
   maxClients?: number;
   /** The virtual clock, when there is a simulation. */
   virtualTime?: () => number | null;
+  /** The scenario's fault records so far, when there is a simulation. */
+  faults?: () => FaultRecord[];
 }
 
 /** What the hub knows about one client (for tests, benchmarks and /api). */
@@ -172,7 +175,7 @@ export class MonitorHub {
   private readonly pending = new Set<MonitorClient>();
   private flushTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private readonly opts: Required<Omit<HubOptions, 'virtualTime'>> & Pick<HubOptions, 'virtualTime'>;
+  private readonly opts: Required<Omit<HubOptions, 'virtualTime' | 'faults'>> & Pick<HubOptions, 'virtualTime' | 'faults'>;
   private readonly onMessage = (topic: string, payload: Buffer): void => this.tap(topic, payload);
   private closed = false;
 
@@ -192,6 +195,7 @@ export class MonitorHub {
       heartbeatMs: opts.heartbeatMs ?? 30_000,
       maxClients: opts.maxClients ?? 500,
       virtualTime: opts.virtualTime,
+      faults: opts.faults,
     };
     this.maxQueue = this.opts.maxQueue;
     this.maxBufferedBytes = this.opts.maxBufferedBytes;
@@ -308,7 +312,15 @@ export class MonitorHub {
       activeUsers: s.activeUsers,
       dailyActiveDevices: s.dailyActiveDevices,
       monitors: this.clients.size,
+      faults: this.opts.faults?.() ?? [],
     };
+  }
+
+  /** Tell every client a fault started or ended (a small, rare frame: sent like stats, never queued). */
+  announceFault(frame: FaultFrame): void {
+    if (this.closed) return;
+    const text = JSON.stringify(frame);
+    for (const c of this.clients) c.trySend(text, this.maxBufferedBytes);
   }
 
   /**

@@ -4,10 +4,12 @@
  *
  * Server -> client: `snapshot` first, then `stats` every interval; `message` for each tapped
  * device message; `dropped` when this client's queue overflowed; `subscribed` / `unsubscribed`
- * acknowledgements; `error` for a frame the server could not use; `pong` for an application ping.
+ * acknowledgements; `error` for a frame the server could not use; `pong` for an application ping;
+ * `fault` when a scenario fault starts or ends.
  * Client -> server: `subscribe` / `unsubscribe` with MQTT topic filters, and `ping`.
  */
 import type { PlatformSnapshot } from '../platform/service.js';
+import type { FaultRecord } from '../sim/faults.js';
 
 /** Broker and platform figures at one instant (the `stats` frame, also inside `snapshot`). */
 export interface MonitorStats {
@@ -29,6 +31,8 @@ export interface MonitorStats {
   dailyActiveDevices: number;
   /** WebSocket monitors connected to this server. */
   monitors: number;
+  /** The scenario's faults so far (simulations only; empty otherwise), as in the run report. */
+  faults: FaultRecord[];
 }
 
 export interface SnapshotFrame {
@@ -70,8 +74,19 @@ export interface ErrorFrame {
   message: string;
 }
 
+/** A scenario fault starting or ending (simulations only); `record` is the report's fault record so far. */
+export interface FaultFrame {
+  type: 'fault';
+  phase: 'start' | 'end';
+  /** Index of the fault in the scenario's `faults`. */
+  index: number;
+  /** Virtual time (epoch ms). */
+  ts: number;
+  record: FaultRecord;
+}
+
 export type ServerFrame =
-  | SnapshotFrame | StatsFrame | MessageFrame | DroppedFrame | SubscribedFrame | UnsubscribedFrame | PongFrame | ErrorFrame;
+  | SnapshotFrame | StatsFrame | MessageFrame | DroppedFrame | SubscribedFrame | UnsubscribedFrame | PongFrame | ErrorFrame | FaultFrame;
 
 export interface SubscribeRequest { type: 'subscribe'; topics: string[] }
 export interface UnsubscribeRequest { type: 'unsubscribe'; topics: string[] }

@@ -49,6 +49,7 @@ export class MonitorServer {
   private readonly assets = new Assets();
   private readonly probe: DeliveryProbe | null;
   private stopping: Promise<void> | null = null;
+  private readonly stopHooks: Array<() => void> = [];
 
   private constructor(private readonly opts: MonitorOptions) {
     let hub: MonitorHub | null = null;
@@ -114,8 +115,14 @@ export class MonitorServer {
     return `${this.url}?token=${encodeURIComponent(this.opts.token)}`;
   }
 
+  /** Run `fn` when the server stops (to remove listeners it was given). */
+  onStop(fn: () => void): void {
+    this.stopHooks.push(fn);
+  }
+
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      for (const fn of this.stopHooks.splice(0)) fn();
       await this.probe?.stop();
       await this.hub.close();
       await new Promise<void>((resolve) => {

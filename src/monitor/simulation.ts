@@ -1,4 +1,5 @@
 /** A monitor for a running `Simulation`: its broker, platform, devices and virtual clock, its operator token. */
+import type { FaultNotice } from '../sim/faults.js';
 import type { Simulation } from '../sim/simulation.js';
 import { MonitorServer, type MonitorOptions } from './server.js';
 import { simulationCommander } from './source.js';
@@ -9,8 +10,8 @@ export type SimulationMonitorOptions = Omit<MonitorOptions, 'broker' | 'platform
 };
 
 /** Start a monitor on a started simulation. Stop it before (or after) the simulation; it never stops the simulation. */
-export function monitorSimulation(sim: Simulation, opts: SimulationMonitorOptions = {}): Promise<MonitorServer> {
-  return MonitorServer.start({
+export async function monitorSimulation(sim: Simulation, opts: SimulationMonitorOptions = {}): Promise<MonitorServer> {
+  const server = await MonitorServer.start({
     title: sim.scenario.name,
     ...opts,
     token: opts.token ?? sim.operatorToken,
@@ -18,5 +19,11 @@ export function monitorSimulation(sim: Simulation, opts: SimulationMonitorOption
     platform: sim.platform,
     devices: simulationCommander(sim),
     virtualTime: () => sim.scheduler.now(),
+    faults: () => sim.faults.records,
   });
+  // Faults as they start and end; the listener goes with the server.
+  const onFault = (n: FaultNotice): void => server.hub.announceFault({ type: 'fault', ...n });
+  sim.faults.on('fault', onFault);
+  server.onStop(() => sim.faults.off('fault', onFault));
+  return server;
 }
