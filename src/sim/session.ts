@@ -143,11 +143,7 @@ export class DeviceSession {
     this.client = null;
     this.detachAll();
     // A clean DISCONNECT after the offline states; never wait long on a connection that is gone.
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
-    await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
-    clearTimeout(timer);
-    if (!client.disconnected) client.end(true);
+    await disconnect(client, true);
     this.writeOff();
   }
 
@@ -269,13 +265,7 @@ export class DeviceSession {
     this.clearRetry();
     this.connected = false;
     this.detachAll();
-    if (wasConnected) {
-      let timer: NodeJS.Timeout | undefined;
-      const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
-      await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
-      clearTimeout(timer);
-    }
-    if (!client.disconnected) client.end(true);
+    await disconnect(client, wasConnected);
     this.writeOff();
   }
 
@@ -353,4 +343,15 @@ export class DeviceSession {
       if (this.pending.delete(id)) inflight.count--;
     });
   }
+}
+
+/** Send DISCONNECT (when `clean`) and wait for it at most 3 s; then make sure the connection is closed. */
+async function disconnect(client: MqttClient, clean: boolean): Promise<void> {
+  if (clean) {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
+    await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
+    clearTimeout(timer);
+  }
+  if (!client.disconnected) client.end(true);
 }

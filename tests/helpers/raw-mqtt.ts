@@ -18,6 +18,19 @@ export interface RawClient {
   destroy(): void;
 }
 
+/** A fixed header announcing `length` bytes of body (Remaining Length as a varint), for hand-made packets. */
+export function fixedHeader(first: number, length: number): Buffer {
+  const out = [first];
+  let n = length;
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
 export function encode(packet: Packet): Buffer {
   return mqttPacket.generate(packet);
 }

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_PACKET_SIZE } from '../../src/broker/packet-guard.js';
 import { PlatformService } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
 import { connectInProcess, until } from '../helpers/mqtt.js';
+import { fixedHeader } from '../helpers/raw-mqtt.js';
 
 /** Cases per property; FUZZ_RUNS scales them (e.g. FUZZ_RUNS=10 for a long local run), FUZZ_SEED picks other cases. */
 const SCALE = Math.max(1, Number(process.env['FUZZ_RUNS'] ?? 1));
@@ -79,24 +80,12 @@ const VALID = [
   gen({ cmd: 'pingreq' }),
   gen({ cmd: 'puback', messageId: 9 }),
 ];
-/** A fixed header announcing `length` bytes of body (Remaining Length as a varint). */
-function header(first: number, length: number): Buffer {
-  const out = [first];
-  let n = length;
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 const badPackets = fc.oneof(
   { arbitrary: fc.uint8Array({ minLength: 1, maxLength: 400 }), weight: 4 },
   { arbitrary: fc.tuple(fc.constantFrom(...VALID), fc.nat()).map(([p, n]) => p.subarray(0, n % p.length)), weight: 3 },
   { arbitrary: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.concat([CONNECT, b])), weight: 3 },
-  { arbitrary: fc.tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: DEFAULT_MAX_PACKET_SIZE, max: 268_435_455 })).map(([t, len]) => Buffer.concat([CONNECT, header(t << 4, len)])), weight: 1 },
+  { arbitrary: fc.tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: DEFAULT_MAX_PACKET_SIZE, max: 268_435_455 })).map(([t, len]) => Buffer.concat([CONNECT, fixedHeader(t << 4, len)])), weight: 1 },
   { arbitrary: fc.integer({ min: 1000, max: 65_000 }).map((len) => Buffer.concat([CONNECT, gen({ cmd: 'publish', topic: `device/${'x'.repeat(len)}`, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false })])), weight: 1 },
   { arbitrary: fc.constant(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])), weight: 1 },
 );
@@ -104,7 +93,7 @@ const badPackets = fc.oneof(
 describe('fuzz: malformed MQTT packets over TCP', () => {
   it('a packet above the maximum size closes the connection at once and is counted', async () => {
     const before = sim.broker.rejectReasons.get('bad packet: packet too large') ?? 0;
-    await sendRaw(header(0x10, 100 * 1024 * 1024), false);
+    await sendRaw(fixedHeader(0x10, 100 * 1024 * 1024), false);
     expect(sim.broker.rejectReasons.get('bad packet: packet too large')).toBe(before + 1);
   });
 

@@ -8,6 +8,7 @@ import { OnlineHistory } from '../../src/platform/history.js';
 import { Backoff } from '../../src/sim/backoff.js';
 import { Rng } from '../../src/sim/rng.js';
 import { checkScenario } from '../../src/sim/scenario.js';
+import { fixedHeader } from '../helpers/raw-mqtt.js';
 
 describe('Backoff', () => {
   const policy = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 'full' as const };
@@ -83,17 +84,7 @@ describe('OnlineHistory', () => {
 });
 
 describe('PacketFramer', () => {
-  const header = (first: number, length: number): number[] => {
-    const out = [first];
-    let n = length;
-    do {
-      let b = n % 128;
-      n = Math.floor(n / 128);
-      if (n > 0) b |= 0x80;
-      out.push(b);
-    } while (n > 0);
-    return out;
-  };
+  const header = (first: number, length: number): number[] => [...fixedHeader(first, length)];
 
   it('follows packets across chunks and refuses one above the limit, keeping the packets before it', () => {
     const f = new PacketFramer(1000);
