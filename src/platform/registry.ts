@@ -28,8 +28,30 @@ export interface ConnectionCounts {
   byTransport: Record<string, number>;
 }
 
+/** Online counts by one dimension, kept up to date as devices come and go. */
+class Tally {
+  private readonly n = new Map<string, number>();
+  inc(k: string): void { this.n.set(k, (this.n.get(k) ?? 0) + 1); }
+  dec(k: string): void {
+    const v = (this.n.get(k) ?? 0) - 1;
+    if (v > 0) this.n.set(k, v);
+    else this.n.delete(k);
+  }
+  /** The counts as a plain object, keys sorted. */
+  record(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const k of [...this.n.keys()].sort()) out[k] = this.n.get(k)!;
+    return out;
+  }
+}
+
 export class ConnectionRegistry {
   private readonly online = new Map<string, Entry>();
+  // Snapshots come every few virtual minutes: counting 10^4-10^5 entries each time showed in profiles.
+  private readonly byCategory = new Tally();
+  private readonly byModel = new Tally();
+  private readonly byRegion = new Tally();
+  private readonly byTransport = new Tally();
   private readonly sessionTransport = new Map<string, string>();
   private readonly sessionConn = new Map<string, number>();
   private readonly childrenOf = new Map<string, Set<string>>();
@@ -73,35 +95,43 @@ export class ConnectionRegistry {
       if (!set) this.childrenOf.set(parent, (set = new Set()));
       set.add(did);
     }
+    this.remove(did);
     this.online.set(did, entry);
+    this.tally(entry, 1);
   }
 
   /** A device went offline (its own message, a last will, or its session ended). */
   markOffline(did: string): void {
-    this.online.delete(did);
+    this.remove(did);
     const kids = this.childrenOf.get(did);
     if (kids) {
-      for (const k of kids) this.online.delete(k);
+      for (const k of kids) this.remove(k);
       this.childrenOf.delete(did);
     }
   }
 
   counts(): ConnectionCounts {
-    const c: ConnectionCounts = { online: this.online.size, byCategory: {}, byModel: {}, byRegion: {}, byTransport: {} };
-    const inc = (m: Record<string, number>, k: string): void => { m[k] = (m[k] ?? 0) + 1; };
-    for (const e of this.online.values()) {
-      inc(c.byCategory, e.facts.category);
-      inc(c.byModel, e.facts.model);
-      inc(c.byRegion, e.facts.region);
-      inc(c.byTransport, e.transport);
-    }
-    for (const m of [c.byCategory, c.byModel, c.byRegion, c.byTransport]) sortKeys(m);
-    return c;
+    return {
+      online: this.online.size,
+      byCategory: this.byCategory.record(),
+      byModel: this.byModel.record(),
+      byRegion: this.byRegion.record(),
+      byTransport: this.byTransport.record(),
+    };
   }
-}
 
-function sortKeys(m: Record<string, number>): void {
-  const entries = Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1));
-  for (const k of Object.keys(m)) delete m[k];
-  for (const [k, v] of entries) m[k] = v;
+  private remove(did: string): void {
+    const e = this.online.get(did);
+    if (!e) return;
+    this.online.delete(did);
+    this.tally(e, -1);
+  }
+
+  private tally(e: Entry, sign: 1 | -1): void {
+    const op = sign > 0 ? 'inc' : 'dec';
+    this.byCategory[op](e.facts.category);
+    this.byModel[op](e.facts.model);
+    this.byRegion[op](e.facts.region);
+    this.byTransport[op](e.transport);
+  }
 }
