@@ -31,6 +31,8 @@ Options for run:
   --speed X         virtual seconds per wall second (1 = real time)
   --fast            as fast as possible (needs a duration)
   --duration D      how long to simulate, e.g. 90s, 15m, 24h, 30d
+  --telemetry T     on|off: periodic sensor and meter readings (overrides the scenario's
+                    behaviour.telemetry); off keeps state, events, commands and sessions
   --mqtt-port P     embedded broker TCP port (default 1883; 0 = any free port)
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     live monitor: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
@@ -51,6 +53,7 @@ const RUN_OPTIONS = {
   speed: { type: 'string' },
   fast: { type: 'boolean' },
   duration: { type: 'string' },
+  telemetry: { type: 'string' },
   'mqtt-port': { type: 'string' },
   'ws-port': { type: 'string' },
   'http-port': { type: 'string' },
@@ -155,6 +158,10 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     opts.speed = speed;
   }
   if (v.duration !== undefined) opts.duration = v.duration;
+  if (v.telemetry !== undefined) {
+    if (v.telemetry !== 'on' && v.telemetry !== 'off') throw new UsageError(`--telemetry: expected "on" or "off", got "${v.telemetry}"`);
+    opts.telemetry = v.telemetry === 'on';
+  }
   if (v.token !== undefined) {
     if (v.token.length < 8) throw new UsageError('--token: use at least 8 characters');
     opts.operatorToken = v.token;

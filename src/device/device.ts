@@ -6,7 +6,7 @@
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import type { Rng } from '../sim/rng.js';
 import type { Scheduler, TimerHandle } from '../sim/scheduler.js';
-import { createBehaviour, type Behaviour, type BehaviourContext, type UserInput } from './behaviours/index.js';
+import { createBehaviour, isTelemetry, type Behaviour, type BehaviourContext, type UserInput } from './behaviours/index.js';
 import { PropertyStore } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
@@ -36,6 +36,8 @@ export interface DeviceOptions {
   activity?: () => number;
   /** QoS 1 messages (events) kept while offline, sent when back online; the oldest go first when full. Default 100. */
   offlineBuffer?: number;
+  /** Run the behaviours that only produce periodic readings (see `isTelemetry`). Default true. */
+  telemetry?: boolean;
 }
 
 export interface DeviceCounters {
@@ -60,6 +62,7 @@ export class Device implements RpcTarget {
   private link: DeviceLink | null = null;
   private readonly scheduler: Scheduler;
   private readonly rng: Rng;
+  private readonly telemetry: boolean;
   private readonly activity: () => number;
   private readonly timers = new Set<TimerHandle>();
   private readonly behaviours: Behaviour[] = [];
@@ -82,6 +85,7 @@ export class Device implements RpcTarget {
     this.parentId = opts.parentId;
     this.scheduler = opts.scheduler;
     this.rng = opts.rng;
+    this.telemetry = opts.telemetry ?? true;
     this.activity = opts.activity ?? (() => 1);
     this.offlineLimit = opts.offlineBuffer ?? 100;
     this.store = new PropertyStore(opts.model, {
@@ -106,6 +110,8 @@ export class Device implements RpcTarget {
     this.started = true;
     const ctx = this.context();
     this.model.behaviours.forEach((spec, i) => {
+      // Each behaviour has its own random stream, so leaving some out changes nothing for the rest.
+      if (!this.telemetry && isTelemetry(spec)) return;
       this.behaviours.push(createBehaviour(spec, { ...ctx, rng: this.rng.fork('behaviour', i, spec.use) }));
     });
   }

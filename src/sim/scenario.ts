@@ -34,6 +34,13 @@ const Share = z.number().min(0).max(1);
 export const BehaviourSection = z.strictObject({
   /** 24 hourly weights of household activity in local time (normalised to a mean of 1). Default: evening peak 18-22. */
   rhythm: z.array(z.number().nonnegative()).length(24).optional(),
+  /**
+   * Periodic readings: sensor walks and heartbeats, battery and filter drain, climate and power
+   * metering. Off, devices still keep state, obey commands and emit events (what the platform's
+   * activity figures count) and their readings stay where they started; a run sends a fraction
+   * of the messages.
+   */
+  telemetry: z.boolean().default(true),
   app: z.strictObject({
     /** Share of people (owners and members) who use the Mijia app at all; the rest rely on voice and automations. */
     userShare: Share.default(1),

@@ -45,6 +45,8 @@ export interface SimulationOptions {
   speed?: Speed;
   /** Overrides the scenario's duration ("15m", "24h") or milliseconds. */
   duration?: string | number;
+  /** Overrides the scenario's `behaviour.telemetry` (periodic readings on or off). */
+  telemetry?: boolean;
   /** Embedded broker listeners. Ports: 0 = any free port, null = off. Defaults: TCP 1883, WebSocket off. */
   broker?: { host?: string; mqttPort?: number | null; wsPort?: number | null };
   /**
@@ -128,7 +130,7 @@ export class Simulation {
     scenario: Scenario,
     catalog: Catalog,
   ) {
-    this.scenario = scenario;
+    this.scenario = opts.telemetry === undefined ? scenario : { ...scenario, behaviour: { ...scenario.behaviour, telemetry: opts.telemetry } };
     this.catalog = catalog;
     this.seed = opts.seed ?? scenario.seed;
     this.speed = opts.speed ?? scenario.speed;
@@ -441,6 +443,7 @@ export class Simulation {
       const opts: ConstructorParameters<typeof Device>[0] = {
         did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.scheduler, rng: rng.fork(plan.did),
         activity: () => householdOf.get(plan.homeId)?.activity() ?? 1, offlineBuffer: this.scenario.network.offlineBuffer,
+        telemetry: beh.telemetry,
       };
       if (plan.parentId) opts.parentId = plan.parentId;
       this.devices.set(plan.did, new Device(opts));

@@ -21,6 +21,26 @@ const library: { [U in BehaviourSpec['use']]: BehaviourFactory<U> } = {
   'voice-assistant': voiceAssistant,
 };
 
+/**
+ * Behaviours that only produce periodic readings (sensor walks and heartbeats, battery and filter
+ * drain, climate and power metering). A simulation with telemetry off does not run them: devices
+ * keep state, obey commands and emit events, and the readings stay where they started. A drain
+ * with a low-level event is kept, since that event is activity.
+ */
+export function isTelemetry(spec: BehaviourSpec): boolean {
+  switch (spec.use) {
+    case 'random-walk':
+    case 'heartbeat':
+    case 'climate-control':
+    case 'power-draw':
+      return true;
+    case 'battery-drain':
+      return spec.lowEvent === undefined;
+    default:
+      return false;
+  }
+}
+
 export function createBehaviour(spec: BehaviourSpec, ctx: BehaviourContext): Behaviour {
   return (library[spec.use] as AnyBehaviourFactory)(spec, ctx);
 }
