@@ -4,25 +4,47 @@ import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import type { RunReport } from '../sim/report.js';
 import type { SimulationStatus } from '../sim/simulation.js';
 
-/** One self-rewriting status line on a terminal; silent when not a TTY. */
+/**
+ * Live progress: one self-rewriting status line on a terminal; elsewhere (a log file, CI) a plain
+ * line every `logEveryMs` of wall time, so long runs show they are alive. Silent when off.
+ */
 export class Progress {
   private last: { at: number; published: number } | null = null;
+  /** Wall and virtual time when the clock started, for the estimate of the time left. */
+  private origin: { at: number; virtual: number } | null = null;
+  private lastLogged = 0;
   private shown = false;
-  constructor(private readonly stream: NodeJS.WritableStream, private readonly enabled: boolean) {}
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly mode: 'tty' | 'log' | 'off',
+    private readonly logEveryMs = 30_000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   connecting(n: number, total: number): void {
-    if (!this.enabled || (n % 50 !== 0 && n !== total)) return;
-    this.write(`connecting devices ${n}/${total}`);
+    if (this.mode === 'tty' && (n % 50 === 0 || n === total)) this.write(`connecting devices ${n}/${total}`);
+    if (this.mode === 'log' && this.due()) this.stream.write(`aiot-sim: connecting devices ${n}/${total}\n`);
   }
 
   update(s: SimulationStatus): void {
-    const now = Date.now();
+    const now = this.now();
     const rate = this.last ? ((s.published - this.last.published) * 1000) / Math.max(1, now - this.last.at) : 0;
     this.last = { at: now, published: s.published };
-    if (!this.enabled) return;
-    const pct = s.virtualEnd ? ` ${Math.min(100, Math.floor(((s.virtualTime - s.virtualStart) * 100) / (s.virtualEnd - s.virtualStart)))}%` : '';
-    this.write(`virtual ${isoMinute(s.virtualTime)}${pct} | online ${s.online}/${s.devices} | ${rate.toFixed(1)} msg/s | ` +
-      `published ${s.published} delivered ${s.delivered} rejected ${s.rejected}`);
+    this.origin ??= { at: now, virtual: s.virtualTime };
+    if (this.mode === 'off' || (this.mode === 'log' && !this.due())) return;
+    let pct = '';
+    let eta = '';
+    if (s.virtualEnd) {
+      const span = s.virtualEnd - s.virtualStart;
+      pct = ` ${Math.min(100, Math.floor(((s.virtualTime - s.virtualStart) * 100) / span))}%`;
+      const done = s.virtualTime - this.origin.virtual;
+      const wall = now - this.origin.at;
+      if (done > 0 && wall >= 5000) eta = ` | about ${formatWall(((s.virtualEnd - s.virtualTime) / done) * wall)} left`;
+    }
+    const line = `virtual ${isoMinute(s.virtualTime)}${pct}${eta} | online ${s.online}/${s.devices} | ${rate.toFixed(1)} msg/s | ` +
+      `published ${s.published} delivered ${s.delivered} rejected ${s.rejected}`;
+    if (this.mode === 'tty') this.write(line);
+    else this.stream.write(`aiot-sim: ${line}\n`);
   }
 
   clear(): void {
@@ -30,10 +52,27 @@ export class Progress {
     this.shown = false;
   }
 
+  private due(): boolean {
+    const now = this.now();
+    if (this.lastLogged === 0) this.lastLogged = now;
+    if (now - this.lastLogged < this.logEveryMs) return false;
+    this.lastLogged = now;
+    return true;
+  }
+
   private write(line: string): void {
     this.stream.write(`\r\x1b[2K${line}`);
     this.shown = true;
   }
+}
+
+/** A wall-clock duration for people: 45 s, 12 min, 1 h 20 min. */
+export function formatWall(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 90) return `${s} s`;
+  const min = Math.round(s / 60);
+  if (min < 90) return `${min} min`;
+  return `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 
 function isoMinute(ts: number): string {

@@ -184,7 +184,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   }
   const httpPort = port('http-port', v['http-port'], 8080);
   const quiet = v.quiet === true;
-  const progress = new Progress(err, !quiet && (err as NodeJS.WriteStream).isTTY === true);
+  const progress = new Progress(err, quiet ? 'off' : (err as NodeJS.WriteStream).isTTY === true ? 'tty' : 'log');
 
   opts.onConnectProgress = (n, total) => progress.connecting(n, total);
   const sim = await Simulation.create(opts);
