@@ -4,21 +4,9 @@
  * runs them); here a quarter of snapshot-2018's homes live one whole UTC day, seed after seed,
  * and the platform's share of daily active devices must land near the published 20 of 132 million.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { createSimulation } from '../../src/sim/simulation.js';
-
-const dir = join(import.meta.dirname, '..', '..', 'scenarios');
-
-/** The scenario with its homes (and the home quotas of each size) divided by `k`. */
-function reduced(file: string, k: number): Record<string, unknown> {
-  const doc = parse(readFileSync(join(dir, file), 'utf8')) as { population: { homes: number; devicesPerHome: Record<string, number> } } & Record<string, unknown>;
-  const quotas = Object.fromEntries(Object.entries(doc.population.devicesPerHome).map(([n, homes]) => [n, Math.max(1, Math.round(homes / k))]));
-  const homes = Object.values(quotas).reduce((a, b) => a + b, 0);
-  return { ...doc, population: { ...doc.population, homes, devicesPerHome: quotas } };
-}
+import { reduced } from '../helpers/scenario.js';
 
 describe('snapshot calibration (shortened)', () => {
   it('snapshot-2018: about 15 % of devices are used in a day, for several seeds', { timeout: 240_000 }, async () => {
