@@ -10,6 +10,7 @@
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
  *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
+ *   BENCH_SNAPSHOT_SEEDS=a,b  seeds of the snapshot runs (default: each scenario's own)
  */
 import { fork, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -238,17 +239,34 @@ async function fastMode1000Homes() {
   };
 }
 
-/** Issue 4: each snapshot scenario in full (30 virtual days), against the published figures; goal under 120 s each. */
+/**
+ * Issue 4: each snapshot scenario in full (30 virtual days), against the published figures; goal
+ * under 120 s each. One run per seed (BENCH_SNAPSHOT_SEEDS, default the scenario's own seed): the
+ * behavioural figures must hold for any seed, so `worstDeviationPercent` is over all of them.
+ */
 async function snapshots() {
+  const seeds = (process.env.BENCH_SNAPSHOT_SEEDS ?? '').split(',').filter(Boolean).map(Number);
   const out = {};
   for (const scenario of Object.keys(PUBLISHED)) {
-    const r = await runChild('snapshot', { scenario }, 3 * 3600_000, true);
-    if (!r) continue;
-    const deviation = {};
-    for (const [k, target] of Object.entries(PUBLISHED[scenario])) {
-      deviation[k] = round(((r.scaled[k] - target) / target) * 100, 2);
+    const runs = [];
+    for (const seed of seeds.length ? seeds : [undefined]) {
+      const r = await runChild('snapshot', seed === undefined ? { scenario } : { scenario, seed }, 3 * 3600_000, true);
+      if (!r) continue;
+      const deviationPercent = {};
+      for (const [k, target] of Object.entries(PUBLISHED[scenario])) {
+        deviationPercent[k] = round(((r.scaled[k] - target) / target) * 100, 2);
+      }
+      runs.push({ ...r, deviationPercent });
     }
-    out[scenario] = { goalWallSeconds: 120, published: PUBLISHED[scenario], deviationPercent: deviation, ...r };
+    if (!runs.length) continue;
+    const worst = {};
+    for (const k of Object.keys(PUBLISHED[scenario])) {
+      worst[k] = runs.map((r) => r.deviationPercent[k]).reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a));
+    }
+    out[scenario] = {
+      goalWallSeconds: 120, published: PUBLISHED[scenario], seeds: runs.map((r) => r.seed),
+      wallSeconds: median(runs.map((r) => r.wallSeconds)), worstDeviationPercent: worst, runs,
+    };
   }
   return out;
 }
