@@ -81,12 +81,30 @@ describe('aiot-sim CLI', () => {
     expect(r.stdout).not.toMatch(/finished|stopped/);
   });
 
+  it('--telemetry off leaves readings out and events in', async () => {
+    const [on, off] = await Promise.all([
+      runCli(fastRun(['--seed', '5', '--telemetry', 'on', '--report', join(dir, 'tel-on.json')])),
+      runCli(fastRun(['--seed', '5', '--telemetry', 'off', '--report', join(dir, 'tel-off.json')])),
+    ]);
+    expect(on.code).toBe(0);
+    expect(off.code).toBe(0);
+    const kinds = async (f: string) => (JSON.parse(await readFile(join(dir, f), 'utf8')) as RunReport).platform.messages.byKind;
+    const a = await kinds('tel-on.json');
+    const b = await kinds('tel-off.json');
+    expect(b['event_occured']).toBe(a['event_occured']);
+    expect(a['event_occured']).toBeGreaterThan(0);
+    expect(b['properties_changed']!).toBeLessThan(a['properties_changed']! / 2);
+  });
+
   it('refuses bad options with a usage error (exit 2) before starting anything', async () => {
     const r = await runCli(['run', '--seed', 'abc', '--mqtt-port', '0', '--ws-port', '0']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--seed: expected a non-negative integer, got "abc"/);
     expect(r.stderr).toMatch(/Usage:/);
     expect(r.stderr).not.toMatch(/broker mqtt:/);
+    const t = await runCli(['run', '--telemetry', 'maybe', '--mqtt-port', '0', '--ws-port', '0']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/--telemetry: expected "on" or "off", got "maybe"/);
   });
 
   it('reports a busy MQTT port as "already in use"', async () => {
