@@ -5,6 +5,9 @@
  * - manual: virtual time moves only when asked (`advance`), for tests and library users;
  * - real-time: virtual time = start + wall elapsed x speed;
  * - fast: no waiting; events run as fast as the broker takes their messages (backpressure).
+ *
+ * A run with an end covers [start, end): what is due exactly at the end belongs to the next
+ * period and does not run (30 days from midnight end with a whole last day, not with its first ms).
  */
 import { performance } from 'node:perf_hooks';
 import type { EventScheduler } from './scheduler.js';
@@ -76,7 +79,7 @@ export class ClockDriver {
     const congested = this.opts.congested ?? (() => false);
     for (;;) {
       await waitIdle();
-      if (this.scheduler.runUntil(target, Infinity, congested)) break;
+      if (this.scheduler.runUntil(target, Infinity, congested, target === end)) break;
     }
     await waitIdle();
     if (end !== undefined && this.scheduler.now() >= end) this.stop();
@@ -92,7 +95,8 @@ export class ClockDriver {
     if (!this.running) return;
     const end = this.opts.endTime;
     const now = this.virtualNow();
-    this.scheduler.runUntil(end === undefined ? now : Math.min(now, end));
+    const until = end === undefined ? now : Math.min(now, end);
+    this.scheduler.runUntil(until, Infinity, undefined, until === end);
     if (end !== undefined && this.scheduler.now() >= end) {
       this.stop();
       return;
@@ -120,14 +124,15 @@ export class ClockDriver {
         continue;
       }
       const next = this.scheduler.nextTime();
-      if (next === undefined || next > end) {
-        if (end !== Infinity) this.scheduler.runUntil(end);
+      if (next === undefined || next >= end) {
+        if (end !== Infinity) this.scheduler.runUntil(end, Infinity, undefined, true);
         this.stop();
         return;
       }
       // Run a slice of virtual time (bounded in events), pausing as soon as a command or a
       // reconnection is under way, then let I/O flow so messages reach the broker in order.
-      this.scheduler.runUntil(Math.min(end, next + FAST_SLICE_MS), FAST_SLICE_EVENTS, congested);
+      const until = Math.min(end, next + FAST_SLICE_MS);
+      this.scheduler.runUntil(until, FAST_SLICE_EVENTS, congested, until === end);
       await new Promise((r) => setImmediate(r));
     }
   }

@@ -100,14 +100,15 @@ export class EventScheduler implements Scheduler {
    * Run every event due at or before `time`, in order, then set the clock to `time`.
    * Stops early (returning false, the clock at the last event run) when `budget` events have run
    * or `pause()` turns true after an event, so drivers can yield or wait for the network.
+   * With `before`, events at exactly `until` wait (a run's end: it covers [start, end)).
    */
-  runUntil(until: number, budget = Infinity, pause?: () => boolean): boolean {
+  runUntil(until: number, budget = Infinity, pause?: () => boolean, before = false): boolean {
     const time = Math.floor(until);
     let n = 0;
     for (;;) {
       this.dropCancelled();
       const top = this.heap[0];
-      if (!top || top.time > time) break;
+      if (!top || top.time > time || (before && top.time === time)) break;
       if (n >= budget || (n > 0 && pause?.())) return false;
       this.pop();
       this.live--;

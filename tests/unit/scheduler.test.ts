@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ClockDriver } from '../../src/sim/drivers.js';
 import { EventScheduler } from '../../src/sim/scheduler.js';
 
 describe('EventScheduler', () => {
@@ -21,6 +22,20 @@ describe('EventScheduler', () => {
     s.at(700, () => times.push(s.now()));
     s.runUntil(1000);
     expect(times).toEqual([250, 700]);
+  });
+
+  it('a run covers [start, end): what is due exactly at the end does not run, in any mode', async () => {
+    for (const speed of ['fast', 'manual', 1000] as const) {
+      const s = new EventScheduler(0);
+      const seen: number[] = [];
+      for (const t of [0, 500, 999, 1000, 1500]) s.at(t, () => seen.push(t));
+      const driver = new ClockDriver(s, speed, { endTime: 1000 });
+      driver.start();
+      if (speed === 'manual') await driver.advance(5000, async () => {});
+      await driver.done;
+      expect(seen, String(speed)).toEqual([0, 500, 999]);
+      expect(s.now()).toBe(1000);
+    }
   });
 
   it('cancels one-shot and periodic timers', () => {
