@@ -11,6 +11,15 @@ const KEEP_DAYS = 31;
 export class ActivityWindow {
   private readonly days = new Map<number, DistinctCounter>();
   private latestDay: number | null = null;
+  /** Bumped whenever a day before the latest one changes (a late event), invalidating `past`. */
+  private pastVersion = 0;
+  /**
+   * Per window length: the union of the window's days before the latest one. Snapshots come every
+   * few virtual minutes and only the latest day usually moves, so a window's count is this union
+   * plus the latest day, not a union of up to 30 days each time. (Unions do not depend on how
+   * they are grouped, so the count is the same either way.)
+   */
+  private readonly past = new Map<number, { end: number; version: number; union: DistinctCounter }>();
 
   /** `id` was active at event time `ts`. */
   add(id: string, ts: number): void {
@@ -24,6 +33,7 @@ export class ActivityWindow {
         for (const d of this.days.keys()) if (d <= day - KEEP_DAYS) this.days.delete(d);
       }
     }
+    if (day !== this.latestDay) this.pastVersion++;
     c.add(id);
   }
 
@@ -31,6 +41,17 @@ export class ActivityWindow {
   count(days: number, asOf?: number): number {
     const end = asOf === undefined ? this.latestDay : Math.floor(asOf / DAY);
     if (end === null) return 0;
+    if (end === this.latestDay && days > 1) {
+      let cached = this.past.get(days);
+      if (!cached || cached.end !== end || cached.version !== this.pastVersion) {
+        const before: DistinctCounter[] = [];
+        for (const [d, c] of this.days) if (d > end - days && d < end) before.push(c);
+        cached = { end, version: this.pastVersion, union: DistinctCounter.union(before) };
+        this.past.set(days, cached);
+      }
+      const today = this.days.get(end);
+      return today ? DistinctCounter.union([cached.union, today]).count() : cached.union.count();
+    }
     const inWindow: DistinctCounter[] = [];
     for (const [d, c] of this.days) if (d > end - days && d <= end) inWindow.push(c);
     if (inWindow.length === 1) return inWindow[0]!.count();

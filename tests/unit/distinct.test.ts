@@ -62,4 +62,45 @@ describe('activity windows in event time', () => {
     w.add('ancient', t0);
     expect(w.count(30)).toBe(1);
   });
+
+  it('counts the same with snapshots every few minutes as when asked once, late events included', () => {
+    // Small ids per day stay exact; large ones become sketches: both must count identically
+    // whether windows were asked all along (cached unions of past days) or only at the end.
+    for (const perDay of [300, 5000]) {
+      const live = new ActivityWindow();
+      const once = new ActivityWindow();
+      const truth = new Map<number, Set<string>>();
+      const t0 = Date.UTC(2026, 0, 1);
+      let seed = 1;
+      const rand = (): number => ((seed = (Math.imul(seed, 48271) >>> 0) % 2147483647) / 2147483647);
+      const seen: number[][] = [];
+      for (let day = 0; day < 40; day++) {
+        for (let i = 0; i < perDay; i++) {
+          // Most events are today's; some arrive a few days late.
+          const late = rand() < 0.05 ? 1 + Math.floor(rand() * 5) : 0;
+          const d = Math.max(0, day - late);
+          const id = `u${Math.floor(rand() * perDay * 4)}`;
+          const ts = t0 + d * DAY + Math.floor(rand() * DAY);
+          live.add(id, ts);
+          once.add(id, ts);
+          if (d > day - 31) {
+            if (!truth.has(d)) truth.set(d, new Set());
+            truth.get(d)!.add(id);
+          }
+          if (i % 97 === 0) seen.push([live.count(1), live.count(7), live.count(30)]);
+        }
+      }
+      expect(seen.length).toBeGreaterThan(100);
+      expect([live.count(1), live.count(7), live.count(30)]).toEqual([once.count(1), once.count(7), once.count(30)]);
+      if (perDay === 300) {
+        const exact = (days: number): number => {
+          const u = new Set<string>();
+          for (const [d, ids] of truth) if (d > 39 - days) for (const id of ids) u.add(id);
+          return u.size;
+        };
+        expect(exact(30)).toBeLessThanOrEqual(EXACT_LIMIT);
+        expect([live.count(1), live.count(7), live.count(30)]).toEqual([exact(1), exact(7), exact(30)]);
+      }
+    }
+  });
 });
