@@ -50,7 +50,7 @@ export class ActivityWindow {
         this.past.set(days, cached);
       }
       const today = this.days.get(end);
-      return today ? DistinctCounter.union([cached.union, today]).count() : cached.union.count();
+      return today ? DistinctCounter.unionCount(cached.union, today) : cached.union.count();
     }
     const inWindow: DistinctCounter[] = [];
     for (const [d, c] of this.days) if (d > end - days && d <= end) inWindow.push(c);
