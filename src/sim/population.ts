@@ -109,6 +109,15 @@ export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: numb
   const wifiWeights = weights.filter(([m]) => m.transport === 'wifi' && m.category !== 'gateway');
   const gatewayModel = catalog.byCategory('gateway')[0];
 
+  // The mix is exact too: every home's slots are dealt from one shuffled deck that holds each
+  // model its quota of all slots (largest remainder), so the seed decides which home gets what,
+  // not how many of each there are (sampling slot by slot moved daily actives by 5 % between seeds).
+  const slots = counts.reduce((a, b) => a + b, 0);
+  const byName = new Map(weights.map(([m]) => [m.model, m]));
+  const quota = apportion(slots, weights.map(([m, w]) => [m.model, w] as const));
+  const deck = shuffle(rng.fork('mix'), [...quota.entries()].flatMap(([name, n]) => Array<DeviceModel>(n).fill(byName.get(name)!)));
+  let dealt = 0;
+
   const homes: Home[] = [];
   const sessions: DevicePlan[] = [];
   const devices: DevicePlan[] = [];
@@ -119,7 +128,8 @@ export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: numb
     const members = Array.from({ length: hr.int(p.membersPerHome[0], p.membersPerHome[1]) }, () => ids.user());
     const homeId = `home-${h + 1}`;
     const n = counts[h]!;
-    let picks = Array.from({ length: n }, () => hr.weighted(weights));
+    let picks = deck.slice(dealt, dealt + n);
+    dealt += n;
     const needsGateway = picks.some((m) => m.transport !== 'wifi') && !picks.some((m) => m.category === 'gateway');
     if (needsGateway) {
       if (!gatewayModel || n < 2) {

@@ -29,6 +29,18 @@ describe('population', () => {
     expect(Object.values(regions).sort()).toEqual([66, 67, 67]);
   });
 
+  it('deals the mix exactly by quota: the seed decides which home gets what, not how many', async () => {
+    const s = await scenario({ homes: 500, regions: { cn: 1 }, devicesPerHome: { '1': 1, '2': 2, '5': 1 }, mix: { speaker: 3, plug: 2, 'yeelink.light.mono6': 1 } });
+    const cat = await devicesCatalog();
+    const tally = (seed: number) => {
+      const m: Record<string, number> = {};
+      for (const d of buildPopulation(s, cat, seed).devices) m[d.model.category] = (m[d.model.category] ?? 0) + 1;
+      return m;
+    };
+    // 500 homes: 125 x 1 + 250 x 2 + 125 x 5 = 1,250 slots, split 3 : 2 : 1 (speakers over two models).
+    for (const seed of [1, 2, 3]) expect(tally(seed)).toEqual({ speaker: 625, plug: 417, light: 208 });
+  });
+
   it('puts every Zigbee/BLE sensor behind a gateway of its own home', async () => {
     const s = await scenario({ homes: 100, regions: { es: 1 }, devicesPerHome: { '1': 1, '4': 2 }, mix: { sensor: 3, light: 1 } });
     const p = buildPopulation(s, await devicesCatalog(), 3);
