@@ -11,6 +11,7 @@ const KEEP_DAYS = 31;
 export class ActivityWindow {
   private readonly days = new Map<number, DistinctCounter>();
   private latestDay: number | null = null;
+  private firstDay: number | null = null;
   /** Bumped whenever a day before the latest one changes (a late event), invalidating `past`. */
   private pastVersion = 0;
   /**
@@ -25,6 +26,7 @@ export class ActivityWindow {
   add(id: string, ts: number): void {
     const day = Math.floor(ts / DAY);
     if (this.latestDay !== null && day <= this.latestDay - KEEP_DAYS) return; // too old to matter
+    if (this.firstDay === null || day < this.firstDay) this.firstDay = day;
     let c = this.days.get(day);
     if (!c) {
       this.days.set(day, (c = new DistinctCounter()));
@@ -35,6 +37,20 @@ export class ActivityWindow {
     }
     if (day !== this.latestDay) this.pastVersion++;
     c.add(id);
+  }
+
+  /**
+   * The mean of the daily counts over the `days` whole days before the latest one (fewer when
+   * less has been seen), or null while the latest day is the only one. The latest day is left
+   * out because it is usually still going.
+   */
+  averageDaily(days: number): number | null {
+    if (this.latestDay === null || this.firstDay === null) return null;
+    const from = Math.max(this.firstDay, this.latestDay - days);
+    if (from >= this.latestDay) return null;
+    let sum = 0;
+    for (let d = from; d < this.latestDay; d++) sum += this.days.get(d)?.count() ?? 0;
+    return sum / (this.latestDay - from);
   }
 
   /** Distinct ids active in the `days` days ending with the day of `asOf` (default: the latest day seen). */

@@ -15,6 +15,12 @@ export interface PlatformSnapshot {
   connections: ConnectionCounts;
   /** Devices used on the latest event-time day (UTC): commanded, or reporting an event. */
   dailyActiveDevices: number;
+  /**
+   * The mean of daily active devices over the 7 whole event-time days before the latest (fewer
+   * early in a run; null on the first day): the daily figure with a week of day-to-day noise
+   * averaged out, for comparing a scaled-down population with a published daily figure.
+   */
+  dailyActiveDevicesWeekMean: number | null;
   /** Users with an app session or a voice request in the last 1 / 7 / 30 event-time days. */
   activeUsers: { dau: number; wau: number; mau: number };
   /** Speakers with a voice request in the last 30 days. */
@@ -180,6 +186,7 @@ export class PlatformService {
       eventTime: this.eventTime,
       connections: this.registry.counts(),
       dailyActiveDevices: this.activeDevices.count(1),
+      dailyActiveDevicesWeekMean: this.activeDevices.averageDaily(7),
       activeUsers: { dau: this.activeUsers.count(1), wau: this.activeUsers.count(7), mau: this.activeUsers.count(30) },
       speakerMau: this.voiceSpeakers.count(30),
       appMau: this.appUsers.count(30),

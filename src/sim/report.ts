@@ -31,6 +31,7 @@ export interface RunReport {
 export interface ScaledFigures {
   connections: number;
   dailyActiveDevices: number;
+  dailyActiveDevicesWeekMean: number | null;
   activeUsers: { dau: number; wau: number; mau: number };
   speakerMau: number;
   appMau: number;
@@ -85,6 +86,7 @@ export function scaleUp(p: PlatformSnapshot, scale: number): ScaledFigures {
   return {
     connections: x(p.connections.online),
     dailyActiveDevices: x(p.dailyActiveDevices),
+    dailyActiveDevicesWeekMean: p.dailyActiveDevicesWeekMean === null ? null : x(p.dailyActiveDevicesWeekMean),
     activeUsers: { dau: x(p.activeUsers.dau), wau: x(p.activeUsers.wau), mau: x(p.activeUsers.mau) },
     speakerMau: x(p.speakerMau),
     appMau: x(p.appMau),

@@ -55,6 +55,21 @@ describe('activity windows in event time', () => {
     expect(w.count(1, t0 + 35 * DAY)).toBe(2);
   });
 
+  it('averages daily counts over the whole days before the latest', () => {
+    const w = new ActivityWindow();
+    const t0 = Date.UTC(2026, 5, 1);
+    expect(w.averageDaily(7)).toBeNull();
+    // Day d has d + 1 active ids; the latest day (10) is still going and is left out.
+    for (let d = 0; d <= 10; d++) for (let i = 0; i <= d; i++) w.add(`id-${i}`, t0 + d * DAY + i * 1000);
+    expect(w.averageDaily(7)).toBe((4 + 5 + 6 + 7 + 8 + 9 + 10) / 7);
+    // Early in a run, fewer days; a day without activity counts as zero.
+    const early = new ActivityWindow();
+    early.add('a', t0);
+    expect(early.averageDaily(7)).toBeNull();
+    early.add('b', t0 + 2 * DAY);
+    expect(early.averageDaily(7)).toBe(0.5);
+  });
+
   it('ignores events older than the 30-day window', () => {
     const w = new ActivityWindow();
     const t0 = Date.UTC(2026, 0, 1);
