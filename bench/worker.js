@@ -339,7 +339,8 @@ async function snapshot({ scenario, seed, duration }) {
     loadAverage1m: round(os.loadavg()[0], 2),
     messagesPublished: report.messages.published,
     measured: {
-      connections: p.connections.online, dailyActiveDevices: p.dailyActiveDevices, speakerMau: p.speakerMau,
+      connections: p.connections.online, dailyActiveDevices: p.dailyActiveDevices,
+      dailyActiveDevicesWeekMean: p.dailyActiveDevicesWeekMean, speakerMau: p.speakerMau,
       appMau: p.appMau, ownersWithMoreThan5Devices: p.ownersWithMoreThan5Devices, activeUsers: p.activeUsers,
     },
     scaled: p.scaled,
