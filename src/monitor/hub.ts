@@ -311,6 +311,7 @@ export class MonitorHub {
       rates,
       activeUsers: s.activeUsers,
       dailyActiveDevices: s.dailyActiveDevices,
+      dailyActiveDevicesWeekMean: s.dailyActiveDevicesWeekMean,
       monitors: this.clients.size,
       faults: this.opts.faults?.() ?? [],
     };

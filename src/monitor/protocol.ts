@@ -29,6 +29,8 @@ export interface MonitorStats {
   rates: { publishedPerSecond: number; deliveredPerSecond: number };
   activeUsers: { dau: number; wau: number; mau: number };
   dailyActiveDevices: number;
+  /** Daily active devices averaged over the 7 whole days before the latest (null on the first day). */
+  dailyActiveDevicesWeekMean: number | null;
   /** WebSocket monitors connected to this server. */
   monitors: number;
   /** The scenario's faults so far (simulations only; empty otherwise), as in the run report. */

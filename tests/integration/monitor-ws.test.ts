@@ -85,6 +85,8 @@ describe('/ws monitoring endpoint', () => {
     expect(c.frames.filter((f) => f.type === 'stats').some((f) => f.type === 'stats' && f.rates.publishedPerSecond > 0)).toBe(true);
     // Several stats frames, never a second snapshot.
     await until(() => c.frames.filter((f) => f.type === 'stats').length >= 3, 5000, 'three stats frames');
+    // One event-time day so far: no whole day to average yet.
+    expect(c.frames.find((f) => f.type === 'stats')).toMatchObject({ dailyActiveDevices: expect.any(Number), dailyActiveDevicesWeekMean: null });
     expect(c.frames.filter((f) => f.type === 'snapshot')).toHaveLength(1);
   });
 
