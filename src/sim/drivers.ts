@@ -79,10 +79,15 @@ export class ClockDriver {
     const congested = this.opts.congested ?? (() => false);
     for (;;) {
       await waitIdle();
-      if (this.scheduler.runUntil(target, Infinity, congested, target === end)) break;
+      if (this.runTo(target, Infinity, congested)) break;
     }
     await waitIdle();
     if (end !== undefined && this.scheduler.now() >= end) this.stop();
+  }
+
+  /** Run the scheduler up to `until`; at the run's end, what is due exactly then does not run. */
+  private runTo(until: number, budget = Infinity, pause?: () => boolean): boolean {
+    return this.scheduler.runUntil(until, budget, pause, until === this.opts.endTime);
   }
 
   private virtualNow(): number {
@@ -95,8 +100,7 @@ export class ClockDriver {
     if (!this.running) return;
     const end = this.opts.endTime;
     const now = this.virtualNow();
-    const until = end === undefined ? now : Math.min(now, end);
-    this.scheduler.runUntil(until, Infinity, undefined, until === end);
+    this.runTo(end === undefined ? now : Math.min(now, end));
     if (end !== undefined && this.scheduler.now() >= end) {
       this.stop();
       return;
@@ -125,14 +129,13 @@ export class ClockDriver {
       }
       const next = this.scheduler.nextTime();
       if (next === undefined || next >= end) {
-        if (end !== Infinity) this.scheduler.runUntil(end, Infinity, undefined, true);
+        if (end !== Infinity) this.runTo(end);
         this.stop();
         return;
       }
       // Run a slice of virtual time (bounded in events), pausing as soon as a command or a
       // reconnection is under way, then let I/O flow so messages reach the broker in order.
-      const until = Math.min(end, next + FAST_SLICE_MS);
-      this.scheduler.runUntil(until, FAST_SLICE_EVENTS, congested, until === end);
+      this.runTo(Math.min(end, next + FAST_SLICE_MS), FAST_SLICE_EVENTS, congested);
       await new Promise((r) => setImmediate(r));
     }
   }
