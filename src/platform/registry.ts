@@ -31,9 +31,8 @@ export interface ConnectionCounts {
 /** Online counts by one dimension, kept up to date as devices come and go. */
 class Tally {
   private readonly n = new Map<string, number>();
-  inc(k: string): void { this.n.set(k, (this.n.get(k) ?? 0) + 1); }
-  dec(k: string): void {
-    const v = (this.n.get(k) ?? 0) - 1;
+  add(k: string, d: 1 | -1): void {
+    const v = (this.n.get(k) ?? 0) + d;
     if (v > 0) this.n.set(k, v);
     else this.n.delete(k);
   }
@@ -127,11 +126,10 @@ export class ConnectionRegistry {
     this.tally(e, -1);
   }
 
-  private tally(e: Entry, sign: 1 | -1): void {
-    const op = sign > 0 ? 'inc' : 'dec';
-    this.byCategory[op](e.facts.category);
-    this.byModel[op](e.facts.model);
-    this.byRegion[op](e.facts.region);
-    this.byTransport[op](e.transport);
+  private tally(e: Entry, d: 1 | -1): void {
+    this.byCategory.add(e.facts.category, d);
+    this.byModel.add(e.facts.model, d);
+    this.byRegion.add(e.facts.region, d);
+    this.byTransport.add(e.transport, d);
   }
 }
