@@ -3,9 +3,10 @@
  * advance or stop the virtual clock.
  */
 export { createSimulation, Simulation, SYS_PLATFORM_TOPIC, type SimulationOptions, type SimulationStatus } from './sim/simulation.js';
+export { createShardedSimulation, ShardedSimulation, defaultWorkers, type ShardedOptions } from './sim/sharded.js';
 export type { RunReport, ScaledFigures } from './sim/report.js';
 export { loadScenario, checkScenario, parseDuration, ScenarioSpec, type Scenario } from './sim/scenario.js';
-export { buildPopulation, type Population, type Home, type DevicePlan } from './sim/population.js';
+export { buildPopulation, shardPopulation, type Population, type Home, type DevicePlan } from './sim/population.js';
 export { EventScheduler, type Clock, type Scheduler, type TimerHandle } from './sim/scheduler.js';
 export { Rng } from './sim/rng.js';
 export { REGIONS, type Region } from './sim/regions.js';
@@ -19,7 +20,7 @@ export {
   type Scalar, type PropertiesChangedPayload, type EventOccuredPayload, type StatePayload, type RpcRequest, type RpcResponse,
   type PropertyResult, type ActionResult,
 } from './device/topics.js';
-export { PlatformService, type PlatformSnapshot } from './platform/service.js';
+export { PlatformService, type PlatformSnapshot, type PlatformState } from './platform/service.js';
 export type { ConnectionCounts } from './platform/registry.js';
 export { EventDeduper, type DedupStats, type SeqVerdict } from './platform/dedup.js';
 export type { OnlineBucket } from './platform/history.js';

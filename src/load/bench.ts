@@ -18,10 +18,10 @@ import { EmbeddedBroker } from '../broker/broker.js';
 import type { OverloadOptions } from '../broker/overload.js';
 import { loadCatalog, type Catalog } from '../catalog/catalog.js';
 import { AiotSimError } from '../errors.js';
-import { PACKAGE_ROOT } from '../paths.js';
+import { PACKAGE_ROOT, workerScript } from '../paths.js';
 import { benchDid, buildTemplate, shapesOf, type MessageShape } from './payloads.js';
 import {
-  wallUs, workerScript, type BenchDevice, type FromGenerator, type FromProbe, type GeneratorConfig, type GeneratorStats,
+  wallUs, type BenchDevice, type FromGenerator, type FromProbe, type GeneratorConfig, type GeneratorStats,
   type LatencySummaryUs, type ProbeConfig, type ProbeStats, type ToGenerator, type ToProbe,
 } from './protocol.js';
 import type { BenchReport, LatencyMs, TimelinePoint } from './report.js';
@@ -270,7 +270,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
       target, clientId: `aiot-bench-probe-${runId}`, filters: o.replyTopic ? [o.replyTopic] : ['device/+/up/#'], qos, runId, devices,
       ...(b ? {} : o.username !== undefined ? { username: o.username, password: o.password ?? '' } : {}),
     };
-    const probe = new Worker(workerScript('probe-worker'), { workerData: probeCfg });
+    const probe = new Worker(workerScript('load', 'probe-worker'), { workerData: probeCfg });
     probeWorkers.push(probe);
     let probeStats: ProbeStats | null = null;
     let probeError: string | null = null;
@@ -293,7 +293,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         target, devices: mine, shapes, eventShare, qos, ratePerSecond: (rate * mine.length) / devices, rampPerSecond: perWorkerRamp,
         payloadSize, runId, reconnectJitterMs, inflight, maxBufferedBytes: 1 << 20, seed: seed * 7919 + w, keepalive: 60,
       };
-      const worker = new Worker(workerScript('generator-worker'), { workerData: cfg });
+      const worker = new Worker(workerScript('load', 'generator-worker'), { workerData: cfg });
       const run: Running = {
         worker, stats: null,
         connected: onceFrom(worker, (m) => (m.type === 'connected' ? (m as { seconds: number }).seconds : undefined), `generator ${w}`,

@@ -1,10 +1,6 @@
 /** Messages between the bench orchestrator and its generator and probe worker threads. */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import type { MessageShape } from './payloads.js';
 import type { WireTarget } from './wire.js';
-import { PACKAGE_ROOT } from '../paths.js';
 
 export interface BenchDevice { index: number; did: string; model: string; username?: string; password?: string }
 
@@ -97,15 +93,6 @@ export type FromProbe =
   | { type: 'stats'; stats: ProbeStats }
   | { type: 'finished'; stats: ProbeStats; latencyUs: LatencySummaryUs | null }
   | { type: 'fatal'; error: string };
-
-/** The compiled worker script (workers run JavaScript: from src/ under vitest, use the build in dist/). */
-export function workerScript(name: 'generator-worker' | 'probe-worker'): URL {
-  const here = new URL(`./${name}.js`, import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = join(PACKAGE_ROOT, 'dist', 'load', `${name}.js`);
-  if (!existsSync(built)) throw new Error(`${built} is missing: build first (npm run build)`);
-  return new URL(`file://${built}`);
-}
 
 /** Wall-clock time in microseconds since the epoch (shared by every thread of the machine). */
 export function wallUs(): number {

@@ -4,7 +4,7 @@
  * carried in payloads.
  */
 import { parseDeviceTopic } from '../device/topics.js';
-import { ActivityWindow } from './activity.js';
+import { ActivityWindow, type WindowState } from './activity.js';
 import { EventDeduper } from './dedup.js';
 import { OnlineHistory, type OnlineBucket } from './history.js';
 import { ConnectionRegistry, type ConnectionCounts, type DeviceLookup } from './registry.js';
@@ -182,20 +182,65 @@ export class PlatformService {
   }
 
   snapshot(): PlatformSnapshot {
-    return {
-      eventTime: this.eventTime,
-      connections: this.registry.counts(),
-      dailyActiveDevices: this.activeDevices.count(1),
-      dailyActiveDevicesWeekMean: this.activeDevices.averageDaily(7),
-      activeUsers: { dau: this.activeUsers.count(1), wau: this.activeUsers.count(7), mau: this.activeUsers.count(30) },
-      speakerMau: this.voiceSpeakers.count(30),
-      appMau: this.appUsers.count(30),
-      ownersWithMoreThan5Devices: this.ownersOver5,
+    return figures({
+      eventTime: this.eventTime, connections: this.registry.counts(), ownersOver5: this.ownersOver5,
+      activeDevices: this.activeDevices, activeUsers: this.activeUsers, voiceSpeakers: this.voiceSpeakers, appUsers: this.appUsers,
       messages: {
         byKind: { ...this.byKind }, malformed: this.malformed,
         duplicatesRemoved: this.dedup.stats.duplicates, eventsMissing: this.dedup.stats.missing,
       },
+    });
+  }
+
+  /** Everything the snapshot is made of, as plain data, for merging with other shards' (`mergedSnapshot`). */
+  exportState(): PlatformState {
+    return {
+      eventTime: this.eventTime,
+      connections: this.registry.counts(),
+      devicesPerOwner: [...this.devicesPerOwner],
+      windows: {
+        activeDevices: this.activeDevices.toState(), activeUsers: this.activeUsers.toState(),
+        voiceSpeakers: this.voiceSpeakers.toState(), appUsers: this.appUsers.toState(),
+      },
+      messages: this.snapshot().messages,
     };
+  }
+
+  /**
+   * The snapshot one platform would give had it seen what every shard saw (homes split over
+   * workers): connections and message counts add up, owners' devices add up per owner, and
+   * activity windows are unions, so distinct counts are not double-counted.
+   */
+  static mergedSnapshot(states: readonly PlatformState[]): PlatformSnapshot {
+    const connections: ConnectionCounts = { online: 0, byCategory: {}, byModel: {}, byRegion: {}, byTransport: {} };
+    const messages: PlatformSnapshot['messages'] = { byKind: {}, malformed: 0, duplicatesRemoved: 0, eventsMissing: 0 };
+    const perOwner = new Map<string, number>();
+    let eventTime: number | null = null;
+    const addInto = (to: Record<string, number>, from: Record<string, number>): void => {
+      for (const [k, n] of Object.entries(from)) to[k] = (to[k] ?? 0) + n;
+    };
+    for (const st of states) {
+      if (st.eventTime !== null && (eventTime === null || st.eventTime > eventTime)) eventTime = st.eventTime;
+      connections.online += st.connections.online;
+      addInto(connections.byCategory, st.connections.byCategory);
+      addInto(connections.byModel, st.connections.byModel);
+      addInto(connections.byRegion, st.connections.byRegion);
+      addInto(connections.byTransport, st.connections.byTransport);
+      for (const [uid, n] of st.devicesPerOwner) perOwner.set(uid, (perOwner.get(uid) ?? 0) + n);
+      addInto(messages.byKind, st.messages.byKind);
+      messages.malformed += st.messages.malformed;
+      messages.duplicatesRemoved += st.messages.duplicatesRemoved;
+      messages.eventsMissing += st.messages.eventsMissing;
+    }
+    const sorted = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1)));
+    for (const k of ['byCategory', 'byModel', 'byRegion', 'byTransport'] as const) connections[k] = sorted(connections[k]);
+    messages.byKind = sorted(messages.byKind);
+    const window = (k: keyof PlatformState['windows']): ActivityWindow => ActivityWindow.merged(states.map((s) => s.windows[k]));
+    return figures({
+      eventTime, connections, ownersOver5: [...perOwner.values()].filter((n) => n > 5).length,
+      activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceSpeakers: window('voiceSpeakers'), appUsers: window('appUsers'),
+      messages,
+    });
   }
 
   /** The online count per event-time minute (lowest, highest, last), between two virtual times. */
@@ -211,4 +256,39 @@ export class PlatformService {
     this.malformed++;
     this.malformedReasons.set(reason, (this.malformedReasons.get(reason) ?? 0) + 1);
   }
+}
+
+/** A platform's counts as plain data (structured-clone safe), for merging shards. */
+export interface PlatformState {
+  eventTime: number | null;
+  connections: ConnectionCounts;
+  /** Devices seen online, per owner. */
+  devicesPerOwner: Array<[string, number]>;
+  windows: Record<'activeDevices' | 'activeUsers' | 'voiceSpeakers' | 'appUsers', WindowState>;
+  messages: PlatformSnapshot['messages'];
+}
+
+interface Parts {
+  eventTime: number | null;
+  connections: ConnectionCounts;
+  ownersOver5: number;
+  activeDevices: ActivityWindow;
+  activeUsers: ActivityWindow;
+  voiceSpeakers: ActivityWindow;
+  appUsers: ActivityWindow;
+  messages: PlatformSnapshot['messages'];
+}
+
+function figures(p: Parts): PlatformSnapshot {
+  return {
+    eventTime: p.eventTime,
+    connections: p.connections,
+    dailyActiveDevices: p.activeDevices.count(1),
+    dailyActiveDevicesWeekMean: p.activeDevices.averageDaily(7),
+    activeUsers: { dau: p.activeUsers.count(1), wau: p.activeUsers.count(7), mau: p.activeUsers.count(30) },
+    speakerMau: p.voiceSpeakers.count(30),
+    appMau: p.appUsers.count(30),
+    ownersWithMoreThan5Devices: p.ownersOver5,
+    messages: p.messages,
+  };
 }

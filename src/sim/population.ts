@@ -173,3 +173,27 @@ export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: numb
   }
   return { homes, sessions, devices };
 }
+
+/**
+ * The homes of shard `index` of `count` (a run split over worker threads): homes go, largest
+ * first, to the shard with the fewest devices so far, so shards carry about the same load. Each
+ * home keeps everything it had (owner, members, gateway and children), in population order.
+ */
+export function shardPopulation(p: Population, index: number, count: number): Population {
+  if (!(Number.isInteger(count) && count >= 1 && Number.isInteger(index) && index >= 0 && index < count)) {
+    throw new RangeError(`shard ${index} of ${count}: expected 0 <= index < count`);
+  }
+  if (count === 1) return p;
+  const load = new Array<number>(count).fill(0);
+  const owner = new Map<Home, number>();
+  const order = p.homes.map((h, i) => [h, i] as const).sort((a, b) => b[0].devices.length - a[0].devices.length || a[1] - b[1]);
+  for (const [home] of order) {
+    let s = 0;
+    for (let k = 1; k < count; k++) if (load[k]! < load[s]!) s = k;
+    owner.set(home, s);
+    load[s]! += home.devices.length;
+  }
+  const homes = p.homes.filter((h) => owner.get(h) === index);
+  const ids = new Set(homes.map((h) => h.id));
+  return { homes, sessions: p.sessions.filter((d) => ids.has(d.homeId)), devices: p.devices.filter((d) => ids.has(d.homeId)) };
+}

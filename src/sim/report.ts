@@ -9,6 +9,8 @@ export interface RunReport {
   scenario: string;
   seed: number;
   speed: Speed;
+  /** Worker threads the run was split over (1: one simulation, one broker, one platform). */
+  workers: number;
   virtualStart: string;
   virtualEnd: string;
   virtualSeconds: number;
@@ -61,6 +63,7 @@ export function buildReport(r: ReportInput): RunReport {
     scenario: r.scenario.name,
     seed: r.seed,
     speed: r.speed,
+    workers: 1,
     virtualStart: new Date(r.virtualStart).toISOString(),
     virtualEnd: new Date(r.virtualEnd).toISOString(),
     virtualSeconds: (r.virtualEnd - r.virtualStart) / 1000,

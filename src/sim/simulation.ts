@@ -16,10 +16,10 @@ import type { RpcResponse } from '../device/topics.js';
 import { AiotSimError, ValidationError } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { DeviceFacts } from '../platform/registry.js';
-import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
+import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
 import type { DeviceModel } from '../catalog/schema.js';
 import { ClockDriver, type Speed } from './drivers.js';
-import { buildPopulation, type DevicePlan, type Population } from './population.js';
+import { buildPopulation, shardPopulation, type DevicePlan, type Population } from './population.js';
 import { buildReport, scaleUp, type RunReport } from './report.js';
 import { Rng } from './rng.js';
 import { checkScenario, loadScenario, parseDuration, type Scenario } from './scenario.js';
@@ -47,6 +47,11 @@ export interface SimulationOptions {
   duration?: string | number;
   /** Overrides the scenario's `behaviour.telemetry` (periodic readings on or off). */
   telemetry?: boolean;
+  /**
+   * Simulate only shard `index` of `count` of the population's homes (see `runSharded`, which
+   * runs every shard in a worker thread and merges what their platforms saw).
+   */
+  shard?: { index: number; count: number };
   /** Embedded broker listeners. Ports: 0 = any free port, null = off. Defaults: TCP 1883, WebSocket off. */
   broker?: { host?: string; mqttPort?: number | null; wsPort?: number | null };
   /**
@@ -140,7 +145,8 @@ export class Simulation {
       : opts.duration !== undefined ? parseDuration(opts.duration) : scenario.duration ? parseDuration(scenario.duration) : undefined;
     this.virtualEnd = durationMs === undefined ? null : this.virtualStart + durationMs;
     this.scheduler = new EventScheduler(this.virtualStart);
-    this.population = buildPopulation(scenario, catalog, this.seed);
+    const everyone = buildPopulation(scenario, catalog, this.seed);
+    this.population = opts.shard ? shardPopulation(everyone, opts.shard.index, opts.shard.count) : everyone;
     this.platform = new PlatformService((did) => this.facts(did));
     const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = {
       congested: () => this.inflight.count > 20_000 || this.work.pending > 0,
@@ -196,6 +202,10 @@ export class Simulation {
     if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push(`duration: expected positive milliseconds, got ${opts.duration}`);
     const speed = opts.speed ?? scenario.speed;
     if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push('duration: fast mode needs a duration');
+    const sh = opts.shard;
+    if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
+      problems.push(`shard: expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}`);
+    }
     if (problems.length) throw new AiotSimError('E_OPTIONS', 'input', problems.join('\n'));
     return new Simulation(opts, scenario, catalog);
   }
@@ -373,6 +383,12 @@ export class Simulation {
   }
 
   private stopping: Promise<RunReport> | null = null;
+  private shardState: PlatformState | null = null;
+
+  /** A shard's platform state as its run ended (what its report's figures came from), for merging; null otherwise. */
+  get shardPlatformState(): PlatformState | null {
+    return this.shardState;
+  }
 
   private async doStop(): Promise<RunReport> {
     this.state = 'stopping';
@@ -383,6 +399,7 @@ export class Simulation {
     await this.settle();
     if (this.observer) await this.observer.quiet();
     const snapshot = this.platform.snapshot();
+    if (this.opts.shard) this.shardState = this.platform.exportState();
     await this.publishPlatform();
     for (const d of this.devices.values()) d.stop();
     await Promise.all(this.sessions.map((s) => s.stop()));

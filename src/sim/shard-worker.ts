@@ -1,0 +1,45 @@
+/**
+ * One shard of a run split over worker threads (see sharded.ts): the homes of shard `index`, on
+ * an embedded broker of its own with no ports (devices on the in-process transport), in fast mode.
+ * It reports its status while running and, at the end, its run report and platform state.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { AiotSimError } from '../errors.js';
+import { Simulation } from './simulation.js';
+import type { FromShard, ShardJob, ToShard } from './sharded.js';
+
+const job = workerData as ShardJob;
+const port = parentPort!;
+const post = (m: FromShard): void => port.postMessage(m);
+const STATUS_EVERY_MS = 500;
+
+async function main(): Promise<void> {
+  const sim = await Simulation.create({
+    ...job.options,
+    speed: 'fast',
+    shard: { index: job.index, count: job.count },
+    broker: { mqttPort: null, wsPort: null },
+    onConnectProgress: (connected, total) => post({ type: 'connecting', connected, total }),
+  });
+  port.on('message', (m: ToShard) => {
+    if (m.type === 'stop') void sim.stop();
+  });
+  await sim.start();
+  post({ type: 'started', status: sim.status() });
+  const ticker = setInterval(() => post({ type: 'status', status: sim.status() }), STATUS_EVERY_MS);
+  try {
+    const report = await sim.finished;
+    post({ type: 'done', report, platform: sim.shardPlatformState! });
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+main().then(
+  () => port.close(),
+  (e: unknown) => {
+    const err = e instanceof AiotSimError ? e : null;
+    post({ type: 'error', code: err?.code ?? 'E_SHARD', kind: err?.kind ?? 'internal', message: e instanceof Error ? e.message : String(e) });
+    port.close();
+  },
+);
