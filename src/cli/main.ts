@@ -10,8 +10,11 @@ import { deviceJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js'
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
+import type { Population } from '../sim/population.js';
+import type { RunReport } from '../sim/report.js';
 import { checkScenario } from '../sim/scenario.js';
-import { Simulation, type SimulationOptions } from '../sim/simulation.js';
+import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
+import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bench } from './bench.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
@@ -42,6 +45,9 @@ Options for run:
   --username U      account of the platform and operator clients on --broker (default "operator")
   --password P      its password (default: the operator token)
   --token T         password of the "operator" MQTT account (default: random, printed)
+  --workers N       split the run over N worker threads (implies --fast), each with its
+                    share of the homes on an in-process broker of its own (no ports, no live
+                    monitor); the platform figures are merged (default 1)
   --report FILE     write the run report as JSON
   --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
   --quiet           no live progress, summary only
@@ -64,6 +70,7 @@ const RUN_OPTIONS = {
   token: { type: 'string' },
   report: { type: 'string' },
   trace: { type: 'string' },
+  workers: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
@@ -182,17 +189,32 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   } else if (v.username !== undefined || v.password !== undefined) {
     throw new UsageError('--username and --password go with --broker');
   }
-  const httpPort = port('http-port', v['http-port'], 8080);
   const quiet = v.quiet === true;
   const progress = new Progress(err, quiet ? 'off' : (err as NodeJS.WriteStream).isTTY === true ? 'tty' : 'log');
-
   opts.onConnectProgress = (n, total) => progress.connecting(n, total);
-  const sim = await Simulation.create(opts);
-  const st0 = sim.status();
-  if (!quiet) {
-    err.write(`aiot-sim: scenario "${sim.scenario.name}", seed ${sim.seed}, ${sim.population.devices.length} devices in ${sim.population.homes.length} homes, ` +
-      `speed ${String(sim.speed)}${st0.virtualEnd ? `, ${Math.round((st0.virtualEnd - st0.virtualStart) / 1000)} virtual seconds` : ''}\n`);
+  let workers = 1;
+  if (v.workers !== undefined) {
+    workers = Number(v.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: expected an integer from 1 to 64, got "${v.workers}"`);
   }
+  if (workers > 1) {
+    const clash = (['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed'] as const).filter((k) => v[k] !== undefined);
+    if (clash.length) {
+      throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
+    }
+    const sharded: ShardedOptions = { scenario: scenarioPath, workers, speed: 'fast', onConnectProgress: opts.onConnectProgress };
+    for (const k of ['seed', 'duration', 'telemetry', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
+    const sim = await ShardedSimulation.create(sharded);
+    if (!quiet) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
+    await sim.start();
+    progress.clear();
+    err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no ports, no live monitor); operator token: ${sim.operatorToken}\n`);
+    return follow(sim, v.report, progress, out, err);
+  }
+
+  const httpPort = port('http-port', v['http-port'], 8080);
+  const sim = await Simulation.create(opts);
+  if (!quiet) err.write(banner(sim, sim.status()) + '\n');
   await sim.start();
   progress.clear();
   if (opts.externalBroker) {
@@ -208,7 +230,24 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     const b = sim.broker;
     err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
   }
+  try {
+    return await follow(sim, v.report, progress, out, err);
+  } finally {
+    await monitor.stop();
+  }
+}
 
+/** The first line of a run: what runs, how big, how fast. */
+function banner(sim: { scenario: { name: string }; seed: number; speed: unknown; population: Population }, st: SimulationStatus): string {
+  return `aiot-sim: scenario "${sim.scenario.name}", seed ${sim.seed}, ${sim.population.devices.length} devices in ${sim.population.homes.length} homes, ` +
+    `speed ${String(sim.speed)}${st.virtualEnd ? `, ${Math.round((st.virtualEnd - st.virtualStart) / 1000)} virtual seconds` : ''}`;
+}
+
+/** Show progress until the run ends (or Ctrl-C stops it), then print the summary and write the report. */
+async function follow(
+  sim: { status(): SimulationStatus; stop(): Promise<RunReport>; readonly finished: Promise<RunReport> },
+  reportFile: string | undefined, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
+): Promise<number> {
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) {
@@ -228,8 +267,8 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     clearInterval(ticker);
     progress.clear();
     out.write(formatSummary(report, interrupted));
-    if (v.report) {
-      const path = resolve(v.report);
+    if (reportFile) {
+      const path = resolve(reportFile);
       await mkdir(dirname(path), { recursive: true });
       await writeFile(path, JSON.stringify(report, null, 2) + '\n');
       err.write(`aiot-sim: report written to ${path}\n`);
@@ -237,7 +276,6 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     return 0;
   } finally {
     clearInterval(ticker);
-    await monitor.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

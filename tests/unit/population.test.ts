@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { apportion, buildPopulation } from '../../src/sim/population.js';
+import { apportion, buildPopulation, shardPopulation } from '../../src/sim/population.js';
 import { checkScenario, type Scenario } from '../../src/sim/scenario.js';
 import { devicesCatalog } from '../helpers/device.js';
 
@@ -67,5 +67,25 @@ describe('population', () => {
     expect(ids(c)).not.toEqual(ids(a));
     expect(new Set(a.devices.map((d) => d.did)).size).toBe(a.devices.length);
     expect(new Set(a.homes.map((h) => h.ownerUid)).size).toBe(300);
+  });
+
+  it('deals homes into shards whole, each home once, with about the same number of devices', async () => {
+    const s = await scenario({ homes: 301, regions: { cn: 1, es: 1 }, devicesPerHome: { '1': 100, '4': 100, '9': 101 }, mix: { sensor: 2, plug: 1, speaker: 1 } });
+    const p = buildPopulation(s, await devicesCatalog(), 3);
+    for (const count of [2, 3, 7]) {
+      const shards = Array.from({ length: count }, (_, i) => shardPopulation(p, i, count));
+      expect(shards.flatMap((x) => x.homes.map((h) => h.id)).sort()).toEqual(p.homes.map((h) => h.id).sort());
+      expect(shards.reduce((n, x) => n + x.devices.length, 0)).toBe(p.devices.length);
+      expect(shards.reduce((n, x) => n + x.sessions.length, 0)).toBe(p.sessions.length);
+      for (const x of shards) {
+        const homes = new Set(x.homes.map((h) => h.id));
+        // A gateway's children and every session stay with their home.
+        expect(x.devices.every((d) => homes.has(d.homeId) && (!d.parentId || x.sessions.some((g) => g.did === d.parentId)))).toBe(true);
+      }
+      const sizes = shards.map((x) => x.devices.length);
+      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(9);
+    }
+    expect(shardPopulation(p, 0, 1)).toBe(p);
+    expect(() => shardPopulation(p, 2, 2)).toThrow(/shard 2 of 2/);
   });
 });

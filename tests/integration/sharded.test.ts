@@ -1,0 +1,66 @@
+/**
+ * A fast run split over worker threads (`--workers`): each thread simulates its share of the
+ * homes on its own in-process broker, and the platforms' counts merge into the figures one
+ * platform gives for the whole run.
+ */
+import { describe, expect, it } from 'vitest';
+import { createShardedSimulation, ShardedSimulation } from '../../src/sim/sharded.js';
+import { createSimulation } from '../../src/sim/simulation.js';
+import { assertBuilt, finish, spawnCli } from '../helpers/cli.js';
+import { reduced } from '../helpers/scenario.js';
+
+describe('a run split over worker threads', () => {
+  it('gives the same platform figures and activity as one thread, and the same digest for the same seed', { timeout: 120_000 }, async () => {
+    assertBuilt(); // the workers run dist/sim/shard-worker.js
+    // A twentieth of snapshot-2019q3 (about 1,450 devices) over two UTC days and a bit.
+    const scenario = reduced('snapshot-2019q3.yaml', 20);
+    const run = { scenario, seed: 5, duration: '50h', telemetry: false } as const;
+
+    const one = await (await createSimulation({ ...run, speed: 'fast', broker: { mqttPort: null, wsPort: null } })).finished;
+    const sharded = await createShardedSimulation({ ...run, workers: 2 });
+    const total = sharded.population.devices.length;
+    const two = await sharded.finished;
+
+    expect(two.workers).toBe(2);
+    expect(one.workers).toBe(1);
+    expect(two.devices).toEqual(one.devices);
+    expect(two.platform.connections.online).toBe(total);
+    // Everything the platform measured, and what the simulated people did, is the same.
+    expect(two.platform).toEqual(one.platform);
+    expect(two.activity).toEqual(one.activity);
+    expect(two.traceMessages).toBe(one.traceMessages);
+    expect(two.messages.published).toBe(one.messages.published);
+    expect(one.platform.speakerMau).toBeGreaterThan(0);
+    expect(one.platform.dailyActiveDevicesWeekMean).not.toBeNull();
+
+    // The digest is the digest of the shards' digests: the same seed and worker count repeat it.
+    const again = await (await createShardedSimulation({ ...run, workers: 2 })).finished;
+    expect(again.traceDigest).toBe(two.traceDigest);
+    expect(again.platform).toEqual(two.platform);
+  });
+
+  it('refuses what it cannot split before any worker starts', async () => {
+    const faults = { ...reduced('snapshot-2018.yaml', 400), faults: [{ type: 'broker-restart', at: '1h', duration: '1m' }] };
+    await expect(ShardedSimulation.create({ scenario: faults, duration: '2h', workers: 2 })).rejects.toThrow(/faults: a run split over worker threads cannot run faults/);
+    const tiny = reduced('snapshot-2018.yaml', 10_000);
+    await expect(ShardedSimulation.create({ scenario: tiny, duration: '2h', workers: 64 })).rejects.toThrow(/64 worker threads for \d+ homes/);
+    await expect(ShardedSimulation.create({ scenario: tiny, duration: '2h', workers: 1 })).rejects.toThrow(/workers: expected an integer from 2 to 64/);
+    const { duration: _, ...endless } = tiny;
+    await expect(ShardedSimulation.create({ scenario: endless, workers: 2 })).rejects.toThrow(/fast mode needs a duration/);
+  });
+
+  it('runs from the command line with --workers and refuses options that need one broker', { timeout: 60_000 }, async () => {
+    assertBuilt();
+    const ok = await finish(spawnCli(['run', 'scenarios/default.yaml', '--workers', '2', '--duration', '1h', '--quiet']), 45_000);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain('2 shards, each on its own in-process broker');
+    expect(ok.stdout).toMatch(/online at end\s+53\b/);
+
+    const clash = await finish(spawnCli(['run', '--workers', '2', '--duration', '1h', '--http-port', '0']));
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toContain('not with --http-port');
+    const bad = await finish(spawnCli(['run', '--workers', 'two']));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--workers: expected an integer from 1 to 64, got "two"');
+  });
+});
