@@ -11,6 +11,7 @@
  *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
  *   BENCH_SNAPSHOT_SEEDS=a,b  seeds of the snapshot runs (default: each scenario's own)
+ *   BENCH_SNAPSHOT_WORKERS=N  worker threads of each snapshot run (aiot-sim run --workers; default: one per core, 1 = one thread)
  */
 import { fork, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -248,11 +249,12 @@ async function fastMode1000Homes() {
  */
 async function snapshots() {
   const seeds = (process.env.BENCH_SNAPSHOT_SEEDS ?? '').split(',').filter(Boolean).map(Number);
+  const workers = Math.max(1, Number.parseInt(process.env.BENCH_SNAPSHOT_WORKERS ?? '', 10) || Math.min(8, os.availableParallelism()));
   const out = {};
   for (const scenario of Object.keys(PUBLISHED)) {
     const runs = [];
     for (const seed of seeds.length ? seeds : [undefined]) {
-      const r = await runChild('snapshot', seed === undefined ? { scenario } : { scenario, seed }, 3 * 3600_000, true);
+      const r = await runChild('snapshot', seed === undefined ? { scenario, workers } : { scenario, seed, workers }, 3 * 3600_000, true);
       if (!r) continue;
       const deviationPercent = {};
       for (const [k, target] of Object.entries(PUBLISHED[scenario])) {
@@ -266,7 +268,7 @@ async function snapshots() {
       worst[k] = runs.map((r) => r.deviationPercent[k]).reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a));
     }
     out[scenario] = {
-      goalWallSeconds: 120, published: PUBLISHED[scenario], seeds: runs.map((r) => r.seed),
+      goalWallSeconds: 120, published: PUBLISHED[scenario], seeds: runs.map((r) => r.seed), workers,
       wallSeconds: median(runs.map((r) => r.wallSeconds)), worstDeviationPercent: worst, runs,
     };
   }

@@ -20,6 +20,7 @@ import { MonitorServer } from '../dist/monitor/server.js';
 import { PACKAGE_ROOT } from '../dist/paths.js';
 import { PlatformService } from '../dist/platform/service.js';
 import { Simulation } from '../dist/sim/simulation.js';
+import { ShardedSimulation } from '../dist/sim/sharded.js';
 import { runBench } from '../dist/load/bench.js';
 import { findMaxRate } from '../dist/load/search.js';
 import { fullGc, log, memory, now, round, sleep, tick, waitFor } from './common.js';
@@ -320,11 +321,12 @@ async function fast({ duration, scenario = 'default.yaml' }) {
  * A snapshot scenario run in full (30 virtual days, fast): the platform's figures, scaled up, and
  * the wall and CPU time (CPU time moves less when other work shares the machine).
  */
-async function snapshot({ scenario, seed, duration }) {
-  const opts = { scenario: join(PACKAGE_ROOT, 'scenarios', scenario), speed: 'fast', broker: NO_LISTENERS };
+async function snapshot({ scenario, seed, duration, workers = 1 }) {
+  const opts = { scenario: join(PACKAGE_ROOT, 'scenarios', scenario), speed: 'fast' };
   if (seed !== undefined) opts.seed = seed;
   if (duration !== undefined) opts.duration = duration;
-  const sim = await Simulation.create(opts);
+  // CPU time below is the process's: every worker thread's included.
+  const sim = workers > 1 ? await ShardedSimulation.create({ ...opts, workers }) : await Simulation.create({ ...opts, broker: NO_LISTENERS });
   const t0 = now();
   const cpu0 = process.cpuUsage();
   await sim.start();
@@ -333,7 +335,7 @@ async function snapshot({ scenario, seed, duration }) {
   const cpu = process.cpuUsage(cpu0);
   const p = report.platform;
   return {
-    scenario, seed: report.seed, devices: report.devices.total, virtualSeconds: report.virtualSeconds,
+    scenario, seed: report.seed, workers: report.workers, devices: report.devices.total, virtualSeconds: report.virtualSeconds,
     telemetry: sim.scenario.behaviour.telemetry,
     wallSeconds: report.wallSeconds, startSeconds: round(startSeconds, 1), cpuSeconds: round((cpu.user + cpu.system) / 1e6, 1),
     loadAverage1m: round(os.loadavg()[0], 2),

@@ -211,6 +211,8 @@ export class ShardedSimulation {
 
   private finish(): void {
     this.state = 'stopped';
+    // Their work is done and reported: nothing left in a worker may keep the process alive.
+    for (const s of this.shards) void s.worker.terminate();
     const done = this.shards.map((s) => s.done!);
     this.settle.resolve(mergeReports(done, this.scenario.scale, (performance.now() - this.wallStart) / 1000));
   }
@@ -230,8 +232,12 @@ export function mergeReports(shards: ReadonlyArray<{ report: RunReport; platform
   const digest = createHash('sha256');
   for (const r of reports) digest.update(`${r.traceDigest}\n`);
   const platform = PlatformService.mergedSnapshot(shards.map((s) => s.platform));
+  // Shards stopped early (stop()) end at slightly different virtual times: every home ran this far.
+  const end = reports.reduce((a, r) => (r.virtualEnd < a.virtualEnd ? r : a));
   return {
     ...first,
+    virtualEnd: end.virtualEnd,
+    virtualSeconds: end.virtualSeconds,
     workers: reports.length,
     wallSeconds: Math.round(wallSeconds * 1000) / 1000,
     devices: { total: sum((r) => r.devices.total), sessions: sum((r) => r.devices.sessions) },

@@ -39,6 +39,22 @@ describe('a run split over worker threads', () => {
     expect(again.platform).toEqual(two.platform);
   });
 
+  it('stops every shard on stop() and reports what ran', { timeout: 60_000 }, async () => {
+    assertBuilt();
+    const sim = await createShardedSimulation({ scenario: reduced('snapshot-2018.yaml', 40), workers: 2, duration: '30d' });
+    const total = sim.population.devices.length;
+    expect(sim.status().devices).toBe(total);
+    const t0 = sim.status().virtualStart;
+    while (sim.status().virtualTime < t0 + 3_600_000) await new Promise((r) => setTimeout(r, 50));
+    const report = await sim.stop();
+    expect(report.workers).toBe(2);
+    expect(report.virtualSeconds).toBeGreaterThanOrEqual(3600);
+    expect(report.virtualSeconds).toBeLessThan(30 * 86_400);
+    expect(report.platform.connections.online).toBe(total);
+    expect(report.messages.published).toBeGreaterThan(total);
+    expect(await sim.finished).toBe(report);
+  });
+
   it('refuses what it cannot split before any worker starts', async () => {
     const faults = { ...reduced('snapshot-2018.yaml', 400), faults: [{ type: 'broker-restart', at: '1h', duration: '1m' }] };
     await expect(ShardedSimulation.create({ scenario: faults, duration: '2h', workers: 2 })).rejects.toThrow(/faults: a run split over worker threads cannot run faults/);
