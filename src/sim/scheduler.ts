@@ -99,7 +99,8 @@ export class EventScheduler implements Scheduler {
   /**
    * Run every event due at or before `time`, in order, then set the clock to `time`.
    * Stops early (returning false, the clock at the last event run) when `budget` events have run
-   * or `pause()` turns true after an event, so drivers can yield or wait for the network.
+   * or `pause()` turns true after an event (the last one due included), so drivers can yield or
+   * wait for the network.
    * With `before`, events at exactly `until` wait (a run's end: it covers [start, end)).
    */
   runUntil(until: number, budget = Infinity, pause?: () => boolean, before = false): boolean {
@@ -118,6 +119,9 @@ export class EventScheduler implements Scheduler {
       this.executed++;
       top.fn();
     }
+    // Paused by the last event in range: the clock stays at that event, or work it set off (a
+    // command, an app session) would read a later virtual time than the event that caused it.
+    if (n > 0 && pause?.()) return false;
     if (time > this.current) this.current = time;
     return true;
   }

@@ -78,6 +78,36 @@ describe('EventScheduler', () => {
     expect(n).toBe(10);
   });
 
+  it('leaves the clock at the event that paused it, even the last one due', () => {
+    const s = new EventScheduler(0);
+    let busy = false;
+    s.at(100, () => { busy = true; });
+    expect(s.runUntil(1000, Infinity, () => busy)).toBe(false);
+    expect(s.now()).toBe(100);
+    busy = false;
+    expect(s.runUntil(1000, Infinity, () => busy)).toBe(true);
+    expect(s.now()).toBe(1000);
+  });
+
+  it('fast mode: work an event sets off reads the virtual time of that event', async () => {
+    // An app session opened by the last event of a slice used to be stamped up to a slice (60 s)
+    // later, and at the end of a run on the end instant itself, outside the run.
+    const s = new EventScheduler(0);
+    let pending = 0;
+    const stamped: Array<[number, number]> = [];
+    for (const t of [1_000, 30_000, 59_999, 119_999, 179_999]) {
+      s.at(t, () => {
+        pending++;
+        setImmediate(() => { stamped.push([t, s.now()]); pending--; });
+      });
+    }
+    const driver = new ClockDriver(s, 'fast', { endTime: 180_000, congested: () => pending > 0 });
+    driver.start();
+    await driver.done;
+    expect(stamped).toEqual([[1_000, 1_000], [30_000, 30_000], [59_999, 59_999], [119_999, 119_999], [179_999, 179_999]]);
+    expect(s.now()).toBe(180_000);
+  });
+
   it('rounds times to whole milliseconds and never schedules in the past', () => {
     const s = new EventScheduler(100);
     const at: number[] = [];
