@@ -3,7 +3,7 @@
  * advance or stop the virtual clock.
  */
 export { createSimulation, Simulation, SYS_PLATFORM_TOPIC, type SimulationOptions, type SimulationStatus } from './sim/simulation.js';
-export { createShardedSimulation, ShardedSimulation, defaultWorkers, type ShardedOptions } from './sim/sharded.js';
+export { createShardedSimulation, ShardedSimulation, type ShardedOptions } from './sim/sharded.js';
 export type { RunReport, ScaledFigures } from './sim/report.js';
 export { loadScenario, checkScenario, parseDuration, ScenarioSpec, type Scenario } from './sim/scenario.js';
 export { buildPopulation, shardPopulation, type Population, type Home, type DevicePlan } from './sim/population.js';

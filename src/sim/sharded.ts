@@ -7,7 +7,6 @@
  * no time, counts at its own shard's latest event time).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AiotSimError, type ErrorKind } from '../errors.js';
 import { workerScript } from '../paths.js';
@@ -38,11 +37,6 @@ export interface ShardedOptions extends Omit<SimulationOptions, 'shard' | 'broke
   workers: number;
   /** Device catalogue folder (a path: each worker loads it). */
   catalog?: string;
-}
-
-/** Sensible default for --workers: one per core, at most 8. */
-export function defaultWorkers(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
 }
 
 interface Shard {
