@@ -89,7 +89,8 @@ export class ShardedSimulation {
     const whole = await Simulation.create({ ...opts, speed: 'fast', operatorToken: token, broker: { mqttPort: null, wsPort: null } });
     const problems: string[] = [];
     if (whole.scenario.faults.length > 0) {
-      problems.push(`faults: a run split over worker threads cannot run faults (each acts on the whole population at once); run it in one thread`);
+      const file = typeof opts.scenario === 'string' ? `${opts.scenario}: ` : '';
+      problems.push(`${file}faults: a run split over worker threads cannot run faults (each acts on the whole population at once); run it in one thread`);
     }
     if (whole.population.homes.length < opts.workers) {
       problems.push(`workers: ${opts.workers} worker threads for ${whole.population.homes.length} homes; use at most one per home`);

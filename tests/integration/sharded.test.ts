@@ -75,6 +75,9 @@ describe('a run split over worker threads', () => {
     const clash = await finish(spawnCli(['run', '--workers', '2', '--duration', '1h', '--http-port', '0']));
     expect(clash.code).toBe(2);
     expect(clash.stderr).toContain('not with --http-port');
+    const faults = await finish(spawnCli(['run', 'scenarios/rough-night.yaml', '--workers', '2']));
+    expect(faults.code).toBe(1);
+    expect(faults.stderr).toMatch(/rough-night\.yaml: faults: a run split over worker threads cannot run faults/);
     const bad = await finish(spawnCli(['run', '--workers', 'two']));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--workers: expected an integer from 1 to 64, got "two"');
