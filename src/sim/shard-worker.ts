@@ -21,12 +21,20 @@ async function main(): Promise<void> {
     broker: { mqttPort: null, wsPort: null },
     onConnectProgress: (connected, total) => post({ type: 'connecting', connected, total }),
   });
+  let stopping = false;
   port.on('message', (m: ToShard) => {
-    if (m.type === 'stop') void sim.stop();
+    if (m.type !== 'stop') return;
+    stopping = true;
+    void sim.stop();
   });
   await sim.start();
   post({ type: 'started', status: sim.status() });
-  const ticker = setInterval(() => post({ type: 'status', status: sim.status() }), STATUS_EVERY_MS);
+  // Statuses while the shard runs; once it ends, devices going offline as it stops are not news
+  // (the report gives the figures at the end).
+  const ticker = setInterval(() => {
+    const status = sim.status();
+    if (!stopping && !(status.virtualEnd !== null && status.virtualTime >= status.virtualEnd)) post({ type: 'status', status });
+  }, STATUS_EVERY_MS);
   try {
     const report = await sim.finished;
     post({ type: 'done', report, platform: sim.shardPlatformState! });

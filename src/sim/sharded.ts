@@ -137,6 +137,7 @@ export class ShardedSimulation {
               break;
             case 'done':
               shard.done = { report: m.report, platform: m.platform };
+              if (shard.status) shard.status = finalStatus(shard.status, m.report);
               if (this.shards.every((s) => s.done)) this.finish();
               break;
             case 'error':
@@ -211,6 +212,15 @@ export class ShardedSimulation {
     const done = this.shards.map((s) => s.done!);
     this.settle.resolve(mergeReports(done, this.scenario.scale, (performance.now() - this.wallStart) / 1000));
   }
+}
+
+/** A finished shard's status as its run ended (online at the end, not after it stopped). */
+function finalStatus(last: SimulationStatus, r: RunReport): SimulationStatus {
+  return {
+    ...last,
+    virtualTime: Date.parse(r.virtualEnd), online: r.platform.connections.online,
+    published: r.messages.published, delivered: r.messages.delivered, rejected: r.messages.rejected,
+  };
 }
 
 /**

@@ -21,6 +21,11 @@ describe('a run split over worker threads', () => {
     const total = sharded.population.devices.length;
     const two = await sharded.finished;
 
+    // Once done, the status is the shards' at the end of the run, not after they stopped.
+    const st = sharded.status();
+    expect(st.online).toBe(total);
+    expect(st.virtualTime).toBe(st.virtualEnd);
+    expect(st.published).toBe(two.messages.published);
     expect(two.workers).toBe(2);
     expect(one.workers).toBe(1);
     expect(two.devices).toEqual(one.devices);
