@@ -28,10 +28,10 @@ export interface ConnectionCounts {
   byTransport: Record<string, number>;
 }
 
-/** Online counts by one dimension, kept up to date as devices come and go. */
-class Tally {
+/** Counts by one key (online devices by category, say), kept up to date as they come and go. */
+export class Tally {
   private readonly n = new Map<string, number>();
-  add(k: string, d: 1 | -1): void {
+  add(k: string, d: number): void {
     const v = (this.n.get(k) ?? 0) + d;
     if (v > 0) this.n.set(k, v);
     else this.n.delete(k);

@@ -7,7 +7,7 @@ import { parseDeviceTopic } from '../device/topics.js';
 import { ActivityWindow, type WindowState } from './activity.js';
 import { EventDeduper } from './dedup.js';
 import { OnlineHistory, type OnlineBucket } from './history.js';
-import { ConnectionRegistry, type ConnectionCounts, type DeviceLookup } from './registry.js';
+import { ConnectionRegistry, Tally, type ConnectionCounts, type DeviceLookup } from './registry.js';
 
 export interface PlatformSnapshot {
   /** Latest event time seen (virtual epoch ms), or null before any. */
@@ -185,11 +185,15 @@ export class PlatformService {
     return figures({
       eventTime: this.eventTime, connections: this.registry.counts(), ownersOver5: this.ownersOver5,
       activeDevices: this.activeDevices, activeUsers: this.activeUsers, voiceSpeakers: this.voiceSpeakers, appUsers: this.appUsers,
-      messages: {
-        byKind: { ...this.byKind }, malformed: this.malformed,
-        duplicatesRemoved: this.dedup.stats.duplicates, eventsMissing: this.dedup.stats.missing,
-      },
+      messages: this.messageCounts(),
     });
+  }
+
+  private messageCounts(): PlatformSnapshot['messages'] {
+    return {
+      byKind: { ...this.byKind }, malformed: this.malformed,
+      duplicatesRemoved: this.dedup.stats.duplicates, eventsMissing: this.dedup.stats.missing,
+    };
   }
 
   /** Everything the snapshot is made of, as plain data, for merging with other shards' (`mergedSnapshot`). */
@@ -202,7 +206,7 @@ export class PlatformService {
         activeDevices: this.activeDevices.toState(), activeUsers: this.activeUsers.toState(),
         voiceSpeakers: this.voiceSpeakers.toState(), appUsers: this.appUsers.toState(),
       },
-      messages: this.snapshot().messages,
+      messages: this.messageCounts(),
     };
   }
 
@@ -212,34 +216,32 @@ export class PlatformService {
    * activity windows are unions, so distinct counts are not double-counted.
    */
   static mergedSnapshot(states: readonly PlatformState[]): PlatformSnapshot {
-    const connections: ConnectionCounts = { online: 0, byCategory: {}, byModel: {}, byRegion: {}, byTransport: {} };
-    const messages: PlatformSnapshot['messages'] = { byKind: {}, malformed: 0, duplicatesRemoved: 0, eventsMissing: 0 };
+    const dims = ['byCategory', 'byModel', 'byRegion', 'byTransport'] as const;
+    const tallies = { byCategory: new Tally(), byModel: new Tally(), byRegion: new Tally(), byTransport: new Tally() };
+    const byKind: Record<string, number> = {};
+    const messages = { malformed: 0, duplicatesRemoved: 0, eventsMissing: 0 };
     const perOwner = new Map<string, number>();
     let eventTime: number | null = null;
-    const addInto = (to: Record<string, number>, from: Record<string, number>): void => {
-      for (const [k, n] of Object.entries(from)) to[k] = (to[k] ?? 0) + n;
-    };
+    let online = 0;
     for (const st of states) {
       if (st.eventTime !== null && (eventTime === null || st.eventTime > eventTime)) eventTime = st.eventTime;
-      connections.online += st.connections.online;
-      addInto(connections.byCategory, st.connections.byCategory);
-      addInto(connections.byModel, st.connections.byModel);
-      addInto(connections.byRegion, st.connections.byRegion);
-      addInto(connections.byTransport, st.connections.byTransport);
+      online += st.connections.online;
+      for (const d of dims) for (const [k, n] of Object.entries(st.connections[d])) tallies[d].add(k, n);
       for (const [uid, n] of st.devicesPerOwner) perOwner.set(uid, (perOwner.get(uid) ?? 0) + n);
-      addInto(messages.byKind, st.messages.byKind);
+      for (const [k, n] of Object.entries(st.messages.byKind)) byKind[k] = (byKind[k] ?? 0) + n;
       messages.malformed += st.messages.malformed;
       messages.duplicatesRemoved += st.messages.duplicatesRemoved;
       messages.eventsMissing += st.messages.eventsMissing;
     }
-    const sorted = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1)));
-    for (const k of ['byCategory', 'byModel', 'byRegion', 'byTransport'] as const) connections[k] = sorted(connections[k]);
-    messages.byKind = sorted(messages.byKind);
+    const connections: ConnectionCounts = {
+      online, byCategory: tallies.byCategory.record(), byModel: tallies.byModel.record(),
+      byRegion: tallies.byRegion.record(), byTransport: tallies.byTransport.record(),
+    };
     const window = (k: keyof PlatformState['windows']): ActivityWindow => ActivityWindow.merged(states.map((s) => s.windows[k]));
     return figures({
       eventTime, connections, ownersOver5: [...perOwner.values()].filter((n) => n > 5).length,
       activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceSpeakers: window('voiceSpeakers'), appUsers: window('appUsers'),
-      messages,
+      messages: { byKind, ...messages },
     });
   }
 

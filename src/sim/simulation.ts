@@ -48,7 +48,7 @@ export interface SimulationOptions {
   /** Overrides the scenario's `behaviour.telemetry` (periodic readings on or off). */
   telemetry?: boolean;
   /**
-   * Simulate only shard `index` of `count` of the population's homes (see `runSharded`, which
+   * Simulate only shard `index` of `count` of the population's homes (see `ShardedSimulation`, which
    * runs every shard in a worker thread and merges what their platforms saw).
    */
   shard?: { index: number; count: number };
