@@ -5,11 +5,13 @@
 export { createSimulation, Simulation, SYS_PLATFORM_TOPIC, type SimulationOptions, type SimulationStatus } from './sim/simulation.js';
 export { createShardedSimulation, ShardedSimulation, type ShardedOptions } from './sim/sharded.js';
 export type { RunReport, ScaledFigures } from './sim/report.js';
-export { loadScenario, checkScenario, parseDuration, ScenarioSpec, type Scenario } from './sim/scenario.js';
+export { loadScenario, checkScenario, parseDuration, ScenarioSpec, type Scenario } from './catalog/scenario.js';
 export { buildPopulation, shardPopulation, type Population, type Home, type DevicePlan } from './sim/population.js';
-export { EventScheduler, type Clock, type Scheduler, type TimerHandle } from './sim/scheduler.js';
+export { EventScheduler } from './sim/scheduler.js';
+export type { Clock, Scheduler, TimerHandle } from './contract/clock.js';
+export type { Random } from './contract/random.js';
 export { Rng } from './sim/rng.js';
-export { REGIONS, type Region } from './sim/regions.js';
+export { REGIONS, type Region } from './catalog/regions.js';
 export { EmbeddedBroker, type BrokerOptions, type BrokerCounters, type ClientInfo, type Transport } from './broker/broker.js';
 export { AccessDirectory, type Principal } from './broker/access.js';
 export { Catalog, loadCatalog } from './catalog/catalog.js';
@@ -19,7 +21,7 @@ export {
   topics, parseDeviceTopic, MiotCode, RpcErrorCode,
   type Scalar, type PropertiesChangedPayload, type EventOccuredPayload, type StatePayload, type RpcRequest, type RpcResponse,
   type PropertyResult, type ActionResult,
-} from './device/topics.js';
+} from './contract/wire.js';
 export { PlatformService, type PlatformSnapshot, type PlatformState } from './platform/service.js';
 export type { ConnectionCounts } from './platform/registry.js';
 export { EventDeduper, type DedupStats, type SeqVerdict } from './platform/dedup.js';

@@ -1,6 +1,6 @@
 /** JSON Schema for device and scenario files, generated from the zod schemas (one source of truth). */
 import { z } from 'zod';
-import { ScenarioSpec } from '../sim/scenario.js';
+import { ScenarioSpec } from './scenario.js';
 import { DeviceModelSpec } from './schema.js';
 
 export function deviceJsonSchema(): Record<string, unknown> {

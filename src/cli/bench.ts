@@ -10,7 +10,7 @@ import { AiotSimError } from '../errors.js';
 import { runBench, type BenchOptions, type BenchProgress } from '../load/bench.js';
 import { toMarkdown } from '../load/report.js';
 import { parseSlo } from '../load/slo.js';
-import { parseDuration } from '../sim/scenario.js';
+import { parseDuration } from '../catalog/scenario.js';
 
 export const BENCH_USAGE = `aiot-sim bench: load-test a broker and its consumers with Mijia device traffic
 

@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
 import type { Population } from '../sim/population.js';
 import type { RunReport } from '../sim/report.js';
-import { checkScenario } from '../sim/scenario.js';
+import { checkScenario } from '../catalog/scenario.js';
 import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bench } from './bench.js';

@@ -4,8 +4,8 @@
  * `DeviceLink`, and everything it does runs on the injected scheduler and RNG.
  */
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
-import type { Rng } from '../sim/rng.js';
-import type { Scheduler, TimerHandle } from '../sim/scheduler.js';
+import type { Random } from '../contract/random.js';
+import type { Scheduler, TimerHandle } from '../contract/clock.js';
 import { createBehaviour, isTelemetry, type Behaviour, type BehaviourContext, type UserInput } from './behaviours/index.js';
 import { PropertyStore } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
@@ -13,7 +13,7 @@ import { executeRpc, type RpcTarget } from './rpc.js';
 import {
   MiotCode, topics, type EventArgument, type EventOccuredPayload, type PropertiesChangedPayload, type RpcResponse,
   type Scalar, type StatePayload,
-} from './topics.js';
+} from '../contract/wire.js';
 
 export interface PublishOptions { qos: 0 | 1; retain: boolean }
 
@@ -30,7 +30,7 @@ export interface DeviceOptions {
   /** Gateway did for Zigbee/BLE children. */
   parentId?: string;
   scheduler: Scheduler;
-  rng: Rng;
+  rng: Random;
   firmware?: string;
   /** Household liveliness multiplier at the current virtual time (default: always 1). */
   activity?: () => number;
@@ -61,7 +61,7 @@ export class Device implements RpcTarget {
   readonly counters: DeviceCounters = { published: 0, droppedOffline: 0, buffered: 0, bufferOverflow: 0, rpcRequests: 0, rpcErrors: 0 };
   private link: DeviceLink | null = null;
   private readonly scheduler: Scheduler;
-  private readonly rng: Rng;
+  private readonly rng: Random;
   private readonly telemetry: boolean;
   private readonly activity: () => number;
   private readonly timers = new Set<TimerHandle>();

@@ -5,7 +5,7 @@
  */
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import { valueProblem } from '../catalog/validate.js';
-import { MiotCode, type Scalar } from './topics.js';
+import { MiotCode, type Scalar } from '../contract/wire.js';
 
 export interface Identity {
   did: string;

@@ -3,8 +3,8 @@
  * only the last value of a property within that second is forwarded; events go out immediately
  * but at most 3 per second. Both limits are per device and run on the virtual clock.
  */
-import type { Scheduler, TimerHandle } from '../sim/scheduler.js';
-import type { EventArgument, Scalar } from './topics.js';
+import type { Scheduler, TimerHandle } from '../contract/clock.js';
+import type { EventArgument, Scalar } from '../contract/wire.js';
 
 export const PROPERTY_WINDOW_MS = 1000;
 export const EVENTS_PER_SECOND = 3;

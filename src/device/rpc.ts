@@ -4,7 +4,7 @@
  */
 import type { ActionSpec, PropertySpec } from '../catalog/schema.js';
 import { valueProblem } from '../catalog/validate.js';
-import { MiotCode, RpcErrorCode, type ActionResult, type PropertyResult, type RpcResponse, type Scalar } from './topics.js';
+import { MiotCode, RpcErrorCode, type ActionResult, type PropertyResult, type RpcResponse, type Scalar } from '../contract/wire.js';
 
 /** Most devices refuse big batches (python-miio caps at 15); we accept up to this many items. */
 export const MAX_RPC_ITEMS = 64;

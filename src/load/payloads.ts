@@ -13,7 +13,7 @@
  */
 import mqttPacket from 'mqtt-packet';
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
-import { topics, type Scalar } from '../device/topics.js';
+import { topics, type Scalar } from '../contract/wire.js';
 
 export type MessageKind = 'properties_changed' | 'event_occured';
 

@@ -4,7 +4,7 @@
  * platform service and `Simulation` fit them as they are; `aiot-sim serve` has no devices.
  */
 import type { Duplex } from 'node:stream';
-import type { RpcResponse } from '../device/topics.js';
+import type { RpcResponse } from '../contract/wire.js';
 import type { PlatformSnapshot } from '../platform/service.js';
 
 export interface MonitoredBroker {

@@ -3,7 +3,7 @@
  * wills, device messages) and never reads simulator state. Time is event time: the virtual `ts`
  * carried in payloads.
  */
-import { parseDeviceTopic } from '../device/topics.js';
+import { parseDeviceTopic } from '../contract/wire.js';
 import { ActivityWindow, type WindowState } from './activity.js';
 import { EventDeduper } from './dedup.js';
 import { OnlineHistory, type OnlineBucket } from './history.js';

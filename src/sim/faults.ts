@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { EmbeddedBroker } from '../broker/broker.js';
 import type { PlatformService } from '../platform/service.js';
 import { Rng } from './rng.js';
-import { parseDuration, type FaultSpec } from './scenario.js';
+import type { FaultSpec } from '../catalog/scenario.js';
 import type { EventScheduler } from './scheduler.js';
 import type { DeviceSession } from './session.js';
 import type { WorkQueue } from './users.js';
@@ -82,7 +82,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
 
   private scheduleOne(f: FaultSpec, index: number): void {
     const c = this.ctx;
-    const at = c.virtualStart + parseDuration(f.at)!;
+    const at = c.virtualStart + f.at;
     const rng = Rng.from(c.seed, 'fault', index);
     const record = (to: number, sessions: number): FaultRecord => {
       const r: FaultRecord = { type: f.type, from: iso(at), to: iso(to), sessions };
@@ -95,12 +95,12 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     switch (f.type) {
       case 'devices-offline': {
         const victims = pickShare(c.sessions, f.share, rng);
-        this.outage(at, at + parseDuration(f.duration)!, victims, record(at + parseDuration(f.duration)!, victims.length), notify, 'network');
+        this.outage(at, at + f.duration, victims, record(at + f.duration, victims.length), notify, 'network');
         return;
       }
       case 'region-outage': {
         const victims = c.sessions.filter((s) => c.regionOf(s.did) === f.region);
-        const until = at + parseDuration(f.duration)!;
+        const until = at + f.duration;
         const r = record(until, victims.length);
         r.region = f.region;
         this.outage(at, until, victims, r, notify, 'network');
@@ -109,14 +109,14 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
       case 'gateway-reboot': {
         const gateways = c.sessions.filter((s) => s.device.category === 'gateway');
         const victims = pickShare(gateways, f.share, rng);
-        const until = at + parseDuration(f.duration)!;
+        const until = at + f.duration;
         const r = record(until, victims.length);
         r.details = { children: victims.reduce((n, s) => n + s.children.length, 0) };
         this.outage(at, until, victims, r, notify, 'network');
         return;
       }
       case 'broker-restart':
-        this.brokerRestart(at, at + parseDuration(f.duration)!, record(at + parseDuration(f.duration)!, c.sessions.length), notify);
+        this.brokerRestart(at, at + f.duration, record(at + f.duration, c.sessions.length), notify);
         return;
       case 'reconnect-storm': {
         const victims = pickShare(c.sessions, f.share, rng);
@@ -125,8 +125,8 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
       }
       case 'device-churn': {
         const victims = pickShare(c.sessions, f.share, rng);
-        const span = parseDuration(f.duration)!;
-        const away = parseDuration(f.offlineFor)!;
+        const span = f.duration;
+        const away = f.offlineFor;
         const r = record(at + span + away, victims.length);
         r.details = { left: 0, returned: 0 };
         c.scheduler.at(at, () => notify('start', r));
@@ -142,8 +142,8 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         const matches = (d: DeviceSession['device']): boolean => !f.model || d.model.model === f.model;
         const eligible = c.sessions.filter((s) => matches(s.device) || s.children.some(matches));
         const victims = pickShare(eligible, f.share, rng);
-        const interval = parseDuration(f.interval)!;
-        const reboot = parseDuration(f.rebootFor)!;
+        const interval = f.interval;
+        const reboot = f.rebootFor;
         const waves = Math.min(f.waves, Math.max(1, victims.length));
         const end = at + (waves - 1) * interval + reboot;
         const r = record(end, victims.length);
@@ -164,7 +164,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         return;
       }
       case 'slow-consumer':
-        this.slowConsumer(at, at + parseDuration(f.duration)!, record(at + parseDuration(f.duration)!, 0), notify);
+        this.slowConsumer(at, at + f.duration, record(at + f.duration, 0), notify);
         return;
     }
   }

@@ -7,12 +7,12 @@
  */
 import type { DeviceModel } from '../catalog/schema.js';
 import type { Device } from '../device/device.js';
-import type { Scalar } from '../device/topics.js';
+import type { Scalar } from '../contract/wire.js';
 import type { Home } from './population.js';
 import { monthlyHigh, type HourlyCurve, type LocalTime } from './rhythm.js';
 import { Rng } from './rng.js';
-import type { BehaviourSection } from './scenario.js';
-import type { Scheduler, TimerHandle } from './scheduler.js';
+import type { BehaviourSection } from '../catalog/scenario.js';
+import type { Scheduler, TimerHandle } from '../contract/clock.js';
 
 const DAY = 86_400_000;
 

@@ -8,7 +8,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { DeviceModel } from '../catalog/schema.js';
 import { CATEGORIES } from '../catalog/schema.js';
 import { Rng } from './rng.js';
-import type { Scenario } from './scenario.js';
+import type { Scenario } from '../catalog/scenario.js';
 
 export interface DevicePlan {
   did: string;

@@ -3,7 +3,7 @@ import type { BrokerCounters } from '../broker/broker.js';
 import type { PlatformSnapshot } from '../platform/service.js';
 import type { Speed } from './drivers.js';
 import type { FaultRecord } from './faults.js';
-import type { Scenario } from './scenario.js';
+import type { Scenario } from '../catalog/scenario.js';
 
 export interface RunReport {
   scenario: string;

@@ -4,6 +4,8 @@
  * Generator: sfc32 (small fast counter), seeded from a 128-bit string hash.
  */
 
+import type { Random } from '../contract/random.js';
+
 function hash128(text: string): [number, number, number, number] {
   // cyrb128: a fast, well-mixed non-cryptographic string hash.
   let h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
@@ -22,7 +24,7 @@ function hash128(text: string): [number, number, number, number] {
   return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
 }
 
-export class Rng {
+export class Rng implements Random {
   private a: number;
   private b: number;
   private c: number;

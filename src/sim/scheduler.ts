@@ -5,24 +5,7 @@
  * with the wall clock times a speed factor, or as fast as the broker can take it.
  */
 
-export interface Clock {
-  /** Virtual time, epoch milliseconds. */
-  now(): number;
-}
-
-export interface TimerHandle {
-  cancel(): void;
-  readonly active: boolean;
-}
-
-export interface Scheduler extends Clock {
-  /** Run `fn` at virtual time `time` (or now, if that is in the past). */
-  at(time: number, fn: () => void): TimerHandle;
-  /** Run `fn` after `delayMs` virtual milliseconds. */
-  after(delayMs: number, fn: () => void): TimerHandle;
-  /** Run `fn` every `periodMs` virtual milliseconds, first after `firstDelayMs` (default: one period). */
-  every(periodMs: number, fn: () => void, firstDelayMs?: number): TimerHandle;
-}
+import type { Scheduler, TimerHandle } from '../contract/clock.js';
 
 const PENDING = 0;
 const CANCELLED = 1;

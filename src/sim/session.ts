@@ -12,11 +12,11 @@
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
-import { topics } from '../device/topics.js';
+import { topics } from '../contract/wire.js';
 import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
 import { Rng } from './rng.js';
-import type { Clock } from './scheduler.js';
+import type { Clock } from '../contract/clock.js';
 import type { TraceRecorder } from './trace.js';
 
 const log = logger('session');

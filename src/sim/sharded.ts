@@ -13,7 +13,7 @@ import { workerScript } from '../paths.js';
 import { PlatformService, type PlatformState } from '../platform/service.js';
 import type { Population } from './population.js';
 import { scaleUp, type RunReport } from './report.js';
-import type { Scenario } from './scenario.js';
+import type { Scenario } from '../catalog/scenario.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from './simulation.js';
 
 /** What a shard needs: the run's options, as plain data. */

@@ -12,7 +12,7 @@ import type { AccessDirectory } from '../broker/access.js';
 import { EmbeddedBroker, type BrokerCounters } from '../broker/broker.js';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
 import { Device } from '../device/device.js';
-import type { RpcResponse } from '../device/topics.js';
+import type { RpcResponse } from '../contract/wire.js';
 import { AiotSimError, ValidationError } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { DeviceFacts } from '../platform/registry.js';
@@ -22,11 +22,11 @@ import { ClockDriver, type Speed } from './drivers.js';
 import { buildPopulation, shardPopulation, type DevicePlan, type Population } from './population.js';
 import { buildReport, scaleUp, type RunReport } from './report.js';
 import { Rng } from './rng.js';
-import { checkScenario, loadScenario, parseDuration, type Scenario } from './scenario.js';
+import { checkScenario, loadScenario, parseDuration, type Scenario } from '../catalog/scenario.js';
 import { EventScheduler } from './scheduler.js';
 import { FaultTimeline } from './faults.js';
 import { Household, type HouseholdChannel } from './household.js';
-import { region as regionOf } from './regions.js';
+import { region as regionOf } from '../catalog/regions.js';
 import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { DeviceSession, type Connector } from './session.js';
@@ -142,7 +142,7 @@ export class Simulation {
     this.operatorToken = opts.operatorToken ?? randomBytes(12).toString('base64url');
     this.virtualStart = Date.parse(scenario.start);
     const durationMs = typeof opts.duration === 'number' ? opts.duration
-      : opts.duration !== undefined ? parseDuration(opts.duration) : scenario.duration ? parseDuration(scenario.duration) : undefined;
+      : opts.duration !== undefined ? parseDuration(opts.duration) : scenario.duration;
     this.virtualEnd = durationMs === undefined ? null : this.virtualStart + durationMs;
     this.scheduler = new EventScheduler(this.virtualStart);
     const everyone = buildPopulation(scenario, catalog, this.seed);
@@ -166,7 +166,7 @@ export class Simulation {
   /** The scenario's reconnection settings as a backoff policy (milliseconds). */
   private reconnectPolicy(): ReconnectPolicy {
     const r = this.scenario.network.reconnect;
-    return { initialDelayMs: parseDuration(r.initialDelay)!, maxDelayMs: parseDuration(r.maxDelay)!, factor: r.factor, jitter: r.jitter };
+    return { initialDelayMs: r.initialDelay, maxDelayMs: r.maxDelay, factor: r.factor, jitter: r.jitter };
   }
 
   /** Resolves once the operator and every app client have seen their connection close (bounded). */

@@ -6,11 +6,11 @@
  * what a user may command, and the platform can observe app activity.
  */
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
-import type { RpcResponse } from '../device/topics.js';
-import { topics } from '../device/topics.js';
+import type { RpcResponse } from '../contract/wire.js';
+import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
-import type { Clock } from './scheduler.js';
+import type { Clock } from '../contract/clock.js';
 import type { Connector } from './session.js';
 
 const log = logger('users');

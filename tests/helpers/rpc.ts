@@ -1,6 +1,6 @@
 /** RPC over MQTT as a real client would do it: publish on down/rpc, await the reply on up/rpc. */
 import type { MqttClient } from 'mqtt';
-import type { RpcResponse } from '../../src/device/topics.js';
+import type { RpcResponse } from '../../src/contract/wire.js';
 import { nextMessage } from './mqtt.js';
 
 /** Publish a raw payload to `device/{did}/down/rpc` and resolve with the first reply on up/rpc matching `match`. */

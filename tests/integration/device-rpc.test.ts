@@ -4,7 +4,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PropertiesChangedPayload } from '../../src/device/topics.js';
+import type { PropertiesChangedPayload } from '../../src/contract/wire.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
 import { connectTcp, nextMessage } from '../helpers/mqtt.js';
 import { rawRpc, readProperty, results, rpc } from '../helpers/rpc.js';

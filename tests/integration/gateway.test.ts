@@ -6,7 +6,7 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client } from 'aedes';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
-import type { StatePayload } from '../../src/device/topics.js';
+import type { StatePayload } from '../../src/contract/wire.js';
 import type { DeviceFacts } from '../../src/platform/registry.js';
 import { PlatformService } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';

@@ -5,7 +5,7 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
-import type { StatePayload } from '../../src/device/topics.js';
+import type { StatePayload } from '../../src/contract/wire.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
 import { connectInProcess, connectTcp, nextMessage, until } from '../helpers/mqtt.js';
 import { TEST_START, tinyScenario } from '../helpers/scenario.js';

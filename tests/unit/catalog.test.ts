@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCatalog, parseYaml } from '../../src/catalog/catalog.js';
 import { deviceJsonSchema, scenarioJsonSchema } from '../../src/catalog/json-schema.js';
 import { checkDeviceModel, valueProblem } from '../../src/catalog/validate.js';
-import { checkScenario } from '../../src/sim/scenario.js';
+import { checkScenario } from '../../src/catalog/scenario.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const devicesDir = join(root, 'devices');

@@ -7,7 +7,7 @@ import { EventDeduper } from '../../src/platform/dedup.js';
 import { OnlineHistory } from '../../src/platform/history.js';
 import { Backoff } from '../../src/sim/backoff.js';
 import { Rng } from '../../src/sim/rng.js';
-import { checkScenario } from '../../src/sim/scenario.js';
+import { checkScenario } from '../../src/catalog/scenario.js';
 import { fixedHeader } from '../helpers/raw-mqtt.js';
 
 describe('Backoff', () => {
@@ -110,7 +110,7 @@ describe('fault and network validation', async () => {
     population: { homes: 2, regions: { cn: 1 }, devicesPerHome: { '2': 1 }, mix: { plug: 1 } },
   };
 
-  it('accepts every fault type with its defaults', () => {
+  it('accepts every fault type with its defaults, durations in milliseconds', () => {
     const res = checkScenario('x.yaml', {
       ...base,
       faults: [
@@ -120,9 +120,9 @@ describe('fault and network validation', async () => {
       ],
     }, catalog);
     expect(res.problems).toEqual([]);
-    expect(res.scenario!.faults[0]).toEqual({ type: 'broker-restart', at: '10m', duration: '1m' });
-    expect(res.scenario!.faults[5]).toMatchObject({ waves: 3, interval: '10m', rebootFor: '1m', share: 1 });
-    expect(res.scenario!.network).toEqual({ reconnect: { initialDelay: '500ms', maxDelay: '10s', factor: 2, jitter: 'full' }, offlineBuffer: 100 });
+    expect(res.scenario!.faults[0]).toEqual({ type: 'broker-restart', at: 600_000, duration: 60_000 });
+    expect(res.scenario!.faults[5]).toMatchObject({ waves: 3, interval: 600_000, rebootFor: 60_000, share: 1 });
+    expect(res.scenario!.network).toEqual({ reconnect: { initialDelay: 500, maxDelay: 10_000, factor: 2, jitter: 'full' }, offlineBuffer: 100 });
   });
 
   it('names every problem with its path', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { apportion, buildPopulation, shardPopulation } from '../../src/sim/population.js';
-import { checkScenario, type Scenario } from '../../src/sim/scenario.js';
+import { checkScenario, type Scenario } from '../../src/catalog/scenario.js';
 import { devicesCatalog } from '../helpers/device.js';
 
 async function scenario(population: Record<string, unknown>): Promise<Scenario> {

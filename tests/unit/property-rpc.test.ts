@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MiotCode } from '../../src/device/topics.js';
+import { MiotCode } from '../../src/contract/wire.js';
 import { makeDevice } from '../helpers/device.js';
 
 describe('MIoT RPC on a device', () => {

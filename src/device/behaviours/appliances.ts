@@ -1,6 +1,6 @@
 /** Appliance behaviours: climate control (AC, purifier), switched loads, washer programs. */
-import type { TimerHandle } from '../../sim/scheduler.js';
-import type { Scalar } from '../topics.js';
+import type { TimerHandle } from '../../contract/clock.js';
+import type { Scalar } from '../../contract/wire.js';
 import type { BehaviourContext, BehaviourFactory } from './context.js';
 
 /** Report `ref` when it moved at least `threshold` since its last report. */

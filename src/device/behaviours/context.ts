@@ -1,12 +1,12 @@
 /** What a behaviour may touch: its device's properties, events, the virtual clock and its own RNG. */
 import type { BehaviourOf, BehaviourSpec } from '../../catalog/schema.js';
-import type { Rng } from '../../sim/rng.js';
-import type { Scheduler, TimerHandle } from '../../sim/scheduler.js';
-import type { Scalar } from '../topics.js';
+import type { Random } from '../../contract/random.js';
+import type { Scheduler, TimerHandle } from '../../contract/clock.js';
+import type { Scalar } from '../../contract/wire.js';
 
 export interface BehaviourContext {
   readonly clock: Scheduler;
-  readonly rng: Rng;
+  readonly rng: Random;
   get(ref: string): Scalar;
   num(ref: string): number;
   /**

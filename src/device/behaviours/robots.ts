@@ -1,5 +1,5 @@
 /** Behaviours with a life of their own: robot vacuums and speakers. */
-import type { TimerHandle } from '../../sim/scheduler.js';
+import type { TimerHandle } from '../../contract/clock.js';
 import type { BehaviourFactory } from './context.js';
 
 export const vacuum: BehaviourFactory<'vacuum'> = (spec, ctx) => {

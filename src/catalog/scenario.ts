@@ -5,10 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { z } from 'zod';
-import type { Catalog } from '../catalog/catalog.js';
-import { parseYaml } from '../catalog/catalog.js';
-import { CATEGORIES } from '../catalog/schema.js';
-import { zodProblems } from '../catalog/validate.js';
+import type { Catalog } from './catalog.js';
+import { parseYaml } from './catalog.js';
+import { CATEGORIES } from './schema.js';
+import { zodProblems } from './validate.js';
 import { ValidationError, type Problem } from '../errors.js';
 import { REGION_IDS } from './regions.js';
 
@@ -23,7 +23,20 @@ export function parseDuration(text: string): number | undefined {
   return ms > 0 ? ms : undefined;
 }
 
-const Duration = z.string().refine((s) => parseDuration(s) !== undefined, 'expected a duration like "90s", "15m", "24h" or "30d"');
+/**
+ * A span of time: "90s", "15m", "24h", "30d" in a file; milliseconds once parsed. A number is taken
+ * as milliseconds, so a parsed scenario (a worker thread's copy, a library caller's object) parses again.
+ */
+const Duration = z.union([z.string(), z.number()])
+  .describe('a duration: "500ms", "90s", "15m", "24h", "30d", or milliseconds')
+  .transform((v, ctx) => {
+  const ms = typeof v === 'number' ? (Number.isFinite(v) && v > 0 ? v : undefined) : parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like "90s", "15m", "24h" or "30d"', input: v });
+    return z.NEVER;
+  }
+  return ms;
+});
 const Weights = z.record(z.string(), z.number().nonnegative()).refine(
   (w) => Object.values(w).some((v) => v > 0), 'expected at least one positive weight');
 
@@ -113,14 +126,14 @@ export const FaultSpec = z.discriminatedUnion('type', [
      */
     type: z.literal('broker-restart'),
     at: Duration,
-    duration: Duration.default('1m'),
+    duration: Duration.prefault('1m'),
   }),
   z.strictObject({
     /** A share of the gateways reboot: they and their Zigbee/BLE children drop (last wills fire) and come back after `duration`. */
     type: z.literal('gateway-reboot'),
     share: Share.default(1),
     at: Duration,
-    duration: Duration.default('30s'),
+    duration: Duration.prefault('30s'),
   }),
   z.strictObject({
     /** Over `duration`, a share of the device sessions leave one by one (they say "offline" and DISCONNECT) and come back `offlineFor` later. */
@@ -128,7 +141,7 @@ export const FaultSpec = z.discriminatedUnion('type', [
     share: Share,
     at: Duration,
     duration: Duration,
-    offlineFor: Duration.default('10m'),
+    offlineFor: Duration.prefault('10m'),
   }),
   z.strictObject({
     /** A share of the device sessions (default all) drop at once without DISCONNECT and reconnect by themselves. */
@@ -150,8 +163,8 @@ export const FaultSpec = z.discriminatedUnion('type', [
     share: Share.default(1),
     waves: z.number().int().min(1).max(100).default(3),
     at: Duration,
-    interval: Duration.default('10m'),
-    rebootFor: Duration.default('1m'),
+    interval: Duration.prefault('10m'),
+    rebootFor: Duration.prefault('1m'),
   }),
 ]);
 export type FaultSpec = z.infer<typeof FaultSpec>;
@@ -160,9 +173,9 @@ export type FaultSpec = z.infer<typeof FaultSpec>;
 export const NetworkSection = z.strictObject({
   reconnect: z.strictObject({
     /** Upper bound of the first retry's delay (wall clock). */
-    initialDelay: Duration.default('500ms'),
+    initialDelay: Duration.prefault('500ms'),
     /** Cap of the retry window (wall clock). */
-    maxDelay: Duration.default('10s'),
+    maxDelay: Duration.prefault('10s'),
     /** Growth of the window per failed attempt. */
     factor: z.number().min(1).max(10).default(2),
     /** "full": each delay uniform in [0, window] (from the seeded RNG); "none": exactly the window. */
@@ -199,7 +212,7 @@ export const ScenarioSpec = z.strictObject({
     membersPerHome: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).default([0, 2]),
   }),
   behaviour: BehaviourSection.prefault({}),
-  faults: z.array(FaultSpec).default([]),
+  faults: z.array(FaultSpec).prefault([]),
   network: NetworkSection.prefault({}),
 });
 export type Scenario = z.infer<typeof ScenarioSpec>;
@@ -242,7 +255,7 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
     add('population.membersPerHome', `min ${members[0]} is above max ${members[1]}`);
   }
   if (root['speed'] === 'fast' && root['duration'] === undefined) add('duration', 'fast mode needs a duration');
-  const total = typeof root['duration'] === 'string' ? parseDuration(root['duration']) : undefined;
+  const total = rawMs(root['duration']);
   const faults = Array.isArray(root['faults']) ? root['faults'] : [];
   faults.forEach((f: unknown, i: number) => {
     if (!isRecord(f)) return;
@@ -252,13 +265,13 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
     if (f['type'] === 'ota-rollout' && typeof f['model'] === 'string' && !catalog.has(f['model'])) {
       add(`faults[${i}].model`, `unknown device model "${f['model']}" (aiot-sim devices lists them)`);
     }
-    const at = typeof f['at'] === 'string' ? parseDuration(f['at']) : undefined;
+    const at = rawMs(f['at']);
     if (total !== undefined && at !== undefined && at >= total) add(`faults[${i}].at`, `starts at ${f['at']}, after the scenario ends (${String(root['duration'])})`);
   });
   const net = isRecord(root['network']) ? root['network'] : {};
   const rec = isRecord(net['reconnect']) ? net['reconnect'] : {};
-  const initial = typeof rec['initialDelay'] === 'string' ? parseDuration(rec['initialDelay']) : undefined;
-  const max = typeof rec['maxDelay'] === 'string' ? parseDuration(rec['maxDelay']) : undefined;
+  const initial = rawMs(rec['initialDelay']);
+  const max = rawMs(rec['maxDelay']);
   if (initial !== undefined && max !== undefined && initial > max) add('network.reconnect.initialDelay', `${String(rec['initialDelay'])} is above maxDelay ${String(rec['maxDelay'])}`);
   const beh = isRecord(root['behaviour']) ? root['behaviour'] : {};
   const appl = isRecord(beh['appliances']) ? beh['appliances'] : {};
@@ -270,6 +283,12 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
   }
   problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return problems.length || !parsed.success ? { problems } : { scenario: parsed.data, problems };
+}
+
+/** A duration as the raw document holds it (text, or milliseconds), for the semantic checks. */
+function rawMs(v: unknown): number | undefined {
+  if (typeof v === 'number') return v > 0 ? v : undefined;
+  return typeof v === 'string' ? parseDuration(v) : undefined;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -1,0 +1,24 @@
+/**
+ * Virtual time as simulation code sees it. Devices and the simulation read `now()` and schedule
+ * work on a `Scheduler`; only a driver (sim/drivers.ts) decides how virtual time advances, so no
+ * simulated behaviour ever reads the wall clock.
+ */
+
+export interface Clock {
+  /** Virtual time, epoch milliseconds. */
+  now(): number;
+}
+
+export interface TimerHandle {
+  cancel(): void;
+  readonly active: boolean;
+}
+
+export interface Scheduler extends Clock {
+  /** Run `fn` at virtual time `time` (or now, if that is in the past). */
+  at(time: number, fn: () => void): TimerHandle;
+  /** Run `fn` after `delayMs` virtual milliseconds. */
+  after(delayMs: number, fn: () => void): TimerHandle;
+  /** Run `fn` every `periodMs` virtual milliseconds, first after `firstDelayMs` (default: one period). */
+  every(periodMs: number, fn: () => void, firstDelayMs?: number): TimerHandle;
+}
