@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * Runs before `npm test` (the `pretest` script): makes sure the real programs the integration
+ * tests drive are on this machine, so a fresh clone passes the README's test command with nothing
+ * else done. They are Debian packages:
+ *   mosquitto          a second, independent MQTT broker (external-broker tests, bench comparison)
+ *   mosquitto-clients  mosquitto_sub / mosquitto_pub (the README's consumer examples)
+ *   chromium           the dashboard's end-to-end test (driven by playwright-core)
+ *   redis-server       the shared platform store and broker cluster tests
+ * What is missing is installed with apt-get when this runs as root or with passwordless sudo;
+ * otherwise it stops at once and prints the one command to run.
+ * AIOT_SIM_SKIP_PREREQS=1 skips the check (for a machine that provides these some other way).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+
+const NEEDS = [
+  { pkg: 'mosquitto', bins: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'] },
+  { pkg: 'mosquitto-clients', bins: ['/usr/bin/mosquitto_sub', '/usr/local/bin/mosquitto_sub'] },
+  { pkg: 'chromium', bins: ['/usr/bin/chromium'] },
+  { pkg: 'redis-server', bins: ['/usr/bin/redis-server', '/usr/local/bin/redis-server'] },
+];
+
+function executable(path) {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function say(line) {
+  process.stderr.write(`test prerequisites: ${line}\n`);
+}
+
+function missingPackages() {
+  return NEEDS.filter((n) => !n.bins.some(executable)).map((n) => n.pkg);
+}
+
+function canRun(cmd, args) {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+if (process.env.AIOT_SIM_SKIP_PREREQS === '1') process.exit(0);
+const missing = missingPackages();
+if (missing.length === 0) process.exit(0);
+
+const install = `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+const hasApt = canRun('sh', ['-c', 'command -v apt-get']);
+if (!hasApt) {
+  say(`missing ${missing.join(', ')}, and this machine has no apt-get. Install them with your package manager (Debian names above), or set AIOT_SIM_SKIP_PREREQS=1 to run the tests anyway.`);
+  process.exit(1);
+}
+const root = typeof process.getuid === 'function' && process.getuid() === 0;
+const sudo = !root && canRun('sudo', ['-n', 'true']);
+if (!root && !sudo) {
+  say(`missing ${missing.join(', ')}. Run this once, then npm test again:\n  sudo sh -c '${install}'`);
+  process.exit(1);
+}
+say(`installing ${missing.join(', ')} with apt-get (about a minute) ...`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+const aptGet = (args) => (root
+  ? execFileSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env })
+  : execFileSync('sudo', ['-n', 'apt-get', ...args], { stdio: ['ignore', 'ignore', 'inherit'], env }));
+try {
+  aptGet(['update', '-qq']);
+  aptGet(['install', '-y', '-qq', '--no-install-recommends', ...missing]);
+} catch (err) {
+  say(`apt-get failed (${err.message.split('\n')[0]}). Run it by hand:\n  ${root ? '' : 'sudo '}sh -c '${install}'`);
+  process.exit(1);
+}
+const still = missingPackages();
+if (still.length) {
+  say(`still missing after apt-get: ${still.join(', ')}`);
+  process.exit(1);
+}
+say('ready');
