@@ -80,6 +80,7 @@ export class MonitorServer {
     const host = opts.host ?? '127.0.0.1';
     const port = opts.port ?? 8080;
     try {
+      m.hub.start();
       await new Promise<void>((resolve, reject) => {
         const onError = (err: NodeJS.ErrnoException): void => {
           reject(err.code === 'EADDRINUSE'
