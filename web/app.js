@@ -1,62 +1,114 @@
 // aiot-sim live monitor page: figures and charts from /ws, an event feed through /ws taps, and a
 // device view that reads and commands devices through /api and follows them over MQTT over WebSocket.
 // Untrusted text (topics, payloads, names) only ever goes into textContent.
+// Type-checked against the server's own types (tsconfig.web.json, part of `npm run typecheck`).
+// @ts-check
 import mqtt from '/vendor/mqtt.esm.js';
 
-const $ = (id) => document.getElementById(id);
+/** @typedef {import('../src/monitor/protocol.js').ServerFrame} ServerFrame */
+/** @typedef {import('../src/monitor/protocol.js').ClientFrame} ClientFrame */
+/** @typedef {import('../src/monitor/protocol.js').MonitorStats} MonitorStats */
+/** @typedef {import('../src/monitor/protocol.js').MessageFrame} MessageFrame */
+/** @typedef {import('../src/monitor/source.js').MonitorInfo} MonitorInfo */
+/** @typedef {import('../src/monitor/source.js').DeviceSummary} DeviceSummary */
+/** @typedef {import('../src/monitor/source.js').DeviceReading} DeviceReading */
+/** @typedef {import('../src/monitor/source.js').PropertyInfo} PropertyInfo */
+/** @typedef {import('../src/contract/wire.js').RpcResponse} RpcResponse */
+/** @typedef {import('/vendor/mqtt.esm.js').MqttClient} MqttClient */
+
+/**
+ * The page's element with this id, of the type the script expects (index.html and this file go together).
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {{ new (): T, name: string }} type
+ * @returns {T}
+ */
+function el(id, type) {
+  const e = document.getElementById(id);
+  if (!(e instanceof type)) throw new Error(`the page has no ${type.name} #${id}`);
+  return e;
+}
+/** @param {string} id */
+const $ = (id) => el(id, HTMLElement);
 const MAX_POINTS = 600;
 const MAX_FEED = 200;
 
 // The token comes in the URL the CLI printed; keep it for this tab only and out of the address bar.
 const params = new URLSearchParams(location.search);
 const token = params.get('token') ?? sessionStorage.getItem('aiot-sim-token');
-if (params.has('token')) {
-  sessionStorage.setItem('aiot-sim-token', params.get('token'));
+if (token !== null && params.has('token')) {
+  sessionStorage.setItem('aiot-sim-token', token);
   history.replaceState(null, '', location.pathname);
 }
 
+/**
+ * @param {string} state
+ * @param {string} text
+ */
 function setStatus(state, text) {
-  const el = $('status');
-  el.dataset.state = state;
-  el.textContent = text;
+  const status = $('status');
+  status.dataset['state'] = state;
+  status.textContent = text;
 }
 
+/**
+ * An /api call with the token; the body as the caller says it is (the server's types are the contract).
+ * @template T
+ * @param {string} path
+ * @param {RequestInit} [init]
+ * @returns {Promise<T>}
+ */
 async function api(path, init = {}) {
-  const res = await fetch(path, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${token}` } });
+  const res = await fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
   return body;
 }
 
+/** @param {unknown} n */
 const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en') : '–');
+/** @param {number | null | undefined} ms */
 const vtime = (ms) => (ms == null ? '–' : `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`);
+/** @param {unknown} err */
+const messageOf = (err) => (err instanceof Error ? err.message : String(err));
 
 // ---------------------------------------------------------------- charts (uPlot, x = virtual time)
 
-function chart(el, series) {
+/**
+ * A line chart over virtual time.
+ * @param {HTMLElement} box
+ * @param {Array<[label: string, stroke: string]>} series
+ */
+function chart(box, series) {
+  /** @type {[x: number[], ...y: number[][]]} */
   const data = [[], ...series.map(() => [])];
   const plot = new uPlot({
-    width: Math.max(300, el.clientWidth), height: 200,
+    width: Math.max(300, box.clientWidth), height: 200,
     scales: { x: { time: true } },
     series: [{ label: 'virtual time' }, ...series.map(([label, stroke]) => ({ label, stroke, width: 2 }))],
     axes: [{}, { size: 60 }],
     legend: { live: false },
-  }, data, el);
+  }, data, box);
   return {
     plot,
+    /**
+     * @param {number} x
+     * @param {number[]} values
+     */
     push(x, values) {
       const xs = data[0];
-      if (xs.length && x <= xs[xs.length - 1]) {
+      const last = xs.at(-1);
+      if (last !== undefined && x <= last) {
         // The virtual clock did not move (or went back after a restart): replace the last point.
-        if (x < xs[xs.length - 1]) for (const d of data) d.length = 0;
+        if (x < last) for (const d of data) d.length = 0;
         else for (const d of data) d.pop();
       }
       xs.push(x);
-      values.forEach((v, i) => data[i + 1].push(v));
+      values.forEach((v, i) => data[i + 1]?.push(v));
       if (xs.length > MAX_POINTS) for (const d of data) d.shift();
       plot.setData(data);
     },
-    resize() { plot.setSize({ width: Math.max(300, el.clientWidth), height: 200 }); },
+    resize() { plot.setSize({ width: Math.max(300, box.clientWidth), height: 200 }); },
   };
 }
 
@@ -67,6 +119,10 @@ const charts = {
 };
 window.addEventListener('resize', () => Object.values(charts).forEach((c) => c.resize()));
 
+/**
+ * @param {HTMLElement} table
+ * @param {Record<string, number>} counts
+ */
 function bars(table, counts) {
   const entries = Object.entries(counts ?? {}).sort((a, b) => b[1] - a[1]);
   const max = Math.max(1, ...entries.map(([, v]) => v));
@@ -88,6 +144,7 @@ function bars(table, counts) {
 }
 
 let ticks = 0;
+/** @param {MonitorStats} s */
 function showStats(s) {
   ticks++;
   document.body.dataset.ticks = String(ticks);
@@ -97,7 +154,8 @@ function showStats(s) {
   $('published').textContent = fmt(s.messages.published);
   $('rejected').textContent = fmt(s.messages.rejected);
   const faults = s.faults ?? [];
-  const running = faults.filter((f) => Date.parse(f.from) <= s.virtualTime && s.virtualTime < Date.parse(f.to)).length;
+  const now = s.virtualTime;
+  const running = now === null ? 0 : faults.filter((f) => Date.parse(f.from) <= now && now < Date.parse(f.to)).length;
   $('faults').textContent = faults.length ? `${running} / ${faults.length}` : '0';
   $('rate').textContent = fmt(s.rates.publishedPerSecond);
   $('dau').textContent = fmt(s.activeUsers.dau);
@@ -112,11 +170,18 @@ function showStats(s) {
 
 // ---------------------------------------------------------------- /ws: figures and the event feed
 
+/** @type {WebSocket | null} */
 let ws = null;
+/** @type {string[]} */
 let filters = [];
 let paused = false;
 let missed = 0;
 
+/**
+ * @param {HTMLElement} list
+ * @param {string} cls
+ * @param {Array<[text: string, cls?: string]>} parts
+ */
 function feedLine(list, cls, parts) {
   const li = document.createElement('li');
   if (cls) li.className = cls;
@@ -127,9 +192,10 @@ function feedLine(list, cls, parts) {
     li.append(span, ' ');
   }
   list.prepend(li);
-  while (list.children.length > MAX_FEED) list.lastChild.remove();
+  while (list.children.length > MAX_FEED) list.lastElementChild?.remove();
 }
 
+/** @param {MessageFrame} m */
 function onTap(m) {
   if (paused) {
     missed++;
@@ -143,15 +209,25 @@ function onTap(m) {
   feedLine($('feed'), '', [[when, 'time'], [m.topic, 'topic'], [m.payload.length > 300 ? `${m.payload.slice(0, 300)}…` : m.payload, 'payload']]);
 }
 
-function connect(attempt = 0) {
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}`;
+/** @param {ClientFrame} frame */
+function send(frame) {
+  ws?.send(JSON.stringify(frame));
+}
+
+/**
+ * @param {string} tok
+ * @param {number} attempt
+ */
+function connect(tok, attempt = 0) {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(tok)}`;
   ws = new WebSocket(url);
   ws.onopen = () => {
     setStatus('live', 'live');
     attempt = 0;
-    if (filters.length) ws.send(JSON.stringify({ type: 'subscribe', topics: filters }));
+    if (filters.length) send({ type: 'subscribe', topics: filters });
   };
   ws.onmessage = (ev) => {
+    /** @type {ServerFrame} */
     const f = JSON.parse(ev.data);
     switch (f.type) {
       case 'snapshot': showStats(f.data.stats); break;
@@ -166,18 +242,19 @@ function connect(attempt = 0) {
   };
   ws.onclose = () => {
     setStatus('closed', 'disconnected, retrying…');
-    setTimeout(() => connect(attempt + 1), Math.min(10_000, 1000 * 2 ** attempt));
+    setTimeout(() => connect(tok, attempt + 1), Math.min(10_000, 1000 * 2 ** attempt));
   };
 }
-setInterval(() => { if (ws?.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}'); }, 20_000);
+setInterval(() => { if (ws?.readyState === WebSocket.OPEN) send({ type: 'ping' }); }, 20_000);
 
-$('feed-form').addEventListener('submit', (ev) => {
+const feedFilter = el('feed-filter', HTMLInputElement);
+el('feed-form', HTMLFormElement).addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const next = $('feed-filter').value.split(/[\s,]+/).filter(Boolean);
+  const next = feedFilter.value.split(/[\s,]+/).filter(Boolean);
   if (ws?.readyState !== WebSocket.OPEN) return;
-  if (filters.length) ws.send(JSON.stringify({ type: 'unsubscribe', topics: filters }));
+  if (filters.length) send({ type: 'unsubscribe', topics: filters });
   filters = next;
-  if (filters.length) ws.send(JSON.stringify({ type: 'subscribe', topics: filters }));
+  if (filters.length) send({ type: 'subscribe', topics: filters });
   else $('feed-info').textContent = 'not tapping';
 });
 $('feed-pause').addEventListener('click', () => {
@@ -189,47 +266,60 @@ $('feed-pause').addEventListener('click', () => {
 
 // ---------------------------------------------------------------- device view
 
+/** @type {MqttClient | null} */
 let mqttClient = null;
-let current = null; // the device shown: { did, properties }
+/** @type {DeviceReading | null} the device shown */
+let current = null;
 
+/** @param {string} url */
 function connectMqtt(url) {
   const u = new URL(url);
   if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = location.hostname;
   const status = $('mqtt-status');
   // An anonymous observer: it may watch device topics, never publish to them.
-  mqttClient = mqtt.connect(u.toString(), {
+  const client = mqtt.connect(u.toString(), {
     protocolVersion: 4, clientId: `aiot-sim-dashboard-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 5000, clean: true,
   });
-  mqttClient.on('connect', () => {
-    status.dataset.state = 'connected';
+  mqttClient = client;
+  client.on('connect', () => {
+    status.dataset['state'] = 'connected';
     status.textContent = `MQTT over WebSocket: connected to ${u}`;
-    if (current) mqttClient.subscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
+    if (current) client.subscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
   });
-  mqttClient.on('close', () => { status.dataset.state = 'closed'; status.textContent = 'MQTT over WebSocket: disconnected'; });
-  mqttClient.on('error', (err) => { status.dataset.state = 'error'; status.textContent = `MQTT over WebSocket: ${err.message}`; });
-  mqttClient.on('message', (topic, payload) => {
+  client.on('close', () => { status.dataset['state'] = 'closed'; status.textContent = 'MQTT over WebSocket: disconnected'; });
+  client.on('error', (err) => { status.dataset['state'] = 'error'; status.textContent = `MQTT over WebSocket: ${err.message}`; });
+  client.on('message', (topic, payload) => {
     if (!current || !topic.startsWith(`device/${current.did}/`)) return;
     const text = payload.toString();
     feedLine($('device-live'), '', [[topic.slice(`device/${current.did}/`.length), 'topic'], [text]]);
     let body;
     try { body = JSON.parse(text); } catch { return; }
     if (topic.includes('/up/properties_changed/')) setValue(`${body.siid}.${body.piid}`, body.value, true);
-    if (topic.endsWith('/state')) $('device-info').dataset.state = body.event;
+    if (topic.endsWith('/state')) $('device-info').dataset['state'] = body.event;
   });
 }
 
+/**
+ * @param {string} key `siid.piid`
+ * @param {unknown} value
+ * @param {boolean} changed
+ */
 function setValue(key, value, changed) {
   const row = document.querySelector(`#props tr[data-key="${CSS.escape(key)}"]`);
-  if (!row) return;
-  const cell = row.querySelector('td.value');
+  const cell = row?.querySelector('td.value');
+  if (!row || !(cell instanceof HTMLElement)) return;
   cell.textContent = value === undefined ? '–' : String(value);
-  cell.dataset.value = JSON.stringify(value ?? null);
+  cell.dataset['value'] = JSON.stringify(value ?? null);
   if (changed) {
     row.classList.add('changed');
     setTimeout(() => row.classList.remove('changed'), 1500);
   }
 }
 
+/**
+ * @param {PropertyInfo} p
+ * @returns {HTMLInputElement | HTMLSelectElement}
+ */
 function editor(p) {
   let input;
   if (p.format === 'bool') {
@@ -251,43 +341,60 @@ function editor(p) {
   return input;
 }
 
+/**
+ * @param {PropertyInfo} p
+ * @param {HTMLInputElement | HTMLSelectElement} input
+ */
 function parseInput(p, input) {
   if (p.format === 'bool') return input.value === 'true';
   if (p.format === 'string') return input.value;
   return Number(input.value);
 }
 
-async function setProperty(p, input) {
+/**
+ * @param {string} did
+ * @param {PropertyInfo} p
+ * @param {HTMLInputElement | HTMLSelectElement} input
+ */
+async function setProperty(did, p, input) {
   const value = parseInput(p, input);
   const result = $('device-result');
   result.className = 'hint';
   result.textContent = `setting ${p.name} to ${JSON.stringify(value)}…`;
   try {
-    const res = await api(`/api/devices/${encodeURIComponent(current.did)}/rpc`, {
+    /** @type {RpcResponse} */
+    const res = await api(`/api/devices/${encodeURIComponent(did)}/rpc`, {
       method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ method: 'set_properties', params: [{ did: current.did, siid: p.siid, piid: p.piid, value }] }),
+      body: JSON.stringify({ method: 'set_properties', params: [{ did, siid: p.siid, piid: p.piid, value }] }),
     });
-    const r = res.error ? null : res.result[0];
-    if (!r) throw new Error(res.error?.message ?? 'no result');
+    if ('error' in res) throw new Error(res.error.message);
+    const r = Array.isArray(res.result) ? res.result[0] : undefined;
+    if (!r) throw new Error('no result');
     result.className = r.code === 0 || r.code === 1 ? 'hint' : 'hint error';
     result.textContent = `${p.name} := ${JSON.stringify(value)}: code ${r.code}${r.code === 0 ? ' (ok)' : ''}`;
-    result.dataset.code = String(r.code);
+    result.dataset['code'] = String(r.code);
     if (r.code === 0) setValue(`${p.siid}.${p.piid}`, value, true);
   } catch (err) {
     result.className = 'hint error';
-    result.textContent = `set ${p.name}: ${err.message}`;
+    result.textContent = `set ${p.name}: ${messageOf(err)}`;
   }
 }
 
+const props = el('props', HTMLTableElement);
+const propRows = () => /** @type {HTMLTableSectionElement} */ (props.tBodies[0]);
+const deviceSelect = el('device-select', HTMLSelectElement);
+
+/** @param {string} did */
 async function loadDevice(did) {
   if (mqttClient?.connected && current) mqttClient.unsubscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
   current = null;
-  $('props').tBodies[0].replaceChildren();
+  propRows().replaceChildren();
   $('device-live').replaceChildren();
   $('device-result').textContent = '';
   if (!did) return;
   $('device-info').textContent = 'reading…';
   try {
+    /** @type {DeviceReading} */
     const d = await api(`/api/devices/${encodeURIComponent(did)}`);
     current = d;
     $('device-info').textContent = `${d.name} (${d.model}), ${d.category}${d.parentId ? `, behind ${d.parentId}` : ''}, owner ${d.uid}`;
@@ -305,27 +412,27 @@ async function loadDevice(did) {
         const btn = document.createElement('button');
         btn.type = 'button';
         btn.textContent = 'Set';
-        btn.addEventListener('click', () => setProperty(p, input));
+        btn.addEventListener('click', () => setProperty(d.did, p, input));
         set.append(input, ' ', btn);
       }
       tr.append(name, value, set);
       return tr;
     });
-    $('props').tBodies[0].replaceChildren(...rows);
+    propRows().replaceChildren(...rows);
     for (const [key, v] of Object.entries(d.values)) setValue(key, v.code === 0 ? v.value : `code ${v.code}`, false);
     for (const p of d.properties) {
       const v = d.values[`${p.siid}.${p.piid}`];
       const input = document.querySelector(`#props tr[data-key="${p.siid}.${p.piid}"] select, #props tr[data-key="${p.siid}.${p.piid}"] input`);
-      if (input && v?.code === 0) input.value = String(v.value);
+      if ((input instanceof HTMLInputElement || input instanceof HTMLSelectElement) && v?.code === 0) input.value = String(v.value);
     }
     if (mqttClient?.connected) mqttClient.subscribe([`device/${d.did}/up/#`, `device/${d.did}/state`]);
   } catch (err) {
-    $('device-info').textContent = err.message;
+    $('device-info').textContent = messageOf(err);
   }
 }
 
-$('device-select').addEventListener('change', (ev) => loadDevice(ev.target.value));
-$('device-refresh').addEventListener('click', () => loadDevice($('device-select').value));
+deviceSelect.addEventListener('change', () => loadDevice(deviceSelect.value));
+$('device-refresh').addEventListener('click', () => loadDevice(deviceSelect.value));
 
 // ---------------------------------------------------------------- start
 
@@ -334,24 +441,26 @@ async function main() {
     setStatus('error', 'no token: open the address aiot-sim printed (…/?token=…)');
     return;
   }
+  /** @type {MonitorInfo} */
   let info;
   try {
     info = await api('/api/info');
   } catch (err) {
-    setStatus('error', `cannot read /api/info: ${err.message}`);
+    setStatus('error', `cannot read /api/info: ${messageOf(err)}`);
     return;
   }
   $('title').textContent = info.title;
   document.title = `${info.title} – aiot-sim monitor`;
-  filters = $('feed-filter').value.split(/[\s,]+/).filter(Boolean);
-  connect();
+  filters = feedFilter.value.split(/[\s,]+/).filter(Boolean);
+  connect(token);
   if (info.mqttWs) connectMqtt(info.mqttWs);
   if (info.devices) {
+    /** @type {DeviceSummary[]} */
     const list = await api('/api/devices');
     list.sort((a, b) => a.category.localeCompare(b.category) || a.did.localeCompare(b.did));
-    for (const d of list) $('device-select').append(new Option(`${d.category} · ${d.name} · ${d.did}`, d.did));
+    for (const d of list) deviceSelect.append(new Option(`${d.category} · ${d.name} · ${d.did}`, d.did));
   } else {
-    $('device-select').disabled = true;
+    deviceSelect.disabled = true;
     $('device-info').textContent = 'no simulated devices here (aiot-sim serve)';
   }
 }
