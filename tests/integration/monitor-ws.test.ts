@@ -243,7 +243,7 @@ describe('/ws monitoring endpoint', () => {
     // A client that vanishes without a close frame is forgotten too.
     const vanished = await open(m);
     await until(() => m.hub.clientCount === 2, 5000, 'the third client');
-    (vanished.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
+    vanished.socket.destroy();
     await until(() => m.hub.clientCount === 1, 5000, 'the vanished client forgotten');
     const obs = await connectTcp(b);
     mqttClients.push(obs);
