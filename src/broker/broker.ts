@@ -271,9 +271,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (this.closed) return;
     await this.transition;
     this.closed = true;
-    for (const conn of this.connections.keys()) conn.destroy();
+    for (const conn of this.connections.keys()) if (this.transports.get(conn) === 'in-process') conn.destroy();
     const aedes = this.aedes_;
     if (!this.down) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    // What Aedes had not taken as a client (no CONNECT yet) would hold the listeners' close up.
+    for (const conn of this.connections.keys()) conn.destroy();
     for (const l of this.servers.splice(0)) await l.close();
   }
 

@@ -75,3 +75,34 @@ describe.each<Transport>(['tcp', 'ws', 'in-process'])('the packet size guard ove
     expect((await after).payload).toBe('still here');
   });
 });
+
+describe('connections that never sent CONNECT', () => {
+  let broker: EmbeddedBroker | null = null;
+  afterEach(async () => {
+    await broker?.close();
+    broker = null;
+  });
+
+  /** Resolves when `s` has seen the broker's end of the connection. */
+  const ended = (s: Duplex): Promise<void> => new Promise((resolve) => {
+    s.on('error', () => undefined);
+    s.once('end', () => resolve());
+    s.once('close', () => resolve());
+    s.resume();
+  });
+
+  it.each<Transport>(['tcp', 'ws', 'in-process'])('are closed when the broker goes down, and do not hold close() up (%s)', async (transport) => {
+    const b = await EmbeddedBroker.start({ mqttPort: 0, wsPort: 0, operatorToken: OPERATOR_TOKEN });
+    broker = b;
+    const first = await rawStream(b, transport);
+    const firstEnded = ended(first);
+    await b.goDown();
+    await firstEnded;
+    await b.comeUp();
+    const second = await rawStream(b, transport);
+    const secondEnded = ended(second);
+    await b.close();
+    await secondEnded;
+    broker = null;
+  });
+});
