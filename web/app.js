@@ -1,64 +1,30 @@
 // aiot-sim live monitor page: figures and charts from /ws, an event feed through /ws taps, and a
-// device view that reads and commands devices through /api and follows them over MQTT over WebSocket.
-// Untrusted text (topics, payloads, names) only ever goes into textContent.
-import mqtt from '/vendor/mqtt.esm.js';
+// device view (device.js) that reads and commands devices through /api and follows them over MQTT
+// over WebSocket. Untrusted text (topics, payloads, names) only ever goes into textContent.
+// The page's scripts are type-checked against the server's own types (tsconfig.web.json, part of
+// `npm run typecheck`).
+// @ts-check
+import { bars, chart } from './charts.js';
+import { connectMqtt, listDevices } from './device.js';
+import { $, api, el, feedLine, fmt, messageOf, token, vtime } from './page.js';
 
-const $ = (id) => document.getElementById(id);
-const MAX_POINTS = 600;
-const MAX_FEED = 200;
+/** @typedef {import('../src/monitor/protocol.js').ServerFrame} ServerFrame */
+/** @typedef {import('../src/monitor/protocol.js').ClientFrame} ClientFrame */
+/** @typedef {import('../src/monitor/protocol.js').MonitorStats} MonitorStats */
+/** @typedef {import('../src/monitor/protocol.js').MessageFrame} MessageFrame */
+/** @typedef {import('../src/monitor/source.js').MonitorInfo} MonitorInfo */
 
-// The token comes in the URL the CLI printed; keep it for this tab only and out of the address bar.
-const params = new URLSearchParams(location.search);
-const token = params.get('token') ?? sessionStorage.getItem('aiot-sim-token');
-if (params.has('token')) {
-  sessionStorage.setItem('aiot-sim-token', params.get('token'));
-  history.replaceState(null, '', location.pathname);
-}
-
+/**
+ * @param {string} state
+ * @param {string} text
+ */
 function setStatus(state, text) {
-  const el = $('status');
-  el.dataset.state = state;
-  el.textContent = text;
+  const status = $('status');
+  status.dataset['state'] = state;
+  status.textContent = text;
 }
-
-async function api(path, init = {}) {
-  const res = await fetch(path, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${token}` } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
-  return body;
-}
-
-const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en') : '–');
-const vtime = (ms) => (ms == null ? '–' : `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`);
 
 // ---------------------------------------------------------------- charts (uPlot, x = virtual time)
-
-function chart(el, series) {
-  const data = [[], ...series.map(() => [])];
-  const plot = new uPlot({
-    width: Math.max(300, el.clientWidth), height: 200,
-    scales: { x: { time: true } },
-    series: [{ label: 'virtual time' }, ...series.map(([label, stroke]) => ({ label, stroke, width: 2 }))],
-    axes: [{}, { size: 60 }],
-    legend: { live: false },
-  }, data, el);
-  return {
-    plot,
-    push(x, values) {
-      const xs = data[0];
-      if (xs.length && x <= xs[xs.length - 1]) {
-        // The virtual clock did not move (or went back after a restart): replace the last point.
-        if (x < xs[xs.length - 1]) for (const d of data) d.length = 0;
-        else for (const d of data) d.pop();
-      }
-      xs.push(x);
-      values.forEach((v, i) => data[i + 1].push(v));
-      if (xs.length > MAX_POINTS) for (const d of data) d.shift();
-      plot.setData(data);
-    },
-    resize() { plot.setSize({ width: Math.max(300, el.clientWidth), height: 200 }); },
-  };
-}
 
 const charts = {
   connections: chart($('chart-connections'), [['devices online', '#ff6900'], ['MQTT clients', '#2563eb']]),
@@ -67,27 +33,8 @@ const charts = {
 };
 window.addEventListener('resize', () => Object.values(charts).forEach((c) => c.resize()));
 
-function bars(table, counts) {
-  const entries = Object.entries(counts ?? {}).sort((a, b) => b[1] - a[1]);
-  const max = Math.max(1, ...entries.map(([, v]) => v));
-  const rows = entries.map(([k, v]) => {
-    const tr = document.createElement('tr');
-    const name = document.createElement('td');
-    name.textContent = k;
-    const n = document.createElement('td');
-    n.textContent = fmt(v);
-    const bar = document.createElement('td');
-    bar.className = 'bar';
-    const span = document.createElement('span');
-    span.style.width = `${(100 * v) / max}%`;
-    bar.append(span);
-    tr.append(name, n, bar);
-    return tr;
-  });
-  table.replaceChildren(...rows);
-}
-
 let ticks = 0;
+/** @param {MonitorStats} s */
 function showStats(s) {
   ticks++;
   document.body.dataset.ticks = String(ticks);
@@ -97,7 +44,8 @@ function showStats(s) {
   $('published').textContent = fmt(s.messages.published);
   $('rejected').textContent = fmt(s.messages.rejected);
   const faults = s.faults ?? [];
-  const running = faults.filter((f) => Date.parse(f.from) <= s.virtualTime && s.virtualTime < Date.parse(f.to)).length;
+  const now = s.virtualTime;
+  const running = now === null ? 0 : faults.filter((f) => Date.parse(f.from) <= now && now < Date.parse(f.to)).length;
   $('faults').textContent = faults.length ? `${running} / ${faults.length}` : '0';
   $('rate').textContent = fmt(s.rates.publishedPerSecond);
   $('dau').textContent = fmt(s.activeUsers.dau);
@@ -112,24 +60,14 @@ function showStats(s) {
 
 // ---------------------------------------------------------------- /ws: figures and the event feed
 
+/** @type {WebSocket | null} */
 let ws = null;
+/** @type {string[]} */
 let filters = [];
 let paused = false;
 let missed = 0;
 
-function feedLine(list, cls, parts) {
-  const li = document.createElement('li');
-  if (cls) li.className = cls;
-  for (const [text, c] of parts) {
-    const span = document.createElement('span');
-    if (c) span.className = c;
-    span.textContent = text;
-    li.append(span, ' ');
-  }
-  list.prepend(li);
-  while (list.children.length > MAX_FEED) list.lastChild.remove();
-}
-
+/** @param {MessageFrame} m */
 function onTap(m) {
   if (paused) {
     missed++;
@@ -143,15 +81,25 @@ function onTap(m) {
   feedLine($('feed'), '', [[when, 'time'], [m.topic, 'topic'], [m.payload.length > 300 ? `${m.payload.slice(0, 300)}…` : m.payload, 'payload']]);
 }
 
-function connect(attempt = 0) {
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(token)}`;
+/** @param {ClientFrame} frame */
+function send(frame) {
+  ws?.send(JSON.stringify(frame));
+}
+
+/**
+ * @param {string} tok
+ * @param {number} attempt
+ */
+function connect(tok, attempt = 0) {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?token=${encodeURIComponent(tok)}`;
   ws = new WebSocket(url);
   ws.onopen = () => {
     setStatus('live', 'live');
     attempt = 0;
-    if (filters.length) ws.send(JSON.stringify({ type: 'subscribe', topics: filters }));
+    if (filters.length) send({ type: 'subscribe', topics: filters });
   };
   ws.onmessage = (ev) => {
+    /** @type {ServerFrame} */
     const f = JSON.parse(ev.data);
     switch (f.type) {
       case 'snapshot': showStats(f.data.stats); break;
@@ -166,18 +114,19 @@ function connect(attempt = 0) {
   };
   ws.onclose = () => {
     setStatus('closed', 'disconnected, retrying…');
-    setTimeout(() => connect(attempt + 1), Math.min(10_000, 1000 * 2 ** attempt));
+    setTimeout(() => connect(tok, attempt + 1), Math.min(10_000, 1000 * 2 ** attempt));
   };
 }
-setInterval(() => { if (ws?.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}'); }, 20_000);
+setInterval(() => { if (ws?.readyState === WebSocket.OPEN) send({ type: 'ping' }); }, 20_000);
 
-$('feed-form').addEventListener('submit', (ev) => {
+const feedFilter = el('feed-filter', HTMLInputElement);
+el('feed-form', HTMLFormElement).addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const next = $('feed-filter').value.split(/[\s,]+/).filter(Boolean);
+  const next = feedFilter.value.split(/[\s,]+/).filter(Boolean);
   if (ws?.readyState !== WebSocket.OPEN) return;
-  if (filters.length) ws.send(JSON.stringify({ type: 'unsubscribe', topics: filters }));
+  if (filters.length) send({ type: 'unsubscribe', topics: filters });
   filters = next;
-  if (filters.length) ws.send(JSON.stringify({ type: 'subscribe', topics: filters }));
+  if (filters.length) send({ type: 'subscribe', topics: filters });
   else $('feed-info').textContent = 'not tapping';
 });
 $('feed-pause').addEventListener('click', () => {
@@ -187,146 +136,6 @@ $('feed-pause').addEventListener('click', () => {
   missed = 0;
 });
 
-// ---------------------------------------------------------------- device view
-
-let mqttClient = null;
-let current = null; // the device shown: { did, properties }
-
-function connectMqtt(url) {
-  const u = new URL(url);
-  if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = location.hostname;
-  const status = $('mqtt-status');
-  // An anonymous observer: it may watch device topics, never publish to them.
-  mqttClient = mqtt.connect(u.toString(), {
-    protocolVersion: 4, clientId: `aiot-sim-dashboard-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 5000, clean: true,
-  });
-  mqttClient.on('connect', () => {
-    status.dataset.state = 'connected';
-    status.textContent = `MQTT over WebSocket: connected to ${u}`;
-    if (current) mqttClient.subscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
-  });
-  mqttClient.on('close', () => { status.dataset.state = 'closed'; status.textContent = 'MQTT over WebSocket: disconnected'; });
-  mqttClient.on('error', (err) => { status.dataset.state = 'error'; status.textContent = `MQTT over WebSocket: ${err.message}`; });
-  mqttClient.on('message', (topic, payload) => {
-    if (!current || !topic.startsWith(`device/${current.did}/`)) return;
-    const text = payload.toString();
-    feedLine($('device-live'), '', [[topic.slice(`device/${current.did}/`.length), 'topic'], [text]]);
-    let body;
-    try { body = JSON.parse(text); } catch { return; }
-    if (topic.includes('/up/properties_changed/')) setValue(`${body.siid}.${body.piid}`, body.value, true);
-    if (topic.endsWith('/state')) $('device-info').dataset.state = body.event;
-  });
-}
-
-function setValue(key, value, changed) {
-  const row = document.querySelector(`#props tr[data-key="${CSS.escape(key)}"]`);
-  if (!row) return;
-  const cell = row.querySelector('td.value');
-  cell.textContent = value === undefined ? '–' : String(value);
-  cell.dataset.value = JSON.stringify(value ?? null);
-  if (changed) {
-    row.classList.add('changed');
-    setTimeout(() => row.classList.remove('changed'), 1500);
-  }
-}
-
-function editor(p) {
-  let input;
-  if (p.format === 'bool') {
-    input = document.createElement('select');
-    for (const v of ['true', 'false']) input.append(new Option(v, v));
-  } else if (p.values) {
-    input = document.createElement('select');
-    for (const v of p.values) input.append(new Option(`${v.value} ${v.description}`, String(v.value)));
-  } else {
-    input = document.createElement('input');
-    if (p.format === 'string') input.type = 'text';
-    else {
-      input.type = 'number';
-      if (p.range) { input.min = String(p.range[0]); input.max = String(p.range[1]); input.step = String(p.range[2]); }
-      else if (p.format === 'float') input.step = 'any';
-    }
-  }
-  input.setAttribute('aria-label', `new value of ${p.name}`);
-  return input;
-}
-
-function parseInput(p, input) {
-  if (p.format === 'bool') return input.value === 'true';
-  if (p.format === 'string') return input.value;
-  return Number(input.value);
-}
-
-async function setProperty(p, input) {
-  const value = parseInput(p, input);
-  const result = $('device-result');
-  result.className = 'hint';
-  result.textContent = `setting ${p.name} to ${JSON.stringify(value)}…`;
-  try {
-    const res = await api(`/api/devices/${encodeURIComponent(current.did)}/rpc`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ method: 'set_properties', params: [{ did: current.did, siid: p.siid, piid: p.piid, value }] }),
-    });
-    const r = res.error ? null : res.result[0];
-    if (!r) throw new Error(res.error?.message ?? 'no result');
-    result.className = r.code === 0 || r.code === 1 ? 'hint' : 'hint error';
-    result.textContent = `${p.name} := ${JSON.stringify(value)}: code ${r.code}${r.code === 0 ? ' (ok)' : ''}`;
-    result.dataset.code = String(r.code);
-    if (r.code === 0) setValue(`${p.siid}.${p.piid}`, value, true);
-  } catch (err) {
-    result.className = 'hint error';
-    result.textContent = `set ${p.name}: ${err.message}`;
-  }
-}
-
-async function loadDevice(did) {
-  if (mqttClient?.connected && current) mqttClient.unsubscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
-  current = null;
-  $('props').tBodies[0].replaceChildren();
-  $('device-live').replaceChildren();
-  $('device-result').textContent = '';
-  if (!did) return;
-  $('device-info').textContent = 'reading…';
-  try {
-    const d = await api(`/api/devices/${encodeURIComponent(did)}`);
-    current = d;
-    $('device-info').textContent = `${d.name} (${d.model}), ${d.category}${d.parentId ? `, behind ${d.parentId}` : ''}, owner ${d.uid}`;
-    const rows = d.properties.map((p) => {
-      const tr = document.createElement('tr');
-      tr.dataset.key = `${p.siid}.${p.piid}`;
-      const name = document.createElement('td');
-      name.textContent = `${p.service}.${p.name}${p.unit && p.unit !== 'none' ? ` (${p.unit})` : ''}`;
-      name.title = `siid ${p.siid}, piid ${p.piid}, ${p.format}, ${p.access.join('/')}`;
-      const value = document.createElement('td');
-      value.className = 'value';
-      const set = document.createElement('td');
-      if (p.access.includes('write')) {
-        const input = editor(p);
-        const btn = document.createElement('button');
-        btn.type = 'button';
-        btn.textContent = 'Set';
-        btn.addEventListener('click', () => setProperty(p, input));
-        set.append(input, ' ', btn);
-      }
-      tr.append(name, value, set);
-      return tr;
-    });
-    $('props').tBodies[0].replaceChildren(...rows);
-    for (const [key, v] of Object.entries(d.values)) setValue(key, v.code === 0 ? v.value : `code ${v.code}`, false);
-    for (const p of d.properties) {
-      const v = d.values[`${p.siid}.${p.piid}`];
-      const input = document.querySelector(`#props tr[data-key="${p.siid}.${p.piid}"] select, #props tr[data-key="${p.siid}.${p.piid}"] input`);
-      if (input && v?.code === 0) input.value = String(v.value);
-    }
-    if (mqttClient?.connected) mqttClient.subscribe([`device/${d.did}/up/#`, `device/${d.did}/state`]);
-  } catch (err) {
-    $('device-info').textContent = err.message;
-  }
-}
-
-$('device-select').addEventListener('change', (ev) => loadDevice(ev.target.value));
-$('device-refresh').addEventListener('click', () => loadDevice($('device-select').value));
-
 // ---------------------------------------------------------------- start
 
 async function main() {
@@ -334,25 +143,19 @@ async function main() {
     setStatus('error', 'no token: open the address aiot-sim printed (…/?token=…)');
     return;
   }
+  /** @type {MonitorInfo} */
   let info;
   try {
     info = await api('/api/info');
   } catch (err) {
-    setStatus('error', `cannot read /api/info: ${err.message}`);
+    setStatus('error', `cannot read /api/info: ${messageOf(err)}`);
     return;
   }
   $('title').textContent = info.title;
   document.title = `${info.title} – aiot-sim monitor`;
-  filters = $('feed-filter').value.split(/[\s,]+/).filter(Boolean);
-  connect();
+  filters = feedFilter.value.split(/[\s,]+/).filter(Boolean);
+  connect(token);
   if (info.mqttWs) connectMqtt(info.mqttWs);
-  if (info.devices) {
-    const list = await api('/api/devices');
-    list.sort((a, b) => a.category.localeCompare(b.category) || a.did.localeCompare(b.did));
-    for (const d of list) $('device-select').append(new Option(`${d.category} · ${d.name} · ${d.did}`, d.did));
-  } else {
-    $('device-select').disabled = true;
-    $('device-info').textContent = 'no simulated devices here (aiot-sim serve)';
-  }
+  await listDevices(info.devices);
 }
 main();

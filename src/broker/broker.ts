@@ -10,23 +10,23 @@
  * keeps hearing the new instance.
  */
 import { EventEmitter } from 'node:events';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type Client, type Connection, type PublishPacket, type Subscription } from 'aedes';
-import { WebSocketServer, createWebSocketStream } from 'ws';
 import { AiotSimError } from '../errors.js';
+import { logger } from '../log.js';
 import { AccessDirectory, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
-import { DEFAULT_MAX_PACKET_SIZE, PacketFramer } from './packet-guard.js';
+import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type Transport } from './listeners.js';
+import { DEFAULT_MAX_PACKET_SIZE, guardConnection, type ConnectionGuard } from './packet-guard.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { indexedMemoryPersistence } from './retained-index.js';
-import { coalesceWrites } from './write-batching.js';
+import { settle } from './settle.js';
 
-export type Transport = 'tcp' | 'ws' | 'in-process';
+export type { Address, Transport } from './listeners.js';
+
+const log = logger('broker');
 
 export interface BrokerOptions {
   /** Interface to bind listeners to. Default 127.0.0.1 (loopback only). */
@@ -77,12 +77,13 @@ export interface BrokerEvents {
   up: [];
 }
 
-export interface Address { host: string; port: number }
-
 /** Errors this broker raised itself (ACL, authentication): already counted when raised. */
 const OWN_ERROR = Symbol('aiot-sim broker error');
 /** At most this many distinct rejection reasons are kept; others count under "other". */
 const MAX_REASONS = 200;
+/** A restart waits for acknowledged publishes at most this long, and gives up on them once none finished for DRAIN_STALL_MS. */
+const DRAIN_MAX_MS = 5000;
+const DRAIN_STALL_MS = 250;
 
 interface AedesSettings { concurrency: number; drainTimeout: number }
 
@@ -108,14 +109,15 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
    * messages the publisher already considers delivered.
    */
   private publishing = 0;
+  /** Told each time one of `publishing` is published (a restart waiting for them listens). */
+  private onPublished: (() => void) | null = null;
   private readonly principals = new WeakMap<Client, Principal>();
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
   private readonly transports = new WeakMap<Duplex, Transport>();
-  private readonly pipes = new Set<Duplex>();
-  private tcp: Server | null = null;
-  private ws: WebSocketServer | null = null;
-  private wsHttp: HttpServer | null = null;
+  /** Open connections (every transport) and their packet guards. */
+  private readonly connections = new Map<Duplex, ConnectionGuard>();
+  private readonly servers: Listener[] = [];
   private closed = false;
 
   private constructor(aedes: Aedes, emitter: FloodSafeEmitter, access: AccessDirectory, persistence: object, settings: AedesSettings, maxPacketSize: number) {
@@ -143,10 +145,22 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (opts.overload) broker.overload.configure(opts.overload);
     broker.installHooks();
     const host = opts.host ?? '127.0.0.1';
+    const acceptor: Acceptor = {
+      refusing: () => broker.down || broker.closed,
+      accept: (conn, transport, req) => broker.handle(conn, transport, req),
+    };
     try {
       const mqttPort = opts.mqttPort === undefined ? 1883 : opts.mqttPort;
-      if (mqttPort !== null) await broker.listenTcp(host, mqttPort);
-      if (opts.wsPort !== undefined && opts.wsPort !== null) await broker.listenWs(host, opts.wsPort);
+      if (mqttPort !== null) {
+        const tcp = await listenTcp(host, mqttPort, acceptor);
+        broker.servers.push(tcp);
+        broker.mqttAddress = tcp.address;
+      }
+      if (opts.wsPort !== undefined && opts.wsPort !== null) {
+        const ws = await listenWs(host, opts.wsPort, acceptor);
+        broker.servers.unshift(ws); // closed first: its connections are terminated before the TCP listener goes
+        broker.wsAddress = ws.address;
+      }
     } catch (err) {
       await broker.close();
       throw err;
@@ -178,8 +192,6 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       setImmediate(() => brokerEnd.destroy());
       return clientEnd;
     }
-    this.pipes.add(brokerEnd);
-    brokerEnd.once('close', () => this.pipes.delete(brokerEnd));
     this.handle(brokerEnd, 'in-process');
     return clientEnd;
   }
@@ -195,29 +207,29 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       this.down = true;
       this.counters.restarts++;
       const aedes = this.aedes_;
-      await this.drain(aedes);
+      await this.drain();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      for (const p of this.pipes) p.destroy();
+      // Connections Aedes had not taken as clients yet (no CONNECT so far) go too.
+      for (const conn of this.connections.keys()) conn.destroy();
       this.emit('down');
     });
     return this.transition;
   }
 
   /**
-   * A graceful stop: no more packets are read, and what was already acknowledged is published
-   * (bounded: gives up when nothing moved for 250 ms, or after 5 s).
+   * A graceful stop: no more packets are read, and what was already acknowledged is published.
+   * Bounded: gives up once no publish finished for DRAIN_STALL_MS, or after DRAIN_MAX_MS.
    */
-  private async drain(aedes: Aedes): Promise<void> {
-    const clients = (aedes as unknown as { clients: Record<string, { pause?: () => void }> }).clients;
-    for (const c of Object.values(clients)) c.pause?.();
-    const end = performance.now() + 5000;
-    let last = this.publishing;
-    let still = performance.now();
-    while ((this.publishing > 0 || this.emitter.stats.inFlight > 0 || this.emitter.stats.queued > 0) && performance.now() < end) {
-      await new Promise((r) => setTimeout(r, 2));
-      if (this.publishing !== last) { last = this.publishing; still = performance.now(); }
-      else if (performance.now() - still > 250) break;
-    }
+  private async drain(): Promise<void> {
+    for (const guard of this.connections.values()) guard.hold();
+    const emitter = this.emitter;
+    const wait = settle(() => this.publishing === 0 && emitter.idle, DRAIN_STALL_MS, DRAIN_MAX_MS);
+    this.onPublished = wait.moved;
+    emitter.onIdle = wait.check;
+    const outcome = await wait.done;
+    this.onPublished = null;
+    emitter.onIdle = null;
+    if (outcome !== 'quiet') log.info({ outcome, publishing: this.publishing, emitter: emitter.stats }, 'going down with publishes unfinished');
     this.publishing = 0;
   }
 
@@ -259,18 +271,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (this.closed) return;
     await this.transition;
     this.closed = true;
-    for (const p of this.pipes) p.destroy();
-    const tcp = this.tcp;
-    const ws = this.ws;
+    for (const conn of this.connections.keys()) if (this.transports.get(conn) === 'in-process') conn.destroy();
     const aedes = this.aedes_;
     if (!this.down) await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    if (ws) {
-      for (const c of ws.clients) c.terminate();
-      await new Promise<void>((resolve) => ws.close(() => resolve()));
-    }
-    const wsHttp = this.wsHttp;
-    if (wsHttp) await new Promise<void>((resolve) => wsHttp.close(() => resolve()));
-    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    // What Aedes had not taken as a client (no CONNECT yet) would hold the listeners' close up.
+    for (const conn of this.connections.keys()) conn.destroy();
+    for (const l of this.servers.splice(0)) await l.close();
   }
 
   private reject(reason: string, clientId: string): void {
@@ -289,26 +295,13 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.reject(`bad packet: ${reason}`, clientId);
   }
 
-  /** Serve one connection, with the packet size check in front of the Aedes parser. */
-  private handle(conn: Duplex, transport: Transport, req?: Parameters<Aedes['handle']>[1]): void {
+  /** Serve one connection, with the packet size check in front of everything that reads it. */
+  private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
-    const client = this.aedes_.handle(conn as Connection, req);
-    const parser = (client as unknown as { _parser?: { parse(buf: Buffer): unknown } })._parser;
-    if (!parser || typeof parser.parse !== 'function') return;
-    const framer = new PacketFramer(this.maxPacketSize);
-    const parse = parser.parse.bind(parser);
-    parser.parse = (buf: Buffer): unknown => {
-      const bad = framer.feed(buf);
-      if (bad === null) return parse(buf);
-      // The complete packets before the bad one are served; then the connection closes.
-      if (framer.goodBytes > 0) parse(buf.subarray(0, framer.goodBytes));
-      framer.goodBytes = 0;
-      if (!conn.destroyed) {
-        this.rejectPacket(bad, client.id ?? '');
-        setImmediate(() => conn.destroy());
-      }
-      return 0;
-    };
+    let client: Client | null = null;
+    this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => this.rejectPacket(reason, client?.id ?? '')));
+    conn.once('close', () => this.connections.delete(conn));
+    client = this.aedes_.handle(conn as Connection, req);
   }
 
   /** Count a client's or connection's error when it is about what the peer sent. */
@@ -367,7 +360,10 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         return;
       }
       this.counters.published++;
-      if (this.publishing > 0) this.publishing--;
+      if (this.publishing > 0) {
+        this.publishing--;
+        this.onPublished?.();
+      }
       this.emit('message', packet.topic, packet.payload as Buffer, client.id);
     });
     aedes.on('clientReady', (client) => {
@@ -386,65 +382,4 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private transportOf(client: Client): Transport {
     return this.transports.get(client.conn as Duplex) ?? 'tcp';
   }
-
-  private listenTcp(host: string, port: number): Promise<void> {
-    const server = createServer((socket: Socket) => {
-      socket.setNoDelay(true);
-      if (this.down || this.closed) {
-        socket.destroy();
-        return;
-      }
-      coalesceWrites(socket);
-      this.handle(socket, 'tcp');
-    });
-    this.tcp = server;
-    return listen(server, host, port, 'MQTT').then((addr) => { this.mqttAddress = addr; });
-  }
-
-  private listenWs(host: string, port: number): Promise<void> {
-    const wss = new WebSocketServer({
-      noServer: true,
-      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
-    });
-    this.ws = wss;
-    const server = createHttpServer((_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to ws://HOST:PORT/mqtt\n');
-    });
-    server.on('upgrade', (req, socket, head) => {
-      if (!(req.url ?? '').startsWith('/mqtt')) {
-        socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
-        return;
-      }
-      if (this.down || this.closed) {
-        socket.destroy();
-        return;
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        const stream = createWebSocketStream(ws);
-        stream.on('error', () => undefined);
-        this.handle(stream, 'ws', req);
-      });
-    });
-    this.wsHttp = server;
-    return listen(server, host, port, 'MQTT over WebSocket').then((addr) => { this.wsAddress = addr; });
-  }
-}
-
-function listen(server: Server | HttpServer, host: string, port: number, what: string): Promise<Address> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      if (err.code === 'EADDRINUSE') {
-        reject(new AiotSimError('E_PORT_IN_USE', 'environment',
-          `${what} port ${port} on ${host} is already in use; stop whatever holds it or choose another port`, { cause: err }));
-      } else if (err.code === 'EACCES') {
-        reject(new AiotSimError('E_PORT_DENIED', 'environment', `${what} port ${port} on ${host}: permission denied`, { cause: err }));
-      } else reject(err);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      const a = server.address() as AddressInfo;
-      resolve({ host: a.address, port: a.port });
-    });
-  });
 }

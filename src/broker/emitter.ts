@@ -41,6 +41,8 @@ export class FloodSafeEmitter {
   private closed = false;
   maxQueued = 0;
   waited = 0;
+  /** Called each time the last message in flight finishes with none waiting (a broker draining listens). */
+  onIdle: (() => void) | null = null;
 
   /** @param concurrency messages delivered at once before the rest wait (default 100, as Aedes). */
   constructor(concurrency = 100) {
@@ -81,6 +83,8 @@ export class FloodSafeEmitter {
   }
 
   get queued(): number { return (this.queue.length - this.head) / 2; }
+  /** Nothing in flight and nothing waiting. */
+  get idle(): boolean { return this.current === 0 && this.head === this.queue.length; }
   get stats(): FloodSafeEmitterStats { return { inFlight: this.current, queued: this.queued, maxQueued: this.maxQueued, waited: this.waited }; }
 
   private start(packet: MqPacket, done: Done): void {
@@ -89,6 +93,7 @@ export class FloodSafeEmitter {
       this.current--;
       done(err);
       this.drain();
+      if (this.onIdle && this.idle) this.onIdle();
     });
   }
 

@@ -6,7 +6,9 @@
  * the broker hold a huge buffer. `PacketFramer` follows the fixed headers of a byte stream
  * incrementally (one type byte, a 1-4 byte Remaining Length, then the body, skipped by count)
  * and names the first problem: a packet above the limit or a malformed Remaining Length.
+ * `guardConnection` puts one in front of a connection, before anything reads from it.
  */
+import type { Duplex } from 'node:stream';
 
 /** The broker's default maximum packet size (bytes, fixed header included). */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
@@ -70,4 +72,39 @@ export class PacketFramer {
     }
     return null;
   }
+}
+
+/** The broker's handle on one guarded connection. */
+export interface ConnectionGuard {
+  /** Take nothing more from the peer (the broker is going down): bytes arriving from now on are dropped unread. */
+  hold(): void;
+}
+
+/**
+ * Check every byte the transport hands to `conn` before its reader (Aedes) can see it. Transports
+ * hand bytes over through `push()`, the Readable implementers' API that sockets, WebSocket streams
+ * and our in-process pipes all call, so the check holds however the reader consumes the stream and
+ * needs nothing of Aedes' internals. On a bad packet the complete packets before it are passed on,
+ * `onBad` is told why, and the connection is destroyed on the next turn.
+ */
+export function guardConnection(conn: Duplex, maxPacketSize: number, onBad: (reason: string) => void): ConnectionGuard {
+  const framer = new PacketFramer(maxPacketSize);
+  const push = conn.push.bind(conn);
+  let held = false;
+  conn.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk === null) return push(null);
+    if (held) return false;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : (chunk as Uint8Array);
+    const bad = framer.feed(bytes);
+    if (bad === null) return push(chunk, encoding);
+    held = true;
+    if (framer.goodBytes > 0) push(bytes.subarray(0, framer.goodBytes));
+    framer.goodBytes = 0;
+    if (!conn.destroyed) {
+      onBad(bad);
+      setImmediate(() => conn.destroy());
+    }
+    return false;
+  };
+  return { hold: () => { held = true; } };
 }

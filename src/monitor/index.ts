@@ -4,8 +4,8 @@ export { MonitorHub, type HubOptions, type MonitorClientInfo } from './hub.js';
 export { MonitorMetrics } from './metrics.js';
 export { FilterIndex, filterProblem } from './topic-filter.js';
 export {
-  simulationCommander, type DeviceCommander, type DeviceDescription, type DeviceSummary, type MonitoredBroker,
-  type MonitoredPlatform, type PropertyInfo, type RpcMethodName, type SimulationLike,
+  simulationCommander, type DeviceCommander, type DeviceDescription, type DeviceReading, type DeviceSummary, type MonitoredBroker,
+  type MonitoredPlatform, type MonitorInfo, type PropertyInfo, type RpcMethodName, type SimulationLike,
 } from './source.js';
 export type * from './protocol.js';
 export { monitorSimulation, type SimulationMonitorOptions } from './simulation.js';

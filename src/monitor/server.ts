@@ -12,7 +12,7 @@ import { Assets } from './assets.js';
 import { bearer, MonitorHub, type HubOptions } from './hub.js';
 import { MonitorMetrics } from './metrics.js';
 import { DeliveryProbe } from './probe.js';
-import type { DeviceCommander, MonitoredBroker, MonitoredPlatform, RpcMethodName } from './source.js';
+import type { DeviceCommander, DeviceReading, MonitoredBroker, MonitoredPlatform, MonitorInfo, RpcMethodName } from './source.js';
 
 const log = logger('monitor');
 
@@ -80,6 +80,7 @@ export class MonitorServer {
     const host = opts.host ?? '127.0.0.1';
     const port = opts.port ?? 8080;
     try {
+      m.hub.start();
       await new Promise<void>((resolve, reject) => {
         const onError = (err: NodeJS.ErrnoException): void => {
           reject(err.code === 'EADDRINUSE'
@@ -186,7 +187,7 @@ export class MonitorServer {
         mqttWs: b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : null,
         devices: this.opts.devices !== undefined,
         statsIntervalMs: this.opts.statsIntervalMs ?? 1000,
-      });
+      } satisfies MonitorInfo);
     }
     const devices = this.opts.devices;
     if (path === '/api/devices') {
@@ -208,14 +209,14 @@ export class MonitorServer {
       expectMethod(method, 'GET');
       // Current values through the broker, as any client would read them (get_properties).
       const readable = device.properties.filter((p) => p.access.includes('read'));
-      const values: Record<string, { code: number; value?: unknown }> = {};
+      const values: DeviceReading['values'] = {};
       for (let i = 0; i < readable.length; i += RPC_BATCH) {
         const batch = readable.slice(i, i + RPC_BATCH).map((p) => ({ did, siid: p.siid, piid: p.piid }));
         const r = await this.rpc(devices, did, 'get_properties', batch);
         if ('error' in r) throw new HttpError(502, `get_properties: device answered ${r.error.code} ${r.error.message}`);
         if (Array.isArray(r.result)) for (const x of r.result) values[`${x.siid}.${x.piid}`] = x.value === undefined ? { code: x.code } : { code: x.code, value: x.value };
       }
-      return json(res, 200, { ...device, values });
+      return json(res, 200, { ...device, values } satisfies DeviceReading);
     }
     expectMethod(method, 'POST');
     const body = await readJson(req);

@@ -49,6 +49,22 @@ export interface DeviceDescription extends DeviceSummary {
   properties: PropertyInfo[];
 }
 
+/** `GET /api/devices/{did}`: the device and its readable properties' current values, keyed `siid.piid`. */
+export interface DeviceReading extends DeviceDescription {
+  values: Record<string, { code: number; value?: unknown }>;
+}
+
+/** `GET /api/info`: what the page needs to start. */
+export interface MonitorInfo {
+  title: string;
+  /** The broker's MQTT and MQTT-over-WebSocket addresses, when it listens on them. */
+  mqtt: string | null;
+  mqttWs: string | null;
+  /** Whether there are devices to list and command (a simulation). */
+  devices: boolean;
+  statsIntervalMs: number;
+}
+
 export type RpcMethodName = 'get_properties' | 'set_properties' | 'action';
 
 /** Lists devices and sends them MIoT RPCs through the broker (a simulation's operator session). */

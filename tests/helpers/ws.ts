@@ -6,6 +6,8 @@ import { until } from './mqtt.js';
 
 export interface MonitorClient {
   ws: WebSocket;
+  /** The TCP connection under `ws` (from its upgrade response). */
+  socket: Socket;
   frames: ServerFrame[];
   /** Resolve with the first frame (already received or to come) after index `from` matching `pred`. */
   next<T extends ServerFrame['type']>(type: T, pred?: (f: Extract<ServerFrame, { type: T }>) => boolean, ms?: number, from?: number): Promise<Extract<ServerFrame, { type: T }>>;
@@ -30,9 +32,15 @@ export function openMonitor(url: string, opts: WebSocket.ClientOptions = {}): Pr
   let isClosed = false;
   ws.on('message', (data) => frames.push(JSON.parse(String(data)) as ServerFrame));
   ws.on('close', () => { isClosed = true; });
-  const socket = (): Socket => (ws as unknown as { _socket: Socket })._socket;
+  let socket: Socket | null = null;
+  ws.once('upgrade', (res) => { socket = res.socket as Socket; });
+  const tcp = (): Socket => {
+    if (!socket) throw new Error('the monitor is not connected yet');
+    return socket;
+  };
   const client: MonitorClient = {
     ws,
+    get socket() { return tcp(); },
     frames,
     async next(type, pred = () => true, ms = 5000, from = 0) {
       type F = Extract<ServerFrame, { type: typeof type }>;
@@ -43,8 +51,8 @@ export function openMonitor(url: string, opts: WebSocket.ClientOptions = {}): Pr
       return f;
     },
     send(frame) { ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)); },
-    pause() { socket().pause(); },
-    resume() { socket().resume(); },
+    pause() { tcp().pause(); },
+    resume() { tcp().resume(); },
     closed: () => isClosed,
     close() {
       if (isClosed) return Promise.resolve();

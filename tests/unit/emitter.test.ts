@@ -34,4 +34,22 @@ describe('FloodSafeEmitter', () => {
     expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(peak).toBe(3);
   });
+
+  it('says when it goes idle: the last message in flight finished and none wait', () => {
+    const e = new FloodSafeEmitter(2);
+    const held: Array<() => void> = [];
+    e.on('t', (_p, done) => { held.push(done); });
+    let idles = 0;
+    e.onIdle = () => { idles++; };
+    expect(e.idle).toBe(true);
+    for (let n = 0; n < 3; n++) e.emit({ topic: 't', n });
+    expect(e.idle).toBe(false);
+    held.shift()!(); // the third starts
+    held.shift()!();
+    expect(idles).toBe(0);
+    expect(e.idle).toBe(false);
+    held.shift()!();
+    expect(e.idle).toBe(true);
+    expect(idles).toBe(1);
+  });
 });

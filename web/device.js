@@ -1,0 +1,198 @@
+// The device view: pick a device, read its properties through /api (get_properties via the
+// broker), set a writable one (set_properties), and follow what it reports on the page's own
+// MQTT-over-WebSocket connection to the broker (an anonymous observer: it watches, never publishes).
+// @ts-check
+import mqtt from '/vendor/mqtt.esm.js';
+import { $, api, el, feedLine, messageOf } from './page.js';
+
+/** @typedef {import('../src/monitor/source.js').DeviceSummary} DeviceSummary */
+/** @typedef {import('../src/monitor/source.js').DeviceReading} DeviceReading */
+/** @typedef {import('../src/monitor/source.js').PropertyInfo} PropertyInfo */
+/** @typedef {import('../src/contract/wire.js').RpcResponse} RpcResponse */
+/** @typedef {import('/vendor/mqtt.esm.js').MqttClient} MqttClient */
+
+/** @type {MqttClient | null} */
+let mqttClient = null;
+/** @type {DeviceReading | null} the device shown */
+let current = null;
+
+/**
+ * Follow the shown device over MQTT over WebSocket.
+ * @param {string} url the broker's, from /api/info
+ */
+export function connectMqtt(url) {
+  const u = new URL(url);
+  if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = location.hostname;
+  const status = $('mqtt-status');
+  const client = mqtt.connect(u.toString(), {
+    protocolVersion: 4, clientId: `aiot-sim-dashboard-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 5000, clean: true,
+  });
+  mqttClient = client;
+  client.on('connect', () => {
+    status.dataset['state'] = 'connected';
+    status.textContent = `MQTT over WebSocket: connected to ${u}`;
+    if (current) client.subscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
+  });
+  client.on('close', () => { status.dataset['state'] = 'closed'; status.textContent = 'MQTT over WebSocket: disconnected'; });
+  client.on('error', (err) => { status.dataset['state'] = 'error'; status.textContent = `MQTT over WebSocket: ${err.message}`; });
+  client.on('message', (topic, payload) => {
+    if (!current || !topic.startsWith(`device/${current.did}/`)) return;
+    const text = payload.toString();
+    feedLine($('device-live'), '', [[topic.slice(`device/${current.did}/`.length), 'topic'], [text]]);
+    let body;
+    try { body = JSON.parse(text); } catch { return; }
+    if (topic.includes('/up/properties_changed/')) setValue(`${body.siid}.${body.piid}`, body.value, true);
+    if (topic.endsWith('/state')) $('device-info').dataset['state'] = body.event;
+  });
+}
+
+/**
+ * @param {string} key `siid.piid`
+ * @param {unknown} value
+ * @param {boolean} changed
+ */
+function setValue(key, value, changed) {
+  const row = document.querySelector(`#props tr[data-key="${CSS.escape(key)}"]`);
+  const cell = row?.querySelector('td.value');
+  if (!row || !(cell instanceof HTMLElement)) return;
+  cell.textContent = value === undefined ? '–' : String(value);
+  cell.dataset['value'] = JSON.stringify(value ?? null);
+  if (changed) {
+    row.classList.add('changed');
+    setTimeout(() => row.classList.remove('changed'), 1500);
+  }
+}
+
+/**
+ * @param {PropertyInfo} p
+ * @returns {HTMLInputElement | HTMLSelectElement}
+ */
+function editor(p) {
+  let input;
+  if (p.format === 'bool') {
+    input = document.createElement('select');
+    for (const v of ['true', 'false']) input.append(new Option(v, v));
+  } else if (p.values) {
+    input = document.createElement('select');
+    for (const v of p.values) input.append(new Option(`${v.value} ${v.description}`, String(v.value)));
+  } else {
+    input = document.createElement('input');
+    if (p.format === 'string') input.type = 'text';
+    else {
+      input.type = 'number';
+      if (p.range) { input.min = String(p.range[0]); input.max = String(p.range[1]); input.step = String(p.range[2]); }
+      else if (p.format === 'float') input.step = 'any';
+    }
+  }
+  input.setAttribute('aria-label', `new value of ${p.name}`);
+  return input;
+}
+
+/**
+ * @param {PropertyInfo} p
+ * @param {HTMLInputElement | HTMLSelectElement} input
+ */
+function parseInput(p, input) {
+  if (p.format === 'bool') return input.value === 'true';
+  if (p.format === 'string') return input.value;
+  return Number(input.value);
+}
+
+/**
+ * @param {string} did
+ * @param {PropertyInfo} p
+ * @param {HTMLInputElement | HTMLSelectElement} input
+ */
+async function setProperty(did, p, input) {
+  const value = parseInput(p, input);
+  const result = $('device-result');
+  result.className = 'hint';
+  result.textContent = `setting ${p.name} to ${JSON.stringify(value)}…`;
+  try {
+    /** @type {RpcResponse} */
+    const res = await api(`/api/devices/${encodeURIComponent(did)}/rpc`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'set_properties', params: [{ did, siid: p.siid, piid: p.piid, value }] }),
+    });
+    if ('error' in res) throw new Error(res.error.message);
+    const r = Array.isArray(res.result) ? res.result[0] : undefined;
+    if (!r) throw new Error('no result');
+    result.className = r.code === 0 || r.code === 1 ? 'hint' : 'hint error';
+    result.textContent = `${p.name} := ${JSON.stringify(value)}: code ${r.code}${r.code === 0 ? ' (ok)' : ''}`;
+    result.dataset['code'] = String(r.code);
+    if (r.code === 0) setValue(`${p.siid}.${p.piid}`, value, true);
+  } catch (err) {
+    result.className = 'hint error';
+    result.textContent = `set ${p.name}: ${messageOf(err)}`;
+  }
+}
+
+const props = el('props', HTMLTableElement);
+const propRows = () => /** @type {HTMLTableSectionElement} */ (props.tBodies[0]);
+const deviceSelect = el('device-select', HTMLSelectElement);
+
+/** @param {string} did */
+async function loadDevice(did) {
+  if (mqttClient?.connected && current) mqttClient.unsubscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
+  current = null;
+  propRows().replaceChildren();
+  $('device-live').replaceChildren();
+  $('device-result').textContent = '';
+  if (!did) return;
+  $('device-info').textContent = 'reading…';
+  try {
+    /** @type {DeviceReading} */
+    const d = await api(`/api/devices/${encodeURIComponent(did)}`);
+    current = d;
+    $('device-info').textContent = `${d.name} (${d.model}), ${d.category}${d.parentId ? `, behind ${d.parentId}` : ''}, owner ${d.uid}`;
+    const rows = d.properties.map((p) => {
+      const tr = document.createElement('tr');
+      tr.dataset.key = `${p.siid}.${p.piid}`;
+      const name = document.createElement('td');
+      name.textContent = `${p.service}.${p.name}${p.unit && p.unit !== 'none' ? ` (${p.unit})` : ''}`;
+      name.title = `siid ${p.siid}, piid ${p.piid}, ${p.format}, ${p.access.join('/')}`;
+      const value = document.createElement('td');
+      value.className = 'value';
+      const set = document.createElement('td');
+      if (p.access.includes('write')) {
+        const input = editor(p);
+        const btn = document.createElement('button');
+        btn.type = 'button';
+        btn.textContent = 'Set';
+        btn.addEventListener('click', () => setProperty(d.did, p, input));
+        set.append(input, ' ', btn);
+      }
+      tr.append(name, value, set);
+      return tr;
+    });
+    propRows().replaceChildren(...rows);
+    for (const [key, v] of Object.entries(d.values)) setValue(key, v.code === 0 ? v.value : `code ${v.code}`, false);
+    for (const p of d.properties) {
+      const v = d.values[`${p.siid}.${p.piid}`];
+      const input = document.querySelector(`#props tr[data-key="${p.siid}.${p.piid}"] select, #props tr[data-key="${p.siid}.${p.piid}"] input`);
+      if ((input instanceof HTMLInputElement || input instanceof HTMLSelectElement) && v?.code === 0) input.value = String(v.value);
+    }
+    if (mqttClient?.connected) mqttClient.subscribe([`device/${d.did}/up/#`, `device/${d.did}/state`]);
+  } catch (err) {
+    $('device-info').textContent = messageOf(err);
+  }
+}
+
+deviceSelect.addEventListener('change', () => loadDevice(deviceSelect.value));
+$('device-refresh').addEventListener('click', () => loadDevice(deviceSelect.value));
+
+/**
+ * Fill the device list (a simulation), or say there are no devices (`aiot-sim serve`).
+ * @param {boolean} devices whether /api/info said there are any
+ */
+export async function listDevices(devices) {
+  if (!devices) {
+    deviceSelect.disabled = true;
+    $('device-info').textContent = 'no simulated devices here (aiot-sim serve)';
+    return;
+  }
+  /** @type {DeviceSummary[]} */
+  const list = await api('/api/devices');
+  list.sort((a, b) => a.category.localeCompare(b.category) || a.did.localeCompare(b.did));
+  for (const d of list) deviceSelect.append(new Option(`${d.category} · ${d.name} · ${d.did}`, d.did));
+}
