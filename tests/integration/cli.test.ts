@@ -2,7 +2,7 @@
  * The `aiot-sim` command as users run it: a child process of bin/aiot-sim.js (over dist/), real
  * ports (always 0), real files in a temporary folder.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +172,40 @@ describe('aiot-sim CLI', () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('sensors-only.yaml');
     }
+  });
+
+  it('validate resolves a model\'s include and checks a fragment file on its own, naming file and path', async () => {
+    const devices = join(dir, 'devices');
+    await mkdir(join(devices, 'fragments'), { recursive: true });
+    const model = join(devices, 'yeelink.light.mono6.yaml');
+    const text = await readFile(join('devices', 'yeelink.light.mono6.yaml'), 'utf8');
+    await writeFile(model, text.replace('include: [device-information]', 'include: [device-information, clock]'));
+    await writeFile(join(devices, 'fragments', 'device-information.yaml'), await readFile(join('devices', 'fragments', 'device-information.yaml'), 'utf8'));
+    const clock = join(devices, 'fragments', 'clock.yaml');
+    await writeFile(clock, 'services:\n  - siid: 2\n    name: clock\n    actions:\n      - { aiid: 1, name: stop-alarm, in: [4] }\n');
+    const r = await runCli(['validate', model, clock]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${model}: include[1]: fragment "clock" is invalid: 1 problem in`);
+    expect(r.stderr).toContain(`${clock}: services[0].actions[0]: argument piid 4 does not exist in siid 2`);
+
+    await writeFile(clock, 'services:\n  - siid: 2\n    name: clock\n    actions:\n      - { aiid: 1, name: stop-alarm }\n');
+    const clash = await runCli(['validate', model, clock]);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toContain(`${model}: services[0].siid: siid 2 is already declared by fragment "clock" (include[1])`);
+    expect(clash.stderr).toMatch(/1 problem in 1 of 2 files/);
+
+    const ok = await runCli(['validate', 'devices/yeelink.light.mono6.yaml', 'devices/fragments/device-information.yaml']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/2 files valid/);
+  });
+
+  it('devices shows a model with its included services resolved', async () => {
+    const one = await runCli(['devices', 'yeelink.light.mono6', '--json']);
+    expect(one.code, one.stderr).toBe(0);
+    const spec = JSON.parse(one.stdout) as { include?: unknown; services: Array<{ siid: number; name: string; properties: Array<{ name: string; default?: unknown }> }> };
+    expect(spec.include).toBeUndefined();
+    expect(spec.services[0]).toMatchObject({ siid: 1, name: 'device-information' });
+    expect(spec.services[0]!.properties.map((p) => p.default)).toEqual(['yeelink', 'yeelink.light.mono6', undefined, undefined]);
   });
 
   it('devices lists the catalogue and shows one model as JSON', async () => {
