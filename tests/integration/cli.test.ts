@@ -3,30 +3,23 @@
  * ports (always 0), real files in a temporary folder.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../src/sim/report.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { until } from '../helpers/mqtt.js';
 
 describe('aiot-sim CLI', () => {
   let dir: string;
-  const running: Array<ReturnType<typeof spawnCli>> = [];
-  const servers: Server[] = [];
-  const clients: MqttClient[] = [];
+  const track = useCleanup();
 
   beforeAll(async () => {
     assertBuilt();
     dir = await mkdtemp(join(tmpdir(), 'aiot-sim-cli-'));
-  });
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    for (const c of running.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
   });
 
   afterAll(async () => {
@@ -108,8 +101,7 @@ describe('aiot-sim CLI', () => {
   });
 
   it('reports a busy MQTT port as "already in use"', async () => {
-    const holder = createServer();
-    servers.push(holder);
+    const holder = track(createServer());
     const port = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as { port: number }).port)));
     const r = await runCli(fastRun(['--mqtt-port', String(port)]));
     expect(r.code).not.toBe(0);
@@ -228,19 +220,16 @@ describe('aiot-sim CLI', () => {
   });
 
   it('stops a real-time run cleanly on SIGINT: exit 0 and a "stopped" summary', async () => {
-    const child = spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h']);
-    running.push(child);
+    const child = track(spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h']));
     const m = await waitForStderr(child, /broker mqtt:\/\/([\d.]+):(\d+) .*operator token: (\S+)/);
     // The broker it announced is real: an observer gets the devices' retained states from it.
-    const obs = await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-observer', reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(obs);
+    const obs = track(await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-observer', reconnectPeriod: 0, connectTimeout: 5000 }));
     const online = new Set<string>();
     obs.on('message', (t, p) => { if (p.toString().includes('"online"')) online.add(t); });
     await obs.subscribeAsync('device/+/state');
     await until(() => online.size >= 10, 5000, 'retained online states from the CLI broker');
     // The operator token it printed opens the operator account.
-    const op = await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-op', username: 'operator', password: m[3]!, reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(op);
+    const op = track(await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-op', username: 'operator', password: m[3]!, reconnectPeriod: 0, connectTimeout: 5000 }));
     expect(op.connected).toBe(true);
 
     child.kill('SIGINT');
