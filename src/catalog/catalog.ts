@@ -1,10 +1,13 @@
 /** Loads every device model in a folder, validating each with the one schema. */
-import { readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { parseDocument } from 'yaml';
-import { ValidationError, type Problem } from '../errors.js';
+import { readdir } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { formatProblem, ValidationError, type Problem } from '../errors.js';
+import { checkFragment, FRAGMENT_FOLDER, FragmentLibrary, type Fragment } from './fragments.js';
+import { checkDeviceFile } from './include.js';
 import type { Category, DeviceModel } from './schema.js';
-import { checkDeviceModel } from './validate.js';
+import { readYamlFile } from './yaml.js';
+
+export { parseYaml } from './yaml.js';
 
 export class Catalog {
   private readonly byModel: Map<string, DeviceModel>;
@@ -22,30 +25,31 @@ export class Catalog {
   byCategory(category: Category): DeviceModel[] { return this.models.filter((m) => m.category === category); }
 }
 
-/** Parse YAML text into a plain value, or report the YAML errors with line numbers. */
-export function parseYaml(file: string, text: string): { value?: unknown; problems: Problem[] } {
-  const doc = parseDocument(text, { prettyErrors: false });
-  if (doc.errors.length) {
-    return {
-      problems: doc.errors.map((e) => ({
-        file, path: '', message: `YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`,
-      })),
-    };
-  }
-  return { value: doc.toJS(), problems: [] };
+/**
+ * Load one device model file, its `include:` resolved from `fragments` (by default the
+ * `fragments/` folder beside the file); returns the resolved model or every problem found.
+ */
+export async function loadDeviceFile(
+  path: string, displayBase = process.cwd(), fragments = FragmentLibrary.beside(path, displayBase),
+): Promise<{ model?: DeviceModel; problems: Problem[] }> {
+  const file = relative(displayBase, path) || path;
+  const parsed = await readYamlFile(path, file);
+  if (parsed.problems.length) return { problems: parsed.problems };
+  return checkDeviceFile(file, parsed.value, fragments);
 }
 
-export async function loadDeviceFile(path: string, displayBase = process.cwd()): Promise<{ model?: DeviceModel; problems: Problem[] }> {
+/** Load one fragment file (named after the file) and check it on its own. */
+export async function loadFragmentFile(path: string, displayBase = process.cwd()): Promise<{ fragment?: Fragment; problems: Problem[] }> {
   const file = relative(displayBase, path) || path;
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    return { problems: [{ file, path: '', message: `cannot read file: ${(err as Error).message}` }] };
-  }
-  const parsed = parseYaml(file, text);
+  const parsed = await readYamlFile(path, file);
   if (parsed.problems.length) return { problems: parsed.problems };
-  return checkDeviceModel(file, parsed.value);
+  return checkFragment(basename(path).replace(/\.ya?ml$/, ''), file, parsed.value);
+}
+
+/** Every problem of one catalogue file: a fragment when it sits in a `fragments/` folder, else a device model. */
+export async function checkCatalogFile(path: string): Promise<Problem[]> {
+  const inFragments = basename(dirname(resolve(path))) === FRAGMENT_FOLDER;
+  return (inFragments ? await loadFragmentFile(path) : await loadDeviceFile(path)).problems;
 }
 
 /** Load and validate every `*.yaml` in `dir`; throws one ValidationError listing every problem. */
@@ -59,9 +63,11 @@ export async function loadCatalog(dir: string): Promise<Catalog> {
   const problems: Problem[] = [];
   const models: DeviceModel[] = [];
   const seen = new Map<string, string>();
+  const fragments = new FragmentLibrary(join(dir, FRAGMENT_FOLDER));
   for (const name of names) {
-    const res = await loadDeviceFile(join(dir, name));
-    problems.push(...res.problems);
+    const res = await loadDeviceFile(join(dir, name), process.cwd(), fragments);
+    // A broken fragment is reported once, not by every model that includes it.
+    problems.push(...res.problems.filter((p) => !problems.some((q) => formatProblem(q) === formatProblem(p))));
     if (!res.model) continue;
     const file = relative(process.cwd(), join(dir, name));
     const other = seen.get(res.model.model);

@@ -1,10 +1,16 @@
-/** JSON Schema for device and scenario files, generated from the zod schemas (one source of truth). */
+/** JSON Schema for device, fragment and scenario files, generated from the zod schemas (one source of truth). */
 import { z } from 'zod';
 import { ScenarioSpec } from './scenario.js';
-import { DeviceModelSpec } from './schema.js';
+import { DeviceFileSpec, FragmentSpec } from './schema.js';
 
+/** A device model file as written (with `include`). */
 export function deviceJsonSchema(): Record<string, unknown> {
-  return { ...z.toJSONSchema(DeviceModelSpec, { io: 'input' }), title: 'aiot-sim device model' };
+  return { ...z.toJSONSchema(DeviceFileSpec, { io: 'input' }), title: 'aiot-sim device model' };
+}
+
+/** A catalogue fragment file (`devices/fragments/NAME.yaml`). */
+export function fragmentJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(FragmentSpec, { io: 'input' }), title: 'aiot-sim device fragment' };
 }
 
 export function scenarioJsonSchema(): Record<string, unknown> {

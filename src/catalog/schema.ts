@@ -265,7 +265,7 @@ export const BEHAVIOUR_NAMES = [
   'media-player', 'battery-drain', 'power-draw', 'voice-assistant',
 ] as const;
 
-export const DeviceModelSpec = z.strictObject({
+const modelHeader = {
   /** Model string, vendor.category.version, e.g. "xiaomi.aircondition.mc4" (at most 32 chars). */
   model: z.string().max(32).regex(/^[a-z0-9]+\.[a-z0-9_]+\.[a-z0-9_]+$/, 'expected vendor.category.version, e.g. "zhimi.airpurifier.ma4"'),
   name: z.string().min(1),
@@ -274,8 +274,37 @@ export const DeviceModelSpec = z.strictObject({
   transport: z.enum(TRANSPORTS),
   /** Where the spec instance comes from (provenance). */
   source: z.string().min(1),
+};
+
+/** A device model as the simulator uses it: every service spelled out (fragments resolved). */
+export const DeviceModelSpec = z.strictObject({
+  ...modelHeader,
   services: z.array(ServiceSpec).min(1),
   behaviours: z.array(BehaviourSpec).default([]),
+});
+
+/** A fragment's name: its file name in `fragments/` without `.yaml`, e.g. "device-information". */
+export const FragmentName = z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'expected a fragment name in kebab-case, e.g. "device-information"');
+
+/**
+ * A device model file as written in `devices/`: a model whose `include` names fragments from
+ * `devices/fragments/`. Their services join the file's own (in siid order) before validation.
+ */
+export const DeviceFileSpec = z.strictObject({
+  ...modelHeader,
+  include: z.array(FragmentName).optional(),
+  services: z.array(ServiceSpec).min(1),
+  behaviours: z.array(BehaviourSpec).default([]),
+});
+
+/**
+ * A fragment file in `devices/fragments/`: services that several models share, included by name.
+ * String values may say `${model}` and `${vendor}` (the model's first dotted part), filled in from
+ * the including model.
+ */
+export const FragmentSpec = z.strictObject({
+  description: z.string().optional(),
+  services: z.array(ServiceSpec).min(1),
 });
 
 export type PropertySpec = z.infer<typeof PropertySpec>;
@@ -284,4 +313,5 @@ export type EventSpec = z.infer<typeof EventSpec>;
 export type ServiceSpec = z.infer<typeof ServiceSpec>;
 export type BehaviourSpec = z.infer<typeof BehaviourSpec>;
 export type DeviceModel = z.infer<typeof DeviceModelSpec>;
+export type DeviceFile = z.infer<typeof DeviceFileSpec>;
 export type BehaviourOf<U extends BehaviourSpec['use']> = Extract<BehaviourSpec, { use: U }>;

@@ -23,13 +23,27 @@ export function zodProblems(file: string, err: ZodError, prefix: ReadonlyArray<P
   });
 }
 
-/** Parse and check one device model; returns the model or every problem found. */
+/** A problem inside one document, before it is tied to a file. */
+export interface Finding { path: string; message: string }
+
+/** Parse and check one device model (every service spelled out); returns the model or every problem found. */
 export function checkDeviceModel(file: string, doc: unknown): { model?: DeviceModel; problems: Problem[] } {
   const parsed = DeviceModelSpec.safeParse(doc, { reportInput: true });
   if (!parsed.success) return { problems: zodProblems(file, parsed.error) };
   const model = parsed.data;
-  const problems: Problem[] = [];
-  const add = (path: string, message: string): void => { problems.push({ file, path, message }); };
+  const findings: Finding[] = [];
+  dupes(model.services.map((s) => s.siid), (v, i) => findings.push({ path: `services[${i}].siid`, message: `duplicate siid ${v}` }));
+  findings.push(...modelFindings(model));
+  return findings.length ? { problems: findings.map((f) => ({ file, ...f })) } : { model, problems: [] };
+}
+
+/**
+ * The checks of a whole model that its structure cannot express (all but the uniqueness of siids,
+ * which the caller reports: it knows where each service came from).
+ */
+export function modelFindings(model: DeviceModel): Finding[] {
+  const findings: Finding[] = [];
+  const add = (path: string, message: string): void => { findings.push({ path, message }); };
 
   const urnProduct = model.urn.split(':')[5];
   const [vendor, , version] = model.model.split('.');
@@ -45,7 +59,6 @@ export function checkDeviceModel(file: string, doc: unknown): { model?: DeviceMo
     add('transport', `only sensors are modelled as ${model.transport} children of a gateway`);
   }
 
-  dupes(model.services.map((s) => s.siid), (v, i) => add(`services[${i}].siid`, `duplicate siid ${v}`));
   model.services.forEach((svc, si) => checkService(svc, `services[${si}]`, add));
 
   const props = new Map<string, PropertySpec>();
@@ -82,7 +95,7 @@ export function checkDeviceModel(file: string, doc: unknown): { model?: DeviceMo
       if (on && on.format !== 'bool') add(`behaviours[${bi}].on`, `expected a bool property, ${b.on} is ${on.format}`);
     }
   });
-  return problems.length ? { problems } : { model, problems };
+  return findings;
 }
 
 function refKind(key: string): 'property' | 'action' | 'event' | undefined {
@@ -93,12 +106,14 @@ function refKind(key: string): 'property' | 'action' | 'event' | undefined {
   return undefined;
 }
 
-function dupes(values: number[], report: (v: number, i: number) => void): void {
+/** Calls `report` for each value seen before (with its index). */
+export function dupes(values: number[], report: (v: number, i: number) => void): void {
   const seen = new Set<number>();
   values.forEach((v, i) => { if (seen.has(v)) report(v, i); seen.add(v); });
 }
 
-function checkService(svc: ServiceSpec, at: string, add: (path: string, msg: string) => void): void {
+/** The checks of one service on its own: unique iids, ranges that fit their format, arguments that exist. */
+export function checkService(svc: ServiceSpec, at: string, add: (path: string, msg: string) => void): void {
   dupes(svc.properties.map((p) => p.piid), (v, i) => add(`${at}.properties[${i}].piid`, `duplicate piid ${v} in siid ${svc.siid}`));
   dupes(svc.actions.map((a) => a.aiid), (v, i) => add(`${at}.actions[${i}].aiid`, `duplicate aiid ${v} in siid ${svc.siid}`));
   dupes(svc.events.map((e) => e.eiid), (v, i) => add(`${at}.events[${i}].eiid`, `duplicate eiid ${v} in siid ${svc.siid}`));

@@ -5,8 +5,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadCatalog, loadDeviceFile, parseYaml, type Catalog } from '../catalog/catalog.js';
-import { deviceJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
+import { checkCatalogFile, loadCatalog, parseYaml, type Catalog } from '../catalog/catalog.js';
+import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
@@ -332,21 +332,20 @@ async function validateFile(path: string, catalog: Catalog | null): Promise<Prob
   const keys = typeof doc === 'object' && doc !== null ? Object.keys(doc) : [];
   const isDevice = !keys.includes('population')
     && (['services', 'urn', 'model', 'category', 'transport'].some((k) => keys.includes(k)) || /(^|\/)devices\//.test(path));
-  if (isDevice) return (await loadDeviceFile(path)).problems;
+  if (isDevice) return checkCatalogFile(path);
   if (!catalog) return [{ file: path, path: '', message: 'cannot check a scenario: the device catalogue failed to load (aiot-sim validate devices/*.yaml)' }];
   return checkScenario(path, doc, catalog).problems;
 }
 
 async function schema(args: string[], out: NodeJS.WritableStream): Promise<number> {
   const { values } = parse(args, { write: { type: 'boolean' } });
-  const device = JSON.stringify(deviceJsonSchema(), null, 2) + '\n';
-  const scenario = JSON.stringify(scenarioJsonSchema(), null, 2) + '\n';
+  const schemas = { device: deviceJsonSchema(), fragment: fragmentJsonSchema(), scenario: scenarioJsonSchema() };
   if (values.write) {
     const dir = join(PACKAGE_ROOT, 'schema');
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'device.schema.json'), device);
-    await writeFile(join(dir, 'scenario.schema.json'), scenario);
-    out.write(`aiot-sim: wrote ${join(dir, 'device.schema.json')} and ${join(dir, 'scenario.schema.json')}\n`);
-  } else out.write(JSON.stringify({ device: deviceJsonSchema(), scenario: scenarioJsonSchema() }, null, 2) + '\n');
+    const files = Object.entries(schemas).map(([name, s]) => ({ path: join(dir, `${name}.schema.json`), text: JSON.stringify(s, null, 2) + '\n' }));
+    for (const f of files) await writeFile(f.path, f.text);
+    out.write(`aiot-sim: wrote ${files.map((f) => f.path).join(', ')}\n`);
+  } else out.write(JSON.stringify(schemas, null, 2) + '\n');
   return 0;
 }

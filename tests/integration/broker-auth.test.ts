@@ -3,8 +3,9 @@
  * MQTT.js clients over both TCP and the in-process pipe.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker, type ClientInfo } from '../../src/broker/broker.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, connectTcp, nextMessage, subscribeGranted, until } from '../helpers/mqtt.js';
 
 const OPERATOR_TOKEN = 'op-secret-0123';
@@ -42,13 +43,9 @@ describe.each<[string, Connect]>([
   ['tcp', connectTcp],
   ['in-process', connectInProcess],
 ])('broker auth and ACL over %s', (transport, connect) => {
+  const track = useCleanup();
   let broker: EmbeddedBroker;
-  const clients: MqttClient[] = [];
-  const open = async (opts: IClientOptions = {}): Promise<MqttClient> => {
-    const c = await connect(broker, opts);
-    clients.push(c);
-    return c;
-  };
+  const open = async (opts: IClientOptions = {}): Promise<MqttClient> => track(await connect(broker, opts));
   const device = (did: string, token: string, extra: IClientOptions = {}): Promise<MqttClient> =>
     open({ clientId: did, username: did, password: token, ...extra });
   const operator = (): Promise<MqttClient> => open({ clientId: `op-${transport}`, username: 'operator', password: OPERATOR_TOKEN });
@@ -67,17 +64,13 @@ describe.each<[string, Connect]>([
   }
 
   beforeEach(async () => {
-    broker = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: OPERATOR_TOKEN });
+    broker = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: OPERATOR_TOKEN }));
     broker.access.registerDevice(D1, { token: TOKEN1, uid: U1 });
     broker.access.registerDevice(D2, { token: TOKEN2, uid: U2 });
     broker.access.registerUser(U1, U1_TOKEN);
     broker.access.registerUser(U2, U2_TOKEN);
   });
 
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await broker.close();
-  });
 
   it('accepts a registered device (client id = username = did, password = token) as a device principal', async () => {
     const ready: ClientInfo[] = [];
@@ -242,25 +235,16 @@ describe.each<[string, Connect]>([
 });
 
 describe('broker auth over MQTT/WebSocket', () => {
-  let broker: EmbeddedBroker | null = null;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await broker?.close();
-    broker = null;
-  });
+  const track = useCleanup();
 
   it('authenticates devices on ws://HOST:PORT/mqtt with the same rules', async () => {
-    const b = await EmbeddedBroker.start({ mqttPort: 0, wsPort: 0, operatorToken: OPERATOR_TOKEN });
-    broker = b;
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, wsPort: 0, operatorToken: OPERATOR_TOKEN }));
     b.access.registerDevice(D1, { token: TOKEN1, uid: U1 });
     expect(b.wsAddress?.host).toBe('127.0.0.1'); // loopback by default
     const url = `ws://${b.wsAddress!.host}:${b.wsAddress!.port}/mqtt`;
     const ready: ClientInfo[] = [];
     b.on('clientReady', (info) => ready.push(info));
-    const d1 = await mqtt.connectAsync(url, { clientId: D1, username: D1, password: TOKEN1, reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(d1);
+    const d1 = track(await mqtt.connectAsync(url, { clientId: D1, username: D1, password: TOKEN1, reconnectPeriod: 0, connectTimeout: 5000 }));
     await until(() => ready.length === 1, 2000, 'clientReady');
     expect(ready[0]).toMatchObject({ clientId: D1, principal: { role: 'device', did: D1 }, transport: 'ws' });
     await expect(mqtt.connectAsync(url, { clientId: D1, username: D1, password: 'nope', reconnectPeriod: 0, connectTimeout: 5000 }))

@@ -2,31 +2,24 @@
  * The `aiot-sim` command as users run it: a child process of bin/aiot-sim.js (over dist/), real
  * ports (always 0), real files in a temporary folder.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../src/sim/report.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { until } from '../helpers/mqtt.js';
 
 describe('aiot-sim CLI', () => {
   let dir: string;
-  const running: Array<ReturnType<typeof spawnCli>> = [];
-  const servers: Server[] = [];
-  const clients: MqttClient[] = [];
+  const track = useCleanup();
 
   beforeAll(async () => {
     assertBuilt();
     dir = await mkdtemp(join(tmpdir(), 'aiot-sim-cli-'));
-  });
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    for (const c of running.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
   });
 
   afterAll(async () => {
@@ -108,8 +101,7 @@ describe('aiot-sim CLI', () => {
   });
 
   it('reports a busy MQTT port as "already in use"', async () => {
-    const holder = createServer();
-    servers.push(holder);
+    const holder = track(createServer());
     const port = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as { port: number }).port)));
     const r = await runCli(fastRun(['--mqtt-port', String(port)]));
     expect(r.code).not.toBe(0);
@@ -174,6 +166,40 @@ describe('aiot-sim CLI', () => {
     }
   });
 
+  it('validate resolves a model\'s include and checks a fragment file on its own, naming file and path', async () => {
+    const devices = join(dir, 'devices');
+    await mkdir(join(devices, 'fragments'), { recursive: true });
+    const model = join(devices, 'yeelink.light.mono6.yaml');
+    const text = await readFile(join('devices', 'yeelink.light.mono6.yaml'), 'utf8');
+    await writeFile(model, text.replace('include: [device-information]', 'include: [device-information, clock]'));
+    await writeFile(join(devices, 'fragments', 'device-information.yaml'), await readFile(join('devices', 'fragments', 'device-information.yaml'), 'utf8'));
+    const clock = join(devices, 'fragments', 'clock.yaml');
+    await writeFile(clock, 'services:\n  - siid: 2\n    name: clock\n    actions:\n      - { aiid: 1, name: stop-alarm, in: [4] }\n');
+    const r = await runCli(['validate', model, clock]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${model}: include[1]: fragment "clock" is invalid: 1 problem in`);
+    expect(r.stderr).toContain(`${clock}: services[0].actions[0]: argument piid 4 does not exist in siid 2`);
+
+    await writeFile(clock, 'services:\n  - siid: 2\n    name: clock\n    actions:\n      - { aiid: 1, name: stop-alarm }\n');
+    const clash = await runCli(['validate', model, clock]);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toContain(`${model}: services[0].siid: siid 2 is already declared by fragment "clock" (include[1])`);
+    expect(clash.stderr).toMatch(/1 problem in 1 of 2 files/);
+
+    const ok = await runCli(['validate', 'devices/yeelink.light.mono6.yaml', 'devices/fragments/device-information.yaml']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/2 files valid/);
+  });
+
+  it('devices shows a model with its included services resolved', async () => {
+    const one = await runCli(['devices', 'yeelink.light.mono6', '--json']);
+    expect(one.code, one.stderr).toBe(0);
+    const spec = JSON.parse(one.stdout) as { include?: unknown; services: Array<{ siid: number; name: string; properties: Array<{ name: string; default?: unknown }> }> };
+    expect(spec.include).toBeUndefined();
+    expect(spec.services[0]).toMatchObject({ siid: 1, name: 'device-information' });
+    expect(spec.services[0]!.properties.map((p) => p.default)).toEqual(['yeelink', 'yeelink.light.mono6', undefined, undefined]);
+  });
+
   it('devices lists the catalogue and shows one model as JSON', async () => {
     const list = await runCli(['devices']);
     expect(list.code).toBe(0);
@@ -194,19 +220,16 @@ describe('aiot-sim CLI', () => {
   });
 
   it('stops a real-time run cleanly on SIGINT: exit 0 and a "stopped" summary', async () => {
-    const child = spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h']);
-    running.push(child);
+    const child = track(spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h']));
     const m = await waitForStderr(child, /broker mqtt:\/\/([\d.]+):(\d+) .*operator token: (\S+)/);
     // The broker it announced is real: an observer gets the devices' retained states from it.
-    const obs = await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-observer', reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(obs);
+    const obs = track(await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-observer', reconnectPeriod: 0, connectTimeout: 5000 }));
     const online = new Set<string>();
     obs.on('message', (t, p) => { if (p.toString().includes('"online"')) online.add(t); });
     await obs.subscribeAsync('device/+/state');
     await until(() => online.size >= 10, 5000, 'retained online states from the CLI broker');
     // The operator token it printed opens the operator account.
-    const op = await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-op', username: 'operator', password: m[3]!, reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(op);
+    const op = track(await mqtt.connectAsync(`mqtt://${m[1]}:${m[2]}`, { clientId: 'cli-op', username: 'operator', password: m[3]!, reconnectPeriod: 0, connectTimeout: 5000 }));
     expect(op.connected).toBe(true);
 
     child.kill('SIGINT');

@@ -3,9 +3,10 @@
  * device's MQTT session (in-process) answers on up/rpc and reports what changed.
  */
 import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PropertiesChangedPayload } from '../../src/contract/wire.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectTcp, nextMessage } from '../helpers/mqtt.js';
 import { rawRpc, readProperty, results, rpc } from '../helpers/rpc.js';
 import { TEST_START, tinyScenario } from '../helpers/scenario.js';
@@ -14,28 +15,18 @@ const AC = 'xiaomi.aircondition.mc4';
 const SPEAKER = 'xiaomi.wifispeaker.lx06';
 
 describe('device RPC through a running simulation', () => {
-  let sim: Simulation | null = null;
-  let op: MqttClient | null = null;
-
-  afterEach(async () => {
-    await op?.endAsync(true).catch(() => undefined);
-    op = null;
-    await sim?.stop();
-    sim = null;
-  });
+  const track = useCleanup();
 
   /** Start a manual-clock simulation of `model` only, and an operator logged in over TCP watching that model's first device. */
   async function start(model: string): Promise<{ s: Simulation; client: MqttClient; did: string }> {
-    const s = await createSimulation({
+    const s = track(await createSimulation({
       scenario: tinyScenario({ homes: 3, mix: { [model]: 1 }, devicesPerHome: { '1': 1 } }),
       speed: 'manual',
       broker: { mqttPort: 0, wsPort: null },
-    });
-    sim = s;
+    }));
     const did = s.population.devices.find((d) => d.model.model === model)?.did;
     if (!did) throw new Error(`the population has no ${model}`);
-    const client = await connectTcp(s.broker, { clientId: 'test-operator', username: 'operator', password: s.operatorToken });
-    op = client;
+    const client = track(await connectTcp(s.broker, { clientId: 'test-operator', username: 'operator', password: s.operatorToken }));
     await client.subscribeAsync(`device/${did}/up/#`, { qos: 1 });
     return { s, client, did };
   }

@@ -5,10 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { PlatformService } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, connectTcp, until } from '../helpers/mqtt.js';
 
 const MIN = 60_000;
@@ -28,17 +29,7 @@ function fleet(seed: number, extra: Record<string, unknown> = {}): Record<string
   };
 }
 
-let sims: Simulation[] = [];
-let clients: MqttClient[] = [];
-let brokers: EmbeddedBroker[] = [];
-afterEach(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(sims.map((s) => s.stop()));
-  await Promise.all(brokers.map((b) => b.close()));
-  sims = [];
-  clients = [];
-  brokers = [];
-});
+const track = useCleanup();
 
 const published = (sim: Simulation): number => sim.dids.reduce((n, did) => n + sim.device(did)!.lastEventSeq, 0);
 
@@ -67,8 +58,7 @@ async function expectNoEventLost(sim: Simulation): Promise<{ events: number; dup
 async function persistentConsumer(sim: Simulation): Promise<{ client: MqttClient; seqs: Map<string, Set<number>>; duplicates: () => number }> {
   const seqs = new Map<string, Set<number>>();
   let dups = 0;
-  const client = await connectTcp(sim.broker, { clientId: `consumer-${randomBytes(3).toString('hex')}`, clean: false, reconnectPeriod: 100 });
-  clients.push(client);
+  const client = track(await connectTcp(sim.broker, { clientId: `consumer-${randomBytes(3).toString('hex')}`, clean: false, reconnectPeriod: 100 }));
   client.on('message', (_topic, payload) => {
     const { did, seq } = JSON.parse(payload.toString()) as { did: string; seq: number };
     let set = seqs.get(did);
@@ -82,11 +72,10 @@ async function persistentConsumer(sim: Simulation): Promise<{ client: MqttClient
 
 describe('broker restart', () => {
   it('drops every session, keeps persistent sessions and QoS 1 queues, and loses no event', { timeout: 90_000 }, async () => {
-    const sim = await createSimulation({
+    const sim = track(await createSimulation({
       scenario: fleet(31, { faults: [{ type: 'broker-restart', at: '1h', duration: '10m' }] }),
       speed: 'manual', broker: { mqttPort: 0, wsPort: null },
-    });
-    sims.push(sim);
+    }));
     const total = sim.population.devices.length;
     const notices: string[] = [];
     sim.faults.on('fault', (n) => notices.push(`${n.phase} ${n.record.type}`));
@@ -148,11 +137,10 @@ describe('broker restart', () => {
   });
 
   it('device sessions over TCP find the restarted broker too', { timeout: 60_000 }, async () => {
-    const sim = await createSimulation({
+    const sim = track(await createSimulation({
       scenario: fleet(71, { population: { homes: 8, regions: { cn: 1 }, devicesPerHome: { '3': 1 }, mix: { sensor: 2, plug: 1, speaker: 1 } }, faults: [{ type: 'broker-restart', at: '30m', duration: '5m' }] }),
       speed: 'manual', deviceTransport: 'tcp', broker: { mqttPort: 0, wsPort: null },
-    });
-    sims.push(sim);
+    }));
     const total = sim.population.devices.length;
     await sim.advance(HOUR);
     await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back online');
@@ -162,8 +150,7 @@ describe('broker restart', () => {
   });
 
   it('devices cut off mid-flight resend what was not acknowledged; the platform removes the duplicates', { timeout: 60_000 }, async () => {
-    const broker = await EmbeddedBroker.start({ operatorToken: 'op', mqttPort: null });
-    brokers.push(broker);
+    const broker = track(await EmbeddedBroker.start({ operatorToken: 'op', mqttPort: null }));
     const platform = new PlatformService(() => undefined);
     platform.observe(broker);
     let seen = 0;
@@ -171,7 +158,7 @@ describe('broker restart', () => {
     const dids = ['910000001', '910000002', '910000003', '910000004'];
     for (const did of dids) broker.access.registerDevice(did, { token: `t-${did}`, uid: 'u1', members: [], children: [] });
     const devs = await Promise.all(dids.map((did) => connectInProcess(broker, { clientId: did, username: did, password: `t-${did}`, clean: false, reconnectPeriod: 50 })));
-    clients.push(...devs);
+    for (const d of devs) track(d);
     const N = 1500;
     const acked: Array<Promise<unknown>> = [];
     const event = (did: string, seq: number): string => JSON.stringify({ did, siid: 2, eiid: 1, arguments: [], ts: START + seq, seq });
@@ -210,8 +197,7 @@ describe('fault timeline', () => {
   ];
 
   it('runs every fault type, reports each, and everything comes back', { timeout: 120_000 }, async () => {
-    const sim = await createSimulation({ scenario: fleet(41, { faults: everything }), speed: 'manual', broker: { mqttPort: null, wsPort: null } });
-    sims.push(sim);
+    const sim = track(await createSimulation({ scenario: fleet(41, { faults: everything }), speed: 'manual', broker: { mqttPort: null, wsPort: null } }));
     const total = sim.population.devices.length;
     const ended: string[] = [];
     sim.faults.on('fault', (n) => { if (n.phase === 'end') ended.push(n.record.type); });
@@ -241,11 +227,10 @@ describe('fault timeline', () => {
   });
 
   it('an outage that ends while the broker is down comes back with the broker', { timeout: 60_000 }, async () => {
-    const sim = await createSimulation({
+    const sim = track(await createSimulation({
       scenario: fleet(61, { faults: [{ type: 'region-outage', region: 'es', at: '60m', duration: '20m' }, { type: 'broker-restart', at: '70m', duration: '20m' }, { type: 'reconnect-storm', at: '75m' }] }),
       speed: 'manual', broker: { mqttPort: null, wsPort: null },
-    });
-    sims.push(sim);
+    }));
     const total = sim.population.devices.length;
     await sim.advance(2 * HOUR);
     await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back online');
@@ -258,8 +243,7 @@ describe('fault timeline', () => {
 
   it('same scenario and seed give the same trace with every fault type, in fast mode', { timeout: 120_000 }, async () => {
     const run = async (seed: number) => {
-      const sim = await createSimulation({ scenario: fleet(seed, { faults: everything, speed: 'fast', duration: '6h' }), broker: { mqttPort: null, wsPort: null } });
-      sims.push(sim);
+      const sim = track(await createSimulation({ scenario: fleet(seed, { faults: everything, speed: 'fast', duration: '6h' }), broker: { mqttPort: null, wsPort: null } }));
       return sim.finished;
     };
     const a = await run(51);

@@ -4,35 +4,21 @@
  * followed by ~100,000 for a topic nobody subscribes to: the queued no-subscriber messages drain
  * by recursion. The embedded broker's emitter drains by a loop; these tests hold it to that.
  */
-import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
+import { recordUncaught, useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, connectTcp, nextMessage, until } from '../helpers/mqtt.js';
-import { encode, publishPacket, rawConnectInProcess, type RawClient } from '../helpers/raw-mqtt.js';
+import { encode, publishPacket, rawConnectInProcess } from '../helpers/raw-mqtt.js';
 
 const SUBSCRIBED = 300;
 const UNSUBSCRIBED = 100_000;
 
 describe('flood resistance of the embedded broker', () => {
-  let broker: EmbeddedBroker | null = null;
-  const clients: MqttClient[] = [];
-  const raws: RawClient[] = [];
-  const uncaught: unknown[] = [];
-  const onUncaught = (err: unknown): void => { uncaught.push(err); };
-
-  afterEach(async () => {
-    process.off('uncaughtException', onUncaught);
-    uncaught.length = 0;
-    for (const r of raws.splice(0)) r.destroy();
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await broker?.close();
-    broker = null;
-  });
+  const track = useCleanup();
 
   /** A brand-new client can connect and get its own message back. */
   async function roundTrip(b: EmbeddedBroker, via: typeof connectTcp, id: string): Promise<void> {
-    const c = await via(b, { clientId: id });
-    clients.push(c);
+    const c = track(await via(b, { clientId: id }));
     await c.subscribeAsync(`check/${id}`, { qos: 1 });
     const back = nextMessage(c, (t, p) => t === `check/${id}` && p === 'ping');
     await c.publishAsync(`check/${id}`, 'ping', { qos: 1 });
@@ -40,17 +26,14 @@ describe('flood resistance of the embedded broker', () => {
   }
 
   it(`survives ${SUBSCRIBED} subscribed + ${UNSUBSCRIBED} unsubscribed QoS 0 messages in one in-process read batch`, async () => {
-    process.on('uncaughtException', onUncaught);
-    const b = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'flood-op-token' });
-    broker = b;
-    const sub = await connectInProcess(b, { clientId: 'flood-sub' });
-    clients.push(sub);
+    const uncaught = recordUncaught(track);
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'flood-op-token' }));
+    const sub = track(await connectInProcess(b, { clientId: 'flood-sub' }));
     await sub.subscribeAsync('flood/subscribed', { qos: 0 });
     const got: string[] = [];
     sub.on('message', (t, p) => { if (t === 'flood/subscribed') got.push(p.toString()); });
 
-    const pub = await rawConnectInProcess(b, { clientId: 'flood-pub' });
-    raws.push(pub);
+    const pub = track(await rawConnectInProcess(b, { clientId: 'flood-pub' }));
     const parts: Buffer[] = [];
     for (let i = 0; i < SUBSCRIBED; i++) parts.push(publishPacket('flood/subscribed', String(i)));
     const nobody = publishPacket('flood/nobody', 'x');
@@ -80,10 +63,8 @@ describe('flood resistance of the embedded broker', () => {
 
   it('delivers 50,000 QoS 0 messages from two TCP publishers and keeps answering', async () => {
     const PER_PUBLISHER = 25_000;
-    const b = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'flood-op-token' });
-    broker = b;
-    const sub = await connectTcp(b, { clientId: 'tcp-flood-sub' });
-    clients.push(sub);
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'flood-op-token' }));
+    const sub = track(await connectTcp(b, { clientId: 'tcp-flood-sub' }));
     await sub.subscribeAsync('flood/tcp/+', { qos: 0 });
     const next: Record<string, number> = { a: 0, b: 0 };
     let outOfOrder = 0;
@@ -93,7 +74,7 @@ describe('flood resistance of the embedded broker', () => {
       next[who] = (next[who] ?? 0) + 1;
     });
     const pubs = await Promise.all(['a', 'b'].map((id) => connectTcp(b, { clientId: `tcp-flood-pub-${id}` })));
-    clients.push(...pubs);
+    for (const p of pubs) track(p);
     const before = b.counters.published;
     await Promise.all(pubs.map((p, k) => new Promise<void>((resolve, reject) => {
       const topic = `flood/tcp/${k === 0 ? 'a' : 'b'}`;

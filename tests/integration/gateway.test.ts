@@ -3,13 +3,14 @@
  * on the child's own did topics, takes the children's commands, and takes them offline with it.
  */
 import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Client } from 'aedes';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import type { StatePayload } from '../../src/contract/wire.js';
 import type { DeviceFacts } from '../../src/platform/registry.js';
 import { PlatformService } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
 import { readProperty, results, rpc } from '../helpers/rpc.js';
 import { tinyScenario } from '../helpers/scenario.js';
@@ -17,28 +18,18 @@ import { tinyScenario } from '../helpers/scenario.js';
 const GATEWAY = 'lumi.gateway.mgl03';
 
 describe('gateway children in a running simulation', () => {
-  let sim: Simulation | null = null;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await sim?.stop();
-    sim = null;
-  });
+  const track = useCleanup();
 
   async function start(): Promise<Simulation> {
-    sim = await createSimulation({
+    return track(await createSimulation({
       scenario: tinyScenario({ homes: 2, mix: { sensor: 1 }, devicesPerHome: { '4': 1 } }),
       speed: 'manual',
       broker: { mqttPort: 0, wsPort: null },
-    });
-    return sim;
+    }));
   }
 
   async function operator(s: Simulation): Promise<MqttClient> {
-    const c = await connectTcp(s.broker, { clientId: 'gw-test-operator', username: 'operator', password: s.operatorToken });
-    clients.push(c);
-    return c;
+    return track(await connectTcp(s.broker, { clientId: 'gw-test-operator', username: 'operator', password: s.operatorToken }));
   }
 
   it('puts the sensors behind a lumi.gateway.mgl03, and the gateway session publishes for them on their own topics', async () => {
@@ -63,8 +54,7 @@ describe('gateway children in a running simulation', () => {
         fromChildTopics.push({ topic, did, clientId, body: JSON.parse(payload.toString()) as { did?: string } });
       }
     });
-    const obs = await connectTcp(s.broker, { clientId: 'gw-observer' });
-    clients.push(obs);
+    const obs = track(await connectTcp(s.broker, { clientId: 'gw-observer' }));
     await obs.subscribeAsync('device/#');
     const childUp = nextMessage(obs, (t) => parentOf.has(t.split('/')[1] ?? '') && t.includes('/up/'));
     await s.advance(3 * 3_600_000);
@@ -141,19 +131,10 @@ describe('gateway children in a running simulation', () => {
 });
 
 describe('platform registry and a gateway over TCP', () => {
-  let broker: EmbeddedBroker | null = null;
-  let gwClient: MqttClient | null = null;
-
-  afterEach(async () => {
-    await gwClient?.endAsync(true).catch(() => undefined);
-    gwClient = null;
-    await broker?.close();
-    broker = null;
-  });
+  const track = useCleanup();
 
   it('marks the children offline when the gateway socket dies (last will, session end)', async () => {
-    const b = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-gw' });
-    broker = b;
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-gw' }));
     const GW = '400000001';
     const CHILD = 'lumi.158d000aabbccdde';
     const BLE = 'blt.3.0123456789ab';
@@ -170,11 +151,10 @@ describe('platform registry and a gateway over TCP', () => {
       if (parent) p.parent_id = parent;
       return JSON.stringify(p);
     };
-    const gw = await connectTcp(b, {
+    const gw = track(await connectTcp(b, {
       clientId: GW, username: GW, password: 'gw-token',
       will: { topic: `device/${GW}/state`, payload: Buffer.from(state(GW, 'offline')), qos: 1, retain: true },
-    });
-    gwClient = gw;
+    }));
     await gw.publishAsync(`device/${GW}/state`, state(GW, 'online'), { qos: 1, retain: true });
     await gw.publishAsync(`device/${CHILD}/state`, state(CHILD, 'online', GW), { qos: 1, retain: true });
     await gw.publishAsync(`device/${BLE}/state`, state(BLE, 'online', GW), { qos: 1, retain: true });

@@ -1,6 +1,7 @@
 /** Homes living their day through the real broker: reproducible traces, app users, voice, faults. */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createSimulation, Simulation } from '../../src/sim/simulation.js';
+import { describe, expect, it } from 'vitest';
+import { createSimulation } from '../../src/sim/simulation.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectTcp, nextMessage, subscribeGranted, until } from '../helpers/mqtt.js';
 
 const HOUR = 3_600_000;
@@ -19,15 +20,10 @@ function lively(seed: number, extra: Record<string, unknown> = {}): Record<strin
   };
 }
 
-let sims: Simulation[] = [];
-afterEach(async () => {
-  await Promise.all(sims.map((s) => s.stop()));
-  sims = [];
-});
+const track = useCleanup();
 
 async function runFast(scenario: Record<string, unknown>) {
-  const sim = await createSimulation({ scenario, broker: { mqttPort: null, wsPort: null } });
-  sims.push(sim);
+  const sim = track(await createSimulation({ scenario, broker: { mqttPort: null, wsPort: null } }));
   return sim.finished;
 }
 
@@ -53,8 +49,7 @@ describe('households on the virtual clock', () => {
   });
 
   it('app users command their devices through the broker, and the commands change device state', { timeout: 60_000 }, async () => {
-    const sim = await createSimulation({ scenario: lively(3), speed: 'manual', broker: { mqttPort: 0, wsPort: 0 } });
-    sims.push(sim);
+    const sim = track(await createSimulation({ scenario: lively(3), speed: 'manual', broker: { mqttPort: 0, wsPort: 0 } }));
     const watcher = await connectTcp(sim.broker);
     await watcher.subscribeAsync(['app/+/session', 'device/+/down/rpc', 'device/+/up/event_occured/+/+', 'device/+/up/properties_changed/2/1']);
     const seen = { sessions: 0, commands: 0, voice: 0, switchedOn: 0 };
@@ -86,8 +81,7 @@ describe('households on the virtual clock', () => {
   });
 
   it('publishes the platform figures, scaled, on a retained $SYS topic', { timeout: 30_000 }, async () => {
-    const sim = await createSimulation({ scenario: { ...lively(6, { duration: '2h' }), scale: 1000 }, speed: 'manual', broker: { mqttPort: 0, wsPort: null } });
-    sims.push(sim);
+    const sim = track(await createSimulation({ scenario: { ...lively(6, { duration: '2h' }), scale: 1000 }, speed: 'manual', broker: { mqttPort: 0, wsPort: null } }));
     await sim.advance(HOUR);
     const watcher = await connectTcp(sim.broker);
     const got = nextMessage(watcher, (t) => t === '$SYS/aiot-sim/platform');
@@ -100,8 +94,7 @@ describe('households on the virtual clock', () => {
   });
 
   it('an app user may command only the devices of its own home', { timeout: 30_000 }, async () => {
-    const sim = await createSimulation({ scenario: lively(5, { duration: '1h' }), speed: 'manual', broker: { mqttPort: 0, wsPort: null } });
-    sims.push(sim);
+    const sim = track(await createSimulation({ scenario: lively(5, { duration: '1h' }), speed: 'manual', broker: { mqttPort: 0, wsPort: null } }));
     const [home, other] = sim.population.homes;
     const token = 'user-secret-token';
     sim.broker.access.registerUser(home!.ownerUid, token); // a known password for this test
@@ -120,11 +113,10 @@ describe('households on the virtual clock', () => {
   });
 
   it('a region outage shows at the platform in event time and devices come back', { timeout: 60_000 }, async () => {
-    const sim = await createSimulation({
+    const sim = track(await createSimulation({
       scenario: lively(8, { faults: [{ type: 'region-outage', region: 'it', at: '1h', duration: '30m' }] }),
       speed: 'manual', broker: { mqttPort: null, wsPort: null },
-    });
-    sims.push(sim);
+    }));
     const total = sim.population.devices.length;
     const italian = sim.population.devices.filter((d) => d.region === 'it').length;
     await until(() => sim.snapshot().connections.online === total, 5000, 'everyone online');

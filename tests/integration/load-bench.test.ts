@@ -6,14 +6,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import mqtt, { type MqttClient } from 'mqtt';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { runBench } from '../../src/load/bench.js';
 import type { BenchReport } from '../../src/load/report.js';
 import { benchDid } from '../../src/load/payloads.js';
 import { assertBuilt, runCli } from '../helpers/cli.js';
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { useCleanup } from '../helpers/cleanup.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 
 beforeAll(() => assertBuilt()); // worker threads run the compiled dist/load/*.js
 
@@ -93,16 +94,10 @@ describe('aiot-sim bench against the embedded broker', () => {
 });
 
 describe('aiot-sim bench against Mosquitto', () => {
-  let mosq: Mosquitto | null = null;
-  const clients: MqttClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await mosq?.stop();
-    mosq = null;
-  });
+  const track = useCleanup();
 
   it('measures a real Mosquitto with zero loss', async () => {
-    mosq = await startMosquitto();
+    const mosq = track(await startMosquitto());
     const r = await runBench({ broker: mosq.url, devices: 20, rate: 1000, durationMs: 1500, warmupMs: 300 });
     expect(r.target).toEqual({ broker: 'external', url: mosq.url, transport: 'tcp' });
     expect(r.broker).toBeNull();
@@ -111,12 +106,10 @@ describe('aiot-sim bench against Mosquitto', () => {
   });
 
   it('counts a dropped connection and reconnects it after the jitter', async () => {
-    mosq = await startMosquitto();
-    const m = mosq;
+    const m = track(await startMosquitto());
     // A client that takes over device 0's client id makes Mosquitto close the device's session.
     const takeOver = async (): Promise<void> => {
-      const c = await mqtt.connectAsync(m.url, { clientId: benchDid(0), reconnectPeriod: 0, protocolVersion: 4 });
-      clients.push(c);
+      const c = track(await mqtt.connectAsync(m.url, { clientId: benchDid(0), reconnectPeriod: 0, protocolVersion: 4 }));
       await c.endAsync();
     };
     let progressAfterTakeover = 0;
@@ -140,10 +133,7 @@ describe('aiot-sim bench against Mosquitto', () => {
 });
 
 describe('measuring a consumer: round trip through a reply topic', () => {
-  const clients: MqttClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-  });
+  const track = useCleanup();
 
   it('a consumer republishing device messages to bench/reply/... is measured end to end', async () => {
     let consumed = 0;
@@ -152,8 +142,7 @@ describe('measuring a consumer: round trip through a reply topic', () => {
       onBroker: async ({ mqttUrl }) => {
         // The consumer under test: an ordinary MQTT client that subscribes to device telemetry and
         // republishes each message (payload unchanged) under bench/reply/<original topic>.
-        const c = await mqtt.connectAsync(mqttUrl!, { reconnectPeriod: 0, protocolVersion: 4 });
-        clients.push(c);
+        const c = track(await mqtt.connectAsync(mqttUrl!, { reconnectPeriod: 0, protocolVersion: 4 }));
         c.on('message', (topic, payload) => { consumed++; c.publish(`bench/reply/${topic}`, payload, { qos: 0 }); });
         await c.subscribeAsync('device/+/up/#', { qos: 0 });
       },
@@ -169,14 +158,13 @@ describe('measuring a consumer: round trip through a reply topic', () => {
 const CLIENTS = existsSync('/usr/bin/mosquitto_sub') && existsSync('/usr/bin/mosquitto_pub');
 
 describe('the README worked example: mosquitto_sub | mosquitto_pub -l as the consumer', () => {
-  let pipeline: ChildProcess | null = null;
-  afterEach(() => {
-    // The shell and both clients are one process group (detached): end exactly that group.
-    if (pipeline?.pid && pipeline.exitCode === null) {
+  const track = useCleanup();
+  /** The shell and both clients are one process group (detached): end exactly that group. */
+  const endGroup = (pipeline: ChildProcess) => (): void => {
+    if (pipeline.pid && pipeline.exitCode === null) {
       try { process.kill(-pipeline.pid, 'SIGTERM'); } catch { /* already gone */ }
     }
-    pipeline = null;
-  });
+  };
 
   // Needs the Debian package mosquitto-clients (the broker package alone has no clients).
   it.skipIf(!CLIENTS)('measures the round trip through the shell pipeline', async () => {
@@ -184,8 +172,9 @@ describe('the README worked example: mosquitto_sub | mosquitto_pub -l as the con
       devices: 10, rate: 200, durationMs: 1500, warmupMs: 1000, waitMs: 500, replyTopic: 'bench/reply',
       onBroker: ({ mqttUrl }) => {
         const port = new URL(mqttUrl!).port;
-        pipeline = spawn('sh', ['-c', `mosquitto_sub -h 127.0.0.1 -p ${port} -t 'device/+/up/#' | mosquitto_pub -h 127.0.0.1 -p ${port} -t bench/reply -l`],
+        const pipeline = spawn('sh', ['-c', `mosquitto_sub -h 127.0.0.1 -p ${port} -t 'device/+/up/#' | mosquitto_pub -h 127.0.0.1 -p ${port} -t bench/reply -l`],
           { detached: true, stdio: 'ignore' });
+        track(endGroup(pipeline));
       },
     });
     expect(r.config.measure).toBe('round-trip');

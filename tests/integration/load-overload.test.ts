@@ -5,8 +5,9 @@
  */
 import { connect, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runBench } from '../../src/load/bench.js';
+import { recordUncaught, useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt } from '../helpers/cli.js';
 
 beforeAll(() => assertBuilt());
@@ -25,20 +26,13 @@ function stalledSubscriber(url: string, qos: 0 | 1): Socket {
 }
 
 describe('the embedded broker under overload', () => {
-  const sockets: Socket[] = [];
-  const uncaught: unknown[] = [];
-  const onUncaught = (err: unknown): void => { uncaught.push(err); };
-  afterEach(() => {
-    process.off('uncaughtException', onUncaught);
-    for (const s of sockets.splice(0)) s.destroy();
-    uncaught.length = 0;
-  });
+  const track = useCleanup();
 
   it('stays up with bounded memory while a stalled QoS 0 consumer is flooded; sheds and counts', async () => {
-    process.on('uncaughtException', onUncaught);
+    const uncaught = recordUncaught(track);
     const r = await runBench({
       devices: 4, rate: 200_000, durationMs: 3000, warmupMs: 500, payloadSize: 1000, drainMs: 2000,
-      onBroker: ({ mqttUrl }) => { sockets.push(stalledSubscriber(mqttUrl!, 0)); },
+      onBroker: ({ mqttUrl }) => { track(stalledSubscriber(mqttUrl!, 0)); },
     });
     const b = r.broker!;
     expect(b.aliveAfter).toBe(true);
@@ -59,11 +53,11 @@ describe('the embedded broker under overload', () => {
   }, 30_000);
 
   it('QoS 1: delays behind a stalled consumer up to the bound, then sheds, and counts both', async () => {
-    process.on('uncaughtException', onUncaught);
+    const uncaught = recordUncaught(track);
     const r = await runBench({
       devices: 4, rate: 20_000, qos: 1, durationMs: 2000, warmupMs: 300, payloadSize: 500, drainMs: 2000,
       overload: { qos0Bytes: 64 * 1024, qos1Bytes: 512 * 1024 },
-      onBroker: ({ mqttUrl }) => { sockets.push(stalledSubscriber(mqttUrl!, 1)); },
+      onBroker: ({ mqttUrl }) => { track(stalledSubscriber(mqttUrl!, 1)); },
     });
     const b = r.broker!;
     expect(b.aliveAfter).toBe(true);

@@ -3,31 +3,21 @@
  * token and serves it while the scenario runs; a busy HTTP port is refused cleanly; `serve` runs
  * a broker and the monitor without devices until Ctrl-C. Child processes of bin/aiot-sim.js, port 0.
  */
-import { createServer, type Server } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import mqtt from 'mqtt';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { PlatformSnapshot } from '../../src/platform/service.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
-import { openMonitor, wsUrl, type MonitorClient } from '../helpers/ws.js';
+import { openMonitor, wsUrl } from '../helpers/ws.js';
 
 describe('aiot-sim CLI with the live monitor', () => {
-  const running: Array<ReturnType<typeof spawnCli>> = [];
-  const servers: Server[] = [];
-  const clients: MqttClient[] = [];
-  const monitors: MonitorClient[] = [];
+  const track = useCleanup();
 
   beforeAll(() => assertBuilt());
 
-  afterEach(async () => {
-    await Promise.all(monitors.splice(0).map((m) => m.close()));
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    for (const c of running.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
-  });
-
   it('run prints the dashboard address with the token and serves the live figures until the run ends', async () => {
-    const child = spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h', '--quiet']);
-    running.push(child);
+    const child = track(spawnCli(['run', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--duration', '1h', '--quiet']));
     const [, url, token] = await waitForStderr(child, /dashboard (http:\/\/127\.0\.0\.1:\d+\/)\?token=(\S+)/);
     const op = /operator token: (\S+)/.exec(child.out.stderr);
     expect(decodeURIComponent(token!)).toBe(op?.[1]); // --token, or the printed random one, opens both
@@ -36,8 +26,7 @@ describe('aiot-sim CLI with the live monitor', () => {
     expect(await page.text()).toContain('<title>aiot-sim monitor</title>');
     const snap = (await (await fetch(new URL(`/api/snapshot?token=${token}`, url))).json()) as PlatformSnapshot;
     expect(snap.connections.online).toBeGreaterThan(0);
-    const mon = await openMonitor(wsUrl(url!, decodeURIComponent(token!)));
-    monitors.push(mon);
+    const mon = track(await openMonitor(wsUrl(url!, decodeURIComponent(token!))));
     expect((await mon.next('snapshot')).data.connections.online).toBeGreaterThan(0);
     child.kill('SIGINT');
     const r = await finish(child, 15_000);
@@ -48,8 +37,7 @@ describe('aiot-sim CLI with the live monitor', () => {
   });
 
   it('refuses a busy HTTP port, naming it, and stops the simulation it had started', async () => {
-    const blocker = createServer();
-    servers.push(blocker);
+    const blocker = track(createServer());
     const busy = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as { port: number }).port)));
     const r = await runCli(['run', '--fast', '--duration', '1h', '--mqtt-port', '0', '--ws-port', '0', '--http-port', String(busy), '--quiet']);
     expect(r.code).toBe(1);
@@ -62,17 +50,14 @@ describe('aiot-sim CLI with the live monitor', () => {
   });
 
   it('serve runs a broker and the monitor without devices; MQTT clients are tapped live; Ctrl-C stops it', async () => {
-    const child = spawnCli(['serve', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'serve-token-123']);
-    running.push(child);
+    const child = track(spawnCli(['serve', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'serve-token-123']));
     const [, url] = await waitForStderr(child, /dashboard (http:\/\/127\.0\.0\.1:\d+\/)\?token=serve-token-123/);
     const [, host, port] = /broker mqtt:\/\/([\d.]+):(\d+)/.exec(child.out.stderr)!;
-    const mon = await openMonitor(wsUrl(url!, 'serve-token-123'));
-    monitors.push(mon);
+    const mon = track(await openMonitor(wsUrl(url!, 'serve-token-123')));
     expect((await mon.next('snapshot')).data.connections.online).toBe(0);
     mon.send({ type: 'subscribe', topics: ['lab/#'] });
     await mon.next('subscribed');
-    const pub = await mqtt.connectAsync(`mqtt://${host}:${port}`, { clientId: 'serve-publisher', reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(pub);
+    const pub = track(await mqtt.connectAsync(`mqtt://${host}:${port}`, { clientId: 'serve-publisher', reconnectPeriod: 0, connectTimeout: 5000 }));
     await pub.publishAsync('lab/temperature', '21.5', { qos: 1 });
     expect(await mon.next('message')).toMatchObject({ topic: 'lab/temperature', payload: '21.5' });
     expect((await mon.next('stats', (s) => s.messages.published >= 1 && s.clients >= 1)).monitors).toBe(1);

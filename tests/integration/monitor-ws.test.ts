@@ -4,12 +4,13 @@
  * dead clients cleaned up. Real `ws` and `mqtt` clients on port 0, loopback only.
  */
 import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { MonitorServer, type MonitorOptions } from '../../src/monitor/server.js';
 import type { MessageFrame } from '../../src/monitor/protocol.js';
 import type { DeviceFacts } from '../../src/platform/registry.js';
 import { PlatformService } from '../../src/platform/service.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectTcp, until } from '../helpers/mqtt.js';
 import { openMonitor, wsUrl, type MonitorClient } from '../helpers/ws.js';
 
@@ -18,41 +19,23 @@ const DID = '500000001';
 const FACTS: Record<string, DeviceFacts> = { [DID]: { model: 'chuangmi.plug.212a01', category: 'plug', region: 'es' } };
 
 describe('/ws monitoring endpoint', () => {
-  let broker: EmbeddedBroker | null = null;
-  let monitor: MonitorServer | null = null;
-  const mqttClients: MqttClient[] = [];
-  const monitors: MonitorClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(monitors.splice(0).map((m) => m.close()));
-    await Promise.all(mqttClients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await monitor?.stop();
-    monitor = null;
-    await broker?.close();
-    broker = null;
-  });
+  const track = useCleanup();
 
   async function setup(opts: Partial<MonitorOptions> = {}): Promise<{ b: EmbeddedBroker; m: MonitorServer; platform: PlatformService }> {
-    const b = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'operator-token-1' });
-    broker = b;
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'operator-token-1' }));
     b.access.registerDevice(DID, { token: 'plug-token', uid: '1000000005' });
     const platform = new PlatformService((did) => FACTS[did]);
     platform.observe(b);
-    const m = await MonitorServer.start({ broker: b, platform, token: TOKEN, port: 0, probeIntervalMs: null, ...opts });
-    monitor = m;
+    const m = track(await MonitorServer.start({ broker: b, platform, token: TOKEN, port: 0, probeIntervalMs: null, ...opts }));
     return { b, m, platform };
   }
 
   async function open(m: MonitorServer, extra = '', opts = {}): Promise<MonitorClient> {
-    const c = await openMonitor(wsUrl(m.url, TOKEN, extra), opts);
-    monitors.push(c);
-    return c;
+    return track(await openMonitor(wsUrl(m.url, TOKEN, extra), opts));
   }
 
   async function device(b: EmbeddedBroker): Promise<MqttClient> {
-    const c = await connectTcp(b, { clientId: DID, username: DID, password: 'plug-token' });
-    mqttClients.push(c);
-    return c;
+    return track(await connectTcp(b, { clientId: DID, username: DID, password: 'plug-token' }));
   }
 
   it('refuses a missing or wrong token with 401 on upgrade, and a bad interval with 400', async () => {
@@ -64,8 +47,7 @@ describe('/ws monitoring endpoint', () => {
     await expect(openMonitor(`${m.url.replace('http', 'ws')}elsewhere?token=${TOKEN}`)).rejects.toMatchObject({ status: 404 });
     expect(m.hub.clientCount).toBe(0);
     // The same token in an Authorization header is accepted (non-browser clients).
-    const c = await openMonitor(wsUrl(m.url, null), { headers: { authorization: `Bearer ${TOKEN}` } });
-    monitors.push(c);
+    const c = track(await openMonitor(wsUrl(m.url, null), { headers: { authorization: `Bearer ${TOKEN}` } }));
     await c.next('snapshot');
   });
 
@@ -154,8 +136,7 @@ describe('/ws monitoring endpoint', () => {
     expect(m.hub.clientInfo()[0]!.filters).toEqual([]);
     c.send({ type: 'subscribe', topics: ['test/#'] });
     await c.next('subscribed');
-    const obs = await connectTcp(b);
-    mqttClients.push(obs);
+    const obs = track(await connectTcp(b));
     await obs.publishAsync('test/after', 'still here');
     expect((await c.next('message')).payload).toBe('still here');
     // A frame over the size limit closes that client only.
@@ -177,8 +158,7 @@ describe('/ws monitoring endpoint', () => {
     await fast.next('subscribed');
     slow.pause();
 
-    const obs = await connectTcp(b);
-    mqttClients.push(obs);
+    const obs = track(await connectTcp(b));
     const N = 1500;
     const payload = 'x'.repeat(16 * 1024);
     for (let i = 0; i < N; i++) obs.publish(`flood/${i}`, payload);
@@ -214,8 +194,7 @@ describe('/ws monitoring endpoint', () => {
     const c = await open(m);
     c.send({ type: 'subscribe', topics: ['burst/#'] });
     await c.next('subscribed');
-    const obs = await connectTcp(b);
-    mqttClients.push(obs);
+    const obs = track(await connectTcp(b));
     for (let i = 0; i < 100; i++) obs.publish(`burst/${i}`, String(i));
     await obs.publishAsync('burst/end', 'end', { qos: 1 });
     const seen = (): number => m.hub.clientInfo().reduce((n, i) => n + i.sent + i.queued + i.dropped, 0);
@@ -245,8 +224,7 @@ describe('/ws monitoring endpoint', () => {
     await until(() => m.hub.clientCount === 2, 5000, 'the third client');
     vanished.socket.destroy();
     await until(() => m.hub.clientCount === 1, 5000, 'the vanished client forgotten');
-    const obs = await connectTcp(b);
-    mqttClients.push(obs);
+    const obs = track(await connectTcp(b));
     await obs.publishAsync('gone/1', 'x', { qos: 1 });
     await live.next('message');
     expect(m.hub.clientInfo()).toEqual([expect.objectContaining({ filters: ['gone/#'], sent: 1 })]);

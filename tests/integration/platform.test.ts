@@ -2,37 +2,27 @@
  * The platform service observing a real broker: it learns only from what devices publish, counts
  * malformed payloads and drops them, and never lets them break anything.
  */
-import type { MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import type { DeviceFacts } from '../../src/platform/registry.js';
 import { PlatformService } from '../../src/platform/service.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, connectTcp, nextMessage, until } from '../helpers/mqtt.js';
 
 const DID = '500000001';
 const FACTS: Record<string, DeviceFacts> = { [DID]: { model: 'chuangmi.plug.212a01', category: 'plug', region: 'es' } };
 
 describe('platform service on a real broker', () => {
-  let broker: EmbeddedBroker | null = null;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await broker?.close();
-    broker = null;
-  });
+  const track = useCleanup();
 
   it('counts and drops malformed device payloads; the device, the broker and the platform carry on', async () => {
-    const b = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'platform-op-token' });
-    broker = b;
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'platform-op-token' }));
     const platform = new PlatformService((did) => FACTS[did]);
     platform.observe(b);
     b.access.registerDevice(DID, { token: 'plug-token', uid: '1000000005' });
-    const obs = await connectInProcess(b, { clientId: 'platform-observer' });
-    clients.push(obs);
+    const obs = track(await connectInProcess(b, { clientId: 'platform-observer' }));
     await obs.subscribeAsync('device/#');
-    const dev = await connectTcp(b, { clientId: DID, username: DID, password: 'plug-token' });
-    clients.push(dev);
+    const dev = track(await connectTcp(b, { clientId: DID, username: DID, password: 'plug-token' }));
 
     const up = `device/${DID}/up/properties_changed/2/1`;
     const bad: Array<[string, string | Buffer]> = [

@@ -3,10 +3,11 @@
  * the broker says when a device session dies without DISCONNECT.
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import type { StatePayload } from '../../src/contract/wire.js';
-import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
+import { createSimulation } from '../../src/sim/simulation.js';
+import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, connectTcp, nextMessage, until } from '../helpers/mqtt.js';
 import { TEST_START, tinyScenario } from '../helpers/scenario.js';
 
@@ -20,24 +21,16 @@ function collectStates(client: MqttClient): Received[] {
   return out;
 }
 
-// One simulation and its clients per test, torn down after each (tests in a file run in order).
-let sim: Simulation | null = null;
-const clients: MqttClient[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-  await sim?.stop();
-  sim = null;
-});
+// What each test starts (a simulation or a broker, and clients), torn down after it.
+const track = useCleanup();
 
 describe('retained states of a running simulation', () => {
   it('gives a fresh observer a retained "online" state for every device, children with parent_id', async () => {
-    const s = await createSimulation({
+    const s = track(await createSimulation({
       scenario: tinyScenario({ homes: 3, mix: { sensor: 2, 'xiaomi.aircondition.mc4': 1, light: 1 }, devicesPerHome: { '4': 1 } }),
       speed: 'manual',
       broker: { mqttPort: 0, wsPort: null },
-    });
-    sim = s;
+    }));
     const plans = s.population.devices;
     const children = plans.filter((d) => d.parentId);
     expect(children.length).toBeGreaterThan(0); // the mix guarantees Zigbee/BLE sensors behind gateways
@@ -45,8 +38,7 @@ describe('retained states of a running simulation', () => {
     // The platform has seen every announcement, so the broker has stored them all.
     await until(() => s.snapshot().connections.online === plans.length, 5000, 'every device online at the platform');
 
-    const obs = await connectTcp(s.broker, { clientId: 'fresh-observer' });
-    clients.push(obs);
+    const obs = track(await connectTcp(s.broker, { clientId: 'fresh-observer' }));
     const states = collectStates(obs);
     await obs.subscribeAsync('device/+/state');
     await until(() => states.length >= plans.length, 5000, 'a retained state per device');
@@ -68,12 +60,11 @@ describe('stopping a simulation', () => {
   // A clean DISCONNECT fires no will, so a stopping session must say "offline" itself (self and
   // children), or retained states would stay "online" (on an external broker, for good).
   it('has every device (and child) publish a retained "offline" state before its session disconnects', async () => {
-    const s = await createSimulation({
+    const s = track(await createSimulation({
       scenario: tinyScenario({ homes: 2, mix: { sensor: 1, light: 1 }, devicesPerHome: { '3': 1 } }),
       speed: 'manual',
       broker: { mqttPort: 0, wsPort: null },
-    });
-    sim = s;
+    }));
     const plans = s.population.devices;
     expect(plans.some((d) => d.parentId)).toBe(true);
     await until(() => s.snapshot().connections.online === plans.length, 5000, 'every device online');
@@ -81,8 +72,7 @@ describe('stopping a simulation', () => {
     s.broker.on('message', (topic, payload) => {
       if (topic.endsWith('/state')) atBroker.push(JSON.parse(payload.toString()) as StatePayload);
     });
-    const obs = await connectTcp(s.broker, { clientId: 'stop-observer' });
-    clients.push(obs);
+    const obs = track(await connectTcp(s.broker, { clientId: 'stop-observer' }));
     const states = collectStates(obs);
     await obs.subscribeAsync('device/+/state', { qos: 1 });
     await until(() => states.length === plans.length, 5000, 'the retained online states');
@@ -101,16 +91,14 @@ describe('stopping a simulation', () => {
 
 describe('last will of a simulated device session', () => {
   it('has the broker announce a dropped Wi-Fi device offline with the will its session registered', async () => {
-    const s = await createSimulation({
+    const s = track(await createSimulation({
       scenario: tinyScenario({ homes: 2, mix: { light: 1 }, devicesPerHome: { '1': 1 } }),
       speed: 'manual',
       broker: { mqttPort: 0, wsPort: null },
-    });
-    sim = s;
+    }));
     const plan = s.population.sessions[0]!;
     await until(() => s.platform.registry.isOnline(plan.did), 5000, 'the device online');
-    const obs = await connectTcp(s.broker, { clientId: 'sim-will-observer' });
-    clients.push(obs);
+    const obs = track(await connectTcp(s.broker, { clientId: 'sim-will-observer' }));
     const will = nextMessage(obs, (t, p) => t === `device/${plan.did}/state` && p.includes('"offline"'));
     await obs.subscribeAsync(`device/${plan.did}/state`, { qos: 1 });
     // Drop the device's connection at the broker, as a lost network would (no DISCONNECT).
@@ -125,14 +113,6 @@ describe.each<[string, (b: EmbeddedBroker, o?: IClientOptions) => Promise<MqttCl
   ['tcp', connectTcp],
   ['in-process', connectInProcess],
 ])('last will over %s', (_transport, connect) => {
-  let broker: EmbeddedBroker;
-  const clients: MqttClient[] = [];
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
-    await broker.close();
-  });
-
   const DID = '300000001';
   const CLEAN = '300000002';
   const state = (did: string, event: 'online' | 'offline', ts: number): string =>
@@ -143,17 +123,17 @@ describe.each<[string, (b: EmbeddedBroker, o?: IClientOptions) => Promise<MqttCl
   });
 
   it('publishes the will (retained "offline") when a device session drops without DISCONNECT, not on a clean one', async () => {
-    broker = await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-xyz' });
+    const broker = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-xyz' }));
     broker.access.registerDevice(DID, { token: `token-${DID}`, uid: '1000000009' });
     broker.access.registerDevice(CLEAN, { token: `token-${CLEAN}`, uid: '1000000009' });
-    const obs = await connect(broker, { clientId: 'will-observer' });
-    clients.push(obs);
+    const obs = track(await connect(broker, { clientId: 'will-observer' }));
     const seen = collectStates(obs);
     await obs.subscribeAsync('device/+/state', { qos: 1 });
 
     const dev = await connect(broker, withWill(DID));
     const clean = await connect(broker, withWill(CLEAN));
-    clients.push(dev, clean);
+    track(dev);
+    track(clean);
     const online = nextMessage(obs, (t, p) => t === `device/${DID}/state` && p.includes('"online"'));
     await dev.publishAsync(`device/${DID}/state`, state(DID, 'online', 1000), { qos: 1, retain: true });
     await online;
@@ -173,8 +153,7 @@ describe.each<[string, (b: EmbeddedBroker, o?: IClientOptions) => Promise<MqttCl
     expect(seen.some((r) => r.body.did === CLEAN && r.body.event === 'offline')).toBe(false);
 
     // The will was retained: a later observer learns the device is offline.
-    const late = await connect(broker, { clientId: 'late-observer' });
-    clients.push(late);
+    const late = track(await connect(broker, { clientId: 'late-observer' }));
     const lateStates = collectStates(late);
     await late.subscribeAsync(`device/${DID}/state`);
     await until(() => lateStates.length > 0, 5000, 'the retained state');

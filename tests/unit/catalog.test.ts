@@ -1,13 +1,26 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadCatalog, parseYaml } from '../../src/catalog/catalog.js';
-import { deviceJsonSchema, scenarioJsonSchema } from '../../src/catalog/json-schema.js';
+import { loadCatalog, loadFragmentFile, parseYaml } from '../../src/catalog/catalog.js';
+import { FragmentLibrary } from '../../src/catalog/fragments.js';
+import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../../src/catalog/json-schema.js';
 import { checkDeviceModel, valueProblem } from '../../src/catalog/validate.js';
 import { checkScenario } from '../../src/catalog/scenario.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const devicesDir = join(root, 'devices');
+const fragmentsDir = join(devicesDir, 'fragments');
+
+/** The `include:` of every device file as written. */
+async function includesByFile(): Promise<Map<string, string[]>> {
+  const files = (await readdir(devicesDir)).filter((f) => f.endsWith('.yaml')).sort();
+  const out = new Map<string, string[]>();
+  for (const f of files) {
+    const doc = parseYaml(f, await readFile(join(devicesDir, f), 'utf8')).value as { include?: string[] };
+    out.set(f, doc.include ?? []);
+  }
+  return out;
+}
 
 describe('the device catalogue (every file in devices/)', async () => {
   const catalog = await loadCatalog(devicesDir);
@@ -85,6 +98,42 @@ describe('the device catalogue (every file in devices/)', async () => {
     const scenario = JSON.parse(await readFile(join(root, 'schema', 'scenario.schema.json'), 'utf8')) as unknown;
     expect(device, 'run `npm run schema` to regenerate').toEqual(deviceJsonSchema());
     expect(scenario, 'run `npm run schema` to regenerate').toEqual(scenarioJsonSchema());
+    const fragment = JSON.parse(await readFile(join(root, 'schema', 'fragment.schema.json'), 'utf8')) as unknown;
+    expect(fragment, 'run `npm run schema` to regenerate').toEqual(fragmentJsonSchema());
+  });
+
+  it('the device schema describes the file as written: include and services, one object', () => {
+    const schema = deviceJsonSchema() as { properties: Record<string, unknown>; additionalProperties: unknown };
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['model', 'include', 'services', 'behaviours']));
+    expect(schema.additionalProperties).toBe(false);
+  });
+
+  it('every fragment in devices/fragments is valid and included by some model', async () => {
+    const names = await new FragmentLibrary(fragmentsDir).names();
+    expect(names).toContain('device-information');
+    const used = new Set([...(await includesByFile()).values()].flat());
+    for (const name of names) {
+      const res = await loadFragmentFile(join(fragmentsDir, `${name}.yaml`));
+      expect(res.problems, name).toEqual([]);
+      expect(used.has(name), `fragment ${name} is included by no model`).toBe(true);
+    }
+  });
+
+  it('every include names a fragment in devices/fragments', async () => {
+    const library = new FragmentLibrary(fragmentsDir);
+    for (const [file, include] of await includesByFile()) {
+      for (const name of include) expect((await library.load(name)).kind, `${file} includes ${name}`).toBe('found');
+    }
+  });
+
+  it('device-information comes from its fragment, filled in with each model: manufacturer the vendor, model the model', async () => {
+    for (const [file, include] of await includesByFile()) expect(include, file).toContain('device-information');
+    for (const m of catalog.models) {
+      const info = m.services[0]!.properties;
+      expect(info.map((p) => [p.piid, p.name, p.default]), m.model).toEqual([
+        [1, 'manufacturer', m.model.split('.')[0]], [2, 'model', m.model], [3, 'serial-number', undefined], [4, 'firmware-revision', undefined],
+      ]);
+    }
   });
 
   it('every scenario in scenarios/ validates against the catalogue', async () => {
