@@ -11,8 +11,9 @@ import { buildTemplate, shapesOf, type MessageShape } from './payloads.js';
 import type { SloTerm } from './slo.js';
 import { parseBrokerUrl, targetUrl, type WireTarget } from './wire.js';
 
-/** QoS levels bench generates and subscribes with (MQTT 3.1.1 as Aedes speaks it; no QoS 2). */
+/** QoS levels bench generates and subscribes with, and why no other. */
 export const QOS_LEVELS = [0, 1] as const;
+export const QOS_NOTE = 'bench speaks MQTT 3.1.1 and generates no QoS 2';
 /** How devices and probe reach the embedded broker. */
 export const TRANSPORTS = ['tcp', 'ws'] as const;
 
@@ -164,7 +165,7 @@ export function resolveBenchConfig(o: BenchOptions, env: BenchEnvironment): Benc
   const target = resolveTarget(o, p);
   const devices = p.check('devices', o.devices, DEFAULTS.devices, isInt(1, 1_000_000), 'expected an integer from 1 to 1000000');
   const qos = p.check<number>('qos', o.qos, 0, (v) => (QOS_LEVELS as readonly number[]).includes(v),
-    'expected 0 or 1 (bench speaks MQTT 3.1.1 and generates no QoS 2)') === 1 ? 1 : 0;
+    `expected 0 or 1 (${QOS_NOTE})`) === 1 ? 1 : 0;
   const workers = p.check('workers', o.workers, env.cores >= 4 ? 2 : 1, isInt(1, 64), 'expected an integer from 1 to 64');
   const { models, shapes } = resolveModels(o.models, env.catalog, p);
   const payloadSize = p.check('payloadSize', o.payloadSize, 0, isInt(0, MAX_PAYLOAD), `expected 0 to ${MAX_PAYLOAD} bytes`);
