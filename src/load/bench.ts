@@ -73,13 +73,9 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     if (cfg.waitMs > 0) await sleep(cfg.waitMs);
     const conn = await connectDevices(pool, meter);
     const traffic = await runTraffic(cfg, pool, probe, meter);
-    let final: Awaited<ReturnType<ProbeThread['finish']>>;
-    try {
-      await probe.drain(traffic.generators.sentMeasured, DRAIN_QUIET_MS, cfg.drainMs);
-      final = await probe.finish();
-    } finally {
-      meter.stop();
-    }
+    await probe.drain(traffic.generators.sentMeasured, DRAIN_QUIET_MS, cfg.drainMs);
+    const final = await probe.finish();
+    meter.stop();
     meter.lastPoint(traffic.generators, final.stats);
     await pool.close();
     const afterClose = pool.stats();
