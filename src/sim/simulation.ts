@@ -13,7 +13,7 @@ import { EmbeddedBroker, type BrokerCounters } from '../broker/broker.js';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
 import { Device } from '../device/device.js';
 import type { RpcResponse } from '../contract/wire.js';
-import { AiotSimError, ValidationError } from '../errors.js';
+import { AiotSimError, OptionsError, ValidationError, type OptionProblem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { DeviceFacts } from '../platform/registry.js';
 import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
@@ -195,18 +195,18 @@ export class Simulation {
       if (!res.scenario) throw new ValidationError(res.problems);
       scenario = res.scenario;
     }
-    const problems: string[] = [];
-    if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) problems.push(`seed: expected a non-negative integer, got ${opts.seed}`);
-    if (typeof opts.speed === 'number' && !(opts.speed > 0)) problems.push(`speed: expected a positive number, "fast" or "manual", got ${opts.speed}`);
-    if (typeof opts.duration === 'string' && parseDuration(opts.duration) === undefined) problems.push(`duration: expected e.g. "90s", "15m", "24h", "30d", got "${opts.duration}"`);
-    if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push(`duration: expected positive milliseconds, got ${opts.duration}`);
+    const problems: OptionProblem[] = [];
+    if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) problems.push({ option: 'seed', message: 'expected a non-negative integer', value: opts.seed });
+    if (typeof opts.speed === 'number' && !(opts.speed > 0)) problems.push({ option: 'speed', message: 'expected a positive number, "fast" or "manual"', value: opts.speed });
+    if (typeof opts.duration === 'string' && parseDuration(opts.duration) === undefined) problems.push({ option: 'duration', message: 'expected e.g. "90s", "15m", "24h", "30d"', value: opts.duration });
+    if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push({ option: 'duration', message: 'expected positive milliseconds', value: opts.duration });
     const speed = opts.speed ?? scenario.speed;
-    if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push('duration: fast mode needs a duration');
+    if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push({ option: 'duration', message: 'fast mode needs a duration' });
     const sh = opts.shard;
     if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
-      problems.push(`shard: expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}`);
+      problems.push({ option: 'shard', message: `expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}` });
     }
-    if (problems.length) throw new AiotSimError('E_OPTIONS', 'input', problems.join('\n'));
+    if (problems.length) throw new OptionsError('E_OPTIONS', problems);
     return new Simulation(opts, scenario, catalog);
   }
 
