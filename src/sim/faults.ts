@@ -20,7 +20,7 @@ import { Rng } from './rng.js';
 import type { FaultSpec } from '../catalog/scenario.js';
 import type { EventScheduler } from './scheduler.js';
 import type { DeviceSession } from './session.js';
-import type { WorkQueue } from './users.js';
+import type { WorkQueue } from './work-queue.js';
 
 export type FaultType = FaultSpec['type'];
 

@@ -30,7 +30,8 @@ import { region as regionOf } from '../catalog/regions.js';
 import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { DeviceSession, type Connector } from './session.js';
-import { AppUsers, RpcClient, WorkQueue, type AppUser } from './users.js';
+import { AppUsers, RpcClient, type AppUser } from './users.js';
+import { WorkQueue } from './work-queue.js';
 import { TraceRecorder } from './trace.js';
 import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
 

@@ -15,31 +15,6 @@ import type { Connector } from './session.js';
 
 const log = logger('users');
 
-/**
- * Runs asynchronous work one piece at a time, in the order it was queued. While anything is
- * queued, fast mode does not advance the virtual clock, so every command is sent, handled by its
- * device and answered at the virtual instant it was issued: the trace stays reproducible.
- */
-export class WorkQueue {
-  private tail: Promise<void> = Promise.resolve();
-  pending = 0;
-  failures = 0;
-
-  push(work: () => Promise<unknown>): void {
-    this.pending++;
-    this.tail = this.tail
-      .then(work)
-      .then(() => undefined, (err: unknown) => {
-        this.failures++;
-        log.debug({ err: (err as Error).message }, 'queued work failed');
-      })
-      .finally(() => { this.pending--; });
-  }
-
-  /** Resolves when everything queued so far is done. */
-  idle(): Promise<void> { return this.tail; }
-}
-
 export interface AppUser { uid: string; token: string; homeId: string; dids: string[] }
 
 export interface AppSessionPayload { uid: string; event: 'open'; home: string; ts: number }
