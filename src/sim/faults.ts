@@ -270,7 +270,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         const attempts0 = sum(c.sessions, (s) => s.reconnectAttempts);
         const t0 = performance.now();
         await broker.comeUp();
-        const waiting = c.sessions.filter((s) => !s.suspended);
+        const waiting = c.sessions.filter((s) => !s.held);
         const results = await Promise.allSettled(waiting.map((s) => s.whenConnected(c.reconnectBoundMs)));
         const reconnectMs = performance.now() - t0;
         await c.clientsBack(c.reconnectBoundMs);

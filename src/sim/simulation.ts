@@ -33,6 +33,7 @@ import { DeviceSession, type Connector } from './session.js';
 import { AppUsers, RpcClient, type AppUser } from './users.js';
 import { WorkQueue } from './work-queue.js';
 import { TraceRecorder } from './trace.js';
+import { Gauge } from './waits.js';
 import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
 
 export interface SimulationOptions {
@@ -114,7 +115,8 @@ export class Simulation {
   private readonly sessions: DeviceSession[] = [];
   private readonly tokens = new Map<string, string>();
   private readonly trace = new TraceRecorder();
-  private readonly inflight = { count: 0 };
+  /** Device publishes handed to sessions and not yet written or acknowledged. */
+  private readonly inflight = new Gauge();
   /** Commands and reconnections in progress; fast mode waits for them before moving the clock. */
   private readonly work = new WorkQueue();
   private readonly households: Household[] = [];
@@ -150,7 +152,7 @@ export class Simulation {
     this.population = opts.shard ? shardPopulation(everyone, opts.shard.index, opts.shard.count) : everyone;
     this.platform = new PlatformService((did) => this.facts(did));
     const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = {
-      congested: () => this.inflight.count > 20_000 || this.work.pending > 0,
+      congested: () => this.inflight.value > 20_000 || this.work.pending > 0,
     };
     if (this.virtualEnd !== null) driverOpts.endTime = this.virtualEnd;
     this.driver = new ClockDriver(this.scheduler, this.speed, driverOpts);
@@ -569,7 +571,7 @@ export class Simulation {
   /** Wait (bounded) until device publishes handed to sessions have been written to the broker. */
   private async settle(maxMs = 5000): Promise<void> {
     const until = performance.now() + maxMs;
-    while (this.inflight.count > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    while (this.inflight.value > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setImmediate(r));
   }
 
