@@ -21,6 +21,7 @@ import type { FaultSpec } from '../catalog/scenario.js';
 import type { EventScheduler } from './scheduler.js';
 import type { DeviceSession } from './session.js';
 import type { WorkQueue } from './work-queue.js';
+import { when, type Signal } from './waits.js';
 
 export type FaultType = FaultSpec['type'];
 
@@ -46,23 +47,40 @@ export interface FaultNotice {
   record: FaultRecord;
 }
 
+/** The device sessions as faults see them (the simulation's session pool). */
+export interface FaultSessions {
+  /** Every device session, in population order. */
+  readonly sessions: readonly DeviceSession[];
+  /** Wait (bounded) until device publishes handed to sessions have been written. */
+  settle(): Promise<void>;
+  /** Resolves true once no session is connected; false after `timeoutMs`. */
+  allDown(timeoutMs: number): Promise<boolean>;
+  /** Connection attempts sessions made after losing the broker, so far. */
+  readonly reconnectAttempts: number;
+}
+
+/** The MQTT clients that are not devices (the operator, the app users). */
+export interface FaultClients {
+  /** Resolves once they have all noticed they lost the broker (bounded). */
+  gone(timeoutMs: number): Promise<void>;
+  /** Resolves once they are all connected again (bounded). */
+  back(timeoutMs: number): Promise<void>;
+}
+
 /** What the timeline needs from the running simulation. */
 export interface FaultContext {
   seed: number;
   virtualStart: number;
   scheduler: EventScheduler;
   work: WorkQueue;
-  /** Every device session, in population order. */
-  sessions: readonly DeviceSession[];
+  pool: FaultSessions;
+  clients: FaultClients;
   regionOf(did: string): string | undefined;
+  /** The embedded broker, or null on an external one. */
   broker(): EmbeddedBroker | null;
   platform: PlatformService;
-  /** Wait (bounded) until device publishes handed to sessions have been written. */
-  settle(): Promise<void>;
-  /** Wait (bounded) until the operator and app clients are connected again. */
-  clientsBack(timeoutMs: number): Promise<void>;
-  /** Wait (bounded) until the operator and app clients have noticed they lost the broker. */
-  clientsGone(timeoutMs: number): Promise<void>;
+  /** Fires whenever the platform may have seen something new (a device message). */
+  platformNews: Signal;
   /** Longest wait for a session to reconnect after the network or the broker is back (ms, wall clock). */
   reconnectBoundMs: number;
 }
@@ -94,12 +112,12 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     };
     switch (f.type) {
       case 'devices-offline': {
-        const victims = pickShare(c.sessions, f.share, rng);
+        const victims = pickShare(c.pool.sessions, f.share, rng);
         this.outage(at, at + f.duration, victims, record(at + f.duration, victims.length), notify, 'network');
         return;
       }
       case 'region-outage': {
-        const victims = c.sessions.filter((s) => c.regionOf(s.did) === f.region);
+        const victims = c.pool.sessions.filter((s) => c.regionOf(s.did) === f.region);
         const until = at + f.duration;
         const r = record(until, victims.length);
         r.region = f.region;
@@ -107,7 +125,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         return;
       }
       case 'gateway-reboot': {
-        const gateways = c.sessions.filter((s) => s.device.category === 'gateway');
+        const gateways = c.pool.sessions.filter((s) => s.device.category === 'gateway');
         const victims = pickShare(gateways, f.share, rng);
         const until = at + f.duration;
         const r = record(until, victims.length);
@@ -116,15 +134,15 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         return;
       }
       case 'broker-restart':
-        this.brokerRestart(at, at + f.duration, record(at + f.duration, c.sessions.length), notify);
+        this.brokerRestart(at, at + f.duration, record(at + f.duration, c.pool.sessions.length), notify);
         return;
       case 'reconnect-storm': {
-        const victims = pickShare(c.sessions, f.share, rng);
+        const victims = pickShare(c.pool.sessions, f.share, rng);
         this.storm(at, victims, record(at, victims.length), notify);
         return;
       }
       case 'device-churn': {
-        const victims = pickShare(c.sessions, f.share, rng);
+        const victims = pickShare(c.pool.sessions, f.share, rng);
         const span = f.duration;
         const away = f.offlineFor;
         const r = record(at + span + away, victims.length);
@@ -140,7 +158,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
       case 'ota-rollout': {
         // A Zigbee/BLE child's update goes through its gateway, whose session reboots with it.
         const matches = (d: DeviceSession['device']): boolean => !f.model || d.model.model === f.model;
-        const eligible = c.sessions.filter((s) => matches(s.device) || s.children.some(matches));
+        const eligible = c.pool.sessions.filter((s) => matches(s.device) || s.children.some(matches));
         const victims = pickShare(eligible, f.share, rng);
         const interval = f.interval;
         const reboot = f.rebootFor;
@@ -181,7 +199,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
     let before = 0;
     c.scheduler.at(at, () => {
       c.work.push(async () => {
-        await c.settle();
+        await c.pool.settle();
         before = c.platform.registry.size;
         for (const v of victims) {
           beforeDown?.(v);
@@ -209,7 +227,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         const results = await Promise.allSettled(victims.map((v) => v.resume(c.reconnectBoundMs)));
         const ms = performance.now() - t0;
         for (const v of victims) v.goOnline();
-        await c.settle();
+        await c.pool.settle();
         const failed = results.filter((x) => x.status === 'rejected').length;
         if (churn?.details && how === 'leave') (churn.details['returned'] as number) += victims.length - failed;
         if (r) {
@@ -227,7 +245,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
    */
   private async dip(from: number, before: number): Promise<Record<string, number | string>> {
     const c = this.ctx;
-    await waitFor(() => c.platform.registry.size >= before, 5000);
+    await when(() => c.platform.registry.size >= before, c.platformNews, 5000);
     const buckets = c.platform.onlineHistory(from - 60_000, c.scheduler.now() + 60_000);
     const out: Record<string, number | string> = { onlineBefore: before, onlineAfter: c.platform.registry.size };
     if (!buckets.length) return out;
@@ -251,14 +269,14 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
           r.details = { skipped: broker ? 'the broker is already down' : 'no embedded broker to restart' };
           return;
         }
-        await c.settle();
+        await c.pool.settle();
         before = c.platform.registry.size;
-        for (const s of c.sessions) s.holdAnnouncement();
+        for (const s of c.pool.sessions) s.holdAnnouncement();
         await broker.goDown();
         // Every client notices before the clock moves on, so what households do next (skip an
         // app session, fail a command) does not depend on how fast closes propagate.
-        await waitFor(() => c.sessions.every((s) => !s.connected), 5000);
-        await c.clientsGone(5000);
+        await c.pool.allDown(5000);
+        await c.clients.gone(5000);
         r.details = { onlineBefore: before, onlineDuring: c.platform.registry.size };
         notify('start', r);
       });
@@ -267,21 +285,21 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
       c.work.push(async () => {
         const broker = c.broker();
         if (!broker || !broker.isDown || r.details?.['skipped']) return;
-        const attempts0 = sum(c.sessions, (s) => s.reconnectAttempts);
+        const attempts0 = c.pool.reconnectAttempts;
         const t0 = performance.now();
         await broker.comeUp();
-        const waiting = c.sessions.filter((s) => !s.held);
+        const waiting = c.pool.sessions.filter((s) => !s.held);
         const results = await Promise.allSettled(waiting.map((s) => s.whenConnected(c.reconnectBoundMs)));
         const reconnectMs = performance.now() - t0;
-        await c.clientsBack(c.reconnectBoundMs);
+        await c.clients.back(c.reconnectBoundMs);
         for (const s of waiting) s.goOnline();
-        await c.settle();
+        await c.pool.settle();
         const onlineMs = performance.now() - t0;
         r.details = {
           ...r.details,
           reconnectMs: round(reconnectMs), onlineMs: round(onlineMs), boundMs: c.reconnectBoundMs,
           notBack: results.filter((x) => x.status === 'rejected').length,
-          reconnectAttempts: sum(c.sessions, (s) => s.reconnectAttempts) - attempts0,
+          reconnectAttempts: c.pool.reconnectAttempts - attempts0,
           ...(await this.dip(at, before)),
         };
         notify('end', r);
@@ -298,7 +316,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
           r.details = { skipped: 'the broker is down' };
           return;
         }
-        await c.settle();
+        await c.pool.settle();
         notify('start', r);
         const before = c.platform.registry.size;
         const attempts0 = sum(victims, (s) => s.reconnectAttempts);
@@ -307,7 +325,7 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
         const results = await Promise.allSettled(victims.map((s) => s.whenConnected(c.reconnectBoundMs)));
         const reconnectMs = performance.now() - t0;
         for (const s of victims) s.goOnline();
-        await c.settle();
+        await c.pool.settle();
         r.details = {
           reconnectMs: round(reconnectMs), boundMs: c.reconnectBoundMs,
           notBack: results.filter((x) => x.status === 'rejected').length,
@@ -369,11 +387,6 @@ export class FaultTimeline extends EventEmitter<{ fault: [FaultNotice] }> {
       });
     });
   }
-}
-
-async function waitFor(cond: () => boolean, ms: number): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
 }
 
 /** A reproducible random share of `pool`, kept in pool order. */

@@ -87,16 +87,9 @@ export class AppUsers {
 
   get size(): number { return this.clients.size; }
 
-  /** Whether any app client is connected. */
-  anyConnected(): boolean {
-    for (const c of this.clients.values()) if (c.client.connected) return true;
-    return false;
-  }
-
-  /** Whether every app client is connected (they reconnect by themselves after a drop). */
-  allConnected(): boolean {
-    for (const c of this.clients.values()) if (!c.client.connected) return false;
-    return true;
+  /** Every app client's MQTT connection (they reconnect by themselves after a drop). */
+  connections(): MqttClient[] {
+    return [...this.clients.values()].map((c) => c.client);
   }
 
   /** Connect every user's app client (bounded concurrency); each subscribes to its homes' replies. */
