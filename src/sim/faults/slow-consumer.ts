@@ -9,6 +9,13 @@ import mqttPacket from 'mqtt-packet';
 import type { FaultHandler } from './context.js';
 import { newRecord } from './record.js';
 
+/**
+ * How long the consumer reads once the fault ends: `publishesRead` is what reaches it in this
+ * window. A window, not a wait on a condition: the broker keeps releasing its backlog in small
+ * batches (each waits for the connection to drain), and no event says it is through.
+ */
+const READ_WINDOW_MS = 50;
+
 export const slowConsumer: FaultHandler<'slow-consumer'> = (f, run) => {
   const { ctx } = run;
   const until = run.at + f.duration;
@@ -41,7 +48,7 @@ export const slowConsumer: FaultHandler<'slow-consumer'> = (f, run) => {
     parser.on('packet', (pk) => { if (pk.cmd === 'publish') publishes++; });
     parser.on('error', () => undefined);
     p.on('data', (d: Buffer) => { bytes += d.length; parser.parse(d); });
-    await new Promise((res) => setTimeout(res, 50));
+    await new Promise((res) => setTimeout(res, READ_WINDOW_MS));
     const wasCut = cutOff;
     p.destroy();
     r.details = {
