@@ -51,6 +51,11 @@ export class SessionPool {
   /** Whether device messages are backed up (fast mode waits before moving the clock on). */
   get congested(): boolean { return this.inflight.value > CONGESTED_INFLIGHT; }
 
+  /** Resolves once device messages are no longer backed up (at once if they are not). */
+  decongested(): Promise<boolean> {
+    return this.inflight.until((n) => n <= CONGESTED_INFLIGHT);
+  }
+
   /** Connection attempts sessions made after losing the broker. */
   get reconnectAttempts(): number {
     let n = 0;

@@ -93,7 +93,10 @@ export class Simulation {
     const poolOpts: ConstructorParameters<typeof SessionPool>[0] = { clock: this.scheduler, trace: this.trace, reconnect, seed: this.seed };
     if (opts.onConnectProgress) poolOpts.onProgress = opts.onConnectProgress;
     this.pool = new SessionPool(poolOpts);
-    const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = { congested: () => this.pool.congested || this.work.pending > 0 };
+    const driverOpts: ConstructorParameters<typeof ClockDriver>[2] = {
+      congested: () => this.pool.congested || this.work.pending > 0,
+      uncongested: () => (this.work.pending > 0 ? this.work.idle() : this.pool.decongested()),
+    };
     if (this.virtualEnd !== null) driverOpts.endTime = this.virtualEnd;
     this.driver = new ClockDriver(this.scheduler, this.speed, driverOpts);
     this.faults = new FaultTimeline({
