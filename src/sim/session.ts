@@ -17,7 +17,9 @@ import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
 import { Rng } from './rng.js';
 import type { Clock } from '../contract/clock.js';
+import { closeConnection, TEARDOWN, type SessionState, type Teardown } from './session-state.js';
 import type { TraceRecorder } from './trace.js';
+import { when } from './waits.js';
 
 const log = logger('session');
 
@@ -42,48 +44,9 @@ export interface SessionHooks {
   seed?: number;
 }
 
-/**
- * Where a session is:
- * - `new`: created, `connect()` not called yet;
- * - `connecting`: on its way to the broker: the first connection, or retrying by itself after a
- *   drop (exponential backoff with jitter);
- * - `connected`: the broker accepted it (CONNACK);
- * - `suspended`: its network is gone (a fault): no DISCONNECT, so the broker published its will;
- *   mqtt.js keeps its unacknowledged QoS 1 publishes; down until `resume()`;
- * - `left`: it left cleanly (a fault): "offline" states, then DISCONNECT (mqtt.js closed its
- *   stores, nothing was left in flight); down until `resume()`;
- * - `ended`: stopped or killed; it never comes back.
- */
-export type SessionState = 'new' | 'connecting' | 'connected' | 'suspended' | 'left' | 'ended';
-
-/**
- * How a session comes down:
- * - `stop`: for good, cleanly: children and self publish "offline" (retained), then DISCONNECT (no will);
- * - `kill`: for good, abruptly, as a device losing power: no DISCONNECT, the will fires;
- * - `drop`: abruptly, as after a network blip: the will fires, and it reconnects by itself with backoff;
- * - `suspend`: abruptly (the network is lost): the will fires, and it stays down until `resume()`;
- * - `leave`: cleanly, as a device unplugged: "offline" states and DISCONNECT; down until `resume()`.
- */
-export type Teardown = 'stop' | 'kill' | 'drop' | 'suspend' | 'leave';
-
-interface TeardownRule {
-  /** The state the session is left in. */
-  next: SessionState;
-  /** Says goodbye ("offline" states, then DISCONNECT) if it is connected. */
-  clean: boolean;
-  /** Also applies to a session a fault holds down, or that has ended. */
-  evenIfHeld: boolean;
-}
-
-const TEARDOWN: { [H in Teardown]: TeardownRule } = {
-  stop: { next: 'ended', clean: true, evenIfHeld: true },
-  kill: { next: 'ended', clean: false, evenIfHeld: true },
-  drop: { next: 'connecting', clean: false, evenIfHeld: false },
-  suspend: { next: 'suspended', clean: false, evenIfHeld: false },
-  leave: { next: 'left', clean: true, evenIfHeld: false },
-};
-
 const DONE = Promise.resolve();
+
+export type { SessionState, Teardown } from './session-state.js';
 
 export class DeviceSession {
   readonly did: string;
@@ -230,7 +193,7 @@ export class DeviceSession {
     if (rule.next === 'ended') this.client = null;
     this.detachAll();
     // A clean DISCONNECT after the offline states; never wait long on a connection that is gone.
-    const closing = goodbye ? disconnect(client, true) : cut(client, how);
+    const closing = closeConnection(client, how, goodbye);
     if (!closing) {
       this.writeOff();
       return DONE;
@@ -295,15 +258,14 @@ export class DeviceSession {
   }
 
   /** Resolves once the session is connected (at once if it is); rejects after `timeoutMs`. */
-  whenConnected(timeoutMs = 30_000): Promise<void> {
+  async whenConnected(timeoutMs = 30_000): Promise<void> {
     const client = this.client;
-    if (!client) return Promise.reject(new Error(`device ${this.did}: session stopped`));
-    if (this.state_ === 'connected') return DONE;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { client.off('connect', ok); reject(new Error(`device ${this.did}: no reconnect within ${timeoutMs} ms`)); }, timeoutMs);
-      const ok = (): void => { clearTimeout(timer); resolve(); };
-      client.once('connect', ok);
-    });
+    if (!client) throw new Error(`device ${this.did}: session stopped`);
+    const back = await when(() => this.state_ === 'connected', (wake) => {
+      client.on('connect', wake);
+      return () => { client.off('connect', wake); };
+    }, timeoutMs);
+    if (!back) throw new Error(`device ${this.did}: no reconnect within ${timeoutMs} ms`);
   }
 
   private enter(next: SessionState): void {
@@ -391,39 +353,4 @@ export class DeviceSession {
       if (this.pending.delete(id)) inflight.add(-1);
     });
   }
-}
-
-/**
- * Close a connection abruptly (no DISCONNECT, so the broker publishes the will): `stop` of a
- * session that is not connected ends the client; `kill` destroys the connection and ends the
- * client; `leave` of a session that is not connected makes sure the client is closed; `drop` and
- * `suspend` destroy the connection and keep the client (and its QoS 1 store) for the reconnection.
- */
-function cut(client: MqttClient, how: Teardown): Promise<void> | null {
-  switch (how) {
-    case 'stop':
-      client.end(true);
-      return null;
-    case 'kill':
-      client.stream?.destroy();
-      client.end(true);
-      return null;
-    case 'leave':
-      return disconnect(client, false);
-    case 'drop':
-    case 'suspend':
-      client.stream?.destroy();
-      return null;
-  }
-}
-
-/** Send DISCONNECT (when `clean`) and wait for it at most 3 s; then make sure the connection is closed. */
-async function disconnect(client: MqttClient, clean: boolean): Promise<void> {
-  if (clean) {
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
-    await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
-    clearTimeout(timer);
-  }
-  if (!client.disconnected) client.end(true);
 }
