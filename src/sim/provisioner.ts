@@ -11,6 +11,7 @@ import type { Scenario } from '../catalog/scenario.js';
 import type { DeviceModel } from '../catalog/schema.js';
 import type { Scheduler } from '../contract/clock.js';
 import { Device } from '../device/device.js';
+import { AiotSimError } from '../errors.js';
 import type { DeviceFacts } from '../platform/registry.js';
 import { Household, type HouseholdChannel } from './household.js';
 import type { DevicePlan, Population } from './population.js';
@@ -61,7 +62,7 @@ export class Provisioner {
    * (null: an external broker, which applies its own); build the devices and households. Once.
    */
   provision(access: AccessDirectory | null, channel: HouseholdChannel): void {
-    if (this.provisioned) throw new Error('provision(): already provisioned');
+    if (this.provisioned) throw new AiotSimError('E_STATE', 'internal', 'provision(): the population is already provisioned');
     this.provisioned = true;
     const { population } = this.opts;
     const homes = new Map(population.homes.map((h) => [h.id, h]));
