@@ -220,8 +220,8 @@ const eventsPublished = (sim: Simulation): number => sim.dids.reduce((n, did) =>
 /** The scenario's fault as its record tells it (README "Faults"). */
 async function scenarioRestart(sim: Simulation) {
   await sim.advance(30 * 60_000);
-  const d = sim.faults.records[0]?.details ?? {};
-  const figure = (k: string): number => Number(d[k]);
+  const d = sim.faults.recordsOf('broker-restart')[0]?.details ?? {};
+  const figure = (k: 'reconnectMs' | 'onlineMs' | 'boundMs' | 'notBack' | 'reconnectAttempts'): number => Number(d[k]);
   const allEventsAtPlatform = await waitFor(() => sim.platform.dedup.stats.accepted >= eventsPublished(sim), 30_000, 5);
   return {
     reconnectSeconds: round(figure('reconnectMs') / 1000, 3),
