@@ -227,6 +227,7 @@ export class Device implements RpcTarget {
       },
       every: (ms, fn, first) => own(this.scheduler.every(ms, fn, first)),
       activity: () => this.activity(),
+      readings: this.telemetry,
       act: (ref) => {
         const [siid, aiid] = ref.split('.').map(Number) as [number, number];
         if (this.action(siid, aiid)) this.runAction(siid, aiid, []);

@@ -13,7 +13,7 @@ export function devicesCatalog(): Promise<Catalog> {
   return catalog;
 }
 
-export async function makeDevice(model: string, opts: { seed?: number; start?: number; did?: string; activity?: () => number } = {}) {
+export async function makeDevice(model: string, opts: { seed?: number; start?: number; did?: string; activity?: () => number; telemetry?: boolean } = {}) {
   const cat = await devicesCatalog();
   const scheduler = new EventScheduler(opts.start ?? Date.UTC(2026, 6, 15, 16));
   const sent: Sent[] = [];
@@ -21,6 +21,7 @@ export async function makeDevice(model: string, opts: { seed?: number; start?: n
     did: opts.did ?? '100000001', model: cat.require(model), uid: 'u1', scheduler, rng: Rng.from(opts.seed ?? 1, 'test', model),
   };
   if (opts.activity) deviceOpts.activity = opts.activity;
+  if (opts.telemetry !== undefined) deviceOpts.telemetry = opts.telemetry;
   const device = new Device(deviceOpts);
   device.attach({
     publish: (topic, payload, o) => sent.push({ ts: scheduler.now(), topic, payload: JSON.parse(payload) as Record<string, unknown>, qos: o.qos, retain: o.retain }),

@@ -74,6 +74,25 @@ describe('the device catalogue (every file in devices/)', async () => {
     }
   });
 
+  it('every model states its markets in its file and says where they come from; China-only ones have global counterparts', async () => {
+    for (const f of files) {
+      const text = await readFile(join(devicesDir, f), 'utf8');
+      const doc = parseYaml(f, text).value as { markets?: unknown };
+      expect(Array.isArray(doc.markets), `${f}: markets`).toBe(true);
+      // The line above `markets:` is a comment saying why (a source, or an [estimate] / [inference]).
+      const lines = text.split('\n');
+      expect(lines[lines.findIndex((l) => l.startsWith('markets:')) - 1], f).toMatch(/^# /);
+    }
+    const soldAbroad = (c: Parameters<typeof catalog.byCategory>[0]) => catalog.byCategory(c).some((m) => m.markets.some((k) => k !== 'china'));
+    // Europe and Latin America have plugs (Europe), lights, sensors with their hub, vacuums, fans and cameras.
+    for (const c of ['plug', 'light', 'sensor', 'gateway', 'vacuum', 'fan', 'camera'] as const) expect(soldAbroad(c), c).toBe(true);
+  });
+
+  it('covers what the seeds describe: a TV, a door lock, a camera, a fan, a kettle and a cooker, each with its source', () => {
+    for (const c of ['tv', 'lock', 'camera', 'fan', 'kettle', 'cooker'] as const) expect(catalog.byCategory(c).length, c).toBeGreaterThan(0);
+    for (const m of catalog.models) expect(m.source.length, m.model).toBeGreaterThan(20);
+  });
+
   it('reports every problem of a broken model with its path', () => {
     const broken = {
       model: 'acme.thing.v1', name: 'x', category: 'plug', transport: 'wifi', source: 'test',

@@ -1,13 +1,8 @@
 /** Appliance behaviours: climate control (AC, purifier), switched loads, washer programs. */
 import type { TimerHandle } from '../../contract/clock.js';
 import type { Scalar } from '../../contract/wire.js';
-import type { BehaviourContext, BehaviourFactory } from './context.js';
-
-/** Report `ref` when it moved at least `threshold` since its last report. */
-function reportIfMoved(ctx: BehaviourContext, ref: string, threshold: number): void {
-  const last = ctx.lastReported(ref);
-  if (typeof last !== 'number' || Math.abs(ctx.num(ref) - last) >= threshold) ctx.report(ref);
-}
+import type { BehaviourFactory } from './context.js';
+import { reportIfMoved } from './context.js';
 
 export const climateControl: BehaviourFactory<'climate-control'> = (spec, ctx) => {
   const tick = spec.tickSeconds * 1000;

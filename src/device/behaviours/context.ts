@@ -27,6 +27,11 @@ export interface BehaviourContext {
   act(ref: string): void;
   /** How lively the household is right now (1 = typical); scenarios modulate it by local time. */
   activity(): number;
+  /**
+   * Whether readings run (the scenario's telemetry). A behaviour that is use, not readings, but
+   * moves a quantity as it goes (a kettle's water temperature) reports only where it lands when off.
+   */
+  readonly readings: boolean;
 }
 
 /** Something a person does to the device itself (not through the network). */
@@ -48,4 +53,10 @@ export type AnyBehaviourFactory = (spec: BehaviourSpec, ctx: BehaviourContext) =
 export function poissonDelayMs(ctx: BehaviourContext, meanSeconds: number): number {
   const activity = Math.max(0.05, ctx.activity());
   return ctx.rng.exponential((meanSeconds * 1000) / activity);
+}
+
+/** Report `ref` when it moved at least `threshold` since its last report. */
+export function reportIfMoved(ctx: BehaviourContext, ref: string, threshold: number): void {
+  const last = ctx.lastReported(ref);
+  if (typeof last !== 'number' || Math.abs(ctx.num(ref) - last) >= threshold) ctx.report(ref);
 }

@@ -1,0 +1,130 @@
+/** The behaviours of things people use by hand at home (door locks, kettles, cookers) and the new models' own. */
+import { describe, expect, it } from 'vitest';
+import { makeDevice } from '../helpers/device.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const arg = (payload: Record<string, unknown>, piid: number): unknown =>
+  (payload['arguments'] as Array<{ piid: number; value: unknown }>).find((a) => a.piid === piid)?.value;
+
+describe('door lock (xiaomi.lock.m30fa)', () => {
+  it('each coming or going unlocks and locks again, as lock events carrying how, where and when', async () => {
+    const { device, scheduler, events, changes } = await makeDevice('xiaomi.lock.m30fa');
+    device.start();
+    scheduler.advance(2 * DAY);
+    const ev = events('2.1020');
+    expect(ev.length).toBeGreaterThan(10);
+    // Unlock, then lock, in turn; the door state follows (2 unlocked, 1 locked).
+    ev.forEach((e, i) => expect(arg(e.payload, 6)).toBe(i % 2 === 0 ? 2 : 1));
+    const states = changes('3.1021').map((c) => c.payload['value']);
+    expect(states.slice(0, 4)).toEqual([2, 1, 2, 1]);
+    for (const e of ev) {
+      // Unix seconds of the virtual clock; a way in from outside, the handle button inside.
+      expect(arg(e.payload, 4)).toBe(Math.floor(e.ts / 1000));
+      const outside = arg(e.payload, 5) === 2;
+      if (arg(e.payload, 6) === 2) expect(outside ? [2, 3, 4] : [9]).toContain(arg(e.payload, 2));
+    }
+    // The door stays unlocked 5-60 s.
+    for (let i = 1; i < ev.length; i += 2) {
+      const open = ev[i]!.ts - ev[i - 1]!.ts;
+      expect(open).toBeGreaterThanOrEqual(5000);
+      expect(open).toBeLessThanOrEqual(60_000);
+    }
+  });
+
+  it('is read-only: a write to the door state is refused', async () => {
+    const { device, set } = await makeDevice('xiaomi.lock.m30fa');
+    device.start();
+    expect(set(3, 1021, 2)).toMatchObject({ result: [{ code: -4002 }] });
+  });
+});
+
+describe('heating cycles (kettle, rice cooker)', () => {
+  it('a kettle boils now and then: status and temperature climb to 100 °C and fall back to the room', async () => {
+    const { device, scheduler, changes } = await makeDevice('yunmi.kettle.r3');
+    device.start();
+    scheduler.advance(2 * DAY);
+    const modes = changes('2.3').map((c) => c.payload['value']);
+    // Heating is "Boiled Water" (2); it may keep warm (1); then back to "Common" (0).
+    expect(modes.filter((m) => m === 2).length).toBeGreaterThan(2);
+    const temps = changes('2.1').map((c) => c.payload['value'] as number);
+    expect(Math.max(...temps)).toBe(100);
+    expect(temps.some((t) => t > 25 && t < 100)).toBe(true);
+    expect(device.store.num('2.1')).toBeLessThanOrEqual(100);
+    expect(Math.min(...temps)).toBeGreaterThanOrEqual(25);
+  });
+
+  it('a rice cooker ends each cooking with cooking-finished, keeps warm, and can be cancelled', async () => {
+    const { device, scheduler, events, changes, rpc } = await makeDevice('chunmi.cooker.eh1');
+    device.start();
+    scheduler.advance(3 * DAY);
+    const finished = events('2.1');
+    expect(finished.length).toBeGreaterThan(2);
+    const statuses = changes('2.1');
+    // Running (2) comes before each finish; keep warm (3) right at it.
+    for (const f of finished) {
+      const before = statuses.filter((s) => s.ts < f.ts).at(-1);
+      expect(before?.payload['value']).toBe(2);
+      expect(statuses.find((s) => s.ts >= f.ts)?.payload['value']).toBe(3);
+    }
+    // Cancel while cooking: it goes idle without finishing.
+    while (device.store.num('2.1') !== 2) scheduler.advance(60_000);
+    const n = events('2.1').length;
+    expect(rpc('action', { did: device.did, siid: 2, aiid: 1, in: [] })).toMatchObject({ result: { code: 0 } });
+    expect(device.store.num('2.1')).toBe(1);
+    scheduler.advance(HOUR);
+    expect(events('2.1').length).toBe(n);
+  });
+
+  it('without readings (telemetry off) a cycle reports only where the temperature lands, at the same times', async () => {
+    const run = async (telemetry: boolean) => {
+      const { device, scheduler, events, changes } = await makeDevice('chunmi.cooker.eh1', { telemetry });
+      device.start();
+      scheduler.advance(4 * DAY);
+      return { finished: events('2.1').map((e) => e.ts), statuses: changes('2.1').map((c) => [c.ts, c.payload['value']]), temps: changes('2.2') };
+    };
+    const on = await run(true);
+    const off = await run(false);
+    expect(on.finished.length).toBeGreaterThan(1);
+    expect(off.finished).toEqual(on.finished);
+    expect(off.statuses).toEqual(on.statuses);
+    expect(off.temps.length).toBeLessThan(on.temps.length / 2);
+    expect(new Set(off.temps.map((t) => t.payload['value']))).toEqual(new Set([100, 25]));
+  });
+});
+
+describe('the new appliances', () => {
+  it('outdoor camera: motion alerts from its vendor service, no closer than its 5-minute alarm interval', async () => {
+    const { device, scheduler, events } = await makeDevice('isa.camera.hlc7');
+    device.start();
+    scheduler.advance(2 * DAY);
+    for (const key of ['6.4', '6.5']) {
+      const ev = events(key);
+      expect(ev.length, key).toBeGreaterThan(2);
+      for (let i = 1; i < ev.length; i++) expect(ev[i]!.ts - ev[i - 1]!.ts).toBeGreaterThanOrEqual(300_000);
+    }
+  });
+
+  it('EU plug: power follows the switch; its energy counter stays 0, as on the real firmware', async () => {
+    const { device, scheduler, set, changes } = await makeDevice('cuco.plug.v2eur');
+    device.start();
+    expect(set(2, 1, true)).toMatchObject({ result: [{ code: 0 }] });
+    scheduler.advance(HOUR);
+    expect(changes('11.2').at(-1)!.payload['value']).toBeGreaterThanOrEqual(5);
+    expect(device.store.num('11.1')).toBe(0);
+    set(2, 1, false);
+    expect(changes('11.2').at(-1)!.payload['value']).toBe(0);
+  });
+
+  it('air conditioner ma1: its own layout (target 2.3, room 4.1) cools the room when on', async () => {
+    const { device, scheduler, set } = await makeDevice('xiaomi.aircondition.ma1');
+    device.start();
+    scheduler.advance(HOUR);
+    const warm = device.store.num('4.1');
+    set(2, 1, true);
+    set(2, 3, 22);
+    scheduler.advance(2 * HOUR);
+    expect(device.store.num('4.1')).toBeLessThan(warm);
+    expect(device.store.num('4.1')).toBeCloseTo(22, 0);
+  });
+});
