@@ -23,7 +23,7 @@ export interface PlatformSnapshot {
   dailyActiveDevicesWeekMean: number | null;
   /** Users with an app session or a voice request in the last 1 / 7 / 30 event-time days. */
   activeUsers: { dau: number; wau: number; mau: number };
-  /** Speakers with a voice request in the last 30 days. */
+  /** People who spoke to a speaker in the last 30 days (the user id a voice request carries). */
   speakerMau: number;
   /** Users with an app session in the last 30 days. */
   appMau: number;
@@ -63,7 +63,7 @@ export class PlatformService {
   private readonly onlineSince = new Map<string, number>();
   private readonly activeDevices = new ActivityWindow();
   private readonly activeUsers = new ActivityWindow();
-  private readonly voiceSpeakers = new ActivityWindow();
+  private readonly voiceUsers = new ActivityWindow();
   private readonly appUsers = new ActivityWindow();
   private readonly seenDevices = new Set<string>();
   private readonly devicesPerOwner = new Map<string, number>();
@@ -146,10 +146,12 @@ export class PlatformService {
     this.activeDevices.add(did, ts);
     const voice = this.lookup(did)?.voice;
     if (!voice || voice.siid !== siid || voice.eiid !== eiid) return;
-    this.voiceSpeakers.add(did, ts);
     const args = Array.isArray(obj['arguments']) ? obj['arguments'] : [];
     const user = args.find((a: unknown) => typeof a === 'object' && a !== null && (a as Obj)['piid'] === voice.userPiid) as Obj | undefined;
-    if (typeof user?.['value'] === 'string' && user['value']) this.activeUsers.add(user['value'], ts);
+    if (typeof user?.['value'] !== 'string' || !user['value']) return;
+    // The speaker's monthly users are people: who spoke, not which speaker heard it.
+    this.voiceUsers.add(user['value'], ts);
+    this.activeUsers.add(user['value'], ts);
   }
 
   /** `app/{uid}/session` {"uid","event":"open","ts"}: an app session of that user. */
@@ -184,7 +186,7 @@ export class PlatformService {
   snapshot(): PlatformSnapshot {
     return figures({
       eventTime: this.eventTime, connections: this.registry.counts(), ownersOver5: this.ownersOver5,
-      activeDevices: this.activeDevices, activeUsers: this.activeUsers, voiceSpeakers: this.voiceSpeakers, appUsers: this.appUsers,
+      activeDevices: this.activeDevices, activeUsers: this.activeUsers, voiceUsers: this.voiceUsers, appUsers: this.appUsers,
       messages: this.messageCounts(),
     });
   }
@@ -204,7 +206,7 @@ export class PlatformService {
       devicesPerOwner: [...this.devicesPerOwner],
       windows: {
         activeDevices: this.activeDevices.toState(), activeUsers: this.activeUsers.toState(),
-        voiceSpeakers: this.voiceSpeakers.toState(), appUsers: this.appUsers.toState(),
+        voiceUsers: this.voiceUsers.toState(), appUsers: this.appUsers.toState(),
       },
       messages: this.messageCounts(),
     };
@@ -240,7 +242,7 @@ export class PlatformService {
     const window = (k: keyof PlatformState['windows']): ActivityWindow => ActivityWindow.merged(states.map((s) => s.windows[k]));
     return figures({
       eventTime, connections, ownersOver5: [...perOwner.values()].filter((n) => n > 5).length,
-      activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceSpeakers: window('voiceSpeakers'), appUsers: window('appUsers'),
+      activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceUsers: window('voiceUsers'), appUsers: window('appUsers'),
       messages: { byKind, ...messages },
     });
   }
@@ -266,7 +268,7 @@ export interface PlatformState {
   connections: ConnectionCounts;
   /** Devices seen online, per owner. */
   devicesPerOwner: Array<[string, number]>;
-  windows: Record<'activeDevices' | 'activeUsers' | 'voiceSpeakers' | 'appUsers', WindowState>;
+  windows: Record<'activeDevices' | 'activeUsers' | 'voiceUsers' | 'appUsers', WindowState>;
   messages: PlatformSnapshot['messages'];
 }
 
@@ -276,7 +278,7 @@ interface Parts {
   ownersOver5: number;
   activeDevices: ActivityWindow;
   activeUsers: ActivityWindow;
-  voiceSpeakers: ActivityWindow;
+  voiceUsers: ActivityWindow;
   appUsers: ActivityWindow;
   messages: PlatformSnapshot['messages'];
 }
@@ -288,7 +290,7 @@ function figures(p: Parts): PlatformSnapshot {
     dailyActiveDevices: p.activeDevices.count(1),
     dailyActiveDevicesWeekMean: p.activeDevices.averageDaily(7),
     activeUsers: { dau: p.activeUsers.count(1), wau: p.activeUsers.count(7), mau: p.activeUsers.count(30) },
-    speakerMau: p.voiceSpeakers.count(30),
+    speakerMau: p.voiceUsers.count(30),
     appMau: p.appUsers.count(30),
     ownersWithMoreThan5Devices: p.ownersOver5,
     messages: p.messages,
