@@ -11,7 +11,7 @@ import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
 import type { Population } from '../sim/population.js';
 import type { RunReport } from '../sim/report.js';
-import { checkScenario } from '../catalog/scenario.js';
+import { checkScenario, scenarioFile } from '../catalog/scenario.js';
 import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
@@ -304,6 +304,7 @@ async function validate(args: string[], out: NodeJS.WritableStream, err: NodeJS.
 }
 
 async function validateFile(path: string, catalog: Catalog | null): Promise<Problem[]> {
+  path = scenarioFile(path);
   let text: string;
   try {
     text = await readFile(path, 'utf8');

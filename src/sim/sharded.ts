@@ -13,7 +13,7 @@ import { workerScript } from '../paths.js';
 import { PlatformService, type PlatformState } from '../platform/service.js';
 import type { Population } from './population.js';
 import { scaleUp, type RunReport } from './report.js';
-import type { Scenario } from '../catalog/scenario.js';
+import { scenarioFile, type Scenario } from '../catalog/scenario.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from './simulation.js';
 
 /** What a shard needs: the run's options, as plain data. */
@@ -108,7 +108,8 @@ export class ShardedSimulation {
     this.wallStart = performance.now();
     const o = this.opts;
     const options: ShardJob['options'] = {
-      scenario: typeof o.scenario === 'string' ? o.scenario : { ...this.scenario },
+      // A renamed scenario was announced once, here: the workers read its new file.
+      scenario: typeof o.scenario === 'string' ? scenarioFile(o.scenario, { warn: false }) : { ...this.scenario },
       operatorToken: this.operatorToken,
       seed: this.seed,
     };
