@@ -11,8 +11,8 @@ import { MqttClient, type IClientOptions } from 'mqtt';
 import type { AccessDirectory } from '../broker/access.js';
 import { EmbeddedBroker, type BrokerCounters } from '../broker/broker.js';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
-import { Device } from '../device/device.js';
-import type { RpcResponse } from '../contract/wire.js';
+import { announcesState, Device } from '../device/device.js';
+import { WIRE_PROFILES, type RpcResponse, type WireProfile } from '../contract/wire.js';
 import { AiotSimError, ValidationError } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { DeviceFacts } from '../platform/registry.js';
@@ -47,6 +47,11 @@ export interface SimulationOptions {
   duration?: string | number;
   /** Overrides the scenario's `behaviour.telemetry` (periodic readings on or off). */
   telemetry?: boolean;
+  /**
+   * Xiaomi format devices speak: "cloud" (the cloud push, `device/{did}/up/...` with `params`) or
+   * "local-hub" (the central hub's `appMsg/notify/iot/...`, flat payloads). Default "cloud".
+   */
+  wire?: WireProfile;
   /**
    * Simulate only shard `index` of `count` of the population's homes (see `ShardedSimulation`, which
    * runs every shard in a worker thread and merges what their platforms saw).
@@ -202,6 +207,7 @@ export class Simulation {
     if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push(`duration: expected positive milliseconds, got ${opts.duration}`);
     const speed = opts.speed ?? scenario.speed;
     if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push('duration: fast mode needs a duration');
+    if (opts.wire !== undefined && !WIRE_PROFILES.includes(opts.wire)) problems.push(`wire: expected ${WIRE_PROFILES.map((w) => `"${w}"`).join(' or ')}, got "${String(opts.wire)}"`);
     const sh = opts.shard;
     if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
       problems.push(`shard: expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}`);
@@ -432,6 +438,8 @@ export class Simulation {
     if (!d) return undefined;
     const f: DeviceFacts = { model: d.model.model, category: d.model.category, region: d.region, uid: d.uid };
     if (d.model.transport !== 'wifi') f.radio = d.model.transport;
+    const stateless = d.children.filter((c) => !announcesState(c.model)).map((c) => c.did);
+    if (stateless.length) f.statelessChildren = stateless;
     const voice = voiceEventOf(d.model);
     if (voice) f.voice = voice;
     return f;
@@ -462,6 +470,7 @@ export class Simulation {
         activity: () => householdOf.get(plan.homeId)?.activity() ?? 1, offlineBuffer: this.scenario.network.offlineBuffer,
         telemetry: beh.telemetry,
       };
+      if (this.opts.wire) opts.wire = this.opts.wire;
       if (plan.parentId) opts.parentId = plan.parentId;
       this.devices.set(plan.did, new Device(opts));
     }

@@ -14,7 +14,7 @@ describe('a device\'s day on the virtual clock', () => {
     // Heartbeat every 3300 s + up to 600 s jitter: no silence longer than that.
     for (let i = 1; i < temps.length; i++) expect(temps[i]!.ts - temps[i - 1]!.ts).toBeLessThanOrEqual(3900_000);
     // Every value stays inside the spec range and within a plausible indoor band.
-    for (const t of temps) expect(t.payload['value']).toBeGreaterThan(5);
+    for (const t of temps) expect(t.params['value']).toBeGreaterThan(5);
     // Between two reports the sensor does not chatter: at most one per second per property.
     const gaps = temps.slice(1).map((t, i) => t.ts - temps[i]!.ts);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1000);
@@ -27,8 +27,8 @@ describe('a device\'s day on the virtual clock', () => {
     const ev = events('2.1');
     expect(ev.length).toBeGreaterThan(10);
     for (let i = 1; i < ev.length; i++) expect(ev[i]!.ts - ev[i - 1]!.ts).toBeGreaterThanOrEqual(60_000);
-    expect(changes('2.1').every((c) => c.payload['value'] === true)).toBe(true);
-    expect(ev[0]!.payload).toMatchObject({ did: device.did, siid: 2, eiid: 1, arguments: [] });
+    expect(changes('2.1').every((c) => c.params['value'] === true)).toBe(true);
+    expect(ev[0]!.params).toMatchObject({ did: device.did, siid: 2, eiid: 1, arguments: [] });
   });
 
   it('door sensor: opens and closes again, with open/close events', async () => {
@@ -50,12 +50,12 @@ describe('a device\'s day on the virtual clock', () => {
     const energy0 = device.store.num('8.1');
     expect(set(2, 1, true)).toMatchObject({ result: [{ code: 0 }] });
     expect(set(2, 4, 22)).toMatchObject({ result: [{ code: 0 }] });
-    expect(changes('2.4').at(-1)!.payload['value']).toBe(22);
+    expect(changes('2.4').at(-1)!.params['value']).toBe(22);
     scheduler.advance(30 * 60_000);
     const cooler = device.store.num('4.7');
     expect(cooler).toBeLessThan(warm);
     expect(Math.abs(cooler - 22)).toBeLessThan(Math.abs(warm - 22));
-    expect(changes('4.7').at(-1)!.payload['value']).toBeLessThan(warm);
+    expect(changes('4.7').at(-1)!.params['value']).toBeLessThan(warm);
     scheduler.advance(2 * HOUR);
     expect(device.store.num('4.7')).toBeCloseTo(22, 0);
     const used = device.store.num('8.1') - energy0;
@@ -85,7 +85,7 @@ describe('a device\'s day on the virtual clock', () => {
     scheduler.advance((left0 - 5) * 60_000 + 1000);
     expect(device.store.get('2.2')).toBe(4); // wash done
     expect(events('2.1')).toHaveLength(1);
-    expect(changes('2.5').at(-1)!.payload['value']).toBe(0);
+    expect(changes('2.5').at(-1)!.params['value']).toBe(0);
   });
 
   it('robot vacuum: cleans, drains its battery, returns to the dock and charges back to full', async () => {
@@ -114,7 +114,7 @@ describe('a device\'s day on the virtual clock', () => {
     rpc('action', { did: 'x', siid: 3, aiid: 1, in: [] });
     scheduler.advance(4 * HOUR);
     expect(device.store.get('3.1')).toBe(0);
-    expect(changes('3.1').map((c) => c.payload['value'])).toEqual([1, 2, 1, 0]);
+    expect(changes('3.1').map((c) => c.params['value'])).toEqual([1, 2, 1, 0]);
   });
 
   it('speaker: changes within one second are coalesced to the last value', async () => {
@@ -123,7 +123,7 @@ describe('a device\'s day on the virtual clock', () => {
     for (const aiid of [1, 2, 1, 2]) rpc('action', { did: 'x', siid: 3, aiid, in: [] });
     scheduler.advance(2000);
     // The first change goes out at once, the rest within that second collapse into one report.
-    expect(changes('3.1').map((c) => [c.ts - changes('3.1')[0]!.ts, c.payload['value']])).toEqual([[0, 1], [1000, 2]]);
+    expect(changes('3.1').map((c) => [c.ts - changes('3.1')[0]!.ts, c.params['value']])).toEqual([[0, 1], [1000, 2]]);
   });
 
   it('smart plug: power and energy follow the switch', async () => {

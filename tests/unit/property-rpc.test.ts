@@ -62,7 +62,7 @@ describe('MIoT RPC on a device', () => {
     set(2, 2, 80);
     expect(sent[0]).toMatchObject({ topic: 'device/100000001/up/rpc', qos: 1 });
     expect(changes('2.2')).toHaveLength(1);
-    expect(changes('2.2')[0]!.payload).toEqual({ did: '100000001', siid: 2, piid: 2, value: 80, ts: expect.any(Number) });
+    expect(changes('2.2')[0]!.payload).toEqual({ params: { did: '100000001', siid: 2, piid: 2, value: 80, ts: expect.any(Number) } });
   });
 
   it('a toggle action flips its property', async () => {
