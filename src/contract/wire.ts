@@ -102,6 +102,11 @@ export const topics = {
 /** Topic filters that match every device message of both profiles (what an observer subscribes to). */
 export const DEVICE_FILTERS = ['device/+/state', 'device/+/up/#', `${HUB_PREFIX}#`] as const;
 
+/** Topic filters that match one device's messages in both profiles. */
+export function deviceFilters(did: string): string[] {
+  return [`device/${did}/state`, `device/${did}/up/#`, `${HUB_PREFIX}${did}/#`];
+}
+
 /** A device message ready to publish. */
 export interface WireMessage { topic: string; payload: string }
 
