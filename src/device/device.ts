@@ -267,7 +267,12 @@ export class Device implements RpcTarget {
     const piids = this.eventArgs.get(ref);
     if (!piids) throw new RangeError(`${this.model.model}: no event ${ref}`);
     const [siid, eiid] = ref.split('.').map(Number) as [number, number];
-    const values = piids.map((piid, i) => ({ piid, value: args?.[i] ?? this.store.get(`${siid}.${piid}`) }));
+    // A behaviour's own argument values are made to fit their properties, as stored values are.
+    const values = piids.map((piid, i) => {
+      const key = `${siid}.${piid}`;
+      const given = args?.[i];
+      return { piid, value: given === undefined ? this.store.get(key) : this.store.conformed(key, given) };
+    });
     this.events.emit(siid, eiid, values);
   }
 
