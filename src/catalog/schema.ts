@@ -106,7 +106,11 @@ const RandomWalkBehaviour = z.strictObject({
   reportThreshold: z.number().nonnegative(),
 });
 
-/** Motion sensors: a Poisson stream of "motion detected" events, never a "clear", numb after each trigger. */
+/**
+ * Motion sensors: a Poisson stream of "motion detected" events, numb after each trigger; the
+ * motion-state property goes true with each and back to false once no motion was seen for
+ * `clearSeconds` (the sensor itself sends no "clear": its gateway reports no-motion).
+ */
 const MotionBehaviour = z.strictObject({
   use: z.literal('motion'),
   event: EventRef,
@@ -115,6 +119,8 @@ const MotionBehaviour = z.strictObject({
   meanIntervalSeconds: seconds,
   /** The sensor ignores motion for this long after a trigger. */
   numbSeconds: z.number().nonnegative().default(60),
+  /** `property` returns to false this long after the latest trigger; absent: it stays true. */
+  clearSeconds: seconds.optional(),
 });
 
 /** Door/window sensors: opened at random, closed again after a while. */

@@ -20,15 +20,30 @@ describe('a device\'s day on the virtual clock', () => {
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1000);
   });
 
-  it('motion sensor: "motion detected" events only, never a clear, and numb for 60 s after each', async () => {
+  it('motion sensor: "motion detected" events, numb for 60 s after each; motion-state clears 120 s after the latest', async () => {
     const { device, scheduler, events, changes } = await makeDevice('lumi.sensor_motion.v2');
     device.start();
     scheduler.advance(2 * DAY);
     const ev = events('2.1');
     expect(ev.length).toBeGreaterThan(10);
     for (let i = 1; i < ev.length; i++) expect(ev[i]!.ts - ev[i - 1]!.ts).toBeGreaterThanOrEqual(60_000);
-    expect(changes('2.1').every((c) => c.params['value'] === true)).toBe(true);
     expect(ev[0]!.params).toMatchObject({ did: device.did, siid: 2, eiid: 1, arguments: [] });
+    // The state follows the detections: true at each, false once 120 s passed without one.
+    const state = changes('2.1');
+    expect(state.some((c) => c.params['value'] === false)).toBe(true);
+    const stateAt = (t: number): unknown => state.filter((c) => c.ts <= t).at(-1)?.params['value'];
+    for (const e of ev) expect(stateAt(e.ts)).toBe(true);
+    const clears = state.filter((x, i) => x.params['value'] === false && state[i - 1]?.params['value'] === true);
+    expect(clears.length).toBeGreaterThan(5);
+    for (const c of clears) {
+      const latest = ev.filter((e) => e.ts <= c.ts).at(-1)!;
+      expect(c.ts - latest.ts).toBeGreaterThanOrEqual(120_000); // not before 120 s of quiet...
+      expect(c.ts - latest.ts).toBeLessThanOrEqual(121_000); // ...and then at once (within the 1 s coalescing)
+    }
+    // Most of the day nobody moves: heartbeats report "no motion", not a detection from hours ago.
+    const heartbeatsQuiet = state.filter((c) => ev.every((e) => c.ts - e.ts > 200_000 || c.ts < e.ts));
+    expect(heartbeatsQuiet.length).toBeGreaterThan(0);
+    expect(heartbeatsQuiet.every((c) => c.params['value'] === false)).toBe(true);
   });
 
   it('door sensor: opens and closes again, with open/close events', async () => {
