@@ -99,6 +99,7 @@ export function modelFindings(model: DeviceModel): Finding[] {
       if (Array.isArray(value)) value.forEach((v, k) => refCheck(`${path}[${k}]`, kind, v));
       else refCheck(path, kind, value);
     }
+    if (b.use === 'wash-cycle' && b.door) refCheck(`behaviours[${bi}].door.property`, 'property', b.door.property);
     if (b.use === 'climate-control' || b.use === 'power-draw' || b.use === 'wash-cycle') {
       const on = props.get(b.on);
       if (on && on.format !== 'bool') add(`behaviours[${bi}].on`, `expected a bool property, ${b.on} is ${on.format}`);

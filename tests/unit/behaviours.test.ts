@@ -103,6 +103,46 @@ describe('a device\'s day on the virtual clock', () => {
     expect(changes('2.5').at(-1)!.params['value']).toBe(0);
   });
 
+  it('washer: the door locks while washing (water, then spin) and opens at wash-end; a hot program cools first', async () => {
+    const { device, scheduler, rpc, events, changes } = await makeDevice('mibx5.washer.v7');
+    device.start();
+    const door = (): unknown => device.store.get('2.19');
+    expect(door()).toBe(0); // idle: can open
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 1 }]); // daily wash, 55 min
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    expect(door()).toBe(3); // water in the drum
+    scheduler.advance(30 * 60_000);
+    expect(door()).toBe(3);
+    rpc('action', { did: 'x', siid: 2, aiid: 2, in: [] }); // paused with water in: still locked
+    scheduler.advance(10 * 60_000);
+    expect(door()).toBe(3);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    scheduler.advance(16 * 60_000); // 9 minutes left: spinning
+    expect(door()).toBe(4);
+    scheduler.advance(9 * 60_000 + 1000);
+    expect(events('2.1')).toHaveLength(1);
+    expect(door()).toBe(0); // released with wash-end
+    expect(changes('2.19').map((c) => c.params['value'])).toEqual([3, 4, 0]);
+
+    // Hot Wash (16): after the end the door stays locked by hot water for 5 minutes.
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 16 }]);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    scheduler.advance(110 * 60_000 + 1000);
+    expect(events('2.1')).toHaveLength(2);
+    expect(door()).toBe(2);
+    scheduler.advance(5 * 60_000);
+    expect(door()).toBe(0);
+
+    // Dry Only (23): locked by hot air throughout, and while cooling; switching off opens the door.
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 23 }]);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    expect(door()).toBe(1);
+    scheduler.advance(115 * 60_000);
+    expect(door()).toBe(1);
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 1, value: false }]);
+    expect(door()).toBe(0);
+  });
+
   it('robot vacuum: cleans, drains its battery, returns to the dock and charges back to full', async () => {
     const { device, scheduler, rpc } = await makeDevice('dreame.vacuum.p2009');
     device.start();
