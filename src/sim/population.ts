@@ -93,7 +93,11 @@ export class IdFactory {
    * Zigbee did: "lumi." + the 64-bit IEEE address without its leading 00 byte, 14 hex digits
    * (legacy Aqara/Lumi IEEEs start 00:15:8d:00, e.g. `lumi.158d0001a2b3c4`; research notes §8.6).
    */
-  zigbee(): string { return this.unique(() => `lumi.158d00${this.rng.hex(8)}`); }
+  zigbee(): string {
+    // Drawn as the 9 digits the 16-digit form used (two draws), first one dropped: every other id
+    // of the population (Wi-Fi dids, users) stays what the seed gave before.
+    return this.unique(() => `lumi.158d00${this.rng.hex(9).slice(1)}`);
+  }
   /** BLE did: "blt.3." + an opaque id. */
   ble(): string { return this.unique(() => `blt.3.${this.rng.hex(12)}`); }
   /** User id: a decimal string of 10 digits. */
