@@ -4,8 +4,8 @@ import { makeDevice } from '../helpers/device.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const arg = (payload: Record<string, unknown>, piid: number): unknown =>
-  (payload['arguments'] as Array<{ piid: number; value: unknown }>).find((a) => a.piid === piid)?.value;
+const arg = (params: Record<string, unknown>, piid: number): unknown =>
+  (params['arguments'] as Array<{ piid: number; value: unknown }>).find((a) => a.piid === piid)?.value;
 
 describe('door lock (xiaomi.lock.m30fa)', () => {
   it('each coming or going unlocks and locks again, as lock events carrying how, where and when', async () => {
@@ -15,14 +15,14 @@ describe('door lock (xiaomi.lock.m30fa)', () => {
     const ev = events('2.1020');
     expect(ev.length).toBeGreaterThan(10);
     // Unlock, then lock, in turn; the door state follows (2 unlocked, 1 locked).
-    ev.forEach((e, i) => expect(arg(e.payload, 6)).toBe(i % 2 === 0 ? 2 : 1));
-    const states = changes('3.1021').map((c) => c.payload['value']);
+    ev.forEach((e, i) => expect(arg(e.params, 6)).toBe(i % 2 === 0 ? 2 : 1));
+    const states = changes('3.1021').map((c) => c.params['value']);
     expect(states.slice(0, 4)).toEqual([2, 1, 2, 1]);
     for (const e of ev) {
       // Unix seconds of the virtual clock; a way in from outside, the handle button inside.
-      expect(arg(e.payload, 4)).toBe(Math.floor(e.ts / 1000));
-      const outside = arg(e.payload, 5) === 2;
-      if (arg(e.payload, 6) === 2) expect(outside ? [2, 3, 4] : [9]).toContain(arg(e.payload, 2));
+      expect(arg(e.params, 4)).toBe(Math.floor(e.ts / 1000));
+      const outside = arg(e.params, 5) === 2;
+      if (arg(e.params, 6) === 2) expect(outside ? [2, 3, 4] : [9]).toContain(arg(e.params, 2));
     }
     // The door stays unlocked 5-60 s.
     for (let i = 1; i < ev.length; i += 2) {
@@ -44,10 +44,10 @@ describe('heating cycles (kettle, rice cooker)', () => {
     const { device, scheduler, changes } = await makeDevice('yunmi.kettle.r3');
     device.start();
     scheduler.advance(2 * DAY);
-    const modes = changes('2.3').map((c) => c.payload['value']);
+    const modes = changes('2.3').map((c) => c.params['value']);
     // Heating is "Boiled Water" (2); it may keep warm (1); then back to "Common" (0).
     expect(modes.filter((m) => m === 2).length).toBeGreaterThan(2);
-    const temps = changes('2.1').map((c) => c.payload['value'] as number);
+    const temps = changes('2.1').map((c) => c.params['value'] as number);
     expect(Math.max(...temps)).toBe(100);
     expect(temps.some((t) => t > 25 && t < 100)).toBe(true);
     expect(device.store.num('2.1')).toBeLessThanOrEqual(100);
@@ -64,8 +64,8 @@ describe('heating cycles (kettle, rice cooker)', () => {
     // Running (2) comes before each finish; keep warm (3) right at it.
     for (const f of finished) {
       const before = statuses.filter((s) => s.ts < f.ts).at(-1);
-      expect(before?.payload['value']).toBe(2);
-      expect(statuses.find((s) => s.ts >= f.ts)?.payload['value']).toBe(3);
+      expect(before?.params['value']).toBe(2);
+      expect(statuses.find((s) => s.ts >= f.ts)?.params['value']).toBe(3);
     }
     // Cancel while cooking: it goes idle without finishing.
     while (device.store.num('2.1') !== 2) scheduler.advance(60_000);
@@ -81,7 +81,7 @@ describe('heating cycles (kettle, rice cooker)', () => {
       const { device, scheduler, events, changes } = await makeDevice('chunmi.cooker.eh1', { telemetry });
       device.start();
       scheduler.advance(4 * DAY);
-      return { finished: events('2.1').map((e) => e.ts), statuses: changes('2.1').map((c) => [c.ts, c.payload['value']]), temps: changes('2.2') };
+      return { finished: events('2.1').map((e) => e.ts), statuses: changes('2.1').map((c) => [c.ts, c.params['value']]), temps: changes('2.2') };
     };
     const on = await run(true);
     const off = await run(false);
@@ -89,7 +89,7 @@ describe('heating cycles (kettle, rice cooker)', () => {
     expect(off.finished).toEqual(on.finished);
     expect(off.statuses).toEqual(on.statuses);
     expect(off.temps.length).toBeLessThan(on.temps.length / 2);
-    expect(new Set(off.temps.map((t) => t.payload['value']))).toEqual(new Set([100, 25]));
+    expect(new Set(off.temps.map((t) => t.params['value']))).toEqual(new Set([100, 25]));
   });
 });
 
@@ -110,10 +110,10 @@ describe('the new appliances', () => {
     device.start();
     expect(set(2, 1, true)).toMatchObject({ result: [{ code: 0 }] });
     scheduler.advance(HOUR);
-    expect(changes('11.2').at(-1)!.payload['value']).toBeGreaterThanOrEqual(5);
+    expect(changes('11.2').at(-1)!.params['value']).toBeGreaterThanOrEqual(5);
     expect(device.store.num('11.1')).toBe(0);
     set(2, 1, false);
-    expect(changes('11.2').at(-1)!.payload['value']).toBe(0);
+    expect(changes('11.2').at(-1)!.params['value']).toBe(0);
   });
 
   it('air conditioner ma1: its own layout (target 2.3, room 4.1) cools the room when on', async () => {
