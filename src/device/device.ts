@@ -34,6 +34,8 @@ export interface DeviceOptions {
   firmware?: string;
   /** Household liveliness multiplier at the current virtual time (default: always 1). */
   activity?: () => number;
+  /** The most `activity` ever returns (default 1): behaviours' Poisson streams are thinned by it. */
+  peakActivity?: number;
   /** QoS 1 messages (events) kept while offline, sent when back online; the oldest go first when full. Default 100. */
   offlineBuffer?: number;
   /** Run the behaviours that only produce periodic readings (see `isTelemetry`). Default true. */
@@ -76,6 +78,7 @@ export class Device implements RpcTarget {
   private readonly rng: Random;
   private readonly telemetry: boolean;
   private readonly activity: () => number;
+  private readonly peakActivity: number;
   private readonly timers = new Set<TimerHandle>();
   private readonly behaviours: Behaviour[] = [];
   private readonly reported = new Map<string, Scalar>();
@@ -101,6 +104,7 @@ export class Device implements RpcTarget {
     this.rng = opts.rng;
     this.telemetry = opts.telemetry ?? true;
     this.activity = opts.activity ?? (() => 1);
+    this.peakActivity = opts.peakActivity ?? 1;
     this.offlineLimit = opts.offlineBuffer ?? 100;
     this.store = new PropertyStore(opts.model, {
       did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
@@ -246,6 +250,7 @@ export class Device implements RpcTarget {
       },
       every: (ms, fn, first) => own(this.scheduler.every(ms, fn, first)),
       activity: () => this.activity(),
+      peakActivity: this.peakActivity,
       readings: this.telemetry,
       act: (ref) => {
         const [siid, aiid] = ref.split('.').map(Number) as [number, number];

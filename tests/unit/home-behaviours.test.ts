@@ -72,7 +72,8 @@ describe('heating cycles (kettle, rice cooker)', () => {
     const n = events('2.1').length;
     expect(rpc('action', { did: device.did, siid: 2, aiid: 1, in: [] })).toMatchObject({ result: { code: 0 } });
     expect(device.store.num('2.1')).toBe(1);
-    scheduler.advance(HOUR);
+    // Shorter than any cooking (35 min): whatever starts next cannot have finished.
+    scheduler.advance(30 * 60_000);
     expect(events('2.1').length).toBe(n);
   });
 
@@ -128,3 +129,29 @@ describe('the new appliances', () => {
     expect(device.store.num('4.1')).toBeCloseTo(22, 0);
   });
 });
+
+describe('Poisson streams that follow the home\'s rhythm', () => {
+  it('keep their daily count day after day: a quiet night does not strand a slow one', async () => {
+    // Quiet from 22:00 to 08:00 (virtual UTC hours), lively by day; the cooker cooks about twice a
+    // day at typical activity. Drawing each delay from the rate at the moment would strand a cooker
+    // whose draw fell in the night for days; thinning against the peak keeps every day alike.
+    const hour = (t: number) => new Date(t).getUTCHours();
+    const start = Date.UTC(2026, 6, 15, 0);
+    const { device, scheduler, events } = await makeDevice('chunmi.cooker.eh1', {
+      start, activity: () => (hour(scheduler.now()) >= 8 && hour(scheduler.now()) < 22 ? 1.6 : 0.1), peakActivity: 1.6,
+    });
+    device.start();
+    scheduler.advance(20 * DAY);
+    const perDay = Array.from({ length: 20 }, (_, d) => events('2.1').filter((e) => Math.floor((e.ts - start) / DAY) === d).length);
+    const early = perDay.slice(0, 10).reduce((a, b) => a + b, 0);
+    const late = perDay.slice(10).reduce((a, b) => a + b, 0);
+    // About 1.97 a day over the day's mean activity (14 h at 1.6, 10 h at 0.1): some 20 per ten days each half.
+    expect(early).toBeGreaterThan(10);
+    expect(late).toBeGreaterThan(10);
+    expect(Math.abs(early - late)).toBeLessThan(12);
+    // And they come by day: hardly any start in the quiet hours.
+    const nightly = events('2.1').filter((e) => { const h = hour(e.ts); return h >= 23 || h < 8; }).length;
+    expect(nightly).toBeLessThan(events('2.1').length / 4);
+  });
+});
+

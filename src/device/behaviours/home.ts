@@ -1,7 +1,7 @@
 /** Things people use by hand at home: door locks (comings and goings), kettles and cookers (heating cycles). */
 import type { TimerHandle } from '../../contract/clock.js';
 import type { BehaviourFactory } from './context.js';
-import { poissonDelayMs, reportIfMoved } from './context.js';
+import { poissonNext, reportIfMoved } from './context.js';
 
 export const doorLock: BehaviourFactory<'door-lock'> = (spec, ctx) => {
   /** Fill the event's argument properties (silently: they have no access of their own), then emit. */
@@ -16,7 +16,7 @@ export const doorLock: BehaviourFactory<'door-lock'> = (spec, ctx) => {
   const m = spec.methodValues;
   const p = spec.positionValues;
   const next = (): void => {
-    ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
+    poissonNext(ctx, spec.meanIntervalSeconds, () => {
       // Someone arrives (a way in from outside) or leaves (the handle button inside), half each.
       const arriving = ctx.rng.chance(0.5);
       operate(spec.operationValues.unlock, arriving ? p.outside : p.inside, arriving ? ctx.rng.pick(m.outside) : m.inside);
@@ -118,7 +118,7 @@ export const heatingCycle: BehaviourFactory<'heating-cycle'> = (spec, ctx) => {
     });
   };
   const next = (): void => {
-    ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
+    poissonNext(ctx, spec.meanIntervalSeconds, () => {
       start();
       next();
     });
