@@ -5,7 +5,7 @@ import { loadCatalog, loadFragmentFile, parseYaml } from '../../src/catalog/cata
 import { FragmentLibrary } from '../../src/catalog/fragments.js';
 import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../../src/catalog/json-schema.js';
 import { checkDeviceModel, valueProblem } from '../../src/catalog/validate.js';
-import { checkScenario } from '../../src/catalog/scenario.js';
+import { checkScenario, loadScenario } from '../../src/catalog/scenario.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const devicesDir = join(root, 'devices');
@@ -162,6 +162,21 @@ describe('the device catalogue (every file in devices/)', async () => {
     for (const name of names) {
       const y = parseYaml(name, await readFile(join(dir, name), 'utf8'));
       expect(checkScenario(name, y.value, catalog).problems, name).toEqual([]);
+    }
+  });
+
+  it('loads snapshot-2019q3.yaml, renamed, from its new file for a release, with a deprecation warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w); };
+    process.on('warning', onWarning);
+    try {
+      const old = await loadScenario(join(root, 'scenarios', 'snapshot-2019q3.yaml'), catalog);
+      expect(old.name).toBe('snapshot-2020q3');
+      // The warning is emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toEqual([expect.objectContaining({ name: 'DeprecationWarning', code: 'AIOTSIM_SCENARIO_RENAMED', message: expect.stringMatching(/renamed snapshot-2020q3\.yaml/) })]);
+    } finally {
+      process.off('warning', onWarning);
     }
   });
 });
