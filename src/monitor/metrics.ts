@@ -22,6 +22,8 @@ export class MonitorMetrics {
    * monitor's socket; sampled once per write round of each client (its oldest message then).
    */
   readonly tapLatency: Histogram;
+  /** Requests and upgrades refused by the Host or Origin check (`reason`: host, origin). */
+  readonly requestsRefused: Counter<'reason'>;
 
   constructor(broker: MonitoredBroker, platform: MonitoredPlatform, hub: () => { clientCount: number; sent: number; dropped: number } | null) {
     const registers = [this.registry];
@@ -88,6 +90,10 @@ export class MonitorMetrics {
     this.tapLatency = new Histogram({
       name: 'aiot_sim_monitor_tap_latency_seconds', registers, buckets: LATENCY_BUCKETS,
       help: 'Wall time from the broker accepting a message to its frame being written to a monitor\'s socket (the oldest message of each write round)',
+    });
+    this.requestsRefused = new Counter({
+      name: 'aiot_sim_monitor_refused_requests_total', registers, labelNames: ['reason'],
+      help: 'Monitor requests and WebSocket upgrades refused by the Host check (reason="host", DNS rebinding) or the Origin check (reason="origin")',
     });
   }
 
