@@ -1,16 +1,24 @@
 /**
- * Who may connect, publish and subscribe (DESIGN.md "Security defaults").
+ * Who may connect, publish, subscribe and receive what (DESIGN.md "Security defaults").
  *
  * - device: username = did, password = its token; client id must be the did. Publishes only its
  *   own `device/{did}/up/...` and `device/{did}/state` (a gateway also its children's); subscribes
- *   only its own `device/{did}/down/...` (a gateway also its children's).
+ *   to and receives only its own `device/{did}/down/...` (a gateway also its children's).
  * - operator: username `operator`, password = the operator token. Publishes commands to any
- *   device's `down/rpc`; subscribes to anything.
+ *   device's `down/rpc` and anything outside the reserved prefixes; reads everything.
  * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices of
- *   the homes the user owns or belongs to; publishes under `app/{uid}/...`.
- * - observer: no username. Subscribes to anything; never publishes to `device/`, `app/`, `$SYS/`.
+ *   the homes the user owns or belongs to; publishes under `app/{uid}/...`; reads the platform's
+ *   figures under `$SYS/aiot-sim/`.
+ * - observer: no username. Never publishes under the reserved prefixes. What it reads depends on
+ *   `anonymous`: `telemetry` (default) device telemetry and state, and topics outside the reserved
+ *   prefixes; `all` everything; `none` refuses anonymous clients.
+ *
+ * Subscribing and receiving are checked apart: a filter is granted when it can match something the
+ * principal may read (`device/#` for an observer), and each delivery is checked by topic
+ * (`canRead`), so a wide filter delivers only what is allowed.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { filtersOverlap } from '../contract/mqtt-topics.js';
 
 export type Principal =
   | { role: 'device'; did: string }
@@ -29,7 +37,21 @@ export interface DeviceCredential {
 }
 
 export const OPERATOR_USERNAME = 'operator';
-const RESERVED = ['device/', 'app/', '$SYS/'];
+/** Topic prefixes of the simulation: only accounts publish there. `appMsg/` is the central hub's (`--wire local-hub`). */
+const RESERVED = ['device/', 'app/', '$SYS/', 'appMsg/'];
+
+/** What anonymous clients may do: nothing (`none`), read device telemetry and state (`telemetry`), read everything (`all`). */
+export type AnonymousAccess = 'none' | 'telemetry' | 'all';
+export const ANONYMOUS_ACCESS: readonly AnonymousAccess[] = ['none', 'telemetry', 'all'];
+
+/** The reserved topics anonymous clients read under `telemetry`: device telemetry and state, in both wire profiles. */
+export const TELEMETRY_FILTERS: readonly string[] = [
+  'device/+/up/properties_changed/#',
+  'device/+/up/event_occured/#',
+  'device/+/state',
+  'appMsg/notify/iot/+/property/+',
+  'appMsg/notify/iot/+/event/+',
+];
 
 /** Constant-time string comparison (hash first so lengths do not leak). */
 export function safeEqual(a: string, b: string): boolean {
@@ -43,9 +65,17 @@ export class AccessDirectory {
   private readonly devices = new Map<string, DeviceCredential>();
   private readonly parentOf = new Map<string, string>();
   private readonly users = new Map<string, string>();
-  allowAnonymous = true;
+  /** What anonymous clients may do. Default `telemetry`. */
+  anonymous: AnonymousAccess = 'telemetry';
 
   constructor(public operatorToken: string) {}
+
+  /** Whether anonymous clients may connect at all (`anonymous` is not `none`); setting true turns `none` into `telemetry`. */
+  get allowAnonymous(): boolean { return this.anonymous !== 'none'; }
+  set allowAnonymous(on: boolean) {
+    if (!on) this.anonymous = 'none';
+    else if (this.anonymous === 'none') this.anonymous = 'telemetry';
+  }
 
   registerDevice(did: string, cred: DeviceCredential): void {
     this.devices.set(did, cred);
@@ -74,11 +104,16 @@ export class AccessDirectory {
     return !!cred && (cred.uid === uid || (cred.members?.includes(uid) ?? false));
   }
 
-  /** Decide a CONNECT. Returns the principal, or a reason for refusing. */
+  /** Whether `id` is a device's did (a registered device or a gateway's child). */
+  isDeviceId(id: string): boolean {
+    return this.devices.has(id) || this.parentOf.has(id);
+  }
+
+  /**
+   * Decide a CONNECT's credentials. Returns the principal, or a reason for refusing. Which client
+   * ids a principal may use is decided apart (client-ids.ts); a device's is its did.
+   */
   authenticate(clientId: string, username: string | undefined, password: string | undefined): Principal | { refused: string; returnCode: 2 | 4 } {
-    // A device's did is its client id; nobody else may use it (taking it over would close the device's session).
-    const deviceId = this.devices.has(clientId) || this.parentOf.has(clientId);
-    if (deviceId && username !== clientId) return { refused: `client id "${clientId}" belongs to a device`, returnCode: 2 };
     if (username === undefined || username === '') {
       return this.allowAnonymous ? { role: 'observer' } : { refused: 'anonymous clients are not allowed', returnCode: 4 };
     }
@@ -117,7 +152,7 @@ export class AccessDirectory {
         return `user ${p.uid} may publish only its own devices' down/rpc and app/${p.uid}/...`;
       }
       case 'observer':
-        return isReserved(topic) ? 'anonymous observers may not publish to device/, app/ or $SYS/ topics' : true;
+        return isReserved(topic) ? 'anonymous observers may not publish to device/, app/, appMsg/ or $SYS/ topics' : true;
     }
   }
 
@@ -132,12 +167,36 @@ export class AccessDirectory {
       case 'app': {
         const did = topicDid(filter);
         if (did && this.mayUse(p.uid, did)) return true;
-        if (filter.startsWith(`app/${p.uid}/`) || filter.startsWith('$SYS/')) return true;
-        return `user ${p.uid} may subscribe only to its own devices' topics, app/${p.uid}/... and $SYS/...`;
+        if (filter.startsWith(`app/${p.uid}/`) || filtersOverlap(filter, PLATFORM_FILTER)) return true;
+        return `user ${p.uid} may subscribe only to its own devices' topics, app/${p.uid}/... and ${PLATFORM_FILTER}`;
       }
       case 'operator':
-      case 'observer':
         return true;
+      case 'observer':
+        if (this.anonymous === 'all' || TELEMETRY_FILTERS.some((f) => filtersOverlap(filter, f)) || !onlyReserved(filter)) return true;
+        return `anonymous clients read only device telemetry and state (${TELEMETRY_FILTERS.join(', ')}) and topics outside device/, app/, appMsg/, $SYS/`;
+    }
+  }
+
+  /**
+   * Whether a message on `topic` may be delivered to `p` (checked for every delivery, the offline
+   * queue included). Cheap: it runs once per message and subscriber.
+   */
+  canRead(p: Principal, topic: string): boolean {
+    switch (p.role) {
+      case 'operator':
+        return true;
+      case 'device': {
+        const did = topicDid(topic);
+        return did !== undefined && this.speaksFor(p.did, did) && topic.startsWith(`device/${did}/down/`);
+      }
+      case 'app': {
+        const did = topicDid(topic);
+        if (did !== undefined) return this.mayUse(p.uid, did);
+        return topic.startsWith(`app/${p.uid}/`) || topic.startsWith(PLATFORM_PREFIX);
+      }
+      case 'observer':
+        return this.anonymous === 'all' || (this.anonymous === 'telemetry' && (isTelemetry(topic) || !isReserved(topic)));
     }
   }
 
@@ -147,8 +206,32 @@ export class AccessDirectory {
   }
 }
 
+/** The platform's figures, which app users may read: `$SYS/aiot-sim/...` (not the broker's client lists). */
+const PLATFORM_PREFIX = '$SYS/aiot-sim/';
+const PLATFORM_FILTER = '$SYS/aiot-sim/#';
+
 function isReserved(topic: string): boolean {
   return RESERVED.some((r) => topic.startsWith(r));
+}
+
+/** Whether every topic `filter` matches lies under a reserved prefix. */
+function onlyReserved(filter: string): boolean {
+  return RESERVED.some((r) => filter.startsWith(r));
+}
+
+/** Whether `topic` is device telemetry or state (TELEMETRY_FILTERS, written out: this runs per delivery). */
+function isTelemetry(topic: string): boolean {
+  if (topic.startsWith('device/')) {
+    const end = topic.indexOf('/', 7);
+    if (end <= 7) return false;
+    const rest = topic.slice(end);
+    return rest === '/state' || rest.startsWith('/up/properties_changed/') || rest.startsWith('/up/event_occured/');
+  }
+  if (topic.startsWith('appMsg/notify/iot/')) {
+    const parts = topic.split('/');
+    return parts.length === 6 && parts[3] !== '' && (parts[4] === 'property' || parts[4] === 'event');
+  }
+  return false;
 }
 
 /** The did in `device/{did}/...` when it is a literal (no wildcard). */

@@ -73,3 +73,59 @@ export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { client
   }
   return client;
 }
+
+/** A raw byte connection to a broker's TCP listener: what it received, parsed, and whether it closed. */
+export interface RawSocket extends RawClient {
+  socket: import('node:net').Socket;
+  /** Resolves when the broker closed the connection; rejects after `ms`. */
+  whenClosed(ms?: number): Promise<void>;
+}
+
+/** Open a TCP connection to `port` on the loopback (no CONNECT sent). */
+export async function rawTcp(port: number, host = '127.0.0.1'): Promise<RawSocket> {
+  const { connect } = await import('node:net');
+  const socket = connect({ host, port });
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const packets: Packet[] = [];
+  let closed = false;
+  const onClose: Array<() => void> = [];
+  socket.on('data', (d: Buffer) => parser.parse(d));
+  socket.on('error', () => undefined);
+  socket.on('close', () => { closed = true; for (const f of onClose.splice(0)) f(); });
+  parser.on('packet', (p) => packets.push(p));
+  parser.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('close', () => reject(new Error(`connection to ${host}:${port} closed before it opened`)));
+  });
+  return {
+    socket,
+    stream: socket,
+    packets,
+    closed: () => closed,
+    write: (buf) => { socket.write(buf); },
+    async waitFor(cmd, ms = 5000) {
+      await until(() => packets.some((p) => p.cmd === cmd) || closed, ms, `a ${cmd} packet`);
+      const p = packets.find((x) => x.cmd === cmd);
+      if (!p) throw new Error(`connection closed before ${cmd}`);
+      return p;
+    },
+    whenClosed(ms = 5000) {
+      if (closed) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`the broker did not close the connection within ${ms} ms`)), ms);
+        onClose.push(() => { clearTimeout(t); resolve(); });
+      });
+    },
+    destroy: () => { socket.destroy(); },
+  };
+}
+
+/** A CONNECT packet (MQTT 3.1.1); `clean` defaults to true, `keepalive` to 0. */
+export function connectPacket(opts: { clientId: string; clean?: boolean; keepalive?: number; username?: string; password?: string; will?: { topic: string; payload: string } }): Buffer {
+  const p: Packet = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: opts.clean ?? true, clientId: opts.clientId, keepalive: opts.keepalive ?? 0 };
+  if (opts.username !== undefined) p.username = opts.username;
+  if (opts.password !== undefined) p.password = Buffer.from(opts.password);
+  if (opts.will) p.will = { topic: opts.will.topic, payload: Buffer.from(opts.will.payload), qos: 0, retain: false };
+  return encode(p);
+}
