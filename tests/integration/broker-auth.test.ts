@@ -146,7 +146,8 @@ describe.each<[string, Connect]>([
     expect(d1.connected).toBe(true); // a refused subscription does not end the session
   });
 
-  it('lets an anonymous observer subscribe to device/# and $SYS/# but not publish to device/', async () => {
+  it('lets an anonymous observer subscribe to device/# and $SYS/# but not publish to device/ (anonymous: all)', async () => {
+    broker.access.anonymous = 'all'; // the default before issue 14; private-by-default is tested in broker-privacy.test.ts
     const obs = await observer();
     expect(await subscribeGranted(obs, 'device/#')).toEqual([0]);
     expect(await subscribeGranted(obs, '$SYS/#')).toEqual([0]);
@@ -217,7 +218,7 @@ describe.each<[string, Connect]>([
     await d2.subscribeAsync(`device/${D2}/down/#`, { qos: 1 });
     const seen2: string[] = [];
     d2.on('message', (t, p) => seen2.push(`${t} ${p.toString()}`));
-    const app = await open({ clientId: `app-u1-${transport}`, username: `app:${U1}`, password: U1_TOKEN });
+    const app = await open({ clientId: `app-${U1}-${transport}`, username: `app:${U1}`, password: U1_TOKEN });
     const own = nextMessage(d1, (t, p) => t === `device/${D1}/down/rpc` && p === 'from-owner');
     await app.publishAsync(`device/${D1}/down/rpc`, 'from-owner', { qos: 1 });
     await own;
