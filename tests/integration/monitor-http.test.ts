@@ -9,7 +9,7 @@ import type { MonitorServer } from '../../src/monitor/server.js';
 import { monitorSimulation } from '../../src/monitor/simulation.js';
 import type { PlatformSnapshot } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
-import { until } from '../helpers/mqtt.js';
+import { connectTcp, until } from '../helpers/mqtt.js';
 import { tinyScenario } from '../helpers/scenario.js';
 import { openMonitor, wsUrl } from '../helpers/ws.js';
 
@@ -190,6 +190,23 @@ describe('monitor HTTP server on a simulation', () => {
     }
     expect((await get('/../package.json')).status).toBe(404);
     expect((await get('/vendor/../../package.json')).status).toBe(404);
+  });
+
+  it('reports the broker\'s bounds, what they stopped and what its stores hold', async () => {
+    const read = async (): Promise<Map<string, number>> => parseMetrics(await (await get('/metrics', { headers: auth() })).text());
+    const a = await read();
+    expect(a.get('aiot_sim_broker_limit{limit="connections"}')).toBe(10_000);
+    expect(a.get('aiot_sim_broker_limit{limit="packet_size_bytes"}')).toBe(256 * 1024);
+    expect(a.get('aiot_sim_broker_limit{limit="keepalive_seconds"}')).toBe(300);
+    expect(a.get('aiot_sim_broker_limit{limit="queued_messages"}')).toBe(1000);
+    expect(a.get('aiot_sim_broker_limit{limit="retained_bytes"}')).toBe(64 * 1024 * 1024);
+    expect(a.get('aiot_sim_broker_connections{listener="tcp"}')).toBe(0);
+    expect(a.get('aiot_sim_broker_retained_messages')).toBe(0); // devices' state is outside the bound
+    const hits = a.get('aiot_sim_broker_limit_hits_total{limit="client_id_length"}')!;
+    expect(hits).toBe(0);
+    await expect(connectTcp(sim.broker, { clientId: 'x'.repeat(500) })).rejects.toMatchObject({ code: 2 });
+    const b = await read();
+    expect(b.get('aiot_sim_broker_limit_hits_total{limit="client_id_length"}')).toBe(hits + 1);
   });
 
   // Issue 14, item 1: a body nested 10,000 deep answered 504 and left a timer that ended the process 10 s later.
