@@ -46,3 +46,38 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   }
   return out;
 }
+
+/**
+ * One bad option of a library call, e.g. `{ option: 'seed', message: 'expected a non-negative
+ * integer', value: -1 }`. Other options named in the message are written `{name}`, so a front end
+ * (the CLI) can show every name its own way (`--rate-per-device`).
+ */
+export interface OptionProblem {
+  /** The option's name in the API. */
+  option: string;
+  /** What is wrong or expected. */
+  message: string;
+  /** The value given, when the message is about it: shown as ", got VALUE". */
+  value?: unknown;
+}
+
+/** `option: message, got value`, with option names (also `{name}`s in the message) passed through `name`. */
+export function formatOptionProblem(p: OptionProblem, name: (option: string) => string = (o) => o, shownValue?: string): string {
+  const message = p.message.replace(/\{(\w+)\}/g, (_, o: string) => name(o));
+  const got = shownValue ?? ('value' in p ? showValue(p.value) : undefined);
+  return `${name(p.option)}: ${message}${got === undefined ? '' : `, got ${got}`}`;
+}
+
+function showValue(v: unknown): string {
+  return typeof v === 'string' ? `"${v}"` : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+}
+
+/** Every bad option of one library call (`Simulation.create`, `runBench`...), reported at once. */
+export class OptionsError extends AiotSimError {
+  readonly problems: readonly OptionProblem[];
+  constructor(code: string, problems: OptionProblem[]) {
+    super(code, 'input', problems.map((p) => formatOptionProblem(p)).join('\n'));
+    this.name = 'OptionsError';
+    this.problems = problems;
+  }
+}

@@ -26,10 +26,11 @@ export { PlatformService, type PlatformSnapshot, type PlatformState } from './pl
 export type { ConnectionCounts } from './platform/registry.js';
 export { EventDeduper, type DedupStats, type SeqVerdict } from './platform/dedup.js';
 export type { OnlineBucket } from './platform/history.js';
-export { FaultTimeline, type FaultNotice, type FaultRecord, type FaultType } from './sim/faults.js';
+export { FaultTimeline, type FaultNotice, type FaultRecord, type FaultRecordOf, type FaultDetails, type FaultType } from './sim/faults.js';
 export { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './sim/backoff.js';
 export { DEFAULT_MAX_PACKET_SIZE } from './broker/packet-guard.js';
-export { AiotSimError, ValidationError, type Problem } from './errors.js';
+export { PACKAGE_ROOT } from './paths.js';
+export { AiotSimError, ValidationError, OptionsError, type Problem, type OptionProblem } from './errors.js';
 export {
   MonitorServer, monitorSimulation, simulationCommander, FilterIndex, filterProblem,
   type MonitorOptions, type SimulationMonitorOptions, type HubOptions, type MonitorClientInfo, type DeviceCommander,

@@ -5,12 +5,15 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AiotSimError } from '../errors.js';
 import { runBench, type BenchOptions, type BenchProgress } from '../load/bench.js';
+import { QOS_NOTE } from '../load/options.js';
 import { toMarkdown } from '../load/report.js';
-import { parseSlo } from '../load/slo.js';
-import { parseDuration } from '../catalog/scenario.js';
+import { parseSlo, type SloTerm } from '../load/slo.js';
+import {
+  bool, choice, duration, help, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor,
+  type Flag, type FlagSet,
+} from './args.js';
 
 export const BENCH_USAGE = `aiot-sim bench: load-test a broker and its consumers with Mijia device traffic
 
@@ -52,148 +55,49 @@ Output:
   -h, --help            this help
 `;
 
-const OPTIONS = {
-  broker: { type: 'string' },
-  username: { type: 'string' },
-  password: { type: 'string' },
-  transport: { type: 'string' },
-  'mqtt-port': { type: 'string' },
-  'ws-port': { type: 'string' },
-  host: { type: 'string' },
-  devices: { type: 'string' },
-  rate: { type: 'string' },
-  'rate-per-device': { type: 'string' },
-  qos: { type: 'string' },
-  duration: { type: 'string' },
-  warmup: { type: 'string' },
-  ramp: { type: 'string' },
-  'payload-size': { type: 'string' },
-  events: { type: 'string' },
-  models: { type: 'string' },
-  'reconnect-jitter': { type: 'string' },
-  workers: { type: 'string' },
-  seed: { type: 'string' },
-  'reply-topic': { type: 'string' },
-  wait: { type: 'string' },
-  slo: { type: 'string' },
-  report: { type: 'string' },
-  markdown: { type: 'string' },
-  quiet: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
+const option = setter<BenchOptions>();
 
-class BenchUsageError extends AiotSimError {
-  constructor(message: string) { super('E_USAGE', 'input', message); }
-}
-
-function int(flag: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new BenchUsageError(`--${flag}: expected an integer ${min}..${max === Number.MAX_SAFE_INTEGER ? '' : max}, got "${v}"`);
-  return n;
-}
-
-function positive(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new BenchUsageError(`--${flag}: expected a positive number, got "${v}"`);
-  return n;
-}
-
-function duration(flag: string, v: string | undefined, allowZero: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  if (allowZero && /^0+(\.0+)?(ms|s|m|h)?$/.test(v.trim())) return 0;
-  const ms = parseDuration(v);
-  if (ms === undefined) throw new BenchUsageError(`--${flag}: expected a duration like 500ms, 10s, 2m, got "${v}"`);
-  return ms;
-}
-
-function toOptions(v: ReturnType<typeof parse>['values']): BenchOptions {
-  const o: BenchOptions = {};
-  if (v.broker !== undefined) {
-    if (v['mqtt-port'] !== undefined || v['ws-port'] !== undefined || v.transport !== undefined || v.host !== undefined) {
-      throw new BenchUsageError('--mqtt-port, --ws-port, --transport and --host configure the embedded broker; with --broker the URL says it all');
-    }
-    o.broker = v.broker;
-  } else if (v.username !== undefined || v.password !== undefined) {
-    throw new BenchUsageError('--username/--password are for an external broker (--broker); against the embedded one bench provisions device accounts itself');
-  }
-  if (v.username !== undefined) o.username = v.username;
-  if (v.password !== undefined) o.password = v.password;
-  if (v.transport !== undefined) {
-    if (v.transport !== 'tcp' && v.transport !== 'ws') throw new BenchUsageError(`--transport: expected tcp or ws, got "${v.transport}"`);
-    o.transport = v.transport;
-  }
-  const mqttPort = int('mqtt-port', v['mqtt-port'], 0, 65535);
-  if (mqttPort !== undefined) o.mqttPort = mqttPort;
-  const wsPort = int('ws-port', v['ws-port'], 0, 65535);
-  if (wsPort !== undefined) o.wsPort = wsPort;
-  if (v.host !== undefined) o.host = v.host;
-  const devices = int('devices', v.devices, 1, 1_000_000);
-  if (devices !== undefined) o.devices = devices;
-  if (v.rate !== undefined && v['rate-per-device'] !== undefined) throw new BenchUsageError('--rate and --rate-per-device exclude each other');
-  const rate = positive('rate', v.rate);
-  if (rate !== undefined) o.rate = rate;
-  const perDevice = positive('rate-per-device', v['rate-per-device']);
-  if (perDevice !== undefined) o.ratePerDevice = perDevice;
-  if (v.qos !== undefined) {
-    if (v.qos !== '0' && v.qos !== '1') throw new BenchUsageError(`--qos: expected 0 or 1 (Aedes and bench speak MQTT 3.1.1; QoS 2 is not generated), got "${v.qos}"`);
-    o.qos = v.qos === '1' ? 1 : 0;
-  }
-  const d = duration('duration', v.duration, false);
-  if (d !== undefined) o.durationMs = d;
-  const w = duration('warmup', v.warmup, true);
-  if (w !== undefined) o.warmupMs = w;
-  if (v.ramp !== undefined) {
-    const r = Number(v.ramp);
-    if (!(r >= 0) || !Number.isFinite(r)) throw new BenchUsageError(`--ramp: expected connections per second >= 0, got "${v.ramp}"`);
-    o.rampPerSecond = r;
-  }
-  const pad = int('payload-size', v['payload-size'], 0, 256 * 1024);
-  if (pad !== undefined) o.payloadSize = pad;
-  if (v.events !== undefined) {
-    const e = Number(v.events);
-    if (!(e >= 0 && e <= 1)) throw new BenchUsageError(`--events: expected a share 0..1, got "${v.events}"`);
-    o.eventShare = e;
-  }
-  if (v.models !== undefined) o.models = v.models.split(',').map((s) => s.trim()).filter(Boolean);
-  const j = duration('reconnect-jitter', v['reconnect-jitter'], true);
-  if (j !== undefined) o.reconnectJitterMs = j;
-  const workers = int('workers', v.workers, 1, 64);
-  if (workers !== undefined) o.workers = workers;
-  const seed = int('seed', v.seed, 0);
-  if (seed !== undefined) o.seed = seed;
-  if (v['reply-topic'] !== undefined) {
-    const t = v['reply-topic'];
-    if (!validFilter(t)) throw new BenchUsageError(`--reply-topic: "${t}" is not a valid MQTT topic filter`);
-    o.replyTopic = t;
-  }
-  const wait = duration('wait', v.wait, true);
-  if (wait !== undefined) o.waitMs = wait;
-  if (v.slo !== undefined) {
+/** A comma-separated list of SLO terms. */
+const sloTerms: Flag<SloTerm[]> = {
+  type: 'string',
+  parse: (t) => {
     try {
-      o.slo = parseSlo(v.slo);
+      return parseSlo(t);
     } catch (e) {
-      throw new BenchUsageError((e as Error).message);
+      throw new UsageError((e as Error).message);
     }
-  }
-  return o;
-}
+  },
+};
 
-/** An MQTT topic filter: `#` only as the whole last level, `+` only as a whole level. */
-function validFilter(f: string): boolean {
-  if (f === '' || f.length > 65535) return false;
-  const levels = f.split('/');
-  return levels.every((l, i) => (l.includes('#') ? l === '#' && i === levels.length - 1 : !l.includes('+') || l === '+'));
-}
-
-function parse(args: string[]) {
-  try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new BenchUsageError((e as Error).message);
-  }
-}
+const BENCH_FLAGS = {
+  broker: option('broker', text),
+  username: option('username', text),
+  password: option('password', text),
+  transport: option('transport', choice({ tcp: 'tcp', ws: 'ws' })),
+  'mqtt-port': option('mqttPort', port),
+  'ws-port': option('wsPort', port),
+  host: option('host', text),
+  devices: option('devices', number),
+  rate: option('rate', number),
+  'rate-per-device': option('ratePerDevice', number),
+  qos: option('qos', choice({ 0: 0, 1: 1 }, QOS_NOTE)),
+  duration: option('durationMs', duration),
+  warmup: option('warmupMs', duration),
+  ramp: option('rampPerSecond', number),
+  'payload-size': option('payloadSize', number),
+  events: option('eventShare', number),
+  models: option('models', list),
+  'reconnect-jitter': option('reconnectJitterMs', duration),
+  workers: option('workers', number),
+  seed: option('seed', number),
+  'reply-topic': option('replyTopic', text),
+  wait: option('waitMs', duration),
+  slo: option('slo', sloTerms),
+  report: text,
+  markdown: text,
+  quiet: bool,
+  help,
+} satisfies FlagSet;
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
@@ -211,21 +115,11 @@ async function output(path: string, text: string, out: NodeJS.WritableStream): P
 }
 
 export async function bench(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  let opts: BenchOptions;
-  let v: ReturnType<typeof parse>['values'];
-  try {
-    const parsed = parse(args);
-    v = parsed.values;
-    if (v.help) { out.write(BENCH_USAGE); return 0; }
-    if (parsed.positionals.length) throw new BenchUsageError(`bench takes no positional arguments, got "${parsed.positionals.join(' ')}"`);
-    opts = toOptions(v);
-  } catch (e) {
-    if (e instanceof BenchUsageError) {
-      err.write(`aiot-sim bench: ${e.message}\n(aiot-sim bench --help lists the options)\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const parsed = parseFlags(args, BENCH_FLAGS, 'bench');
+  const v = parsed.values;
+  if (v.help) { out.write(BENCH_USAGE); return 0; }
+  if (parsed.positionals.length) throw new UsageError(`bench takes no positional arguments, got "${parsed.positionals.join(' ')}"`, 'bench');
+  const opts = optionsFrom<BenchOptions>(BENCH_FLAGS, parsed);
   const quiet = v.quiet === true;
   const tty = !quiet && (err as NodeJS.WriteStream).isTTY === true;
   let shown = false;
@@ -244,6 +138,8 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
     report = await runBench(opts);
   } catch (e) {
     if (shown) err.write('\r\x1b[2K');
+    const usage = usageErrorFor(e, BENCH_FLAGS, parsed, 'bench');
+    if (usage) throw usage;
     if (e instanceof AiotSimError) {
       err.write(`aiot-sim bench: ${e.message}\n`);
       return e.kind === 'input' ? 2 : 1;

@@ -4,7 +4,6 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { checkCatalogFile, loadCatalog, parseYaml, type Catalog } from '../catalog/catalog.js';
 import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
@@ -15,6 +14,7 @@ import type { RunReport } from '../sim/report.js';
 import { checkScenario } from '../catalog/scenario.js';
 import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
+import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
@@ -54,30 +54,29 @@ Options for run:
   -h, --help        this help
 `;
 
-const RUN_OPTIONS = {
-  seed: { type: 'string' },
-  speed: { type: 'string' },
-  fast: { type: 'boolean' },
-  duration: { type: 'string' },
-  telemetry: { type: 'string' },
-  'mqtt-port': { type: 'string' },
-  'ws-port': { type: 'string' },
-  'http-port': { type: 'string' },
-  host: { type: 'string' },
-  broker: { type: 'string' },
-  username: { type: 'string' },
-  password: { type: 'string' },
-  token: { type: 'string' },
-  report: { type: 'string' },
-  trace: { type: 'string' },
-  workers: { type: 'string' },
-  quiet: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
+const option = setter<SimulationOptions>();
+const RUN_FLAGS = {
+  seed: option('seed', number),
+  speed: option('speed', number),
+  fast: bool,
+  duration: option('duration', duration),
+  telemetry: option('telemetry', choice({ on: true, off: false })),
+  'mqtt-port': port,
+  'ws-port': port,
+  'http-port': port,
+  host: text,
+  broker: text,
+  username: text,
+  password: text,
+  token: option('operatorToken', operatorToken),
+  report: text,
+  trace: text,
+  workers: integer(1, 64),
+  quiet: bool,
+  help,
+} satisfies FlagSet;
 
-class UsageError extends AiotSimError {
-  constructor(message: string) { super('E_USAGE', 'input', message); }
-}
+type RunFlags = Parsed<typeof RUN_FLAGS>;
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const [command, ...rest] = argv;
@@ -92,7 +91,7 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       case 'run':
         return await run(rest, out, err);
       case 'serve':
-        return await serve(rest, out, err, port, (m) => new UsageError(m));
+        return await serve(rest, out, err);
       case 'bench':
         return await bench(rest, out, err);
       case 'devices':
@@ -106,7 +105,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      err.write(`aiot-sim: ${e.message}\n\n${USAGE}`);
+      const lines = e.message.split('\n').map((l) => `aiot-sim${e.command ? ` ${e.command}` : ''}: ${l}\n`).join('');
+      err.write(e.command ? `${lines}(aiot-sim ${e.command} --help lists the options)\n` : `${lines}\n${USAGE}`);
       return 2;
     }
     if (e instanceof ValidationError) {
@@ -121,58 +121,59 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   }
 }
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
-
-function port(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: expected a port number 0..65535, got "${value}"`);
-  return n;
-}
-
 async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const { values: v, positionals } = parse(args, RUN_OPTIONS);
+  const parsed = parseFlags(args, RUN_FLAGS);
+  const v = parsed.values;
   if (v.help) {
     out.write(USAGE);
     return 0;
   }
-  if (positionals.length > 1) throw new UsageError(`run takes one scenario file, got ${positionals.length}`);
-  const scenarioPath = resolve(positionals[0] ?? join(PACKAGE_ROOT, 'scenarios', 'default.yaml'));
+  if (parsed.positionals.length > 1) throw new UsageError(`run takes one scenario file, got ${parsed.positionals.length}`);
+  const opts = runOptions(parsed);
+  const quiet = v.quiet === true;
+  const progress = new Progress(err, quiet ? 'off' : (err as NodeJS.WriteStream).isTTY === true ? 'tty' : 'log');
+  opts.onConnectProgress = (n, total) => progress.connecting(n, total);
+  const workers = v.workers ?? 1;
+  if (workers > 1) return runSharded(opts, workers, parsed, progress, out, err);
+
+  const sim = await created(Simulation.create(opts), parsed);
+  if (!quiet) err.write(banner(sim, sim.status()) + '\n');
+  await sim.start();
+  progress.clear();
+  if (opts.externalBroker) {
+    err.write(`aiot-sim: devices, app users and the platform are on your broker ${opts.externalBroker.url}\n`);
+  } else {
+    const b = sim.broker;
+    const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
+    const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
+    err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
+  }
+  const monitor = await startRunMonitor(sim, v['http-port'] ?? 8080, v.host ?? '127.0.0.1', err);
+  if (!quiet && !opts.externalBroker) {
+    const b = sim.broker;
+    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
+  }
+  try {
+    return await follow(sim, v.report, progress, out, err);
+  } finally {
+    await monitor.stop();
+  }
+}
+
+/** The simulation's options from the command line; what only the command line can get wrong (flags that exclude each other) is refused here. */
+function runOptions(parsed: RunFlags): SimulationOptions {
+  const v = parsed.values;
   const opts: SimulationOptions = {
-    scenario: scenarioPath,
-    broker: {
-      mqttPort: port('mqtt-port', v['mqtt-port'], 1883),
-      wsPort: port('ws-port', v['ws-port'], 8083),
-      host: v.host ?? '127.0.0.1',
-    },
+    scenario: resolve(parsed.positionals[0] ?? join(PACKAGE_ROOT, 'scenarios', 'default.yaml')),
+    broker: { mqttPort: v['mqtt-port'] ?? 1883, wsPort: v['ws-port'] ?? 8083, host: v.host ?? '127.0.0.1' },
   };
-  if (v.seed !== undefined) {
-    const seed = Number(v.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
-    opts.seed = seed;
-  }
   if (v.fast && v.speed !== undefined) throw new UsageError('--fast and --speed exclude each other');
-  if (v.fast) opts.speed = 'fast';
-  if (v.speed !== undefined) {
-    const speed = Number(v.speed);
-    if (!(speed > 0)) throw new UsageError(`--speed: expected a positive number, got "${v.speed}"`);
-    opts.speed = speed;
-  }
+  const speed = v.fast ? 'fast' : v.speed;
+  if (v.seed !== undefined) opts.seed = v.seed;
+  if (speed !== undefined) opts.speed = speed;
   if (v.duration !== undefined) opts.duration = v.duration;
-  if (v.telemetry !== undefined) {
-    if (v.telemetry !== 'on' && v.telemetry !== 'off') throw new UsageError(`--telemetry: expected "on" or "off", got "${v.telemetry}"`);
-    opts.telemetry = v.telemetry === 'on';
-  }
-  if (v.token !== undefined) {
-    if (v.token.length < 8) throw new UsageError('--token: use at least 8 characters');
-    opts.operatorToken = v.token;
-  }
+  if (v.telemetry !== undefined) opts.telemetry = v.telemetry;
+  if (v.token !== undefined) opts.operatorToken = v.token;
   if (v.trace) opts.traceFile = resolve(v.trace);
   if (v.broker !== undefined) {
     if (v['mqtt-port'] !== undefined || v['ws-port'] !== undefined || v.host !== undefined) {
@@ -189,51 +190,34 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   } else if (v.username !== undefined || v.password !== undefined) {
     throw new UsageError('--username and --password go with --broker');
   }
-  const quiet = v.quiet === true;
-  const progress = new Progress(err, quiet ? 'off' : (err as NodeJS.WriteStream).isTTY === true ? 'tty' : 'log');
-  opts.onConnectProgress = (n, total) => progress.connecting(n, total);
-  let workers = 1;
-  if (v.workers !== undefined) {
-    workers = Number(v.workers);
-    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: expected an integer from 1 to 64, got "${v.workers}"`);
-  }
-  if (workers > 1) {
-    const clash = (['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed'] as const).filter((k) => v[k] !== undefined);
-    if (clash.length) {
-      throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
-    }
-    const sharded: ShardedOptions = { scenario: scenarioPath, workers, speed: 'fast', onConnectProgress: opts.onConnectProgress };
-    for (const k of ['seed', 'duration', 'telemetry', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
-    const sim = await ShardedSimulation.create(sharded);
-    if (!quiet) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
-    await sim.start();
-    progress.clear();
-    err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no ports, no live monitor); operator token: ${sim.operatorToken}\n`);
-    return follow(sim, v.report, progress, out, err);
-  }
+  return opts;
+}
 
-  const httpPort = port('http-port', v['http-port'], 8080);
-  const sim = await Simulation.create(opts);
-  if (!quiet) err.write(banner(sim, sim.status()) + '\n');
+/** `run --workers N`: the homes split over N worker threads, each on its own in-process broker. */
+async function runSharded(
+  opts: SimulationOptions, workers: number, parsed: RunFlags, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
+): Promise<number> {
+  const clash = (['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed'] as const).filter((k) => parsed.values[k] !== undefined);
+  if (clash.length) {
+    throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
+  }
+  const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
+  if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
+  for (const k of ['seed', 'duration', 'telemetry', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
+  const sim = await created(ShardedSimulation.create(sharded), parsed);
+  if (parsed.values.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
   await sim.start();
   progress.clear();
-  if (opts.externalBroker) {
-    err.write(`aiot-sim: devices, app users and the platform are on your broker ${opts.externalBroker.url}\n`);
-  } else {
-    const b = sim.broker;
-    const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
-    const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
-    err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
-  }
-  const monitor = await startRunMonitor(sim, httpPort, v.host ?? '127.0.0.1', err);
-  if (!quiet && !opts.externalBroker) {
-    const b = sim.broker;
-    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
-  }
+  err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no ports, no live monitor); operator token: ${sim.operatorToken}\n`);
+  return follow(sim, parsed.values.report, progress, out, err);
+}
+
+/** A simulation being created; the library's refusal of a flag's value becomes a usage error naming the flag. */
+async function created<T>(creating: Promise<T>, parsed: RunFlags): Promise<T> {
   try {
-    return await follow(sim, v.report, progress, out, err);
-  } finally {
-    await monitor.stop();
+    return await creating;
+  } catch (e) {
+    throw usageErrorFor(e, RUN_FLAGS, parsed) ?? e;
   }
 }
 
@@ -282,7 +266,7 @@ async function follow(
 }
 
 async function devices(args: string[], out: NodeJS.WritableStream): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
+  const { values, positionals } = parseFlags(args, { json: bool });
   const catalog: Catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices'));
   if (positionals.length === 0) {
     out.write(values.json ? JSON.stringify(catalog.models, null, 2) + '\n' : listModels(catalog));
@@ -300,7 +284,7 @@ async function devices(args: string[], out: NodeJS.WritableStream): Promise<numb
 }
 
 async function validate(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const { positionals } = parse(args, {});
+  const { positionals } = parseFlags(args, {});
   if (positionals.length === 0) throw new UsageError('validate needs at least one file');
   const catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices')).catch(() => null);
   const problems: Problem[] = [];
@@ -338,7 +322,7 @@ async function validateFile(path: string, catalog: Catalog | null): Promise<Prob
 }
 
 async function schema(args: string[], out: NodeJS.WritableStream): Promise<number> {
-  const { values } = parse(args, { write: { type: 'boolean' } });
+  const { values } = parseFlags(args, { write: bool });
   const schemas = { device: deviceJsonSchema(), fragment: fragmentJsonSchema(), scenario: scenarioJsonSchema() };
   if (values.write) {
     const dir = join(PACKAGE_ROOT, 'schema');

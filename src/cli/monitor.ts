@@ -2,20 +2,20 @@
  * The CLI's monitoring parts: the monitor `run` starts next to a simulation (--http-port), and
  * `aiot-sim serve` (broker + platform + monitor, no devices). Kept out of main.ts on purpose.
  */
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { EmbeddedBroker } from '../broker/broker.js';
 import { AiotSimError } from '../errors.js';
+import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorSimulation } from '../monitor/simulation.js';
 import { PlatformService } from '../platform/service.js';
 import type { Simulation } from '../sim/simulation.js';
 
 /** Start the monitor for a started simulation; if it cannot (busy port), stop the simulation and rethrow. */
-export async function startRunMonitor(sim: Simulation, port: number, host: string, err: NodeJS.WritableStream): Promise<MonitorServer> {
+export async function startRunMonitor(sim: Simulation, httpPort: number, host: string, err: NodeJS.WritableStream): Promise<MonitorServer> {
   let monitor: MonitorServer;
   try {
-    monitor = await monitorSimulation(sim, { port, host });
+    monitor = await monitorSimulation(sim, { port: httpPort, host });
   } catch (e) {
     await sim.stop();
     throw e;
@@ -33,33 +33,21 @@ export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the pl
   --token T         operator account password and monitor token (default: random, printed)
 `;
 
-type PortFn = (name: string, value: string | undefined, fallback: number) => number;
+const SERVE_FLAGS = { 'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, token: operatorToken, help } satisfies FlagSet;
 
 /** `aiot-sim serve`: runs until SIGINT/SIGTERM; returns the exit code. */
-export async function serve(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, port: PortFn, usageError: (m: string) => Error): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args, allowPositionals: false, strict: true,
-      options: {
-        'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' },
-        host: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw usageError((e as Error).message);
-  }
-  const v = parsed.values;
+export async function serve(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { values: v, positionals } = parseFlags(args, SERVE_FLAGS);
   if (v.help) {
     out.write(SERVE_USAGE);
     return 0;
   }
-  if (v.token !== undefined && v.token.length < 8) throw usageError('--token: use at least 8 characters');
+  if (positionals.length) throw new UsageError(`serve takes no arguments, got "${positionals.join(' ')}"`);
   const token = v.token ?? randomBytes(12).toString('base64url');
   const host = v.host ?? '127.0.0.1';
-  const mqttPort = port('mqtt-port', v['mqtt-port'], 1883);
-  const wsPort = port('ws-port', v['ws-port'], 8083);
-  const httpPort = port('http-port', v['http-port'], 8080);
+  const mqttPort = v['mqtt-port'] ?? 1883;
+  const wsPort = v['ws-port'] ?? 8083;
+  const httpPort = v['http-port'] ?? 8080;
 
   const broker = await EmbeddedBroker.start({ operatorToken: token, host, mqttPort, wsPort });
   // No provisioned devices: the platform knows none, so it counts sessions and messages only.

@@ -54,6 +54,10 @@ export class Generator {
   private lastTick = 0;
   private cursor = 0;
   private ticker: NodeJS.Timeout | null = null;
+  /** QoS 1 PUBLISHes of every connection not acknowledged yet. */
+  private unacked = 0;
+  /** After the window: the bound on waiting for the last PUBACKs. */
+  private stopping: NodeJS.Timeout | null = null;
   private reporter: NodeJS.Timeout | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -135,14 +139,14 @@ export class Generator {
       this.stats.connectMaxMs = Math.max(this.stats.connectMaxMs, performance.now() - t);
       if (!this.running) { client.end(); return; }
       d.client = client;
-      d.inflight = 0;
+      this.setInflight(d, 0);
       client.onPuback = () => {
-        if (d.inflight > 0) d.inflight--;
+        if (d.inflight > 0) this.setInflight(d, d.inflight - 1);
         this.stats.acked++;
       };
       client.onClose = () => {
         d.client = null;
-        d.inflight = 0;
+        this.setInflight(d, 0);
         if (!this.running) return;
         this.stats.disconnects++;
         this.scheduleReconnect(d);
@@ -226,6 +230,7 @@ export class Generator {
         msgId = d.nextMsgId;
         d.nextMsgId = d.nextMsgId === 0xffff ? 1 : d.nextMsgId + 1;
         d.inflight++;
+        this.unacked++;
       }
       stamp(out, at, t, d.dev.index, d.seq++, nowUs, msgId);
       at += t.buf.length;
@@ -240,23 +245,31 @@ export class Generator {
     this.sending = false;
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
-    // QoS 1: give outstanding PUBACKs a moment (bounded) before reporting.
-    const t0 = performance.now();
-    const check = (): void => {
-      const left = this.devices.reduce((s, d) => s + (d.client ? d.inflight : 0), 0);
-      if (left === 0 || performance.now() - t0 > 3000) this.post({ type: 'stopped', stats: this.snapshot() });
-      else {
-        const timer = setTimeout(() => { this.timers.delete(timer); check(); }, 20);
-        this.timers.add(timer);
-      }
-    };
-    check();
+    // QoS 1: report once the outstanding PUBACKs are in (setInflight), or after 3 s.
+    this.stopping = setTimeout(() => this.reportStopped(), 3000);
+    if (this.unacked === 0) this.reportStopped();
+  }
+
+  private reportStopped(): void {
+    if (!this.stopping) return;
+    clearTimeout(this.stopping);
+    this.stopping = null;
+    this.post({ type: 'stopped', stats: this.snapshot() });
+  }
+
+  /** A connection's unacknowledged count changes (a PUBACK, or a new or lost connection): the last one in ends the stop. */
+  private setInflight(d: DeviceState, n: number): void {
+    this.unacked += n - d.inflight;
+    d.inflight = n;
+    if (this.stopping && this.unacked === 0) this.reportStopped();
   }
 
   async close(): Promise<void> {
     this.running = false;
     if (this.ticker) clearInterval(this.ticker);
     if (this.reporter) clearInterval(this.reporter);
+    if (this.stopping) clearTimeout(this.stopping);
+    this.stopping = null;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     const open = this.devices.map((d) => d.client).filter((c): c is WireClient => c !== null && !c.isClosed);

@@ -63,6 +63,8 @@ export class Probe {
   private negative = 0;
   private intervalReceived = 0;
   private reporter: NodeJS.Timeout | null = null;
+  /** While draining: the measured count that ends it, when the last one arrived, and the quiet timer. */
+  private drain: { expected: number; quietMs: number; lastAt: number; timer: NodeJS.Timeout | null } | null = null;
 
   constructor(private readonly cfg: ProbeConfig, private readonly post: (m: FromProbe) => void) {}
 
@@ -95,8 +97,12 @@ export class Probe {
     if (m.type === 'window') {
       this.fromUs = m.fromUs;
       this.untilUs = m.untilUs;
+    } else if (m.type === 'drain') {
+      this.drain = { expected: m.expected, quietMs: m.quietMs, lastAt: performance.now(), timer: null };
+      if (!this.drainedYet()) this.armQuietTimer(m.quietMs);
     } else if (m.type === 'finish') {
       if (this.reporter) clearInterval(this.reporter);
+      this.endDrain();
       const stats = this.stats(true);
       const c = this.client;
       if (c) { c.onClose = () => undefined; c.end(); }
@@ -124,6 +130,35 @@ export class Probe {
     }
     this.received++;
     this.hist.recordValue(lat);
+    if (this.drain) {
+      this.drain.lastAt = performance.now();
+      this.drainedYet();
+    }
+  }
+
+  /** Answers `drained` (and stops draining) once every expected message is in. */
+  private drainedYet(): boolean {
+    if (!this.drain || this.received < this.drain.expected) return false;
+    this.endDrain();
+    this.post({ type: 'drained', stats: this.stats(false) });
+    return true;
+  }
+
+  /** Fires `quietMs` after the last measured arrival: re-armed for the rest when one came meanwhile. */
+  private armQuietTimer(ms: number): void {
+    const d = this.drain;
+    if (!d) return;
+    d.timer = setTimeout(() => {
+      const quiet = performance.now() - d.lastAt;
+      if (quiet < d.quietMs) { this.armQuietTimer(d.quietMs - quiet); return; }
+      this.endDrain();
+      this.post({ type: 'drained', stats: this.stats(false) });
+    }, ms);
+  }
+
+  private endDrain(): void {
+    if (this.drain?.timer) clearTimeout(this.drain.timer);
+    this.drain = null;
   }
 
   private stats(resetInterval: boolean): ProbeStats {

@@ -86,11 +86,14 @@ export interface ProbeStats {
 
 export type ToProbe =
   | { type: 'window'; fromUs: number; untilUs: number }
+  /** Answer `drained` once `expected` measured messages arrived, or none arrived for `quietMs`. */
+  | { type: 'drain'; expected: number; quietMs: number }
   | { type: 'finish' };
 
 export type FromProbe =
   | { type: 'ready' }
   | { type: 'stats'; stats: ProbeStats }
+  | { type: 'drained'; stats: ProbeStats }
   | { type: 'finished'; stats: ProbeStats; latencyUs: LatencySummaryUs | null }
   | { type: 'fatal'; error: string };
 

@@ -3,7 +3,9 @@
  * "Load-testing your consumer" section) and its Markdown rendering.
  */
 import type { OverloadStats } from '../broker/overload.js';
-import type { SloCheck } from './slo.js';
+import type { BenchConfig } from './options.js';
+import type { GeneratorStats, LatencySummaryUs, ProbeStats } from './protocol.js';
+import { checkSlo, type SloCheck } from './slo.js';
 
 export interface LatencyMs { count: number; p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number | null; mean: number | null }
 
@@ -90,6 +92,92 @@ export interface BenchReport {
    */
   utilization: { broker: number | null; probe: number; generators: number[] };
   slo: null | { passed: boolean; checks: SloCheck[] };
+}
+
+/** Everything a finished bench measured, for `buildBenchReport`. */
+export interface BenchOutcome {
+  config: BenchConfig;
+  startedAt: Date;
+  wallSeconds: number;
+  target: BenchReport['target'];
+  /** Until every device had tried once. */
+  connectSeconds: number;
+  /** The generators' final stats, summed. */
+  generators: GeneratorStats;
+  probe: ProbeStats;
+  latencyUs: LatencySummaryUs | null;
+  timeline: TimelinePoint[];
+  /** Embedded broker only. */
+  broker: null | {
+    counters: { published: number; delivered: number; rejected: number };
+    overload: OverloadStats;
+    emitter: { maxQueued: number; waited: number };
+    heapBefore: number; heapConnected: number; heapMax: number; rssMax: number;
+    aliveAfter: boolean;
+  };
+  utilization: BenchReport['utilization'];
+}
+
+/** The report of a finished bench: a pure function of what it measured. */
+export function buildBenchReport(o: BenchOutcome): BenchReport {
+  const c = o.config;
+  const g = o.generators;
+  const p = o.probe;
+  const measuredSeconds = c.durationMs / 1000;
+  const lost = Math.max(0, g.sentMeasured - p.received);
+  const report: BenchReport = {
+    tool: 'aiot-sim bench', version: 1, startedAt: o.startedAt.toISOString(), wallSeconds: o.wallSeconds,
+    target: o.target,
+    config: {
+      devices: c.devices, workers: c.workers, qos: c.qos, rate: c.rate, ratePerDevice: c.rate / c.devices, durationSeconds: c.durationMs / 1000,
+      warmupSeconds: c.warmupMs / 1000, rampPerSecond: c.rampPerSecond, payloadSize: c.payloadSize, payloadBytes: c.payloadBytes, eventShare: c.eventShare,
+      models: c.models, reconnectJitterMs: c.reconnectJitterMs, measure: c.replyTopic !== null ? 'round-trip' : 'broker', replyTopic: c.replyTopic,
+    },
+    connections: {
+      devices: c.devices, succeeded: g.connectOk, failed: g.connectFailed, disconnects: g.disconnects,
+      connectSeconds: round(o.connectSeconds, 3), connectRate: round(c.devices / Math.max(o.connectSeconds, 0.001), 1),
+      slowestConnectMs: round(g.connectMaxMs, 1), errors: g.connectErrors,
+    },
+    messages: {
+      sent: g.sentMeasured, received: p.received, lost, duplicates: p.duplicates,
+      lossRatio: g.sentMeasured > 0 ? lost / g.sentMeasured : null, notSent: g.notSent, acked: g.acked,
+    },
+    rate: { target: c.rate, sent: round(g.sentMeasured / measuredSeconds, 1), received: round(p.received / measuredSeconds, 1) },
+    latencyMs: toMs(o.latencyUs),
+    timeline: o.timeline,
+    broker: o.broker && brokerFigures(o.broker, c.devices),
+    probe: { foreign: p.foreign, negativeLatencies: p.negative },
+    utilization: o.utilization,
+    slo: null,
+  };
+  if (c.slo.length) report.slo = checkSlo(c.slo, { latencyMs: report.latencyMs, messages: report.messages, rate: report.rate, connections: report.connections });
+  return report;
+}
+
+function brokerFigures(b: NonNullable<BenchOutcome['broker']>, devices: number): NonNullable<BenchReport['broker']> {
+  return {
+    published: b.counters.published, delivered: b.counters.delivered, rejected: b.counters.rejected,
+    overload: { ...b.overload },
+    emitter: { maxQueued: b.emitter.maxQueued, waited: b.emitter.waited },
+    memory: {
+      heapUsedBeforeBytes: b.heapBefore, heapUsedConnectedBytes: b.heapConnected,
+      heapBytesPerConnection: Math.round((b.heapConnected - b.heapBefore) / devices), heapUsedMaxBytes: b.heapMax, rssMaxBytes: b.rssMax,
+    },
+    aliveAfter: b.aliveAfter,
+  };
+}
+
+function toMs(l: LatencySummaryUs | null): LatencyMs {
+  if (!l) return { count: 0, p50: null, p90: null, p99: null, p999: null, max: null, mean: null };
+  // HDR percentiles are the highest value equivalent to their bucket (3 significant digits), which
+  // can lie a hair above the exact maximum: clamp so p50 <= ... <= p999 <= max always holds.
+  const ms = (us: number): number => Math.round(Math.min(us, l.max)) / 1000;
+  return { count: l.count, p50: ms(l.p50), p90: ms(l.p90), p99: ms(l.p99), p999: ms(l.p999), max: ms(l.max), mean: ms(l.mean) };
+}
+
+function round(x: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
 }
 
 const num = (x: number | null, d = 2): string => (x === null ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: d }));

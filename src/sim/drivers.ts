@@ -21,9 +21,16 @@ const FAST_SLICE_EVENTS = 2000;
 export interface DriverOptions {
   /** Virtual time at which to stop, or undefined to run until stopped. */
   endTime?: number;
-  /** Fast mode: true while the broker is behind and the simulation should wait. */
+  /** True while the broker is behind or network work is under way: the clock waits. */
   congested?: () => boolean;
+  /**
+   * Fast mode: resolves when what made `congested()` true may be over (the driver checks again).
+   * Default: the next turn of the event loop.
+   */
+  uncongested?: () => Promise<unknown>;
 }
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class ClockDriver {
   private timer: NodeJS.Timeout | null = null;
@@ -122,9 +129,12 @@ export class ClockDriver {
   private async fastLoop(): Promise<void> {
     const end = this.opts.endTime ?? Infinity;
     const congested = this.opts.congested ?? (() => false);
+    const uncongested = this.opts.uncongested ?? nextTurn;
     while (this.running) {
       if (congested()) {
-        await new Promise((r) => setImmediate(r));
+        // Wait for the work or the backlog to clear, then let I/O run once before checking again.
+        await uncongested();
+        await nextTurn();
         continue;
       }
       const next = this.scheduler.nextTime();
@@ -136,7 +146,7 @@ export class ClockDriver {
       // Run a slice of virtual time (bounded in events), pausing as soon as a command or a
       // reconnection is under way, then let I/O flow so messages reach the broker in order.
       this.runTo(Math.min(end, next + FAST_SLICE_MS), FAST_SLICE_EVENTS, congested);
-      await new Promise((r) => setImmediate(r));
+      await nextTurn();
     }
   }
 }

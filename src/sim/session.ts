@@ -17,7 +17,9 @@ import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
 import { Rng } from './rng.js';
 import type { Clock } from '../contract/clock.js';
+import { closeConnection, TEARDOWN, type SessionState, type Teardown } from './session-state.js';
 import type { TraceRecorder } from './trace.js';
+import { when } from './waits.js';
 
 const log = logger('session');
 
@@ -26,29 +28,39 @@ export type Connector =
   | { kind: 'in-process'; open: () => Duplex }
   | { kind: 'url'; url: string };
 
+/** A count the session keeps up to date (the session pool's gauges). */
+export interface Counter { add(delta: number): void }
+
 export interface SessionHooks {
   clock: Clock;
   trace: TraceRecorder;
-  /** Publishes handed to the client and not yet written (for backpressure). */
-  inflight: { count: number };
+  /** Publishes handed to the client and not yet written (QoS 0) or acknowledged (QoS 1), for backpressure. */
+  inflight: Counter;
+  /** Sessions connected now: +1 as this one connects, -1 as it goes down. */
+  connected?: Counter;
   /** Reconnection delays. Default DEFAULT_RECONNECT. */
   reconnect?: ReconnectPolicy;
   /** Seed of the reconnection jitter (each session forks its own stream by did). Default 1. */
   seed?: number;
 }
 
+const DONE = Promise.resolve();
+
+export type { SessionState, Teardown } from './session-state.js';
+
 export class DeviceSession {
   readonly did: string;
   private client: MqttClient | null = null;
   private readonly byDid = new Map<string, Device>();
   private readonly link: DeviceLink;
-  connected = false;
+  private state_: SessionState = 'new';
+  /**
+   * Whether the next reconnection announces itself (`goOnline`). Orthogonal to the state: a
+   * fault that takes sessions down and brings them back together (or a broker restart) turns it
+   * off so that it announces them itself, in population order; `goOnline()` turns it back on.
+   */
+  private selfAnnounce = true;
   connects = 0;
-  /** While suspended (a fault), the session stays down and does not reconnect by itself. */
-  suspended = false;
-  /** Stopped or killed: never reconnects. */
-  private ended = false;
-  private announceOnReconnect = true;
   /** Created at the first drop: most sessions never need one. */
   private backoff: Backoff | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -71,7 +83,14 @@ export class DeviceSession {
     this.link = { publish: (topic, payload, opts) => this.publish(topic, payload, opts) };
   }
 
-  /** Connect and resolve once the broker accepted the session (CONNACK) and it went online. */
+  get state(): SessionState { return this.state_; }
+
+  get connected(): boolean { return this.state_ === 'connected'; }
+
+  /** Held down by a fault (`suspended` or `left`) until `resume()`. */
+  get held(): boolean { return this.state_ === 'suspended' || this.state_ === 'left'; }
+
+  /** Connect and resolve once the broker accepted the session (CONNACK). */
   connect(timeoutMs = 30_000): Promise<void> {
     const opts: IClientOptions = {
       clientId: this.did,
@@ -91,11 +110,12 @@ export class DeviceSession {
       log: () => undefined,
       will: this.will(),
     };
+    this.enter('connecting');
     const client = this.connector.kind === 'in-process'
       ? new MqttClient(() => (this.connector as { open: () => Duplex }).open(), opts)
       : mqtt.connect(this.connector.url, opts);
     this.client = client;
-    client.on('connect', () => this.onConnect());
+    client.on('connect', () => this.onConnect(client));
     // The will is stamped with the time its session starts, so refresh it for each reconnect.
     client.on('reconnect', () => { client.options.will = this.will(); });
     client.on('close', () => this.onClose(client));
@@ -105,7 +125,7 @@ export class DeviceSession {
       const ok = (): void => { client.off('error', bad); resolve(); };
       const bad = (err: Error): void => {
         client.off('connect', ok);
-        this.ended = true;
+        this.enter('ended');
         client.end(true);
         reject(new Error(`device ${this.did}: ${err.message}`));
       };
@@ -123,39 +143,69 @@ export class DeviceSession {
     };
   }
 
-  /** Go offline cleanly: children and self publish "offline", then DISCONNECT (no last will). */
-  async stop(): Promise<void> {
+  /** Go offline for good, cleanly: children and self publish "offline", then DISCONNECT (no last will). */
+  stop(): Promise<void> {
+    return this.teardown('stop');
+  }
+
+  /** Drop the connection for good without DISCONNECT, as a device losing power would (last will fires). */
+  kill(): void {
+    void this.teardown('kill');
+  }
+
+  /**
+   * Drop the connection without DISCONNECT (the broker publishes the last will) and reconnect by
+   * itself with backoff, as after a network blip: a reconnect storm when every session does it.
+   */
+  drop(): void {
+    void this.teardown('drop');
+  }
+
+  /**
+   * Lose the network (a fault): the connection drops without DISCONNECT, so the broker publishes
+   * the last will, and the session does not come back until `resume()`.
+   */
+  suspend(): void {
+    void this.teardown('suspend');
+  }
+
+  /**
+   * Leave cleanly (a fault: the device is unplugged, or churns): children and self publish
+   * "offline", then DISCONNECT (no last will); the session stays down until `resume()`.
+   */
+  leave(): Promise<void> {
+    return this.teardown('leave');
+  }
+
+  /**
+   * Every way down (see `Teardown`): say goodbye if the rule is clean and the session is up, move
+   * to the rule's state, let the devices go, close the connection, and write off what was in flight.
+   */
+  private teardown(how: Teardown): Promise<void> {
     const client = this.client;
-    if (!client) return;
-    this.ended = true;
-    this.clearRetry();
-    if (!this.connected) {
-      // Down (a fault, or the broker is away): nothing to say goodbye on.
-      this.client = null;
-      this.detachAll();
-      client.end(true);
+    const rule = TEARDOWN[how];
+    if (!client || (!rule.evenIfHeld && (this.held || this.state_ === 'ended'))) return DONE;
+    const goodbye = rule.clean && this.state_ === 'connected';
+    if (goodbye) this.sayOffline();
+    // A drop keeps a retry already under way; every other way down cancels it.
+    if (rule.next !== 'connecting') this.clearRetry();
+    this.enter(rule.next);
+    if (rule.next === 'ended') this.client = null;
+    this.detachAll();
+    // A clean DISCONNECT after the offline states; never wait long on a connection that is gone.
+    const closing = closeConnection(client, how, goodbye);
+    if (!closing) {
       this.writeOff();
-      return;
+      return DONE;
     }
+    return closing.then(() => this.writeOff());
+  }
+
+  /** Children, then self, publish "offline" (retained). */
+  private sayOffline(): void {
     for (const d of [...this.children, this.device]) {
       this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
     }
-    this.client = null;
-    this.detachAll();
-    // A clean DISCONNECT after the offline states; never wait long on a connection that is gone.
-    await disconnect(client, true);
-    this.writeOff();
-  }
-
-  /** Drop the connection without DISCONNECT, as a device losing power or network would (last will fires). */
-  kill(): void {
-    const client = this.client;
-    this.ended = true;
-    this.clearRetry();
-    this.client = null;
-    this.detachAll();
-    client?.stream?.destroy();
-    client?.end(true);
   }
 
   /**
@@ -165,8 +215,8 @@ export class DeviceSession {
    */
   goOnline(): void {
     const client = this.client;
-    this.announceOnReconnect = true;
-    if (!client || !this.connected) return;
+    this.selfAnnounce = true;
+    if (!client || this.state_ !== 'connected') return;
     for (const d of this.byDid.values()) d.attach(this.link);
     client.subscribe([...this.byDid.keys()].map((did) => topics.rpcDown(did)), { qos: 1 }, (err) => {
       if (err) log.warn({ did: this.did, err: err.message }, 'subscribe failed');
@@ -185,37 +235,75 @@ export class DeviceSession {
    * on a session that is not back yet, it lets the session announce itself when it is).
    */
   holdAnnouncement(): void {
-    this.announceOnReconnect = false;
+    this.selfAnnounce = false;
   }
 
   /**
-   * Drop the connection without DISCONNECT (the broker publishes the last will) and reconnect by
-   * itself with backoff, as after a network blip: a reconnect storm when every session does it.
+   * Get the network back: reconnect and resolve once connected. The caller announces the session
+   * (`goOnline`), so that sessions coming back together announce in a reproducible order.
    */
-  drop(): void {
+  resume(timeoutMs = 30_000): Promise<void> {
     const client = this.client;
-    if (!client || this.suspended || this.ended) return;
-    this.connected = false;
-    this.detachAll();
-    client.stream?.destroy();
-    this.writeOff();
+    if (!client || !this.held) return DONE;
+    const left = this.state_ === 'left';
+    this.enter('connecting');
+    this.selfAnnounce = false;
+    const back = this.whenConnected(timeoutMs);
+    if (left) {
+      // After a clean DISCONNECT mqtt.js has closed its stores (nothing was left in flight).
+      client.options.will = this.will();
+      client.reconnect();
+    } else this.reconnectKeepingStore(client);
+    return back;
   }
 
-  private onConnect(): void {
-    this.connected = true;
+  /** Resolves once the session is connected (at once if it is); rejects after `timeoutMs`. */
+  async whenConnected(timeoutMs = 30_000): Promise<void> {
+    const client = this.client;
+    if (!client) throw new Error(`device ${this.did}: session stopped`);
+    const back = await when(() => this.state_ === 'connected', (wake) => {
+      client.on('connect', wake);
+      return () => { client.off('connect', wake); };
+    }, timeoutMs);
+    if (!back) throw new Error(`device ${this.did}: no reconnect within ${timeoutMs} ms`);
+  }
+
+  private enter(next: SessionState): void {
+    const was = this.state_;
+    if (was === next) return;
+    this.state_ = next;
+    if (was === 'connected') this.hooks.connected?.add(-1);
+    else if (next === 'connected') this.hooks.connected?.add(1);
+  }
+
+  private onConnect(client: MqttClient): void {
+    if (this.state_ !== 'connecting') {
+      // A connection that got through after a fault or stop() took the session down: not wanted.
+      client.stream?.destroy();
+      return;
+    }
+    this.enter('connected');
     this.connects++;
     this.backoff?.reset();
-    if (this.connects > 1 && this.announceOnReconnect) this.goOnline();
+    if (this.connects > 1 && this.selfAnnounce) this.goOnline();
+  }
+
+  private onClose(client: MqttClient): void {
+    if (this.state_ === 'connected') this.enter('connecting');
+    this.detachAll();
+    // What was handed to the connection that closed is not waited for (QoS 1 is resent from the store).
+    this.writeOff();
+    this.scheduleRetry(client);
   }
 
   /** Retry after a drop, after a jittered exponential delay, until connected. */
   private scheduleRetry(client: MqttClient): void {
-    if (this.retryTimer || this.ended || this.suspended || this.client !== client) return;
+    if (this.retryTimer || this.state_ !== 'connecting' || this.client !== client) return;
     this.backoff ??= new Backoff(this.hooks.reconnect ?? DEFAULT_RECONNECT, Rng.from(this.hooks.seed ?? 1, 'reconnect', this.did));
     const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      if (this.ended || this.suspended || this.client !== client || client.connected) return;
+      if (this.state_ !== 'connecting' || this.client !== client || client.connected) return;
       this.reconnectAttempts++;
       this.reconnectKeepingStore(client);
     }, delay);
@@ -232,88 +320,10 @@ export class DeviceSession {
     this.retryTimer = null;
   }
 
-  /**
-   * Lose the network (a fault): the connection drops without DISCONNECT, so the broker publishes
-   * the last will, and the session does not come back until `resume()`.
-   */
-  suspend(): void {
-    const client = this.client;
-    if (!client || this.suspended) return;
-    this.suspended = true;
-    this.clearRetry();
-    this.connected = false;
-    this.detachAll();
-    client.stream?.destroy();
-    this.writeOff();
-  }
-
-  /**
-   * Leave cleanly (a fault: the device is unplugged, or churns): children and self publish
-   * "offline", then DISCONNECT (no last will); the session stays down until `resume()`.
-   */
-  async leave(): Promise<void> {
-    const client = this.client;
-    if (!client || this.suspended || this.ended) return;
-    const wasConnected = this.connected;
-    if (wasConnected) {
-      for (const d of [...this.children, this.device]) {
-        this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
-      }
-    }
-    this.suspended = true;
-    this.leftCleanly = true;
-    this.clearRetry();
-    this.connected = false;
-    this.detachAll();
-    await disconnect(client, wasConnected);
-    this.writeOff();
-  }
-
-  private leftCleanly = false;
-
   /** Messages in flight on a connection that is gone are written off (not waited for). */
   private writeOff(): void {
-    this.hooks.inflight.count -= this.pending.size;
+    if (this.pending.size) this.hooks.inflight.add(-this.pending.size);
     this.pending.clear();
-  }
-
-  /**
-   * Get the network back: reconnect and resolve once connected. The caller announces the session
-   * (`goOnline`), so that sessions coming back together announce in a reproducible order.
-   */
-  resume(timeoutMs = 30_000): Promise<void> {
-    const client = this.client;
-    if (!client || !this.suspended) return Promise.resolve();
-    this.suspended = false;
-    this.announceOnReconnect = false;
-    const back = this.whenConnected(timeoutMs);
-    if (this.leftCleanly) {
-      // After a clean DISCONNECT mqtt.js has closed its stores (nothing was left in flight).
-      this.leftCleanly = false;
-      client.options.will = this.will();
-      client.reconnect();
-    } else this.reconnectKeepingStore(client);
-    return back;
-  }
-
-  /** Resolves once the session is connected (at once if it is); rejects after `timeoutMs`. */
-  whenConnected(timeoutMs = 30_000): Promise<void> {
-    const client = this.client;
-    if (!client) return Promise.reject(new Error(`device ${this.did}: session stopped`));
-    if (this.connected) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { client.off('connect', ok); reject(new Error(`device ${this.did}: no reconnect within ${timeoutMs} ms`)); }, timeoutMs);
-      const ok = (): void => { clearTimeout(timer); resolve(); };
-      client.once('connect', ok);
-    });
-  }
-
-  private onClose(client: MqttClient): void {
-    this.connected = false;
-    this.detachAll();
-    // What was handed to the connection that closed is not waited for (QoS 1 is resent from the store).
-    this.writeOff();
-    this.scheduleRetry(client);
   }
 
   private detachAll(): void {
@@ -338,20 +348,9 @@ export class DeviceSession {
     const inflight = this.hooks.inflight;
     const id = this.nextPublish++;
     this.pending.add(id);
-    inflight.count++;
+    inflight.add(1);
     client.publish(topic, payload, opts, () => {
-      if (this.pending.delete(id)) inflight.count--;
+      if (this.pending.delete(id)) inflight.add(-1);
     });
   }
-}
-
-/** Send DISCONNECT (when `clean`) and wait for it at most 3 s; then make sure the connection is closed. */
-async function disconnect(client: MqttClient, clean: boolean): Promise<void> {
-  if (clean) {
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, 3000); });
-    await Promise.race([client.endAsync(false).catch(() => undefined), gaveUp]);
-    clearTimeout(timer);
-  }
-  if (!client.disconnected) client.end(true);
 }

@@ -60,6 +60,8 @@ export class ShardedSimulation {
   private settle!: { resolve: (r: RunReport) => void; reject: (e: Error) => void };
   private readonly result: Promise<RunReport>;
   private failure: AiotSimError | null = null;
+  /** Callers of `reached()` waiting for the shards' virtual time to get somewhere. */
+  private waiting: Array<{ t: number; resolve: (t: number) => void; reject: (e: Error) => void }> = [];
 
   private constructor(
     private readonly opts: ShardedOptions,
@@ -131,13 +133,16 @@ export class ShardedSimulation {
                 this.state = 'running';
                 resolve();
               }
+              this.wakeWaiting();
               break;
             case 'status':
               shard.status = m.status;
+              this.wakeWaiting();
               break;
             case 'done':
               shard.done = { report: m.report, platform: m.platform };
               if (shard.status) shard.status = finalStatus(shard.status, m.report);
+              this.wakeWaiting();
               if (this.shards.every((s) => s.done)) this.finish();
               break;
             case 'error':
@@ -157,6 +162,28 @@ export class ShardedSimulation {
   /** Resolves with the merged report when every shard has run to the end (or been stopped). */
   get finished(): Promise<RunReport> {
     return this.result;
+  }
+
+  /**
+   * Resolves with the run's virtual time (the slowest shard's) once every shard has run to virtual
+   * time `t`, as their statuses tell (each sends one every half second), or once the run is over
+   * short of it; rejects if the run fails first.
+   */
+  reached(t: number): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    const reached = new Promise<number>((resolve, reject) => this.waiting.push({ t, resolve, reject }));
+    this.wakeWaiting();
+    return reached;
+  }
+
+  /** Settle the `reached()` waiters that the latest statuses (or the end of the run) satisfy. */
+  private wakeWaiting(): void {
+    const over = this.state === 'stopped';
+    if (!this.waiting.length || (!over && (this.shards.length < this.workers || this.shards.some((s) => !s.status)))) return;
+    const now = this.status().virtualTime;
+    const due = this.waiting.filter((w) => over || now >= w.t);
+    this.waiting = this.waiting.filter((w) => !due.includes(w));
+    for (const w of due) w.resolve(now);
   }
 
   /** Stop every shard now; resolves with the merged report of what ran. */
@@ -203,6 +230,7 @@ export class ShardedSimulation {
     for (const s of this.shards) void s.worker.terminate();
     reject(e);
     this.settle.reject(e);
+    for (const w of this.waiting.splice(0)) w.reject(e);
   }
 
   private finish(): void {
@@ -210,6 +238,7 @@ export class ShardedSimulation {
     // Their work is done and reported: nothing left in a worker may keep the process alive.
     for (const s of this.shards) void s.worker.terminate();
     const done = this.shards.map((s) => s.done!);
+    this.wakeWaiting();
     this.settle.resolve(mergeReports(done, this.scenario.scale, (performance.now() - this.wallStart) / 1000));
   }
 }

@@ -15,31 +15,6 @@ import type { Connector } from './session.js';
 
 const log = logger('users');
 
-/**
- * Runs asynchronous work one piece at a time, in the order it was queued. While anything is
- * queued, fast mode does not advance the virtual clock, so every command is sent, handled by its
- * device and answered at the virtual instant it was issued: the trace stays reproducible.
- */
-export class WorkQueue {
-  private tail: Promise<void> = Promise.resolve();
-  pending = 0;
-  failures = 0;
-
-  push(work: () => Promise<unknown>): void {
-    this.pending++;
-    this.tail = this.tail
-      .then(work)
-      .then(() => undefined, (err: unknown) => {
-        this.failures++;
-        log.debug({ err: (err as Error).message }, 'queued work failed');
-      })
-      .finally(() => { this.pending--; });
-  }
-
-  /** Resolves when everything queued so far is done. */
-  idle(): Promise<void> { return this.tail; }
-}
-
 export interface AppUser { uid: string; token: string; homeId: string; dids: string[] }
 
 export interface AppSessionPayload { uid: string; event: 'open'; home: string; ts: number }
@@ -127,16 +102,9 @@ export class AppUsers {
 
   get size(): number { return this.clients.size; }
 
-  /** Whether any app client is connected. */
-  anyConnected(): boolean {
-    for (const c of this.clients.values()) if (c.client.connected) return true;
-    return false;
-  }
-
-  /** Whether every app client is connected (they reconnect by themselves after a drop). */
-  allConnected(): boolean {
-    for (const c of this.clients.values()) if (!c.client.connected) return false;
-    return true;
+  /** Every app client's MQTT connection (they reconnect by themselves after a drop). */
+  connections(): MqttClient[] {
+    return [...this.clients.values()].map((c) => c.client);
   }
 
   /** Connect every user's app client (bounded concurrency); each subscribes to its homes' replies. */

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitExit } from './child.js';
 
 export const PACKAGE_DIR = join(import.meta.dirname, '..', '..');
 export const BIN = join(PACKAGE_DIR, 'bin', 'aiot-sim.js');
@@ -29,21 +30,13 @@ export function spawnCli(args: string[], opts: { cwd?: string } = {}): ChildProc
 }
 
 /** Wait for the process to exit; kill it (SIGKILL) and reject after `ms`. */
-export function finish(child: ReturnType<typeof spawnCli>, ms = 20_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolve({ code: child.exitCode, signal: child.signalCode, ...child.out });
-      return;
-    }
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`aiot-sim ${child.spawnargs.slice(2).join(' ')} did not exit within ${ms} ms\nstderr: ${child.out.stderr}`));
-    }, ms);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, ...child.out });
-    });
-  });
+export async function finish(child: ReturnType<typeof spawnCli>, ms = 20_000): Promise<CliResult> {
+  const end = await waitExit(child, ms, 'close');
+  if (!end) {
+    child.kill('SIGKILL');
+    throw new Error(`aiot-sim ${child.spawnargs.slice(2).join(' ')} did not exit within ${ms} ms\nstderr: ${child.out.stderr}`);
+  }
+  return { ...end, ...child.out };
 }
 
 /** Run `aiot-sim ARGS` to completion. */

@@ -1,15 +1,20 @@
 /**
  * A real Mosquitto (Debian package `mosquitto`, installed by .ci/run) on a free loopback port,
- * with its own config in a temporary folder; `stop()` kills it and removes the folder.
+ * with its own config in a temporary folder; `stop()` ends it and removes the folder. Used by the
+ * integration tests and by the benchmark (which compares the embedded broker with it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './child.js';
 
 const CANDIDATES = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'];
+/** Mosquitto's stderr kept for `log()`: the last this many characters. */
+const LOG_KEPT = 64 * 1024;
+const START_MS = 10_000;
 
 export function mosquittoBinary(): string {
   const bin = CANDIDATES.find((p) => existsSync(p));
@@ -28,47 +33,56 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
+export interface Mosquitto {
+  url: string;
+  port: number;
+  pid: number;
+  /** From its "mosquitto version X running" line. */
+  version: string;
+  /** What it logged (errors, warnings, start-up), the last 64 KiB. */
+  log: () => string;
+  stop: () => Promise<void>;
 }
 
-export interface Mosquitto { url: string; port: number; log: () => string; stop: () => Promise<void> }
-
-/** Start Mosquitto; resolves once it accepts connections. */
+/** Start Mosquitto (`extraConfig`: more mosquitto.conf lines); resolves once it says it is running, its listener open. */
 export async function startMosquitto(extraConfig: string[] = []): Promise<Mosquitto> {
   const bin = mosquittoBinary();
   const dir = await mkdtemp(join(tmpdir(), 'aiot-sim-mosquitto-'));
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
-  await writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ...extraConfig, ''].join('\n'));
-  const child: ChildProcess = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await writeFile(conf, [
+    `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false',
+    'log_dest stderr', 'log_type error', 'log_type warning', 'log_type information', ...extraConfig, '',
+  ].join('\n'));
+  const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { log += d; });
-  const deadline = Date.now() + 10_000;
-  while (!(await accepting(port))) {
-    if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${log}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`mosquitto did not listen on ${port} within 10 s: ${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    port,
-    log: () => log,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
   };
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { log = (log + d).slice(-LOG_KEPT); });
+  const running = new Promise<string>((resolve, reject) => {
+    const settle = (err: Error | null, v = ''): void => {
+      clearTimeout(timer);
+      child.stderr.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err); else resolve(v);
+    };
+    const onData = (): void => {
+      const m = /mosquitto version (\S+) running/.exec(log);
+      if (m) settle(null, m[1]);
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => settle(new Error(`mosquitto exited with ${signal ?? code}: ${log}`));
+    const timer = setTimeout(() => settle(new Error(`mosquitto did not start on port ${port} within ${START_MS / 1000} s: ${log}`)), START_MS);
+    child.stderr.on('data', onData);
+    child.once('exit', onExit);
+  });
+  let version: string;
+  try {
+    version = await running;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { url: `mqtt://127.0.0.1:${port}`, port, pid: child.pid!, version, log: () => log, stop };
 }

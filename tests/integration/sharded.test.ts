@@ -50,7 +50,7 @@ describe('a run split over worker threads', () => {
     const total = sim.population.devices.length;
     expect(sim.status().devices).toBe(total);
     const t0 = sim.status().virtualStart;
-    while (sim.status().virtualTime < t0 + 3_600_000) await new Promise((r) => setTimeout(r, 50));
+    await sim.reached(t0 + 3_600_000);
     const report = await sim.stop();
     expect(report.workers).toBe(2);
     expect(report.virtualSeconds).toBeGreaterThanOrEqual(3600);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClockDriver } from '../../src/sim/drivers.js';
+import { Gauge } from '../../src/sim/waits.js';
 import { EventScheduler } from '../../src/sim/scheduler.js';
 
 describe('EventScheduler', () => {
@@ -106,6 +107,35 @@ describe('EventScheduler', () => {
     await driver.done;
     expect(stamped).toEqual([[1_000, 1_000], [30_000, 30_000], [59_999, 59_999], [119_999, 119_999], [179_999, 179_999]]);
     expect(s.now()).toBe(180_000);
+  });
+
+  it('fast mode: waits on uncongested() while congested instead of checking every turn', async () => {
+    const s = new EventScheduler(0);
+    const pending = new Gauge();
+    let release: (() => void) | null = null;
+    let checks = 0;
+    s.at(1_000, () => {
+      pending.add(1);
+      release = () => pending.add(-1);
+    });
+    const ran: number[] = [];
+    s.at(2_000, () => ran.push(s.now()));
+    const driver = new ClockDriver(s, 'fast', {
+      endTime: 3_000,
+      congested: () => { checks++; return pending.value > 0; },
+      uncongested: () => pending.until((n) => n === 0),
+    });
+    driver.start();
+    // Many turns of the event loop go by while the work is under way: the clock stays put.
+    for (let i = 0; i < 100 && !release; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 100; i++) await new Promise((r) => setImmediate(r));
+    expect(s.now()).toBe(1_000);
+    const checksWhileWaiting = checks;
+    release!();
+    await driver.done;
+    expect(ran).toEqual([2_000]);
+    expect(s.now()).toBe(3_000);
+    expect(checksWhileWaiting).toBeLessThan(10);
   });
 
   it('rounds times to whole milliseconds and never schedules in the past', () => {

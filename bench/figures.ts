@@ -1,0 +1,319 @@
+/**
+ * The benchmark's figures: each runs its measurement(s) (tasks/, in fresh processes) and sums
+ * the runs up as `median` + `runs` (+ `details`, everything each run measured). bench/README.md
+ * says what each one measures.
+ */
+import { availableParallelism } from 'node:os';
+import { log, median, round } from './common.js';
+import { REPS, repeat, runChild, stat } from './runner.js';
+import type { TaskResult } from './tasks/index.js';
+
+export const CONFIG = {
+  connect: { homes: 2000 },
+  memory: { homes: 5000 },
+  throughput: { publishers: 8, batch: 500, messages: 200_000, warmup: 10_000, timeoutMs: 60_000 },
+  fast: { duration: '24h' },
+  /** The goal: 24 virtual hours of 1,000 homes (about 10,000 devices) in under 60 s. */
+  fast1000Homes: { duration: '24h', scenario: 'consumer-load.yaml' },
+  /** Broker throughput without and with 100 WebSocket monitors tapping, one of them stalled. */
+  monitorLoad: { publishers: 1000, batch: 500, messages: 200_000, warmup: 10_000, monitors: 100, timeoutMs: 60_000 },
+  /** A broker restart of N one-device homes; downMs: how long the unannounced restart stays down (wall clock). */
+  faults: { homes: 3000, downMs: 1000 },
+  /** `aiot-sim bench` figures: the same generator against the embedded broker and Mosquitto. */
+  load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
+};
+
+/** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
+const PUBLISHED: Record<string, Record<string, number>> = {
+  'snapshot-2019q3.yaml': { connections: 289_000_000, ownersWithMoreThan5Devices: 5_600_000, speakerMau: 78_000_000, appMau: 43_000_000 },
+  // The daily figure is compared both as the last day's count and as the mean of the week before
+  // it (a 1:10,000 population's single day carries about 2 % binomial noise).
+  'snapshot-2018.yaml': { connections: 132_000_000, dailyActiveDevices: 20_000_000, dailyActiveDevicesWeekMean: 20_000_000 },
+};
+
+/** Median of one figure over the runs (unrounded). */
+const medianOf = <T>(runs: T[], pick: (r: T) => number): number | null => median(runs.map(pick));
+
+export async function connectRate() {
+  const runs = await repeat('connectRate', 'connect', CONFIG.connect, REPS, 90_000);
+  if (!runs.length) return null;
+  const first = runs[0]!;
+  return {
+    unit: 'devices/s',
+    what: 'MQTT device sessions connected per second by `await sim.start()` (in-process transport, speed manual)',
+    sessions: first.sessions,
+    median: medianOf(runs, (r) => r.devicesPerSecond),
+    runs: runs.map((r) => r.devicesPerSecond),
+    startSeconds: stat(runs, (r) => r.startSeconds, 3),
+    // start() also connects the operator and one app client per home user (owners; members: none here).
+    brokerClients: first.brokerClients,
+    clientsPerSecond: stat(runs, (r) => r.clientsPerSecond, 1),
+    allConnected: runs.every((r) => r.sessionsConnected === r.sessions),
+    // start() returns before the devices' SUBSCRIBE and retained "online" state are processed.
+    secondsUntilPlatformSawAllOnline: stat(runs, (r) => r.secondsUntilAllOnline, 3),
+    onlineDevicesPerSecond: stat(runs, (r) => r.sessions / r.secondsUntilAllOnline, 1),
+    allOnline: runs.every((r) => r.allOnline),
+    stopSeconds: stat(runs, (r) => r.stopSeconds, 3),
+    details: runs,
+  };
+}
+
+export async function memoryPerDevice() {
+  const runs = await repeat('memoryPerDevice', 'memory', CONFIG.memory, REPS, 120_000);
+  if (!runs.length) return null;
+  return {
+    unit: 'bytes/device',
+    what: '(heapUsed after full GC with N sessions connected - heapUsed before) / N, fresh process per run',
+    devices: runs[0]!.devices,
+    median: medianOf(runs, (r) => r.heapBytesPerDevice),
+    runs: runs.map((r) => r.heapBytesPerDevice),
+    brokerClients: runs[0]!.brokerClients,
+    heapBytesPerClient: stat(runs, (r) => r.heapBytesPerClient, 0),
+    rssBytesPerDevice: stat(runs, (r) => r.rssBytesPerDevice, 0),
+    externalBytesPerDevice: stat(runs, (r) => r.externalBytesPerDevice, 0),
+    heapBytesPerDevicePlan: stat(runs, (r) => r.heapBytesPerDevicePlan, 0),
+    heapBytesPerDeviceSession: stat(runs, (r) => r.heapBytesPerDeviceSession, 0),
+    heapBytesPerDeviceLeftAfterStop: stat(runs, (r) => r.heapBytesPerDeviceLeftAfterStop, 0),
+    allOnline: runs.every((r) => r.allOnline),
+    details: runs,
+  };
+}
+
+async function throughputFor(qos: 0 | 1) {
+  const runs = await repeat(`throughput qos${qos}`, 'throughput', { ...CONFIG.throughput, qos }, REPS, 120_000);
+  if (!runs.length) return null;
+  return {
+    unit: 'messages/s',
+    qos,
+    median: medianOf(runs, (r) => r.messagesPerSecond),
+    runs: runs.map((r) => r.messagesPerSecond),
+    allArrived: runs.every((r) => r.allArrived),
+    received: runs.map((r) => r.received),
+    seconds: stat(runs, (r) => r.seconds, 3),
+    publishSeconds: stat(runs, (r) => r.publishSeconds, 3),
+    details: runs,
+  };
+}
+
+export async function throughput() {
+  const q0 = await throughputFor(0);
+  const q1 = await throughputFor(1);
+  const c = CONFIG.throughput;
+  return {
+    what: `${c.messages} properties_changed messages from ${c.publishers} in-process device sessions `
+      + `(batches of ${c.batch} each, all at once) through the embedded broker to one anonymous TCP observer `
+      + 'subscribed to device/# in a separate process; first publish -> last message received',
+    publishers: c.publishers,
+    batch: c.batch,
+    messages: c.messages,
+    warmupMessages: c.warmup,
+    qos0: q0,
+    qos1: q1,
+  };
+}
+
+export async function fastMode() {
+  const runs = await repeat('fastMode', 'fast', CONFIG.fast, Math.max(REPS, 5), 120_000);
+  if (!runs.length) return null;
+  return {
+    what: 'scenarios/default.yaml, speed "fast", duration 24h; figures over report.wallSeconds (includes connecting)',
+    duration: CONFIG.fast.duration,
+    devices: runs[0]!.devices,
+    sessions: runs[0]!.sessions,
+    virtualSecondsPerWallSecond: stat(runs, (r) => r.virtualSecondsPerWallSecond, 0),
+    eventsPerSecond: stat(runs, (r) => r.eventsPerSecond, 0),
+    events: stat(runs, (r) => r.events, 0),
+    messagesPerSecond: stat(runs, (r) => r.messagesPerSecond, 0),
+    wallSeconds: stat(runs, (r) => r.wallSeconds, 3),
+    sameTraceEveryRun: new Set(runs.map((r) => r.traceDigest)).size === 1,
+    details: runs,
+  };
+}
+
+/** One run (about 100 s on 2 cores): the figure is that run, listed as its own median. */
+export async function fastMode1000Homes() {
+  const runs = await repeat('fastMode1000Homes', 'fast', CONFIG.fast1000Homes, 1, 300_000);
+  const r = runs[0];
+  if (!r) return null;
+  return {
+    what: 'scenarios/consumer-load.yaml (1,000 homes), speed "fast", 24 virtual hours through the embedded broker; one run',
+    goalWallSeconds: 60,
+    devices: r.devices,
+    sessions: r.sessions,
+    wallSeconds: r.wallSeconds,
+    startSeconds: r.startSeconds,
+    virtualSecondsPerWallSecond: r.virtualSecondsPerWallSecond,
+    eventsPerSecond: r.eventsPerSecond,
+    events: r.events,
+    messagesPublished: r.messagesPublished,
+    messagesPerSecond: r.messagesPerSecond,
+    details: runs,
+  };
+}
+
+type SnapshotRun = TaskResult<'snapshot'> & { deviationPercent: Record<string, number> };
+
+/** One snapshot scenario, once per seed, each run's scaled figures against the published ones. */
+async function snapshotRuns(scenario: string, seeds: number[], workers: number): Promise<SnapshotRun[]> {
+  const published = PUBLISHED[scenario]!;
+  const runs: SnapshotRun[] = [];
+  for (const seed of seeds.length ? seeds : [undefined]) {
+    const r = await runChild('snapshot', seed === undefined ? { scenario, workers } : { scenario, seed, workers }, 3 * 3600_000, true);
+    if (!r) continue;
+    const scaled = r.scaled as unknown as Record<string, number>;
+    const deviationPercent = Object.fromEntries(Object.entries(published).map(([k, target]) => [k, round(((scaled[k]! - target) / target) * 100, 2)]));
+    runs.push({ ...r, deviationPercent });
+  }
+  return runs;
+}
+
+/**
+ * Each snapshot scenario in full (30 virtual days), against the published figures; goal under
+ * 120 s each. One run per seed (BENCH_SNAPSHOT_SEEDS, default the scenario's own seed): the
+ * behavioural figures must hold for any seed, so `worstDeviationPercent` is over all of them.
+ */
+export async function snapshots() {
+  const seeds = (process.env.BENCH_SNAPSHOT_SEEDS ?? '').split(',').filter(Boolean).map(Number);
+  const workers = Math.max(1, Number.parseInt(process.env.BENCH_SNAPSHOT_WORKERS ?? '', 10) || Math.min(8, availableParallelism()));
+  const out: Record<string, unknown> = {};
+  for (const scenario of Object.keys(PUBLISHED)) {
+    const runs = await snapshotRuns(scenario, seeds, workers);
+    if (!runs.length) continue;
+    const worst = Object.fromEntries(Object.keys(PUBLISHED[scenario]!).map((k) => [
+      k, runs.map((r) => r.deviationPercent[k]!).reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a)),
+    ]));
+    out[scenario] = {
+      goalWallSeconds: 120, published: PUBLISHED[scenario], seeds: runs.map((r) => r.seed), workers,
+      wallSeconds: medianOf(runs, (r) => r.wallSeconds), worstDeviationPercent: worst, runs,
+    };
+  }
+  return out;
+}
+
+/**
+ * Runs without and with the monitor alternate (off, on, off, on, ...) so drifting load from other
+ * processes hits both alike; each run records the 1-minute load average at its end.
+ */
+export async function monitorLoad() {
+  const c = CONFIG.monitorLoad;
+  const off: Array<TaskResult<'monitorLoad'>> = [];
+  const on: Array<TaskResult<'monitorLoad'>> = [];
+  for (let i = 1; i <= REPS; i++) {
+    off.push(...await repeat(`monitorLoad without monitor (${i}/${REPS})`, 'monitorLoad', { ...c, monitors: 0 }, 1, 120_000));
+    on.push(...await repeat(`monitorLoad with ${c.monitors} monitors (${i}/${REPS})`, 'monitorLoad', c, 1, 120_000));
+  }
+  if (!off.length || !on.length) return null;
+  /** Medians without and with the monitor, and their ratio. */
+  const compare = (pick: (r: TaskResult<'monitorLoad'>) => number) => {
+    const base = medianOf(off, pick);
+    const loaded = medianOf(on, pick);
+    return { withoutMonitor: { median: base, runs: off.map(pick) }, withMonitors: { median: loaded, runs: on.map(pick) }, ratio: base && loaded !== null ? round(loaded / base, 3) : null };
+  };
+  return {
+    what: `${c.messages} properties_changed messages (QoS 0) from ${c.publishers} in-process device sessions through the embedded broker, `
+      + 'with the platform observing, to one TCP observer in another process (as `throughput`); once without the monitor and once with '
+      + `the monitor serving ${c.monitors} WebSocket clients in another process: ${c.monitors - 2} tapping one device each (device/{did}/#), `
+      + 'one tapping device/# and reading, one tapping device/# that stops reading once subscribed; all get stats every second',
+    goal: 'throughput with monitors at least 90 % of throughput without; server heap does not grow with the stalled client',
+    // Messages per CPU-second of the broker's process: its capacity, robust to other processes' load.
+    capacity: { unit: 'messages per CPU-second of the broker process', ...compare((r) => r.messagesPerCpuSecond) },
+    // Wall-clock throughput: the user-visible figure, noisy when the machine is busy (see loadAverage1m).
+    throughput: { unit: 'messages/s', ...compare((r) => r.messagesPerSecond) },
+    heapGrowthBytesWithMonitors: stat(on, (r) => r.heapGrowthBytes, 0),
+    heapGrowthBytesWithoutMonitor: stat(off, (r) => r.heapGrowthBytes, 0),
+    serverMaxQueued: Math.max(...on.map((r) => r.serverMaxQueued ?? 0)),
+    serverMaxBufferedBytes: Math.max(...on.map((r) => r.serverMaxBufferedBytes ?? 0)),
+    tapMessagesReceived: stat(on, (r) => r.tapMessagesReceived, 0),
+    tapMessagesDropped: stat(on, (r) => r.tapMessagesDropped, 0),
+    allArrived: [...off, ...on].every((r) => r.allArrived),
+    loadAverage1m: { without: off.map((r) => r.loadAverage1m), with: on.map((r) => r.loadAverage1m) },
+    details: { without: off, with: on },
+  };
+}
+
+/** Reconnect time after a broker restart of N devices, QoS 1 events lost (must be 0), duplicates removed. */
+export async function faultRecovery() {
+  const runs = await repeat('faultRecovery', 'faults', CONFIG.faults, REPS, 240_000);
+  const first = runs[0];
+  if (!first) return null;
+  return {
+    unit: 'seconds',
+    what: `broker restart with ${first.sessions} in-process device sessions (one device per home; speakers send QoS 1 voice events). `
+      + 'scenarioRestart: the broker-restart fault (down 5 virtual minutes); seconds from the broker being back until every session '
+      + 'reconnected by itself (backoff 500 ms doubling to 10 s, full jitter), and until every device was announced online again. '
+      + `unannouncedRestart: sim.broker.restart(${CONFIG.faults.downMs}) in the middle of the traffic; seconds from the broker being back. `
+      + 'Events: every QoS 1 event devices published vs. what the platform accepted after de-duplication by (did, seq).',
+    sessions: first.sessions,
+    median: round(medianOf(runs, (r) => r.scenarioRestart.reconnectSeconds), 3),
+    runs: runs.map((r) => r.scenarioRestart.reconnectSeconds),
+    reconnectBoundSeconds: first.scenarioRestart.boundSeconds,
+    scenarioRestartOnlineSeconds: stat(runs, (r) => r.scenarioRestart.onlineSeconds, 3),
+    unannouncedReconnectSeconds: stat(runs, (r) => r.unannouncedRestart.reconnectSeconds, 3),
+    unannouncedOnlineSeconds: stat(runs, (r) => r.unannouncedRestart.onlineSeconds, 3),
+    eventsPublished: runs.map((r) => r.eventsPublished),
+    eventsLost: runs.map((r) => r.eventsLost),
+    duplicatesRemoved: runs.map((r) => r.duplicatesRemoved),
+    noEventLost: runs.every((r) => r.eventsLost === 0 && r.eventsMissing === 0 && r.bufferOverflow === 0),
+    everySessionBack: runs.every((r) => r.scenarioRestart.notBack === 0 && r.unannouncedRestart.allBack && r.unannouncedRestart.allOnline),
+    details: runs,
+  };
+}
+
+type Search = TaskResult<'loadSearch'> | null;
+
+/** What limited a search: its first failing step's reason and every thread's utilisation. */
+const limit = (s: Search) => (s?.firstFailure
+  ? { atRate: s.firstFailure.rate, reason: s.firstFailure.reason, utilization: s.firstFailure.utilization, mosquittoCpu: s.firstFailure.mosquittoCpu ?? null }
+  : null);
+
+/** The embedded broker at twice its saturation, in brief. */
+function overloadFigures(o: TaskResult<'loadOverload'>) {
+  return {
+    rate: o.rate, seconds: o.seconds, brokerStayedUp: o.brokerStayedUp,
+    sentRate: o.sentRate, receivedRate: o.receivedRate,
+    notSent: o.messages.notSent, lost: o.messages.lost, shed: o.shed, emitterWaited: o.emitter.waited,
+    emitterMaxQueued: o.emitter.maxQueued, heapUsedMaxBytes: o.heapUsedMaxBytes, rssMaxBytes: o.rssMaxBytes,
+    heapMaxFirstHalfBytes: o.heapMaxFirstHalfBytes, heapMaxSecondHalfBytes: o.heapMaxSecondHalfBytes,
+    heapMinFirstHalfBytes: o.heapMinFirstHalfBytes, heapMinSecondHalfBytes: o.heapMinSecondHalfBytes,
+    latencyMs: o.latencyMs, utilization: o.utilization,
+  };
+}
+
+/** Max sustained rates (embedded vs Mosquitto), connect rate, memory per device, latency at half max, overload. */
+export async function load() {
+  const c = CONFIG.load;
+  const search = (target: 'embedded' | 'mosquitto', qos: 0 | 1): Promise<Search> => {
+    log(`load: highest sustained rate, ${target}, QoS ${qos}`);
+    return runChild('loadSearch', { target, qos, devices: c.devices, start: c.searchStart, budgetMs: c.searchBudgetMs }, c.searchBudgetMs + 60_000);
+  };
+  const q0 = await search('embedded', 0);
+  const q1 = await search('embedded', 1);
+  const m0 = await search('mosquitto', 0);
+  const m1 = await search('mosquitto', 1);
+  const connect = await repeat('load connect', 'loadConnect', { devices: c.connectDevices }, REPS, 90_000);
+  const half = q0?.maxRate ? Math.round(q0.maxRate / 2) : null;
+  const latency = half ? await repeat('load latency at half max', 'loadLatency', { rate: half, qos: 0, devices: c.devices, seconds: c.latencySeconds }, REPS, 60_000) : [];
+  const overloadRate = q0?.maxRate ? q0.maxRate * 2 : null;
+  if (overloadRate) log(`load: overload, ${overloadRate} msg/s for ${c.overloadSeconds} s`);
+  const overload = overloadRate ? await runChild('loadOverload', { rate: overloadRate, seconds: c.overloadSeconds, devices: c.devices }, 120_000) : null;
+  const pct = (pick: (r: TaskResult<'loadLatency'>) => number | null) => ({ median: median(latency.map(pick)), runs: latency.map(pick) });
+  return {
+    what: 'aiot-sim bench: device connections in a generator worker thread, pre-serialised Mijia PUBLISHes at a token-bucket rate; '
+      + 'a probe worker subscribed to device/+/up/# measures latency from the send time in each payload and loss from per-device sequence numbers. '
+      + 'Highest sustained rate = highest rate with zero loss, >= 95 % of it sent, and latency not growing through the window, p99 <= 1 s (src/load/search.ts); one search per figure.',
+    devices: c.devices,
+    qos0MaxRate: q0?.maxRate ?? null,
+    qos1MaxRate: q1?.maxRate ?? null,
+    mosquittoQos0MaxRate: m0?.maxRate ?? null,
+    mosquittoQos1MaxRate: m1?.maxRate ?? null,
+    mosquittoVersion: m0?.mosquittoVersion ?? m1?.mosquittoVersion ?? null,
+    limitedBy: { qos0: limit(q0), qos1: limit(q1), mosquittoQos0: limit(m0), mosquittoQos1: limit(m1) },
+    connectRate: connect.length ? { unit: 'devices/s', devices: c.connectDevices, median: median(connect.map((r) => r.connectRate)), runs: connect.map((r) => r.connectRate) } : null,
+    heapBytesPerConnectedDevice: connect.length ? { median: median(connect.map((r) => r.heapBytesPerConnection)), runs: connect.map((r) => r.heapBytesPerConnection) } : null,
+    latencyAtHalfMax: half
+      ? { rate: half, unit: 'ms', p50: pct((r) => r.p50), p90: pct((r) => r.p90), p99: pct((r) => r.p99), p999: pct((r) => r.p999), max: pct((r) => r.max), lost: latency.map((r) => r.lost) }
+      : null,
+    overload: overload ? overloadFigures(overload) : null,
+    details: { searches: { qos0: q0, qos1: q1, mosquittoQos0: m0, mosquittoQos1: m1 }, connect, latency, overload },
+  };
+}

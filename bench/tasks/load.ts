@@ -1,0 +1,108 @@
+/**
+ * `aiot-sim bench` figures through its library API (each in a fresh process, see worker.ts): the
+ * highest sustained rate of the embedded broker and of Mosquitto, connect rate and heap per
+ * connection, latency at a fixed rate, and the embedded broker held above its saturation.
+ */
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { findMaxRate, runBench, type SearchStep } from 'aiot-sim';
+import { startMosquitto, type Mosquitto } from '../../tests/helpers/mosquitto.js';
+import { log, now, round } from '../common.js';
+
+/** Mosquitto's outgoing QoS 1 window and queue, raised from the defaults (20, 1000) which drop QoS 1 at a few 10k msg/s; Aedes has no such window. */
+const MOSQUITTO_CONFIG = ['max_inflight_messages 1000', 'max_queued_messages 100000'];
+
+const load1m = (): number => round(loadavg()[0]!, 2);
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
+  } catch {
+    return null;
+  }
+}
+
+type Step = SearchStep & { mosquittoCpu?: number | null };
+
+/** Logs each step; against Mosquitto, adds its share of a core since the previous step (from /proc). */
+function stepLogger(target: string, qos: number, mosq: Mosquitto | null): (s: Step) => void {
+  let cpu = mosq ? cpuSeconds(mosq.pid) : null;
+  let t = now();
+  return (s) => {
+    s.loadAverage1m = load1m();
+    if (mosq) {
+      const c = cpuSeconds(mosq.pid);
+      s.mosquittoCpu = c === null || cpu === null ? null : round((c - cpu) / ((now() - t) / 1000), 3);
+      cpu = c;
+      t = now();
+    }
+    log(`  ${target} qos${qos} ${s.rate} msg/s: ${s.sustained ? 'sustained' : `not sustained (${s.reason})`}, p99 ${s.p99Ms} ms, ` +
+      `utilisation broker ${s.utilization.broker ?? '-'} probe ${s.utilization.probe} generators ${s.utilization.generators.join('/')}` +
+      `${s.mosquittoCpu != null ? ` mosquitto cpu ${s.mosquittoCpu}` : ''}`);
+  };
+}
+
+interface SearchArgs { target: 'embedded' | 'mosquitto'; qos: 0 | 1; devices: number; start: number; budgetMs: number }
+
+/** Highest sustained rate with zero loss (see src/load/search.ts) against `target`. */
+export async function loadSearch({ target, qos, devices, start, budgetMs }: SearchArgs) {
+  const mosq = target === 'mosquitto' ? await startMosquitto(MOSQUITTO_CONFIG) : null;
+  try {
+    const loadAtStart = load1m();
+    const res = await findMaxRate({
+      base: { devices, qos, ...(mosq ? { broker: mosq.url } : {}) }, start, budgetMs, onStep: stepLogger(target, qos, mosq),
+    });
+    return {
+      target, qos, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1mAtStart: loadAtStart, loadAverage1mAtEnd: load1m(),
+      ...res, best: res.best as Step | null, firstFailure: res.firstFailure as Step | null,
+    };
+  } finally {
+    await mosq?.stop();
+  }
+}
+
+/** One bench at a fixed rate (latency at half the maximum). */
+export async function loadLatency({ rate, qos, devices, seconds }: { rate: number; qos: 0 | 1; devices: number; seconds: number }) {
+  const r = await runBench({ devices, qos, rate, durationMs: seconds * 1000, warmupMs: 2000 });
+  return { rate, qos, devices, loadAverage1m: load1m(), ...r.latencyMs, sentRate: r.rate.sent, receivedRate: r.rate.received, lost: r.messages.lost, utilization: r.utilization };
+}
+
+/** Connect `devices` device sessions (TCP, as fast as possible) and weigh them on the broker's heap. */
+export async function loadConnect({ devices }: { devices: number }) {
+  const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1 });
+  const m = r.broker!.memory;
+  return {
+    devices, connectRate: r.connections.connectRate, connectSeconds: r.connections.connectSeconds, slowestConnectMs: r.connections.slowestConnectMs,
+    failed: r.connections.failed, heapBytesPerConnection: m.heapBytesPerConnection, heapUsedBeforeBytes: m.heapUsedBeforeBytes, heapUsedConnectedBytes: m.heapUsedConnectedBytes,
+    loadAverage1m: load1m(),
+  };
+}
+
+/** The embedded broker at `rate` (twice its saturation) for `seconds`: survival, memory, shed and delayed. */
+export async function loadOverload({ rate, seconds, devices }: { rate: number; seconds: number; devices: number }) {
+  const r = await runBench({ devices, qos: 0, rate, durationMs: seconds * 1000, warmupMs: 2000, drainMs: 5000 });
+  const b = r.broker!;
+  const heap = r.timeline.map((p) => p.brokerHeapBytes).filter((x): x is number => typeof x === 'number');
+  const half = Math.floor(heap.length / 2);
+  const maxOf = (xs: number[]): number => xs.reduce((a, x) => Math.max(a, x), 0);
+  return {
+    rate, seconds, devices, loadAverage1m: load1m(),
+    brokerStayedUp: b.aliveAfter,
+    sentRate: r.rate.sent, receivedRate: r.rate.received,
+    messages: r.messages,
+    latencyMs: r.latencyMs,
+    shed: b.overload,
+    emitter: b.emitter,
+    heapUsedMaxBytes: b.memory.heapUsedMaxBytes,
+    rssMaxBytes: b.memory.rssMaxBytes,
+    // Bounded memory: the heap saw-tooths with GC; neither its peaks nor its floors (after GC) climb from the first half to the second.
+    heapMaxFirstHalfBytes: maxOf(heap.slice(0, half)),
+    heapMaxSecondHalfBytes: maxOf(heap.slice(half)),
+    heapMinFirstHalfBytes: Math.min(...heap.slice(0, half)),
+    heapMinSecondHalfBytes: Math.min(...heap.slice(half)),
+    utilization: r.utilization,
+    timeline: r.timeline,
+  };
+}

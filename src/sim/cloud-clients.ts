@@ -1,0 +1,76 @@
+/**
+ * The run's MQTT clients that are not devices: the operator (the cloud's own account, behind
+ * `command()`, the voice cloud and automations) and the app users' clients. A fault waits on
+ * their connections (gone with the broker, back after it) through their own connect and close
+ * events, not by polling.
+ */
+import type { MqttClient } from 'mqtt';
+import type { Clock } from '../contract/clock.js';
+import type { Connector } from './session.js';
+import { AppUsers, RpcClient, type AppUser } from './users.js';
+import { when } from './waits.js';
+
+export class CloudClients {
+  private operator_: RpcClient | null = null;
+  private apps_: AppUsers | null = null;
+
+  /** The operator's RPC client, once connected. */
+  get operator(): RpcClient | null { return this.operator_; }
+
+  /** The app users' clients, once connected. */
+  get apps(): AppUsers | null { return this.apps_; }
+
+  /** Take the operator's client: wait for its CONNACK, subscribe to every device's replies. */
+  async connectOperator(op: MqttClient): Promise<void> {
+    if (!op.connected) await new Promise<void>((resolve, reject) => {
+      op.once('connect', () => resolve());
+      op.once('error', reject);
+    });
+    await op.subscribeAsync('device/+/up/rpc', { qos: 1 });
+    this.operator_ = new RpcClient(op);
+  }
+
+  /** Connect an app client for each user who uses the app. */
+  async connectUsers(users: AppUser[], connector: Connector, clock: Clock): Promise<void> {
+    const apps = new AppUsers(connector, clock);
+    this.apps_ = apps;
+    await apps.connectAll(users);
+  }
+
+  /** Resolves once the operator and every app client have seen their connection close (bounded). */
+  async gone(timeoutMs: number): Promise<void> {
+    await Promise.all(this.connections().map((c) => connectedIs(c, false, timeoutMs)));
+  }
+
+  /** Resolves once the operator and every app client are connected again (bounded; they reconnect by themselves). */
+  async back(timeoutMs: number): Promise<void> {
+    await Promise.all(this.connections().map((c) => connectedIs(c, true, timeoutMs)));
+  }
+
+  /** Disconnect the app clients. */
+  async closeApps(): Promise<void> {
+    await this.apps_?.close();
+  }
+
+  /** Disconnect the operator. */
+  async closeOperator(): Promise<void> {
+    const op = this.operator_;
+    this.operator_ = null;
+    if (op) await op.client.endAsync(true).catch(() => undefined);
+  }
+
+  private connections(): MqttClient[] {
+    const all = this.apps_?.connections() ?? [];
+    if (this.operator_) all.push(this.operator_.client);
+    return all;
+  }
+}
+
+/** Resolves once `client.connected` is `want`, woken by the client's connect and close events. */
+function connectedIs(client: MqttClient, want: boolean, timeoutMs: number): Promise<boolean> {
+  const event = want ? 'connect' : 'close';
+  return when(() => client.connected === want, (wake) => {
+    client.on(event, wake);
+    return () => { client.off(event, wake); };
+  }, timeoutMs);
+}

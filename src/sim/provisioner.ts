@@ -1,0 +1,136 @@
+/**
+ * What the cloud sets up before anything connects: every device and user gets its credentials
+ * (registered, with ownership, in the embedded broker's access directory; an external broker
+ * applies its own), each device its `Device` object, each home its `Household`. Also answers
+ * what the platform may know of a device from its binding (model, category, region, owner).
+ */
+import { randomBytes } from 'node:crypto';
+import type { AccessDirectory } from '../broker/access.js';
+import { region as regionOf } from '../catalog/regions.js';
+import type { Scenario } from '../catalog/scenario.js';
+import type { DeviceModel } from '../catalog/schema.js';
+import type { Scheduler } from '../contract/clock.js';
+import { Device } from '../device/device.js';
+import { AiotSimError } from '../errors.js';
+import type { DeviceFacts } from '../platform/registry.js';
+import { Household, type HouseholdChannel } from './household.js';
+import type { DevicePlan, Population } from './population.js';
+import { DEFAULT_CURVE, LocalTime, normaliseCurve } from './rhythm.js';
+import { Rng } from './rng.js';
+import type { SessionPlan } from './session-pool.js';
+import type { AppUser } from './users.js';
+
+export interface ProvisionerOptions {
+  population: Population;
+  scenario: Scenario;
+  seed: number;
+  scheduler: Scheduler;
+}
+
+export class Provisioner {
+  /** Every device, children included, by did (filled by `provision()`). */
+  readonly devices = new Map<string, Device>();
+  /** Every home's household, in population order (filled by `provision()`). */
+  readonly households: Household[] = [];
+  private readonly plans = new Map<string, DevicePlan>();
+  private readonly deviceTokens = new Map<string, string>();
+  private readonly userTokens = new Map<string, string>();
+  private provisioned = false;
+
+  constructor(private readonly opts: ProvisionerOptions) {
+    for (const plan of opts.population.devices) this.plans.set(plan.did, plan);
+  }
+
+  /** The region of a device's home. */
+  regionOf(did: string): string | undefined {
+    return this.plans.get(did)?.region;
+  }
+
+  /** What the platform knows of a device from its binding: model, category, region, owner. */
+  facts(did: string): DeviceFacts | undefined {
+    const d = this.plans.get(did);
+    if (!d) return undefined;
+    const f: DeviceFacts = { model: d.model.model, category: d.model.category, region: d.region, uid: d.uid };
+    if (d.model.transport !== 'wifi') f.radio = d.model.transport;
+    const voice = voiceEventOf(d.model);
+    if (voice) f.voice = voice;
+    return f;
+  }
+
+  /**
+   * Give every device and user its credentials and register them (and ownership) with `access`
+   * (null: an external broker, which applies its own); build the devices and households. Once.
+   */
+  provision(access: AccessDirectory | null, channel: HouseholdChannel): void {
+    if (this.provisioned) throw new AiotSimError('E_STATE', 'internal', 'provision(): the population is already provisioned');
+    this.provisioned = true;
+    const { population } = this.opts;
+    const homes = new Map(population.homes.map((h) => [h.id, h]));
+    for (const plan of population.sessions) {
+      const token = randomBytes(16).toString('hex');
+      this.deviceTokens.set(plan.did, token);
+      const members = homes.get(plan.homeId)?.memberUids ?? [];
+      access?.registerDevice(plan.did, { token, uid: plan.uid, members, children: plan.children.map((c) => c.did) });
+    }
+    const householdOf = new Map<string, Household>();
+    this.buildDevices((homeId) => householdOf.get(homeId)?.activity() ?? 1);
+    const locals = new Map<string, LocalTime>();
+    const rhythm = this.opts.scenario.behaviour.rhythm;
+    const curve = rhythm ? normaliseCurve(rhythm) : DEFAULT_CURVE;
+    for (const home of population.homes) {
+      for (const uid of [home.ownerUid, ...home.memberUids]) {
+        const token = randomBytes(12).toString('hex');
+        this.userTokens.set(uid, token);
+        access?.registerUser(uid, token);
+      }
+      let local = locals.get(home.region);
+      if (!local) locals.set(home.region, (local = new LocalTime(regionOf(home.region).timeZone)));
+      const h = new Household({
+        home, devices: this.devices, scheduler: this.opts.scheduler, seed: this.opts.seed, local, curve,
+        behaviour: this.opts.scenario.behaviour, channel,
+      });
+      householdOf.set(home.id, h);
+      this.households.push(h);
+    }
+  }
+
+  /** The sessions to open, in population order: each Wi-Fi device or gateway with its children and token. */
+  sessionPlans(): SessionPlan[] {
+    return this.opts.population.sessions.map((plan) => ({
+      device: this.devices.get(plan.did)!,
+      children: plan.children.map((c) => this.devices.get(c.did)!),
+      token: this.deviceTokens.get(plan.did)!,
+    }));
+  }
+
+  /** People who use the app (each gets an app client), with their credentials and homes' devices. */
+  appUsers(): AppUser[] {
+    return this.households.flatMap((h) => h.appUsers.map((uid) => ({
+      uid, token: this.userTokens.get(uid)!, homeId: h.home.id, dids: h.home.devices.map((d) => d.did),
+    })));
+  }
+
+  private buildDevices(activityOf: (homeId: string) => number): void {
+    const rng = Rng.from(this.opts.seed, 'devices');
+    const { scenario } = this.opts;
+    for (const plan of this.opts.population.devices) {
+      const opts: ConstructorParameters<typeof Device>[0] = {
+        did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.opts.scheduler, rng: rng.fork(plan.did),
+        activity: () => activityOf(plan.homeId), offlineBuffer: scenario.network.offlineBuffer,
+        telemetry: scenario.behaviour.telemetry,
+      };
+      if (plan.parentId) opts.parentId = plan.parentId;
+      this.devices.set(plan.did, new Device(opts));
+    }
+  }
+}
+
+/** A speaker model's voice-interaction event and the argument that carries the user id. */
+function voiceEventOf(model: DeviceModel): DeviceFacts['voice'] | undefined {
+  for (const svc of model.services) {
+    const ev = svc.events.find((e) => e.name === 'voice-interaction');
+    const user = svc.properties.find((p) => p.name === 'user-id');
+    if (ev && user && ev.arguments.includes(user.piid)) return { siid: svc.siid, eiid: ev.eiid, userPiid: user.piid };
+  }
+  return undefined;
+}

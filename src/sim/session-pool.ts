@@ -1,0 +1,112 @@
+/**
+ * The device sessions of a run: creates one MQTT session per Wi-Fi device or gateway, connects
+ * them with bounded concurrency (reporting progress), announces them in population order, and
+ * counts what they have in flight, so the simulation can wait until everything handed to the
+ * broker has been written (`drained()`) or every session is down (`allDown()`), as events, not
+ * by polling.
+ */
+import type { Clock } from '../contract/clock.js';
+import type { Device } from '../device/device.js';
+import type { ReconnectPolicy } from './backoff.js';
+import { DeviceSession, type Connector } from './session.js';
+import type { TraceRecorder } from './trace.js';
+import { Gauge } from './waits.js';
+
+/** One session to open: a Wi-Fi device, or a gateway with its Zigbee/BLE children, and its token. */
+export interface SessionPlan {
+  device: Device;
+  children: Device[];
+  token: string;
+}
+
+export interface SessionPoolOptions {
+  clock: Clock;
+  trace: TraceRecorder;
+  /** Reconnection delays after a drop. */
+  reconnect: ReconnectPolicy;
+  /** Seed of the reconnection jitter. */
+  seed: number;
+  /** Connection attempts under way at once while the fleet connects. Default 200. */
+  concurrency?: number;
+  /** Called after each session connects, with how many have and how many there are. */
+  onProgress?: (connected: number, total: number) => void;
+}
+
+/** Above this many publishes in flight, the broker is behind and fast mode waits. */
+const CONGESTED_INFLIGHT = 20_000;
+const DEFAULT_CONCURRENCY = 200;
+
+export class SessionPool {
+  private readonly list: DeviceSession[] = [];
+  /** Publishes handed to sessions and not yet written (QoS 0) or acknowledged (QoS 1). */
+  readonly inflight = new Gauge();
+  /** Sessions connected now. */
+  readonly connected = new Gauge();
+
+  constructor(private readonly opts: SessionPoolOptions) {}
+
+  /** Every session, in population order. */
+  get sessions(): readonly DeviceSession[] { return this.list; }
+
+  /** Whether device messages are backed up (fast mode waits before moving the clock on). */
+  get congested(): boolean { return this.inflight.value > CONGESTED_INFLIGHT; }
+
+  /** Resolves once device messages are no longer backed up (at once if they are not). */
+  decongested(): Promise<boolean> {
+    return this.inflight.until((n) => n <= CONGESTED_INFLIGHT);
+  }
+
+  /** Connection attempts sessions made after losing the broker. */
+  get reconnectAttempts(): number {
+    let n = 0;
+    for (const s of this.list) n += s.reconnectAttempts;
+    return n;
+  }
+
+  /** Create a session per plan (in order) and connect them all; rejects if one is refused. */
+  async open(plans: readonly SessionPlan[], connector: Connector): Promise<void> {
+    const o = this.opts;
+    const hooks = { clock: o.clock, trace: o.trace, inflight: this.inflight, connected: this.connected, reconnect: o.reconnect, seed: o.seed };
+    const created = plans.map((p) => new DeviceSession(p.device, p.children, p.token, connector, hooks));
+    this.list.push(...created);
+    let done = 0;
+    const queue = [...created];
+    const worker = async (): Promise<void> => {
+      for (let s = queue.shift(); s; s = queue.shift()) {
+        await s.connect();
+        done++;
+        o.onProgress?.(done, created.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.concurrency ?? DEFAULT_CONCURRENCY, queue.length) }, worker));
+  }
+
+  /** Announce every session in population order (first connection: a reproducible trace). */
+  goOnline(): void {
+    for (const s of this.list) s.goOnline();
+  }
+
+  /** Resolves true when nothing is in flight (at once if nothing is); false after `timeoutMs` if given. */
+  drained(timeoutMs?: number): Promise<boolean> {
+    return this.inflight.until((n) => n <= 0, timeoutMs);
+  }
+
+  /**
+   * Wait (bounded) until device publishes handed to sessions have been written to the broker,
+   * then let pending I/O run once (the broker reads what was written).
+   */
+  async settle(maxMs = 5000): Promise<void> {
+    await this.drained(maxMs);
+    await new Promise((r) => setImmediate(r));
+  }
+
+  /** Resolves true once no session is connected; false after `timeoutMs`. */
+  allDown(timeoutMs: number): Promise<boolean> {
+    return this.connected.until((n) => n <= 0, timeoutMs);
+  }
+
+  /** Every session goes offline cleanly (see `DeviceSession.stop`). */
+  async stop(): Promise<void> {
+    await Promise.all(this.list.map((s) => s.stop()));
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * What a simulation is asked to run (`SimulationOptions`), how it reports where it is
+ * (`SimulationStatus`), and the check of it all before anything is built: the scenario (a file or
+ * an object), the catalogue and every override, each problem named.
+ */
+import { join } from 'node:path';
+import { Catalog, loadCatalog } from '../catalog/catalog.js';
+import { checkScenario, loadScenario, parseDuration, type Scenario } from '../catalog/scenario.js';
+import { OptionsError, ValidationError, type OptionProblem } from '../errors.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import type { Speed } from './drivers.js';
+
+export interface SimulationOptions {
+  /** A scenario file path, or a scenario object (validated the same way). */
+  scenario: string | Scenario | Record<string, unknown>;
+  /** Device catalogue folder or a loaded catalogue. Default: the package's `devices/`. */
+  catalog?: string | Catalog;
+  /** Overrides the scenario's seed. */
+  seed?: number;
+  /** Overrides the scenario's speed: a real-time multiplier, "fast", or "manual" (advance by hand). */
+  speed?: Speed;
+  /** Overrides the scenario's duration ("15m", "24h") or milliseconds. */
+  duration?: string | number;
+  /** Overrides the scenario's `behaviour.telemetry` (periodic readings on or off). */
+  telemetry?: boolean;
+  /**
+   * Simulate only shard `index` of `count` of the population's homes (see `ShardedSimulation`, which
+   * runs every shard in a worker thread and merges what their platforms saw).
+   */
+  shard?: { index: number; count: number };
+  /** Embedded broker listeners. Ports: 0 = any free port, null = off. Defaults: TCP 1883, WebSocket off. */
+  broker?: { host?: string; mqttPort?: number | null; wsPort?: number | null };
+  /**
+   * Run against a broker you operate instead of the embedded one (`mqtt://`, `ws://`, ...). Devices
+   * and app users connect to it over sockets; the platform and the operator connect as clients
+   * (with `username`/`password` if given, else as `operator` with the operator token) and the
+   * platform counts connections from state messages and last wills.
+   */
+  externalBroker?: { url: string; username?: string; password?: string };
+  /** How device sessions reach the embedded broker. Default "in-process" (no socket per device). */
+  deviceTransport?: 'in-process' | 'tcp';
+  /** Password of the `operator` account; random when omitted. */
+  operatorToken?: string;
+  /** Write the device-side trace as NDJSON to this file. */
+  traceFile?: string;
+  /** Called while devices connect. */
+  onConnectProgress?: (connected: number, total: number) => void;
+}
+
+export interface SimulationStatus {
+  virtualTime: number;
+  virtualStart: number;
+  virtualEnd: number | null;
+  devices: number;
+  sessions: number;
+  sessionsConnected: number;
+  online: number;
+  published: number;
+  delivered: number;
+  rejected: number;
+  events: number;
+  /** Connection attempts device sessions made after losing the broker (backoff with jitter). */
+  reconnectAttempts: number;
+}
+
+/**
+ * Load and validate the scenario and the catalogue, and check the overrides; throws a
+ * ValidationError (scenario) or an E_OPTIONS error naming every bad option.
+ */
+export async function resolveOptions(opts: SimulationOptions): Promise<{ scenario: Scenario; catalog: Catalog }> {
+  const catalog = opts.catalog instanceof Catalog ? opts.catalog : await loadCatalog(opts.catalog ?? join(PACKAGE_ROOT, 'devices'));
+  let scenario: Scenario;
+  if (typeof opts.scenario === 'string') scenario = await loadScenario(opts.scenario, catalog);
+  else {
+    const res = checkScenario('<scenario>', opts.scenario, catalog);
+    if (!res.scenario) throw new ValidationError(res.problems);
+    scenario = res.scenario;
+  }
+  const problems = optionProblems(opts, scenario);
+  if (problems.length) throw new OptionsError('E_OPTIONS', problems);
+  return { scenario, catalog };
+}
+
+function optionProblems(opts: SimulationOptions, scenario: Scenario): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) problems.push({ option: 'seed', message: 'expected a non-negative integer', value: opts.seed });
+  if (typeof opts.speed === 'number' && !(opts.speed > 0)) problems.push({ option: 'speed', message: 'expected a positive number, "fast" or "manual"', value: opts.speed });
+  if (typeof opts.duration === 'string' && parseDuration(opts.duration) === undefined) problems.push({ option: 'duration', message: 'expected e.g. "90s", "15m", "24h", "30d"', value: opts.duration });
+  if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push({ option: 'duration', message: 'expected positive milliseconds', value: opts.duration });
+  const speed = opts.speed ?? scenario.speed;
+  if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push({ option: 'duration', message: 'fast mode needs a duration' });
+  const sh = opts.shard;
+  if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
+    problems.push({ option: 'shard', message: `expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}` });
+  }
+  return problems;
+}
