@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
-import { AiotSimError } from '../errors.js';
+import { AiotSimError, OptionsError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, ANONYMOUS_ACCESS, type AnonymousAccess, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
@@ -411,7 +411,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 function anonymousAccess(opts: BrokerOptions, host: string): AnonymousAccess {
   if (opts.anonymous !== undefined) {
     if (!ANONYMOUS_ACCESS.includes(opts.anonymous)) {
-      throw new AiotSimError('E_OPTIONS', 'input', `anonymous: expected one of ${ANONYMOUS_ACCESS.join(', ')}, got ${JSON.stringify(opts.anonymous)}`);
+      throw new OptionsError('E_OPTIONS', [{ option: 'anonymous', message: `expected one of ${ANONYMOUS_ACCESS.join(', ')}`, value: opts.anonymous }]);
     }
     return opts.anonymous;
   }

@@ -3,7 +3,7 @@
  * the broker hold memory without limit. Defaults are sized for a 2-core machine with 24 GiB that
  * also runs the simulation; each bound has a counter of the times it was hit (`/metrics`).
  */
-import { AiotSimError } from '../errors.js';
+import { OptionsError, type OptionProblem } from '../errors.js';
 import { DEFAULT_MAX_PACKET_SIZE } from './packet-guard.js';
 
 export interface BrokerLimits {
@@ -58,17 +58,22 @@ const MINIMUM: ResolvedLimits = {
   maxRetainedBytes: 0,
 };
 
-/** The bounds with defaults filled in; throws E_OPTIONS naming every bad one. */
-export function resolveLimits(given: BrokerLimits): ResolvedLimits {
-  const out = { ...DEFAULT_LIMITS };
-  const problems: string[] = [];
+/** What is wrong with the bounds given, each named by its option. */
+export function limitProblems(given: BrokerLimits): OptionProblem[] {
+  const problems: OptionProblem[] = [];
   for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof ResolvedLimits>) {
     const v = given[key];
-    if (v === undefined) continue;
-    if (!(Number.isSafeInteger(v) && v >= MINIMUM[key])) problems.push(`${key}: expected an integer of at least ${MINIMUM[key]}, got ${String(v)}`);
-    else out[key] = v;
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= MINIMUM[key])) problems.push({ option: key, message: `expected an integer of at least ${MINIMUM[key]}`, value: v });
   }
-  if (problems.length) throw new AiotSimError('E_OPTIONS', 'input', problems.join('\n'));
+  return problems;
+}
+
+/** The bounds with defaults filled in; throws an OptionsError (E_OPTIONS) naming every bad one. */
+export function resolveLimits(given: BrokerLimits): ResolvedLimits {
+  const problems = limitProblems(given);
+  if (problems.length) throw new OptionsError('E_OPTIONS', problems);
+  const out = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof ResolvedLimits>) out[key] = given[key] ?? DEFAULT_LIMITS[key];
   return out;
 }
 

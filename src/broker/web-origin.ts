@@ -14,7 +14,7 @@
  */
 import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
-import { AiotSimError } from '../errors.js';
+import { AiotSimError, OptionsError, type OptionProblem } from '../errors.js';
 
 export interface OriginOptions {
   /** Origins (`scheme://host[:port]`) allowed besides the listener's own host. Default none. */
@@ -26,16 +26,16 @@ export interface OriginOptions {
 /** Why a request was refused: which header, and the text to answer with. */
 export interface OriginRefusal { header: 'host' | 'origin'; message: string }
 
-/** `scheme://host[:port]` in the form browsers send it; throws E_OPTIONS naming the value otherwise. */
+/** `scheme://host[:port]` in the form browsers send it; throws E_OPTIONS saying what is wrong with `value` otherwise. */
 export function normaliseOrigin(value: string): string {
-  let url: URL;
+  let url: URL | null = null;
   try {
     url = new URL(value);
   } catch {
-    throw new AiotSimError('E_OPTIONS', 'input', `allow-origin: "${value}" is not an origin; expected scheme://host[:port], e.g. http://dashboard.lan:3000`);
+    // reported below
   }
-  if (!/^https?:$/.test(url.protocol) || url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
-    throw new AiotSimError('E_OPTIONS', 'input', `allow-origin: "${value}" is not an origin; expected http(s)://host[:port] with nothing after it`);
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    throw new AiotSimError('E_OPTIONS', 'input', `"${value}" is not an origin: expected http(s)://host[:port] with nothing after it, e.g. http://dashboard.lan:3000`);
   }
   return url.origin;
 }
@@ -44,8 +44,18 @@ export class OriginPolicy {
   private readonly origins: ReadonlySet<string>;
   private readonly hosts: ReadonlySet<string>;
 
+  /** Throws an OptionsError (E_OPTIONS) naming each allowed origin that is not one. */
   constructor(opts: OriginOptions = {}) {
-    const origins = (opts.allowOrigins ?? []).map(normaliseOrigin);
+    const problems: OptionProblem[] = [];
+    const origins: string[] = [];
+    for (const o of opts.allowOrigins ?? []) {
+      try {
+        origins.push(normaliseOrigin(o));
+      } catch (e) {
+        problems.push({ option: 'allowOrigins', message: (e as Error).message });
+      }
+    }
+    if (problems.length) throw new OptionsError('E_OPTIONS', problems);
     this.origins = new Set(origins);
     const hosts = new Set(['localhost']);
     for (const o of origins) hosts.add(new URL(o).hostname);

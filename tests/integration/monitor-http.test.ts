@@ -299,6 +299,6 @@ describe('monitor with allowed origins', () => {
 
   it('refuses an allowed origin that is not an origin, naming it', async () => {
     await expect(monitorSimulation(sim, { port: 0, probeIntervalMs: null, allowOrigins: ['dashboard.example'] }))
-      .rejects.toThrow('allow-origin: "dashboard.example" is not an origin');
+      .rejects.toThrow('allowOrigins: "dashboard.example" is not an origin');
   });
 });
