@@ -169,7 +169,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs };
     const broker = new EmbeddedBroker(access, limits, settings);
     ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
-    if (opts.overload) broker.overload.configure(opts.overload);
+    broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
     broker.installHooks();
     const acceptor: Acceptor = {
       refusing: () => broker.down || broker.closed,
@@ -298,13 +298,14 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const q = this.stored.queues;
     this.limitHits.queueDropped = q.dropped;
     this.limitHits.retained = this.stored.retainedRefused;
+    this.limitHits.backlog = this.overload.shedOverTotal;
     return {
       limits: { ...this.limits },
       hits: { ...this.limitHits },
       usage: {
         connections: { tcp: this.tcp?.connections ?? 0, ws: this.ws?.connections ?? 0 },
         queuedMessages: q.messages, queuedBytes: q.bytes, anonymousSessions: this.gate.ids.anonymousSessions,
-        retainedMessages: this.stored.retainedMessages, retainedBytes: this.stored.retainedBytes,
+        retainedMessages: this.stored.retainedMessages, retainedBytes: this.stored.retainedBytes, backlogBytes: this.overload.totalBacklog,
       },
     };
   }
@@ -356,8 +357,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       if (reason === 'packet too large') this.limitHits.packetSize++;
       this.rejectPacket(reason, client?.id ?? '');
     }));
+    // The overload guard's total backlog follows each connection as it drains and closes.
+    conn.on('drain', () => this.overload.refresh(conn));
     conn.once('close', () => {
       this.connections.delete(conn);
+      this.overload.forget(conn);
       if (client) this.gate.release(client);
     });
     client = this.aedes_.handle(conn as Connection, req);

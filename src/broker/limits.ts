@@ -27,6 +27,8 @@ export interface BrokerLimits {
   maxRetainedMessages?: number;
   /** Bytes (topic and payload) of those retained messages. Default 64 MiB. */
   maxRetainedBytes?: number;
+  /** Bytes waiting to be written to all subscribers together; over it, subscribers more than 64 KiB behind get nothing more until it falls. Default 256 MiB. */
+  maxBacklogBytes?: number;
 }
 
 export type ResolvedLimits = Required<BrokerLimits>;
@@ -42,6 +44,7 @@ export const DEFAULT_LIMITS: ResolvedLimits = {
   maxAnonymousSessions: 1000,
   maxRetainedMessages: 10_000,
   maxRetainedBytes: 64 * 1024 * 1024,
+  maxBacklogBytes: 256 * 1024 * 1024,
 };
 
 /** The smallest value each bound takes (a smaller one would make the broker unusable). */
@@ -56,6 +59,7 @@ const MINIMUM: ResolvedLimits = {
   maxAnonymousSessions: 0,
   maxRetainedMessages: 0,
   maxRetainedBytes: 0,
+  maxBacklogBytes: 1024 * 1024,
 };
 
 /** What is wrong with the bounds given, each named by its option. */
@@ -95,6 +99,8 @@ export interface LimitHits {
   anonymousSessions: number;
   /** Retained messages not kept because the retained store was full. */
   retained: number;
+  /** Deliveries shed because the subscribers' backlog together was over `maxBacklogBytes`. */
+  backlog: number;
   /** WebSocket upgrades refused by the Host check (DNS rebinding). */
   host: number;
   /** WebSocket upgrades refused by the Origin check. */
@@ -102,7 +108,7 @@ export interface LimitHits {
 }
 
 export function noHits(): LimitHits {
-  return { packetSize: 0, connections: 0, connectTimeout: 0, keepAlive: 0, clientIdLength: 0, queueDropped: 0, anonymousSessions: 0, retained: 0, host: 0, origin: 0 };
+  return { packetSize: 0, connections: 0, connectTimeout: 0, keepAlive: 0, clientIdLength: 0, queueDropped: 0, anonymousSessions: 0, retained: 0, backlog: 0, host: 0, origin: 0 };
 }
 
 /** What the bounded stores hold now. */
@@ -117,6 +123,8 @@ export interface LimitUsage {
   /** Retained messages and bytes counted against the bounds. */
   retainedMessages: number;
   retainedBytes: number;
+  /** Bytes waiting to be written to subscribers (as last seen). */
+  backlogBytes: number;
 }
 
 /** The bounds, what they stopped, what they hold: what `/metrics` shows. */

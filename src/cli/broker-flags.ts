@@ -36,6 +36,7 @@ export const BROKER_FLAGS = {
   'max-anonymous-sessions': option('maxAnonymousSessions', number),
   'max-retained': option('maxRetainedMessages', number),
   'max-retained-bytes': option('maxRetainedBytes', bytes),
+  'max-backlog-bytes': option('maxBacklogBytes', bytes),
 } satisfies FlagSet;
 
 export const TOKEN_FLAGS = { 'token-file': text } satisfies FlagSet;
@@ -56,6 +57,7 @@ export const BROKER_HELP = `Broker policy and bounds (README "The embedded broke
   --max-anonymous-sessions N  persistent anonymous sessions (default 1000)
   --max-retained N            retained messages besides devices' state (default 10000)
   --max-retained-bytes S      bytes of those (default 64MiB)
+  --max-backlog-bytes S       bytes unwritten to all subscribers together (default 256MiB)
 `;
 
 export const TOKEN_HELP = `  --token T         password of the "operator" account and the monitor's token; visible to

@@ -109,10 +109,11 @@ const LIMIT_LABELS: Record<keyof ResolvedLimits, string> = {
   maxPacketSize: 'packet_size_bytes', maxConnections: 'connections', connectTimeoutMs: 'connect_timeout_ms', maxKeepAliveSeconds: 'keepalive_seconds',
   maxClientIdLength: 'client_id_length', maxQueuedMessages: 'queued_messages', maxQueuedBytes: 'queued_bytes',
   maxAnonymousSessions: 'anonymous_sessions', maxRetainedMessages: 'retained_messages', maxRetainedBytes: 'retained_bytes',
+  maxBacklogBytes: 'backlog_bytes',
 };
 const HIT_LABELS: Record<keyof LimitHits, string> = {
   packetSize: 'packet_size', connections: 'connections', connectTimeout: 'connect_timeout', keepAlive: 'keepalive', clientIdLength: 'client_id_length',
-  queueDropped: 'queued_messages', anonymousSessions: 'anonymous_sessions', retained: 'retained', host: 'host', origin: 'origin',
+  queueDropped: 'queued_messages', anonymousSessions: 'anonymous_sessions', retained: 'retained', backlog: 'backlog', host: 'host', origin: 'origin',
 };
 
 /** The embedded broker's bounds (limits.ts): each bound, the times it was hit, and what the bounded stores hold. */
@@ -130,7 +131,7 @@ function brokerLimitMetrics(registers: Registry[], read: () => LimitReport): voi
   const last = new Map<string, number>();
   new Counter({
     name: 'aiot_sim_broker_limit_hits_total', labelNames: ['limit'], registers,
-    help: 'Times a bound stopped something: connections refused or closed, keep-alives capped, client ids refused, queued messages dropped, retained messages not kept, WebSocket upgrades refused (host, origin)',
+    help: 'Times a bound stopped something: connections refused or closed, keep-alives capped, client ids refused, queued messages dropped, retained messages not kept, deliveries shed over the total backlog, WebSocket upgrades refused (host, origin)',
     collect() {
       for (const [k, label] of Object.entries(HIT_LABELS)) {
         const v = current().hits[k as keyof LimitHits];
@@ -157,4 +158,5 @@ function brokerLimitMetrics(registers: Registry[], read: () => LimitReport): voi
   usage('aiot_sim_broker_anonymous_sessions', 'Persistent sessions of anonymous clients', (u) => u.anonymousSessions);
   usage('aiot_sim_broker_retained_messages', 'Retained messages counted against the bound (all but devices\' state and $SYS/)', (u) => u.retainedMessages);
   usage('aiot_sim_broker_retained_bytes', 'Bytes (topic and payload) of those retained messages', (u) => u.retainedBytes);
+  usage('aiot_sim_broker_backlog_bytes', 'Bytes waiting to be written to subscribers, all together (as last seen)', (u) => u.backlogBytes);
 }
