@@ -27,7 +27,10 @@ const Packet = (memory as unknown as { Packet: PacketClass }).Packet;
 
 export interface QueueBounds { maxMessages: number; maxBytes: number }
 
-interface Queue { packets: QueuedPacket[]; bytes: number }
+/** One queued message of one session: the message (shared by every session it is queued for) and this session's message id. */
+interface Entry { packet: QueuedPacket; messageId: number | undefined; size: number }
+
+interface Queue { entries: Entry[]; bytes: number }
 
 export class SessionQueues {
   /** Messages dropped from full queues since the start. */
@@ -36,6 +39,8 @@ export class SessionQueues {
   messages = 0;
   bytes = 0;
   private readonly queues = new Map<string, Queue>();
+  /** The stored copy of each message, made once however many sessions queue it. */
+  private readonly stored = new WeakMap<object, QueuedPacket>();
 
   /**
    * @param admit the packet to queue for `clientId` (the same, or a copy with fields removed), or
@@ -47,13 +52,16 @@ export class SessionQueues {
     const allowed = this.admit(clientId, packet);
     if (!allowed) return;
     let q = this.queues.get(clientId);
-    if (!q) this.queues.set(clientId, (q = { packets: [], bytes: 0 }));
-    const stored = new Packet(allowed);
-    q.packets.push(stored);
+    if (!q) this.queues.set(clientId, (q = { entries: [], bytes: 0 }));
+    let stored = this.stored.get(allowed);
+    if (!stored) this.stored.set(allowed, (stored = new Packet(allowed)));
+    // Until it is sent, the message id is the publisher's, as aedes-persistence keeps it.
+    const entry: Entry = { packet: stored, messageId: stored.messageId, size: sizeOf(stored) };
+    q.entries.push(entry);
     this.messages++;
-    this.add(q, sizeOf(stored));
-    while (q.packets.length > this.bounds.maxMessages || (q.bytes > this.bounds.maxBytes && q.packets.length > 1)) {
-      this.add(q, -sizeOf(q.packets.shift()!));
+    this.add(q, entry.size);
+    while (q.entries.length > this.bounds.maxMessages || (q.bytes > this.bounds.maxBytes && q.entries.length > 1)) {
+      this.add(q, -q.entries.shift()!.size);
       this.messages--;
       this.dropped++;
     }
@@ -64,19 +72,19 @@ export class SessionQueues {
    * queue since) is sent anyway, unstored: Aedes would close the connection on an error here.
    */
   update(clientId: string, packet: QueuedPacket): void {
-    const packets = this.queues.get(clientId)?.packets ?? [];
-    for (let i = 0; i < packets.length; i++) {
-      const p = packets[i]!;
-      if (p.brokerId === packet.brokerId) {
-        if (p.brokerCounter === packet.brokerCounter) {
-          p.messageId = packet.messageId;
+    const q = this.queues.get(clientId);
+    if (!q) return;
+    for (const e of q.entries) {
+      if (e.packet.brokerId === packet.brokerId) {
+        if (e.packet.brokerCounter === packet.brokerCounter) {
+          e.messageId = packet.messageId;
           return;
         }
-      } else if (p.messageId === packet.messageId) {
+      } else if (e.messageId === packet.messageId) {
         // The same message id reused for another broker's packet: that one is now in flight.
-        const q = this.queues.get(clientId)!;
-        this.add(q, sizeOf(packet) - sizeOf(p));
-        packets[i] = packet;
+        const size = sizeOf(packet);
+        this.add(q, size - e.size);
+        Object.assign(e, { packet: new Packet(packet), messageId: packet.messageId, size });
         return;
       }
     }
@@ -86,25 +94,25 @@ export class SessionQueues {
   clear(clientId: string, packet: { messageId?: number }): QueuedPacket | undefined {
     const q = this.queues.get(clientId);
     if (!q) return undefined;
-    const i = q.packets.findIndex((p) => p.messageId === packet.messageId);
+    const i = q.entries.findIndex((e) => e.messageId === packet.messageId);
     if (i < 0) return undefined;
-    const [p] = q.packets.splice(i, 1);
+    const [e] = q.entries.splice(i, 1);
     this.messages--;
-    this.add(q, -sizeOf(p!));
-    if (q.packets.length === 0) this.queues.delete(clientId);
-    return p;
+    this.add(q, -e!.size);
+    if (q.entries.length === 0) this.queues.delete(clientId);
+    return withId(e!);
   }
 
   /** What is queued for `clientId`, oldest first (a copy: sending it does not race new arrivals). */
   stream(clientId: string): Readable {
-    return Readable.from([...(this.queues.get(clientId)?.packets ?? [])]);
+    return Readable.from((this.queues.get(clientId)?.entries ?? []).map(withId));
   }
 
   /** The session ended (a clean one took its id over): its queue goes with it. */
   forget(clientId: string): void {
     const q = this.queues.get(clientId);
     if (!q) return;
-    this.messages -= q.packets.length;
+    this.messages -= q.entries.length;
     this.bytes -= q.bytes;
     this.queues.delete(clientId);
   }
@@ -113,6 +121,11 @@ export class SessionQueues {
     q.bytes += bytes;
     this.bytes += bytes;
   }
+}
+
+/** A session's queued message as Aedes reads it: the message with this session's message id. */
+function withId(e: Entry): QueuedPacket {
+  return { ...e.packet, messageId: e.messageId };
 }
 
 function sizeOf(p: QueuedPacket): number {
