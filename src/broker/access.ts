@@ -2,13 +2,14 @@
  * Who may connect, publish, subscribe and receive what (DESIGN.md "Security defaults").
  *
  * - device: username = did, password = its token; client id must be the did. Publishes only its
- *   own `device/{did}/up/...` and `device/{did}/state` (a gateway also its children's); subscribes
- *   to and receives only its own `device/{did}/down/...` (a gateway also its children's).
+ *   own `device/{did}/up/...`, `device/{did}/state` and central-hub notifications
+ *   `appMsg/notify/iot/{did}/property|event/...` (a gateway also its children's); subscribes to
+ *   and receives only its own `device/{did}/down/...` (a gateway also its children's).
  * - operator: username `operator`, password = the operator token. Publishes commands to any
  *   device's `down/rpc` and anything outside the reserved prefixes; reads everything.
  * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices of
- *   the homes the user owns or belongs to; publishes under `app/{uid}/...`; reads the platform's
- *   figures under `$SYS/aiot-sim/`.
+ *   the homes the user owns or belongs to (both wire profiles); publishes under `app/{uid}/...`;
+ *   reads the platform's figures under `$SYS/aiot-sim/`.
  * - observer: no username. Never publishes under the reserved prefixes. What it reads depends on
  *   `anonymous`: `telemetry` (default) device telemetry and state, and topics outside the reserved
  *   prefixes; `all` everything; `none` refuses anonymous clients.
@@ -19,6 +20,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { filtersOverlap } from '../contract/mqtt-topics.js';
+import { HUB_PREFIX } from '../contract/wire.js';
 
 export type Principal =
   | { role: 'device'; did: string }
@@ -38,7 +40,7 @@ export interface DeviceCredential {
 
 export const OPERATOR_USERNAME = 'operator';
 /** Topic prefixes of the simulation: only accounts publish there. `appMsg/` is the central hub's (`--wire local-hub`). */
-const RESERVED = ['device/', 'app/', '$SYS/', 'appMsg/'];
+const RESERVED = ['device/', 'appMsg/', 'app/', '$SYS/'];
 
 /** What anonymous clients may do: nothing (`none`), read device telemetry and state (`telemetry`), read everything (`all`). */
 export type AnonymousAccess = 'none' | 'telemetry' | 'all';
@@ -49,8 +51,8 @@ export const TELEMETRY_FILTERS: readonly string[] = [
   'device/+/up/properties_changed/#',
   'device/+/up/event_occured/#',
   'device/+/state',
-  'appMsg/notify/iot/+/property/+',
-  'appMsg/notify/iot/+/event/+',
+  `${HUB_PREFIX}+/property/+`,
+  `${HUB_PREFIX}+/event/+`,
 ];
 
 /** Constant-time string comparison (hash first so lengths do not leak). */
@@ -139,8 +141,9 @@ export class AccessDirectory {
         const did = topicDid(topic);
         if (did && this.speaksFor(p.did, did)) {
           if (topic === `device/${did}/state` || topic.startsWith(`device/${did}/up/`)) return true;
+          if (topic.startsWith(`${HUB_PREFIX}${did}/property/`) || topic.startsWith(`${HUB_PREFIX}${did}/event/`)) return true;
         }
-        return `device ${p.did} may publish only under device/${p.did}/up/ and device/${p.did}/state`;
+        return `device ${p.did} may publish only under device/${p.did}/up/, device/${p.did}/state and ${HUB_PREFIX}${p.did}/`;
       }
       case 'operator':
         if (/^device\/[^/]+\/down\/rpc$/.test(topic)) return true;
@@ -152,7 +155,7 @@ export class AccessDirectory {
         return `user ${p.uid} may publish only its own devices' down/rpc and app/${p.uid}/...`;
       }
       case 'observer':
-        return isReserved(topic) ? 'anonymous observers may not publish to device/, app/, appMsg/ or $SYS/ topics' : true;
+        return isReserved(topic) ? 'anonymous observers may not publish to device/, appMsg/, app/ or $SYS/ topics' : true;
     }
   }
 
@@ -227,19 +230,20 @@ function isTelemetry(topic: string): boolean {
     const rest = topic.slice(end);
     return rest === '/state' || rest.startsWith('/up/properties_changed/') || rest.startsWith('/up/event_occured/');
   }
-  if (topic.startsWith('appMsg/notify/iot/')) {
+  if (topic.startsWith(HUB_PREFIX)) {
     const parts = topic.split('/');
     return parts.length === 6 && parts[3] !== '' && (parts[4] === 'property' || parts[4] === 'event');
   }
   return false;
 }
 
-/** The did in `device/{did}/...` when it is a literal (no wildcard). */
+/** The did in `device/{did}/...` or `appMsg/notify/iot/{did}/...` when it is a literal (no wildcard). */
 function topicDid(topic: string): string | undefined {
   // indexOf instead of split: this runs for every PUBLISH, and split allocated an array per message.
-  if (!topic.startsWith('device/')) return undefined;
-  const end = topic.indexOf('/', 7);
+  const start = topic.startsWith('device/') ? 7 : topic.startsWith(HUB_PREFIX) ? HUB_PREFIX.length : -1;
+  if (start < 0) return undefined;
+  const end = topic.indexOf('/', start);
   if (end < 0) return undefined;
-  const did = topic.slice(7, end);
+  const did = topic.slice(start, end);
   return did && did !== '+' && did !== '#' ? did : undefined;
 }
