@@ -21,6 +21,8 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { filtersOverlap } from '../contract/mqtt-topics.js';
 import { HUB_PREFIX } from '../contract/wire.js';
+import { OptionsError } from '../errors.js';
+import { isLoopback } from './web-origin.js';
 
 export type Principal =
   | { role: 'device'; did: string }
@@ -45,6 +47,21 @@ const RESERVED = ['device/', 'appMsg/', 'app/', '$SYS/'];
 /** What anonymous clients may do: nothing (`none`), read device telemetry and state (`telemetry`), read everything (`all`). */
 export type AnonymousAccess = 'none' | 'telemetry' | 'all';
 export const ANONYMOUS_ACCESS: readonly AnonymousAccess[] = ['none', 'telemetry', 'all'];
+
+/**
+ * What anonymous clients may do on a broker bound to `host`: as asked (`anonymous`, or the older
+ * `allowAnonymous`), else `telemetry` on a loopback address and `none` on any other.
+ */
+export function anonymousAccessFor(opts: { anonymous?: AnonymousAccess; allowAnonymous?: boolean }, host: string): AnonymousAccess {
+  if (opts.anonymous !== undefined) {
+    if (!ANONYMOUS_ACCESS.includes(opts.anonymous)) {
+      throw new OptionsError('E_OPTIONS', [{ option: 'anonymous', message: `expected one of ${ANONYMOUS_ACCESS.join(', ')}`, value: opts.anonymous }]);
+    }
+    return opts.anonymous;
+  }
+  if (opts.allowAnonymous !== undefined) return opts.allowAnonymous ? 'telemetry' : 'none';
+  return isLoopback(host) ? 'telemetry' : 'none';
+}
 
 /** The reserved topics anonymous clients read under `telemetry`: device telemetry and state, in both wire profiles. */
 export const TELEMETRY_FILTERS: readonly string[] = [

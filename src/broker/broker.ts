@@ -14,9 +14,9 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
-import { AiotSimError, OptionsError } from '../errors.js';
+import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
-import { AccessDirectory, ANONYMOUS_ACCESS, type AnonymousAccess, type Principal } from './access.js';
+import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
@@ -164,7 +164,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const limits = resolveLimits(opts);
     const host = opts.host ?? '127.0.0.1';
     const access = new AccessDirectory(opts.operatorToken);
-    access.anonymous = anonymousAccess(opts, host);
+    access.anonymous = anonymousAccessFor(opts, host);
     const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
     const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs };
     const broker = new EmbeddedBroker(access, limits, settings);
@@ -411,18 +411,3 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 }
 
-/** What anonymous clients may do: as asked, else `telemetry` on a loopback host and `none` on any other. */
-function anonymousAccess(opts: BrokerOptions, host: string): AnonymousAccess {
-  if (opts.anonymous !== undefined) {
-    if (!ANONYMOUS_ACCESS.includes(opts.anonymous)) {
-      throw new OptionsError('E_OPTIONS', [{ option: 'anonymous', message: `expected one of ${ANONYMOUS_ACCESS.join(', ')}`, value: opts.anonymous }]);
-    }
-    return opts.anonymous;
-  }
-  if (opts.allowAnonymous !== undefined) return opts.allowAnonymous ? 'telemetry' : 'none';
-  return isLoopback(host) ? 'telemetry' : 'none';
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}

@@ -87,8 +87,9 @@ export class OriginPolicy {
   }
 }
 
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+/** Whether a host name or address (`[::1]` as in URLs, or `::1`) is this machine's loopback. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function hostnameOf(url: string): string | null {

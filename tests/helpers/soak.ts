@@ -17,9 +17,10 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
-import mqttPacket, { type Packet } from 'mqtt-packet';
 import WebSocket from 'ws';
 import { createSimulation, type BrokerLimits, type LimitReport, type Simulation } from 'aiot-sim';
+import { connectPacket, encode as gen } from './mqtt-bytes.js';
+import { frameHeader, frameSizes, malformedPacket, random } from './soak-cases.js';
 
 export interface SoakOptions {
   seconds: number;
@@ -58,75 +59,6 @@ export interface SoakResult {
 }
 
 const MiB = 1024 * 1024;
-const gen = (p: Packet): Buffer => mqttPacket.generate(p);
-
-/** A small seeded generator, so each run sends the same cases. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function header(first: number, length: number): Buffer {
-  const out = [first];
-  let n = length;
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
-const connectPacket = (clientId: string, extra: Partial<Packet> = {}): Buffer =>
-  gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0, ...extra } as Packet);
-
-/** The malformed MQTT byte sequences, by index (each a different kind, with random parts). */
-function malformedPacket(i: number, rnd: () => number, maxPacketSize: number): Buffer {
-  const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
-  const valid = connectPacket(`soak-m-${i}`);
-  switch (i % 10) {
-    case 0: return bytes(1 + Math.floor(rnd() * 400));
-    case 1: return valid.subarray(0, Math.floor(rnd() * valid.length));
-    case 2: return Buffer.concat([valid, bytes(Math.floor(rnd() * 200))]);
-    case 3: return Buffer.concat([valid, header(0x30, maxPacketSize + Math.floor(rnd() * 100 * MiB))]);
-    case 4: return Buffer.concat([valid, Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])]);
-    case 5: return Buffer.concat([valid, gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: ['a+/b', 'a#', '+x/y', 'a/\u0000'][i % 4]!, qos: 0 }] })]);
-    case 6: return Buffer.concat([valid, gen({ cmd: 'publish', topic: 'soak/\u0000', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })]);
-    case 7: return Buffer.from([0x10, 12, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0, 0, 0, 0, 0]); // empty client id, CleanSession=0
-    case 8: return connectPacket('x'.repeat(1000 + Math.floor(rnd() * 64_000)));
-    default: return gen({ cmd: 'publish', topic: 'device/1/up/properties_changed/2/1', payload: bytes(20), qos: 0, retain: false, dup: false }); // before CONNECT
-  }
-}
-
-/** WebSocket frame sizes: every small size, every power of two up to 4x the packet limit, and the limit's neighbours. */
-function frameSizes(maxPacketSize: number): number[] {
-  const sizes = Array.from({ length: 17 }, (_, i) => i);
-  for (let p = 32; p <= 4 * maxPacketSize; p *= 2) sizes.push(p);
-  sizes.push(maxPacketSize - 1, maxPacketSize, maxPacketSize + 1);
-  return sizes;
-}
-
-/** A masked binary WebSocket frame header for `length` bytes (the mask is zero: the payload goes as is). */
-function frameHeader(length: number): Buffer {
-  if (length < 126) return Buffer.from([0x82, 0x80 | length, 0, 0, 0, 0]);
-  if (length < 65_536) {
-    const b = Buffer.from([0x82, 0x80 | 126, 0, 0, 0, 0, 0, 0]);
-    b.writeUInt16BE(length, 2);
-    return b;
-  }
-  const b = Buffer.alloc(14);
-  b[0] = 0x82;
-  b[1] = 0x80 | 127;
-  b.writeBigUInt64BE(BigInt(length), 2);
-  return b;
-}
 
 const wsFailures = new Map<string, number>();
 
@@ -370,7 +302,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         const s = ws ? await wsSocket(port, sockets) : await tcp(port, sockets);
         if (!s) break;
         const id = `soak-stalled-${ws ? 'ws' : 'tcp'}-${n++}`;
-        const packets = Buffer.concat([connectPacket(id), gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }, { topic: 'device/#', qos: 1 }] })]);
+        const packets = Buffer.concat([connectPacket({ clientId: id }), gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }, { topic: 'device/#', qos: 1 }] })]);
         if (ws) s.write(Buffer.concat([frameHeader(packets.length), packets]));
         else s.write(packets);
         sent.stalledOpened++;
@@ -392,7 +324,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         const s = await tcp(tcpPort, sockets);
         if (!s) break;
         s.resume();
-        s.write(Buffer.concat([connectPacket(`soak-sink-${n++ % o.sinks}`, { clean: false }), gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'device/#', qos: 1 }] })]));
+        s.write(Buffer.concat([connectPacket({ clientId: `soak-sink-${n++ % o.sinks}`, clean: false }), gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'device/#', qos: 1 }] })]));
         live.add(s);
         s.once('close', () => live.delete(s));
       }

@@ -6,7 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker, type ClientInfo } from '../../src/broker/broker.js';
 import { useCleanup } from '../helpers/cleanup.js';
-import { connectInProcess, connectTcp, nextMessage, subscribeGranted, until } from '../helpers/mqtt.js';
+import { connectInProcess, connectTcp, nextMessage, refusalCode, subscribeGranted, until } from '../helpers/mqtt.js';
 
 const OPERATOR_TOKEN = 'op-secret-0123';
 const D1 = '100000001';
@@ -26,17 +26,6 @@ function closed(client: MqttClient, ms = 5000): Promise<void> {
     const t = setTimeout(() => reject(new Error(`connection not closed within ${ms} ms`)), ms);
     client.once('close', () => { clearTimeout(t); resolve(); });
   });
-}
-
-/** The CONNACK return code a refused connect carried (MQTT.js puts it in err.code). */
-async function refusalCode(p: Promise<MqttClient>): Promise<number> {
-  try {
-    const c = await p;
-    c.end(true);
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
-  throw new Error('the connection was accepted');
 }
 
 describe.each<[string, Connect]>([

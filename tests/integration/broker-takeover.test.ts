@@ -8,24 +8,13 @@ import type { MqttClient } from 'mqtt';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { useCleanup } from '../helpers/cleanup.js';
-import { connectTcp, nextMessage } from '../helpers/mqtt.js';
+import { connectTcp, nextMessage, refusalCode } from '../helpers/mqtt.js';
 import { connectPacket, rawTcp } from '../helpers/raw-mqtt.js';
 
 const OPERATOR_TOKEN = 'takeover-op-token';
 const DID = '100000077';
 const UID = '1000000077';
 const OTHER_UID = '1000000078';
-
-/** The CONNACK return code a refused CONNECT carried (MQTT.js puts it in err.code). */
-async function refusalCode(p: Promise<MqttClient>): Promise<number> {
-  try {
-    const c = await p;
-    c.end(true);
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
-  throw new Error('the connection was accepted');
-}
 
 describe('client ids belong to accounts', () => {
   const track = useCleanup();
