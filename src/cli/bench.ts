@@ -3,17 +3,14 @@
  * 0 done (and every --slo term held), 1 an --slo term was violated or the bench could not run
  * (broker unreachable...), 2 usage error (a bad flag or --slo term, named in the message).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { AiotSimError } from '../errors.js';
 import { runBench, type BenchOptions, type BenchProgress } from '../load/bench.js';
 import { QOS_NOTE } from '../load/options.js';
 import { toMarkdown } from '../load/report.js';
-import { parseSlo, type SloTerm } from '../load/slo.js';
 import {
-  bool, choice, duration, help, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor,
-  type Flag, type FlagSet,
+  bool, choice, duration, help, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet,
 } from './args.js';
+import { emitReport, sloTerms } from './reports.js';
 
 export const BENCH_USAGE = `aiot-sim bench: load-test a broker and its consumers with Mijia device traffic
 
@@ -57,18 +54,6 @@ Output:
 
 const option = setter<BenchOptions>();
 
-/** A comma-separated list of SLO terms. */
-const sloTerms: Flag<SloTerm[]> = {
-  type: 'string',
-  parse: (t) => {
-    try {
-      return parseSlo(t);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  },
-};
-
 const BENCH_FLAGS = {
   broker: option('broker', text),
   username: option('username', text),
@@ -107,13 +92,6 @@ function progressLine(p: BenchProgress): string {
     `p99 ${p.p99Ms === null ? '-' : `${p.p99Ms.toFixed(1)} ms`} | online ${p.connected}/${p.devices} | errors ${p.errors}`;
 }
 
-async function output(path: string, text: string, out: NodeJS.WritableStream): Promise<void> {
-  if (path === '-') { out.write(text); return; }
-  const abs = resolve(path);
-  await mkdir(dirname(abs), { recursive: true });
-  await writeFile(abs, text);
-}
-
 export async function bench(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const parsed = parseFlags(args, BENCH_FLAGS, 'bench');
   const v = parsed.values;
@@ -147,16 +125,5 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
     throw e;
   }
   if (shown) err.write('\r\x1b[2K');
-  const md = toMarkdown(report);
-  const json = JSON.stringify(report, null, 2) + '\n';
-  if (v.report !== undefined) await output(v.report, json, out);
-  if (v.markdown !== undefined) await output(v.markdown, md, out);
-  if (v.report !== '-' && v.markdown === undefined) out.write(md);
-  if (v.report !== undefined && v.report !== '-' && !quiet) err.write(`aiot-sim bench: report written to ${resolve(v.report)}\n`);
-  if (report.slo && !report.slo.passed) {
-    const failed = report.slo.checks.filter((c) => !c.passed).map((c) => `${c.term} (measured ${c.actual === null ? 'nothing' : Number(c.actual.toFixed(3))})`);
-    err.write(`aiot-sim bench: SLO violated: ${failed.join(', ')}\n`);
-    return 1;
-  }
-  return 0;
+  return emitReport('bench', report, toMarkdown(report), v, out, err);
 }
