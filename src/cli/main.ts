@@ -16,6 +16,8 @@ import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
+import { record } from './record.js';
+import { replay } from './replay.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
 
@@ -25,6 +27,8 @@ Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
   aiot-sim serve [options]            broker, platform and live monitor, no devices (serve --help)
   aiot-sim bench [options]            load-test a broker and its consumers (aiot-sim bench --help)
+  aiot-sim record --broker URL --out FILE   capture a broker's traffic (aiot-sim record --help)
+  aiot-sim replay FILE [options]      play a recording or trace back into a broker (replay --help)
   aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
   aiot-sim validate FILE...           check scenario and device files; every problem at once
   aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
@@ -94,6 +98,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await serve(rest, out, err);
       case 'bench':
         return await bench(rest, out, err);
+      case 'record':
+        return await record(rest, out, err);
+      case 'replay':
+        return await replay(rest, out, err);
       case 'devices':
         return await devices(rest, out);
       case 'validate':
