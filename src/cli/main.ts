@@ -53,7 +53,8 @@ Options for run:
                     share of the homes on an in-process broker of its own (no ports, no live
                     monitor); the platform figures are merged (default 1)
   --report FILE     write the run report as JSON
-  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
+  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload, qos,
+                    retain): a recording aiot-sim replay plays back
   --quiet           no live progress, summary only
   -h, --help        this help
 `;
