@@ -8,9 +8,9 @@ import { runBench, type BenchOptions, type BenchProgress } from '../load/bench.j
 import { QOS_NOTE } from '../load/options.js';
 import { toMarkdown } from '../load/report.js';
 import {
-  bool, choice, duration, help, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet,
+  choice, duration, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet,
 } from './args.js';
-import { emitReport, sloTerms } from './reports.js';
+import { CONSUMER_AND_OUTPUT_FLAGS, count, emitReport, liveLine } from './reports.js';
 
 export const BENCH_USAGE = `aiot-sim bench: load-test a broker and its consumers with Mijia device traffic
 
@@ -75,20 +75,12 @@ const BENCH_FLAGS = {
   'reconnect-jitter': option('reconnectJitterMs', duration),
   workers: option('workers', number),
   seed: option('seed', number),
-  'reply-topic': option('replyTopic', text),
-  wait: option('waitMs', duration),
-  slo: option('slo', sloTerms),
-  report: text,
-  markdown: text,
-  quiet: bool,
-  help,
+  ...CONSUMER_AND_OUTPUT_FLAGS,
 } satisfies FlagSet;
-
-const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function progressLine(p: BenchProgress): string {
   if (p.phase === 'connecting') return `bench ${p.seconds.toFixed(0)}s connecting ${p.connected}/${p.devices}${p.errors ? ` | errors ${p.errors}` : ''}`;
-  return `bench ${p.seconds.toFixed(0)}s ${p.phase} | sent ${fmt(p.sendRate)} msg/s | received ${fmt(p.receiveRate)} msg/s | ` +
+  return `bench ${p.seconds.toFixed(0)}s ${p.phase} | sent ${count(p.sendRate)} msg/s | received ${count(p.receiveRate)} msg/s | ` +
     `p99 ${p.p99Ms === null ? '-' : `${p.p99Ms.toFixed(1)} ms`} | online ${p.connected}/${p.devices} | errors ${p.errors}`;
 }
 
@@ -99,23 +91,18 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
   if (parsed.positionals.length) throw new UsageError(`bench takes no positional arguments, got "${parsed.positionals.join(' ')}"`, 'bench');
   const opts = optionsFrom<BenchOptions>(BENCH_FLAGS, parsed);
   const quiet = v.quiet === true;
-  const tty = !quiet && (err as NodeJS.WriteStream).isTTY === true;
-  let shown = false;
+  const live = liveLine(err, quiet);
   opts.onBroker = (b) => {
     if (!b.embedded) { if (!quiet) err.write(`aiot-sim bench: target ${b.url}\n`); return; }
     // Always printed (even with --quiet): a consumer needs the address.
     err.write(`aiot-sim bench: embedded broker ${b.mqttUrl ?? '-'}${b.wsUrl ? ` (WebSocket ${b.wsUrl})` : ''}; anonymous clients may subscribe to device/# and publish outside device/, app/, $SYS/\n`);
   };
-  opts.onProgress = (p) => {
-    if (!tty) return;
-    err.write(`\r\x1b[2K${progressLine(p)}`);
-    shown = true;
-  };
+  opts.onProgress = (p) => live.show(progressLine(p));
   let report;
   try {
     report = await runBench(opts);
   } catch (e) {
-    if (shown) err.write('\r\x1b[2K');
+    live.clear();
     const usage = usageErrorFor(e, BENCH_FLAGS, parsed, 'bench');
     if (usage) throw usage;
     if (e instanceof AiotSimError) {
@@ -124,6 +111,6 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
     }
     throw e;
   }
-  if (shown) err.write('\r\x1b[2K');
+  live.clear();
   return emitReport('bench', report, toMarkdown(report), v, out, err);
 }

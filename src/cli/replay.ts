@@ -8,8 +8,8 @@ import { resolve } from 'node:path';
 import { AiotSimError, formatProblem, ValidationError } from '../errors.js';
 import { runReplay, type ReplayOptions, type ReplayProgress } from '../replay/replay.js';
 import { toReplayMarkdown } from '../replay/report.js';
-import { bool, duration, help, integer, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet } from './args.js';
-import { emitReport, sloTerms } from './reports.js';
+import { bool, integer, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet } from './args.js';
+import { CONSUMER_AND_OUTPUT_FLAGS, count, emitReport, liveLine } from './reports.js';
 
 export const REPLAY_USAGE = `aiot-sim replay: play a recording back into a broker, with its timing
 
@@ -56,21 +56,13 @@ const REPLAY_FLAGS = {
   fast: bool,
   loop: option('loops', number),
   'rewrite-did': option('rewriteDid', integer(1, 100_000, 'a number of copies from 1 to 100000')),
-  'reply-topic': option('replyTopic', text),
-  wait: option('waitMs', duration),
-  slo: option('slo', sloTerms),
-  report: text,
-  markdown: text,
-  quiet: bool,
-  help,
+  ...CONSUMER_AND_OUTPUT_FLAGS,
 } satisfies FlagSet;
-
-const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function progressLine(p: ReplayProgress): string {
   if (p.phase === 'connecting') return `replay ${p.seconds.toFixed(0)}s connecting ${p.connected}/${p.sessions} sessions`;
-  return `replay ${p.seconds.toFixed(0)}s ${p.phase} | sent ${fmt(p.sent)}/${fmt(p.total)} | ${fmt(p.sendRate)} msg/s` +
-    `${p.lateP99Ms !== null ? ` | late p99 ${p.lateP99Ms.toFixed(1)} ms` : ''}${p.receiveRate ? ` | replies ${fmt(p.receiveRate)} msg/s` : ''} | sessions ${p.connected}/${p.sessions}`;
+  return `replay ${p.seconds.toFixed(0)}s ${p.phase} | sent ${count(p.sent)}/${count(p.total)} | ${count(p.sendRate)} msg/s` +
+    `${p.lateP99Ms !== null ? ` | late p99 ${p.lateP99Ms.toFixed(1)} ms` : ''}${p.receiveRate ? ` | replies ${count(p.receiveRate)} msg/s` : ''} | sessions ${p.connected}/${p.sessions}`;
 }
 
 export async function replay(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
@@ -82,23 +74,18 @@ export async function replay(args: string[], out: NodeJS.WritableStream, err: No
   const opts: ReplayOptions = { ...optionsFrom<ReplayOptions>(REPLAY_FLAGS, parsed), file: resolve(parsed.positionals[0]!) };
   if (v.fast) opts.speed = 'fast';
   const quiet = v.quiet === true;
-  const tty = !quiet && (err as NodeJS.WriteStream).isTTY === true;
-  let shown = false;
+  const live = liveLine(err, quiet);
   opts.onBroker = (b) => {
     // Always printed (even with --quiet): a consumer needs the address.
     if (b.embedded) err.write(`aiot-sim replay: embedded broker ${b.url}; anonymous clients may subscribe to device/#\n`);
     else if (!quiet) err.write(`aiot-sim replay: target ${b.url}\n`);
   };
-  opts.onProgress = (p) => {
-    if (!tty) return;
-    err.write(`\r\x1b[2K${progressLine(p)}`);
-    shown = true;
-  };
+  opts.onProgress = (p) => live.show(progressLine(p));
   let report;
   try {
     report = await runReplay(opts);
   } catch (e) {
-    if (shown) err.write('\r\x1b[2K');
+    live.clear();
     const usage = usageErrorFor(e, REPLAY_FLAGS, parsed, 'replay');
     if (usage) throw usage;
     if (e instanceof ValidationError) {
@@ -111,6 +98,6 @@ export async function replay(args: string[], out: NodeJS.WritableStream, err: No
     }
     throw e;
   }
-  if (shown) err.write('\r\x1b[2K');
+  live.clear();
   return emitReport('replay', report, toReplayMarkdown(report), v, out, err);
 }

@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseSlo, type SloCheck, type SloTerm } from '../load/slo.js';
-import { UsageError, type Flag } from './args.js';
+import { bool, duration, help, text, UsageError, type Flag, type FlagSet } from './args.js';
 
 /** A comma-separated list of SLO terms. */
 export const sloTerms: Flag<SloTerm[]> = {
@@ -18,6 +18,40 @@ export const sloTerms: Flag<SloTerm[]> = {
     }
   },
 };
+
+/** The flags bench and replay share: a consumer to measure, and what becomes of the report. They set the options both have (`replyTopic`, `waitMs`, `slo`). */
+export const CONSUMER_AND_OUTPUT_FLAGS = {
+  'reply-topic': { ...text, option: 'replyTopic' },
+  wait: { ...duration, option: 'waitMs' },
+  slo: { ...sloTerms, option: 'slo' },
+  report: text,
+  markdown: text,
+  quiet: bool,
+  help,
+} satisfies FlagSet;
+
+/** A count for a progress line: whole, with grouped digits. */
+export const count = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/**
+ * The live progress line of a long command on a terminal (`show` redraws it in place; nothing with
+ * --quiet or when stderr is not a terminal); `clear` removes it before other output.
+ */
+export function liveLine(err: NodeJS.WritableStream, quiet: boolean): { show(line: string): void; clear(): void } {
+  const tty = !quiet && (err as NodeJS.WriteStream).isTTY === true;
+  let shown = false;
+  return {
+    show(line) {
+      if (!tty) return;
+      err.write(`\r\x1b[2K${line}`);
+      shown = true;
+    },
+    clear() {
+      if (shown) err.write('\r\x1b[2K');
+      shown = false;
+    },
+  };
+}
 
 /** Write `text` to `path`, or to `out` when it is "-". */
 async function output(path: string, text: string, out: NodeJS.WritableStream): Promise<void> {

@@ -25,7 +25,7 @@ import { openStream, targetUrl, type WireTarget } from '../load/wire.js';
 import { MAX_EXTERNAL_CONNECTIONS } from '../sim/simulation.js';
 import { resolveReplayConfig, type ReplayConfig, type ReplayOptions } from './options.js';
 import { readRecording, type Recording } from './recording.js';
-import { buildReplayReport, type ReplayReport, type ReplayTimelinePoint } from './report.js';
+import { buildReplayReport, type ReplayOutcome, type ReplayReport, type ReplayTimelinePoint } from './report.js';
 import { DidRewriter, topicDid } from './rewrite.js';
 import { Schedule } from './schedule.js';
 import { ReplaySession, type SessionCounters, type SessionLogin } from './session.js';
@@ -120,9 +120,8 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayReport> {
       config: cfg, startedAt, wallSeconds: Math.round(performance.now() - t0) / 1000,
       target: { broker: target.embedded ? 'embedded' : 'external', url: targetUrl(target.wire), transport: target.wire.transport },
       recording: { file: recording.file, messages: recording.messages.length, devices: dids.size, spanSeconds: recording.spanMs / 1000, backwards: recording.backwards },
-      sessions: uniqueKeys.length, counters, connectSeconds, scheduled: played.scheduled, scheduleMs: played.scheduleMs, sendMs: played.sendMs,
-      byQos: played.byQos, skippedReasons: played.skipped, unmeasured: played.unmeasured, measured: played.measured,
-      lateness: cfg.speed === 'fast' ? null : played.lateness, probe: final, timeline: progress.timeline,
+      sessions: uniqueKeys.length, counters, connectSeconds,
+      ...played, probe: final, timeline: progress.timeline,
     });
   } finally {
     progress?.dispose();
@@ -186,16 +185,8 @@ async function connectAll(sessions: ReplaySession[], wire: WireTarget): Promise<
   if (ok === 0 && firstError) throw new BenchError(`cannot replay into ${targetUrl(wire)}: ${(firstError as Error).message}`, 'environment');
 }
 
-interface Played {
-  scheduled: number;
-  scheduleMs: number;
-  sendMs: number;
-  byQos: { 0: number; 1: number; 2: number };
-  skipped: Record<string, number>;
-  unmeasured: number;
-  measured: number;
-  lateness: ReturnType<typeof summarise>;
-}
+/** What the schedule sent, as the report takes it. */
+type Played = Pick<ReplayOutcome, 'scheduled' | 'scheduleMs' | 'sendMs' | 'byQos' | 'skippedReasons' | 'unmeasured' | 'measured' | 'lateness'>;
 
 /** Send every message when it is due (or at once, fast); returns what went out. */
 async function play(
@@ -237,20 +228,19 @@ async function play(
       const stamped = withBenchHeader(payload, runId, dev, seqOf[dev]!, wallUs());
       if (stamped) { payload = stamped; seqOf[dev]!++; } else unmeasured++;
     }
-    if (session.publish(topic, payload, m.qos, m.retain)) {
-      byQos[m.qos]++;
-      lastSend = now;
-      if (!fast) {
-        const late = Math.max(0, Math.round((now - due) * 1000));
-        lateness.recordValue(late);
-        progress.late(late);
-      }
-    }
+    if (!session.publish(topic, payload, m.qos, m.retain)) continue;
+    byQos[m.qos]++;
+    lastSend = now;
     progress.sent++;
+    if (!fast) {
+      const late = Math.max(0, Math.round((now - due) * 1000));
+      lateness.recordValue(late);
+      progress.late(late);
+    }
   }
   return {
-    scheduled: schedule.total, scheduleMs: schedule.lastDue, sendMs: lastSend - start, byQos, skipped, unmeasured,
-    measured: measure ? [...seqOf].reduce((a, b) => a + b, 0) : 0, lateness: summarise(lateness),
+    scheduled: schedule.total, scheduleMs: schedule.lastDue, sendMs: lastSend - start, byQos, skippedReasons: skipped, unmeasured,
+    measured: measure ? [...seqOf].reduce((a, b) => a + b, 0) : 0, lateness: fast ? null : summarise(lateness),
   };
 }
 
@@ -259,15 +249,15 @@ async function play(
  * its last field; null when the payload is not a JSON object (it is sent as is, not measured).
  */
 export function withBenchHeader(payload: Buffer, runId: string, dev: number, seq: number, tUs: number): Buffer | null {
+  const space = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
   let end = payload.length - 1;
-  while (end >= 0 && (payload[end] === 0x20 || payload[end] === 0x0a || payload[end] === 0x0d || payload[end] === 0x09)) end--;
+  while (end >= 0 && space(payload[end])) end--;
   let start = 0;
-  while (start < end && (payload[start] === 0x20 || payload[start] === 0x0a || payload[start] === 0x0d || payload[start] === 0x09)) start++;
+  while (start < end && space(payload[start])) start++;
   if (end < 1 || payload[start] !== 0x7b || payload[end] !== 0x7d) return null;
   let inner = end - 1;
-  while (inner > start && (payload[inner] === 0x20 || payload[inner] === 0x0a || payload[inner] === 0x0d || payload[inner] === 0x09)) inner--;
-  const empty = inner === start;
-  const header = `${empty ? '' : ','}"bench":{"run":"${runId}","dev":${dev},"seq":${seq},"t":${tUs}}`;
+  while (inner > start && space(payload[inner])) inner--;
+  const header = `${inner === start ? '' : ','}"bench":{"run":"${runId}","dev":${dev},"seq":${seq},"t":${tUs}}`;
   return Buffer.concat([payload.subarray(0, end), Buffer.from(header), payload.subarray(end)]);
 }
 
