@@ -18,8 +18,11 @@ export { Catalog, loadCatalog } from './catalog/catalog.js';
 export { DeviceModelSpec, type DeviceModel, type PropertySpec, type ServiceSpec, type BehaviourSpec, type Category } from './catalog/schema.js';
 export { Device, type DeviceLink, type DeviceOptions } from './device/device.js';
 export {
-  topics, parseDeviceTopic, MiotCode, RpcErrorCode,
-  type Scalar, type PropertiesChangedPayload, type EventOccuredPayload, type StatePayload, type RpcRequest, type RpcResponse,
+  topics, parseDeviceTopic, readDeviceMessage, encodeProperty, encodeEvent, deviceFilters, MiotCode, RpcErrorCode,
+  WIRE_PROFILES, DEFAULT_WIRE, HUB_PREFIX, DEVICE_FILTERS,
+  type Scalar, type WireProfile, type WireMessage, type DeviceTopic, type DeviceMessage, type WireProblem,
+  type PropertyChange, type EventOccurrence, type EventArgument, type PropertiesChangedPayload, type EventOccuredPayload,
+  type HubPropertyPayload, type HubEventPayload, type StatePayload, type RpcRequest, type RpcResponse,
   type PropertyResult, type ActionResult,
 } from './contract/wire.js';
 export { PlatformService, type PlatformSnapshot, type PlatformState } from './platform/service.js';

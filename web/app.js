@@ -6,6 +6,7 @@
 // @ts-check
 import { bars, chart } from './charts.js';
 import { connectMqtt, listDevices } from './device.js';
+import { parseDeviceTopic, readDeviceMessage } from '/wire.js';
 import { $, api, el, feedLine, fmt, messageOf, token, vtime } from './page.js';
 
 /** @typedef {import('../src/monitor/protocol.js').ServerFrame} ServerFrame */
@@ -89,17 +90,35 @@ let filters = [];
 let paused = false;
 let missed = 0;
 
+/**
+ * The virtual time a message carries: a device message's (either wire profile), or another JSON
+ * payload's `ts` (app sessions).
+ * @param {string} topic
+ * @param {string} payload
+ * @returns {number | undefined}
+ */
+function eventTime(topic, payload) {
+  const t = parseDeviceTopic(topic);
+  if (t) {
+    const m = readDeviceMessage(t, payload);
+    return 'ts' in m ? m.ts : undefined;
+  }
+  try {
+    const body = JSON.parse(payload);
+    return typeof body?.ts === 'number' ? body.ts : undefined;
+  } catch {
+    return undefined; // not JSON: shown as is
+  }
+}
+
 /** @param {MessageFrame} m */
 function onTap(m) {
   if (paused) {
     missed++;
     return;
   }
-  let when = new Date(m.ts).toISOString().slice(11, 19);
-  try {
-    const body = JSON.parse(m.payload);
-    if (typeof body.ts === 'number') when = vtime(body.ts).slice(11, 19);
-  } catch { /* not JSON: shown as is */ }
+  const ts = eventTime(m.topic, m.payload);
+  const when = ts === undefined ? new Date(m.ts).toISOString().slice(11, 19) : vtime(ts).slice(11, 19);
   feedLine($('feed'), '', [[when, 'time'], [m.topic, 'topic'], [m.payload.length > 300 ? `${m.payload.slice(0, 300)}…` : m.payload, 'payload']]);
 }
 

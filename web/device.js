@@ -3,6 +3,7 @@
 // MQTT-over-WebSocket connection to the broker (an anonymous observer: it watches, never publishes).
 // @ts-check
 import mqtt from '/vendor/mqtt.esm.js';
+import { deviceFilters, parseDeviceTopic, readDeviceMessage } from '/wire.js';
 import { $, api, el, feedLine, messageOf } from './page.js';
 
 /** @typedef {import('../src/monitor/source.js').DeviceSummary} DeviceSummary */
@@ -31,18 +32,20 @@ export function connectMqtt(url) {
   client.on('connect', () => {
     status.dataset['state'] = 'connected';
     status.textContent = `MQTT over WebSocket: connected to ${u}`;
-    if (current) client.subscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
+    if (current) client.subscribe(deviceFilters(current.did));
   });
   client.on('close', () => { status.dataset['state'] = 'closed'; status.textContent = 'MQTT over WebSocket: disconnected'; });
   client.on('error', (err) => { status.dataset['state'] = 'error'; status.textContent = `MQTT over WebSocket: ${err.message}`; });
   client.on('message', (topic, payload) => {
-    if (!current || !topic.startsWith(`device/${current.did}/`)) return;
+    // Either wire profile: the cloud push (device/{did}/...) or the central hub (appMsg/notify/iot/{did}/...).
+    const t = parseDeviceTopic(topic);
+    if (!current || t?.did !== current.did) return;
     const text = payload.toString();
-    feedLine($('device-live'), '', [[topic.slice(`device/${current.did}/`.length), 'topic'], [text]]);
-    let body;
-    try { body = JSON.parse(text); } catch { return; }
-    if (topic.includes('/up/properties_changed/')) setValue(`${body.siid}.${body.piid}`, body.value, true);
-    if (topic.endsWith('/state')) $('device-info').dataset['state'] = body.event;
+    feedLine($('device-live'), '', [[topic.slice(topic.indexOf(`/${t.did}/`) + t.did.length + 2), 'topic'], [text]]);
+    const m = readDeviceMessage(t, text);
+    if ('problem' in m) return;
+    if (m.kind === 'properties_changed') setValue(`${m.siid}.${m.piid}`, m.value, true);
+    if (m.kind === 'state') $('device-info').dataset['state'] = String(m.event);
   });
 }
 
@@ -186,7 +189,7 @@ function showResults() {
 
 /** @param {string} did */
 async function loadDevice(did) {
-  if (mqttClient?.connected && current) mqttClient.unsubscribe([`device/${current.did}/up/#`, `device/${current.did}/state`]);
+  if (mqttClient?.connected && current) mqttClient.unsubscribe(deviceFilters(current.did));
   current = null;
   propRows().replaceChildren();
   $('device-live').replaceChildren();
@@ -225,7 +228,7 @@ async function loadDevice(did) {
       const input = document.querySelector(`#props tr[data-key="${p.siid}.${p.piid}"] select, #props tr[data-key="${p.siid}.${p.piid}"] input`);
       if ((input instanceof HTMLInputElement || input instanceof HTMLSelectElement) && v?.code === 0) input.value = String(v.value);
     }
-    if (mqttClient?.connected) mqttClient.subscribe([`device/${d.did}/up/#`, `device/${d.did}/state`]);
+    if (mqttClient?.connected) mqttClient.subscribe(deviceFilters(d.did));
     showResults();
   } catch (err) {
     $('device-info').textContent = messageOf(err);

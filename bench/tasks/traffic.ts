@@ -96,7 +96,7 @@ async function publishOne({ client, did }: Publisher, count: number, qos: 0 | 1,
         if (--left === 0) resolve();
       };
       for (let j = 0; j < n; j++, i++) {
-        const payload = `{"did":"${did}","siid":2,"piid":1,"value":${i % 2 === 0},"ts":${ts0 + i * 1000}}`;
+        const payload = `{"params":{"did":"${did}","siid":2,"piid":1,"value":${i % 2 === 0},"ts":${ts0 + i * 1000}}}`;
         client.publish(topic, payload, { qos, retain: false }, cb);
       }
     });

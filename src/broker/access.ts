@@ -2,15 +2,18 @@
  * Who may connect, publish and subscribe (DESIGN.md "Security defaults").
  *
  * - device: username = did, password = its token; client id must be the did. Publishes only its
- *   own `device/{did}/up/...` and `device/{did}/state` (a gateway also its children's); subscribes
- *   only its own `device/{did}/down/...` (a gateway also its children's).
+ *   own `device/{did}/up/...`, `device/{did}/state` and central-hub notifications
+ *   `appMsg/notify/iot/{did}/property|event/...` (a gateway also its children's); subscribes only
+ *   its own `device/{did}/down/...` (a gateway also its children's).
  * - operator: username `operator`, password = the operator token. Publishes commands to any
  *   device's `down/rpc`; subscribes to anything.
  * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices of
- *   the homes the user owns or belongs to; publishes under `app/{uid}/...`.
- * - observer: no username. Subscribes to anything; never publishes to `device/`, `app/`, `$SYS/`.
+ *   the homes the user owns or belongs to (both wire profiles); publishes under `app/{uid}/...`.
+ * - observer: no username. Subscribes to anything; never publishes to `device/`, `appMsg/`,
+ *   `app/`, `$SYS/`.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { HUB_PREFIX } from '../contract/wire.js';
 
 export type Principal =
   | { role: 'device'; did: string }
@@ -29,7 +32,7 @@ export interface DeviceCredential {
 }
 
 export const OPERATOR_USERNAME = 'operator';
-const RESERVED = ['device/', 'app/', '$SYS/'];
+const RESERVED = ['device/', 'appMsg/', 'app/', '$SYS/'];
 
 /** Constant-time string comparison (hash first so lengths do not leak). */
 export function safeEqual(a: string, b: string): boolean {
@@ -104,8 +107,9 @@ export class AccessDirectory {
         const did = topicDid(topic);
         if (did && this.speaksFor(p.did, did)) {
           if (topic === `device/${did}/state` || topic.startsWith(`device/${did}/up/`)) return true;
+          if (topic.startsWith(`${HUB_PREFIX}${did}/property/`) || topic.startsWith(`${HUB_PREFIX}${did}/event/`)) return true;
         }
-        return `device ${p.did} may publish only under device/${p.did}/up/ and device/${p.did}/state`;
+        return `device ${p.did} may publish only under device/${p.did}/up/, device/${p.did}/state and ${HUB_PREFIX}${p.did}/`;
       }
       case 'operator':
         if (/^device\/[^/]+\/down\/rpc$/.test(topic)) return true;
@@ -117,7 +121,7 @@ export class AccessDirectory {
         return `user ${p.uid} may publish only its own devices' down/rpc and app/${p.uid}/...`;
       }
       case 'observer':
-        return isReserved(topic) ? 'anonymous observers may not publish to device/, app/ or $SYS/ topics' : true;
+        return isReserved(topic) ? 'anonymous observers may not publish to device/, appMsg/, app/ or $SYS/ topics' : true;
     }
   }
 
@@ -151,12 +155,13 @@ function isReserved(topic: string): boolean {
   return RESERVED.some((r) => topic.startsWith(r));
 }
 
-/** The did in `device/{did}/...` when it is a literal (no wildcard). */
+/** The did in `device/{did}/...` or `appMsg/notify/iot/{did}/...` when it is a literal (no wildcard). */
 function topicDid(topic: string): string | undefined {
   // indexOf instead of split: this runs for every PUBLISH, and split allocated an array per message.
-  if (!topic.startsWith('device/')) return undefined;
-  const end = topic.indexOf('/', 7);
+  const start = topic.startsWith('device/') ? 7 : topic.startsWith(HUB_PREFIX) ? HUB_PREFIX.length : -1;
+  if (start < 0) return undefined;
+  const end = topic.indexOf('/', start);
   if (end < 0) return undefined;
-  const did = topic.slice(7, end);
+  const did = topic.slice(start, end);
   return did && did !== '+' && did !== '#' ? did : undefined;
 }

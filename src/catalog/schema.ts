@@ -106,7 +106,11 @@ const RandomWalkBehaviour = z.strictObject({
   reportThreshold: z.number().nonnegative(),
 });
 
-/** Motion sensors: a Poisson stream of "motion detected" events, never a "clear", numb after each trigger. */
+/**
+ * Motion sensors: a Poisson stream of "motion detected" events, numb after each trigger; the
+ * motion-state property goes true with each and back to false once no motion was seen for
+ * `clearSeconds` (the sensor itself sends no "clear": its gateway reports no-motion).
+ */
 const MotionBehaviour = z.strictObject({
   use: z.literal('motion'),
   event: EventRef,
@@ -115,6 +119,8 @@ const MotionBehaviour = z.strictObject({
   meanIntervalSeconds: seconds,
   /** The sensor ignores motion for this long after a trigger. */
   numbSeconds: z.number().nonnegative().default(60),
+  /** `property` returns to false this long after the latest trigger; absent: it stays true. */
+  clearSeconds: seconds.optional(),
 });
 
 /** Door/window sensors: opened at random, closed again after a while. */
@@ -175,6 +181,25 @@ const WashCycleBehaviour = z.strictObject({
   /** Program length in minutes by mode value; `default` for the others. */
   programMinutes: z.record(z.string(), z.number().positive()),
   watts: z.strictObject({ standby: z.number().nonnegative(), running: z.number().positive() }),
+  /**
+   * The door interlock: a property saying why the door cannot open now. Locked by the water in
+   * the drum while washing, by the spin in the program's last minutes, by hot air throughout a
+   * drying program; after the end a hot program keeps it locked while it cools, then it opens.
+   */
+  door: z.strictObject({
+    property: PropRef,
+    values: z.strictObject({
+      open: z.number().int(), hotAir: z.number().int(), hotWater: z.number().int(), waterLevel: z.number().int(), spinning: z.number().int(),
+    }),
+    /** The last minutes of a washing program, spent spinning. */
+    spinMinutes: z.number().positive(),
+    /** Programs (mode values) that dry: locked by hot air. */
+    dryModes: z.array(z.string()).default([]),
+    /** Programs (mode values) that wash hot: locked by hot water while cooling after the end. */
+    hotModes: z.array(z.string()).default([]),
+    /** Minutes a drying or hot program keeps the door locked after its end. */
+    coolMinutes: z.number().nonnegative().default(0),
+  }).optional(),
 });
 
 /** Robot vacuums: clean, drain the battery, return to the dock and charge. */

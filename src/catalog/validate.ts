@@ -6,12 +6,21 @@ import type { ZodError } from 'zod';
 import { formatPath, type Problem } from '../errors.js';
 import { DeviceModelSpec, type DeviceModel, type PropertySpec, type ServiceSpec } from './schema.js';
 
-const INTEGER_FORMATS = new Set(['uint8', 'uint16', 'uint32', 'int8', 'int16', 'int32', 'int64']);
-const FORMAT_LIMITS: Record<string, [number, number]> = {
+export const INTEGER_FORMATS: ReadonlySet<string> = new Set(['uint8', 'uint16', 'uint32', 'int8', 'int16', 'int32', 'int64']);
+export const FORMAT_LIMITS: Readonly<Record<string, readonly [number, number]>> = {
   uint8: [0, 255], uint16: [0, 65535], uint32: [0, 4294967295],
   int8: [-128, 127], int16: [-32768, 32767], int32: [-2147483648, 2147483647],
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
+
+/**
+ * Units MIoT-Spec-V2 instances use (reference §1.3: the spec doc's list, units seen in real
+ * instances, and those hass-xiaomi-miot maps). Anything else (`kPa`, `V`) is not a MIoT unit.
+ */
+export const MIOT_UNITS: readonly string[] = [
+  'percentage', 'celsius', 'fahrenheit', 'kelvin', 'seconds', 'minutes', 'hours', 'days', 'pascal', 'arcdegrees', 'rgb',
+  'none', 'watt', 'kWh', 'lux', 'μg/m3', 'mg/m3', 'p/m3',
+];
 
 /** Problems from a zod error (parse with `reportInput: true` so messages can say what was found). */
 export function zodProblems(file: string, err: ZodError, prefix: ReadonlyArray<PropertyKey> = []): Problem[] {
@@ -90,6 +99,7 @@ export function modelFindings(model: DeviceModel): Finding[] {
       if (Array.isArray(value)) value.forEach((v, k) => refCheck(`${path}[${k}]`, kind, v));
       else refCheck(path, kind, value);
     }
+    if (b.use === 'wash-cycle' && b.door) refCheck(`behaviours[${bi}].door.property`, 'property', b.door.property);
     if (b.use === 'climate-control' || b.use === 'power-draw' || b.use === 'wash-cycle') {
       const on = props.get(b.on);
       if (on && on.format !== 'bool') add(`behaviours[${bi}].on`, `expected a bool property, ${b.on} is ${on.format}`);
@@ -130,6 +140,9 @@ export function checkService(svc: ServiceSpec, at: string, add: (path: string, m
     }
     if (p['value-list'] && !INTEGER_FORMATS.has(p.format)) add(`${path}.value-list`, `value-list needs an integer format, got ${p.format}`);
     if (p['value-list'] && range) add(path, 'a property has either value-range or value-list, not both');
+    // Reported values are snapped to the step: a float without one would go out with binary noise.
+    if (p.format === 'float' && !range) add(path, 'a float property needs a value-range [min, max, step]');
+    if (p.unit !== undefined && !MIOT_UNITS.includes(p.unit)) add(`${path}.unit`, `"${p.unit}" is not a MIoT unit (expected one of ${MIOT_UNITS.join(', ')})`);
     if (p.default !== undefined) {
       const why = valueProblem(p, p.default);
       if (why) add(`${path}.default`, why);

@@ -35,6 +35,8 @@ Traffic:
   --ramp R              connections per second while connecting (default 0 = as fast as possible)
   --payload-size B      pad each payload to at least B bytes (default: natural size, ~190-340)
   --events SHARE        share of event_occured messages, 0..1 (default 0.05)
+  --wire W              cloud|local-hub: Xiaomi's cloud push format (device/{did}/up/..., keys in
+                        params; the default) or the central hub's (appMsg/notify/iot/..., flat)
   --models A,B          device models to draw from (default: every Wi-Fi model)
   --reconnect-jitter D  a dropped device reconnects after 50 ms + random 0..D (default 1s)
   --workers N           generator threads (default 1; 2 on 4+ cores)
@@ -71,6 +73,7 @@ const BENCH_FLAGS = {
   ramp: option('rampPerSecond', number),
   'payload-size': option('payloadSize', number),
   events: option('eventShare', number),
+  wire: option('wire', choice({ cloud: 'cloud', 'local-hub': 'local-hub' })),
   models: option('models', list),
   'reconnect-jitter': option('reconnectJitterMs', duration),
   workers: option('workers', number),
@@ -95,7 +98,7 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
   opts.onBroker = (b) => {
     if (!b.embedded) { if (!quiet) err.write(`aiot-sim bench: target ${b.url}\n`); return; }
     // Always printed (even with --quiet): a consumer needs the address.
-    err.write(`aiot-sim bench: embedded broker ${b.mqttUrl ?? '-'}${b.wsUrl ? ` (WebSocket ${b.wsUrl})` : ''}; anonymous clients may subscribe to device/# and publish outside device/, app/, $SYS/\n`);
+    err.write(`aiot-sim bench: embedded broker ${b.mqttUrl ?? '-'}${b.wsUrl ? ` (WebSocket ${b.wsUrl})` : ''}; anonymous clients may subscribe to device/# and appMsg/notify/iot/# and publish outside device/, appMsg/, app/, $SYS/\n`);
   };
   opts.onProgress = (p) => live.show(progressLine(p));
   let report;

@@ -6,6 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { checkCatalogFile, loadCatalog, parseYaml, type Catalog } from '../catalog/catalog.js';
 import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../catalog/json-schema.js';
+import { HUB_PREFIX } from '../contract/wire.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
@@ -40,6 +41,8 @@ Options for run:
   --duration D      how long to simulate, e.g. 90s, 15m, 24h, 30d
   --telemetry T     on|off: periodic sensor and meter readings (overrides the scenario's
                     behaviour.telemetry); off keeps state, events, commands and sessions
+  --wire W          cloud|local-hub: Xiaomi's cloud push format (device/{did}/up/..., keys in
+                    params; the default) or the central hub's (appMsg/notify/iot/..., flat)
   --mqtt-port P     embedded broker TCP port (default 1883; 0 = any free port)
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     live monitor: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
@@ -66,6 +69,7 @@ const RUN_FLAGS = {
   fast: bool,
   duration: option('duration', duration),
   telemetry: option('telemetry', choice({ on: true, off: false })),
+  wire: option('wire', choice({ cloud: 'cloud', 'local-hub': 'local-hub' })),
   'mqtt-port': port,
   'ws-port': port,
   'http-port': port,
@@ -160,7 +164,8 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   const monitor = await startRunMonitor(sim, v['http-port'] ?? 8080, v.host ?? '127.0.0.1', err);
   if (!quiet && !opts.externalBroker) {
     const b = sim.broker;
-    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#' -v   (Ctrl-C stops)\n`);
+    const hub = opts.wire === 'local-hub' ? ` -t '${HUB_PREFIX}#'` : '';
+    err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#'${hub} -v   (Ctrl-C stops)\n`);
   }
   try {
     return await follow(sim, v.report, progress, out, err);
@@ -182,6 +187,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   if (speed !== undefined) opts.speed = speed;
   if (v.duration !== undefined) opts.duration = v.duration;
   if (v.telemetry !== undefined) opts.telemetry = v.telemetry;
+  if (v.wire !== undefined) opts.wire = v.wire;
   if (v.token !== undefined) opts.operatorToken = v.token;
   if (v.trace) opts.traceFile = resolve(v.trace);
   if (v.broker !== undefined) {
@@ -212,7 +218,7 @@ async function runSharded(
   }
   const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
   if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
-  for (const k of ['seed', 'duration', 'telemetry', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
+  for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
   const sim = await created(ShardedSimulation.create(sharded), parsed);
   if (parsed.values.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
   await sim.start();

@@ -1,24 +1,62 @@
 /**
- * The MQTT topic contract (DESIGN.md "Topics and payloads"), modelled on Xiaomi's cloud push
- * topics. Shared by devices, the broker's ACL, the platform and monitoring clients.
+ * The MQTT wire contract (DESIGN.md "Topics and payloads"): Xiaomi's own topics and payloads, as
+ * the reference client reads them (Xiaomi's Home Assistant integration, `miot/miot_mips.py`:
+ * `MipsCloudClient` for the cloud push, `MipsLocalClient` for the central hub). Shared by devices,
+ * the broker's ACL, the platform, the bench and the dashboard (served to the browser as
+ * `/wire.js`), so this module imports nothing.
+ *
+ * Two profiles carry the same device messages:
+ * - `cloud` (default): `device/{did}/up/properties_changed/{siid}/{piid}` with
+ *   `{"params":{"did","siid","piid","value","ts"}}` and `device/{did}/up/event_occured/{siid}/{eiid}`
+ *   with `{"params":{"did","siid","eiid","arguments","ts","seq"}}`.
+ * - `local-hub`: `appMsg/notify/iot/{did}/property/{siid}.{piid}` and
+ *   `appMsg/notify/iot/{did}/event/{siid}.{eiid}` with the same keys flat (no `params`).
+ * Both use `device/{did}/state` (retained, also the last will) and `device/{did}/down|up/rpc`.
+ * What we add to Xiaomi's keys (`ts`, `seq`, `parent_id`) sits where their clients ignore it.
  */
 export type Scalar = boolean | number | string;
 
-export interface PropertiesChangedPayload { did: string; siid: number; piid: number; value: Scalar; ts: number }
+/** Which of Xiaomi's formats devices speak. */
+export type WireProfile = 'cloud' | 'local-hub';
+export const WIRE_PROFILES: readonly WireProfile[] = ['cloud', 'local-hub'];
+export const DEFAULT_WIRE: WireProfile = 'cloud';
+
+/** One property change: Xiaomi's keys (`did`, `siid`, `piid`, `value`), then ours: `ts`, the virtual time in epoch ms. */
+export interface PropertyChange { did: string; siid: number; piid: number; value: Scalar; ts: number }
 export interface EventArgument { piid: number; value: Scalar }
 /**
- * Xiaomi's historical spelling, kept on purpose. `seq` numbers a device's events from 1 (across
- * reconnects and reboots), so a consumer can remove the duplicates QoS 1 redelivery makes.
+ * One event: Xiaomi's keys (`did`, `siid`, `eiid`, `arguments`), then ours: `ts` (virtual epoch
+ * ms) and `seq`, numbering the device's events from 1 across reconnects and reboots, so a
+ * consumer can remove the duplicates QoS 1 redelivery makes.
  */
-export interface EventOccuredPayload { did: string; siid: number; eiid: number; arguments: EventArgument[]; ts: number; seq: number }
+export interface EventOccurrence { did: string; siid: number; eiid: number; arguments: EventArgument[]; ts: number; seq: number }
+
+/** Cloud `properties_changed` payload. */
+export interface PropertiesChangedPayload { params: PropertyChange }
+/** Cloud `event_occured` payload (Xiaomi's historical spelling, kept on purpose). */
+export interface EventOccuredPayload { params: EventOccurrence }
+/** Central-hub property payload: the keys flat. */
+export type HubPropertyPayload = PropertyChange;
+/** Central-hub event payload: the keys flat. */
+export type HubEventPayload = EventOccurrence;
+
+/**
+ * `device/{did}/state`, as the cloud publishes it. `timestamp` is the virtual time in epoch ms
+ * (a last will carries the time its session connected); `uid` is the owner's user id as a JSON
+ * number, as in the real cloud (the same id is a decimal string in `app/{uid}/...` topics and in
+ * a speaker's user-id argument). `parent_id` (ours) names a Zigbee child's gateway. BLE children
+ * have no state messages: the cloud publishes none for `blt.*` dids.
+ */
 export interface StatePayload {
-  did: string;
+  device_id: string;
+  device_name: string;
   event: 'online' | 'offline';
   model: string;
-  uid: string;
+  timestamp: number;
+  uid: number;
   parent_id?: string;
-  ts: number;
 }
+
 export type RpcMethod = 'get_properties' | 'set_properties' | 'action';
 export interface RpcRequest { id: number | string; method: RpcMethod; params: unknown }
 export interface PropertyResult { did: string; siid: number; piid: number; code: number; value?: Scalar }
@@ -47,19 +85,53 @@ export const RpcErrorCode = {
   INVALID_PARAMS: -32602,
 } as const;
 
+/** The central hub's notification topics start with this. */
+export const HUB_PREFIX = 'appMsg/notify/iot/';
+
 export const topics = {
   propertiesChanged: (did: string, siid: number, piid: number) => `device/${did}/up/properties_changed/${siid}/${piid}`,
   eventOccured: (did: string, siid: number, eiid: number) => `device/${did}/up/event_occured/${siid}/${eiid}`,
+  hubProperty: (did: string, siid: number, piid: number) => `${HUB_PREFIX}${did}/property/${siid}.${piid}`,
+  hubEvent: (did: string, siid: number, eiid: number) => `${HUB_PREFIX}${did}/event/${siid}.${eiid}`,
   state: (did: string) => `device/${did}/state`,
   rpcDown: (did: string) => `device/${did}/down/rpc`,
   rpcUp: (did: string) => `device/${did}/up/rpc`,
   downAll: (did: string) => `device/${did}/down/#`,
 } as const;
 
+/** Topic filters that match every device message of both profiles (what an observer subscribes to). */
+export const DEVICE_FILTERS = ['device/+/state', 'device/+/up/#', `${HUB_PREFIX}#`] as const;
+
+/** Topic filters that match one device's messages in both profiles. */
+export function deviceFilters(did: string): string[] {
+  return [`device/${did}/state`, `device/${did}/up/#`, `${HUB_PREFIX}${did}/#`];
+}
+
+/** A device message ready to publish. */
+export interface WireMessage { topic: string; payload: string }
+
+/** A property change in `profile`'s topic and payload shape. */
+export function encodeProperty(profile: WireProfile, c: PropertyChange): WireMessage {
+  return profile === 'cloud'
+    ? { topic: topics.propertiesChanged(c.did, c.siid, c.piid), payload: JSON.stringify({ params: c } satisfies PropertiesChangedPayload) }
+    : { topic: topics.hubProperty(c.did, c.siid, c.piid), payload: JSON.stringify(c satisfies HubPropertyPayload) };
+}
+
+/** An event in `profile`'s topic and payload shape. */
+export function encodeEvent(profile: WireProfile, e: EventOccurrence): WireMessage {
+  return profile === 'cloud'
+    ? { topic: topics.eventOccured(e.did, e.siid, e.eiid), payload: JSON.stringify({ params: e } satisfies EventOccuredPayload) }
+    : { topic: topics.hubEvent(e.did, e.siid, e.eiid), payload: JSON.stringify(e satisfies HubEventPayload) };
+}
+
 export type TopicKind = 'properties_changed' | 'event_occured' | 'state' | 'rpc_down' | 'rpc_up';
 
-/** Parse a device topic into its did and kind, or undefined for anything else. */
-export function parseDeviceTopic(topic: string): { did: string; kind: TopicKind; siid?: number; iid?: number } | undefined {
+/** A device topic: its did and kind; for telemetry, the profile and the ids the topic names. */
+export interface DeviceTopic { did: string; kind: TopicKind; profile?: WireProfile; siid?: number; iid?: number }
+
+/** Parse a device topic of either profile, or undefined for anything else. */
+export function parseDeviceTopic(topic: string): DeviceTopic | undefined {
+  if (topic.startsWith(HUB_PREFIX)) return parseHubTopic(topic);
   const parts = topic.split('/');
   if (parts[0] !== 'device' || !parts[1]) return undefined;
   const did = parts[1];
@@ -70,7 +142,66 @@ export function parseDeviceTopic(topic: string): { did: string; kind: TopicKind;
     const siid = Number(parts[4]);
     const iid = Number(parts[5]);
     if (!Number.isInteger(siid) || !Number.isInteger(iid)) return undefined;
-    return { did, kind: parts[3], siid, iid };
+    return { did, kind: parts[3], profile: 'cloud', siid, iid };
   }
   return undefined;
+}
+
+/** `appMsg/notify/iot/{did}/property/{siid}.{piid}` or `.../event/{siid}.{eiid}`. */
+function parseHubTopic(topic: string): DeviceTopic | undefined {
+  const parts = topic.slice(HUB_PREFIX.length).split('/');
+  if (parts.length !== 3 || !parts[0]) return undefined;
+  const kind = parts[1] === 'property' ? 'properties_changed' : parts[1] === 'event' ? 'event_occured' : undefined;
+  const ids = parts[2]!.split('.');
+  if (!kind || ids.length !== 2 || !/^\d+$/.test(ids[0]!) || !/^\d+$/.test(ids[1]!)) return undefined;
+  return { did: parts[0], kind, profile: 'local-hub', siid: Number(ids[0]), iid: Number(ids[1]) };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What a device message says, whichever profile carried it (read leniently: only what the platform needs is required). */
+export type DeviceMessage =
+  | { kind: 'properties_changed'; did: string; ts: number; siid: number; piid: number; value: unknown }
+  | { kind: 'event_occured'; did: string; ts: number; siid: number; eiid: number; arguments: unknown[]; seq: unknown }
+  | { kind: 'state'; did: string; ts: number; event: unknown; parentId: string | undefined }
+  | { kind: 'rpc_up'; did: string; body: Obj };
+
+/** Why a device message is unusable. */
+export interface WireProblem { problem: string }
+
+/**
+ * Read a device message's payload (`t` from `parseDeviceTopic`; not for `rpc_down`): the fields
+ * every consumer needs, or the first problem. The did in the payload must be the topic's, and a
+ * time must be there (`ts`, or a state's `timestamp`).
+ */
+export function readDeviceMessage(t: DeviceTopic, payload: string): DeviceMessage | WireProblem {
+  let body: unknown;
+  try {
+    body = JSON.parse(payload);
+  } catch {
+    return { problem: 'invalid JSON' };
+  }
+  if (!isObj(body)) return { problem: 'payload is not an object' };
+  if (t.kind === 'rpc_up') return { kind: 'rpc_up', did: t.did, body };
+  if (t.kind === 'rpc_down') return { problem: 'a command is not a device message' };
+  if (t.kind === 'state') {
+    if (body['device_id'] !== t.did) return { problem: 'did in payload does not match topic' };
+    const ts = body['timestamp'];
+    if (typeof ts !== 'number' || !Number.isFinite(ts)) return { problem: 'missing or invalid ts' };
+    const parent = body['parent_id'];
+    return { kind: 'state', did: t.did, ts, event: body['event'], parentId: typeof parent === 'string' ? parent : undefined };
+  }
+  let p: Obj = body;
+  if (t.profile === 'cloud') {
+    const params = body['params'];
+    if (!isObj(params)) return { problem: 'params is not an object' };
+    p = params;
+  }
+  if (p['did'] !== t.did) return { problem: 'did in payload does not match topic' };
+  const ts = p['ts'];
+  if (typeof ts !== 'number' || !Number.isFinite(ts)) return { problem: 'missing or invalid ts' };
+  if (t.kind === 'properties_changed') return { kind: t.kind, did: t.did, ts, siid: t.siid!, piid: t.iid!, value: p['value'] };
+  const args = p['arguments'];
+  return { kind: t.kind, did: t.did, ts, siid: t.siid!, eiid: t.iid!, arguments: Array.isArray(args) ? args : [], seq: p['seq'] };
 }

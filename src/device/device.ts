@@ -11,8 +11,8 @@ import { PropertyStore } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
 import {
-  MiotCode, topics, type EventArgument, type EventOccuredPayload, type PropertiesChangedPayload, type RpcResponse,
-  type Scalar, type StatePayload,
+  DEFAULT_WIRE, encodeEvent, encodeProperty, MiotCode, topics, type EventArgument, type RpcResponse, type Scalar, type StatePayload,
+  type WireMessage, type WireProfile,
 } from '../contract/wire.js';
 
 export interface PublishOptions { qos: 0 | 1; retain: boolean }
@@ -25,7 +25,7 @@ export interface DeviceLink {
 export interface DeviceOptions {
   did: string;
   model: DeviceModel;
-  /** Owner's user id. */
+  /** Owner's user id: decimal digits, as the cloud's (state messages carry it as a number). */
   uid: string;
   /** Gateway did for Zigbee/BLE children. */
   parentId?: string;
@@ -38,6 +38,8 @@ export interface DeviceOptions {
   offlineBuffer?: number;
   /** Run the behaviours that only produce periodic readings (see `isTelemetry`). Default true. */
   telemetry?: boolean;
+  /** Xiaomi format of property and event messages: the cloud push or the central hub. Default "cloud". */
+  wire?: WireProfile;
 }
 
 export interface DeviceCounters {
@@ -52,11 +54,21 @@ export interface DeviceCounters {
   rpcErrors: number;
 }
 
+/**
+ * Whether the cloud publishes online/offline state for devices of this model: not for BLE
+ * children (`blt.*` dids; reference §2.3, §3.3), which the platform counts online while their
+ * gateway is.
+ */
+export function announcesState(model: DeviceModel): boolean {
+  return model.transport !== 'ble';
+}
+
 export class Device implements RpcTarget {
   readonly did: string;
   readonly model: DeviceModel;
   readonly uid: string;
   readonly parentId: string | undefined;
+  readonly wire: WireProfile;
   readonly store: PropertyStore;
   readonly counters: DeviceCounters = { published: 0, droppedOffline: 0, buffered: 0, bufferOverflow: 0, rpcRequests: 0, rpcErrors: 0 };
   private link: DeviceLink | null = null;
@@ -82,7 +94,9 @@ export class Device implements RpcTarget {
     this.did = opts.did;
     this.model = opts.model;
     this.uid = opts.uid;
+    if (!/^\d{1,15}$/.test(opts.uid)) throw new RangeError(`device ${opts.did}: owner uid must be decimal digits (a cloud user id), got "${opts.uid}"`);
     this.parentId = opts.parentId;
+    this.wire = opts.wire ?? DEFAULT_WIRE;
     this.scheduler = opts.scheduler;
     this.rng = opts.rng;
     this.telemetry = opts.telemetry ?? true;
@@ -144,8 +158,13 @@ export class Device implements RpcTarget {
     }
   }
 
+  /** Whether this device publishes online/offline state (see `announcesState`). */
+  get announcesState(): boolean { return announcesState(this.model); }
+
   statePayload(event: 'online' | 'offline'): StatePayload {
-    const p: StatePayload = { did: this.did, event, model: this.model.model, uid: this.uid, ts: this.scheduler.now() };
+    const p: StatePayload = {
+      device_id: this.did, device_name: this.model.name, event, model: this.model.model, timestamp: this.scheduler.now(), uid: Number(this.uid),
+    };
     if (this.parentId) p.parent_id = this.parentId;
     return p;
   }
@@ -248,20 +267,28 @@ export class Device implements RpcTarget {
     const piids = this.eventArgs.get(ref);
     if (!piids) throw new RangeError(`${this.model.model}: no event ${ref}`);
     const [siid, eiid] = ref.split('.').map(Number) as [number, number];
-    const values = piids.map((piid, i) => ({ piid, value: args?.[i] ?? this.store.get(`${siid}.${piid}`) }));
+    // A behaviour's own argument values are made to fit their properties, as stored values are.
+    const values = piids.map((piid, i) => {
+      const key = `${siid}.${piid}`;
+      const given = args?.[i];
+      return { piid, value: given === undefined ? this.store.get(key) : this.store.conformed(key, given) };
+    });
     this.events.emit(siid, eiid, values);
   }
 
   private sendProperty(key: string, value: Scalar): void {
     const [siid, piid] = key.split('.').map(Number) as [number, number];
     this.reported.set(key, value);
-    const payload: PropertiesChangedPayload = { did: this.did, siid, piid, value, ts: this.scheduler.now() };
-    this.publish(topics.propertiesChanged(this.did, siid, piid), JSON.stringify(payload), { qos: 0, retain: false });
+    this.send(encodeProperty(this.wire, { did: this.did, siid, piid, value, ts: this.scheduler.now() }), { qos: 0, retain: false });
   }
 
   private sendEvent(siid: number, eiid: number, args: EventArgument[]): void {
-    const payload: EventOccuredPayload = { did: this.did, siid, eiid, arguments: args, ts: this.scheduler.now(), seq: ++this.eventSeq };
-    this.publish(topics.eventOccured(this.did, siid, eiid), JSON.stringify(payload), { qos: 1, retain: false });
+    const ev = { did: this.did, siid, eiid, arguments: args, ts: this.scheduler.now(), seq: ++this.eventSeq };
+    this.send(encodeEvent(this.wire, ev), { qos: 1, retain: false });
+  }
+
+  private send(msg: WireMessage, opts: PublishOptions): void {
+    this.publish(msg.topic, msg.payload, opts);
   }
 
   private publish(topic: string, payload: string, opts: PublishOptions): void {

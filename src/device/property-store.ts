@@ -1,10 +1,10 @@
 /**
  * A device's MIoT property values, keyed "siid.piid". Enforces access (read/write), format,
  * range, step and value-list on the RPC path; behaviours update values through `update()`, which
- * snaps to the spec instead of refusing.
+ * snaps to the spec instead of refusing, so every stored (and so reported) value fits its spec.
  */
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
-import { valueProblem } from '../catalog/validate.js';
+import { FORMAT_LIMITS, valueProblem } from '../catalog/validate.js';
 import { MiotCode, type Scalar } from '../contract/wire.js';
 
 export interface Identity {
@@ -64,16 +64,25 @@ export class PropertyStore {
   }
 
   /**
-   * Set a value (behaviours, and RPC writes after `checkWrite`). Numbers are clamped to the
-   * range and snapped to its step; returns true when the stored value changed.
+   * Set a value (behaviours, and RPC writes after `checkWrite`), made to fit the spec first (see
+   * `conformed`); returns true when the stored value changed.
    */
   update(key: string, value: Scalar): boolean {
-    const spec = this.specs.get(key);
-    if (!spec) throw new RangeError(`no property ${key}`);
-    const v = conform(spec, value);
+    const v = this.conformed(key, value);
     if (this.values.get(key) === v) return false;
     this.values.set(key, v);
     return true;
+  }
+
+  /**
+   * `value` as property `key` may carry it: the format's type and bounds, the range clamped and
+   * snapped to its step, the nearest value of a value-list. Every value a device reports (a
+   * change, an event argument, an RPC reply) passes through here.
+   */
+  conformed(key: string, value: Scalar): Scalar {
+    const spec = this.specs.get(key);
+    if (!spec) throw new RangeError(`no property ${key}`);
+    return conform(spec, value);
   }
 
   /** All values, for snapshots and the CLI. */
@@ -95,7 +104,15 @@ function conform(spec: PropertySpec, value: Scalar): Scalar {
     const scale = 10 ** stepDecimals(step);
     n = Math.round(n * scale) / scale;
   }
-  if (spec.format !== 'float') n = Math.round(n);
+  if (spec.format !== 'float') {
+    n = Math.round(n);
+    const limits = FORMAT_LIMITS[spec.format];
+    if (limits) n = Math.min(limits[1], Math.max(limits[0], n));
+  }
+  const list = spec['value-list'];
+  if (list && !list.some((v) => v.value === n)) {
+    n = list.reduce((best, v) => (Math.abs(v.value - n) < Math.abs(best - n) ? v.value : best), list[0]!.value);
+  }
   return n;
 }
 

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { EmbeddedBroker } from '../broker/broker.js';
+import { HUB_PREFIX } from '../contract/wire.js';
 import { loadCatalog } from '../catalog/catalog.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { GeneratorPool } from './generator-pool.js';
@@ -136,7 +137,7 @@ const modelOf = (cfg: BenchConfig, i: number): string => cfg.models[i % cfg.mode
 function probeConfig(cfg: BenchConfig, target: Target): ProbeConfig {
   const plan = cfg.target;
   return {
-    target: target.wire, clientId: `aiot-bench-probe-${cfg.runId}`, filters: cfg.replyTopic !== null ? [cfg.replyTopic] : ['device/+/up/#'],
+    target: target.wire, clientId: `aiot-bench-probe-${cfg.runId}`, filters: cfg.replyTopic !== null ? [cfg.replyTopic] : [cfg.wire === 'cloud' ? 'device/+/up/#' : `${HUB_PREFIX}#`],
     qos: cfg.qos, runId: cfg.runId, devices: cfg.devices,
     ...(plan.kind === 'external' && plan.username !== undefined ? { username: plan.username, password: plan.password ?? '' } : {}),
   };

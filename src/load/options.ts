@@ -5,6 +5,7 @@
  */
 import type { OverloadOptions } from '../broker/overload.js';
 import type { Catalog } from '../catalog/catalog.js';
+import { DEFAULT_WIRE, WIRE_PROFILES, type WireProfile } from '../contract/wire.js';
 import { OptionsError, type OptionProblem } from '../errors.js';
 import { filterProblem } from '../monitor/topic-filter.js';
 import { buildTemplate, shapesOf, type MessageShape } from './payloads.js';
@@ -53,6 +54,11 @@ export interface BenchOptions {
   payloadSize?: number;
   /** Share of event_occured messages (0..1). Default 0.05. */
   eventShare?: number;
+  /**
+   * Xiaomi format of the messages: "cloud" (`device/{did}/up/...`, keys in `params`) or
+   * "local-hub" (`appMsg/notify/iot/...`, flat). Default "cloud".
+   */
+  wire?: WireProfile;
   /** Device models to draw devices from (round robin). Default: every Wi-Fi model of the catalogue. */
   models?: string[];
   /** A dropped connection reconnects after 50 ms + a random 0..this many ms. Default 1,000. */
@@ -116,6 +122,8 @@ export interface BenchConfig {
   /** Smallest and largest whole PUBLISH packet of the run. */
   payloadBytes: { min: number; max: number };
   eventShare: number;
+  /** The wire profile of every message (the probe subscribes to its topics). */
+  wire: WireProfile;
   models: string[];
   shapes: Record<string, ModelShapes>;
   reconnectJitterMs: number;
@@ -167,7 +175,9 @@ export function resolveBenchConfig(o: BenchOptions, env: BenchEnvironment): Benc
   const qos = p.check<number>('qos', o.qos, 0, (v) => (QOS_LEVELS as readonly number[]).includes(v),
     `expected 0 or 1 (${QOS_NOTE})`) === 1 ? 1 : 0;
   const workers = p.check('workers', o.workers, env.cores >= 4 ? 2 : 1, isInt(1, 64), 'expected an integer from 1 to 64');
-  const { models, shapes } = resolveModels(o.models, env.catalog, p);
+  const wire = p.check<string>('wire', o.wire, DEFAULT_WIRE, (v) => (WIRE_PROFILES as readonly string[]).includes(v),
+    `expected ${WIRE_PROFILES.map((w) => `"${w}"`).join(' or ')}`) === 'local-hub' ? 'local-hub' : 'cloud';
+  const { models, shapes } = resolveModels(o.models, env.catalog, wire, p);
   const payloadSize = p.check('payloadSize', o.payloadSize, 0, isInt(0, MAX_PAYLOAD), `expected 0 to ${MAX_PAYLOAD} bytes`);
   let replyTopic: string | null = null;
   if (o.replyTopic !== undefined) {
@@ -182,7 +192,7 @@ export function resolveBenchConfig(o: BenchOptions, env: BenchEnvironment): Benc
     rampPerSecond: p.check('rampPerSecond', o.rampPerSecond, 0, atLeast(0), 'expected connections per second >= 0'),
     payloadSize, payloadBytes: { min: 0, max: 0 },
     eventShare: p.check('eventShare', o.eventShare, DEFAULTS.eventShare, (v) => v >= 0 && v <= 1, 'expected a share from 0 to 1'),
-    models, shapes,
+    wire, models, shapes,
     reconnectJitterMs: p.check('reconnectJitterMs', o.reconnectJitterMs, DEFAULTS.reconnectJitterMs, atLeast(0), 'expected a duration of zero or more'),
     drainMs: p.check('drainMs', o.drainMs, DEFAULTS.drainMs, atLeast(0), 'expected a duration of zero or more'),
     inflight: p.check('inflight', o.inflight, DEFAULTS.inflight, isInt(1, 65_535), 'expected an integer from 1 to 65535'),
@@ -235,7 +245,7 @@ export function resolveTarget(o: TargetOptions, p: Problems): BenchTargetPlan {
 }
 
 /** The models to draw devices from, each with something to send. */
-function resolveModels(given: string[] | undefined, catalog: Catalog, p: Problems): { models: string[]; shapes: Record<string, ModelShapes> } {
+function resolveModels(given: string[] | undefined, catalog: Catalog, wire: WireProfile, p: Problems): { models: string[]; shapes: Record<string, ModelShapes> } {
   const models = given ?? catalog.models.filter((m) => m.transport === 'wifi').map((m) => m.model).sort();
   if (models.length === 0) p.add('models', 'none given');
   const shapes: Record<string, ModelShapes> = {};
@@ -245,7 +255,7 @@ function resolveModels(given: string[] | undefined, catalog: Catalog, p: Problem
       p.add('models', `unknown device model "${name}" (aiot-sim devices lists them)`);
       continue;
     }
-    const s = shapesOf(m);
+    const s = shapesOf(m, wire);
     if (s.properties.length + s.events.length === 0) p.add('models', `${name} has no notify property or event to send`);
     shapes[name] = s;
   }

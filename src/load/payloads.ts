@@ -1,25 +1,30 @@
 /**
  * Bench traffic: real MIoT `properties_changed` / `event_occured` messages of the catalogue's
- * models, with a bench header the probe reads back, pre-serialised into PUBLISH packets whose
- * variable parts (did, ts, seq, send time, message id) are patched in place per message.
+ * models, in either wire profile, with a bench header the probe reads back, pre-serialised into
+ * PUBLISH packets whose variable parts (did, ts, seq, send time, message id) are patched in place
+ * per message.
  *
- * A bench payload is the device payload plus one field, last:
- *   {"did":"800000012","siid":2,"piid":1,"value":true,"ts":1763900000123,
- *    "bench":{"run":"k3x9","dev":      12,"seq":       123,"t":1763900000123456}}
+ * A bench payload is the device payload plus one field, last, beside the device's own keys:
+ *   cloud:     {"params":{"did":"800000012","siid":2,"piid":1,"value":true,"ts":1763900000123},
+ *               "bench":{"run":"k3x9","dev":      12,"seq":       123,"t":1763900000123456}}
+ *   local-hub: {"did":"800000012","siid":2,"piid":1,"value":true,"ts":1763900000123,
+ *               "bench":{"run":"k3x9","dev":      12,"seq":       123,"t":1763900000123456}}
  * `dev` is the bench device index, `seq` its per-device sequence number (from 0), `t` the send wall
  * time in microseconds since the epoch. Numbers are right-aligned in fixed widths with leading
  * spaces (valid JSON) so every message of a template has the same length. `--payload-size` adds a
- * `"pad":"xxx..."` field before `bench`.
+ * `"pad":"xxx..."` field before `bench`. A consumer written for Xiaomi's clients ignores both.
  */
 import mqttPacket from 'mqtt-packet';
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
-import { topics, type Scalar } from '../contract/wire.js';
+import { DEFAULT_WIRE, topics, type Scalar, type WireProfile } from '../contract/wire.js';
 
 export type MessageKind = 'properties_changed' | 'event_occured';
 
 /** One kind of message a model sends (topic without the did, payload fields after `did`). */
 export interface MessageShape {
   kind: MessageKind;
+  /** The wire profile its topic and payload follow. */
+  wire: WireProfile;
   siid: number;
   iid: number;
   /** JSON fields between `"did":"…",` and `"ts":`, e.g. `"siid":2,"piid":1,"value":true,`. */
@@ -45,21 +50,21 @@ function sampleValue(p: PropertySpec): Scalar {
   return 0;
 }
 
-/** The notify properties and events of a model, as bench message shapes. */
-export function shapesOf(model: DeviceModel): { properties: MessageShape[]; events: MessageShape[] } {
+/** The notify properties and events of a model, as bench message shapes in `wire`'s format. */
+export function shapesOf(model: DeviceModel, wire: WireProfile = DEFAULT_WIRE): { properties: MessageShape[]; events: MessageShape[] } {
   const properties: MessageShape[] = [];
   const events: MessageShape[] = [];
   for (const s of model.services) {
     for (const p of s.properties) {
       if (!p.access.includes('notify')) continue;
-      properties.push({ kind: 'properties_changed', siid: s.siid, iid: p.piid, fields: `"siid":${s.siid},"piid":${p.piid},"value":${JSON.stringify(sampleValue(p))},` });
+      properties.push({ kind: 'properties_changed', wire, siid: s.siid, iid: p.piid, fields: `"siid":${s.siid},"piid":${p.piid},"value":${JSON.stringify(sampleValue(p))},` });
     }
     for (const e of s.events) {
       const args = e.arguments.map((piid) => {
         const p = s.properties.find((q) => q.piid === piid);
         return { piid, value: p ? sampleValue(p) : 0 };
       });
-      events.push({ kind: 'event_occured', siid: s.siid, iid: e.eiid, fields: `"siid":${s.siid},"eiid":${e.eiid},"arguments":${JSON.stringify(args)},` });
+      events.push({ kind: 'event_occured', wire, siid: s.siid, iid: e.eiid, fields: `"siid":${s.siid},"eiid":${e.eiid},"arguments":${JSON.stringify(args)},` });
     }
   }
   return { properties, events };
@@ -82,8 +87,14 @@ export interface PacketTemplate {
 
 /** Build the packet of one shape. `payloadSize` pads the payload to at least that many bytes. */
 export function buildTemplate(shape: MessageShape, runId: string, qos: 0 | 1, payloadSize: number): PacketTemplate {
-  const topic = shape.kind === 'properties_changed' ? topics.propertiesChanged(DID_MARK, shape.siid, shape.iid) : topics.eventOccured(DID_MARK, shape.siid, shape.iid);
-  const head = `{"did":"${DID_MARK}",${shape.fields}"ts":${'T'.repeat(W.ts)},`;
+  const cloud = shape.wire === 'cloud';
+  const property = shape.kind === 'properties_changed';
+  const topic = cloud
+    ? (property ? topics.propertiesChanged : topics.eventOccured)(DID_MARK, shape.siid, shape.iid)
+    : (property ? topics.hubProperty : topics.hubEvent)(DID_MARK, shape.siid, shape.iid);
+  // The device's keys (in params for the cloud), then ours beside them: pad, bench header.
+  const keys = `"did":"${DID_MARK}",${shape.fields}"ts":${'T'.repeat(W.ts)}`;
+  const head = cloud ? `{"params":{${keys}},` : `{${keys},`;
   const tail = `"bench":{"run":"${runId}","dev":${'V'.repeat(W.dev)},"seq":${'S'.repeat(W.seq)},"t":${'U'.repeat(W.t)}}}`;
   let payload = head + tail;
   if (payload.length < payloadSize) {
@@ -96,7 +107,7 @@ export function buildTemplate(shape: MessageShape, runId: string, qos: 0 | 1, pa
     if (at < 0) throw new Error(`bench template: ${mark[0]} marker missing`);
     return at;
   };
-  const topicAt = find('device/');
+  const topicAt = find(topic);
   const didAt = [find(DID_MARK), find(DID_MARK, find(DID_MARK) + 9)];
   return {
     buf, didAt,

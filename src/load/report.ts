@@ -3,6 +3,7 @@
  * "Load-testing your consumer" section) and its Markdown rendering.
  */
 import type { OverloadStats } from '../broker/overload.js';
+import type { WireProfile } from '../contract/wire.js';
 import type { BenchConfig } from './options.js';
 import type { GeneratorStats, LatencySummaryUs, ProbeStats } from './protocol.js';
 import { checkSlo, type SloCheck } from './slo.js';
@@ -40,6 +41,8 @@ export interface BenchReport {
     /** Minimum payload size in bytes (0: natural size). */
     payloadSize: number; payloadBytes: { min: number; max: number };
     eventShare: number; models: string[]; reconnectJitterMs: number;
+    /** Xiaomi format of the messages: the cloud push or the central hub. */
+    wire: WireProfile;
     /** "broker": device -> broker -> probe. "round-trip": device -> broker -> consumer -> reply topic -> probe. */
     measure: 'broker' | 'round-trip';
     replyTopic: string | null;
@@ -131,7 +134,7 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
     config: {
       devices: c.devices, workers: c.workers, qos: c.qos, rate: c.rate, ratePerDevice: c.rate / c.devices, durationSeconds: c.durationMs / 1000,
       warmupSeconds: c.warmupMs / 1000, rampPerSecond: c.rampPerSecond, payloadSize: c.payloadSize, payloadBytes: c.payloadBytes, eventShare: c.eventShare,
-      models: c.models, reconnectJitterMs: c.reconnectJitterMs, measure: c.replyTopic !== null ? 'round-trip' : 'broker', replyTopic: c.replyTopic,
+      models: c.models, reconnectJitterMs: c.reconnectJitterMs, wire: c.wire, measure: c.replyTopic !== null ? 'round-trip' : 'broker', replyTopic: c.replyTopic,
     },
     connections: {
       devices: c.devices, succeeded: g.connectOk, failed: g.connectFailed, disconnects: g.disconnects,
@@ -192,6 +195,7 @@ export function toMarkdown(r: BenchReport): string {
     '',
     '| figure | value |',
     '|---|---|',
+    `| payloads | ${c.wire === 'cloud' ? 'Xiaomi cloud push (device/{did}/up/..., keys in params)' : 'Xiaomi central hub (appMsg/notify/iot/..., flat)'} |`,
     `| measured | ${c.measure === 'round-trip' ? `round trip through the consumer (reply topic \`${c.replyTopic ?? ''}\`)` : 'device -> broker -> probe'} |`,
     `| rate sent / received (msg/s) | ${num(r.rate.sent, 0)} / ${num(r.rate.received, 0)} |`,
     `| messages sent / received | ${num(r.messages.sent, 0)} / ${num(r.messages.received, 0)} |`,

@@ -1,6 +1,7 @@
 /**
- * The dashboard's files: the page from the package's `web/` folder, the chart library (uPlot) and
- * the browser MQTT client (mqtt.js's browser bundle) from node_modules. Served from an allowlist,
+ * The dashboard's files: the page from the package's `web/` folder, the wire contract as built
+ * (`dist/contract/wire.js`, a module that imports nothing), the chart library (uPlot) and the
+ * browser MQTT client (mqtt.js's browser bundle) from node_modules. Served from an allowlist,
  * read once and kept in memory; nothing comes from a CDN.
  */
 import { readFile } from 'node:fs/promises';
@@ -32,6 +33,8 @@ function files(): Record<string, string> {
     '/charts.js': join(web, 'charts.js'),
     '/device.js': join(web, 'device.js'),
     '/style.css': join(web, 'style.css'),
+    // The wire contract, compiled: the page reads device messages with the platform's own reader.
+    '/wire.js': join(PACKAGE_ROOT, 'dist', 'contract', 'wire.js'),
     '/vendor/uPlot.iife.min.js': join(uplot, 'uPlot.iife.min.js'),
     '/vendor/uPlot.min.css': join(uplot, 'uPlot.min.css'),
     '/vendor/mqtt.esm.js': join(packageDir('mqtt'), 'dist', 'mqtt.esm.js'),

@@ -6,13 +6,14 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { DEVICE_FILTERS } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 
 const log = logger('external');
 
-/** What the platform observer subscribes to: every device message, commands included, and app sessions. */
-export const OBSERVED_TOPICS = ['device/+/state', 'device/+/up/#', 'device/+/down/rpc', 'app/+/session'];
+/** What the platform observer subscribes to: every device message of both wire profiles, commands included, and app sessions. */
+export const OBSERVED_TOPICS = [...DEVICE_FILTERS, 'device/+/down/rpc', 'app/+/session'];
 
 /** `mqtt://host:port` or `ws://host:port/path` (also mqtts/wss); anything else is refused with the reason. */
 export function checkBrokerUrl(url: string): URL {
@@ -84,7 +85,7 @@ export class ExternalObserver extends EventEmitter<{ message: [topic: string, pa
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
     if (refused.length) {
       client.end(true);
-      throw new AiotSimError('E_BROKER', 'environment', `broker ${url} refused the platform's subscription to ${refused.join(', ')} (the platform needs read access to device/# and app/#)`);
+      throw new AiotSimError('E_BROKER', 'environment', `broker ${url} refused the platform's subscription to ${refused.join(', ')} (the platform needs read access to device/#, appMsg/notify/iot/# and app/#)`);
     }
     return obs;
   }

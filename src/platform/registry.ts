@@ -11,6 +11,8 @@ export interface DeviceFacts {
   radio?: string;
   /** Owner's user id (from the binding). */
   uid?: string;
+  /** For gateways: children that publish no state of their own (BLE), online exactly while the gateway is. */
+  statelessChildren?: string[];
   /** For smart speakers: the event that reports a voice request, and the argument carrying the user id. */
   voice?: { siid: number; eiid: number; userPiid: number };
 }

@@ -1,9 +1,10 @@
 /**
  * The platform service: counts what it observes on the broker (sessions, state messages, last
- * wills, device messages) and never reads simulator state. Time is event time: the virtual `ts`
- * carried in payloads.
+ * wills, device messages) and never reads simulator state. Time is event time: the virtual time
+ * carried in payloads (`ts`, a state's `timestamp`). It reads both wire profiles (cloud push and
+ * central hub) without being told which one devices speak.
  */
-import { parseDeviceTopic } from '../contract/wire.js';
+import { parseDeviceTopic, readDeviceMessage } from '../contract/wire.js';
 import { ActivityWindow, type WindowState } from './activity.js';
 import { EventDeduper } from './dedup.js';
 import { OnlineHistory, type OnlineBucket } from './history.js';
@@ -100,54 +101,48 @@ export class PlatformService {
       if (this.eventTime !== null) this.activeDevices.add(t.did, this.eventTime);
       return;
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(payload.toString('utf8'));
-    } catch {
-      return this.reject('invalid JSON');
+    const m = readDeviceMessage(t, payload.toString('utf8'));
+    if ('problem' in m) return this.reject(m.problem);
+    if (m.kind !== 'rpc_up') {
+      if (!plausible(m.ts)) return this.reject('ts out of range');
+      if (this.eventTime === null || m.ts > this.eventTime) this.eventTime = m.ts;
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return this.reject('payload is not an object');
-    const obj = body as Obj;
-    if (t.kind !== 'rpc_up') {
-      if (obj['did'] !== t.did) return this.reject('did in payload does not match topic');
-      const ts = obj['ts'];
-      if (typeof ts !== 'number' || !Number.isFinite(ts)) return this.reject('missing or invalid ts');
-      if (!plausible(ts)) return this.reject('ts out of range');
-      if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
-    }
-    if (t.kind === 'event_occured' && obj['seq'] !== undefined) {
-      const seq = obj['seq'];
+    if (m.kind === 'event_occured' && m.seq !== undefined) {
+      const seq = m.seq;
       if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return this.reject('seq is not a positive integer');
-      if (this.dedup.check(t.did, seq) !== 'new') return;
+      if (this.dedup.check(m.did, seq) !== 'new') return;
     }
-    this.byKind[t.kind] = (this.byKind[t.kind] ?? 0) + 1;
-    if (t.kind === 'event_occured') this.onEvent(t.did, t.siid!, t.iid!, obj);
-    if (t.kind === 'state') {
-      const ev = obj['event'];
-      const parent = typeof obj['parent_id'] === 'string' ? obj['parent_id'] : undefined;
-      const ts = obj['ts'] as number;
-      if (ev === 'online') {
-        this.onlineSince.set(t.did, ts);
-        this.registry.markOnline(t.did, parent);
-        this.countOwnership(t.did);
-        this.noteOnline();
-      } else if (ev === 'offline') {
-        // A last will carries the time its session connected: one older than the latest
-        // "online" belongs to a session already replaced, and changes nothing.
-        if (ts >= (this.onlineSince.get(t.did) ?? -Infinity)) this.registry.markOffline(t.did);
-        this.noteOnline();
-      }
-      else this.reject('state event must be "online" or "offline"');
-    }
+    this.byKind[m.kind] = (this.byKind[m.kind] ?? 0) + 1;
+    if (m.kind === 'event_occured') this.onEvent(m.did, m.siid, m.eiid, m.ts, m.arguments);
+    if (m.kind === 'state') this.onState(m.did, m.event, m.ts, m.parentId);
   }
 
-  private onEvent(did: string, siid: number, eiid: number, obj: Obj): void {
-    const ts = obj['ts'] as number;
+  private onState(did: string, ev: unknown, ts: number, parent: string | undefined): void {
+    if (ev === 'online') {
+      this.onlineSince.set(did, ts);
+      this.markOnline(did, parent);
+      // Children with no state of their own (BLE) are online while their gateway is.
+      for (const child of this.lookup(did)?.statelessChildren ?? []) this.markOnline(child, did);
+      this.noteOnline();
+    } else if (ev === 'offline') {
+      // A last will carries the time its session connected: one older than the latest
+      // "online" belongs to a session already replaced, and changes nothing.
+      if (ts >= (this.onlineSince.get(did) ?? -Infinity)) this.registry.markOffline(did);
+      this.noteOnline();
+    }
+    else this.reject('state event must be "online" or "offline"');
+  }
+
+  private markOnline(did: string, parent: string | undefined): void {
+    this.registry.markOnline(did, parent);
+    this.countOwnership(did);
+  }
+
+  private onEvent(did: string, siid: number, eiid: number, ts: number, args: unknown[]): void {
     this.activeDevices.add(did, ts);
     const voice = this.lookup(did)?.voice;
     if (!voice || voice.siid !== siid || voice.eiid !== eiid) return;
     this.voiceSpeakers.add(did, ts);
-    const args = Array.isArray(obj['arguments']) ? obj['arguments'] : [];
     const user = args.find((a: unknown) => typeof a === 'object' && a !== null && (a as Obj)['piid'] === voice.userPiid) as Obj | undefined;
     if (typeof user?.['value'] === 'string' && user['value']) this.activeUsers.add(user['value'], ts);
   }

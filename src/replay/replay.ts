@@ -51,7 +51,7 @@ interface Target {
   refusal: (key: string, topic: string) => string | null;
 }
 
-/** The session a message goes out on: its device's, or the one for everything else. */
+/** The session a message goes out on: its device's (a device topic of either profile, commands to it excepted), or the one for everything else. */
 function senderOf(topic: string): string {
   const did = topicDid(topic);
   return did !== undefined && !topic.startsWith(`device/${did}/down/`) ? `device:${did}` : 'other';

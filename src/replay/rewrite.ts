@@ -1,20 +1,29 @@
 /**
  * Device ids rewritten so one recording stands for many devices (`replay --rewrite-did N`): copy
  * k of the recording (1..N) gives every device its own did, the same in every message of the
- * copy: in the topic (`device/{did}/...`) and wherever the payload carries it as a JSON string
- * ("did", "parent_id", "device_id", a result's "did"...). A new did keeps the old one's shape, so
- * consumers that check it still accept it: the part after the last "." is redrawn character by
- * character (digits stay digits, hex letters hex letters), from a hash of the old did and k.
+ * copy: in the topic (`device/{did}/...`, or the central hub's `appMsg/notify/iot/{did}/...`)
+ * and wherever the payload carries it as a JSON string ("did", "parent_id", "device_id", a
+ * result's "did"...). A new did keeps the old one's shape, so consumers that check it still
+ * accept it: the part after the last "." is redrawn character by character (digits stay digits,
+ * hex letters hex letters), from a hash of the old did and k.
  */
 import { createHash } from 'node:crypto';
+import { HUB_PREFIX } from '../contract/wire.js';
 
-/** The did of a `device/{did}/...` topic, else undefined. */
-export function topicDid(topic: string): string | undefined {
-  if (!topic.startsWith('device/')) return undefined;
-  const end = topic.indexOf('/', 7);
-  const did = end < 0 ? topic.slice(7) : topic.slice(7, end);
-  return did === '' ? undefined : did;
+/** Where a device's did sits in a topic of either wire profile: `device/{did}/...`, `appMsg/notify/iot/{did}/...`. */
+const DID_PREFIXES = ['device/', HUB_PREFIX];
+
+/** The did in a device topic (either profile) and where it starts, else undefined. */
+export function didInTopic(topic: string): { did: string; at: number } | undefined {
+  const prefix = DID_PREFIXES.find((p) => topic.startsWith(p));
+  if (prefix === undefined) return undefined;
+  const end = topic.indexOf('/', prefix.length);
+  const did = end < 0 ? topic.slice(prefix.length) : topic.slice(prefix.length, end);
+  return did === '' ? undefined : { did, at: prefix.length };
 }
+
+/** The did of a device topic of either profile, else undefined. */
+export const topicDid = (topic: string): string | undefined => didInTopic(topic)?.did;
 
 const DIGITS = '0123456789';
 const HEX = '0123456789abcdef';
@@ -70,9 +79,9 @@ export class DidRewriter {
 
   /** The topic with its did rewritten for `copy`. */
   topic(topic: string, copy: number): string {
-    const did = topicDid(topic);
-    if (did === undefined) return topic;
-    return `device/${this.did(did, copy)}${topic.slice(7 + did.length)}`;
+    const t = didInTopic(topic);
+    if (t === undefined) return topic;
+    return `${topic.slice(0, t.at)}${this.did(t.did, copy)}${topic.slice(t.at + t.did.length)}`;
   }
 
   /** The payload with every JSON string that is a device's did rewritten for `copy` (other bytes unchanged). */

@@ -89,8 +89,15 @@ export class IdFactory {
   }
   /** Wi-Fi did: a decimal string, as the cloud gives (e.g. "267090026"). */
   wifi(): string { return this.unique(() => String(this.rng.int(100_000_000, 999_999_999))); }
-  /** Zigbee did: "lumi." + IEEE address without leading zeros (Aqara IEEEs start 00:15:8d). */
-  zigbee(): string { return this.unique(() => `lumi.158d000${this.rng.hex(9)}`); }
+  /**
+   * Zigbee did: "lumi." + the 64-bit IEEE address without its leading 00 byte, 14 hex digits
+   * (legacy Aqara/Lumi IEEEs start 00:15:8d:00, e.g. `lumi.158d0001a2b3c4`; research notes §8.6).
+   */
+  zigbee(): string {
+    // Drawn as the 9 digits the 16-digit form used (two draws), first one dropped: every other id
+    // of the population (Wi-Fi dids, users) stays what the seed gave before.
+    return this.unique(() => `lumi.158d00${this.rng.hex(9).slice(1)}`);
+  }
   /** BLE did: "blt.3." + an opaque id. */
   ble(): string { return this.unique(() => `blt.3.${this.rng.hex(12)}`); }
   /** User id: a decimal string of 10 digits. */

@@ -10,7 +10,8 @@ import { region as regionOf } from '../catalog/regions.js';
 import type { Scenario } from '../catalog/scenario.js';
 import type { DeviceModel } from '../catalog/schema.js';
 import type { Scheduler } from '../contract/clock.js';
-import { Device } from '../device/device.js';
+import type { WireProfile } from '../contract/wire.js';
+import { announcesState, Device } from '../device/device.js';
 import { AiotSimError } from '../errors.js';
 import type { DeviceFacts } from '../platform/registry.js';
 import { Household, type HouseholdChannel } from './household.js';
@@ -25,6 +26,8 @@ export interface ProvisionerOptions {
   scenario: Scenario;
   seed: number;
   scheduler: Scheduler;
+  /** The format devices speak. Default "cloud". */
+  wire?: WireProfile;
 }
 
 export class Provisioner {
@@ -46,12 +49,14 @@ export class Provisioner {
     return this.plans.get(did)?.region;
   }
 
-  /** What the platform knows of a device from its binding: model, category, region, owner. */
+  /** What the platform knows of a device from its binding: model, category, region, owner, a gateway's BLE children. */
   facts(did: string): DeviceFacts | undefined {
     const d = this.plans.get(did);
     if (!d) return undefined;
     const f: DeviceFacts = { model: d.model.model, category: d.model.category, region: d.region, uid: d.uid };
     if (d.model.transport !== 'wifi') f.radio = d.model.transport;
+    const stateless = d.children.filter((c) => !announcesState(c.model)).map((c) => c.did);
+    if (stateless.length) f.statelessChildren = stateless;
     const voice = voiceEventOf(d.model);
     if (voice) f.voice = voice;
     return f;
@@ -120,6 +125,7 @@ export class Provisioner {
         telemetry: scenario.behaviour.telemetry,
       };
       if (plan.parentId) opts.parentId = plan.parentId;
+      if (this.opts.wire) opts.wire = this.opts.wire;
       this.devices.set(plan.did, new Device(opts));
     }
   }

@@ -204,7 +204,7 @@ export class DeviceSession {
   /** Children, then self, publish "offline" (retained). */
   private sayOffline(): void {
     for (const d of [...this.children, this.device]) {
-      this.publish(topics.state(d.did), JSON.stringify(d.statePayload('offline')), { qos: 1, retain: true });
+      this.announce(d, 'offline');
     }
   }
 
@@ -223,7 +223,7 @@ export class DeviceSession {
     });
     const all = [this.device, ...this.children];
     for (const d of all) {
-      this.publish(topics.state(d.did), JSON.stringify(d.statePayload('online')), { qos: 1, retain: true });
+      this.announce(d, 'online');
     }
     // What the devices kept while offline goes out after they said they are back.
     for (const d of all) d.flushOffline();
@@ -339,6 +339,11 @@ export class DeviceSession {
     } catch (err) {
       log.error({ did, err: (err as Error).message }, 'rpc handling failed');
     }
+  }
+
+  /** Publish a device's state (retained), unless the cloud has none for it (BLE children). */
+  private announce(d: Device, event: 'online' | 'offline'): void {
+    if (d.announcesState) this.publish(topics.state(d.did), JSON.stringify(d.statePayload(event)), { qos: 1, retain: true });
   }
 
   private publish(topic: string, payload: string, opts: PublishOptions): void {

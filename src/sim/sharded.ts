@@ -18,7 +18,7 @@ import { Simulation, type SimulationOptions, type SimulationStatus } from './sim
 
 /** What a shard needs: the run's options, as plain data. */
 export interface ShardJob {
-  options: Pick<SimulationOptions, 'seed' | 'duration' | 'telemetry' | 'operatorToken'> & { scenario: string | Record<string, unknown>; catalog?: string };
+  options: Pick<SimulationOptions, 'seed' | 'duration' | 'telemetry' | 'operatorToken' | 'wire'> & { scenario: string | Record<string, unknown>; catalog?: string };
   index: number;
   count: number;
 }
@@ -115,6 +115,7 @@ export class ShardedSimulation {
     if (o.catalog !== undefined) options.catalog = o.catalog;
     if (o.duration !== undefined) options.duration = o.duration;
     if (o.telemetry !== undefined) options.telemetry = o.telemetry;
+    if (o.wire !== undefined) options.wire = o.wire;
     let started = 0;
     const allStarted = new Promise<void>((resolve, reject) => {
       for (let index = 0; index < this.workers; index++) {

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { Catalog, loadCatalog } from '../catalog/catalog.js';
 import { checkScenario, loadScenario, parseDuration, type Scenario } from '../catalog/scenario.js';
+import { WIRE_PROFILES, type WireProfile } from '../contract/wire.js';
 import { OptionsError, ValidationError, type OptionProblem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { Speed } from './drivers.js';
@@ -23,6 +24,11 @@ export interface SimulationOptions {
   duration?: string | number;
   /** Overrides the scenario's `behaviour.telemetry` (periodic readings on or off). */
   telemetry?: boolean;
+  /**
+   * Xiaomi format devices speak: "cloud" (the cloud push, `device/{did}/up/...` with `params`) or
+   * "local-hub" (the central hub's `appMsg/notify/iot/...`, flat payloads). Default "cloud".
+   */
+  wire?: WireProfile;
   /**
    * Simulate only shard `index` of `count` of the population's homes (see `ShardedSimulation`, which
    * runs every shard in a worker thread and merges what their platforms saw).
@@ -89,6 +95,9 @@ function optionProblems(opts: SimulationOptions, scenario: Scenario): OptionProb
   if (typeof opts.duration === 'number' && !(opts.duration > 0)) problems.push({ option: 'duration', message: 'expected positive milliseconds', value: opts.duration });
   const speed = opts.speed ?? scenario.speed;
   if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push({ option: 'duration', message: 'fast mode needs a duration' });
+  if (opts.wire !== undefined && !WIRE_PROFILES.includes(opts.wire)) {
+    problems.push({ option: 'wire', message: `expected ${WIRE_PROFILES.map((w) => `"${w}"`).join(' or ')}`, value: opts.wire });
+  }
   const sh = opts.shard;
   if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
     problems.push({ option: 'shard', message: `expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}` });

@@ -13,7 +13,7 @@ import { MqttClient, type IClientOptions } from 'mqtt';
 import { EmbeddedBroker, type BrokerCounters } from '../broker/broker.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { parseDuration, type Scenario } from '../catalog/scenario.js';
-import type { RpcResponse } from '../contract/wire.js';
+import { DEFAULT_WIRE, type RpcResponse } from '../contract/wire.js';
 import type { Device } from '../device/device.js';
 import { AiotSimError } from '../errors.js';
 import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
@@ -87,7 +87,7 @@ export class Simulation {
     this.scheduler = new EventScheduler(this.virtualStart);
     const everyone = buildPopulation(scenario, catalog, this.seed);
     this.population = opts.shard ? shardPopulation(everyone, opts.shard.index, opts.shard.count) : everyone;
-    this.fleet = new Provisioner({ population: this.population, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler });
+    this.fleet = new Provisioner({ population: this.population, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler, wire: opts.wire ?? DEFAULT_WIRE });
     this.platform = new PlatformService((did) => this.fleet.facts(did));
     const reconnect = this.reconnectPolicy();
     const poolOpts: ConstructorParameters<typeof SessionPool>[0] = { clock: this.scheduler, trace: this.trace, reconnect, seed: this.seed };

@@ -85,7 +85,7 @@ describe.each<[string, Connect]>([
     expect(info.transport).toBe(transport);
     // It may publish under its own up/ topics.
     const got = nextMessage(obs, (t) => t === `device/${D1}/up/properties_changed/2/1`);
-    const payload = JSON.stringify({ did: D1, siid: 2, piid: 1, value: true, ts: 1 });
+    const payload = JSON.stringify({ params: { did: D1, siid: 2, piid: 1, value: true, ts: 1 } });
     await d1.publishAsync(`device/${D1}/up/properties_changed/2/1`, payload, { qos: 1 });
     expect((await got).payload).toBe(payload);
     expect(broker.counters.rejected).toBe(0);
@@ -116,7 +116,7 @@ describe.each<[string, Connect]>([
     const rejectedBefore = broker.counters.rejected;
     const forged = `device/${D2}/up/properties_changed/2/1`;
     const gone = closed(d1);
-    d1.publish(forged, JSON.stringify({ did: D2, siid: 2, piid: 1, value: false, ts: 1 }), { qos: 0 });
+    d1.publish(forged, JSON.stringify({ params: { did: D2, siid: 2, piid: 1, value: false, ts: 1 } }), { qos: 0 });
     await gone; // MQTT-3.3.5-2: no negative PUBACK in 3.1.1, the connection is closed
     expect(broker.counters.rejected).toBe(rejectedBefore + 1);
     await sentinel(d2, obs, `device/${D2}/up/properties_changed/2/2`);
@@ -124,11 +124,21 @@ describe.each<[string, Connect]>([
     // Forging another device's state is refused the same way.
     const d1again = await device(D1, TOKEN1);
     const gone2 = closed(d1again);
-    d1again.publish(`device/${D2}/state`, JSON.stringify({ did: D2, event: 'offline', model: 'x', uid: U2, ts: 1 }), { qos: 1 });
+    d1again.publish(`device/${D2}/state`, JSON.stringify({ device_id: D2, device_name: 'x', event: 'offline', model: 'x', timestamp: 1, uid: Number(U2) }), { qos: 1 });
     await gone2;
     await sentinel(d2, obs, `device/${D2}/up/properties_changed/2/3`);
     expect(seen).not.toContain(`device/${D2}/state`);
     expect(broker.counters.rejected).toBe(rejectedBefore + 2);
+    // And another device's central-hub notification (local-hub profile).
+    await obs.subscribeAsync('appMsg/notify/iot/#');
+    const d1third = await device(D1, TOKEN1);
+    const gone3 = closed(d1third);
+    const forgedHub = `appMsg/notify/iot/${D2}/property/2.1`;
+    d1third.publish(forgedHub, JSON.stringify({ did: D2, siid: 2, piid: 1, value: false, ts: 1 }), { qos: 1 });
+    await gone3;
+    await sentinel(d2, obs, `appMsg/notify/iot/${D2}/property/2.4`);
+    expect(seen).not.toContain(forgedHub);
+    expect(broker.counters.rejected).toBe(rejectedBefore + 3);
   });
 
   it("answers SUBACK 0x80 to a device subscribing to another device's down/#, which then receives nothing", async () => {

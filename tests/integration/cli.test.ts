@@ -98,6 +98,32 @@ describe('aiot-sim CLI', () => {
     const t = await runCli(['run', '--telemetry', 'maybe', '--mqtt-port', '0', '--ws-port', '0']);
     expect(t.code).toBe(2);
     expect(t.stderr).toMatch(/--telemetry: expected "on" or "off", got "maybe"/);
+    const w = await runCli(['run', '--wire', 'lan', '--mqtt-port', '0', '--ws-port', '0']);
+    expect(w.code).toBe(2);
+    expect(w.stderr).toMatch(/--wire: expected "cloud" or "local-hub", got "lan"/);
+  });
+
+  it('--wire local-hub: the trace has the central hub\'s topics and flat payloads, the platform the same figures', async () => {
+    const [cloud, hub] = await Promise.all([
+      runCli(fastRun(['--seed', '5', '--report', join(dir, 'wire-cloud.json')])),
+      runCli(fastRun(['--seed', '5', '--wire', 'local-hub', '--report', join(dir, 'wire-hub.json'), '--trace', join(dir, 'wire-hub.ndjson')])),
+    ]);
+    expect(cloud.code).toBe(0);
+    expect(hub.code).toBe(0);
+    const lines = (await readFile(join(dir, 'wire-hub.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { topic: string; payload: string });
+    const telemetry = lines.filter((l) => !l.topic.startsWith('device/'));
+    expect(telemetry.length).toBeGreaterThan(0);
+    expect(lines.some((l) => /\/up\/(properties_changed|event_occured)\//.test(l.topic))).toBe(false);
+    for (const l of telemetry) {
+      expect(l.topic).toMatch(/^appMsg\/notify\/iot\/[^/]+\/(property|event)\/\d+\.\d+$/);
+      expect(JSON.parse(l.payload)).toMatchObject({ did: l.topic.split('/')[3], siid: expect.any(Number), ts: expect.any(Number) });
+    }
+    const figures = async (f: string) => {
+      const r = JSON.parse(await readFile(join(dir, f), 'utf8')) as RunReport;
+      return { platform: r.platform, messages: r.traceMessages };
+    };
+    const [a, b] = [await figures('wire-cloud.json'), await figures('wire-hub.json')];
+    expect(b).toEqual(a);
   });
 
   it('reports a busy MQTT port as "already in use"', async () => {

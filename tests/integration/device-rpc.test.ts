@@ -48,9 +48,10 @@ describe('device RPC through a running simulation', () => {
 
     const msg = await changed;
     const body = JSON.parse(msg.payload) as PropertiesChangedPayload;
-    expect(Object.keys(body).sort()).toEqual(['did', 'piid', 'siid', 'ts', 'value']);
-    expect(body).toEqual({ did, siid: 2, piid: 4, value: 22, ts: Date.parse(TEST_START) });
-    expect(body.ts).toBe(s.scheduler.now()); // virtual time: the clock has not moved yet
+    expect(Object.keys(body)).toEqual(['params']);
+    expect(Object.keys(body.params).sort()).toEqual(['did', 'piid', 'siid', 'ts', 'value']);
+    expect(body).toEqual({ params: { did, siid: 2, piid: 4, value: 22, ts: Date.parse(TEST_START) } });
+    expect(body.params.ts).toBe(s.scheduler.now()); // virtual time: the clock has not moved yet
 
     // Half an hour of virtual time: the room temperature moves toward the target.
     const reports: PropertiesChangedPayload[] = [];
@@ -63,8 +64,8 @@ describe('device RPC through a running simulation', () => {
     // The cooling was reported on the way, stamped with virtual times inside the advanced window.
     expect(reports.length).toBeGreaterThan(0);
     for (const r of reports) {
-      expect(r.ts).toBeGreaterThanOrEqual(Date.parse(TEST_START));
-      expect(r.ts).toBeLessThanOrEqual(s.scheduler.now());
+      expect(r.params.ts).toBeGreaterThanOrEqual(Date.parse(TEST_START));
+      expect(r.params.ts).toBeLessThanOrEqual(s.scheduler.now());
     }
     expect(await readProperty(client, did, 2, 1)).toBe(true);
     expect(await readProperty(client, did, 2, 4)).toBe(22);
@@ -101,10 +102,10 @@ describe('device RPC through a running simulation', () => {
     expect(results(await rpc(client, did, 'set_properties', [{ did, siid: 2, piid: 4, value: 22 }]))[0]!.code).toBe(0);
     expect(results(await rpc(client, did, 'set_properties', [{ did, siid: 2, piid: 4, value: 23.5 }]))[0]!.code).toBe(0);
     // The second reply arrived after the first report: only 22 went out, at the virtual start.
-    expect(reports).toEqual([{ did, siid: 2, piid: 4, value: 22, ts: t0 }]);
+    expect(reports).toEqual([{ params: { did, siid: 2, piid: 4, value: 22, ts: t0 } }]);
     const later = nextMessage(client, (t, p) => t === `device/${did}/up/properties_changed/2/4` && p.includes('23.5'));
     await s.advance(1000);
-    expect(JSON.parse((await later).payload)).toEqual({ did, siid: 2, piid: 4, value: 23.5, ts: t0 + 1000 });
+    expect(JSON.parse((await later).payload)).toEqual({ params: { did, siid: 2, piid: 4, value: 23.5, ts: t0 + 1000 } });
     expect(reports).toHaveLength(2);
   });
 
@@ -154,7 +155,7 @@ describe('device RPC through a running simulation', () => {
     expect(results(res)).toEqual([{ did, siid: 2, piid: 2, code: 0 }]);
     expect(JSON.parse((await seenDown).payload)).toMatchObject({ method: 'set_properties', params: [{ did, siid: 2, piid: 2, value: 5 }] });
     expect(JSON.parse((await seenReply).payload)).toEqual(res);
-    expect(JSON.parse((await seenChange).payload)).toMatchObject({ did, siid: 2, piid: 2, value: 5 });
+    expect(JSON.parse((await seenChange).payload)).toMatchObject({ params: { did, siid: 2, piid: 2, value: 5 } });
     const read = await s.command(did, 'get_properties', [{ did, siid: 2, piid: 2 }, { did, siid: 2, piid: 4 }]);
     expect(results(read).map((r) => [r.code, r.value])).toEqual([[0, 5], [0, 26]]);
     await expect(s.command('no-such-did', 'get_properties', [])).rejects.toThrow(/no device/);

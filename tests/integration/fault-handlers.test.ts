@@ -31,13 +31,13 @@ async function rig(faults: Array<Record<string, unknown>>, extra: Record<string,
   return Object.assign(r, { notices, total });
 }
 
-/** The "offline" states the broker passed on, by did: `ts` tells a device's own (now) from a will (its session's start). */
+/** The "offline" states the broker passed on, by did: `timestamp` tells a device's own (now) from a will (its session's start). */
 function offlineStates(r: Rig): Map<string, number[]> {
   const out = new Map<string, number[]>();
   r.broker.on('message', (topic, payload) => {
     if (!topic.endsWith('/state')) return;
     const body = JSON.parse(payload.toString()) as StatePayload;
-    if (body.event === 'offline') out.set(body.did, [...(out.get(body.did) ?? []), body.ts]);
+    if (body.event === 'offline') out.set(body.device_id, [...(out.get(body.device_id) ?? []), body.timestamp]);
   });
   return out;
 }

@@ -60,7 +60,7 @@ async function persistentConsumer(sim: Simulation): Promise<{ client: MqttClient
   let dups = 0;
   const client = track(await connectTcp(sim.broker, { clientId: `consumer-${randomBytes(3).toString('hex')}`, clean: false, reconnectPeriod: 100 }));
   client.on('message', (_topic, payload) => {
-    const { did, seq } = JSON.parse(payload.toString()) as { did: string; seq: number };
+    const { did, seq } = (JSON.parse(payload.toString()) as { params: { did: string; seq: number } }).params;
     let set = seqs.get(did);
     if (!set) seqs.set(did, (set = new Set()));
     if (set.has(seq)) dups++;
@@ -161,7 +161,7 @@ describe('broker restart', () => {
     for (const d of devs) track(d);
     const N = 1500;
     const acked: Array<Promise<unknown>> = [];
-    const event = (did: string, seq: number): string => JSON.stringify({ did, siid: 2, eiid: 1, arguments: [], ts: START + seq, seq });
+    const event = (did: string, seq: number): string => JSON.stringify({ params: { did, siid: 2, eiid: 1, arguments: [], ts: START + seq, seq } });
     for (let seq = 1; seq <= N; seq++) {
       devs.forEach((c, k) => acked.push(c.publishAsync(`device/${dids[k]}/up/event_occured/2/1`, event(dids[k]!, seq), { qos: 1 })));
       // The broker restarts while a third of the events are on their way.

@@ -116,18 +116,27 @@ describe('fuzz: malformed MQTT packets over TCP', () => {
 const did = fc.constantFrom(FUZZ_DID, 'other', '');
 const num = fc.oneof(fc.integer(), fc.double(), fc.constant(Number.MAX_SAFE_INTEGER), fc.constant(-1), fc.constant(0));
 const junk = fc.oneof(num, fc.string({ maxLength: 30 }), fc.boolean(), fc.constant(null), fc.array(fc.jsonValue(), { maxLength: 3 }), fc.jsonValue());
+const fields = fc.record({
+  did, siid: junk, piid: junk, eiid: junk, value: junk, arguments: junk, event: fc.oneof(fc.constantFrom('online', 'offline'), junk),
+  ts: fc.oneof(junk, fc.integer({ min: Date.UTC(2026, 0, 1), max: Date.UTC(2026, 11, 31) })), seq: junk,
+}, { requiredKeys: [] });
+const stateFields = fc.record({
+  device_id: did, device_name: junk, event: fc.oneof(fc.constantFrom('online', 'offline'), junk), model: junk,
+  timestamp: fc.oneof(junk, fc.integer({ min: Date.UTC(2026, 0, 1), max: Date.UTC(2026, 11, 31) })), uid: junk, parent_id: junk,
+}, { requiredKeys: [] });
 const payloads = fc.oneof(
   fc.string({ maxLength: 200 }).map((s) => Buffer.from(s)),
   fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
   fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
-  fc.record({
-    did, siid: junk, piid: junk, eiid: junk, value: junk, arguments: junk, event: fc.oneof(fc.constantFrom('online', 'offline'), junk),
-    ts: fc.oneof(junk, fc.integer({ min: Date.UTC(2026, 0, 1), max: Date.UTC(2026, 11, 31) })), seq: junk,
-  }, { requiredKeys: [] }).map((o) => Buffer.from(JSON.stringify(o))),
+  // Central-hub shape (flat) and cloud shape (in params), each on either family of topics.
+  fields.map((o) => Buffer.from(JSON.stringify(o))),
+  fc.record({ params: fc.oneof(fields, junk) }, { requiredKeys: [] }).map((o) => Buffer.from(JSON.stringify(o))),
+  stateFields.map((o) => Buffer.from(JSON.stringify(o))),
 );
 const deviceTopics = fc.constantFrom(
   `device/${FUZZ_DID}/up/properties_changed/2/1`, `device/${FUZZ_DID}/up/event_occured/2/1`, `device/${FUZZ_DID}/state`,
   `device/${FUZZ_DID}/up/rpc`, `device/${FUZZ_DID}/up/event_occured/x/1`, `device/${FUZZ_DID}/up/properties_changed/99999/0`,
+  `appMsg/notify/iot/${FUZZ_DID}/property/2.1`, `appMsg/notify/iot/${FUZZ_DID}/event/2.1`, `appMsg/notify/iot/${FUZZ_DID}/event/2.x`,
 );
 
 describe('fuzz: invalid payloads from a device account to the platform', () => {
@@ -142,7 +151,9 @@ describe('fuzz: invalid payloads from a device account to the platform', () => {
       expect(snap.eventTime === null || (snap.eventTime >= 0 && snap.eventTime <= Date.UTC(2100, 0, 1))).toBe(true);
     }), { numRuns: runs(5000), seed: seed(7) });
     const reasons = [...platform.malformedReasons.keys()];
-    expect(reasons).toEqual(expect.arrayContaining(['invalid JSON', 'payload is not an object', 'did in payload does not match topic', 'missing or invalid ts']));
+    expect(reasons).toEqual(expect.arrayContaining([
+      'invalid JSON', 'payload is not an object', 'params is not an object', 'did in payload does not match topic', 'missing or invalid ts',
+    ]));
     expect(platform.snapshot().messages.malformed).toBe([...platform.malformedReasons.values()].reduce((a, b) => a + b, 0));
 
     // Through the broker, from a device's own account: counted at the simulation's platform.

@@ -47,11 +47,12 @@ describe('gateway children in a running simulation', () => {
     const parentOf = new Map(gateways.flatMap((gw) => gw.children.map((c) => [c.did, gw.did] as const)));
 
     // Who published what, as the broker saw it.
-    const fromChildTopics: Array<{ topic: string; did: string; clientId: string | null; body: { did?: string } }> = [];
+    const fromChildTopics: Array<{ topic: string; did: string; clientId: string | null; about?: string }> = [];
     s.broker.on('message', (topic, payload, clientId) => {
       const did = topic.split('/')[1] ?? '';
-      if (topic.startsWith('device/') && parentOf.has(did)) {
-        fromChildTopics.push({ topic, did, clientId, body: JSON.parse(payload.toString()) as { did?: string } });
+      if (topic.startsWith('device/') && parentOf.has(did) && !topic.endsWith('/rpc')) {
+        const body = JSON.parse(payload.toString()) as { params?: { did?: string }; device_id?: string };
+        fromChildTopics.push({ topic, did, clientId, about: topic.endsWith('/state') ? body.device_id : body.params?.did });
       }
     });
     const obs = track(await connectTcp(s.broker, { clientId: 'gw-observer' }));
@@ -63,7 +64,7 @@ describe('gateway children in a running simulation', () => {
     await until(() => fromChildTopics.length > 0, 5000, 'child messages at the broker');
     for (const m of fromChildTopics) {
       expect(m.clientId).toBe(parentOf.get(m.did)); // published by the gateway's session
-      expect(m.body.did).toBe(m.did); // about the child itself
+      expect(m.about).toBe(m.did); // about the child itself
     }
   });
 
@@ -133,13 +134,13 @@ describe('gateway children in a running simulation', () => {
 describe('platform registry and a gateway over TCP', () => {
   const track = useCleanup();
 
-  it('marks the children offline when the gateway socket dies (last will, session end)', async () => {
+  it('counts a BLE child (no state of its own) online with its gateway; marks the children offline when the gateway socket dies (last will, session end)', async () => {
     const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-gw' }));
     const GW = '400000001';
-    const CHILD = 'lumi.158d000aabbccdde';
+    const CHILD = 'lumi.158d0001aabbcc';
     const BLE = 'blt.3.0123456789ab';
     const facts: Record<string, DeviceFacts> = {
-      [GW]: { model: GATEWAY, category: 'gateway', region: 'cn' },
+      [GW]: { model: GATEWAY, category: 'gateway', region: 'cn', statelessChildren: [BLE] },
       [CHILD]: { model: 'lumi.sensor_magnet.v2', category: 'sensor', region: 'cn', radio: 'zigbee' },
       [BLE]: { model: 'miaomiaoce.sensor_ht.t2', category: 'sensor', region: 'cn', radio: 'ble' },
     };
@@ -147,7 +148,7 @@ describe('platform registry and a gateway over TCP', () => {
     platform.observe(b);
     b.access.registerDevice(GW, { token: 'gw-token', uid: '1000000001', children: [CHILD, BLE] });
     const state = (did: string, event: 'online' | 'offline', parent?: string): string => {
-      const p: StatePayload = { did, event, model: facts[did]!.model, uid: '1000000001', ts: 5000 };
+      const p: StatePayload = { device_id: did, device_name: 'test', event, model: facts[did]!.model, timestamp: 5000, uid: 1000000001 };
       if (parent) p.parent_id = parent;
       return JSON.stringify(p);
     };
@@ -157,7 +158,6 @@ describe('platform registry and a gateway over TCP', () => {
     }));
     await gw.publishAsync(`device/${GW}/state`, state(GW, 'online'), { qos: 1, retain: true });
     await gw.publishAsync(`device/${CHILD}/state`, state(CHILD, 'online', GW), { qos: 1, retain: true });
-    await gw.publishAsync(`device/${BLE}/state`, state(BLE, 'online', GW), { qos: 1, retain: true });
     await until(() => platform.registry.isOnline(GW) && platform.registry.isOnline(CHILD) && platform.registry.isOnline(BLE), 5000, 'all online');
     expect(platform.snapshot().connections.byTransport).toEqual({ ble: 1, tcp: 1, zigbee: 1 });
     expect(b.counters.rejected).toBe(0); // a gateway may speak for its children

@@ -55,14 +55,14 @@ describe('households on the virtual clock', () => {
     const seen = { sessions: 0, commands: 0, voice: 0, switchedOn: 0 };
     watcher.on('message', (topic, payload) => {
       if (topic.endsWith('/properties_changed/2/1')) {
-        if ((JSON.parse(payload.toString()) as { value: unknown }).value === true) seen.switchedOn++;
+        if ((JSON.parse(payload.toString()) as { params: { value: unknown } }).params.value === true) seen.switchedOn++;
       } else if (topic.startsWith('app/')) {
         seen.sessions++;
         expect(JSON.parse(payload.toString())).toMatchObject({ event: 'open', ts: expect.any(Number) });
       } else if (topic.endsWith('/down/rpc')) seen.commands++;
       else if (/event_occured\/(5|3)\/101$/.test(topic)) {
         seen.voice++;
-        const ev = JSON.parse(payload.toString()) as { arguments: Array<{ piid: number; value: unknown }> };
+        const ev = (JSON.parse(payload.toString()) as { params: { arguments: Array<{ piid: number; value: unknown }> } }).params;
         expect(ev.arguments.map((a) => a.piid)).toEqual([1, 101]); // request text, user id
       }
     });

@@ -40,11 +40,12 @@ function expectNoLoss(r: BenchReport): void {
 }
 
 describe('aiot-sim bench against the embedded broker', () => {
+  const track = useCleanup();
   it('reports every documented field, zero loss at a modest rate and a sane latency histogram', async () => {
     const r = await runBench({ devices: 20, rate: 1000, durationMs: 2000, warmupMs: 500 });
     expect(Object.keys(r).sort()).toEqual(['broker', 'config', 'connections', 'latencyMs', 'messages', 'probe', 'rate', 'slo', 'startedAt', 'target', 'timeline', 'tool', 'utilization', 'version', 'wallSeconds']);
     expect(r).toMatchObject({ tool: 'aiot-sim bench', version: 1, target: { broker: 'embedded', transport: 'tcp' }, slo: null });
-    expect(r.config).toMatchObject({ devices: 20, qos: 0, rate: 1000, ratePerDevice: 50, durationSeconds: 2, warmupSeconds: 0.5, measure: 'broker', replyTopic: null });
+    expect(r.config).toMatchObject({ devices: 20, qos: 0, rate: 1000, ratePerDevice: 50, durationSeconds: 2, warmupSeconds: 0.5, measure: 'broker', replyTopic: null, wire: 'cloud' });
     expect(r.config.models.length).toBeGreaterThan(5);
     expect(r.connections).toMatchObject({ devices: 20, succeeded: 20, failed: 0, disconnects: 0, errors: {} });
     expect(r.connections.connectRate).toBeGreaterThan(0);
@@ -85,7 +86,36 @@ describe('aiot-sim bench against the embedded broker', () => {
     expect(r.connections.failed).toBe(0);
   });
 
+  it('speaks the central hub\'s format with wire "local-hub": a consumer of appMsg/notify/iot/# gets every message, flat', async () => {
+    const seen: string[] = [];
+    let checked = false;
+    const r = await runBench({
+      devices: 5, rate: 200, qos: 1, durationMs: 1000, warmupMs: 200, wire: 'local-hub', eventShare: 0.5,
+      onBroker: (info) => {
+        // A consumer of the hub's topics, next to the probe: it sees the format, not just the counts.
+        const c = mqtt.connect(info.mqttUrl!, { protocolVersion: 4, reconnectPeriod: 0 });
+        track(c);
+        c.on('connect', () => { void c.subscribeAsync(['appMsg/notify/iot/#', 'device/#']); });
+        c.on('message', (topic, payload) => {
+          if (seen.length < 50) seen.push(topic);
+          if (!checked && topic.startsWith('appMsg/')) {
+            const body = JSON.parse(payload.toString()) as Record<string, unknown>;
+            expect(body).not.toHaveProperty('params');
+            expect(body).toMatchObject({ did: topic.split('/')[3], siid: expect.any(Number), ts: expect.any(Number) });
+            checked = true;
+          }
+        });
+      },
+    });
+    expect(r.config.wire).toBe('local-hub');
+    expectNoLoss(r);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((t) => /^appMsg\/notify\/iot\/\d+\/(property|event)\/\d+\.\d+$/.test(t))).toBe(true);
+    expect(checked).toBe(true);
+  });
+
   it('refuses bad options with a message naming them', async () => {
+    await expect(runBench({ wire: 'lan' as never })).rejects.toThrow('wire');
     await expect(runBench({ devices: 0 })).rejects.toThrow('devices');
     await expect(runBench({ rate: 10, ratePerDevice: 1 })).rejects.toThrow('exclude');
     await expect(runBench({ models: ['no.such.model'] })).rejects.toThrow('unknown device model "no.such.model"');

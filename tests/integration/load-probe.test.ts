@@ -43,7 +43,7 @@ async function setup(): Promise<{ probe: Probe; next: (type: FromProbe['type']) 
   b.access.registerDevice(did, { token, uid: '1900000000' });
   const device = await WireClient.connect(target, { clientId: did, username: did, password: token });
   clients.push(device);
-  const t = buildTemplate({ kind: 'properties_changed', siid: 2, iid: 1, fields: '"siid":2,"piid":1,"value":true,' }, RUN, 0, 0);
+  const t = buildTemplate({ kind: 'properties_changed', wire: 'cloud', siid: 2, iid: 1, fields: '"siid":2,"piid":1,"value":true,' }, RUN, 0, 0);
   const send = (seq: number): void => {
     const packet = Buffer.from(t.buf);
     writeDid(packet, t, 0, did);

@@ -135,6 +135,10 @@ describe('dashboard in headless Chromium', () => {
     expect(await onCell.innerText()).toBe(String(want));
     // The device reports the change on its topic; the page's own MQTT over WebSocket client gets it.
     await page.locator('#device-live li', { hasText: 'up/properties_changed/2/1' }).waitFor({ timeout: 10_000 });
+    // A change the page did not make reaches the table only through that client, read from the cloud payload's params.
+    await sim.command(did, 'set_properties', [{ did, siid: 2, piid: 1, value: !want }]);
+    await sim.advance(1000); // a property is reported at most once per virtual second
+    await pageUntil('the reported value in the table', async () => (await onCell.innerText()) === String(!want));
 
     // A value the device refuses is shown with its MIoT code, and changes nothing.
     await page.locator('#props tr[data-key="2.3"] input').fill('500');

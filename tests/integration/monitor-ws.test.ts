@@ -55,13 +55,13 @@ describe('/ws monitoring endpoint', () => {
     const { b, m } = await setup();
     const dev = await device(b);
     const ts = Date.UTC(2026, 6, 15, 12);
-    await dev.publishAsync(`device/${DID}/state`, JSON.stringify({ did: DID, event: 'online', model: FACTS[DID]!.model, uid: '1000000005', ts }), { qos: 1, retain: true });
+    await dev.publishAsync(`device/${DID}/state`, JSON.stringify({ device_id: DID, device_name: 'plug', event: 'online', model: FACTS[DID]!.model, timestamp: ts, uid: 1000000005 }), { qos: 1, retain: true });
     const c = await open(m, '&interval=100');
     const snap = await c.next('snapshot');
     expect(c.frames[0]).toBe(snap);
     await until(() => snap.data.connections.online === 1 || c.frames.some((f) => f.type === 'stats' && f.online === 1), 5000, 'the device online');
     expect(snap.data).toMatchObject({ activeUsers: { dau: 0 }, stats: { monitors: 1, messages: { published: expect.any(Number) } } });
-    for (let i = 0; i < 20; i++) await dev.publishAsync(`device/${DID}/up/properties_changed/2/1`, JSON.stringify({ did: DID, siid: 2, piid: 1, value: i % 2 === 0, ts: ts + i }), { qos: 1 });
+    for (let i = 0; i < 20; i++) await dev.publishAsync(`device/${DID}/up/properties_changed/2/1`, JSON.stringify({ params: { did: DID, siid: 2, piid: 1, value: i % 2 === 0, ts: ts + i } }), { qos: 1 });
     const stats = await c.next('stats', (s) => s.messages.published >= 21);
     expect(stats).toMatchObject({ online: 1, byCategory: { plug: 1 }, byRegion: { es: 1 }, virtualTime: ts + 19, clients: 1, monitors: 1 });
     expect(c.frames.filter((f) => f.type === 'stats').some((f) => f.type === 'stats' && f.rates.publishedPerSecond > 0)).toBe(true);
@@ -83,14 +83,14 @@ describe('/ws monitoring endpoint', () => {
     other.send({ type: 'subscribe', topics: ['device/+/state'] });
     await other.next('subscribed');
 
-    const up = (siid: number, piid: number, v: number): Promise<unknown> => dev.publishAsync(`device/${DID}/up/properties_changed/${siid}/${piid}`, JSON.stringify({ did: DID, siid, piid, value: v, ts: v }), { qos: 1 });
+    const up = (siid: number, piid: number, v: number): Promise<unknown> => dev.publishAsync(`device/${DID}/up/properties_changed/${siid}/${piid}`, JSON.stringify({ params: { did: DID, siid, piid, value: v, ts: v } }), { qos: 1 });
     await up(2, 1, 1);
     await up(3, 1, 2);
-    await dev.publishAsync(`device/${DID}/state`, JSON.stringify({ did: DID, event: 'online', model: 'm', uid: 'u', ts: 3 }), { qos: 1 });
+    await dev.publishAsync(`device/${DID}/state`, JSON.stringify({ device_id: DID, device_name: 'n', event: 'online', model: 'm', timestamp: 3, uid: 1 }), { qos: 1 });
     const taps = (mc: MonitorClient): MessageFrame[] => mc.frames.filter((f): f is MessageFrame => f.type === 'message');
     await until(() => taps(c).length >= 2 && taps(other).length >= 1, 5000, 'the tapped messages');
     expect(taps(c).map((f) => f.topic)).toEqual([`device/${DID}/up/properties_changed/2/1`, `device/${DID}/up/properties_changed/3/1`]);
-    expect(JSON.parse(taps(c)[0]!.payload)).toEqual({ did: DID, siid: 2, piid: 1, value: 1, ts: 1 });
+    expect(JSON.parse(taps(c)[0]!.payload)).toEqual({ params: { did: DID, siid: 2, piid: 1, value: 1, ts: 1 } });
     expect(taps(c)[0]!.ts).toBeGreaterThan(Date.now() - 60_000);
     expect(taps(other).map((f) => f.topic)).toEqual([`device/${DID}/state`]);
 
@@ -101,7 +101,7 @@ describe('/ws monitoring endpoint', () => {
     await until(() => taps(c).length >= 3, 5000, 'the message still matching');
     c.send({ type: 'ping' }); // frames arrive in order: once the pong is here, nothing else is coming
     await c.next('pong');
-    expect(taps(c).map((f) => JSON.parse(f.payload).value)).toEqual([1, 2, 5]);
+    expect(taps(c).map((f) => JSON.parse(f.payload).params.value)).toEqual([1, 2, 5]);
     expect(m.hub.clientInfo().map((i) => i.filters.join(' ')).sort()).toEqual(['device/+/state', `device/${DID}/up/properties_changed/2/+`]);
   });
 

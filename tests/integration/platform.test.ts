@@ -28,9 +28,11 @@ describe('platform service on a real broker', () => {
     const bad: Array<[string, string | Buffer]> = [
       [up, '{"did":'], // invalid JSON
       [up, '[1,2,3]'], // not an object
-      [up, JSON.stringify({ did: '999', siid: 2, piid: 1, value: true, ts: 1 })], // did does not match the topic
-      [up, JSON.stringify({ did: DID, siid: 2, piid: 1, value: true })], // no ts
-      [`device/${DID}/state`, JSON.stringify({ did: DID, event: 'rebooting', model: 'x', uid: 'u', ts: 2 })], // unknown event
+      [up, JSON.stringify({ params: { did: '999', siid: 2, piid: 1, value: true, ts: 1 } })], // did does not match the topic
+      [up, JSON.stringify({ params: { did: DID, siid: 2, piid: 1, value: true } })], // no ts
+      [up, JSON.stringify({ did: DID, siid: 2, piid: 1, value: true, ts: 1 })], // the hub's flat shape on a cloud topic: no params
+      [`appMsg/notify/iot/${DID}/property/2.1`, JSON.stringify({ params: { did: DID, siid: 2, piid: 1, value: true, ts: 1 } })], // cloud shape on a hub topic
+      [`device/${DID}/state`, JSON.stringify({ device_id: DID, device_name: 'x', event: 'rebooting', model: 'x', timestamp: 2, uid: 1 })], // unknown event
       [up, Buffer.from([0xff, 0xfe, 0x00, 0x80])], // not even text
     ];
     for (const [topic, payload] of bad) await dev.publishAsync(topic, payload, { qos: 1 });
@@ -42,12 +44,17 @@ describe('platform service on a real broker', () => {
     // Valid messages after the garbage are used as usual.
     const ts = Date.UTC(2026, 6, 15, 12);
     const online = nextMessage(obs, (t) => t === `device/${DID}/state`);
-    await dev.publishAsync(`device/${DID}/state`, JSON.stringify({ did: DID, event: 'online', model: FACTS[DID]!.model, uid: '1000000005', ts }), { qos: 1, retain: true });
+    const state = { device_id: DID, device_name: 'Mi Smart Plug', event: 'online', model: FACTS[DID]!.model, timestamp: ts, uid: 1000000005 };
+    await dev.publishAsync(`device/${DID}/state`, JSON.stringify(state), { qos: 1, retain: true });
     await online;
-    await dev.publishAsync(up, JSON.stringify({ did: DID, siid: 2, piid: 1, value: true, ts: ts + 5000 }), { qos: 1 });
+    await dev.publishAsync(up, JSON.stringify({ params: { did: DID, siid: 2, piid: 1, value: true, ts: ts + 5000 } }), { qos: 1 });
     await until(() => platform.registry.isOnline(DID) && platform.snapshot().eventTime === ts + 5000, 5000, 'the valid messages used');
+    // The central hub's flat shape on its own topics is read too.
+    await dev.publishAsync(`appMsg/notify/iot/${DID}/property/2.1`, JSON.stringify({ did: DID, siid: 2, piid: 1, value: false, ts: ts + 6000 }), { qos: 1 });
+    await until(() => platform.snapshot().eventTime === ts + 6000, 5000, 'the hub message used');
     const snap = platform.snapshot();
     expect(snap.connections).toMatchObject({ online: 1, byCategory: { plug: 1 }, byRegion: { es: 1 }, byTransport: { tcp: 1 } });
+    expect(snap.messages.byKind['properties_changed']).toBe(2);
     expect(snap.messages.malformed).toBe(bad.length);
     expect(snap.messages.byKind['state']).toBeGreaterThanOrEqual(1);
 

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDeviceTopic } from '../../src/contract/wire.js';
 import { runReplay } from '../../src/replay/replay.js';
 import type { ReplayReport } from '../../src/replay/report.js';
 import { createSimulation } from '../../src/sim/simulation.js';
@@ -32,7 +33,8 @@ interface Line { ts: number; topic: string; payload: string; qos: 0 | 1 | 2; ret
 interface Arrival { topic: string; payload: string; qos: number; at: number }
 
 const readLines = (file: string): Line[] => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
-const didOf = (topic: string): string => topic.split('/')[1]!;
+/** The device of a topic, in either wire profile (`device/{did}/...`, `appMsg/notify/iot/{did}/...`). */
+const didOf = (topic: string): string => parseDeviceTopic(topic)?.did ?? topic.split('/')[1]!;
 
 /**
  * Per device and QoS, its messages in the order they came. Replay sends each device's messages in
@@ -205,16 +207,17 @@ describe('aiot-sim replay', () => {
     expect(report.connections.failed).toBe(0);
   });
 
-  it('replays into Mosquitto from the command line, and a --trace file as is', async () => {
+  it('replays into Mosquitto from the command line, and a --trace file as is (of the central hub\'s wire profile)', async () => {
     const track = useCleanup();
     const trace = join(dir, 'trace.ndjson');
     const sim = await createSimulation({
       scenario: tinyScenario({ homes: 3, mix: { 'xiaomi.aircondition.mc4': 1, 'lumi.sensor_magnet.v2': 2, speaker: 1 }, devicesPerHome: { '3': 1 } }),
-      speed: 'fast', duration: '3h', broker: { mqttPort: 0, wsPort: null }, traceFile: trace,
+      speed: 'fast', duration: '3h', broker: { mqttPort: 0, wsPort: null }, traceFile: trace, wire: 'local-hub',
     });
     const run = await sim.finished;
     const lines = readLines(trace);
     expect(lines.length).toBe(run.traceMessages);
+    expect(lines.some((l) => l.topic.startsWith('appMsg/notify/iot/'))).toBe(true);
     expect(lines.every((l) => l.qos === 0 || l.qos === 1)).toBe(true);
     expect(lines.filter((l) => l.topic.endsWith('/state')).every((l) => l.retain === true && l.qos === 1)).toBe(true);
 
@@ -277,7 +280,8 @@ describe('aiot-sim replay', () => {
       for (const m of msgs) expect(m).not.toMatch(new RegExp([...originals].map((o) => `"${o.replace(/\./g, '\\.')}"`).join('|')));
       const payloads = msgs.map((m) => m.slice(m.indexOf(' ') + 1).replace(/,"bench":\{[^}]*\}\}$/, '}'));
       expect(payloads.slice(0, payloads.length / 2)).toEqual(payloads.slice(payloads.length / 2));
-      expect(JSON.parse(payloads[0]!).did ?? did).toBe(did);
+      // Telemetry and states name their device (RPC replies may not: an error reply has no did).
+      for (const m of msgs.filter((x) => !x.startsWith(`device/${did}/up/rpc `))) expect(m.slice(m.indexOf(' ') + 1)).toContain(`"${did}"`);
     }
   });
 

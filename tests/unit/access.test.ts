@@ -39,6 +39,30 @@ describe('broker access rules', () => {
     expect(d.canPublish(dev, 'device/lumi.158d0001/state')).toMatch(/may publish only/);
   });
 
+  it('lets a device publish its own central-hub notifications (local-hub profile), a gateway also its children\'s', () => {
+    const d = dir();
+    const dev = { role: 'device', did: '111' } as const;
+    const gw = { role: 'device', did: '222' } as const;
+    expect(d.canPublish(dev, 'appMsg/notify/iot/111/property/2.1')).toBe(true);
+    expect(d.canPublish(dev, 'appMsg/notify/iot/111/event/2.1')).toBe(true);
+    expect(d.canPublish(dev, 'appMsg/notify/iot/222/property/2.1')).toMatch(/may publish only/);
+    expect(d.canPublish(dev, 'appMsg/notify/iot/111/other/2.1')).toMatch(/may publish only/);
+    expect(d.canPublish(dev, 'appMsg/devListChange')).toMatch(/may publish only/);
+    expect(d.canPublish(gw, 'appMsg/notify/iot/lumi.158d0001/event/2.1')).toBe(true);
+    expect(d.canPublish(dev, 'appMsg/notify/iot/lumi.158d0001/event/2.1')).toMatch(/may publish only/);
+  });
+
+  it('lets observers read central-hub notifications but never forge them; app users read only their own', () => {
+    const d = dir();
+    expect(d.canSubscribe({ role: 'observer' }, 'appMsg/notify/iot/#')).toBe(true);
+    expect(d.canPublish({ role: 'observer' }, 'appMsg/notify/iot/111/property/2.1')).toMatch(/may not publish/);
+    expect(d.canPublish({ role: 'operator' }, 'appMsg/notify/iot/111/property/2.1')).not.toBe(true);
+    expect(d.canPublish({ role: 'app', uid: 'u1' }, 'appMsg/notify/iot/111/property/2.1')).not.toBe(true);
+    expect(d.canSubscribe({ role: 'app', uid: 'u1' }, 'appMsg/notify/iot/111/#')).toBe(true);
+    expect(d.canSubscribe({ role: 'app', uid: 'u1' }, 'appMsg/notify/iot/222/#')).not.toBe(true);
+    expect(d.canSubscribe({ role: 'app', uid: 'u1' }, 'appMsg/notify/iot/#')).not.toBe(true);
+  });
+
   it('lets a device subscribe only to its own (or its children\'s) commands', () => {
     const d = dir();
     expect(d.canSubscribe({ role: 'device', did: '111' }, 'device/111/down/#')).toBe(true);

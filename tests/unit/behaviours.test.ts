@@ -14,21 +14,36 @@ describe('a device\'s day on the virtual clock', () => {
     // Heartbeat every 3300 s + up to 600 s jitter: no silence longer than that.
     for (let i = 1; i < temps.length; i++) expect(temps[i]!.ts - temps[i - 1]!.ts).toBeLessThanOrEqual(3900_000);
     // Every value stays inside the spec range and within a plausible indoor band.
-    for (const t of temps) expect(t.payload['value']).toBeGreaterThan(5);
+    for (const t of temps) expect(t.params['value']).toBeGreaterThan(5);
     // Between two reports the sensor does not chatter: at most one per second per property.
     const gaps = temps.slice(1).map((t, i) => t.ts - temps[i]!.ts);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1000);
   });
 
-  it('motion sensor: "motion detected" events only, never a clear, and numb for 60 s after each', async () => {
+  it('motion sensor: "motion detected" events, numb for 60 s after each; motion-state clears 120 s after the latest', async () => {
     const { device, scheduler, events, changes } = await makeDevice('lumi.sensor_motion.v2');
     device.start();
     scheduler.advance(2 * DAY);
     const ev = events('2.1');
     expect(ev.length).toBeGreaterThan(10);
     for (let i = 1; i < ev.length; i++) expect(ev[i]!.ts - ev[i - 1]!.ts).toBeGreaterThanOrEqual(60_000);
-    expect(changes('2.1').every((c) => c.payload['value'] === true)).toBe(true);
-    expect(ev[0]!.payload).toMatchObject({ did: device.did, siid: 2, eiid: 1, arguments: [] });
+    expect(ev[0]!.params).toMatchObject({ did: device.did, siid: 2, eiid: 1, arguments: [] });
+    // The state follows the detections: true at each, false once 120 s passed without one.
+    const state = changes('2.1');
+    expect(state.some((c) => c.params['value'] === false)).toBe(true);
+    const stateAt = (t: number): unknown => state.filter((c) => c.ts <= t).at(-1)?.params['value'];
+    for (const e of ev) expect(stateAt(e.ts)).toBe(true);
+    const clears = state.filter((x, i) => x.params['value'] === false && state[i - 1]?.params['value'] === true);
+    expect(clears.length).toBeGreaterThan(5);
+    for (const c of clears) {
+      const latest = ev.filter((e) => e.ts <= c.ts).at(-1)!;
+      expect(c.ts - latest.ts).toBeGreaterThanOrEqual(120_000); // not before 120 s of quiet...
+      expect(c.ts - latest.ts).toBeLessThanOrEqual(121_000); // ...and then at once (within the 1 s coalescing)
+    }
+    // Most of the day nobody moves: heartbeats report "no motion", not a detection from hours ago.
+    const heartbeatsQuiet = state.filter((c) => ev.every((e) => c.ts - e.ts > 200_000 || c.ts < e.ts));
+    expect(heartbeatsQuiet.length).toBeGreaterThan(0);
+    expect(heartbeatsQuiet.every((c) => c.params['value'] === false)).toBe(true);
   });
 
   it('door sensor: opens and closes again, with open/close events', async () => {
@@ -50,12 +65,12 @@ describe('a device\'s day on the virtual clock', () => {
     const energy0 = device.store.num('8.1');
     expect(set(2, 1, true)).toMatchObject({ result: [{ code: 0 }] });
     expect(set(2, 4, 22)).toMatchObject({ result: [{ code: 0 }] });
-    expect(changes('2.4').at(-1)!.payload['value']).toBe(22);
+    expect(changes('2.4').at(-1)!.params['value']).toBe(22);
     scheduler.advance(30 * 60_000);
     const cooler = device.store.num('4.7');
     expect(cooler).toBeLessThan(warm);
     expect(Math.abs(cooler - 22)).toBeLessThan(Math.abs(warm - 22));
-    expect(changes('4.7').at(-1)!.payload['value']).toBeLessThan(warm);
+    expect(changes('4.7').at(-1)!.params['value']).toBeLessThan(warm);
     scheduler.advance(2 * HOUR);
     expect(device.store.num('4.7')).toBeCloseTo(22, 0);
     const used = device.store.num('8.1') - energy0;
@@ -85,7 +100,47 @@ describe('a device\'s day on the virtual clock', () => {
     scheduler.advance((left0 - 5) * 60_000 + 1000);
     expect(device.store.get('2.2')).toBe(4); // wash done
     expect(events('2.1')).toHaveLength(1);
-    expect(changes('2.5').at(-1)!.payload['value']).toBe(0);
+    expect(changes('2.5').at(-1)!.params['value']).toBe(0);
+  });
+
+  it('washer: the door locks while washing (water, then spin) and opens at wash-end; a hot program cools first', async () => {
+    const { device, scheduler, rpc, events, changes } = await makeDevice('mibx5.washer.v7');
+    device.start();
+    const door = (): unknown => device.store.get('2.19');
+    expect(door()).toBe(0); // idle: can open
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 1 }]); // daily wash, 55 min
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    expect(door()).toBe(3); // water in the drum
+    scheduler.advance(30 * 60_000);
+    expect(door()).toBe(3);
+    rpc('action', { did: 'x', siid: 2, aiid: 2, in: [] }); // paused with water in: still locked
+    scheduler.advance(10 * 60_000);
+    expect(door()).toBe(3);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    scheduler.advance(16 * 60_000); // 9 minutes left: spinning
+    expect(door()).toBe(4);
+    scheduler.advance(9 * 60_000 + 1000);
+    expect(events('2.1')).toHaveLength(1);
+    expect(door()).toBe(0); // released with wash-end
+    expect(changes('2.19').map((c) => c.params['value'])).toEqual([3, 4, 0]);
+
+    // Hot Wash (16): after the end the door stays locked by hot water for 5 minutes.
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 16 }]);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    scheduler.advance(110 * 60_000 + 1000);
+    expect(events('2.1')).toHaveLength(2);
+    expect(door()).toBe(2);
+    scheduler.advance(5 * 60_000);
+    expect(door()).toBe(0);
+
+    // Dry Only (23): locked by hot air throughout, and while cooling; switching off opens the door.
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 3, value: 23 }]);
+    rpc('action', { did: 'x', siid: 2, aiid: 1, in: [] });
+    expect(door()).toBe(1);
+    scheduler.advance(115 * 60_000);
+    expect(door()).toBe(1);
+    rpc('set_properties', [{ did: 'x', siid: 2, piid: 1, value: false }]);
+    expect(door()).toBe(0);
   });
 
   it('robot vacuum: cleans, drains its battery, returns to the dock and charges back to full', async () => {
@@ -114,7 +169,7 @@ describe('a device\'s day on the virtual clock', () => {
     rpc('action', { did: 'x', siid: 3, aiid: 1, in: [] });
     scheduler.advance(4 * HOUR);
     expect(device.store.get('3.1')).toBe(0);
-    expect(changes('3.1').map((c) => c.payload['value'])).toEqual([1, 2, 1, 0]);
+    expect(changes('3.1').map((c) => c.params['value'])).toEqual([1, 2, 1, 0]);
   });
 
   it('speaker: changes within one second are coalesced to the last value', async () => {
@@ -123,7 +178,7 @@ describe('a device\'s day on the virtual clock', () => {
     for (const aiid of [1, 2, 1, 2]) rpc('action', { did: 'x', siid: 3, aiid, in: [] });
     scheduler.advance(2000);
     // The first change goes out at once, the rest within that second collapse into one report.
-    expect(changes('3.1').map((c) => [c.ts - changes('3.1')[0]!.ts, c.payload['value']])).toEqual([[0, 1], [1000, 2]]);
+    expect(changes('3.1').map((c) => [c.ts - changes('3.1')[0]!.ts, c.params['value']])).toEqual([[0, 1], [1000, 2]]);
   });
 
   it('smart plug: power and energy follow the switch', async () => {

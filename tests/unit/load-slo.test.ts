@@ -56,10 +56,11 @@ describe('checkSlo', () => {
 });
 
 describe('bench payloads', () => {
-  const shape: MessageShape = { kind: 'properties_changed', siid: 2, iid: 1, fields: '"siid":2,"piid":1,"value":true,' };
+  const shape: MessageShape = { kind: 'properties_changed', wire: 'cloud', siid: 2, iid: 1, fields: '"siid":2,"piid":1,"value":true,' };
 
-  it.each([0, 1] as const)('stamps a valid QoS %i PUBLISH whose payload is MIoT JSON plus a readable bench header', (qos) => {
-    const t = buildTemplate(shape, 'ab12', qos, 0);
+  /** The one PUBLISH packet of `shape`'s template, stamped for device 42, seq 7, message id 513. */
+  function stamped(s: MessageShape, qos: 0 | 1): mqttPacket.IPublishPacket {
+    const t = buildTemplate(s, 'ab12', qos, 0);
     const buf = Buffer.from(t.buf);
     writeDid(buf, t, 0, '800000042');
     stamp(buf, 0, t, 42, 7, 1_763_900_000_123_456, 513);
@@ -68,13 +69,28 @@ describe('bench payloads', () => {
     parser.on('packet', (p: mqttPacket.Packet) => packets.push(p));
     parser.parse(buf);
     expect(packets).toHaveLength(1);
-    const p = packets[0] as mqttPacket.IPublishPacket;
+    return packets[0] as mqttPacket.IPublishPacket;
+  }
+
+  it.each([0, 1] as const)('stamps a valid QoS %i PUBLISH whose payload is MIoT JSON (cloud format) plus a readable bench header', (qos) => {
+    const p = stamped(shape, qos);
     expect(p.topic).toBe('device/800000042/up/properties_changed/2/1');
     expect(p.qos).toBe(qos);
     if (qos === 1) expect(p.messageId).toBe(513);
     const body = JSON.parse((p.payload as Buffer).toString()) as Record<string, unknown>;
-    expect(body).toEqual({ did: '800000042', siid: 2, piid: 1, value: true, ts: 1_763_900_000_123, bench: { run: 'ab12', dev: 42, seq: 7, t: 1_763_900_000_123_456 } });
+    expect(body).toEqual({
+      params: { did: '800000042', siid: 2, piid: 1, value: true, ts: 1_763_900_000_123 }, bench: { run: 'ab12', dev: 42, seq: 7, t: 1_763_900_000_123_456 },
+    });
     expect(readBenchHeader(p.payload as Buffer)).toEqual({ run: 'ab12', dev: 42, seq: 7, t: 1_763_900_000_123_456 });
+  });
+
+  it.each([0, 1] as const)('stamps a valid QoS %i central-hub PUBLISH: appMsg topic, flat payload, the same bench header', (qos) => {
+    const p = stamped({ ...shape, kind: 'event_occured', wire: 'local-hub', fields: '"siid":2,"eiid":1,"arguments":[],' }, qos);
+    expect(p.topic).toBe('appMsg/notify/iot/800000042/event/2.1');
+    if (qos === 1) expect(p.messageId).toBe(513);
+    expect(JSON.parse((p.payload as Buffer).toString())).toEqual({
+      did: '800000042', siid: 2, eiid: 1, arguments: [], ts: 1_763_900_000_123, bench: { run: 'ab12', dev: 42, seq: 7, t: 1_763_900_000_123_456 },
+    });
   });
 
   it('pads to --payload-size, keeps a fixed size per template, and reads re-serialised JSON', () => {

@@ -48,7 +48,8 @@ describe('population', () => {
       const gw = p.devices.find((x) => x.did === d.parentId);
       expect(gw?.model.category).toBe('gateway');
       expect(gw?.homeId).toBe(d.homeId);
-      expect(d.did).toMatch(d.model.transport === 'zigbee' ? /^lumi\.158d[0-9a-f]+$/ : /^blt\.3\.[0-9a-f]{12}$/);
+      // Legacy Lumi dids: "lumi." + the IEEE address 00:15:8d:00:… without its leading 00 byte, 14 hex digits.
+      expect(d.did).toMatch(d.model.transport === 'zigbee' ? /^lumi\.158d00[0-9a-f]{8}$/ : /^blt\.3\.[0-9a-f]{12}$/);
     }
     // One-device homes cannot host a sensor without a hub: they get a Wi-Fi device instead.
     for (const h of p.homes.filter((x) => x.devices.length === 1)) expect(h.devices[0]!.model.transport).toBe('wifi');

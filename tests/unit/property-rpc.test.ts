@@ -62,7 +62,20 @@ describe('MIoT RPC on a device', () => {
     set(2, 2, 80);
     expect(sent[0]).toMatchObject({ topic: 'device/100000001/up/rpc', qos: 1 });
     expect(changes('2.2')).toHaveLength(1);
-    expect(changes('2.2')[0]!.payload).toEqual({ did: '100000001', siid: 2, piid: 2, value: 80, ts: expect.any(Number) });
+    expect(changes('2.2')[0]!.payload).toEqual({ params: { did: '100000001', siid: 2, piid: 2, value: 80, ts: expect.any(Number) } });
+  });
+
+  it('Dreame D9: 4.6 waterbox-status is there (int8, read/notify, 0 No / 1 Yes), 2.2 fault is [0, 100, 1]', async () => {
+    const { rpc, device } = await makeDevice('dreame.vacuum.p2009');
+    expect(rpc('get_properties', [{ did: 'x', siid: 4, piid: 6 }, { did: 'x', siid: 2, piid: 2 }])).toEqual({ id: 1, result: [
+      { did: 'x', siid: 4, piid: 6, code: 0, value: 0 },
+      { did: 'x', siid: 2, piid: 2, code: 0, value: 0 },
+    ] });
+    const tank = device.store.spec('4.6')!;
+    expect(tank).toMatchObject({ name: 'waterbox-status', format: 'int8', access: ['read', 'notify'] });
+    expect(tank['value-list']!.map((v) => v.value)).toEqual([0, 1]);
+    expect(device.store.spec('2.2')!['value-range']).toEqual([0, 100, 1]);
+    expect(rpc('set_properties', [{ did: 'x', siid: 4, piid: 6, value: 1 }])).toMatchObject({ result: [{ code: MiotCode.NOT_WRITABLE }] });
   });
 
   it('a toggle action flips its property', async () => {

@@ -134,6 +134,10 @@ describe('did rewriting', () => {
       const payload = Buffer.from('{"did":"lumi.158d00009050b14b","parent_id":"267090026","text":"say \\"267090026\\"","n":267090026}');
       expect(rw.payload(payload, k).toString()).toBe(`{"did":"${child}","parent_id":"${wifi}","text":"say \\"267090026\\"","n":267090026}`);
     }
+    // The central hub's topics (--wire local-hub) carry the did too.
+    const child = rw.did('lumi.158d00009050b14b', 2);
+    expect(rw.topic('appMsg/notify/iot/lumi.158d00009050b14b/property/3.1', 2)).toBe(`appMsg/notify/iot/${child}/property/3.1`);
+    expect(topicDid('appMsg/notify/iot/267090026/event/2.1')).toBe('267090026');
     expect(rw.did('unknown', 1)).toBe('unknown');
     expect(rw.topic('app/1/session', 2)).toBe('app/1/session');
     const plain = Buffer.from('no quotes here');

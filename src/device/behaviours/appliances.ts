@@ -1,7 +1,10 @@
 /** Appliance behaviours: climate control (AC, purifier), switched loads, washer programs. */
 import type { TimerHandle } from '../../contract/clock.js';
 import type { Scalar } from '../../contract/wire.js';
+import type { BehaviourOf } from '../../catalog/schema.js';
 import type { BehaviourContext, BehaviourFactory } from './context.js';
+
+type WashDoor = NonNullable<BehaviourOf<'wash-cycle'>['door']>;
 
 /** Report `ref` when it moved at least `threshold` since its last report. */
 function reportIfMoved(ctx: BehaviourContext, ref: string, threshold: number): void {
@@ -126,22 +129,23 @@ export const powerDraw: BehaviourFactory<'power-draw'> = (spec, ctx) => {
 export const washCycle: BehaviourFactory<'wash-cycle'> = (spec, ctx) => {
   const v = spec.statusValues;
   let timer: { cancel(): void } | undefined;
-  const programMinutes = (): number => {
-    const mode = spec.mode ? String(ctx.get(spec.mode)) : 'default';
-    return spec.programMinutes[mode] ?? spec.programMinutes['default'] ?? 60;
-  };
+  const mode = (): string => (spec.mode ? String(ctx.get(spec.mode)) : 'default');
+  const programMinutes = (): number => spec.programMinutes[mode()] ?? spec.programMinutes['default'] ?? 60;
+  const door = doorLock(spec.door, ctx, mode);
   const stopTimer = (): void => { timer?.cancel(); timer = undefined; };
   const run = (): void => {
     stopTimer();
     ctx.set(spec.status, v.running);
+    door.running(ctx.num(spec.leftTime));
     timer = ctx.every(60_000, () => {
       const left = ctx.num(spec.leftTime) - 1;
       ctx.set(spec.leftTime, Math.max(0, left));
       if (left <= 0) {
         stopTimer();
         ctx.set(spec.status, v.done);
+        door.ended();
         ctx.emit(spec.endEvent);
-      }
+      } else door.running(left);
     });
   };
   return {
@@ -153,6 +157,7 @@ export const washCycle: BehaviourFactory<'wash-cycle'> = (spec, ctx) => {
         if (status !== v.paused || ctx.num(spec.leftTime) <= 0) ctx.set(spec.leftTime, programMinutes());
         run();
       } else if (ref === spec.pauseAction && status === v.running) {
+        // Paused, the drum keeps its water: the door stays locked.
         stopTimer();
         ctx.set(spec.status, v.paused);
       }
@@ -162,9 +167,46 @@ export const washCycle: BehaviourFactory<'wash-cycle'> = (spec, ctx) => {
         stopTimer();
         ctx.set(spec.status, v.standby);
         ctx.set(spec.leftTime, 0);
+        door.open();
       } else if (ref === spec.on && value === true && ctx.num(spec.status) !== v.running) {
         ctx.set(spec.status, v.standby);
       }
     },
   };
 };
+
+interface DoorLock {
+  /** Running with `left` minutes to go. */
+  running(left: number): void;
+  /** The program ended: a hot one stays locked while it cools, then the door opens. */
+  ended(): void;
+  /** Switched off: the door opens. */
+  open(): void;
+}
+
+const NO_DOOR: DoorLock = { running: () => undefined, ended: () => undefined, open: () => undefined };
+
+/** The washer's door interlock (see the wash-cycle schema's `door`). */
+function doorLock(spec: WashDoor | undefined, ctx: BehaviourContext, mode: () => string): DoorLock {
+  if (!spec) return NO_DOOR;
+  const dv = spec.values;
+  let cooling: TimerHandle | undefined;
+  const set = (value: number): void => {
+    cooling?.cancel();
+    cooling = undefined;
+    ctx.set(spec.property, value);
+  };
+  const open = (): void => set(dv.open);
+  return {
+    open,
+    running(left) {
+      set(spec.dryModes.includes(mode()) ? dv.hotAir : left <= spec.spinMinutes ? dv.spinning : dv.waterLevel);
+    },
+    ended() {
+      const hot = spec.dryModes.includes(mode()) ? dv.hotAir : spec.hotModes.includes(mode()) ? dv.hotWater : undefined;
+      if (hot === undefined || spec.coolMinutes === 0) return open();
+      set(hot);
+      cooling = ctx.after(spec.coolMinutes * 60_000, open);
+    },
+  };
+}

@@ -1,4 +1,5 @@
 /** Sensor behaviours: heartbeat, random walk with threshold reporting, motion, contact, battery drain. */
+import type { TimerHandle } from '../../contract/clock.js';
 import type { BehaviourFactory } from './context.js';
 import { poissonDelayMs } from './context.js';
 
@@ -37,13 +38,21 @@ function clampTo(v: number, stored: number, slack: number): number {
 
 export const motion: BehaviourFactory<'motion'> = (spec, ctx) => {
   let lastTrigger = -Infinity;
+  let clear: TimerHandle | undefined;
   const next = (): void => {
     ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
       const now = ctx.clock.now();
       if (now - lastTrigger >= spec.numbSeconds * 1000) {
         lastTrigger = now;
-        // Lumi motion sensors report motion only, never "no motion": consumers time it out.
-        if (spec.property) ctx.set(spec.property, true);
+        // The sensor reports motion only; the state clears once no motion came for clearSeconds.
+        if (spec.property) {
+          const property = spec.property;
+          ctx.set(property, true);
+          if (spec.clearSeconds !== undefined) {
+            clear?.cancel();
+            clear = ctx.after(spec.clearSeconds * 1000, () => ctx.set(property, false));
+          }
+        }
         ctx.emit(spec.event);
       }
       next();

@@ -1,11 +1,13 @@
 /**
- * `slow-consumer`: an anonymous observer subscribes to `device/#` and stops reading its connection
+ * `slow-consumer`: an anonymous observer subscribes to `device/#` (and the central hub's
+ * `appMsg/notify/iot/#`, where `local-hub` devices publish) and stops reading its connection
  * until the fault ends: the broker's writes to it back up. Records what reached it once it read
  * again and whether the broker cut it off (Aedes closes a connection that does not drain within
  * its drain timeout).
  */
 import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { HUB_PREFIX } from '../../contract/wire.js';
 import type { FaultHandler } from './context.js';
 import { newRecord } from './record.js';
 
@@ -35,7 +37,7 @@ export const slowConsumer: FaultHandler<'slow-consumer'> = (f, run) => {
     p.on('error', () => undefined);
     p.once('close', () => { cutOff = true; });
     p.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `aiot-sim-slow-consumer-${ctx.seed}`, keepalive: 0 }));
-    p.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'device/#', qos: 1 }] }));
+    p.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'device/#', qos: 1 }, { topic: `${HUB_PREFIX}#`, qos: 1 }] }));
     // Nothing reads `p` until the fault ends: the pipe's buffer fills and the broker must wait or give up.
     run.notify('start', r);
   });
