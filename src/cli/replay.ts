@@ -77,7 +77,7 @@ export async function replay(args: string[], out: NodeJS.WritableStream, err: No
   const live = liveLine(err, quiet);
   opts.onBroker = (b) => {
     // Always printed (even with --quiet): a consumer needs the address.
-    if (b.embedded) err.write(`aiot-sim replay: embedded broker ${b.url}; anonymous clients may subscribe to device/#\n`);
+    if (b.embedded) err.write(`aiot-sim replay: embedded broker ${b.url}; anonymous clients may subscribe to device/# and appMsg/notify/iot/# and publish outside device/, appMsg/, app/, $SYS/\n`);
     else if (!quiet) err.write(`aiot-sim replay: target ${b.url}\n`);
   };
   opts.onProgress = (p) => live.show(progressLine(p));
