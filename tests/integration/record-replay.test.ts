@@ -116,6 +116,8 @@ beforeAll(async () => {
 afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
 
 describe('aiot-sim record', () => {
+  const track = useCleanup();
+
   it('captured the run as NDJSON in the --trace format, with receive times, QoS and the retained states', () => {
     const summary = `${recorded.length} messages: ${recorded.slice(0, 3).map((l) => JSON.stringify(l)).join(' ')} ... ${JSON.stringify(recorded.at(-1))}`;
     expect(recorded.length, summary).toBeGreaterThan(60);
@@ -138,7 +140,6 @@ describe('aiot-sim record', () => {
   });
 
   it('flushes as it goes, and Ctrl-C loses nothing it received', async () => {
-    const track = useCleanup();
     const mosq = track(await startMosquitto());
     const file = join(dir, 'ctrl-c.ndjson');
     const rec = track(spawnCli(['record', '--broker', mosq.url, '--topic', 'test/#', '--out', file]));
@@ -183,8 +184,9 @@ describe('aiot-sim record', () => {
 });
 
 describe('aiot-sim replay', () => {
+  const track = useCleanup();
+
   it('replays the recording at 10x into the embedded broker: complete, in order per device, QoS kept, on time', async () => {
-    const track = useCleanup();
     let sub: Awaited<ReturnType<typeof watch>> | null = null;
     const report = await runReplay({
       file: recording, speed: 10,
@@ -232,7 +234,6 @@ describe('aiot-sim replay', () => {
   });
 
   it('replays into Mosquitto from the command line, and a --trace file as is (of the central hub\'s wire profile)', async () => {
-    const track = useCleanup();
     const trace = join(dir, 'trace.ndjson');
     const sim = await createSimulation({
       scenario: tinyScenario({ homes: 3, mix: { 'xiaomi.aircondition.mc4': 1, 'lumi.sensor_magnet.v2': 2, speaker: 1 }, devicesPerHome: { '3': 1 } }),
@@ -268,7 +269,6 @@ describe('aiot-sim replay', () => {
   });
 
   it('stands one recording for many devices (--rewrite-did), loops, and measures the round trip through a consumer', async () => {
-    const track = useCleanup();
     let sub: Awaited<ReturnType<typeof watch>> | null = null;
     const report = await runReplay({
       file: recording, speed: 'fast', loops: 2, rewriteDid: 3, replyTopic: 'consumer/reply/#',
@@ -310,7 +310,6 @@ describe('aiot-sim replay', () => {
   });
 
   it('gates on --slo like bench, and refuses latency terms without a consumer to answer', async () => {
-    const track = useCleanup();
     const mosq = track(await startMosquitto());
     const consumer = track(await mqtt.connectAsync(mosq.url, { reconnectPeriod: 0 }));
     consumer.on('message', (_topic, payload) => consumer.publish('reply', payload));
