@@ -196,7 +196,7 @@ async function main() {
   document.title = `${info.title} – aiot-sim monitor`;
   filters = feedFilter.value.split(/[\s,]+/).filter(Boolean);
   connect(token);
-  if (info.mqttWs) connectMqtt(info.mqttWs);
+  if (info.mqttWs) connectMqtt(info.mqttWs, token);
   await listDevices(info.devices);
 }
 main();

@@ -1,6 +1,9 @@
 // The device view: search the devices by did, model or home and pick one, read its properties
-// through /api (get_properties via the broker), set a writable one (set_properties), and follow what it reports on the page's own
-// MQTT-over-WebSocket connection to the broker (an anonymous observer: it watches, never publishes).
+// through /api (get_properties via the broker), set a writable one (set_properties), and follow
+// what it reports on the page's own MQTT-over-WebSocket connection to the broker (it watches,
+// never publishes). It logs in as the operator with the page's token, which is the operator's in
+// `run` and `serve`, so it works with `--anonymous none`; refused (another token), it watches as
+// an anonymous client.
 // @ts-check
 import mqtt from '/vendor/mqtt.esm.js';
 import { deviceFilters, parseDeviceTopic, readDeviceMessage } from '/wire.js';
@@ -20,15 +23,25 @@ let current = null;
 /**
  * Follow the shown device over MQTT over WebSocket.
  * @param {string} url the broker's, from /api/info
+ * @param {string | null} token the page's token: tried as the operator's password first
  */
-export function connectMqtt(url) {
+export function connectMqtt(url, token) {
   const u = new URL(url);
   if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.hostname = location.hostname;
   const status = $('mqtt-status');
-  const client = mqtt.connect(u.toString(), {
-    protocolVersion: 4, clientId: `aiot-sim-dashboard-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 5000, clean: true,
-  });
+  /** @type {import('/vendor/mqtt.esm.js').IClientOptions} */
+  const opts = { protocolVersion: 4, clientId: `aiot-sim-dashboard-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 5000, clean: true };
+  const login = token !== null;
+  const client = mqtt.connect(u.toString(), login ? { ...opts, username: 'operator', password: token } : opts);
   mqttClient = client;
+  // Not the operator's token (a monitor started with its own): watch anonymously instead.
+  client.on('error', (err) => {
+    const code = /** @type {{ code?: unknown }} */ (err).code;
+    if (login && (code === 4 || code === 5) && mqttClient === client) {
+      client.end(true);
+      connectMqtt(url, null);
+    }
+  });
   client.on('connect', () => {
     status.dataset['state'] = 'connected';
     status.textContent = `MQTT over WebSocket: connected to ${u}`;

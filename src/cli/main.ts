@@ -17,6 +17,7 @@ import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
+import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { record } from './record.js';
 import { replay } from './replay.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
@@ -51,8 +52,7 @@ Options for run:
                     embedded one; the platform observes it as a client
   --username U      account of the platform and operator clients on --broker (default "operator")
   --password P      its password (default: the operator token)
-  --token T         password of the "operator" MQTT account (default: random, printed)
-  --workers N       split the run over N worker threads (implies --fast), each with its
+${TOKEN_HELP}  --workers N       split the run over N worker threads (implies --fast), each with its
                     share of the homes on an in-process broker of its own (no ports, no live
                     monitor); the platform figures are merged (default 1)
   --report FILE     write the run report as JSON
@@ -60,7 +60,8 @@ Options for run:
                     retain): a recording aiot-sim replay plays back
   --quiet           no live progress, summary only
   -h, --help        this help
-`;
+
+${BROKER_HELP}`;
 
 const option = setter<SimulationOptions>();
 const RUN_FLAGS = {
@@ -78,6 +79,8 @@ const RUN_FLAGS = {
   username: text,
   password: text,
   token: option('operatorToken', operatorToken),
+  ...TOKEN_FLAGS,
+  ...BROKER_FLAGS,
   report: text,
   trace: text,
   workers: integer(1, 64),
@@ -143,6 +146,8 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   }
   if (parsed.positionals.length > 1) throw new UsageError(`run takes one scenario file, got ${parsed.positionals.length}`);
   const opts = runOptions(parsed);
+  const token = await operatorTokenFrom(v.token, v['token-file']);
+  if (token !== undefined) opts.operatorToken = token;
   const quiet = v.quiet === true;
   const progress = new Progress(err, quiet ? 'off' : (err as NodeJS.WriteStream).isTTY === true ? 'tty' : 'log');
   opts.onConnectProgress = (n, total) => progress.connecting(n, total);
@@ -161,7 +166,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
     err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
   }
-  const monitor = await startRunMonitor(sim, v['http-port'] ?? 8080, v.host ?? '127.0.0.1', err);
+  const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
   if (!quiet && !opts.externalBroker) {
     const b = sim.broker;
     const hub = opts.wire === 'local-hub' ? ` -t '${HUB_PREFIX}#'` : '';
@@ -179,7 +184,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   const v = parsed.values;
   const opts: SimulationOptions = {
     scenario: resolve(parsed.positionals[0] ?? join(PACKAGE_ROOT, 'scenarios', 'default.yaml')),
-    broker: { mqttPort: v['mqtt-port'] ?? 1883, wsPort: v['ws-port'] ?? 8083, host: v.host ?? '127.0.0.1' },
+    broker: { mqttPort: v['mqtt-port'] ?? 1883, wsPort: v['ws-port'] ?? 8083, host: v.host ?? '127.0.0.1', ...brokerOptionsFrom(parsed) },
   };
   if (v.fast && v.speed !== undefined) throw new UsageError('--fast and --speed exclude each other');
   const speed = v.fast ? 'fast' : v.speed;
@@ -188,11 +193,11 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   if (v.duration !== undefined) opts.duration = v.duration;
   if (v.telemetry !== undefined) opts.telemetry = v.telemetry;
   if (v.wire !== undefined) opts.wire = v.wire;
-  if (v.token !== undefined) opts.operatorToken = v.token;
   if (v.trace) opts.traceFile = resolve(v.trace);
   if (v.broker !== undefined) {
-    if (v['mqtt-port'] !== undefined || v['ws-port'] !== undefined || v.host !== undefined) {
-      throw new UsageError('--broker runs on your broker: --mqtt-port, --ws-port and --host configure the embedded one');
+    const embedded = ['mqtt-port', 'ws-port', 'host', ...Object.keys(BROKER_FLAGS).filter((k) => k !== 'allow-origin')].filter((k) => parsed.text[k as keyof RunFlags['text']] !== undefined);
+    if (embedded.length) {
+      throw new UsageError(`--broker runs on your broker: ${embedded.map((k) => `--${k}`).join(', ')} configure${embedded.length === 1 ? 's' : ''} the embedded one`);
     }
     try {
       checkBrokerUrl(v.broker);
@@ -212,7 +217,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
 async function runSharded(
   opts: SimulationOptions, workers: number, parsed: RunFlags, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
-  const clash = (['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed'] as const).filter((k) => parsed.values[k] !== undefined);
+  const clash = ['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
   if (clash.length) {
     throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
   }

@@ -5,10 +5,12 @@
  * not be reached, 2 a bad flag or --slo term.
  */
 import { resolve } from 'node:path';
+import { anonymousAccessFor } from '../broker/access.js';
 import { AiotSimError, formatProblem, ValidationError } from '../errors.js';
 import { runReplay, type ReplayOptions, type ReplayProgress } from '../replay/replay.js';
 import { toReplayMarkdown } from '../replay/report.js';
 import { bool, integer, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet } from './args.js';
+import { BROKER_FLAGS } from './broker-flags.js';
 import { CONSUMER_AND_OUTPUT_FLAGS, count, emitReport, liveLine } from './reports.js';
 
 export const REPLAY_USAGE = `aiot-sim replay: play a recording back into a broker, with its timing
@@ -25,6 +27,9 @@ Target (default: start the embedded broker on 127.0.0.1, any free port):
   --password P          your broker: its password
   --mqtt-port P         embedded broker TCP port (default 0 = any free port; printed)
   --host H              embedded broker interface (default 127.0.0.1)
+  --anonymous A         embedded broker: what clients without a user name (your consumer) may do:
+                        telemetry (read device telemetry and state, states without the owner's
+                        uid; the default on loopback), all (read everything as recorded) or none
 Timing:
   --speed X             X times the recorded pace (default 1: as recorded)
   --fast                as fast as the broker takes it
@@ -52,6 +57,7 @@ const REPLAY_FLAGS = {
   password: option('password', text),
   'mqtt-port': option('mqttPort', port),
   host: option('host', text),
+  anonymous: option('anonymous', BROKER_FLAGS.anonymous),
   speed: option('speed', number),
   fast: bool,
   loop: option('loops', number),
@@ -77,7 +83,8 @@ export async function replay(args: string[], out: NodeJS.WritableStream, err: No
   const live = liveLine(err, quiet);
   opts.onBroker = (b) => {
     // Always printed (even with --quiet): a consumer needs the address.
-    if (b.embedded) err.write(`aiot-sim replay: embedded broker ${b.url}; anonymous clients may subscribe to device/# and appMsg/notify/iot/# and publish outside device/, appMsg/, app/, $SYS/\n`);
+    const anonymous = anonymousAccessFor(opts.anonymous !== undefined ? { anonymous: opts.anonymous } : {}, opts.host ?? '127.0.0.1');
+    if (b.embedded) err.write(`aiot-sim replay: embedded broker ${b.url}; clients without a user name: ${anonymous} (--anonymous)\n`);
     else if (!quiet) err.write(`aiot-sim replay: target ${b.url}\n`);
   };
   opts.onProgress = (p) => live.show(progressLine(p));

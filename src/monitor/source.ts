@@ -4,6 +4,7 @@
  * platform service and `Simulation` fit them as they are; `aiot-sim serve` has no devices.
  */
 import type { Duplex } from 'node:stream';
+import type { LimitReport } from '../broker/limits.js';
 import type { RpcResponse } from '../contract/wire.js';
 import type { PlatformSnapshot } from '../platform/service.js';
 
@@ -14,9 +15,11 @@ export interface MonitoredBroker {
   readonly connectedClients: number;
   readonly mqttAddress: { host: string; port: number } | null;
   readonly wsAddress: { host: string; port: number } | null;
-  /** An in-process MQTT connection and publishing as the broker (for the delivery-latency probe); optional. */
-  connectInProcess?(): Duplex;
+  /** An in-process MQTT connection (as the operator when asked) and publishing as the broker, for the delivery-latency probe; optional. */
+  connectInProcess?(opts?: { asOperator?: boolean }): Duplex;
   publish?(topic: string, payload: string): Promise<void>;
+  /** The broker's bounds, what they stopped and what its bounded stores hold (the embedded broker's); optional. */
+  limitReport?(): LimitReport;
 }
 
 export interface MonitoredPlatform {

@@ -2,6 +2,7 @@
  * What `runReplay` is asked to do (`ReplayOptions`) and the checked plan it runs (`ReplayConfig`):
  * every option checked at once (an `OptionsError` naming each problem), defaults filled in.
  */
+import { ANONYMOUS_ACCESS, type AnonymousAccess } from '../broker/access.js';
 import { OptionsError } from '../errors.js';
 import { filterProblem } from '../monitor/topic-filter.js';
 import { atLeast, isInt, positive, Problems, resolveTarget, type BenchTargetPlan, type TargetOptions } from '../load/options.js';
@@ -16,6 +17,12 @@ export interface ReplayOptions extends Pick<TargetOptions, 'broker' | 'username'
   loops?: number;
   /** Play this many copies side by side, each with device ids of its own (one recording stands for many devices). Default: none, the dids as recorded. */
   rewriteDid?: number;
+  /**
+   * Embedded broker: what clients without a user name (your consumer) may do, as `run --anonymous`:
+   * `telemetry` reads device telemetry and state (states without their owner's `uid`), `all` reads
+   * everything as recorded, `none` refuses them. Default: the broker's (`telemetry` on loopback).
+   */
+  anonymous?: AnonymousAccess;
   /** Measure the round trip through a consumer that republishes each replayed message on a topic matching this filter. */
   replyTopic?: string;
   /** Wait this long after the broker is up, before connecting (time to start a consumer), ms. Default 0. */
@@ -47,6 +54,8 @@ export interface ReplayProgress {
 export interface ReplayConfig {
   file: string;
   target: BenchTargetPlan;
+  /** Embedded broker: its anonymous access (undefined: the broker's default). */
+  anonymous: AnonymousAccess | undefined;
   speed: number | 'fast';
   loops: number;
   copies: number;
@@ -76,8 +85,12 @@ export function resolveReplayConfig(o: ReplayOptions): ReplayConfig {
       p.reject('slo', `${t.metric} is measured on a consumer's replies: give {replyTopic} (without it replay reports what it sent)`, t.term);
     }
   }
+  if (o.anonymous !== undefined) {
+    if (target.kind === 'external') p.add('anonymous', 'configures the embedded broker; your broker ({broker}) has its own rules');
+    else if (!ANONYMOUS_ACCESS.includes(o.anonymous)) p.reject('anonymous', `expected ${ANONYMOUS_ACCESS.map((a) => `"${a}"`).join(', ')}`, o.anonymous);
+  }
   const config: ReplayConfig = {
-    file: o.file, target, speed,
+    file: o.file, target, speed, anonymous: o.anonymous,
     loops: p.check('loops', o.loops, 1, isInt(1, 1_000_000), 'expected an integer from 1 to 1000000'),
     copies: o.rewriteDid === undefined ? 0 : p.check('rewriteDid', o.rewriteDid, 1, isInt(1, 100_000), 'expected a number of copies from 1 to 100000'),
     replyTopic,

@@ -49,6 +49,8 @@ interface Target {
   login: (key: string, index: number) => SessionLogin;
   /** Why the embedded broker would refuse `topic` from the sender `key` (null: it is allowed). */
   refusal: (key: string, topic: string) => string | null;
+  /** How the probe logs in: the operator on the embedded broker (whatever its anonymous access), the given account on yours. */
+  probeLogin: { username?: string; password?: string };
 }
 
 /** The session a message goes out on: its device's (a device topic of either profile, commands to it excepted), or the one for everything else. */
@@ -96,9 +98,10 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayReport> {
     await connectAll([...sessions.values()], target.wire);
     const connectSeconds = (performance.now() - connectStart) / 1000;
     if (cfg.replyTopic !== null) {
+      const login = target.probeLogin;
       probe = new ProbeThread({
         target: target.wire, clientId: `aiot-replay-probe-${runId}`, filters: [cfg.replyTopic], qos: 1, runId, devices: uniqueKeys.length,
-        ...(cfg.target.kind === 'external' && cfg.target.username !== undefined ? { username: cfg.target.username, password: cfg.target.password ?? '' } : {}),
+        ...(login.username !== undefined ? { username: login.username, password: login.password ?? '' } : {}),
       });
       await probe.start();
       probe.window(wallUs(), Number.MAX_SAFE_INTEGER);
@@ -141,10 +144,13 @@ async function openTarget(cfg: ReplayConfig, runId: string): Promise<Target> {
       open: () => openStream(plan.target, 10_000),
       login: (_key, i) => ({ clientId: `aiot-replay-${runId}-${i}`, ...creds }),
       refusal: () => null,
+      probeLogin: creds,
     };
   }
   const operatorToken = randomBytes(16).toString('hex');
-  const b = await EmbeddedBroker.start({ host: plan.host, mqttPort: plan.mqttPort, wsPort: null, operatorToken, allowAnonymous: true });
+  const b = await EmbeddedBroker.start({
+    host: plan.host, mqttPort: plan.mqttPort, wsPort: null, operatorToken, ...(cfg.anonymous !== undefined ? { anonymous: cfg.anonymous } : {}),
+  });
   const addr = b.mqttAddress!;
   const principal = (key: string): Principal => (key.startsWith('device:') ? { role: 'device', did: key.slice(7) } : { role: 'operator' });
   return {
@@ -162,6 +168,7 @@ async function openTarget(cfg: ReplayConfig, runId: string): Promise<Target> {
       const ok = b.access.canPublish(principal(key), topic);
       return ok === true ? null : ok;
     },
+    probeLogin: { username: 'operator', password: operatorToken },
   };
 }
 

@@ -189,7 +189,8 @@ describe('aiot-sim replay', () => {
   it('replays the recording at 10x into the embedded broker: complete, in order per device, QoS kept, on time', async () => {
     let sub: Awaited<ReturnType<typeof watch>> | null = null;
     const report = await runReplay({
-      file: recording, speed: 10,
+      // The subscriber reads everything as recorded (by default anonymous clients get telemetry and states without the owner's uid).
+      file: recording, speed: 10, anonymous: 'all',
       onBroker: async ({ url, embedded }) => {
         expect(embedded).toBe(true);
         sub = await watch(url, 'device/#');
@@ -271,7 +272,7 @@ describe('aiot-sim replay', () => {
   it('stands one recording for many devices (--rewrite-did), loops, and measures the round trip through a consumer', async () => {
     let sub: Awaited<ReturnType<typeof watch>> | null = null;
     const report = await runReplay({
-      file: recording, speed: 'fast', loops: 2, rewriteDid: 3, replyTopic: 'consumer/reply/#',
+      file: recording, speed: 'fast', loops: 2, rewriteDid: 3, replyTopic: 'consumer/reply/#', anonymous: 'all',
       onBroker: async ({ url }) => {
         sub = await watch(url, 'device/#');
         track(sub.client);
@@ -323,6 +324,9 @@ describe('aiot-sim replay', () => {
     const noReply = await runCli(['replay', recording, '--broker', mosq.url, '--slo', 'p99<50ms']);
     expect(noReply.code).toBe(2);
     expect(noReply.stderr).toContain('--slo: p99 is measured on a consumer\'s replies: give --reply-topic');
+    const policy = await runCli(['replay', recording, '--broker', mosq.url, '--anonymous', 'all']);
+    expect(policy.code).toBe(2);
+    expect(policy.stderr).toContain('--anonymous: configures the embedded broker; your broker (--broker) has its own rules');
   });
 
   it('refuses a bad file before sending anything, naming each bad line', async () => {
