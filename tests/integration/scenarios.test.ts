@@ -52,6 +52,17 @@ describe('scenarios/', () => {
     expect(sim.scenario.scale).toBe(10_000);
   });
 
+  it('snapshot-2020q3: for any seed, about as many people live with a speaker as the speaker MAU asks for', { timeout: 120_000 }, async () => {
+    // Nearly everyone living with a speaker speaks to it in a month (calibration-monthly.test.ts),
+    // so the seed's draw of which homes get the speakers sets most of the speaker MAU's spread.
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const sim = await Simulation.create({ scenario: join(dir, 'snapshot-2020q3.yaml'), seed, speed: 'manual', broker: { mqttPort: null, wsPort: null } });
+      const living = sim.population.homes.filter((h) => h.devices.some((d) => d.model.category === 'speaker'))
+        .reduce((n, h) => n + 1 + h.memberUids.length, 0);
+      expect(Math.abs(living - 7800) / 7800).toBeLessThan(0.05);
+    }
+  });
+
   it('snapshot-2018 is 132 million devices at 1:10,000', async () => {
     const sim = await Simulation.create({ scenario: join(dir, 'snapshot-2018.yaml'), speed: 'manual', broker: { mqttPort: null, wsPort: null } });
     expect(sim.population.devices.length * sim.scenario.scale).toBe(132_000_000);
