@@ -43,8 +43,13 @@ export interface SimulationOptions {
    * platform counts connections from state messages and last wills.
    */
   externalBroker?: { url: string; username?: string; password?: string };
-  /** How device sessions reach the embedded broker. Default "in-process" (no socket per device). */
-  deviceTransport?: 'in-process' | 'tcp';
+  /**
+   * How device sessions reach the embedded broker: "in-process" (default), the fleet engine's lean
+   * sessions, no socket or client per device; "in-process-clients", an mqtt.js client per device
+   * over an in-process byte pipe (how it was before the fleet engine, for comparison); "tcp", an
+   * mqtt.js client per device over a socket to the broker's TCP listener.
+   */
+  deviceTransport?: 'in-process' | 'in-process-clients' | 'tcp';
   /** Password of the `operator` account; random when omitted. */
   operatorToken?: string;
   /** Write the device-side trace as NDJSON to this file. */
