@@ -15,7 +15,7 @@ import type { RunReport } from '../sim/report.js';
 import { checkScenario } from '../catalog/scenario.js';
 import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
-import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
+import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
@@ -51,6 +51,8 @@ Options for run:
   --workers N       split the run over N worker threads (implies --fast), each with its
                     share of the homes on an in-process broker of its own (no ports, no live
                     monitor); the platform figures are merged (default 1)
+  --memory-limit S  memory the run may use, e.g. 8g (default: what the machine has); a
+                    population estimated not to fit is refused before anything connects
   --report FILE     write the run report as JSON
   --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
   --quiet           no live progress, summary only
@@ -76,6 +78,7 @@ const RUN_FLAGS = {
   report: text,
   trace: text,
   workers: integer(1, 64),
+  'memory-limit': option('memoryLimit', size),
   quiet: bool,
   help,
 } satisfies FlagSet;
@@ -180,6 +183,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   if (v.telemetry !== undefined) opts.telemetry = v.telemetry;
   if (v.wire !== undefined) opts.wire = v.wire;
   if (v.token !== undefined) opts.operatorToken = v.token;
+  if (v['memory-limit'] !== undefined) opts.memoryLimit = v['memory-limit'];
   if (v.trace) opts.traceFile = resolve(v.trace);
   if (v.broker !== undefined) {
     if (v['mqtt-port'] !== undefined || v['ws-port'] !== undefined || v.host !== undefined) {
@@ -209,7 +213,7 @@ async function runSharded(
   }
   const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
   if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
-  for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
+  for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken', 'memoryLimit'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
   const sim = await created(ShardedSimulation.create(sharded), parsed);
   if (parsed.values.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
   await sim.start();

@@ -50,6 +50,12 @@ export interface SimulationOptions {
    * mqtt.js client per device over a socket to the broker's TCP listener.
    */
   deviceTransport?: 'in-process' | 'in-process-clients' | 'tcp';
+  /**
+   * Memory this run may use, bytes. Before connecting anything the run estimates what its
+   * population needs (sim/memory.ts) and refuses (E_MEMORY) what does not fit in this limit, in
+   * V8's heap limit or in the machine's available memory. Default: no limit but those two.
+   */
+  memoryLimit?: number;
   /** Password of the `operator` account; random when omitted. */
   operatorToken?: string;
   /** Write the device-side trace as NDJSON to this file. */
@@ -102,6 +108,9 @@ function optionProblems(opts: SimulationOptions, scenario: Scenario): OptionProb
   if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push({ option: 'duration', message: 'fast mode needs a duration' });
   if (opts.wire !== undefined && !WIRE_PROFILES.includes(opts.wire)) {
     problems.push({ option: 'wire', message: `expected ${WIRE_PROFILES.map((w) => `"${w}"`).join(' or ')}`, value: opts.wire });
+  }
+  if (opts.memoryLimit !== undefined && !(Number.isFinite(opts.memoryLimit) && opts.memoryLimit > 0)) {
+    problems.push({ option: 'memoryLimit', message: 'expected a positive number of bytes', value: opts.memoryLimit });
   }
   const sh = opts.shard;
   if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {

@@ -22,6 +22,7 @@ import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
 import { ClockDriver, type Speed } from './drivers.js';
 import { FaultTimeline } from './faults.js';
+import { checkMemory, estimateMemory, memoryRoom, type MemoryTransport } from './memory.js';
 import type { HouseholdChannel } from './household.js';
 import { buildPopulation, shardPopulation, type Population } from './population.js';
 import { Provisioner } from './provisioner.js';
@@ -141,6 +142,7 @@ export class Simulation {
     this.wallStart = performance.now();
     if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
     try {
+      this.checkMemory();
       if (this.opts.externalBroker) await this.connectExternal(this.opts.externalBroker);
       else await this.connectEmbedded();
       await this.goLive();
@@ -149,6 +151,15 @@ export class Simulation {
       this.state = 'stopped';
       throw err;
     }
+  }
+
+  /** Refuse (E_MEMORY) a population that would not fit in this process, before anything connects. */
+  private checkMemory(): void {
+    const t = this.opts.deviceTransport;
+    const transport: MemoryTransport = this.opts.externalBroker || t === 'tcp' ? 'socket' : t === 'in-process-clients' ? 'in-process-clients' : 'in-process';
+    // Every person of every home at most uses the app (each app user has a client).
+    const people = this.population.homes.reduce((n, h) => n + 1 + h.memberUids.length, 0);
+    checkMemory(estimateMemory(this.population.devices.length, people, transport), memoryRoom(this.opts.memoryLimit));
   }
 
   /** Open the embedded broker; the operator, devices and app users connect to it. */
