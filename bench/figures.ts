@@ -349,7 +349,9 @@ function beside<T>(current: T[], base: T[], pick: (r: T) => number | null, digit
 export async function perMessage() {
   const base = baseline();
   const out: Record<string, unknown> = { baseline: base, targetMicrosPerMessage: 15 };
+  const only = process.env.BENCH_PERMESSAGE ? new Set(process.env.BENCH_PERMESSAGE.split(',')) : null;
   for (const [name, args, timeoutMs] of CONFIG.perMessage) {
+    if (only && !only.has(name)) continue;
     const current: Array<TaskResult<'perMessage'>> = [];
     const old: Array<TaskResult<'perMessage'>> = [];
     for (let i = 1; i <= REPS; i++) {

@@ -19,7 +19,7 @@ import type { Clock } from '../../contract/clock.js';
 import type { Device } from '../../device/device.js';
 import { logger } from '../../log.js';
 import type { ReconnectPolicy } from '../backoff.js';
-import type { Counter } from '../session.js';
+import type { Counter, SessionHooks } from '../session.js';
 import type { TraceRecorder } from '../trace.js';
 import { FleetLink, type LinkOwner } from './link.js';
 import { frameAt, PacketType, PINGREQ, type Frame } from './packets.js';
@@ -32,19 +32,9 @@ const CONNACK_TIMEOUT_MS = 30_000;
 /** Keep-alive sweep period: a third of the keep-alive; sessions idle for 3 sweeps send PINGREQ. */
 const KEEPALIVE_TICK_MS = (KEEPALIVE_SECONDS * 1000) / 3;
 
-export interface FleetOptions {
+export interface FleetOptions extends SessionHooks {
   /** Hand a connection to the broker; false while it does not serve (down or closed). */
   attach: (conn: Duplex) => boolean;
-  clock: Clock;
-  trace: TraceRecorder;
-  /** Publishes not yet written to the broker (queued) or acknowledged (QoS 1). */
-  inflight: Counter;
-  /** Sessions connected now. */
-  connected?: Counter;
-  /** Reconnection delays. Default DEFAULT_RECONNECT. */
-  reconnect?: ReconnectPolicy;
-  /** Seed of the reconnection jitter (each session forks its own stream by did). Default 1. */
-  seed?: number;
 }
 
 interface Deadline { at: number; cancelled: boolean; fire: () => void }

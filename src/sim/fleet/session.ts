@@ -98,7 +98,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
     for (const c of this.children) c.attach(this);
     const filters = [topics.rpcDown(this.did)];
     for (const c of this.children) filters.push(topics.rpcDown(c.did));
-    this.sendControl(encodeSubscribe(this.takeId(), filters, 1));
+    this.send(encodeSubscribe(this.takeId(), filters, 1));
     this.announce(this.device, 'online');
     for (const c of this.children) this.announce(c, 'online');
     this.device.flushOffline();
@@ -181,7 +181,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
     this.enter('connected');
     this.connects++;
     this.backoff?.reset();
-    if (this.unacked) for (const packet of this.unacked.values()) this.sendControl(markDuplicate(packet));
+    if (this.unacked) for (const packet of this.unacked.values()) this.send(markDuplicate(packet));
     if (this.connects === 1) this.engine.firstConnect(this, null);
     const ws = this.waiters;
     if (ws) {
@@ -205,7 +205,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
         log.error({ did, err: (err as Error).message }, 'rpc handling failed');
       }
     }
-    if (qos === 1 && this.link) this.sendControl(encodePuback(id));
+    if (qos === 1 && this.link) this.send(encodePuback(id));
   }
 
   onPuback(id: number): void {
@@ -259,7 +259,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
 
   /** Keep-alive: nothing sent for a while, so say we are here. */
   ping(packet: Buffer): void {
-    if (this.state_ === 'connected' && this.link) this.sendControl(packet);
+    if (this.state_ === 'connected' && this.link) this.send(packet);
   }
 
   // Internals ------------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
       return;
     }
     const will = { topic: topics.state(this.did), payload: JSON.stringify(this.device.statePayload('offline')), qos: 1 as const, retain: true };
-    this.sendControl(encodeConnect({ clientId: this.did, username: this.did, password: this.token, keepaliveSeconds: KEEPALIVE_SECONDS, clean: false, will }));
+    this.send(encodeConnect({ clientId: this.did, username: this.did, password: this.token, keepaliveSeconds: KEEPALIVE_SECONDS, clean: false, will }));
     this.engine.awaitConnack(this);
   }
 
@@ -361,18 +361,8 @@ export class FleetSession implements DeviceSession, DeviceLink {
     else if (next === 'connected') gauge?.add(1);
   }
 
-  /** A packet the in-flight count covers (a publish) while it waits for the broker to read. */
+  /** Hand a packet to the broker; while its end of the link is full, queue it (counted in flight). */
   private send(packet: Buffer): void {
-    const link = this.link!;
-    this.lastSentTick = this.engine.tick;
-    if (this.queue) {
-      this.queue.push(packet);
-      this.engine.inflight.add(1);
-    } else if (!link.push(packet)) this.queue = [];
-  }
-
-  /** A packet that is not a device message (CONNECT, SUBSCRIBE, PUBACK, PINGREQ, resends). */
-  private sendControl(packet: Buffer): void {
     const link = this.link!;
     this.lastSentTick = this.engine.tick;
     if (this.queue) {
