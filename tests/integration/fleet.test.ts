@@ -167,6 +167,33 @@ describe('a fleet session on the wire', () => {
   });
 });
 
+describe('the fleet engine\'s keep-alive', () => {
+  it('sends PINGREQ for an idle session, so the broker keeps it past 1.5 keep-alives', { timeout: 30_000 }, async () => {
+    const r = await rig();
+    const plan = r.fleet.sessionPlans()[1]!;
+    const w = wiretap();
+    // The rig's session of this device goes, so that this engine's takes its client id.
+    await r.pool.sessions[1]!.stop();
+    const engine = new FleetEngine({
+      attach: (conn) => { w.tap(conn); return r.broker.serveInProcess(conn); },
+      clock: r.scheduler, trace: new TraceRecorder(), inflight: new Gauge(), keepaliveSeconds: 2,
+    });
+    const s = engine.create(plan.device, plan.children, plan.token);
+    await engine.connectAll([s], 1);
+    const gone: string[] = [];
+    r.broker.on('clientGone', (info) => gone.push(info.clientId));
+    const wire = w.byClient.get(s.did)![0]!;
+    expect(of(wire.up, 'connect')[0]).toMatchObject({ keepalive: 2 });
+    // Idle: nothing but pings for 3 keep-alives (the broker closes a session silent for 1.5).
+    await until(() => of(wire.up, 'pingreq').length >= 3, 10_000, 'three PINGREQs');
+    expect(of(wire.down, 'pingresp').length).toBeGreaterThanOrEqual(2);
+    expect(s.state).toBe('connected');
+    expect(gone).not.toContain(s.did);
+    await s.stop();
+    engine.close();
+  });
+});
+
 describe('the fleet engine in a whole simulation', () => {
   it('gives the same trace as an mqtt.js client per device, through every fault type', { timeout: 120_000 }, async () => {
     const digests: string[] = [];

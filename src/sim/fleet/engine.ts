@@ -23,18 +23,23 @@ import type { Counter, SessionHooks } from '../session.js';
 import type { TraceRecorder } from '../trace.js';
 import { FleetLink, type LinkOwner } from './link.js';
 import { frameAt, PacketType, PINGREQ, type Frame } from './packets.js';
-import { FleetSession, KEEPALIVE_SECONDS } from './session.js';
+import { FleetSession } from './session.js';
 
 const log = logger('fleet');
 
 /** How long a session waits for CONNACK, ms (as mqtt.js' connectTimeout in ClientSession). */
 const CONNACK_TIMEOUT_MS = 30_000;
-/** Keep-alive sweep period: a third of the keep-alive; sessions idle for 3 sweeps send PINGREQ. */
-const KEEPALIVE_TICK_MS = (KEEPALIVE_SECONDS * 1000) / 3;
+/** Keep-alive the sessions announce in CONNECT, seconds (as mqtt.js' default in ClientSession). */
+const KEEPALIVE_SECONDS = 60;
 
 export interface FleetOptions extends SessionHooks {
   /** Hand a connection to the broker; false while it does not serve (down or closed). */
   attach: (conn: Duplex) => boolean;
+  /**
+   * Keep-alive of every session, seconds. Default 60. One sweep every third of it sends PINGREQ
+   * for the sessions that sent nothing in the last two to three thirds (the broker allows 1.5x).
+   */
+  keepaliveSeconds?: number;
 }
 
 interface Deadline { at: number; cancelled: boolean; fire: () => void }
@@ -47,6 +52,7 @@ export class FleetEngine implements LinkOwner {
   readonly reconnect: ReconnectPolicy | undefined;
   readonly seed: number;
   readonly attach: (conn: Duplex) => boolean;
+  readonly keepaliveSeconds: number;
   /** Keep-alive sweeps so far (sessions stamp the tick they last sent in). */
   tick = 0;
   private readonly slots: FleetSession[] = [];
@@ -70,6 +76,7 @@ export class FleetEngine implements LinkOwner {
     this.connected = opts.connected;
     this.reconnect = opts.reconnect;
     this.seed = opts.seed ?? 1;
+    this.keepaliveSeconds = opts.keepaliveSeconds ?? KEEPALIVE_SECONDS;
   }
 
   /** Every session, in the order created. */
@@ -319,7 +326,7 @@ export class FleetEngine implements LinkOwner {
       this.tick++;
       const idle = this.tick - 3;
       for (const s of this.slots) if (s.lastSentTick <= idle) s.ping(PINGREQ);
-    }, KEEPALIVE_TICK_MS);
+    }, (this.keepaliveSeconds * 1000) / 3);
     this.keepalive.unref();
   }
 }

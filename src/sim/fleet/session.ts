@@ -24,8 +24,6 @@ const DONE = Promise.resolve();
 export const DISCONNECT_WAIT_MS = 3000;
 /** How long after its last acknowledgement a session leaving cleanly sends DISCONNECT, ms. */
 const ACKED_TO_DISCONNECT_MS = 10;
-/** Keep-alive the sessions announce in CONNECT, seconds. */
-export const KEEPALIVE_SECONDS = 60;
 
 export class FleetSession implements DeviceSession, DeviceLink {
   readonly did: string;
@@ -334,7 +332,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
       return;
     }
     const will = { topic: topics.state(this.did), payload: JSON.stringify(this.device.statePayload('offline')), qos: 1 as const, retain: true };
-    this.send(encodeConnect({ clientId: this.did, username: this.did, password: this.token, keepaliveSeconds: KEEPALIVE_SECONDS, clean: false, will }));
+    this.send(encodeConnect({ clientId: this.did, username: this.did, password: this.token, keepaliveSeconds: this.engine.keepaliveSeconds, clean: false, will }));
     this.engine.awaitConnack(this);
   }
 
