@@ -382,7 +382,9 @@ export async function perMessage() {
 export async function fleetFigure() {
   const base = baseline();
   const out: Record<string, unknown> = { baseline: base, targets: { onlineWithinSeconds: 60, peakRssBytesPerDevice: 16_384 } };
+  const only = process.env.BENCH_FLEET ? new Set(process.env.BENCH_FLEET.split(',')) : null;
   for (const [name, args, timeoutMs] of CONFIG.fleet) {
+    if (only && !only.has(name)) continue;
     const withBaseline = 'dist' in base && (args.homes <= 10_000 || process.env.BENCH_FLEET_BASELINE_500K === '1');
     const current: Array<TaskResult<'fleet'>> = [];
     const old: Array<TaskResult<'fleet'>> = [];

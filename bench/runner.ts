@@ -5,6 +5,7 @@
  * in `problems`.
  */
 import { fork } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { IpcChild, stopChild, waitExit } from '../tests/helpers/child.js';
@@ -27,7 +28,12 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
  * generation, which took 10-20 % off a fast run's CPU time (scavenges were ~18 % of it).
  */
 const RUN_FLAGS = ['--max-semi-space-size=64'];
-const TASK_FLAGS: Partial<Record<TaskName, string[]>> = { fast: RUN_FLAGS, snapshot: RUN_FLAGS, perMessage: RUN_FLAGS, fleet: RUN_FLAGS };
+/**
+ * The fleet also gets the heap `aiot-sim run` gives itself (src/cli/heap.ts: 80 % of the
+ * machine's memory), or Node's default of about 4 GB would refuse half a million devices.
+ */
+const FLEET_FLAGS = [...RUN_FLAGS, `--max-old-space-size=${Math.floor((totalmem() * 0.8) / 2 ** 20)}`];
+const TASK_FLAGS: Partial<Record<TaskName, string[]>> = { fast: RUN_FLAGS, snapshot: RUN_FLAGS, perMessage: RUN_FLAGS, fleet: FLEET_FLAGS };
 
 /** Run one task in a fresh child; resolves with its result, or null (recorded in `problems`). */
 export async function runChild<K extends TaskName>(task: K, args: TaskArgs<K>, timeoutMs: number, ignoreBudget = false): Promise<TaskResult<K> | null> {

@@ -75,12 +75,13 @@ export class SessionPool {
     if (connector.kind === 'fleet') {
       const engine = (this.engine ??= new FleetEngine({ ...hooks, attach: connector.attach }));
       const created = plans.map((p) => engine.create(p.device, p.children, p.token));
-      this.list.push(...created);
+      // A loop, not push(...created): hundreds of thousands of arguments overflow the stack.
+      for (const s of created) this.list.push(s);
       await engine.connectAll(created, o.concurrency ?? DEFAULT_FLEET_CONCURRENCY, o.onProgress);
       return;
     }
     const created = plans.map((p) => new ClientSession(p.device, p.children, p.token, connector, hooks));
-    this.list.push(...created);
+    for (const s of created) this.list.push(s);
     let done = 0;
     const queue = [...created];
     const worker = async (): Promise<void> => {
