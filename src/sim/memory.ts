@@ -13,16 +13,18 @@ import { AiotSimError } from '../errors.js';
 export type MemoryTransport = 'in-process' | 'in-process-clients' | 'socket';
 
 /**
- * Measured costs (consumer-load's mix of Wi-Fi devices, hubs and their children, 10,600 devices,
- * Node 20, after connecting): heap and resident bytes per device, children included, with the
- * broker's share (Aedes client, persistence, retained state) and the platform's; per app user
- * (an mqtt.js client and its broker session); and what a run holds before its population.
+ * Measured costs on consumer-load's mix of Wi-Fi devices, hubs and their children (Node 20):
+ * heap per device after connecting (10,600 devices) and peak resident bytes per device while
+ * connecting (the bench's `fleet` figure, 106,000 devices: 26 KB in-process, 44 KB with an
+ * mqtt.js client per device), children included, with the broker's share (Aedes client,
+ * persistence, retained state) and the platform's; per app user (an mqtt.js client and its
+ * broker session); and what a run holds before its population. Sockets add kernel buffers.
  */
 export const MEMORY_COSTS = {
   perDevice: {
-    'in-process': { heap: 15_000, rss: 24_000 },
-    'in-process-clients': { heap: 22_000, rss: 39_000 },
-    socket: { heap: 24_000, rss: 45_000 },
+    'in-process': { heap: 15_000, rss: 26_000 },
+    'in-process-clients': { heap: 22_000, rss: 44_000 },
+    socket: { heap: 24_000, rss: 48_000 },
   },
   perAppUser: { heap: 25_000, rss: 26_000 },
   base: { heap: 60 * 2 ** 20, rss: 150 * 2 ** 20 },
