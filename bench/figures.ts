@@ -20,6 +20,12 @@ export const CONFIG = {
   monitorLoad: { publishers: 1000, batch: 500, messages: 200_000, warmup: 10_000, monitors: 100, timeoutMs: 60_000 },
   /** A broker restart of N one-device homes; downMs: how long the unannounced restart stays down (wall clock). */
   faults: { homes: 3000, downMs: 1000 },
+  /**
+   * The broker under attack for 60 s while 100 one-speaker homes send QoS 1 events: 10,000 malformed
+   * packets and WebSocket frames, idle connections at the cap of 500 per listener (and past it),
+   * 50 stalled subscribers per listener, 20 QoS 1 sinks, 200 offline anonymous sessions, a retained flood.
+   */
+  soak: { seconds: 60, malformed: 10_000, maxConnections: 500, stalled: 50, sinks: 20, offlineSessions: 200, homes: 100 },
   /** `aiot-sim bench` figures: the same generator against the embedded broker and Mosquitto. */
   load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
   /** Fast mode per message, beside the baseline: [name, task arguments, timeout of one run]. */
@@ -408,4 +414,26 @@ export async function fleetFigure() {
     };
   }
   return out;
+}
+
+/** The soak (issue 14): once, it is long; what it sent, what the bounds stopped, peak RSS against its bound, and whether anything was lost. */
+export async function soak() {
+  const run = await runChild('soak', CONFIG.soak, 600_000);
+  if (!run) return null;
+  return {
+    unit: 'MiB',
+    what: `peak RSS of one process running the embedded broker, a ${CONFIG.soak.homes}-home simulation on it and the attack `
+      + `(${CONFIG.soak.malformed} malformed packets and WebSocket frames of every size, idle connections at the cap and past it, `
+      + 'stalled subscribers, QoS 1 sinks that never acknowledge, offline anonymous sessions, a retained flood) for '
+      + `${CONFIG.soak.seconds} s; bound: the peak of the simulation alone (a control phase before the attack) plus what the broker's `
+      + 'limits let the attack hold and room for the garbage collector (rssMiB.boundParts)',
+    median: run.rssMiB.peak,
+    runs: [run.rssMiB.peak],
+    boundMiB: run.rssMiB.bound,
+    withinBound: run.rssMiB.withinBound,
+    brokerAnswering: run.brokerAnswering,
+    eventsLost: run.events.lost,
+    nothingLost: run.events.lost === 0 && run.events.missing === 0 && run.events.bufferOverflow === 0,
+    details: run,
+  };
 }

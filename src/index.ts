@@ -13,7 +13,8 @@ export type { Random } from './contract/random.js';
 export { Rng } from './sim/rng.js';
 export { REGIONS, type Region } from './catalog/regions.js';
 export { EmbeddedBroker, type BrokerOptions, type BrokerCounters, type ClientInfo, type Transport } from './broker/broker.js';
-export { AccessDirectory, type Principal } from './broker/access.js';
+export { AccessDirectory, TELEMETRY_FILTERS, type AnonymousAccess, type Principal } from './broker/access.js';
+export { DEFAULT_LIMITS, type BrokerLimits, type LimitHits, type LimitReport, type LimitUsage, type ResolvedLimits } from './broker/limits.js';
 export { Catalog, loadCatalog } from './catalog/catalog.js';
 export { DeviceModelSpec, type DeviceModel, type PropertySpec, type ServiceSpec, type BehaviourSpec, type Category } from './catalog/schema.js';
 export { Device, type DeviceLink, type DeviceOptions } from './device/device.js';
@@ -48,3 +49,7 @@ export { findMaxRate, type SearchOptions, type SearchResult, type SearchStep } f
 export { parseSlo, checkSlo, SloSyntaxError, type SloTerm, type SloCheck } from './load/slo.js';
 export type { BenchReport, TimelinePoint, LatencyMs } from './load/report.js';
 export type { OverloadOptions, OverloadStats } from './broker/overload.js';
+export { runReplay, type ReplayOptions, type ReplayProgress } from './replay/replay.js';
+export type { ReplayReport, ReplayTimelinePoint } from './replay/report.js';
+export { Recorder, type RecordOptions, type RecordSummary } from './replay/recorder.js';
+export { formatRecordLine, parseRecordLine, type RecordedMessage, type QoS } from './contract/recording.js';

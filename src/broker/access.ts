@@ -1,19 +1,28 @@
 /**
- * Who may connect, publish and subscribe (DESIGN.md "Security defaults").
+ * Who may connect, publish, subscribe and receive what (DESIGN.md "Security defaults").
  *
  * - device: username = did, password = its token; client id must be the did. Publishes only its
  *   own `device/{did}/up/...`, `device/{did}/state` and central-hub notifications
- *   `appMsg/notify/iot/{did}/property|event/...` (a gateway also its children's); subscribes only
- *   its own `device/{did}/down/...` (a gateway also its children's).
+ *   `appMsg/notify/iot/{did}/property|event/...` (a gateway also its children's); subscribes to
+ *   and receives only its own `device/{did}/down/...` (a gateway also its children's).
  * - operator: username `operator`, password = the operator token. Publishes commands to any
- *   device's `down/rpc`; subscribes to anything.
+ *   device's `down/rpc` and anything outside the reserved prefixes; reads everything.
  * - app: username `app:{uid}`, password = the user's token. Commands and watches the devices of
- *   the homes the user owns or belongs to (both wire profiles); publishes under `app/{uid}/...`.
- * - observer: no username. Subscribes to anything; never publishes to `device/`, `appMsg/`,
- *   `app/`, `$SYS/`.
+ *   the homes the user owns or belongs to (both wire profiles); publishes under `app/{uid}/...`;
+ *   reads the platform's figures under `$SYS/aiot-sim/`.
+ * - observer: no username. Never publishes under the reserved prefixes. What it reads depends on
+ *   `anonymous`: `telemetry` (default) device telemetry and state, and topics outside the reserved
+ *   prefixes; `all` everything; `none` refuses anonymous clients.
+ *
+ * Subscribing and receiving are checked apart: a filter is granted when it can match something the
+ * principal may read (`device/#` for an observer), and each delivery is checked by topic
+ * (`canRead`), so a wide filter delivers only what is allowed.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { filtersOverlap } from '../contract/mqtt-topics.js';
 import { HUB_PREFIX } from '../contract/wire.js';
+import { OptionsError } from '../errors.js';
+import { isLoopback } from './web-origin.js';
 
 export type Principal =
   | { role: 'device'; did: string }
@@ -32,7 +41,36 @@ export interface DeviceCredential {
 }
 
 export const OPERATOR_USERNAME = 'operator';
+/** Topic prefixes of the simulation: only accounts publish there. `appMsg/` is the central hub's (`--wire local-hub`). */
 const RESERVED = ['device/', 'appMsg/', 'app/', '$SYS/'];
+
+/** What anonymous clients may do: nothing (`none`), read device telemetry and state (`telemetry`), read everything (`all`). */
+export type AnonymousAccess = 'none' | 'telemetry' | 'all';
+export const ANONYMOUS_ACCESS: readonly AnonymousAccess[] = ['none', 'telemetry', 'all'];
+
+/**
+ * What anonymous clients may do on a broker bound to `host`: as asked (`anonymous`, or the older
+ * `allowAnonymous`), else `telemetry` on a loopback address and `none` on any other.
+ */
+export function anonymousAccessFor(opts: { anonymous?: AnonymousAccess; allowAnonymous?: boolean }, host: string): AnonymousAccess {
+  if (opts.anonymous !== undefined) {
+    if (!ANONYMOUS_ACCESS.includes(opts.anonymous)) {
+      throw new OptionsError('E_OPTIONS', [{ option: 'anonymous', message: `expected one of ${ANONYMOUS_ACCESS.join(', ')}`, value: opts.anonymous }]);
+    }
+    return opts.anonymous;
+  }
+  if (opts.allowAnonymous !== undefined) return opts.allowAnonymous ? 'telemetry' : 'none';
+  return isLoopback(host) ? 'telemetry' : 'none';
+}
+
+/** The reserved topics anonymous clients read under `telemetry`: device telemetry and state, in both wire profiles. */
+export const TELEMETRY_FILTERS: readonly string[] = [
+  'device/+/up/properties_changed/#',
+  'device/+/up/event_occured/#',
+  'device/+/state',
+  `${HUB_PREFIX}+/property/+`,
+  `${HUB_PREFIX}+/event/+`,
+];
 
 /** Constant-time string comparison (hash first so lengths do not leak). */
 export function safeEqual(a: string, b: string): boolean {
@@ -46,9 +84,17 @@ export class AccessDirectory {
   private readonly devices = new Map<string, DeviceCredential>();
   private readonly parentOf = new Map<string, string>();
   private readonly users = new Map<string, string>();
-  allowAnonymous = true;
+  /** What anonymous clients may do. Default `telemetry`. */
+  anonymous: AnonymousAccess = 'telemetry';
 
   constructor(public operatorToken: string) {}
+
+  /** Whether anonymous clients may connect at all (`anonymous` is not `none`); setting true turns `none` into `telemetry`. */
+  get allowAnonymous(): boolean { return this.anonymous !== 'none'; }
+  set allowAnonymous(on: boolean) {
+    if (!on) this.anonymous = 'none';
+    else if (this.anonymous === 'none') this.anonymous = 'telemetry';
+  }
 
   registerDevice(did: string, cred: DeviceCredential): void {
     this.devices.set(did, cred);
@@ -77,11 +123,16 @@ export class AccessDirectory {
     return !!cred && (cred.uid === uid || (cred.members?.includes(uid) ?? false));
   }
 
-  /** Decide a CONNECT. Returns the principal, or a reason for refusing. */
+  /** Whether `id` is a device's did (a registered device or a gateway's child). */
+  isDeviceId(id: string): boolean {
+    return this.devices.has(id) || this.parentOf.has(id);
+  }
+
+  /**
+   * Decide a CONNECT's credentials. Returns the principal, or a reason for refusing. Which client
+   * ids a principal may use is decided apart (client-ids.ts); a device's is its did.
+   */
   authenticate(clientId: string, username: string | undefined, password: string | undefined): Principal | { refused: string; returnCode: 2 | 4 } {
-    // A device's did is its client id; nobody else may use it (taking it over would close the device's session).
-    const deviceId = this.devices.has(clientId) || this.parentOf.has(clientId);
-    if (deviceId && username !== clientId) return { refused: `client id "${clientId}" belongs to a device`, returnCode: 2 };
     if (username === undefined || username === '') {
       return this.allowAnonymous ? { role: 'observer' } : { refused: 'anonymous clients are not allowed', returnCode: 4 };
     }
@@ -136,12 +187,36 @@ export class AccessDirectory {
       case 'app': {
         const did = topicDid(filter);
         if (did && this.mayUse(p.uid, did)) return true;
-        if (filter.startsWith(`app/${p.uid}/`) || filter.startsWith('$SYS/')) return true;
-        return `user ${p.uid} may subscribe only to its own devices' topics, app/${p.uid}/... and $SYS/...`;
+        if (filter.startsWith(`app/${p.uid}/`) || filtersOverlap(filter, PLATFORM_FILTER)) return true;
+        return `user ${p.uid} may subscribe only to its own devices' topics, app/${p.uid}/... and ${PLATFORM_FILTER}`;
       }
       case 'operator':
-      case 'observer':
         return true;
+      case 'observer':
+        if (this.anonymous === 'all' || TELEMETRY_FILTERS.some((f) => filtersOverlap(filter, f)) || !onlyReserved(filter)) return true;
+        return `anonymous clients read only device telemetry and state (${TELEMETRY_FILTERS.join(', ')}) and topics outside device/, app/, appMsg/, $SYS/`;
+    }
+  }
+
+  /**
+   * Whether a message on `topic` may be delivered to `p` (checked for every delivery, the offline
+   * queue included). Cheap: it runs once per message and subscriber.
+   */
+  canRead(p: Principal, topic: string): boolean {
+    switch (p.role) {
+      case 'operator':
+        return true;
+      case 'device': {
+        const did = topicDid(topic);
+        return did !== undefined && this.speaksFor(p.did, did) && topic.startsWith(`device/${did}/down/`);
+      }
+      case 'app': {
+        const did = topicDid(topic);
+        if (did !== undefined) return this.mayUse(p.uid, did);
+        return topic.startsWith(`app/${p.uid}/`) || topic.startsWith(PLATFORM_PREFIX);
+      }
+      case 'observer':
+        return this.anonymous === 'all' || (this.anonymous === 'telemetry' && (isTelemetry(topic) || !isReserved(topic)));
     }
   }
 
@@ -151,8 +226,32 @@ export class AccessDirectory {
   }
 }
 
+/** The platform's figures, which app users may read: `$SYS/aiot-sim/...` (not the broker's client lists). */
+const PLATFORM_PREFIX = '$SYS/aiot-sim/';
+const PLATFORM_FILTER = '$SYS/aiot-sim/#';
+
 function isReserved(topic: string): boolean {
   return RESERVED.some((r) => topic.startsWith(r));
+}
+
+/** Whether every topic `filter` matches lies under a reserved prefix. */
+function onlyReserved(filter: string): boolean {
+  return RESERVED.some((r) => filter.startsWith(r));
+}
+
+/** Whether `topic` is device telemetry or state (TELEMETRY_FILTERS, written out: this runs per delivery). */
+function isTelemetry(topic: string): boolean {
+  if (topic.startsWith('device/')) {
+    const end = topic.indexOf('/', 7);
+    if (end <= 7) return false;
+    const rest = topic.slice(end);
+    return rest === '/state' || rest.startsWith('/up/properties_changed/') || rest.startsWith('/up/event_occured/');
+  }
+  if (topic.startsWith(HUB_PREFIX)) {
+    const parts = topic.split('/');
+    return parts.length === 6 && parts[3] !== '' && (parts[4] === 'property' || parts[4] === 'event');
+  }
+  return false;
 }
 
 /** The did in `device/{did}/...` or `appMsg/notify/iot/{did}/...` when it is a literal (no wildcard). */

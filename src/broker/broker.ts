@@ -1,7 +1,8 @@
 /**
  * The embedded MQTT broker: Aedes 1.x (MQTT 3.1.1) behind three listeners (TCP, MQTT over
- * WebSocket, in-process byte pipes), with our authentication and ACL, a flood-safe emitter, a
- * maximum packet size and counters of what it published, delivered and rejected (with reasons).
+ * WebSocket, in-process byte pipes), with our authentication and ACL (gatekeeper.ts), a flood-safe
+ * emitter, bounds on every listener and session (limits.ts) and counters of what it published,
+ * delivered and rejected (with reasons).
  *
  * It can be restarted in place (`restart()`, or `goDown()` then `comeUp()`): the Aedes instance
  * closes, dropping every session, and a new one takes over the same listeners and the same
@@ -12,23 +13,26 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Aedes, type AedesPublishPacket, type Client, type Connection, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
-import { AccessDirectory, type Principal } from './access.js';
+import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
-import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type Transport } from './listeners.js';
-import { DEFAULT_MAX_PACKET_SIZE, guardConnection, type ConnectionGuard } from './packet-guard.js';
+import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
+import { noHits, resolveLimits, type BrokerLimits, type LimitHits, type LimitReport, type ResolvedLimits } from './limits.js';
+import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type ListenerLimits, type Transport } from './listeners.js';
+import { guardConnection, type ConnectionGuard } from './packet-guard.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
-import { indexedMemoryPersistence } from './retained-index.js';
+import { boundedMemoryPersistence, type PersistenceStats } from './persistence.js';
 import { settle } from './settle.js';
+import { OriginPolicy } from './web-origin.js';
 
 export type { Address, Transport } from './listeners.js';
 
 const log = logger('broker');
 
-export interface BrokerOptions {
+export interface BrokerOptions extends BrokerLimits {
   /** Interface to bind listeners to. Default 127.0.0.1 (loopback only). */
   host?: string;
   /** MQTT over TCP port; 0 picks a free one; null disables TCP. Default 1883. */
@@ -37,12 +41,18 @@ export interface BrokerOptions {
   wsPort?: number | null;
   /** Password of the `operator` account. */
   operatorToken: string;
-  /** Let clients without a username connect as read-only observers. Default true. */
+  /**
+   * What clients without a user name may do: `none` (refused), `telemetry` (read device telemetry
+   * and state, and topics outside device/, app/, appMsg/, $SYS/), `all` (read everything).
+   * Default `telemetry` on a loopback `host`, `none` on any other.
+   */
+  anonymous?: AnonymousAccess;
+  /** Old form of `anonymous`: false is `none`, true `telemetry` (on any host). */
   allowAnonymous?: boolean;
+  /** Web origins (`scheme://host[:port]`) whose pages may use the WebSocket listener besides its own host's. Default none. */
+  allowOrigins?: readonly string[];
   /** Messages Aedes delivers at once before the rest wait. Default 100. */
   concurrency?: number;
-  /** Largest MQTT packet accepted, in bytes (fixed header included); bigger ones close the connection. Default 256 KiB. */
-  maxPacketSize?: number;
   /** Close a connection whose socket stays unwritable this long (a frozen or too slow reader), ms. Default 60,000. */
   drainTimeoutMs?: number;
   /** When to shed deliveries to subscribers that cannot keep up (overload.ts). Default: 1 MiB for QoS 0, 16 MiB for QoS 1. */
@@ -57,7 +67,7 @@ export interface BrokerCounters {
   /** Publishes and subscriptions refused by the ACL, and refused CONNECTs. */
   rejected: number;
   rejectedConnects: number;
-  /** Connections closed for a bad packet (malformed, too large, protocol violation). */
+  /** Connections closed for a bad packet (malformed, too large, protocol violation, no CONNECT in time). */
   rejectedPackets: number;
   /** Times the broker went down (restarts). */
   restarts: number;
@@ -77,15 +87,13 @@ export interface BrokerEvents {
   up: [];
 }
 
-/** Errors this broker raised itself (ACL, authentication): already counted when raised. */
-const OWN_ERROR = Symbol('aiot-sim broker error');
 /** At most this many distinct rejection reasons are kept; others count under "other". */
 const MAX_REASONS = 200;
 /** A restart waits for acknowledged publishes at most this long, and gives up on them once none finished for DRAIN_STALL_MS. */
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
-interface AedesSettings { concurrency: number; drainTimeout: number }
+interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number }
 
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly access: AccessDirectory;
@@ -95,12 +103,17 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly rejectReasons = new Map<string, number>();
   mqttAddress: Address | null = null;
   wsAddress: Address | null = null;
-  readonly maxPacketSize: number;
+  /** The bounds in force (options with defaults filled in). */
+  readonly limits: ResolvedLimits;
+  /** What the bounds stopped, by bound. */
+  readonly limitHits: LimitHits = noHits();
   private aedes_: Aedes;
   private emitter: FloodSafeEmitter;
   /** Kept across restarts: sessions, subscriptions, QoS 1 queues, retained messages. */
   private readonly persistence: object;
+  private readonly stored: PersistenceStats;
   private readonly settings: AedesSettings;
+  private readonly gate: Gatekeeper;
   private down = false;
   private transition: Promise<void> = Promise.resolve();
   /**
@@ -111,54 +124,71 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private publishing = 0;
   /** Told each time one of `publishing` is published (a restart waiting for them listens). */
   private onPublished: (() => void) | null = null;
-  private readonly principals = new WeakMap<Client, Principal>();
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
   private readonly transports = new WeakMap<Duplex, Transport>();
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];
+  private tcp: Listener | null = null;
+  private ws: Listener | null = null;
   private closed = false;
 
-  private constructor(aedes: Aedes, emitter: FloodSafeEmitter, access: AccessDirectory, persistence: object, settings: AedesSettings, maxPacketSize: number) {
+  private constructor(access: AccessDirectory, limits: ResolvedLimits, settings: AedesSettings) {
     super();
-    this.aedes_ = aedes;
-    this.emitter = emitter;
     this.access = access;
-    this.persistence = persistence;
+    this.limits = limits;
     this.settings = settings;
-    this.maxPacketSize = maxPacketSize;
+    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), {
+      refused: (reason, clientId, connect) => {
+        if (connect) this.counters.rejectedConnects++;
+        this.reject(reason, clientId);
+      },
+      badPacket: (reason, clientId) => this.rejectPacket(reason, clientId),
+      publishing: () => { this.publishing++; },
+      delivered: () => { this.counters.delivered++; },
+    });
+    const { persistence, stats } = boundedMemoryPersistence(
+      { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, maxRetainedMessages: limits.maxRetainedMessages, maxRetainedBytes: limits.maxRetainedBytes },
+      (clientId, packet) => this.gate.admitQueued(clientId, packet),
+    );
+    this.persistence = persistence;
+    this.stored = stats;
+    // Replaced by start() before anyone sees the broker.
+    this.aedes_ = null as unknown as Aedes;
+    this.emitter = null as unknown as FloodSafeEmitter;
   }
 
-  /** Create the broker and open its listeners. Rejects with E_PORT_IN_USE when a port is taken. */
+  /** Create the broker and open its listeners. Rejects with E_PORT_IN_USE when a port is taken, E_OPTIONS on a bad option. */
   static async start(opts: BrokerOptions): Promise<EmbeddedBroker> {
-    const access = new AccessDirectory(opts.operatorToken);
-    access.allowAnonymous = opts.allowAnonymous ?? true;
-    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000 };
-    const maxPacketSize = opts.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
-    if (!(Number.isInteger(maxPacketSize) && maxPacketSize >= 64)) {
-      throw new AiotSimError('E_OPTIONS', 'input', `maxPacketSize: expected an integer of at least 64 bytes, got ${maxPacketSize}`);
-    }
-    const persistence = indexedMemoryPersistence();
-    const { aedes, emitter } = await EmbeddedBroker.createAedes(persistence, settings);
-    const broker = new EmbeddedBroker(aedes, emitter, access, persistence, settings, maxPacketSize);
-    if (opts.overload) broker.overload.configure(opts.overload);
-    broker.installHooks();
+    const limits = resolveLimits(opts);
     const host = opts.host ?? '127.0.0.1';
+    const access = new AccessDirectory(opts.operatorToken);
+    access.anonymous = anonymousAccessFor(opts, host);
+    const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs };
+    const broker = new EmbeddedBroker(access, limits, settings);
+    ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
+    broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
+    broker.installHooks();
     const acceptor: Acceptor = {
       refusing: () => broker.down || broker.closed,
       accept: (conn, transport, req) => broker.handle(conn, transport, req),
+      hit: (limit) => { broker.limitHits[limit]++; },
     };
+    const listenerLimits: ListenerLimits = { maxConnections: limits.maxConnections, maxPacketSize: limits.maxPacketSize, connectTimeoutMs: limits.connectTimeoutMs, origins };
     try {
       const mqttPort = opts.mqttPort === undefined ? 1883 : opts.mqttPort;
       if (mqttPort !== null) {
-        const tcp = await listenTcp(host, mqttPort, acceptor);
+        const tcp = await listenTcp(host, mqttPort, acceptor, listenerLimits);
         broker.servers.push(tcp);
+        broker.tcp = tcp;
         broker.mqttAddress = tcp.address;
       }
       if (opts.wsPort !== undefined && opts.wsPort !== null) {
-        const ws = await listenWs(host, opts.wsPort, acceptor);
+        const ws = await listenWs(host, opts.wsPort, acceptor, listenerLimits);
         broker.servers.unshift(ws); // closed first: its connections are terminated before the TCP listener goes
+        broker.ws = ws;
         broker.wsAddress = ws.address;
       }
     } catch (err) {
@@ -172,6 +202,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const emitter = new FloodSafeEmitter(settings.concurrency);
     const aedes = await Aedes.createBroker({
       mq: emitter, persistence: persistence as never, maxClientsIdLength: 64, heartbeatInterval: 60_000, drainTimeout: settings.drainTimeout,
+      connectTimeout: settings.connectTimeout,
     });
     return { aedes, emitter };
   }
@@ -185,13 +216,16 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   /**
    * Open an in-process connection: returns the client's end of a byte pipe the broker serves.
    * While the broker is down the pipe closes at once (as a refused TCP connection would).
+   * `asOperator`: a CONNECT without a user name on it is the operator's (for this process' own
+   * clients, such as the monitor's probe; no peer on the network can open one).
    */
-  connectInProcess(): Duplex {
+  connectInProcess(opts: { asOperator?: boolean } = {}): Duplex {
     const [clientEnd, brokerEnd] = createDuplexPair();
     if (this.down || this.closed) {
       setImmediate(() => brokerEnd.destroy());
       return clientEnd;
     }
+    if (opts.asOperator) this.gate.trust(brokerEnd);
     this.handle(brokerEnd, 'in-process');
     return clientEnd;
   }
@@ -266,6 +300,25 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   get connectedClients(): number { return this.down ? 0 : this.aedes_.connectedClients; }
   get emitterStats(): FloodSafeEmitter['stats'] { return this.emitter.stats; }
+  /** Largest MQTT packet accepted, bytes. */
+  get maxPacketSize(): number { return this.limits.maxPacketSize; }
+
+  /** The bounds, what they stopped and what the bounded stores hold now (for /metrics). */
+  limitReport(): LimitReport {
+    const q = this.stored.queues;
+    this.limitHits.queueDropped = q.dropped;
+    this.limitHits.retained = this.stored.retainedRefused;
+    this.limitHits.backlog = this.overload.shedOverTotal;
+    return {
+      limits: { ...this.limits },
+      hits: { ...this.limitHits },
+      usage: {
+        connections: { tcp: this.tcp?.connections ?? 0, ws: this.ws?.connections ?? 0 },
+        queuedMessages: q.messages, queuedBytes: q.bytes, anonymousSessions: this.gate.ids.anonymousSessions,
+        retainedMessages: this.stored.retainedMessages, retainedBytes: this.stored.retainedBytes, backlogBytes: this.overload.totalBacklog,
+      },
+    };
+  }
 
   /** Publish as the broker itself (platform statistics, $SYS topics); bypasses the ACL. */
   publish(topic: string, payload: string | Buffer, opts: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
@@ -292,6 +345,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private reject(reason: string, clientId: string): void {
     this.counters.rejected++;
     let key = reason.replace(/device [^ ]+|user [^ ]+|device\/[^/ ]+/g, (m) => m.split(/[ /]/)[0] + ' *');
+    key = key.replace(/client id "[^"]*"/g, 'client id *').replace(/client id of \d+ characters/, 'client id too long');
     // Refused topics come from the network: keep the reason short and the set of reasons bounded.
     key = key.replace(/(publish to|subscribe to) (.{0,40}).* refused/su, '$1 $2 refused');
     if (!this.rejectReasons.has(key) && this.rejectReasons.size >= MAX_REASONS) key = 'other';
@@ -309,8 +363,17 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
     let client: Client | null = null;
-    this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => this.rejectPacket(reason, client?.id ?? '')));
-    conn.once('close', () => this.connections.delete(conn));
+    this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => {
+      if (reason === 'packet too large') this.limitHits.packetSize++;
+      this.rejectPacket(reason, client?.id ?? '');
+    }));
+    // The overload guard's total backlog follows each connection as it drains and closes.
+    conn.on('drain', () => this.overload.refresh(conn));
+    conn.once('close', () => {
+      this.connections.delete(conn);
+      this.overload.forget(conn);
+      if (client) this.gate.release(client);
+    });
     client = this.aedes_.handle(conn as Connection, req);
   }
 
@@ -320,50 +383,14 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if ((err as NodeJS.ErrnoException).code) return; // the peer went away (ECONNRESET, EPIPE): not a rejection
     const msg = err.message || 'unknown error';
     if (/connection closed|premature close/i.test(msg)) return;
+    if (msg === 'connect did not arrive in time') this.limitHits.connectTimeout++;
     this.rejectPacket(msg.length > 80 ? `${msg.slice(0, 80)}…` : msg, clientId ?? '');
   }
 
   private installHooks(): void {
     const aedes = this.aedes_;
-    aedes.authenticate = (client, username, password, done) => {
-      const res = this.access.authenticate(client.id, username, password?.toString('utf8'));
-      if ('refused' in res) {
-        this.counters.rejectedConnects++;
-        this.reject(`connect refused: ${res.refused}`, client.id);
-        const err = Object.assign(new Error(res.refused), { returnCode: res.returnCode, [OWN_ERROR]: true });
-        done(err, false);
-        return;
-      }
-      this.principals.set(client, res);
-      this.connIds.set(client, this.nextConnId++);
-      done(null, true);
-    };
-    aedes.authorizePublish = (client, packet, done) => {
-      if (!client) return done(null); // stored wills of clients that are gone
-      const p = this.principals.get(client);
-      const ok = p ? this.access.canPublish(p, packet.topic) : 'unauthenticated client';
-      if (ok !== true) {
-        // MQTT 3.1.1 has no negative PUBACK: the connection is closed (MQTT-3.3.5-2).
-        this.reject(`publish to ${packet.topic} refused: ${ok}`, client.id);
-        return done(Object.assign(new Error(ok), { [OWN_ERROR]: true }));
-      }
-      this.publishing++;
-      done(null);
-    };
-    aedes.authorizeSubscribe = (client, sub: Subscription, done) => {
-      const p = this.principals.get(client);
-      const ok = p ? this.access.canSubscribe(p, sub.topic) : 'unauthenticated client';
-      if (ok !== true) {
-        this.reject(`subscribe to ${sub.topic} refused: ${ok}`, client.id);
-        return done(null, null); // SUBACK 0x80 for this filter; the session stays up
-      }
-      done(null, sub);
-    };
-    aedes.authorizeForward = (client, packet: AedesPublishPacket) => {
-      if (!this.overload.admit(client.conn, packet.qos)) return null;
-      this.counters.delivered++;
-      return packet;
-    };
+    this.gate.install(aedes);
+    aedes.on('client', (client) => { this.connIds.set(client, this.nextConnId++); });
     aedes.on('publish', (packet, client) => {
       if (!client) {
         if (!packet.topic.startsWith('$SYS/')) this.emit('message', packet.topic, packet.payload as Buffer, null);
@@ -377,11 +404,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       this.emit('message', packet.topic, packet.payload as Buffer, client.id);
     });
     aedes.on('clientReady', (client) => {
-      const principal = this.principals.get(client);
+      const principal = this.gate.principalOf(client);
       if (principal) this.emit('clientReady', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });
     });
     aedes.on('clientDisconnect', (client) => {
-      const principal = this.principals.get(client);
+      const principal = this.gate.principalOf(client);
       if (principal) this.emit('clientGone', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });
     });
     // Errors from one client (bad packets, ACL closes) never reach the process; bad packets are counted.
@@ -393,3 +420,4 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     return this.transports.get(client.conn as Duplex) ?? 'tcp';
   }
 }
+

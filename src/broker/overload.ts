@@ -9,7 +9,10 @@
  *   (QoS 0 is at-most-once: dropping it is allowed, and it is counted);
  * - a QoS 1 delivery is still written while the backlog is under `qos1Bytes` (counted as delayed
  *   when over `qos0Bytes`), and dropped above it, like Mosquitto's max_queued_bytes.
- * So per subscriber at most about `qos1Bytes` (plus one read batch) is buffered.
+ * So per subscriber at most about `qos1Bytes` (plus one read batch) is buffered. Over all
+ * subscribers together, once more than `totalBytes` wait unwritten, a subscriber already more
+ * than BUSY_BYTES behind gets nothing more (either QoS) until the total falls again: many
+ * stalled subscribers cannot add up to `connections x qos1Bytes`.
  */
 
 export interface OverloadOptions {
@@ -17,7 +20,12 @@ export interface OverloadOptions {
   qos0Bytes?: number;
   /** QoS 1 deliveries are shed while a subscriber has more than this many bytes unwritten. Default 16 MiB. */
   qos1Bytes?: number;
+  /** Bytes unwritten to all subscribers together over which those more than 64 KiB behind get nothing more. Default 256 MiB. */
+  totalBytes?: number;
 }
+
+/** A subscriber this far behind counts as backed up when the total is over its bound. */
+export const BUSY_BYTES = 64 * 1024;
 
 export interface OverloadStats {
   /** QoS 0 deliveries dropped because the subscriber was backed up. */
@@ -38,8 +46,14 @@ export interface Backlogged { writableLength: number }
 export class OverloadGuard {
   qos0Bytes = 1 << 20;
   qos1Bytes = 16 << 20;
+  totalBytes = 256 << 20;
   readonly stats: OverloadStats = { shedQos0: 0, shedQos1: 0, delayedQos1: 0, slowEpisodes: 0, maxBacklogBytes: 0 };
+  /** Deliveries shed because the total backlog was over `totalBytes` (also counted in shedQos0/shedQos1). */
+  shedOverTotal = 0;
   private readonly slow = new WeakSet<object>();
+  /** The backlog each connection had when last seen (only those with one), and their sum. */
+  private readonly backlogs = new Map<Backlogged, number>();
+  private total = 0;
 
   constructor(opts: OverloadOptions = {}) { this.configure(opts); }
 
@@ -47,7 +61,21 @@ export class OverloadGuard {
   configure(opts: OverloadOptions): void {
     if (opts.qos0Bytes !== undefined) this.qos0Bytes = opts.qos0Bytes;
     if (opts.qos1Bytes !== undefined) this.qos1Bytes = opts.qos1Bytes;
+    if (opts.totalBytes !== undefined) this.totalBytes = opts.totalBytes;
     this.qos1Bytes = Math.max(this.qos0Bytes, this.qos1Bytes);
+  }
+
+  /** Bytes unwritten to all subscribers, as last seen (a connection's figure is refreshed as it drains). */
+  get totalBacklog(): number { return this.total; }
+
+  /** Look at a connection's backlog again (it drained). */
+  refresh(conn: Backlogged): void {
+    this.note(conn, conn.writableLength);
+  }
+
+  /** The connection closed: its backlog is gone. */
+  forget(conn: Backlogged): void {
+    this.note(conn, 0);
   }
 
   get shed(): number { return this.stats.shedQos0 + this.stats.shedQos1; }
@@ -55,7 +83,14 @@ export class OverloadGuard {
   /** Whether to deliver a message of `qos` to the subscriber on `conn` now. */
   admit(conn: Backlogged, qos: number): boolean {
     const backlog = conn.writableLength;
+    this.note(conn, backlog);
     if (backlog > this.stats.maxBacklogBytes) this.stats.maxBacklogBytes = backlog;
+    if (backlog > BUSY_BYTES && this.total > this.totalBytes) {
+      this.shedOverTotal++;
+      if (qos === 0) this.stats.shedQos0++;
+      else this.stats.shedQos1++;
+      return false;
+    }
     if (backlog <= this.qos0Bytes) {
       if (this.slow.has(conn)) this.slow.delete(conn);
       return true;
@@ -74,5 +109,13 @@ export class OverloadGuard {
     }
     this.stats.delayedQos1++;
     return true;
+  }
+
+  private note(conn: Backlogged, backlog: number): void {
+    const before = this.backlogs.get(conn) ?? 0;
+    if (backlog === before) return;
+    this.total += backlog - before;
+    if (backlog > 0) this.backlogs.set(conn, backlog);
+    else this.backlogs.delete(conn);
   }
 }

@@ -17,6 +17,9 @@ import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
+import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
+import { record } from './record.js';
+import { replay } from './replay.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
 
@@ -26,6 +29,8 @@ Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
   aiot-sim serve [options]            broker, platform and live monitor, no devices (serve --help)
   aiot-sim bench [options]            load-test a broker and its consumers (aiot-sim bench --help)
+  aiot-sim record --broker URL --out FILE   capture a broker's traffic (aiot-sim record --help)
+  aiot-sim replay FILE [options]      play a recording or trace back into a broker (replay --help)
   aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
   aiot-sim validate FILE...           check scenario and device files; every problem at once
   aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
@@ -47,17 +52,18 @@ Options for run:
                     embedded one; the platform observes it as a client
   --username U      account of the platform and operator clients on --broker (default "operator")
   --password P      its password (default: the operator token)
-  --token T         password of the "operator" MQTT account (default: random, printed)
-  --workers N       split the run over N worker threads (implies --fast), each with its
+${TOKEN_HELP}  --workers N       split the run over N worker threads (implies --fast), each with its
                     share of the homes on an in-process broker of its own (no ports, no live
                     monitor); the platform figures are merged (default 1)
   --memory-limit S  memory the run may use, e.g. 8g (default: what the machine has); a
                     population estimated not to fit is refused before anything connects
   --report FILE     write the run report as JSON
-  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
+  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload, qos,
+                    retain): a recording aiot-sim replay plays back
   --quiet           no live progress, summary only
   -h, --help        this help
-`;
+
+${BROKER_HELP}`;
 
 const option = setter<SimulationOptions>();
 const RUN_FLAGS = {
@@ -75,6 +81,8 @@ const RUN_FLAGS = {
   username: text,
   password: text,
   token: option('operatorToken', operatorToken),
+  ...TOKEN_FLAGS,
+  ...BROKER_FLAGS,
   report: text,
   trace: text,
   workers: integer(1, 64),
@@ -101,6 +109,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await serve(rest, out, err);
       case 'bench':
         return await bench(rest, out, err);
+      case 'record':
+        return await record(rest, out, err);
+      case 'replay':
+        return await replay(rest, out, err);
       case 'devices':
         return await devices(rest, out);
       case 'validate':
@@ -137,6 +149,8 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   }
   if (parsed.positionals.length > 1) throw new UsageError(`run takes one scenario file, got ${parsed.positionals.length}`);
   const opts = runOptions(parsed);
+  const token = await operatorTokenFrom(v.token, v['token-file']);
+  if (token !== undefined) opts.operatorToken = token;
   const quiet = v.quiet === true;
   const progress = new Progress(err, quiet ? 'off' : (err as NodeJS.WriteStream).isTTY === true ? 'tty' : 'log');
   opts.onConnectProgress = (n, total) => progress.connecting(n, total);
@@ -155,7 +169,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
     err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
   }
-  const monitor = await startRunMonitor(sim, v['http-port'] ?? 8080, v.host ?? '127.0.0.1', err);
+  const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
   if (!quiet && !opts.externalBroker) {
     const b = sim.broker;
     const hub = opts.wire === 'local-hub' ? ` -t '${HUB_PREFIX}#'` : '';
@@ -173,7 +187,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   const v = parsed.values;
   const opts: SimulationOptions = {
     scenario: resolve(parsed.positionals[0] ?? join(PACKAGE_ROOT, 'scenarios', 'default.yaml')),
-    broker: { mqttPort: v['mqtt-port'] ?? 1883, wsPort: v['ws-port'] ?? 8083, host: v.host ?? '127.0.0.1' },
+    broker: { mqttPort: v['mqtt-port'] ?? 1883, wsPort: v['ws-port'] ?? 8083, host: v.host ?? '127.0.0.1', ...brokerOptionsFrom(parsed) },
   };
   if (v.fast && v.speed !== undefined) throw new UsageError('--fast and --speed exclude each other');
   const speed = v.fast ? 'fast' : v.speed;
@@ -182,12 +196,12 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   if (v.duration !== undefined) opts.duration = v.duration;
   if (v.telemetry !== undefined) opts.telemetry = v.telemetry;
   if (v.wire !== undefined) opts.wire = v.wire;
-  if (v.token !== undefined) opts.operatorToken = v.token;
   if (v['memory-limit'] !== undefined) opts.memoryLimit = v['memory-limit'];
   if (v.trace) opts.traceFile = resolve(v.trace);
   if (v.broker !== undefined) {
-    if (v['mqtt-port'] !== undefined || v['ws-port'] !== undefined || v.host !== undefined) {
-      throw new UsageError('--broker runs on your broker: --mqtt-port, --ws-port and --host configure the embedded one');
+    const embedded = ['mqtt-port', 'ws-port', 'host', ...Object.keys(BROKER_FLAGS).filter((k) => k !== 'allow-origin')].filter((k) => parsed.text[k as keyof RunFlags['text']] !== undefined);
+    if (embedded.length) {
+      throw new UsageError(`--broker runs on your broker: ${embedded.map((k) => `--${k}`).join(', ')} configure${embedded.length === 1 ? 's' : ''} the embedded one`);
     }
     try {
       checkBrokerUrl(v.broker);
@@ -207,7 +221,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
 async function runSharded(
   opts: SimulationOptions, workers: number, parsed: RunFlags, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
-  const clash = (['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed'] as const).filter((k) => parsed.values[k] !== undefined);
+  const clash = ['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
   if (clash.length) {
     throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
   }

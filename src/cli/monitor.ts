@@ -6,16 +6,19 @@ import { randomBytes } from 'node:crypto';
 import { EmbeddedBroker } from '../broker/broker.js';
 import { AiotSimError } from '../errors.js';
 import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
+import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorSimulation } from '../monitor/simulation.js';
 import { PlatformService } from '../platform/service.js';
 import type { Simulation } from '../sim/simulation.js';
 
 /** Start the monitor for a started simulation; if it cannot (busy port), stop the simulation and rethrow. */
-export async function startRunMonitor(sim: Simulation, httpPort: number, host: string, err: NodeJS.WritableStream): Promise<MonitorServer> {
+export async function startRunMonitor(
+  sim: Simulation, at: { port: number; host: string; allowOrigins: readonly string[] }, err: NodeJS.WritableStream,
+): Promise<MonitorServer> {
   let monitor: MonitorServer;
   try {
-    monitor = await monitorSimulation(sim, { port: httpPort, host });
+    monitor = await monitorSimulation(sim, at);
   } catch (e) {
     await sim.stop();
     throw e;
@@ -30,32 +33,36 @@ export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the pl
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     monitor HTTP port: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface every listener binds to (default 127.0.0.1)
-  --token T         operator account password and monitor token (default: random, printed)
-`;
+${TOKEN_HELP}
+${BROKER_HELP}`;
 
-const SERVE_FLAGS = { 'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, token: operatorToken, help } satisfies FlagSet;
+const SERVE_FLAGS = {
+  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
+} satisfies FlagSet;
 
 /** `aiot-sim serve`: runs until SIGINT/SIGTERM; returns the exit code. */
 export async function serve(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const { values: v, positionals } = parseFlags(args, SERVE_FLAGS);
+  const parsed = parseFlags(args, SERVE_FLAGS, 'serve');
+  const { values: v, positionals } = parsed;
   if (v.help) {
     out.write(SERVE_USAGE);
     return 0;
   }
   if (positionals.length) throw new UsageError(`serve takes no arguments, got "${positionals.join(' ')}"`);
-  const token = v.token ?? randomBytes(12).toString('base64url');
+  const brokerOptions = brokerOptionsFrom(parsed, 'serve');
+  const token = (await operatorTokenFrom(v.token, v['token-file'], process.env, 'serve')) ?? randomBytes(12).toString('base64url');
   const host = v.host ?? '127.0.0.1';
   const mqttPort = v['mqtt-port'] ?? 1883;
   const wsPort = v['ws-port'] ?? 8083;
   const httpPort = v['http-port'] ?? 8080;
 
-  const broker = await EmbeddedBroker.start({ operatorToken: token, host, mqttPort, wsPort });
+  const broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort });
   // No provisioned devices: the platform knows none, so it counts sessions and messages only.
   const platform = new PlatformService(() => undefined);
   platform.observe(broker);
   let monitor: MonitorServer;
   try {
-    monitor = await MonitorServer.start({ broker, platform, token, host, port: httpPort, title: 'aiot-sim serve' });
+    monitor = await MonitorServer.start({ broker, platform, token, host, port: httpPort, title: 'aiot-sim serve', allowOrigins: v['allow-origin'] ?? [] });
   } catch (e) {
     await broker.close();
     throw e instanceof AiotSimError ? e : new AiotSimError('E_MONITOR', 'environment', (e as Error).message, { cause: e });

@@ -4,6 +4,7 @@
  * latency histograms are updated as things happen.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LimitHits, LimitReport, ResolvedLimits } from '../broker/limits.js';
 import type { MonitoredBroker, MonitoredPlatform } from './source.js';
 
 /** Seconds; from 50 µs to 5 s. */
@@ -22,6 +23,8 @@ export class MonitorMetrics {
    * monitor's socket; sampled once per write round of each client (its oldest message then).
    */
   readonly tapLatency: Histogram;
+  /** Requests and upgrades refused by the Host or Origin check (`reason`: host, origin). */
+  readonly requestsRefused: Counter<'reason'>;
 
   constructor(broker: MonitoredBroker, platform: MonitoredPlatform, hub: () => { clientCount: number; sent: number; dropped: number } | null) {
     const registers = [this.registry];
@@ -40,6 +43,7 @@ export class MonitorMetrics {
     fromCounter('aiot_sim_messages_delivered_total', 'Messages the broker forwarded to subscribers, one per receiving client (messages out)', () => broker.counters.delivered);
     fromCounter('aiot_sim_messages_rejected_total', 'Publishes, subscriptions and CONNECTs the broker refused', () => broker.counters.rejected);
     new Gauge({ name: 'aiot_sim_broker_clients', help: 'MQTT clients connected to the broker', registers, collect() { this.set(broker.connectedClients); } });
+    if (broker.limitReport) brokerLimitMetrics(registers, () => broker.limitReport!());
 
     // One platform snapshot per scrape, shared by the gauges below (collect runs them in order).
     let snap: ReturnType<MonitoredPlatform['snapshot']> | null = null;
@@ -89,9 +93,70 @@ export class MonitorMetrics {
       name: 'aiot_sim_monitor_tap_latency_seconds', registers, buckets: LATENCY_BUCKETS,
       help: 'Wall time from the broker accepting a message to its frame being written to a monitor\'s socket (the oldest message of each write round)',
     });
+    this.requestsRefused = new Counter({
+      name: 'aiot_sim_monitor_refused_requests_total', registers, labelNames: ['reason'],
+      help: 'Monitor requests and WebSocket upgrades refused by the Host check (reason="host", DNS rebinding) or the Origin check (reason="origin")',
+    });
   }
 
   /** Prometheus text exposition. */
   text(): Promise<string> { return this.registry.metrics(); }
   get contentType(): string { return this.registry.contentType; }
+}
+
+/** Prometheus label of each bound (snake case of the option name without "max"). */
+const LIMIT_LABELS: Record<keyof ResolvedLimits, string> = {
+  maxPacketSize: 'packet_size_bytes', maxConnections: 'connections', connectTimeoutMs: 'connect_timeout_ms', maxKeepAliveSeconds: 'keepalive_seconds',
+  maxClientIdLength: 'client_id_length', maxQueuedMessages: 'queued_messages', maxQueuedBytes: 'queued_bytes',
+  maxAnonymousSessions: 'anonymous_sessions', maxRetainedMessages: 'retained_messages', maxRetainedBytes: 'retained_bytes',
+  maxBacklogBytes: 'backlog_bytes',
+};
+const HIT_LABELS: Record<keyof LimitHits, string> = {
+  packetSize: 'packet_size', connections: 'connections', connectTimeout: 'connect_timeout', keepAlive: 'keepalive', clientIdLength: 'client_id_length',
+  queueDropped: 'queued_messages', anonymousSessions: 'anonymous_sessions', retained: 'retained', backlog: 'backlog', host: 'host', origin: 'origin',
+};
+
+/** The embedded broker's bounds (limits.ts): each bound, the times it was hit, and what the bounded stores hold. */
+function brokerLimitMetrics(registers: Registry[], read: () => LimitReport): void {
+  // One report per scrape, shared by the metrics below (collect runs them in order).
+  let report: LimitReport | null = null;
+  const current = (): LimitReport => (report ??= read());
+  new Gauge({
+    name: 'aiot_sim_broker_limit', help: 'Each bound of the embedded broker as configured (see README "The embedded broker")', labelNames: ['limit'], registers,
+    collect() {
+      report = null;
+      for (const [k, label] of Object.entries(LIMIT_LABELS)) this.set({ limit: label }, current().limits[k as keyof ResolvedLimits]);
+    },
+  });
+  const last = new Map<string, number>();
+  new Counter({
+    name: 'aiot_sim_broker_limit_hits_total', labelNames: ['limit'], registers,
+    help: 'Times a bound stopped something: connections refused or closed, keep-alives capped, client ids refused, queued messages dropped, retained messages not kept, deliveries shed over the total backlog, WebSocket upgrades refused (host, origin)',
+    collect() {
+      for (const [k, label] of Object.entries(HIT_LABELS)) {
+        const v = current().hits[k as keyof LimitHits];
+        const before = last.get(label) ?? 0;
+        if (v > before) this.inc({ limit: label }, v - before);
+        else if (!last.has(label)) this.inc({ limit: label }, 0);
+        last.set(label, v);
+      }
+    },
+  });
+  new Gauge({
+    name: 'aiot_sim_broker_connections', help: 'Connections open on each network listener of the embedded broker', labelNames: ['listener'], registers,
+    collect() {
+      const c = current().usage.connections;
+      this.set({ listener: 'tcp' }, c.tcp);
+      this.set({ listener: 'ws' }, c.ws);
+    },
+  });
+  const usage = (name: string, help: string, pick: (u: LimitReport['usage']) => number): void => {
+    new Gauge({ name, help, registers, collect() { this.set(pick(current().usage)); } });
+  };
+  usage('aiot_sim_broker_queued_messages', 'QoS 1 messages held for persistent sessions (offline, or sent and not acknowledged)', (u) => u.queuedMessages);
+  usage('aiot_sim_broker_queued_bytes', 'Bytes (topic and payload) of those messages', (u) => u.queuedBytes);
+  usage('aiot_sim_broker_anonymous_sessions', 'Persistent sessions of anonymous clients', (u) => u.anonymousSessions);
+  usage('aiot_sim_broker_retained_messages', 'Retained messages counted against the bound (all but devices\' state and $SYS/)', (u) => u.retainedMessages);
+  usage('aiot_sim_broker_retained_bytes', 'Bytes (topic and payload) of those retained messages', (u) => u.retainedBytes);
+  usage('aiot_sim_broker_backlog_bytes', 'Bytes waiting to be written to subscribers, all together (as last seen)', (u) => u.backlogBytes);
 }

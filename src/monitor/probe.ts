@@ -1,11 +1,11 @@
 /**
  * The delivery-latency probe: the broker publishes a small message on its own `$SYS/aiot-sim/
- * monitor/probe/{id}` topic every interval, and an in-process MQTT client (anonymous observer,
- * QoS 0) subscribed to it records how long the broker took to deliver it: the same emitter queue
- * and delivery path device messages take. Publishing as the broker keeps it out of the
- * `published` counter and out of taps; each probe adds one to `delivered`, and the probe client
- * counts as one MQTT client. Without an in-process transport, or when anonymous clients are
- * refused, there is no probe (and the histogram stays empty).
+ * monitor/probe/{id}` topic every interval, and an in-process MQTT client (QoS 0, connected as the
+ * operator: `$SYS/` is not for anonymous clients) subscribed to it records how long the broker
+ * took to deliver it: the same emitter queue and delivery path device messages take. Publishing
+ * as the broker keeps it out of the `published` counter and out of taps; each probe adds one to
+ * `delivered`, and the probe client counts as one MQTT client. Without an in-process transport
+ * there is no probe (and the histogram stays empty).
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +27,7 @@ export class DeliveryProbe {
   async start(): Promise<void> {
     const open = this.broker.connectInProcess?.bind(this.broker);
     if (!open || !this.broker.publish) return;
-    const client = new MqttClient(() => open(), {
+    const client = new MqttClient(() => open({ asOperator: true }), {
       clientId: `aiot-sim-probe-${randomBytes(4).toString('hex')}`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, keepalive: 0,
     });
     try {

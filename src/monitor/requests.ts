@@ -1,11 +1,13 @@
 /**
  * What a monitoring client may send on `/ws` (`ClientFrame` in protocol.ts), checked with one zod
  * schema. A frame that does not fit gets an `error` frame naming the field and what is wrong,
- * with a stable code: E_FRAME (not a JSON object, or binary), E_JSON, E_TYPE, E_TOPICS, E_FILTER.
+ * with a stable code: E_FRAME (not a JSON object, or binary), E_JSON (not JSON, or nested too deep),
+ * E_TYPE, E_TOPICS, E_FILTER.
  */
 import type { RawData } from 'ws';
 import { z } from 'zod';
 import { formatPath } from '../errors.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from './json-depth.js';
 import type { ClientFrame, ErrorFrame } from './protocol.js';
 import { filterProblem } from './topic-filter.js';
 
@@ -34,9 +36,11 @@ const CODES: Record<string, string> = { '': 'E_FRAME', type: 'E_TYPE', topics: '
 /** A client's WebSocket message as a request, or the error frame to answer it with. */
 export function parseClientFrame(data: RawData, isBinary: boolean): ClientFrame | ErrorFrame {
   if (isBinary) return error('E_FRAME', 'binary frames are not part of the protocol: send JSON text');
+  const text = rawText(data);
+  if (nestedDeeperThan(text)) return error('E_JSON', `the frame nests arrays or objects more than ${MAX_JSON_DEPTH} deep`);
   let json: unknown;
   try {
-    json = JSON.parse(rawText(data));
+    json = JSON.parse(text);
   } catch {
     return error('E_JSON', 'the frame is not valid JSON');
   }

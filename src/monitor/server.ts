@@ -1,16 +1,20 @@
 /**
  * The monitoring HTTP server: one port for the dashboard page, `/api`, `/metrics`, `/healthz` and
  * the `/ws` WebSocket endpoint. Everything but the page's static files and `/healthz` needs the
- * token (`?token=` or `Authorization: Bearer`; commands only the header). Binds to 127.0.0.1 by
- * default. `start()` opens it, `stop()` closes every connection, timer and listener it added.
+ * token (`?token=` or `Authorization: Bearer`; commands only the header). Every request, upgrades
+ * included, passes the Host and Origin checks first (web-origin.ts: DNS rebinding, cross-site
+ * pages). Binds to 127.0.0.1 by default. `start()` opens it, `stop()` closes every connection,
+ * timer and listener it added.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { OriginPolicy } from '../broker/web-origin.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { Assets } from './assets.js';
 import { bearer, MonitorHub, type HubOptions } from './hub.js';
 import { MonitorMetrics } from './metrics.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from './json-depth.js';
 import { DeliveryProbe } from './probe.js';
 import type { DeviceCommander, DeviceReading, MonitoredBroker, MonitoredPlatform, MonitorInfo, RpcMethodName } from './source.js';
 
@@ -29,6 +33,8 @@ export interface MonitorOptions extends HubOptions {
   probeIntervalMs?: number | null;
   /** Shown by the page and /api/info (e.g. the scenario's name). */
   title?: string;
+  /** Web origins (`scheme://host[:port]`) whose pages may use the monitor besides its own host's. Default none. */
+  allowOrigins?: readonly string[];
 }
 
 const BODY_LIMIT = 64 * 1024;
@@ -50,8 +56,10 @@ export class MonitorServer {
   private readonly probe: DeliveryProbe | null;
   private stopping: Promise<void> | null = null;
   private readonly stopHooks: Array<() => void> = [];
+  private readonly origins: OriginPolicy;
 
   private constructor(private readonly opts: MonitorOptions) {
+    this.origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host: opts.host ?? '127.0.0.1' });
     let hub: MonitorHub | null = null;
     this.metrics = new MonitorMetrics(opts.broker, opts.platform, () => hub);
     this.hub = hub = new MonitorHub(opts.broker, opts.platform, opts, this.metrics);
@@ -62,6 +70,12 @@ export class MonitorServer {
     });
     this.server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => undefined);
+      const refused = this.origins.check(req.headers);
+      if (refused) {
+        this.metrics.requestsRefused.inc({ reason: refused.header });
+        socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(refused.message) + 1}\r\n\r\n${refused.message}\n`);
+        return;
+      }
       const url = parseUrl(req);
       if (url?.pathname === '/ws') this.hub.handleUpgrade(req, socket, head, url);
       else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -136,6 +150,11 @@ export class MonitorServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refused = this.origins.check(req.headers);
+    if (refused) {
+      this.metrics.requestsRefused.inc({ reason: refused.header });
+      throw new HttpError(403, refused.message);
+    }
     const url = parseUrl(req);
     if (!url) throw new HttpError(400, 'bad request URL');
     const path = url.pathname;
@@ -254,9 +273,12 @@ export class MonitorServer {
   }
 }
 
+/** The request's path and query. A request target must be a path: `//app.js` is the path `//app.js`, not a host. */
 function parseUrl(req: IncomingMessage): URL | null {
+  const target = req.url ?? '/';
+  if (!target.startsWith('/')) return null;
   try {
-    return new URL(req.url ?? '/', 'http://monitor');
+    return new URL(`http://monitor${target}`);
   } catch {
     return null;
   }
@@ -288,8 +310,10 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     req.on('close', () => reject(new HttpError(400, 'body: the request was cut off')));
     req.on('end', () => {
       if (size > BODY_LIMIT) return reject(new HttpError(413, `body: at most ${BODY_LIMIT} bytes`));
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (nestedDeeperThan(text)) return reject(new HttpError(400, `body: arrays or objects nested more than ${MAX_JSON_DEPTH} deep`));
       try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        resolve(JSON.parse(text));
       } catch {
         reject(new HttpError(400, 'body: not valid JSON'));
       }

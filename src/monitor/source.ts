@@ -4,6 +4,7 @@
  * platform service and `Simulation` fit them as they are; `aiot-sim serve` has no devices.
  */
 import type { Duplex } from 'node:stream';
+import type { LimitReport } from '../broker/limits.js';
 import type { RpcResponse } from '../contract/wire.js';
 import type { PlatformSnapshot } from '../platform/service.js';
 
@@ -14,9 +15,11 @@ export interface MonitoredBroker {
   readonly connectedClients: number;
   readonly mqttAddress: { host: string; port: number } | null;
   readonly wsAddress: { host: string; port: number } | null;
-  /** An in-process MQTT connection and publishing as the broker (for the delivery-latency probe); optional. */
-  connectInProcess?(): Duplex;
+  /** An in-process MQTT connection (as the operator when asked) and publishing as the broker, for the delivery-latency probe; optional. */
+  connectInProcess?(opts?: { asOperator?: boolean }): Duplex;
   publish?(topic: string, payload: string): Promise<void>;
+  /** The broker's bounds, what they stopped and what its bounded stores hold (the embedded broker's); optional. */
+  limitReport?(): LimitReport;
 }
 
 export interface MonitoredPlatform {
@@ -42,6 +45,9 @@ export interface DeviceSummary {
   name: string;
   category: string;
   parentId?: string;
+  /** The home it is in (`home-3`) and that home's region (`es`), when the population says. */
+  home?: string;
+  region?: string;
 }
 
 export interface DeviceDescription extends DeviceSummary {
@@ -85,13 +91,18 @@ export interface SimulationLike {
     }> }> };
   } | undefined;
   command(did: string, method: RpcMethodName, params: unknown): Promise<RpcResponse>;
+  /** Where each device lives (the dashboard searches by home). */
+  readonly population?: { readonly devices: ReadonlyArray<{ did: string; homeId: string; region: string }> };
 }
 
 /** A DeviceCommander over a simulation: devices from its population, commands through its operator session. */
 export function simulationCommander(sim: SimulationLike): DeviceCommander {
+  const homes = new Map((sim.population?.devices ?? []).map((p) => [p.did, p]));
   const summary = (d: NonNullable<ReturnType<SimulationLike['device']>>): DeviceSummary => {
     const s: DeviceSummary = { did: d.did, model: d.model.model, name: d.model.name, category: d.model.category };
     if (d.parentId) s.parentId = d.parentId;
+    const plan = homes.get(d.did);
+    if (plan) { s.home = plan.homeId; s.region = plan.region; }
     return s;
   };
   return {

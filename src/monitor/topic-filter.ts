@@ -1,22 +1,11 @@
 /**
- * MQTT 3.1.1 topic filters for the monitor's tap: validation with a message naming the problem,
- * and an index that finds every owner whose filters match a topic in time proportional to the
- * topic's depth, not to the number of owners or filters.
+ * MQTT 3.1.1 topic filters for the monitor's tap: validation with a message naming the problem
+ * (contract/mqtt-topics.ts, shared with the broker), and an index that finds every owner whose
+ * filters match a topic in time proportional to the topic's depth, not to the number of owners
+ * or filters.
  */
 
-/** Why `filter` is not a valid MQTT topic filter, or null when it is. */
-export function filterProblem(filter: string): string | null {
-  if (filter.length === 0) return 'a topic filter must not be empty';
-  if (Buffer.byteLength(filter, 'utf8') > 65_535) return 'a topic filter must be at most 65,535 bytes';
-  if (filter.includes('\u0000')) return 'a topic filter must not contain U+0000';
-  const levels = filter.split('/');
-  for (let i = 0; i < levels.length; i++) {
-    const l = levels[i]!;
-    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one';
-    if (l.includes('+') && l !== '+') return '"+" must be a whole level';
-  }
-  return null;
-}
+export { filterProblem } from '../contract/mqtt-topics.js';
 
 interface Node<T> {
   children: Map<string, Node<T>>;

@@ -9,6 +9,8 @@ import { checkScenario, loadScenario, parseDuration, type Scenario } from '../ca
 import { WIRE_PROFILES, type WireProfile } from '../contract/wire.js';
 import { OptionsError, ValidationError, type OptionProblem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import type { BrokerOptions } from '../broker/broker.js';
+import { limitProblems } from '../broker/limits.js';
 import type { Speed } from './drivers.js';
 
 export interface SimulationOptions {
@@ -34,8 +36,12 @@ export interface SimulationOptions {
    * runs every shard in a worker thread and merges what their platforms saw).
    */
   shard?: { index: number; count: number };
-  /** Embedded broker listeners. Ports: 0 = any free port, null = off. Defaults: TCP 1883, WebSocket off. */
-  broker?: { host?: string; mqttPort?: number | null; wsPort?: number | null };
+  /**
+   * The embedded broker: listeners (ports: 0 = any free port, null = off; defaults TCP 1883,
+   * WebSocket off), what anonymous clients may do, allowed web origins and bounds (BrokerOptions).
+   * The operator token is the simulation's.
+   */
+  broker?: Omit<BrokerOptions, 'operatorToken'>;
   /**
    * Run against a broker you operate instead of the embedded one (`mqtt://`, `ws://`, ...). Devices
    * and app users connect to it over sockets; the platform and the operator connect as clients
@@ -116,5 +122,6 @@ function optionProblems(opts: SimulationOptions, scenario: Scenario): OptionProb
   if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
     problems.push({ option: 'shard', message: `expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}` });
   }
+  for (const p of limitProblems(opts.broker ?? {})) problems.push({ ...p, option: `broker.${p.option}` });
   return problems;
 }

@@ -164,12 +164,7 @@ export class Simulation {
 
   /** Open the embedded broker; the operator, devices and app users connect to it. */
   private async connectEmbedded(): Promise<void> {
-    const b = this.opts.broker ?? {};
-    const brokerOpts: Parameters<typeof EmbeddedBroker.start>[0] = { operatorToken: this.operatorToken };
-    if (b.host !== undefined) brokerOpts.host = b.host;
-    if (b.mqttPort !== undefined) brokerOpts.mqttPort = b.mqttPort;
-    if (b.wsPort !== undefined) brokerOpts.wsPort = b.wsPort;
-    const broker = await EmbeddedBroker.start(brokerOpts);
+    const broker = await EmbeddedBroker.start({ ...this.opts.broker, operatorToken: this.operatorToken });
     this.broker_ = broker;
     this.platform.observe(broker);
     this.fleet.provision(broker.access, this.channel());

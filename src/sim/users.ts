@@ -48,20 +48,35 @@ export class RpcClient {
     });
   }
 
+  /** Requests sent and not yet answered, failed or timed out. */
+  get pending(): number { return this.waiting.size; }
+
+  /**
+   * Publish a request and resolve with its reply. One deadline covers the publish and the reply, and
+   * whatever happens (the request cannot be encoded, the publish fails or hangs on a stalled
+   * connection, the reply is late) the returned promise is the only one that settles: no timer is
+   * left to reject a promise nobody awaits.
+   */
   async request(did: string, method: string, params: unknown, timeoutMs: number): Promise<RpcResponse> {
     // A client that lost the broker fails at once rather than queueing (the caller's work must not wait for a reconnect).
     if (!this.client.connected) throw new AiotSimError('E_NOT_CONNECTED', 'protocol', `${method} to ${did}: not connected to the broker`);
     const id = this.idPrefix ? `${this.idPrefix}-${++this.seq}` : ++this.seq;
+    // Encoded before anything waits: params too deep or circular fail here.
+    const payload = JSON.stringify({ id, method, params });
     const key = `${did}#${id}`;
-    const reply = new Promise<RpcResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(key);
-        reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `no reply from ${did} to ${method} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(key, (res) => { clearTimeout(timer); resolve(res); });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new AiotSimError('E_RPC_TIMEOUT', 'protocol', `no reply from ${did} to ${method} within ${timeoutMs} ms`)), timeoutMs);
     });
-    await this.client.publishAsync(topics.rpcDown(did), JSON.stringify({ id, method, params }), { qos: 1 });
-    return reply;
+    const reply = new Promise<RpcResponse>((resolve) => this.waiting.set(key, resolve));
+    try {
+      // Promise.race handles whichever loses, so a late rejection of either is not left unhandled.
+      await Promise.race([this.client.publishAsync(topics.rpcDown(did), payload, { qos: 1 }), expired]);
+      return await Promise.race([reply, expired]);
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(key);
+    }
   }
 }
 

@@ -17,10 +17,10 @@ export function assertBuilt(): void {
 }
 
 /** Start `aiot-sim ARGS`; the caller owns the process (see `finish`). */
-export function spawnCli(args: string[], opts: { cwd?: string } = {}): ChildProcessWithoutNullStreams & { out: { stdout: string; stderr: string } } {
+export function spawnCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): ChildProcessWithoutNullStreams & { out: { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? PACKAGE_DIR,
-    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const out = { stdout: '', stderr: '' };
@@ -40,8 +40,11 @@ export async function finish(child: ReturnType<typeof spawnCli>, ms = 20_000): P
 }
 
 /** Run `aiot-sim ARGS` to completion. */
-export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  return finish(spawnCli(args, opts.cwd === undefined ? {} : { cwd: opts.cwd }), opts.timeoutMs ?? 20_000);
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  const spawnOpts: { cwd?: string; env?: Record<string, string> } = {};
+  if (opts.cwd !== undefined) spawnOpts.cwd = opts.cwd;
+  if (opts.env !== undefined) spawnOpts.env = opts.env;
+  return finish(spawnCli(args, spawnOpts), opts.timeoutMs ?? 20_000);
 }
 
 /** Resolve once the process has written text matching `re` on stderr (or reject on exit / after `ms`). */

@@ -57,3 +57,14 @@ export function subscribeGranted(client: MqttClient, filter: string): Promise<nu
     });
   });
 }
+
+/** The CONNACK return code a refused connect carried (MQTT.js puts it in err.code); throws if the connect was accepted. */
+export async function refusalCode(p: Promise<MqttClient>): Promise<number> {
+  try {
+    const c = await p;
+    c.end(true);
+  } catch (err) {
+    return (err as { code?: number }).code ?? -1;
+  }
+  throw new Error('the connection was accepted');
+}

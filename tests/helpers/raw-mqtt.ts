@@ -4,8 +4,10 @@
  * one read (what a fast publisher's socket buffer looks like). Bounded waits only.
  */
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { EmbeddedBroker } from '../../src/broker/broker.js';
+import { encode } from './mqtt-bytes.js';
 import { until } from './mqtt.js';
 
 export interface RawClient {
@@ -18,38 +20,24 @@ export interface RawClient {
   destroy(): void;
 }
 
-/** A fixed header announcing `length` bytes of body (Remaining Length as a varint), for hand-made packets. */
-export function fixedHeader(first: number, length: number): Buffer {
-  const out = [first];
-  let n = length;
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
-export function encode(packet: Packet): Buffer {
-  return mqttPacket.generate(packet);
-}
+export { connectPacket, encode, fixedHeader } from './mqtt-bytes.js';
 
 export function publishPacket(topic: string, payload: string | Buffer): Buffer {
   return encode({ cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: 0, retain: false, dup: false });
 }
 
-/** Connect (CONNECT/CONNACK) a raw client over the in-process pipe. Rejects if the broker refuses. */
-export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { clientId: string; username?: string; password?: string }): Promise<RawClient> {
-  const stream = broker.connectInProcess();
+/** The raw client over any byte stream: every packet the broker sends, parsed, and whether it closed. */
+function rawClient(stream: Duplex): RawClient & { whenClosed(ms?: number): Promise<void> } {
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   const packets: Packet[] = [];
   let closed = false;
+  const onClose: Array<() => void> = [];
   stream.on('data', (d: Buffer) => parser.parse(d));
-  stream.on('close', () => { closed = true; });
+  stream.on('close', () => { closed = true; for (const f of onClose.splice(0)) f(); });
   stream.on('error', () => undefined);
   parser.on('packet', (p) => packets.push(p));
-  const client: RawClient = {
+  parser.on('error', () => undefined);
+  return {
     stream,
     packets,
     closed: () => closed,
@@ -60,8 +48,20 @@ export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { client
       if (!p) throw new Error(`connection closed before ${cmd}`);
       return p;
     },
+    whenClosed(ms = 5000) {
+      if (closed) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`the broker did not close the connection within ${ms} ms`)), ms);
+        onClose.push(() => { clearTimeout(t); resolve(); });
+      });
+    },
     destroy: () => { stream.destroy(); },
   };
+}
+
+/** Connect (CONNECT/CONNACK) a raw client over the in-process pipe. Rejects if the broker refuses. */
+export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { clientId: string; username?: string; password?: string }): Promise<RawClient> {
+  const client = rawClient(broker.connectInProcess());
   const connect: Packet = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: opts.clientId, keepalive: 0 };
   if (opts.username !== undefined) connect.username = opts.username;
   if (opts.password !== undefined) connect.password = Buffer.from(opts.password);
@@ -72,4 +72,22 @@ export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { client
     throw new Error(`CONNACK refused with return code ${connack.returnCode}`);
   }
   return client;
+}
+
+/** A raw byte connection to a broker's TCP listener: what it received, parsed, and whether it closed. */
+export interface RawSocket extends RawClient {
+  socket: Socket;
+  /** Resolves when the broker closed the connection; rejects after `ms`. */
+  whenClosed(ms?: number): Promise<void>;
+}
+
+/** Open a TCP connection to `port` on the loopback (no CONNECT sent). */
+export async function rawTcp(port: number, host = '127.0.0.1'): Promise<RawSocket> {
+  const socket = netConnect({ host, port });
+  const client = rawClient(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('close', () => reject(new Error(`connection to ${host}:${port} closed before it opened`)));
+  });
+  return { ...client, socket };
 }

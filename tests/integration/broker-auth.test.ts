@@ -6,7 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EmbeddedBroker, type ClientInfo } from '../../src/broker/broker.js';
 import { useCleanup } from '../helpers/cleanup.js';
-import { connectInProcess, connectTcp, nextMessage, subscribeGranted, until } from '../helpers/mqtt.js';
+import { connectInProcess, connectTcp, nextMessage, refusalCode, subscribeGranted, until } from '../helpers/mqtt.js';
 
 const OPERATOR_TOKEN = 'op-secret-0123';
 const D1 = '100000001';
@@ -26,17 +26,6 @@ function closed(client: MqttClient, ms = 5000): Promise<void> {
     const t = setTimeout(() => reject(new Error(`connection not closed within ${ms} ms`)), ms);
     client.once('close', () => { clearTimeout(t); resolve(); });
   });
-}
-
-/** The CONNACK return code a refused connect carried (MQTT.js puts it in err.code). */
-async function refusalCode(p: Promise<MqttClient>): Promise<number> {
-  try {
-    const c = await p;
-    c.end(true);
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
-  throw new Error('the connection was accepted');
 }
 
 describe.each<[string, Connect]>([
@@ -156,7 +145,8 @@ describe.each<[string, Connect]>([
     expect(d1.connected).toBe(true); // a refused subscription does not end the session
   });
 
-  it('lets an anonymous observer subscribe to device/# and $SYS/# but not publish to device/', async () => {
+  it('lets an anonymous observer subscribe to device/# and $SYS/# but not publish to device/ (anonymous: all)', async () => {
+    broker.access.anonymous = 'all'; // the default before issue 14; private-by-default is tested in broker-privacy.test.ts
     const obs = await observer();
     expect(await subscribeGranted(obs, 'device/#')).toEqual([0]);
     expect(await subscribeGranted(obs, '$SYS/#')).toEqual([0]);
@@ -227,7 +217,7 @@ describe.each<[string, Connect]>([
     await d2.subscribeAsync(`device/${D2}/down/#`, { qos: 1 });
     const seen2: string[] = [];
     d2.on('message', (t, p) => seen2.push(`${t} ${p.toString()}`));
-    const app = await open({ clientId: `app-u1-${transport}`, username: `app:${U1}`, password: U1_TOKEN });
+    const app = await open({ clientId: `app-${U1}-${transport}`, username: `app:${U1}`, password: U1_TOKEN });
     const own = nextMessage(d1, (t, p) => t === `device/${D1}/down/rpc` && p === 'from-owner');
     await app.publishAsync(`device/${D1}/down/rpc`, 'from-owner', { qos: 1 });
     await own;

@@ -50,7 +50,8 @@ describe('households on the virtual clock', () => {
 
   it('app users command their devices through the broker, and the commands change device state', { timeout: 60_000 }, async () => {
     const sim = track(await createSimulation({ scenario: lively(3), speed: 'manual', broker: { mqttPort: 0, wsPort: 0 } }));
-    const watcher = await connectTcp(sim.broker);
+    // As the operator: app sessions and commands are private to anonymous clients (issue 14).
+    const watcher = await connectTcp(sim.broker, { username: 'operator', password: sim.operatorToken });
     await watcher.subscribeAsync(['app/+/session', 'device/+/down/rpc', 'device/+/up/event_occured/+/+', 'device/+/up/properties_changed/2/1']);
     const seen = { sessions: 0, commands: 0, voice: 0, switchedOn: 0 };
     watcher.on('message', (topic, payload) => {
@@ -83,7 +84,7 @@ describe('households on the virtual clock', () => {
   it('publishes the platform figures, scaled, on a retained $SYS topic', { timeout: 30_000 }, async () => {
     const sim = track(await createSimulation({ scenario: { ...lively(6, { duration: '2h' }), scale: 1000 }, speed: 'manual', broker: { mqttPort: 0, wsPort: null } }));
     await sim.advance(HOUR);
-    const watcher = await connectTcp(sim.broker);
+    const watcher = await connectTcp(sim.broker, { username: 'operator', password: sim.operatorToken });
     const got = nextMessage(watcher, (t) => t === '$SYS/aiot-sim/platform');
     await watcher.subscribeAsync('$SYS/aiot-sim/#');
     const body = JSON.parse((await got).payload) as { connections: { online: number }; scale: number; scaled: { connections: number }; eventTime: number };

@@ -3,13 +3,15 @@
  * the device API reading and commanding devices through the broker, and the page's files.
  * Real `fetch` against port 0, loopback only.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MonitorServer } from '../../src/monitor/server.js';
 import { monitorSimulation } from '../../src/monitor/simulation.js';
 import type { PlatformSnapshot } from '../../src/platform/service.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
-import { until } from '../helpers/mqtt.js';
+import { connectTcp, until } from '../helpers/mqtt.js';
 import { tinyScenario } from '../helpers/scenario.js';
+import { openMonitor, wsUrl } from '../helpers/ws.js';
 
 const LIGHT = 'yeelink.light.mono6';
 
@@ -23,6 +25,20 @@ function parseMetrics(text: string): Map<string, number> {
     out.set(m[1]!, Number(m[2]));
   }
   return out;
+}
+
+/** An HTTP request exactly as given (fetch will not send a request target like `//app.js` or set `Host`). */
+function raw(base: string, target: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, method: init.method ?? 'GET', path: target, headers: init.headers ?? {} }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
 }
 
 describe('monitor HTTP server on a simulation', () => {
@@ -174,5 +190,115 @@ describe('monitor HTTP server on a simulation', () => {
     }
     expect((await get('/../package.json')).status).toBe(404);
     expect((await get('/vendor/../../package.json')).status).toBe(404);
+  });
+
+  it('reports the broker\'s bounds, what they stopped and what its stores hold', async () => {
+    const read = async (): Promise<Map<string, number>> => parseMetrics(await (await get('/metrics', { headers: auth() })).text());
+    const a = await read();
+    expect(a.get('aiot_sim_broker_limit{limit="connections"}')).toBe(10_000);
+    expect(a.get('aiot_sim_broker_limit{limit="packet_size_bytes"}')).toBe(256 * 1024);
+    expect(a.get('aiot_sim_broker_limit{limit="keepalive_seconds"}')).toBe(300);
+    expect(a.get('aiot_sim_broker_limit{limit="queued_messages"}')).toBe(1000);
+    expect(a.get('aiot_sim_broker_limit{limit="retained_bytes"}')).toBe(64 * 1024 * 1024);
+    expect(a.get('aiot_sim_broker_connections{listener="tcp"}')).toBe(0);
+    expect(a.get('aiot_sim_broker_retained_messages')).toBe(0); // devices' state is outside the bound
+    const hits = a.get('aiot_sim_broker_limit_hits_total{limit="client_id_length"}')!;
+    expect(hits).toBe(0);
+    await expect(connectTcp(sim.broker, { clientId: 'x'.repeat(500) })).rejects.toMatchObject({ code: 2 });
+    const b = await read();
+    expect(b.get('aiot_sim_broker_limit_hits_total{limit="client_id_length"}')).toBe(hits + 1);
+  });
+
+  // Issue 14, item 1: a body nested 10,000 deep answered 504 and left a timer that ended the process 10 s later.
+  it('refuses a command body nested deeper than any request before parsing it, and keeps serving', async () => {
+    const params = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const res = await get(`/api/devices/${did}/rpc`, {
+      method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: `{"method":"get_properties","params":${params}}`,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/body: arrays or objects nested more than 32 deep/);
+    const ok = await get(`/api/devices/${did}/rpc`, {
+      method: 'POST', headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ method: 'get_properties', params: [{ did, siid: 2, piid: 1 }] }),
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  it('answers a /ws frame nested too deep with an error frame and keeps the connection', async () => {
+    const m = await openMonitor(wsUrl(monitor.url, sim.operatorToken));
+    try {
+      await m.next('snapshot');
+      m.send(`{"type":${'['.repeat(30_000)}${']'.repeat(30_000)}}`);
+      const err = await m.next('error');
+      expect(err).toMatchObject({ code: 'E_JSON', message: 'the frame nests arrays or objects more than 32 deep' });
+      m.send({ type: 'ping' });
+      await m.next('pong');
+    } finally {
+      await m.close();
+    }
+  });
+
+  // Issue 14, item 6: `//app.js` was parsed as a URL with `app.js` as its host (and served the page).
+  it('takes a request target that starts with // as a path', async () => {
+    const res = await raw(monitor.url, '//app.js');
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.body)).toEqual({ error: 'no such page: //app.js' });
+    expect((await raw(monitor.url, 'http://elsewhere/app.js')).status).toBe(400);
+  });
+
+  // Issue 14, item 5: DNS rebinding (a foreign name resolving to 127.0.0.1) and cross-site pages.
+  it('serves only Host names that cannot be rebound, and pages of its own host', async () => {
+    const port = monitor.address!.port;
+    const refused0 = (await (await get('/metrics', { headers: auth() })).text()).match(/aiot_sim_monitor_refused_requests_total\{reason="host"\} (\d+)/)?.[1] ?? '0';
+    const rebound = await raw(monitor.url, '/healthz', { headers: { host: `rebind.example:${port}` } });
+    expect(rebound.status).toBe(403);
+    expect(JSON.parse(rebound.body).error).toMatch(/Host "rebind.example:\d+" is not served here \(DNS rebinding guard\)/);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      expect((await raw(monitor.url, '/healthz', { headers: { host } })).status, host).toBe(200);
+    }
+    const token = { authorization: `Bearer ${sim.operatorToken}` };
+    const cross = await raw(monitor.url, '/api/snapshot', { headers: { ...token, origin: 'http://evil.example' } });
+    expect(cross.status).toBe(403);
+    expect(JSON.parse(cross.body).error).toMatch(/Origin "http:\/\/evil.example" may not use this listener/);
+    expect((await raw(monitor.url, '/api/snapshot', { headers: { ...token, origin: 'null' } })).status).toBe(403);
+    expect((await raw(monitor.url, '/api/snapshot', { headers: { ...token, origin: `http://127.0.0.1:${port}` } })).status).toBe(200);
+    expect((await raw(monitor.url, '/api/snapshot', { headers: { ...token, origin: 'http://localhost:3000' } })).status).toBe(200);
+    // The WebSocket endpoint: refused at the upgrade, before the token is even looked at.
+    await expect(openMonitor(wsUrl(monitor.url, sim.operatorToken), { origin: 'http://evil.example' })).rejects.toMatchObject({ status: 403 });
+    await expect(openMonitor(wsUrl(monitor.url, sim.operatorToken), { headers: { host: `rebind.example:${port}` } })).rejects.toMatchObject({ status: 403 });
+    const own = await openMonitor(wsUrl(monitor.url, sim.operatorToken), { origin: `http://127.0.0.1:${port}` });
+    await own.close();
+    const metrics = await (await get('/metrics', { headers: auth() })).text();
+    expect(Number(metrics.match(/aiot_sim_monitor_refused_requests_total\{reason="host"\} (\d+)/)?.[1])).toBe(Number(refused0) + 2);
+    expect(Number(metrics.match(/aiot_sim_monitor_refused_requests_total\{reason="origin"\} (\d+)/)?.[1])).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('monitor with allowed origins', () => {
+  let sim: Simulation;
+  let monitor: MonitorServer;
+
+  beforeAll(async () => {
+    sim = await createSimulation({ scenario: tinyScenario({ homes: 1, mix: { plug: 1 }, devicesPerHome: { '1': 1 }, regions: { es: 1 } }), speed: 'manual', broker: { mqttPort: 0, wsPort: null } });
+    monitor = await monitorSimulation(sim, { port: 0, probeIntervalMs: null, allowOrigins: ['https://dashboard.example:8443'] });
+  });
+
+  afterAll(async () => {
+    await monitor?.stop();
+    await sim?.stop();
+  });
+
+  it('lets pages of an allowed origin in, under their own host name too', async () => {
+    const port = monitor.address!.port;
+    const headers = { authorization: `Bearer ${sim.operatorToken}` };
+    expect((await raw(monitor.url, '/api/snapshot', { headers: { ...headers, origin: 'https://dashboard.example:8443' } })).status).toBe(200);
+    expect((await raw(monitor.url, '/api/snapshot', { headers: { ...headers, origin: 'https://dashboard.example' } })).status).toBe(403);
+    expect((await raw(monitor.url, '/healthz', { headers: { host: `dashboard.example:${port}` } })).status).toBe(200);
+    expect((await raw(monitor.url, '/healthz', { headers: { host: `other.example:${port}` } })).status).toBe(403);
+  });
+
+  it('refuses an allowed origin that is not an origin, naming it', async () => {
+    await expect(monitorSimulation(sim, { port: 0, probeIntervalMs: null, allowOrigins: ['dashboard.example'] }))
+      .rejects.toThrow('allowOrigins: "dashboard.example" is not an origin');
   });
 });

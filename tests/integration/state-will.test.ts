@@ -23,6 +23,7 @@ function collectStates(client: MqttClient): Received[] {
 
 // What each test starts (a simulation or a broker, and clients), torn down after it.
 const track = useCleanup();
+// The observers here read device state as the operator: anonymous clients get it without the owner's uid (issue 14).
 
 describe('retained states of a running simulation', () => {
   it('gives a fresh observer a retained "online" state for every device but BLE children, Zigbee children with parent_id', async () => {
@@ -42,7 +43,7 @@ describe('retained states of a running simulation', () => {
     // through their gateway (above), and a fresh observer finds a state for everyone else.
     const stated = plans.filter((d) => d.model.transport !== 'ble');
     expect(stated.length).toBeLessThan(plans.length); // the mix has BLE children too
-    const obs = track(await connectTcp(s.broker, { clientId: 'fresh-observer' }));
+    const obs = track(await connectTcp(s.broker, { clientId: 'fresh-observer', username: 'operator', password: s.operatorToken }));
     const states = collectStates(obs);
     await obs.subscribeAsync('device/+/state');
     await until(() => states.length >= stated.length, 5000, 'a retained state per device');
@@ -78,7 +79,7 @@ describe('stopping a simulation', () => {
     s.broker.on('message', (topic, payload) => {
       if (topic.endsWith('/state')) atBroker.push(JSON.parse(payload.toString()) as StatePayload);
     });
-    const obs = track(await connectTcp(s.broker, { clientId: 'stop-observer' }));
+    const obs = track(await connectTcp(s.broker, { clientId: 'stop-observer', username: 'operator', password: s.operatorToken }));
     const states = collectStates(obs);
     await obs.subscribeAsync('device/+/state', { qos: 1 });
     await until(() => states.length === plans.length, 5000, 'the retained online states');
@@ -104,7 +105,7 @@ describe('last will of a simulated device session', () => {
     }));
     const plan = s.population.sessions[0]!;
     await until(() => s.platform.registry.isOnline(plan.did), 5000, 'the device online');
-    const obs = track(await connectTcp(s.broker, { clientId: 'sim-will-observer' }));
+    const obs = track(await connectTcp(s.broker, { clientId: 'sim-will-observer', username: 'operator', password: s.operatorToken }));
     const will = nextMessage(obs, (t, p) => t === `device/${plan.did}/state` && p.includes('"offline"'));
     await obs.subscribeAsync(`device/${plan.did}/state`, { qos: 1 });
     // Drop the device's connection at the broker, as a lost network would (no DISCONNECT).
@@ -134,7 +135,7 @@ describe.each<[string, (b: EmbeddedBroker, o?: IClientOptions) => Promise<MqttCl
     const broker = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'op-token-xyz' }));
     broker.access.registerDevice(DID, { token: `token-${DID}`, uid: '1000000009' });
     broker.access.registerDevice(CLEAN, { token: `token-${CLEAN}`, uid: '1000000009' });
-    const obs = track(await connect(broker, { clientId: 'will-observer' }));
+    const obs = track(await connect(broker, { clientId: 'will-observer', username: 'operator', password: 'op-token-xyz' }));
     const seen = collectStates(obs);
     await obs.subscribeAsync('device/+/state', { qos: 1 });
 
@@ -161,7 +162,7 @@ describe.each<[string, (b: EmbeddedBroker, o?: IClientOptions) => Promise<MqttCl
     expect(seen.some((r) => r.body.device_id === CLEAN && r.body.event === 'offline')).toBe(false);
 
     // The will was retained: a later observer learns the device is offline.
-    const late = track(await connect(broker, { clientId: 'late-observer' }));
+    const late = track(await connect(broker, { clientId: 'late-observer', username: 'operator', password: 'op-token-xyz' }));
     const lateStates = collectStates(late);
     await late.subscribeAsync(`device/${DID}/state`);
     await until(() => lateStates.length > 0, 5000, 'the retained state');

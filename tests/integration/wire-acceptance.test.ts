@@ -1,7 +1,8 @@
 /**
- * Xiaomi's acceptance rules over whole runs, in both wire profiles: an anonymous consumer on `#`
- * over a real TCP socket judges every device-side message it gets with rules written from
- * Xiaomi's client (tests/helpers/xiaomi-acceptance.ts), and so does a pass over the run's trace
+ * Xiaomi's acceptance rules over whole runs, in both wire profiles: a consumer on `#` (as the
+ * operator: anonymous clients get neither RPC replies nor owners' uids) over a real TCP socket
+ * judges every device-side message it gets with rules written from Xiaomi's client
+ * (tests/helpers/xiaomi-acceptance.ts), and so does a pass over the run's trace
  * file (which also holds what devices said while the broker closed at the end). None may be
  * rejected, and every kind must have been seen, so the test cannot pass on an empty stream.
  */
@@ -38,7 +39,7 @@ async function judgedRun(scenario: string | Record<string, unknown>, wire: WireP
   const live = new AcceptanceTally();
   let atBroker = 0;
   let liveSeen = 0;
-  const consumer = track(await connectTcp(sim.broker, { clientId: `xiaomi-consumer-${wire}` }));
+  const consumer = track(await connectTcp(sim.broker, { clientId: `xiaomi-consumer-${wire}`, username: 'operator', password: sim.operatorToken }));
   // Retained states arrive on subscribing: judged too, but only live messages are counted against the broker's.
   consumer.on('message', (topic, payload, packet) => {
     if (live.add(topic, payload.toString('utf8')) && !packet.retain) liveSeen++;

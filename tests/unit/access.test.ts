@@ -85,6 +85,7 @@ describe('broker access rules', () => {
     expect(d.canPublish({ role: 'observer' }, 'device/111/up/rpc')).not.toBe(true);
     expect(d.canPublish({ role: 'observer' }, 'app/u1/x')).not.toBe(true);
     expect(d.canPublish({ role: 'observer' }, 'bench/reply')).toBe(true);
+    d.anonymous = 'all'; // what every anonymous client could do before --anonymous (issue 14)
     expect(d.canSubscribe({ role: 'observer' }, 'device/#')).toBe(true);
     expect(d.canSubscribe({ role: 'observer' }, '$SYS/#')).toBe(true);
   });

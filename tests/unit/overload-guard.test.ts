@@ -34,4 +34,27 @@ describe('OverloadGuard', () => {
     const d = new OverloadGuard();
     expect([d.qos0Bytes, d.qos1Bytes]).toEqual([1 << 20, 16 << 20]);
   });
+
+  it('stops feeding subscribers that are behind once all backlogs together pass the total bound (issue 14)', () => {
+    const g = new OverloadGuard({ qos0Bytes: 1 << 20, qos1Bytes: 16 << 20, totalBytes: 1 << 20 });
+    const stalled = Array.from({ length: 4 }, () => ({ writableLength: 300 * 1024 }));
+    const fast = { writableLength: 0 };
+    // Under the total, each stalled one still gets messages (each is under its own bounds).
+    expect(g.admit(stalled[0]!, 1)).toBe(true);
+    expect(g.admit(stalled[1]!, 1)).toBe(true);
+    expect(g.admit(stalled[2]!, 1)).toBe(true);
+    expect(g.totalBacklog).toBe(900 * 1024);
+    // The fourth takes the total over 1 MiB: it, and every other one behind, gets nothing; a subscriber keeping up still does.
+    expect(g.admit(stalled[3]!, 0)).toBe(false);
+    expect(g.admit(stalled[0]!, 1)).toBe(false);
+    expect(g.admit(fast, 0)).toBe(true);
+    expect(g.shedOverTotal).toBe(2);
+    expect(g.stats.shedQos0 + g.stats.shedQos1).toBe(2);
+    // Two drain or close: the total falls under the bound and deliveries resume.
+    stalled[0]!.writableLength = 0;
+    g.refresh(stalled[0]!);
+    g.forget(stalled[1]!);
+    expect(g.totalBacklog).toBe(600 * 1024);
+    expect(g.admit(stalled[2]!, 1)).toBe(true);
+  });
 });

@@ -141,7 +141,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
     const st = this.state_;
     if (st === 'new' || st === 'ended') return;
     const e = this.engine;
-    e.trace.record(e.clock.now(), topic, payload);
+    e.trace.record(e.clock.now(), topic, payload, opts.qos, opts.retain);
     const up = st === 'connected' && this.link !== null;
     if (opts.qos === 0) {
       // QoS 0 is not kept while disconnected (as mqtt.js with queueQoSZero off).
