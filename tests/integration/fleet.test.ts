@@ -16,7 +16,7 @@ import { Gauge } from '../../src/sim/waits.js';
 import { TraceRecorder } from '../../src/sim/trace.js';
 import { createSimulation } from '../../src/sim/simulation.js';
 import { useCleanup } from '../helpers/cleanup.js';
-import { connectInProcess, nextMessage, until } from '../helpers/mqtt.js';
+import { connectInProcess, nextMessage, refusalCode, until } from '../helpers/mqtt.js';
 import { RIG_START, rigScenario, startRig, type Rig } from '../helpers/sim-rig.js';
 
 /** What crossed one connection, parsed: `up` from the session to the broker, `down` back. */
@@ -154,6 +154,24 @@ describe('a fleet session on the wire', () => {
     expect(again[0]!.payload.toString()).toBe('{"params":{"seq":1}}');
     await until(() => of(second.down, 'puback').some((p) => p.messageId === again[0]!.messageId), 5000, 'its PUBACK');
     expect(s.reconnectAttempts).toBe(1);
+  });
+
+  it('keeps its client id: another device\'s or the operator\'s CONNECT with its did is refused, and it stays up', { timeout: 20_000 }, async () => {
+    const r = await rig();
+    const s = r.gateway;
+    const other = r.fleet.sessionPlans().find((p) => p.device.did !== s.did)!;
+    // The broker's rule (issue 14): a device's did is its own client id; CONNACK 2 for anyone else.
+    expect(await refusalCode(connectInProcess(r.broker, { clientId: s.did, username: other.device.did, password: other.token, clean: false }))).toBe(2);
+    expect(await refusalCode(connectInProcess(r.broker, { clientId: s.did, username: 'operator', password: 'rig' }))).toBe(2);
+    expect(s.state).toBe('connected');
+    expect(r.byClient.get(s.did)).toHaveLength(1);
+    expect(s.reconnectAttempts).toBe(0);
+    // Still served: a command reaches it and it answers.
+    const op = track(await connectInProcess(r.broker, { clientId: 'op', username: 'operator', password: 'rig' }));
+    await op.subscribeAsync(topics.rpcUp(s.did), { qos: 1 });
+    const reply = nextMessage(op, (t) => t === topics.rpcUp(s.did));
+    await op.publishAsync(topics.rpcDown(s.did), JSON.stringify({ id: 11, method: 'get_properties', params: [{ did: s.did, siid: 1, piid: 1 }] }), { qos: 1 });
+    expect(JSON.parse((await reply).payload)).toMatchObject({ id: 11 });
   });
 
   it('is refused with the broker\'s reason when its token is wrong, and nothing else is started', { timeout: 20_000 }, async () => {
