@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log } from './common.js';
 
-/** main just before the fleet engine (issue 15). */
-const DEFAULT_REF = 'bb60d39';
+/** main just before the fleet engine (issue 15), with issue 14's broker (limits, owned client ids). */
+const DEFAULT_REF = '4bb76a5';
 
 export type Baseline = { ref: string; commit: string; dist: string } | { ref: string; skipped: string };
 
