@@ -170,13 +170,16 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
   }
   const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
+  // follow() takes Ctrl-C before its first await: only then may the line below say so (whoever
+  // reads it may send SIGINT at once, and before the handler it would end the process unstopped).
+  const following = follow(sim, v.report, progress, out, err);
   if (!quiet && !opts.externalBroker) {
     const b = sim.broker;
     const hub = opts.wire === 'local-hub' ? ` -t '${HUB_PREFIX}#'` : '';
     err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#'${hub} -v   (Ctrl-C stops)\n`);
   }
   try {
-    return await follow(sim, v.report, progress, out, err);
+    return await following;
   } finally {
     await monitor.stop();
   }

@@ -19,7 +19,7 @@ describe('memory', () => {
   it('run starts itself with V8\'s heap sized to the machine', { timeout: 30_000 }, async () => {
     assertBuilt();
     const child = track(spawnCli(['run', '--duration', '30s', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0']));
-    // Printed just before the run takes Ctrl-C (its signal handlers are installed in the same turn).
+    // Printed once the run takes Ctrl-C (its signal handlers are installed first).
     await waitForStderr(child, /Ctrl-C stops/);
     // The command's process waits for the one it started, which runs the simulation.
     const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
