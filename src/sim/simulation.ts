@@ -233,7 +233,7 @@ export class Simulation {
       devices: this.fleet.devices.size,
       sessions: this.pool.sessions.length,
       sessionsConnected: this.pool.connected.value,
-      online: this.platform.registry.size,
+      online: this.platform.online,
       published: c.published,
       delivered: c.delivered,
       rejected: c.rejected,
