@@ -33,10 +33,19 @@ export class PlatformService {
    * Where the counts go: in this process (the default, `MemoryStore`), or a store shared with other
    * processes or threads (`RedisStore`, a worker thread's batches), whose figures are everyone's.
    */
-  readonly store: PlatformStore;
+  private store_: PlatformStore;
+  private counted = false;
 
   constructor(private readonly lookup: DeviceLookup, store: PlatformStore = new MemoryStore()) {
-    this.store = store;
+    this.store_ = store;
+  }
+
+  get store(): PlatformStore { return this.store_; }
+
+  /** Count into `store` from now on; only before anything was counted. */
+  useStore(store: PlatformStore): void {
+    if (this.counted) throw new Error('platform.useStore(): the platform has already counted into another store');
+    this.store_ = store;
   }
 
   /** The in-process store's connection registry (only a platform counting in this process has one). */
@@ -55,6 +64,7 @@ export class PlatformService {
 
   /** Start observing a broker. */
   observe(feed: BrokerFeed): void {
+    this.counted = true;
     feed.on('clientReady', (info) => {
       if (info.principal.role === 'device') this.store.sessionUp(info.clientId, info.transport, info.connId);
     });
@@ -67,6 +77,7 @@ export class PlatformService {
 
   /** Feed one device message (also used when observing an external broker as a client). */
   onMessage(topic: string, payload: Buffer): void {
+    this.counted = true;
     if (topic.startsWith('app/')) return this.onAppMessage(topic, payload);
     const t = parseDeviceTopic(topic);
     if (!t) return;

@@ -49,6 +49,12 @@ export interface SimulationOptions {
    * platform counts connections from state messages and last wills.
    */
   externalBroker?: { url: string; username?: string; password?: string };
+  /**
+   * Count the platform's figures into a store shared with other processes: `redis://HOST:PORT[/DB]`
+   * (see RedisStore). Every process naming the same Redis counts into one store, and the run's
+   * figures (report, monitor) are everyone's. Default: this process' own in-memory store.
+   */
+  platform?: string;
   /** How device sessions reach the embedded broker. Default "in-process" (no socket per device). */
   deviceTransport?: 'in-process' | 'tcp';
   /** Password of the `operator` account; random when omitted. */

@@ -17,6 +17,7 @@ import { DEFAULT_WIRE, type RpcResponse } from '../contract/wire.js';
 import type { Device } from '../device/device.js';
 import { AiotSimError } from '../errors.js';
 import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
+import { RedisStore } from '../platform/redis-store.js';
 import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
@@ -71,6 +72,7 @@ export class Simulation {
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<RunReport> | null = null;
   private shardState: PlatformState | null = null;
+  private redisStore: RedisStore | null = null;
   private readonly virtualStart: number;
   private readonly virtualEnd: number | null;
 
@@ -141,6 +143,7 @@ export class Simulation {
     this.wallStart = performance.now();
     if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
     try {
+      if (this.opts.platform) await this.connectStore(this.opts.platform);
       if (this.opts.externalBroker) await this.connectExternal(this.opts.externalBroker);
       else await this.connectEmbedded();
       await this.goLive();
@@ -149,6 +152,15 @@ export class Simulation {
       this.state = 'stopped';
       throw err;
     }
+  }
+
+  /** Count into the shared store at `url`; its figures (everyone's) are the run's, and so are fault records. */
+  private async connectStore(url: string): Promise<void> {
+    const sh = this.opts.shard;
+    const store = await RedisStore.connect(url, sh ? { writer: `shard ${sh.index + 1}/${sh.count}` } : {});
+    this.redisStore = store;
+    this.platform.useStore(store);
+    this.faults.on('fault', (n) => store.recordFault(n.index, n.record));
   }
 
   /** Open the embedded broker; the operator, devices and app users connect to it. */
@@ -295,8 +307,9 @@ export class Simulation {
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     await this.pool.settle();
     if (this.observer) await this.observer.quiet();
+    await this.platform.settle();
     const snapshot = this.platform.snapshot();
-    if (this.opts.shard) this.shardState = this.platform.exportState();
+    if (this.opts.shard && !this.redisStore) this.shardState = this.platform.exportState();
     await this.publishPlatform();
     for (const d of this.fleet.devices.values()) d.stop();
     await this.pool.stop();
@@ -304,14 +317,17 @@ export class Simulation {
     const counters = this.counters();
     const digest = await this.trace.finish();
     await this.shutdown();
+    const store = this.redisStore ? { kind: 'redis' as const, ...this.redisStore.health } : null;
     this.state = 'stopped';
-    return buildReport({
+    const report = buildReport({
       scenario: this.scenario, seed: this.seed, speed: this.speed, virtualStart: this.virtualStart,
       virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
       counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
       devices: this.fleet.devices.size, sessions: this.pool.sessions.length, operatorToken: this.operatorToken,
       activity: this.activity(), faults: this.faults.records,
     });
+    if (store) report.platformStore = store;
+    return report;
   }
 
   /** The scenario's reconnection settings as a backoff policy (milliseconds). */
@@ -386,6 +402,8 @@ export class Simulation {
     this.observer = null;
     if (obs) await obs.close();
     if (this.broker_) await this.broker_.close();
+    // Last: what the broker's last sessions left (their offline states) is counted too.
+    await this.redisStore?.close();
   }
 }
 
