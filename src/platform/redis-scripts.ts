@@ -14,7 +14,7 @@
  * | `sconn`, `strans` | hash | did -> its MQTT session's connection id and transport |
  * | `kids:{gw}` | set | the children a gateway announced |
  * | `seen`, `owners` | set, hash | devices ever seen online; uid -> how many of them it owns |
- * | `hi`, `dd:{did}` | hash, string | per device: highest event `seq`, and a 512-bit window of those below it (de-duplication) |
+ * | `hi`, `lo`, `dd:{did}` | hash, hash, string | per device: highest and lowest event `seq` seen, and a 512-bit window of those below the highest (de-duplication) |
  * | `h:{window}:{day}` | HyperLogLog | distinct ids active that event-time day (PFADD, PFCOUNT; 0.81 % standard error) |
  * | `s:{window}:{day}`, `x:{window}:{day}` | set, string | the same ids exactly while at most 2,048 (then `x` marks the day as sketch-only) |
  * | `days:{window}`, `first`, `latest` | sorted set, hash, hash | the days a window holds (31 kept), its first and latest day |
@@ -165,26 +165,39 @@ local function event(did, seq)
   local stats = P .. 'stats'
   local bits = P .. 'dd:' .. did
   local high = tonumber(call('HGET', P .. 'hi', did))
-  -- The first number seen is the baseline: a device may have counted before the platform watched.
-  if not high then high = seq - 1 end
-  if seq > high then
+  local function accept()
+    call('SETBIT', bits, seq % WIN, 1)
+    call('HINCRBY', stats, 'accepted', 1)
+    call('HINCRBY', P .. 'kinds', 'event_occured', 1)
+  end
+  if not high then
+    -- The first number seen starts the device's range: it may have counted before the platform
+    -- watched, and with several observers (a shared subscription) its events may arrive out of order.
+    call('HSET', P .. 'hi', did, seq)
+    call('HSET', P .. 'lo', did, seq)
+    call('DEL', bits)
+    accept()
+  elseif seq > high then
     local gap = seq - high - 1
     if seq - high >= WIN then call('DEL', bits)
     else for s = high + 1, seq do call('SETBIT', bits, s % WIN, 0) end end
     if gap > 0 then call('HINCRBY', stats, 'missing', gap) end
     call('HSET', P .. 'hi', did, seq)
-    call('SETBIT', bits, seq % WIN, 1)
-    call('HINCRBY', stats, 'accepted', 1)
-    call('HINCRBY', P .. 'kinds', 'event_occured', 1)
+    accept()
   elseif seq <= high - WIN then
     call('HINCRBY', stats, 'tooOld', 1)
   elseif call('GETBIT', bits, seq % WIN) == 1 then
     call('HINCRBY', stats, 'duplicates', 1)
   else
-    call('SETBIT', bits, seq % WIN, 1)
-    call('HINCRBY', stats, 'missing', -1)
-    call('HINCRBY', stats, 'accepted', 1)
-    call('HINCRBY', P .. 'kinds', 'event_occured', 1)
+    local lo = tonumber(call('HGET', P .. 'lo', did)) or seq
+    if seq < lo then
+      -- Below the lowest seen: the range grows down, the numbers between are missing (for now).
+      if lo - seq - 1 > 0 then call('HINCRBY', stats, 'missing', lo - seq - 1) end
+      call('HSET', P .. 'lo', did, seq)
+    else
+      call('HINCRBY', stats, 'missing', -1)
+    end
+    accept()
   end
 end
 

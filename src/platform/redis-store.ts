@@ -63,6 +63,9 @@ interface RawView {
   faults: string[] | Record<string, never>;
 }
 
+/** Where a shard of a run is: started, at its end, its figures read (then it may stop its devices). */
+export type ShardMark = 'started' | 'done' | 'read';
+
 type ScriptRedis = Redis & {
   aiotApply(...args: string[]): Promise<number>;
   aiotView(prefix: string): Promise<string>;
@@ -136,6 +139,8 @@ export class RedisStore implements SharedStore {
   private readonly listeners = new Set<() => void>();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private ingressNode: string | null = null;
+  private refreshing: Promise<void> | null = null;
   private readonly health_: StoreHealth;
   private readonly maxPending: number;
   private readonly writer: string;
@@ -148,7 +153,7 @@ export class RedisStore implements SharedStore {
     redis.on('ready', () => { this.health_.connected = true; });
     redis.on('close', () => { this.health_.connected = false; });
     const flush = setInterval(() => { if (!this.builder.empty || this.pending.length) void this.flush().catch(() => undefined); }, opts.flushMs ?? 100);
-    const refresh = setInterval(() => { void this.refresh().catch(() => undefined); }, opts.refreshMs ?? 1000);
+    const refresh = setInterval(() => { if (!this.refreshing) void this.refresh().catch(() => undefined); }, opts.refreshMs ?? 1000);
     flush.unref();
     refresh.unref();
     this.timers.push(flush, refresh);
@@ -228,7 +233,15 @@ export class RedisStore implements SharedStore {
     return this.writing;
   }
 
-  async refresh(): Promise<void> {
+  /** Views are read one at a time (a second one waits for the first): a lost epoch is noticed once. */
+  refresh(): Promise<void> {
+    const before = this.refreshing?.catch(() => undefined) ?? Promise.resolve();
+    const r: Promise<void> = before.then(() => this.readView()).finally(() => { if (this.refreshing === r) this.refreshing = null; });
+    this.refreshing = r;
+    return r;
+  }
+
+  private async readView(): Promise<void> {
     await this.flush();
     if (this.closed) return;
     const raw = JSON.parse(await this.redis.aiotView(this.prefix)) as RawView;
@@ -248,6 +261,7 @@ export class RedisStore implements SharedStore {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
+    if (this.ingressNode) await this.redis.zrem(`${this.prefix}ingress`, this.ingressNode).catch(() => undefined);
     try {
       if (this.health_.connected) await withTimeout(this.flush(), 10_000);
     } catch (e) {
@@ -256,6 +270,72 @@ export class RedisStore implements SharedStore {
     this.closed = true;
     this.listeners.clear();
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  /**
+   * This process counts what its broker takes in (an aiot-sim broker node, `serve --platform`):
+   * said in the store every 2 s, so that observers of the same broker cluster know not to count
+   * too (`ingressCounters`).
+   */
+  countsAtIngress(node: string): void {
+    const beat = (): void => {
+      this.redis.zadd(`${this.prefix}ingress`, Date.now(), node).catch(() => undefined);
+    };
+    beat();
+    const t = setInterval(beat, 2000);
+    t.unref();
+    this.timers.push(t);
+    this.ingressNode = node;
+  }
+
+  /** Broker nodes counting at ingress into this store now (heard from in the last 10 s). */
+  async ingressCounters(): Promise<number> {
+    return this.redis.zcount(`${this.prefix}ingress`, Date.now() - 10_000, '+inf');
+  }
+
+  /**
+   * Shard `index` of `count` of run `run` has reached the end of its virtual time (`done`) or
+   * started: marks in the store that the shards of one run wait on (`waitForShards`).
+   */
+  async markShard(run: string, index: number, state: ShardMark): Promise<void> {
+    await this.redis.hset(`${this.prefix}shards:${run}`, String(index), `${state}@${Date.now()}`);
+    await this.redis.expire(`${this.prefix}shards:${run}`, 7 * 86_400);
+  }
+
+  /**
+   * Resolves true once every shard of `run` has marked `state` (a mark older than `since`, wall
+   * ms, is an earlier run's), false after `timeoutMs`.
+   */
+  async waitForShards(run: string, count: number, state: ShardMark, since: number, timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const marks = await this.redis.hgetall(`${this.prefix}shards:${run}`);
+      let done = 0;
+      for (let i = 0; i < count; i++) {
+        const m = new RegExp(`^${state}@(\\d+)$`).exec(marks[String(i)] ?? '');
+        if (m && Number(m[1]) >= since) done++;
+      }
+      if (done === count) return true;
+      if (Date.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /**
+   * Resolves once the figures stop moving: views 250 ms apart agree (everyone's batches are in),
+   * or after `maxMs`.
+   */
+  async still(maxMs = 10_000): Promise<void> {
+    const until = Date.now() + maxMs;
+    let last = '';
+    for (;;) {
+      await this.refresh();
+      const s = this.viewSnapshot;
+      const now = JSON.stringify([s.messages, s.connections.online, s.eventTime]);
+      if (now === last || Date.now() > until) return;
+      last = now;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   /** A full batch goes out without waiting for the timer (bounded memory in fast runs). */
