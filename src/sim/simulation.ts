@@ -16,7 +16,8 @@ import { parseDuration, type Scenario } from '../catalog/scenario.js';
 import { DEFAULT_WIRE, type RpcResponse } from '../contract/wire.js';
 import type { Device } from '../device/device.js';
 import { AiotSimError } from '../errors.js';
-import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
+import { logger } from '../log.js';
+import { checkBrokerUrl, connectExternal, ExternalObserver, PLATFORM_SHARE_GROUP } from '../platform/external.js';
 import { RedisStore } from '../platform/redis-store.js';
 import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
@@ -36,6 +37,8 @@ import { WorkQueue } from './work-queue.js';
 
 export type { SimulationOptions, SimulationStatus } from './simulation-options.js';
 export type { FaultNotice, FaultRecord } from './faults.js';
+
+const log = logger('simulation');
 
 /** Sockets one process may open to an external broker (each costs a file descriptor; the limit is 20,000). */
 export const MAX_EXTERNAL_CONNECTIONS = 15_000;
@@ -73,6 +76,8 @@ export class Simulation {
   private stopping: Promise<RunReport> | null = null;
   private shardState: PlatformState | null = null;
   private redisStore: RedisStore | null = null;
+  /** The broker nodes count this run's traffic into the shared store; its own observer counts nothing. */
+  private countsElsewhere = false;
   private readonly virtualStart: number;
   private readonly virtualEnd: number | null;
 
@@ -89,7 +94,7 @@ export class Simulation {
     this.scheduler = new EventScheduler(this.virtualStart);
     const everyone = buildPopulation(scenario, catalog, this.seed);
     this.population = opts.shard ? shardPopulation(everyone, opts.shard.index, opts.shard.count) : everyone;
-    this.fleet = new Provisioner({ population: this.population, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler, wire: opts.wire ?? DEFAULT_WIRE });
+    this.fleet = new Provisioner({ population: this.population, known: everyone, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler, wire: opts.wire ?? DEFAULT_WIRE });
     this.platform = new PlatformService((did) => this.fleet.facts(did));
     const reconnect = this.reconnectPolicy();
     const poolOpts: ConstructorParameters<typeof SessionPool>[0] = { clock: this.scheduler, trace: this.trace, reconnect, seed: this.seed };
@@ -131,6 +136,18 @@ export class Simulation {
     return this.broker;
   }
 
+  /**
+   * How this run's platform counts: in this process (`memory`), into a shared store from what its
+   * embedded broker or its own observer sees (`store`), through the platform's shared subscription
+   * on an external broker (`shared-subscription`), or not at all because the broker nodes count
+   * what they take in (`broker-nodes`). Known once started.
+   */
+  get counting(): 'memory' | 'store' | 'shared-subscription' | 'broker-nodes' {
+    if (!this.redisStore) return 'memory';
+    if (this.countsElsewhere) return 'broker-nodes';
+    return this.observer ? 'shared-subscription' : 'store';
+  }
+
   /** Resolves with the report when the run ends (duration reached, or stop()). */
   get finished(): Promise<RunReport> {
     return this.driver.done.then(() => this.stop());
@@ -161,6 +178,12 @@ export class Simulation {
     this.redisStore = store;
     this.platform.useStore(store);
     this.faults.on('fault', (n) => store.recordFault(n.index, n.record));
+    if (sh) await store.markShard(this.runKey, sh.index, 'started');
+  }
+
+  /** What the shards of one run share (scenario, seed, shard count, start): the key of their marks in the store. */
+  private get runKey(): string {
+    return `${this.scenario.name}:${this.seed}:${this.opts.shard?.count ?? 1}:${this.virtualStart}`;
   }
 
   /** Open the embedded broker; the operator, devices and app users connect to it. */
@@ -194,11 +217,29 @@ export class Simulation {
       throw new AiotSimError('E_OPTIONS', 'input',
         `--broker: this scenario needs ${sockets} connections to ${ext.url} (device sessions, app users, platform, operator); one process opens at most ${MAX_EXTERNAL_CONNECTIONS}. Use fewer homes, or the embedded broker (its in-process transport needs no sockets)`);
     }
-    this.observer = await ExternalObserver.connect(ext.url, creds, (topic, payload) => this.platform.onMessage(topic, payload));
-    await this.clients.connectOperator(await connectExternal(ext.url, `aiot-sim-operator-${randomBytes(4).toString('hex')}`, creds));
-    const connector: Connector = { kind: 'url', url: ext.url };
+    const failover = ext.failover ?? [];
+    this.observer = await ExternalObserver.connect(ext.url, creds, (topic, payload) => this.platform.onMessage(topic, payload), { ...(await this.observing()), failover });
+    await this.clients.connectOperator(await connectExternal(ext.url, `aiot-sim-operator-${randomBytes(4).toString('hex')}`, creds, 10_000, failover));
+    const connector: Connector = { kind: 'url', url: ext.url, failover };
     await this.pool.open(this.fleet.sessionPlans(), connector);
     await this.clients.connectUsers(users, connector, this.scheduler);
+  }
+
+  /**
+   * How the platform observes an external broker. With a shared store, each message must be
+   * counted once however many processes observe: when broker nodes count what they take in
+   * (aiot-sim nodes with the same --platform), this run counts nothing itself; otherwise its
+   * observer joins the platform's shared subscription, so the broker hands each message to one
+   * observer of the group.
+   */
+  private async observing(): Promise<{ share?: string; filters?: string[] }> {
+    const store = this.redisStore;
+    if (!store) return {};
+    if ((await store.ingressCounters()) > 0) {
+      this.countsElsewhere = true;
+      return { filters: [] };
+    }
+    return { share: PLATFORM_SHARE_GROUP };
   }
 
   /** Announce every session online, then start devices, households, faults and the clock. */
@@ -308,7 +349,11 @@ export class Simulation {
     await this.pool.settle();
     if (this.observer) await this.observer.quiet();
     await this.platform.settle();
+    const sh = this.redisStore && this.opts.shard;
+    if (sh) await this.waitForShards(this.redisStore!, sh, 'done');
     const snapshot = this.platform.snapshot();
+    // Nobody stops its devices before every shard has read the figures with everyone online.
+    if (sh) await this.waitForShards(this.redisStore!, sh, 'read');
     if (this.opts.shard && !this.redisStore) this.shardState = this.platform.exportState();
     await this.publishPlatform();
     for (const d of this.fleet.devices.values()) d.stop();
@@ -330,6 +375,20 @@ export class Simulation {
     return report;
   }
 
+  /**
+   * A shard at its end waits (bounded) for the run's other shards to reach theirs, then for the
+   * store to have everyone's counts: its report then gives the whole fleet's figures at the end.
+   */
+  private async waitForShards(store: RedisStore, sh: { index: number; count: number }, mark: 'done' | 'read'): Promise<void> {
+    await store.markShard(this.runKey, sh.index, mark);
+    if (sh.count > 1) {
+      const since = Date.now() - (performance.now() - this.wallStart);
+      const all = await store.waitForShards(this.runKey, sh.count, mark, since, mark === 'done' ? this.opts.shardWaitMs ?? 600_000 : 30_000);
+      if (!all) log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'not every shard of the run got there in time: the figures are those of the fleet so far');
+    }
+    if (mark === 'done') await store.still();
+  }
+
   /** The scenario's reconnection settings as a backoff policy (milliseconds). */
   private reconnectPolicy(): ReconnectPolicy {
     const r = this.scenario.network.reconnect;
@@ -347,14 +406,16 @@ export class Simulation {
 
   /** Calls `wake` after each device message the platform observes (its figures may have moved); returns how to stop. */
   private onDeviceMessage(wake: () => void): () => void {
+    // A shared store's figures move when its view is read again.
+    const offView = this.redisStore?.onView(wake);
     const observer = this.observer;
     if (observer) {
       observer.on('message', wake);
-      return () => { observer.off('message', wake); };
+      return () => { observer.off('message', wake); offView?.(); };
     }
     const broker = this.broker_;
     broker?.on('message', wake);
-    return () => { broker?.off('message', wake); };
+    return () => { broker?.off('message', wake); offView?.(); };
   }
 
   /** What households do through the network, queued in order (see WorkQueue). */

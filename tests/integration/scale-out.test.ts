@@ -1,0 +1,81 @@
+/**
+ * One simulation over several processes (the real `aiot-sim` command, as users run it): shard
+ * processes counting into one platform in a real Redis give the figures of the single-process
+ * run of the same scenario and seed, and `aiot-sim status` reads them back.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../../src/sim/report.js';
+import { assertBuilt, finish, runCli, spawnCli } from '../helpers/cli.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+
+let redis: RedisServer;
+let dir: string;
+beforeAll(async () => {
+  assertBuilt();
+  redis = await startRedis();
+  dir = await mkdtemp(join(tmpdir(), 'aiot-sim-scale-'));
+});
+afterAll(async () => {
+  await redis?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** The default scenario, fast, over six virtual hours, on private ports. */
+const RUN = ['run', 'scenarios/default.yaml', '--fast', '--duration', '6h', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0'];
+
+async function report(name: string): Promise<RunReport> {
+  return JSON.parse(await readFile(join(dir, name), 'utf8')) as RunReport;
+}
+
+describe('shard processes on a platform in Redis', () => {
+  it('count what one process counts, and status reads it back', { timeout: 120_000 }, async () => {
+    const platform = `${redis.url}/4`;
+    const one = await runCli([...RUN, '--report', join(dir, 'one.json')], { timeoutMs: 60_000 });
+    expect(one.code, one.stderr).toBe(0);
+    const shards = [1, 2].map((k) => spawnCli([...RUN, '--shard', `${k}/2`, '--platform', platform, '--report', join(dir, `s${k}.json`)]));
+    const ends = await Promise.all(shards.map((s) => finish(s, 90_000)));
+    for (const e of ends) expect(e.code, e.stderr).toBe(0);
+    expect(ends[0]!.stderr).toMatch(/shard 1 of 2: \d+ homes/);
+    expect(ends[0]!.stderr).toContain('platform counted by this process into redis://127.0.0.1');
+
+    const single = await report('one.json');
+    const [s1, s2] = [await report('s1.json'), await report('s2.json')];
+    expect(single.platform.activeUsers.mau).toBeGreaterThan(0);
+    expect(single.platform.messages.byKind['event_occured']).toBeGreaterThan(0);
+    // Each shard waits for the other at its end, so both report the whole fleet's figures.
+    expect(s1.platform).toEqual(single.platform);
+    expect(s2.platform).toEqual(single.platform);
+    expect(s1.devices.total + s2.devices.total).toBe(single.devices.total);
+
+    // A shard's digest is its own traffic's: the same with the platform in this process.
+    const alone = await runCli([...RUN, '--shard', '1/2', '--report', join(dir, 'alone.json')], { timeoutMs: 60_000 });
+    expect(alone.code, alone.stderr).toBe(0);
+    expect((await report('alone.json')).traceDigest).toBe(s1.traceDigest);
+
+    // The store still holds the run's figures: status prints them (the devices have gone offline since).
+    const st = await runCli(['status', '--platform', platform, '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    const view = JSON.parse(st.stdout) as typeof single.platform & { store: { resets: number } };
+    expect(view.activeUsers).toEqual(single.platform.activeUsers);
+    expect(view.speakerMau).toBe(single.platform.speakerMau);
+    expect(view.messages.byKind['event_occured']).toBe(single.platform.messages.byKind['event_occured']);
+    expect(view.connections.online).toBe(0);
+    const text = await runCli(['status', '--platform', platform]);
+    expect(text.stdout).toMatch(new RegExp(`active users +DAU ${single.platform.activeUsers.dau}, WAU`));
+  });
+
+  it('refuses a bad --shard or --platform, naming the flag', async () => {
+    const bad = await runCli([...RUN, '--shard', '3/2']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--shard: expected K/N');
+    const url = await runCli([...RUN, '--platform', 'http://x']);
+    expect(url.code).toBe(2);
+    expect(url.stderr).toContain('--platform: unsupported scheme');
+    const gone = await runCli(['status', '--platform', 'redis://127.0.0.1:1']);
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toContain('cannot reach Redis');
+  });
+});
