@@ -146,8 +146,8 @@ const DEFAULTS = {
 };
 const MAX_PAYLOAD = 256 * 1024;
 
-/** Collects problems; each check returns the value to go on with. */
-class Problems {
+/** Collects problems; each check returns the value to go on with (bench and replay options). */
+export class Problems {
   readonly list: OptionProblem[] = [];
   add(option: string, message: string): void {
     this.list.push({ option, message });
@@ -163,9 +163,9 @@ class Problems {
   }
 }
 
-const isInt = (min: number, max: number) => (v: number): boolean => Number.isInteger(v) && v >= min && v <= max;
-const atLeast = (min: number) => (v: number): boolean => Number.isFinite(v) && v >= min;
-const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
+export const isInt = (min: number, max: number) => (v: number): boolean => Number.isInteger(v) && v >= min && v <= max;
+export const atLeast = (min: number) => (v: number): boolean => Number.isFinite(v) && v >= min;
+export const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
 
 /** Check every option (all problems at once, as an OptionsError) and fill in the defaults. */
 export function resolveBenchConfig(o: BenchOptions, env: BenchEnvironment): BenchConfig {
@@ -214,8 +214,11 @@ function resolveRate(o: BenchOptions, devices: number, p: Problems): number {
   return p.check('rate', o.rate, DEFAULTS.rate, positive, 'expected a positive number of messages/s');
 }
 
+/** The target options bench and replay share. */
+export type TargetOptions = Pick<BenchOptions, 'broker' | 'transport' | 'host' | 'mqttPort' | 'wsPort' | 'username' | 'password' | 'concurrency' | 'overload'>;
+
 /** The external broker's URL, or the embedded broker's listeners; options for the other one are refused. */
-function resolveTarget(o: BenchOptions, p: Problems): BenchTargetPlan {
+export function resolveTarget(o: TargetOptions, p: Problems): BenchTargetPlan {
   if (o.broker !== undefined) {
     for (const k of ['transport', 'host', 'mqttPort', 'wsPort'] as const) {
       if (o[k] !== undefined) p.add(k, 'configures the embedded broker; with {broker} the URL says it all');
@@ -232,7 +235,7 @@ function resolveTarget(o: BenchOptions, p: Problems): BenchTargetPlan {
     };
   }
   for (const k of ['username', 'password'] as const) {
-    if (o[k] !== undefined) p.add(k, 'is for an external broker ({broker}); against the embedded one bench provisions device accounts itself');
+    if (o[k] !== undefined) p.add(k, 'is for an external broker ({broker}); the embedded broker gets device accounts provisioned for the run');
   }
   const transport = p.check<string>('transport', o.transport, 'tcp', (v) => (TRANSPORTS as readonly string[]).includes(v), 'expected "tcp" or "ws"') === 'ws' ? 'ws' : 'tcp';
   return {
