@@ -3,12 +3,14 @@
  * `aiot-sim serve` (broker + platform + monitor, no devices). Kept out of main.ts on purpose.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { EmbeddedBroker } from '../broker/broker.js';
 import { AiotSimError } from '../errors.js';
 import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorSimulation } from '../monitor/simulation.js';
+import { checkRedisUrl, redactedUrl, RedisStore } from '../platform/redis-store.js';
 import { PlatformService } from '../platform/service.js';
 import type { Simulation } from '../sim/simulation.js';
 
@@ -33,11 +35,14 @@ export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the pl
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     monitor HTTP port: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface every listener binds to (default 127.0.0.1)
+  --platform URL    count into the shared platform store in Redis (redis://HOST:PORT[/DB]) what
+                    this broker takes in, and serve everyone's figures (shard processes', other
+                    nodes') on the monitor, live (default: this broker's only, in this process)
 ${TOKEN_HELP}
 ${BROKER_HELP}`;
 
 const SERVE_FLAGS = {
-  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
+  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, platform: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
 } satisfies FlagSet;
 
 /** `aiot-sim serve`: runs until SIGINT/SIGTERM; returns the exit code. */
@@ -55,21 +60,39 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   const mqttPort = v['mqtt-port'] ?? 1883;
   const wsPort = v['ws-port'] ?? 8083;
   const httpPort = v['http-port'] ?? 8080;
+  if (v.platform !== undefined) {
+    try {
+      checkRedisUrl(v.platform);
+    } catch (e) {
+      throw new UsageError((e as Error).message, 'serve');
+    }
+  }
 
-  const broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort });
+  // The shared store first: a Redis that cannot be reached stops serve before it opens a port.
+  const store = v.platform === undefined ? null : await RedisStore.connect(v.platform, { writer: `serve ${randomBytes(3).toString('hex')}` });
+  let broker: EmbeddedBroker;
+  try {
+    broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort });
+  } catch (e) {
+    await store?.close();
+    throw e;
+  }
   // No provisioned devices: the platform knows none, so it counts sessions and messages only.
-  const platform = new PlatformService(() => undefined);
+  const platform = store ? new PlatformService(() => undefined, store) : new PlatformService(() => undefined);
   platform.observe(broker);
+  if (store) store.countsAtIngress(listenerAddresses(broker));
   let monitor: MonitorServer;
   try {
     monitor = await MonitorServer.start({ broker, platform, token, host, port: httpPort, title: 'aiot-sim serve', allowOrigins: v['allow-origin'] ?? [] });
   } catch (e) {
     await broker.close();
+    await store?.close();
     throw e instanceof AiotSimError ? e : new AiotSimError('E_MONITOR', 'environment', (e as Error).message, { cause: e });
   }
   const mqtt = broker.mqttAddress ? `mqtt://${broker.mqttAddress.host}:${broker.mqttAddress.port}` : 'off';
   const ws = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : 'off';
   err.write(`aiot-sim: broker ${mqtt} (WebSocket ${ws}); operator token: ${token}\n`);
+  if (store) err.write(`aiot-sim: platform store ${redactedUrl(v.platform!)}: counting what this broker takes in; the monitor shows everyone's figures\n`);
   err.write(`aiot-sim: dashboard ${monitor.dashboardUrl}\n`);
   err.write('aiot-sim: serving until Ctrl-C\n');
 
@@ -85,5 +108,22 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   err.write('aiot-sim: stopping...\n');
   await monitor.stop();
   await broker.close();
+  await store?.close();
   return 0;
+}
+
+/**
+ * Where clients reach this broker (`host:port` of each listener), as a run's `--broker` URL would
+ * name it; a listener on every interface is reachable at each of this machine's addresses.
+ */
+function listenerAddresses(broker: EmbeddedBroker): string[] {
+  const out = new Set<string>();
+  for (const a of [broker.mqttAddress, broker.wsAddress]) {
+    if (!a) continue;
+    const hosts = a.host === '0.0.0.0' || a.host === '::'
+      ? ['localhost', hostname(), ...Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address))]
+      : [a.host];
+    for (const h of hosts) out.add(h.includes(':') ? `[${h}]:${a.port}` : `${h}:${a.port}`);
+  }
+  return [...out];
 }

@@ -139,7 +139,7 @@ export class RedisStore implements SharedStore {
   private readonly listeners = new Set<() => void>();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
-  private ingressNode: string | null = null;
+  private ingressAddresses: string[] = [];
   private refreshing: Promise<void> | null = null;
   private readonly health_: StoreHealth;
   private readonly maxPending: number;
@@ -261,7 +261,7 @@ export class RedisStore implements SharedStore {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
-    if (this.ingressNode) await this.redis.zrem(`${this.prefix}ingress`, this.ingressNode).catch(() => undefined);
+    if (this.ingressAddresses.length) await this.redis.zrem(`${this.prefix}ingress`, ...this.ingressAddresses).catch(() => undefined);
     try {
       if (this.health_.connected) await withTimeout(this.flush(), 10_000);
     } catch (e) {
@@ -273,24 +273,27 @@ export class RedisStore implements SharedStore {
   }
 
   /**
-   * This process counts what its broker takes in (an aiot-sim broker node, `serve --platform`):
-   * said in the store every 2 s, so that observers of the same broker cluster know not to count
-   * too (`ingressCounters`).
+   * This process counts what its broker takes in (an aiot-sim broker node, `serve --platform`),
+   * reachable at `addresses` (`host:port` of its listeners): said in the store every 2 s, so that
+   * a run observing one of those addresses knows not to count too (`countsAtIngressFor`).
    */
-  countsAtIngress(node: string): void {
+  countsAtIngress(addresses: readonly string[]): void {
+    if (!addresses.length) return;
     const beat = (): void => {
-      this.redis.zadd(`${this.prefix}ingress`, Date.now(), node).catch(() => undefined);
+      const now = Date.now();
+      this.redis.zadd(`${this.prefix}ingress`, ...addresses.flatMap((a) => [now, a])).catch(() => undefined);
     };
     beat();
     const t = setInterval(beat, 2000);
     t.unref();
     this.timers.push(t);
-    this.ingressNode = node;
+    this.ingressAddresses = [...addresses];
   }
 
-  /** Broker nodes counting at ingress into this store now (heard from in the last 10 s). */
-  async ingressCounters(): Promise<number> {
-    return this.redis.zcount(`${this.prefix}ingress`, Date.now() - 10_000, '+inf');
+  /** Whether a broker node counting at ingress into this store listens at `address` (`host:port`; heard from in the last 10 s). */
+  async countsAtIngressFor(address: string): Promise<boolean> {
+    const at = await this.redis.zscore(`${this.prefix}ingress`, address);
+    return at !== null && Number(at) > Date.now() - 10_000;
   }
 
   /**

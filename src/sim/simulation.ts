@@ -235,7 +235,8 @@ export class Simulation {
   private async observing(): Promise<{ share?: string; filters?: string[] }> {
     const store = this.redisStore;
     if (!store) return {};
-    if ((await store.ingressCounters()) > 0) {
+    const addresses = [this.opts.externalBroker!.url, ...(this.opts.externalBroker!.failover ?? [])].map((u) => new URL(u).host);
+    if ((await Promise.all(addresses.map((a) => store.countsAtIngressFor(a)))).some(Boolean)) {
       this.countsElsewhere = true;
       return { filters: [] };
     }

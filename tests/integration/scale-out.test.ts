@@ -7,8 +7,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PlatformSnapshot } from '../../src/platform/service.js';
 import type { RunReport } from '../../src/sim/report.js';
-import { assertBuilt, finish, runCli, spawnCli } from '../helpers/cli.js';
+import { useCleanup } from '../helpers/cleanup.js';
+import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
+import { openMonitor, wsUrl } from '../helpers/ws.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
@@ -65,6 +68,49 @@ describe('shard processes on a platform in Redis', () => {
     expect(view.connections.online).toBe(0);
     const text = await runCli(['status', '--platform', platform]);
     expect(text.stdout).toMatch(new RegExp(`active users +DAU ${single.platform.activeUsers.dau}, WAU`));
+  });
+
+  it('serve --platform shows the shards\' figures live on its monitor', { timeout: 120_000 }, async () => {
+    const track = useCleanup();
+    const platform = `${redis.url}/5`;
+    const node = track(spawnCli(['serve', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'view-token', '--platform', platform]));
+    const [, url] = await waitForStderr(node, /dashboard (http:\/\/127\.0\.0\.1:\d+\/)\?token=view-token/);
+    expect(node.out.stderr).toContain('platform store redis://127.0.0.1');
+    const api = async (path: string): Promise<Response> => fetch(new URL(path, url), { headers: { authorization: 'Bearer view-token' } });
+    const snapshot = async (): Promise<PlatformSnapshot> => (await (await api('/api/snapshot')).json()) as PlatformSnapshot;
+    expect((await snapshot()).connections.online).toBe(0);
+
+    // Two shards in near real time (six virtual hours in about seven seconds), each on its own broker.
+    const live = [...RUN.filter((a) => a !== '--fast'), '--speed', '3000'];
+    const shards = [1, 2].map((k) => track(spawnCli([...live, '--shard', `${k}/2`, '--platform', platform, '--report', join(dir, `live${k}.json`)])));
+    const mon = track(await openMonitor(wsUrl(url!, 'view-token')));
+    await mon.next('snapshot');
+    // While they run, the node's monitor shows their devices online and their messages, read back from Redis.
+    const stats = await mon.next('stats', (s) => s.online > 0 && s.activeUsers.mau > 0, 60_000);
+    expect(shards.every((c) => c.exitCode === null)).toBe(true);
+    expect(stats.byCategory['speaker']).toBeGreaterThan(0);
+    const during = await snapshot();
+    expect(during.connections.online).toBeGreaterThan(0);
+    expect((await (await api('/metrics')).text())).toMatch(/^aiot_sim_devices_online [1-9]/m);
+
+    const ends = await Promise.all(shards.map((c) => finish(c, 90_000)));
+    for (const e of ends) expect(e.code, e.stderr).toBe(0);
+    const whole = (await report('live1.json')).platform;
+    expect((await report('live2.json')).platform).toEqual(whole);
+    // Once the shards are done, the node's view is the fleet's (its devices gone offline since).
+    const until = Date.now() + 15_000;
+    let after = await snapshot();
+    while (after.connections.online > 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await snapshot();
+    }
+    expect(after.connections.online).toBe(0);
+    expect(after.activeUsers).toEqual(whole.activeUsers);
+    expect(after.speakerMau).toBe(whole.speakerMau);
+    expect(after.dailyActiveDevices).toBe(whole.dailyActiveDevices);
+    expect(after.messages.byKind['event_occured']).toBe(whole.messages.byKind['event_occured']);
+    node.kill('SIGINT');
+    expect((await finish(node, 15_000)).code).toBe(0);
   });
 
   it('refuses a bad --shard or --platform, naming the flag', async () => {
