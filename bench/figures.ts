@@ -26,6 +26,8 @@ export const CONFIG = {
    */
   soak: { seconds: 60, malformed: 10_000, maxConnections: 500, stalled: 50, sinks: 20, offlineSessions: 200, homes: 100 },
   /** `aiot-sim bench` figures: the same generator against the embedded broker and Mosquitto. */
+  /** The platform counting into Redis beside in memory: one recorded run of consumer-load (1,000 homes) replayed. */
+  platformCost: { scenario: 'consumer-load.yaml', duration: '6h', reps: 5 },
   load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
 };
 
@@ -343,5 +345,19 @@ export async function soak() {
     eventsLost: run.events.lost,
     nothingLost: run.events.lost === 0 && run.events.missing === 0 && run.events.bufferOverflow === 0,
     details: run,
+  };
+}
+
+/**
+ * The platform in Redis against in memory, in one process and one run (bench/tasks/scale.ts): CPU
+ * per message on each side, Redis' own CPU, and Redis commands and round trips per message.
+ */
+export async function platformInRedis() {
+  const r = await runChild('platformCost', CONFIG.platformCost, 300_000);
+  if (!r) return null;
+  return {
+    what: `${CONFIG.platformCost.scenario}, ${CONFIG.platformCost.duration} fast, recorded at the platform and replayed ${CONFIG.platformCost.reps} times into each store, alternately; CPU until the figures are read back; medians`,
+    goal: 'redisClientCpuMicrosPerMessage at most 1.1 x memoryCpuMicrosPerMessage',
+    ...r,
   };
 }

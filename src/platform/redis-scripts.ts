@@ -45,7 +45,14 @@ local call = redis.call
 
 export const APPLY = `${COMMON}
 local i = 2
-local function nxt() local v = ARGV[i]; i = i + 1; return v end
+-- Arguments are read in order from T: ARGV first, then the batch's ops (one argument, fields ending in newlines).
+local T = ARGV
+local function nxt() local v = T[i]; i = i + 1; return v end
+local function split(s)
+  local out = {}
+  for f in string.gmatch(s, '([^\\n]*)\\n') do out[#out + 1] = f end
+  return out
+end
 
 local t = nxt()
 if t ~= '' then
@@ -71,9 +78,8 @@ local function chunked(cmd, key, ids)
 end
 
 for _ = 1, tonumber(nxt()) do
-  local w = nxt(); local day = tonumber(nxt()); local n = tonumber(nxt())
-  local ids = {}
-  for k = 1, n do ids[k] = nxt() end
+  local w = nxt(); local day = tonumber(nxt())
+  local ids = split(nxt())
   local latest = tonumber(call('HGET', P .. 'latest', w))
   if not (latest and day <= latest - KEEP) then
     if not latest or day > latest then
@@ -161,47 +167,46 @@ local function note()
     end
   end
 end
+-- Counters the events of a batch move, added up here and written once at its end.
+local ev = { accepted = 0, missing = 0, duplicates = 0, tooOld = 0 }
 local function event(did, seq)
-  local stats = P .. 'stats'
   local bits = P .. 'dd:' .. did
   local high = tonumber(call('HGET', P .. 'hi', did))
-  local function accept()
-    call('SETBIT', bits, seq % WIN, 1)
-    call('HINCRBY', stats, 'accepted', 1)
-    call('HINCRBY', P .. 'kinds', 'event_occured', 1)
-  end
   if not high then
     -- The first number seen starts the device's range: it may have counted before the platform
     -- watched, and with several observers (a shared subscription) its events may arrive out of order.
     call('HSET', P .. 'hi', did, seq)
     call('HSET', P .. 'lo', did, seq)
     call('DEL', bits)
-    accept()
   elseif seq > high then
     local gap = seq - high - 1
     if seq - high >= WIN then call('DEL', bits)
-    else for s = high + 1, seq do call('SETBIT', bits, s % WIN, 0) end end
-    if gap > 0 then call('HINCRBY', stats, 'missing', gap) end
+    else for s = high + 1, seq - 1 do call('SETBIT', bits, s % WIN, 0) end end
+    ev.missing = ev.missing + gap
     call('HSET', P .. 'hi', did, seq)
-    accept()
   elseif seq <= high - WIN then
-    call('HINCRBY', stats, 'tooOld', 1)
+    ev.tooOld = ev.tooOld + 1
+    return
   elseif call('GETBIT', bits, seq % WIN) == 1 then
-    call('HINCRBY', stats, 'duplicates', 1)
+    ev.duplicates = ev.duplicates + 1
+    return
   else
     local lo = tonumber(call('HGET', P .. 'lo', did)) or seq
     if seq < lo then
       -- Below the lowest seen: the range grows down, the numbers between are missing (for now).
-      if lo - seq - 1 > 0 then call('HINCRBY', stats, 'missing', lo - seq - 1) end
+      ev.missing = ev.missing + math.max(lo - seq - 1, 0)
       call('HSET', P .. 'lo', did, seq)
     else
-      call('HINCRBY', stats, 'missing', -1)
+      ev.missing = ev.missing - 1
     end
-    accept()
   end
+  call('SETBIT', bits, seq % WIN, 1)
+  ev.accepted = ev.accepted + 1
 end
 
-while i <= #ARGV do
+T = split(nxt())
+i = 1
+while i <= #T do
   local op = nxt()
   if op == 'U' then
     local did = nxt(); local transport = nxt(); local conn = nxt()
@@ -220,7 +225,7 @@ while i <= #ARGV do
     local did = nxt(); local ts = nxt(); local parent = nxt()
     call('HSET', P .. 'since', did, ts)
     markOnline(did, parent, nxt(), nxt(), nxt(), nxt(), nxt())
-    while ARGV[i] == 'C' and ARGV[i + 2] == did do
+    while T[i] == 'C' and T[i + 2] == did do
       i = i + 1
       local kid = nxt(); nxt()
       markOnline(kid, did, nxt(), nxt(), nxt(), nxt(), nxt())
@@ -238,6 +243,10 @@ while i <= #ARGV do
     return redis.error_reply('aiot-sim platform batch: unknown op ' .. tostring(op) .. ' at ' .. (i - 1))
   end
 end
+for k, n in pairs(ev) do
+  if n ~= 0 then call('HINCRBY', P .. 'stats', k, n) end
+end
+if ev.accepted > 0 then call('HINCRBY', P .. 'kinds', 'event_occured', ev.accepted) end
 return call('HLEN', P .. 'online')
 `;
 

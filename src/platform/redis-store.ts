@@ -18,7 +18,7 @@ import { logger } from '../log.js';
 import type { OnlineBucket } from './history.js';
 import { APPLY, VIEW } from './redis-scripts.js';
 import { emptySnapshot, type PlatformSnapshot } from './snapshot.js';
-import { BatchBuilder, batchSize, type Known, type PlatformBatch, type SharedStore, type WindowName } from './store.js';
+import { BatchBuilder, type Known, type PlatformBatch, type SharedStore, type WindowName } from './store.js';
 
 const log = logger('platform-redis');
 
@@ -347,12 +347,12 @@ export class RedisStore implements SharedStore {
   }
 
   private queue(b: PlatformBatch): void {
-    const n = batchSize(b);
+    const n = b.size;
     this.pending.push(b);
     this.pendingWrites += n;
     while (this.pendingWrites > this.maxPending && this.pending.length > 1) {
       const dropped = this.pending.shift()!;
-      const k = batchSize(dropped);
+      const k = dropped.size;
       this.pendingWrites -= k;
       this.health_.droppedWrites += k;
     }
@@ -370,7 +370,7 @@ export class RedisStore implements SharedStore {
         throw e;
       }
       this.pending.shift();
-      this.pendingWrites -= batchSize(b);
+      this.pendingWrites -= b.size;
     }
   }
 
@@ -381,7 +381,11 @@ export class RedisStore implements SharedStore {
   }
 }
 
-/** A batch as the APPLY script's arguments. */
+/**
+ * A batch as the APPLY script's arguments: counts as they are, each activity's ids and then all
+ * the ops as one argument of newline-ended fields (a few long strings cost the client far less to
+ * send than thousands of short ones; ids and op fields hold no newline).
+ */
 function argsOf(prefix: string, b: PlatformBatch): string[] {
   const out: string[] = [prefix, b.time === null ? '' : String(b.time), String(b.kinds.length)];
   for (const [k, n] of b.kinds) out.push(k, String(n));
@@ -390,9 +394,9 @@ function argsOf(prefix: string, b: PlatformBatch): string[] {
   out.push(String(b.activity.length));
   for (const [key, ids] of b.activity) {
     const [w, day] = key.split('\u0000');
-    out.push(w!, day!, String(ids.length), ...ids);
+    out.push(w!, day!, ids.length ? `${ids.join('\n')}\n` : '');
   }
-  for (const o of b.ops) out.push(o);
+  out.push(b.ops.length ? `${b.ops.join('\n')}\n` : '');
   return out;
 }
 

@@ -93,6 +93,8 @@ export interface PlatformBatch {
   malformed: Array<[reason: string, n: number]>;
   /** Latest event time in the batch, or null. */
   time: number | null;
+  /** How many writes it holds (for counting what a store lost). */
+  size: number;
 }
 
 /** The ops and how many fields follow each code. */
@@ -168,7 +170,7 @@ export class BatchBuilder {
   take(): PlatformBatch {
     const b: PlatformBatch = {
       ops: this.ops, activity: [...this.activity].map(([k, ids]) => [k, [...ids]]),
-      kinds: [...this.kinds], malformed: [...this.malformed], time: this.time,
+      kinds: [...this.kinds], malformed: [...this.malformed], time: this.time, size: this.size,
     };
     this.ops = [];
     this.activity = new Map();
@@ -183,12 +185,4 @@ export class BatchBuilder {
     for (const f of fields) this.ops.push(f);
     this.size++;
   }
-}
-
-/** How many writes a batch holds (for counting what a store lost). */
-export function batchSize(b: PlatformBatch): number {
-  let n = b.kinds.reduce((s, [, k]) => s + k, 0) + b.malformed.reduce((s, [, k]) => s + k, 0);
-  for (const [, ids] of b.activity) n += ids.length;
-  for (let i = 0; i < b.ops.length; i += 1 + (ARITY[b.ops[i]!] ?? 0)) n++;
-  return n;
 }
