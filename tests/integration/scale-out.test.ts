@@ -11,7 +11,9 @@ import type { PlatformSnapshot } from '../../src/platform/service.js';
 import type { RunReport } from '../../src/sim/report.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { openMonitor, wsUrl } from '../helpers/ws.js';
+import mqtt from 'mqtt';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
@@ -111,6 +113,62 @@ describe('shard processes on a platform in Redis', () => {
     expect(after.messages.byKind['event_occured']).toBe(whole.messages.byKind['event_occured']);
     node.kill('SIGINT');
     expect((await finish(node, 15_000)).code).toBe(0);
+  });
+
+  it('on Mosquitto: shard processes count each message once through the shared subscription', { timeout: 120_000 }, async () => {
+    const track = useCleanup();
+    const broker = await startMosquitto();
+    track(() => broker.stop());
+    const platform = `${redis.url}/6`;
+    const onMosquitto = ['run', 'scenarios/default.yaml', '--fast', '--duration', '6h', '--http-port', '0', '--broker', broker.url];
+    const one = await runCli([...onMosquitto, '--report', join(dir, 'm-one.json')], { timeoutMs: 60_000 });
+    expect(one.code, one.stderr).toBe(0);
+    const shards = [1, 2].map((k) => track(spawnCli([...onMosquitto, '--shard', `${k}/2`, '--platform', platform, '--report', join(dir, `m${k}.json`)])));
+    const ends = await Promise.all(shards.map((c) => finish(c, 90_000)));
+    for (const e of ends) expect(e.code, e.stderr).toBe(0);
+    expect(ends[0]!.stderr).toContain('shared subscription $share/aiot-sim-platform/');
+    const single = (await report('m-one.json')).platform;
+    expect(single.messages.byKind['event_occured']).toBeGreaterThan(0);
+    // Two observers in one group, each message to one of them: the counts add up to one observer's.
+    for (const k of [1, 2]) expect((await report(`m${k}.json`)).platform).toEqual(single);
+  });
+
+  it('devices move to the next broker of --broker when theirs is killed', { timeout: 120_000 }, async () => {
+    const track = useCleanup();
+    const [a, b] = [await startMosquitto(), await startMosquitto()];
+    track(() => a.stop());
+    track(() => b.stop());
+    // Who announces itself online where (sessions starting on A or B, then those moving to B).
+    const online = { a: new Set<string>(), b: new Set<string>() };
+    for (const [k, broker] of [['a', a], ['b', b]] as const) {
+      const watch = track(await mqtt.connectAsync(broker.url, { clientId: `watch-${k}`, reconnectPeriod: 0 }));
+      watch.on('message', (topic, payload) => {
+        if ((JSON.parse(payload.toString()) as { event?: string }).event === 'online') online[k].add(topic.split('/')[1]!);
+      });
+      watch.on('error', () => undefined);
+      await watch.subscribeAsync('device/+/state');
+    }
+    const run = track(spawnCli(['run', 'scenarios/default.yaml', '--speed', '400', '--duration', '2h', '--http-port', '0', '--broker', `${a.url},${b.url}`, '--report', join(dir, 'failover.json')]));
+    await waitForStderr(run, /your brokers mqtt:\/\/127\.0\.0\.1:\d+, mqtt:\/\/127\.0\.0\.1:\d+ \(each client moves to the next/);
+    const until = async (cond: () => boolean, ms: number, what: string): Promise<void> => {
+      const end = Date.now() + ms;
+      while (!cond()) {
+        if (Date.now() > end) throw new Error(`${what} within ${ms} ms (A ${online.a.size}, B ${online.b.size})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    // The fleet spreads over both brokers (each client starts at its own place in the list).
+    await until(() => online.a.size > 0 && online.b.size > 0, 20_000, 'devices on both brokers');
+    await new Promise((r) => setTimeout(r, 500));
+    const onA = [...online.a].filter((d) => !online.b.has(d));
+    expect(onA.length).toBeGreaterThan(0);
+    process.kill(a.pid, 'SIGKILL');
+    // Every device that was on A is announced online on B, after backoff with jitter.
+    await until(() => onA.every((d) => online.b.has(d)), 30_000, 'every device of A online on B');
+    const end = await finish(run, 60_000);
+    expect(end.code, end.stderr).toBe(0);
+    const r = await report('failover.json');
+    expect(r.platform.connections.online).toBe(r.devices.total);
   });
 
   it('refuses a bad --shard or --platform, naming the flag', async () => {
