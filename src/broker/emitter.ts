@@ -13,7 +13,8 @@ export interface MqPacket { topic: string; [key: string]: unknown }
 type Listener = (packet: MqPacket, done: () => void) => void;
 type Done = (err?: Error | null) => void;
 
-interface Inner {
+/** The emitter Aedes' messages go through: mqemitter in this process, or mqemitter-redis between broker nodes. */
+export interface Inner {
   on(topic: string, fn: Listener, done?: () => void): unknown;
   removeListener(topic: string, fn: Listener, done?: () => void): unknown;
   emit(packet: MqPacket, cb: Done): unknown;
@@ -44,10 +45,13 @@ export class FloodSafeEmitter {
   /** Called each time the last message in flight finishes with none waiting (a broker draining listens). */
   onIdle: (() => void) | null = null;
 
-  /** @param concurrency messages delivered at once before the rest wait (default 100, as Aedes). */
-  constructor(concurrency = 100) {
+  /**
+   * @param concurrency messages delivered at once before the rest wait (default 100, as Aedes).
+   * @param inner the emitter underneath (default: an unbounded mqemitter in this process).
+   */
+  constructor(concurrency = 100, inner?: Inner) {
     this.limit = Math.max(1, concurrency);
-    this.inner = (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
+    this.inner = inner ?? (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
   }
 
   on(topic: string, fn: Listener, done?: () => void): this {

@@ -10,7 +10,7 @@ import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet }
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorSimulation } from '../monitor/simulation.js';
-import { checkRedisUrl, redactedUrl, RedisStore } from '../platform/redis-store.js';
+import { checkRedisUrl, connectRedis, redactedUrl, RedisStore } from '../platform/redis-store.js';
 import { PlatformService } from '../platform/service.js';
 import type { Simulation } from '../sim/simulation.js';
 
@@ -35,6 +35,8 @@ export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the pl
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     monitor HTTP port: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface every listener binds to (default 127.0.0.1)
+  --cluster URL     be a node of a broker cluster on Redis (redis://HOST:PORT[/DB]): messages,
+                    persistent sessions and retained messages shared with every node naming it
   --platform URL    count into the shared platform store in Redis (redis://HOST:PORT[/DB]) what
                     this broker takes in, and serve everyone's figures (shard processes', other
                     nodes') on the monitor, live (default: this broker's only, in this process)
@@ -42,7 +44,7 @@ ${TOKEN_HELP}
 ${BROKER_HELP}`;
 
 const SERVE_FLAGS = {
-  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, platform: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
+  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, platform: text, cluster: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
 } satisfies FlagSet;
 
 /** `aiot-sim serve`: runs until SIGINT/SIGTERM; returns the exit code. */
@@ -60,19 +62,22 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   const mqttPort = v['mqtt-port'] ?? 1883;
   const wsPort = v['ws-port'] ?? 8083;
   const httpPort = v['http-port'] ?? 8080;
-  if (v.platform !== undefined) {
+  for (const [flag, url] of [['--platform', v.platform], ['--cluster', v.cluster]] as const) {
+    if (url === undefined) continue;
     try {
-      checkRedisUrl(v.platform);
+      checkRedisUrl(url, flag);
     } catch (e) {
       throw new UsageError((e as Error).message, 'serve');
     }
   }
+  // The cluster's Redis must answer before the node opens a port.
+  if (v.cluster !== undefined) await connectRedis(v.cluster, '--cluster', 'aiot-sim-cluster-check').then((r) => r.quit());
 
   // The shared store first: a Redis that cannot be reached stops serve before it opens a port.
   const store = v.platform === undefined ? null : await RedisStore.connect(v.platform, { writer: `serve ${randomBytes(3).toString('hex')}` });
   let broker: EmbeddedBroker;
   try {
-    broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort });
+    broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort, ...(v.cluster !== undefined ? { cluster: { url: v.cluster } } : {}) });
   } catch (e) {
     await store?.close();
     throw e;
@@ -92,6 +97,7 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   const mqtt = broker.mqttAddress ? `mqtt://${broker.mqttAddress.host}:${broker.mqttAddress.port}` : 'off';
   const ws = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : 'off';
   err.write(`aiot-sim: broker ${mqtt} (WebSocket ${ws}); operator token: ${token}\n`);
+  if (v.cluster !== undefined) err.write(`aiot-sim: a node of the broker cluster on ${redactedUrl(v.cluster)} (messages, persistent sessions and retained messages shared)\n`);
   if (store) err.write(`aiot-sim: platform store ${redactedUrl(v.platform!)}: counting what this broker takes in; the monitor shows everyone's figures\n`);
   err.write(`aiot-sim: dashboard ${monitor.dashboardUrl}\n`);
   err.write('aiot-sim: serving until Ctrl-C\n');

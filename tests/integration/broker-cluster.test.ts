@@ -1,0 +1,94 @@
+/**
+ * aiot-sim broker nodes clustered through a real Redis (Aedes' mqemitter-redis and
+ * aedes-persistence-redis): a command published at one node reaches a device connected to the
+ * other, a persistent session resumes on another node with its queued QoS 1 messages, retained
+ * messages are everyone's, and a node killed with SIGKILL is recovered from by moving to another.
+ */
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmbeddedBroker } from '../../src/broker/broker.js';
+import { useCleanup } from '../helpers/cleanup.js';
+import { assertBuilt, finish, spawnCli, waitForStderr } from '../helpers/cli.js';
+import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+
+let redis: RedisServer;
+beforeAll(async () => { redis = await startRedis(); });
+afterAll(async () => { await redis?.stop(); });
+
+describe('broker nodes clustered on Redis', () => {
+  const track = useCleanup();
+
+  async function node(db: number): Promise<EmbeddedBroker> {
+    const b = await EmbeddedBroker.start({ operatorToken: 'op-token', mqttPort: 0, cluster: { url: `${redis.url}/${db}` } });
+    track(() => b.close());
+    // Both nodes know the device's credentials (each node's own access directory here).
+    b.access.registerDevice('dev-1', { token: 'dev-1-token', uid: 'u1', members: [], children: [] });
+    return b;
+  }
+
+  it('delivers a command published at node B to a device on node A, and resumes its session on B with what was queued', { timeout: 60_000 }, async () => {
+    const [a, b] = [await node(7), await node(7)];
+    const device = { clientId: 'dev-1', username: 'dev-1', password: 'dev-1-token', clean: false, reconnectPeriod: 0 } as const;
+    const onA = track(await connectTcp(a, device));
+    await onA.subscribeAsync('device/dev-1/down/rpc', { qos: 1 });
+    const operator = track(await connectTcp(b, { username: 'operator', password: 'op-token', reconnectPeriod: 0 }));
+    const got = nextMessage(onA, (t) => t === 'device/dev-1/down/rpc', 10_000);
+    await operator.publishAsync('device/dev-1/down/rpc', '{"id":1,"method":"get_properties","params":[]}', { qos: 1 });
+    expect((await got).payload).toContain('"id":1');
+
+    // The device goes away; three commands are queued for its persistent session, in Redis.
+    await onA.endAsync();
+    for (const id of [2, 3, 4]) await operator.publishAsync('device/dev-1/down/rpc', `{"id":${id},"method":"get_properties","params":[]}`, { qos: 1 });
+    const ids: number[] = [];
+    const onB = mqtt.connect(`mqtt://127.0.0.1:${b.mqttAddress!.port}`, device);
+    track(onB);
+    onB.on('message', (_t, p) => { ids.push((JSON.parse(p.toString()) as { id: number }).id); });
+    await until(() => ids.length >= 3, 10_000, 'the queued commands on node B');
+    expect(ids).toEqual([2, 3, 4]);
+  });
+
+  it('serves a retained message taken in at one node from every node', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(8), await node(8)];
+    const pub = track(await connectTcp(a, { reconnectPeriod: 0 }));
+    await pub.publishAsync('lab/setpoint', '21', { qos: 1, retain: true });
+    const sub = track(await connectTcp(b, { reconnectPeriod: 0 }));
+    const got = nextMessage(sub, (t) => t === 'lab/setpoint', 10_000);
+    await sub.subscribeAsync('lab/setpoint', { qos: 1 });
+    expect((await got).payload).toBe('21');
+  });
+
+  it('a node killed with SIGKILL: its clients move to the other node and their sessions resume', { timeout: 90_000 }, async () => {
+    assertBuilt();
+    const url = `${redis.url}/9`;
+    const serve = (): ReturnType<typeof spawnCli> => track(spawnCli(['serve', '--cluster', url, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token']));
+    const [n1, n2] = [serve(), serve()];
+    const port = async (n: ReturnType<typeof spawnCli>): Promise<number> => Number((await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]);
+    const [p1, p2] = [await port(n1), await port(n2)];
+    await waitForStderr(n1, /a node of the broker cluster on redis:\/\/127\.0\.0\.1/);
+    // An anonymous persistent session (topics outside the reserved prefixes), on node 1, node 2 next.
+    const received: string[] = [];
+    const sub = mqtt.connect(`mqtt://127.0.0.1:${p1}`, {
+      clientId: 'lab-sub', clean: false, reconnectPeriod: 200, protocolVersion: 4,
+      servers: [{ host: '127.0.0.1', port: p1 }, { host: '127.0.0.1', port: p2 }],
+    });
+    track(sub);
+    sub.on('message', (_t, p) => { received.push(p.toString()); });
+    sub.on('error', () => undefined);
+    await new Promise<void>((resolve) => sub.once('connect', () => resolve()));
+    await sub.subscribeAsync('lab/events', { qos: 1 });
+    const pub = track(await mqtt.connectAsync(`mqtt://127.0.0.1:${p2}`, { clientId: 'lab-pub', reconnectPeriod: 0 }));
+    await pub.publishAsync('lab/events', 'before', { qos: 1 });
+    await until(() => received.includes('before'), 10_000, 'a message across nodes');
+
+    n1.kill('SIGKILL');
+    // Published while the subscriber has no node: queued for its session in Redis.
+    for (const m of ['during-1', 'during-2']) await pub.publishAsync('lab/events', m, { qos: 1 });
+    await until(() => received.includes('during-1') && received.includes('during-2'), 20_000, 'the queued messages on node 2');
+    await pub.publishAsync('lab/events', 'after', { qos: 1 });
+    await until(() => received.includes('after'), 10_000, 'live messages on node 2');
+    expect(received.filter((m) => m !== 'before' && m !== 'after').sort()).toEqual(['during-1', 'during-2']);
+    n2.kill('SIGINT');
+    expect((await finish(n2, 15_000)).code).toBe(0);
+  });
+});
