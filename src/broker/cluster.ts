@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import mqemitterRedis from 'mqemitter-redis';
+import type { AccessDirectory, DeviceCredential } from './access.js';
 import type { Inner } from './emitter.js';
 import { SessionQueues } from './session-queues.js';
 import type { PersistenceStats } from './persistence.js';
@@ -43,4 +44,68 @@ export function clusterEmitter(cluster: BrokerCluster): Inner {
   subConn.on('error', () => undefined);
   pubConn.on('error', () => undefined);
   return (mqemitterRedis as unknown as (o: object) => Inner)({ subConn, pubConn, matchEmptyLevels: true });
+}
+
+/** Where the cluster's access directory lives in its Redis: hashes of credentials, and a channel announcing new ones. */
+const DIRECTORY = { devices: 'aiot:acl:devices', users: 'aiot:acl:users', channel: 'aiot:acl' } as const;
+
+type DirectoryEntry = { kind: 'device'; id: string; cred: DeviceCredential } | { kind: 'user'; id: string; token: string };
+
+/**
+ * The cluster's access directory, shared through its Redis: every node keeps a copy of it in its
+ * own `AccessDirectory` (loaded at start, then kept up to date from the channel), and whoever
+ * provisions devices and app users (a shard process naming the cluster: `run --cluster`) writes
+ * them to it before they connect. A node that has not heard of a credential yet refuses the
+ * CONNECT, and the client tries again with backoff.
+ */
+export async function followDirectory(cluster: BrokerCluster, access: AccessDirectory): Promise<() => Promise<void>> {
+  const sub = new Redis(cluster.url, { maxRetriesPerRequest: null });
+  const read = new Redis(cluster.url, { maxRetriesPerRequest: null });
+  sub.on('error', () => undefined);
+  read.on('error', () => undefined);
+  const apply = (e: DirectoryEntry): void => {
+    if (e.kind === 'device') access.registerDevice(e.id, e.cred);
+    else access.registerUser(e.id, e.token);
+  };
+  // Subscribed first, then loaded: nothing written in between is missed.
+  sub.on('message', (_channel, text: string) => {
+    try {
+      for (const e of JSON.parse(text) as DirectoryEntry[]) apply(e);
+    } catch {
+      // Not ours: the channel is the cluster's, anything else on it is ignored.
+    }
+  });
+  await sub.subscribe(DIRECTORY.channel);
+  for (const [id, cred] of Object.entries(await read.hgetall(DIRECTORY.devices))) apply({ kind: 'device', id, cred: JSON.parse(cred) as DeviceCredential });
+  for (const [id, token] of Object.entries(await read.hgetall(DIRECTORY.users))) apply({ kind: 'user', id, token });
+  await read.quit();
+  return async () => { await sub.quit().catch(() => sub.disconnect()); };
+}
+
+/** Collects the credentials a simulation provisions, to write them to the cluster's directory. */
+export class DirectoryWriter {
+  private readonly entries: DirectoryEntry[] = [];
+  registerDevice(did: string, cred: DeviceCredential): void { this.entries.push({ kind: 'device', id: did, cred }); }
+  registerUser(uid: string, token: string): void { this.entries.push({ kind: 'user', id: uid, token }); }
+
+  /** Write everything collected (hashes, then the channel, in chunks); resolves once Redis has it. */
+  async write(url: string): Promise<number> {
+    const redis = new Redis(url, { maxRetriesPerRequest: 2 });
+    redis.on('error', () => undefined);
+    try {
+      for (let i = 0; i < this.entries.length; i += 1000) {
+        const chunk = this.entries.slice(i, i + 1000);
+        const p = redis.pipeline();
+        for (const e of chunk) {
+          if (e.kind === 'device') p.hset(DIRECTORY.devices, e.id, JSON.stringify(e.cred));
+          else p.hset(DIRECTORY.users, e.id, e.token);
+        }
+        p.publish(DIRECTORY.channel, JSON.stringify(chunk));
+        await p.exec();
+      }
+      return this.entries.length;
+    } finally {
+      await redis.quit().catch(() => redis.disconnect());
+    }
+  }
 }

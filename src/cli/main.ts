@@ -55,6 +55,8 @@ Options for run:
                     of the embedded one; the platform observes it as a client. Several URLs (a
                     cluster's nodes): each client starts at its own place in the list and moves
                     to the next broker when its connection is lost
+  --cluster URL     with --broker on aiot-sim broker nodes (serve --cluster URL): write the devices'
+                    and app users' credentials to the cluster's shared access directory
   --shard K/N       simulate only shard K of N of the homes (dealt as --workers deals them), for
                     one run spread over processes and machines; with --platform, each shard
                     waits at its end for the others and reports the whole fleet's figures
@@ -89,6 +91,7 @@ const RUN_FLAGS = {
   broker: text,
   shard: text,
   platform: text,
+  cluster: text,
   username: text,
   password: text,
   token: option('operatorToken', operatorToken),
@@ -235,8 +238,18 @@ function runOptions(parsed: RunFlags): SimulationOptions {
     }
     opts.externalBroker = { url: urls[0]! };
     if (urls.length > 1) opts.externalBroker.failover = urls.slice(1);
+    if (v.cluster !== undefined) {
+      try {
+        checkRedisUrl(v.cluster, '--cluster');
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      opts.externalBroker.cluster = v.cluster;
+    }
     if (v.username !== undefined) opts.externalBroker.username = v.username;
     if (v.password !== undefined) opts.externalBroker.password = v.password;
+  } else if (v.cluster !== undefined) {
+    throw new UsageError('--cluster names the Redis of the broker nodes given with --broker (serve --cluster): it needs --broker');
   } else if (v.username !== undefined || v.password !== undefined) {
     throw new UsageError('--username and --password go with --broker');
   }
@@ -256,7 +269,7 @@ function shardOf(t: string): { index: number; count: number } {
 async function runSharded(
   opts: SimulationOptions, workers: number, parsed: RunFlags, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
-  const clash = ['broker', 'shard', 'platform', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
+  const clash = ['broker', 'shard', 'platform', 'cluster', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
   if (clash.length) {
     throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
   }

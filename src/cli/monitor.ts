@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
 import { EmbeddedBroker } from '../broker/broker.js';
+import { followDirectory } from '../broker/cluster.js';
+import type { DeviceLookup } from '../platform/registry.js';
 import { AiotSimError } from '../errors.js';
 import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
@@ -36,7 +38,8 @@ export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the pl
   --http-port P     monitor HTTP port: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface every listener binds to (default 127.0.0.1)
   --cluster URL     be a node of a broker cluster on Redis (redis://HOST:PORT[/DB]): messages,
-                    persistent sessions and retained messages shared with every node naming it
+                    persistent sessions, retained messages and the access directory shared with
+                    every node naming it (run --broker NODES --cluster URL provisions into it)
   --platform URL    count into the shared platform store in Redis (redis://HOST:PORT[/DB]) what
                     this broker takes in, and serve everyone's figures (shard processes', other
                     nodes') on the monitor, live (default: this broker's only, in this process)
@@ -82,8 +85,20 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
     await store?.close();
     throw e;
   }
-  // No provisioned devices: the platform knows none, so it counts sessions and messages only.
-  const platform = store ? new PlatformService(() => undefined, store) : new PlatformService(() => undefined);
+  // A cluster node takes the credentials shard processes write to the cluster's access directory.
+  let unfollow: (() => Promise<void>) | null = null;
+  let lookup: DeviceLookup = () => undefined;
+  try {
+    if (v.cluster !== undefined) unfollow = await followDirectory({ url: v.cluster }, broker.access);
+    // No devices of its own: it knows those bound in the shared store (shard processes write theirs), or none.
+    if (store) lookup = await store.followBindings();
+  } catch (e) {
+    await broker.close();
+    await unfollow?.();
+    await store?.close();
+    throw e;
+  }
+  const platform = store ? new PlatformService(lookup, store) : new PlatformService(lookup);
   platform.observe(broker);
   if (store) store.countsAtIngress(listenerAddresses(broker));
   let monitor: MonitorServer;
@@ -91,6 +106,7 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
     monitor = await MonitorServer.start({ broker, platform, token, host, port: httpPort, title: 'aiot-sim serve', allowOrigins: v['allow-origin'] ?? [] });
   } catch (e) {
     await broker.close();
+    await unfollow?.();
     await store?.close();
     throw e instanceof AiotSimError ? e : new AiotSimError('E_MONITOR', 'environment', (e as Error).message, { cause: e });
   }
@@ -114,6 +130,7 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   err.write('aiot-sim: stopping...\n');
   await monitor.stop();
   await broker.close();
+  await unfollow?.();
   await store?.close();
   return 0;
 }

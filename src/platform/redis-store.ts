@@ -16,6 +16,7 @@ import { Redis } from 'ioredis';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { OnlineBucket } from './history.js';
+import type { DeviceFacts, DeviceLookup } from './registry.js';
 import { APPLY, VIEW } from './redis-scripts.js';
 import { emptySnapshot, type PlatformSnapshot } from './snapshot.js';
 import { BatchBuilder, type Known, type PlatformBatch, type SharedStore, type WindowName } from './store.js';
@@ -140,6 +141,8 @@ export class RedisStore implements SharedStore {
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private ingressAddresses: string[] = [];
+  /** More connections to end at close (a bindings subscriber). */
+  private readonly closing: Array<() => Promise<void>> = [];
   private refreshing: Promise<void> | null = null;
   private readonly health_: StoreHealth;
   private readonly maxPending: number;
@@ -269,7 +272,43 @@ export class RedisStore implements SharedStore {
     }
     this.closed = true;
     this.listeners.clear();
+    for (const c of this.closing.splice(0)) await c();
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  /**
+   * The platform's binding directory (what it knows of each device: model, category, region,
+   * owner, a gateway's children, a speaker's voice event), shared through the store: a process
+   * simulating devices writes theirs before they connect (`bind`), and a broker node counting at
+   * ingress, which simulates none, reads them (`followBindings`).
+   */
+  async bind(entries: ReadonlyArray<readonly [string, DeviceFacts]>): Promise<void> {
+    for (let i = 0; i < entries.length; i += 1000) {
+      const chunk = entries.slice(i, i + 1000);
+      const p = this.redis.pipeline();
+      for (const [did, facts] of chunk) p.hset(`${this.prefix}bind`, did, JSON.stringify(facts));
+      p.publish(`${this.prefix}bind`, JSON.stringify(chunk));
+      await p.exec();
+    }
+  }
+
+  /** Every binding in the store, kept up to date as processes write more: the platform's lookup. */
+  async followBindings(): Promise<DeviceLookup> {
+    const known = new Map<string, DeviceFacts>();
+    const sub = this.redis.duplicate();
+    sub.on('error', () => undefined);
+    sub.on('message', (_channel, text: string) => {
+      try {
+        for (const [did, facts] of JSON.parse(text) as Array<[string, DeviceFacts]>) known.set(did, facts);
+      } catch {
+        // Not a list of bindings: ignored.
+      }
+    });
+    // Subscribed first, then loaded: nothing written in between is missed.
+    await sub.subscribe(`${this.prefix}bind`);
+    for (const [did, facts] of Object.entries(await this.redis.hgetall(`${this.prefix}bind`))) known.set(did, JSON.parse(facts) as DeviceFacts);
+    this.closing.push(async () => { await sub.quit().catch(() => sub.disconnect()); });
+    return (did) => known.get(did);
   }
 
   /**

@@ -74,7 +74,7 @@ export class Provisioner {
    * Give every device and user its credentials and register them (and ownership) with `access`
    * (null: an external broker, which applies its own); build the devices and households. Once.
    */
-  provision(access: AccessDirectory | null, channel: HouseholdChannel): void {
+  provision(access: Pick<AccessDirectory, 'registerDevice' | 'registerUser'> | null, channel: HouseholdChannel): void {
     if (this.provisioned) throw new AiotSimError('E_STATE', 'internal', 'provision(): the population is already provisioned');
     this.provisioned = true;
     const { population } = this.opts;

@@ -55,6 +55,12 @@ export interface SimulationOptions {
      * (url first, then these) and reconnects to the next broker each time its connection is lost.
      */
     failover?: string[];
+    /**
+     * The brokers are aiot-sim nodes of a cluster on this Redis (`serve --cluster`): the devices'
+     * and app users' credentials are written to the cluster's shared access directory before
+     * they connect.
+     */
+    cluster?: string;
   };
   /**
    * Count the platform's figures into a store shared with other processes: `redis://HOST:PORT[/DB]`

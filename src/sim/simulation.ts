@@ -19,6 +19,7 @@ import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { checkBrokerUrl, connectExternal, ExternalObserver, PLATFORM_SHARE_GROUP } from '../platform/external.js';
 import { RedisStore } from '../platform/redis-store.js';
+import { DirectoryWriter } from '../broker/cluster.js';
 import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
@@ -210,7 +211,11 @@ export class Simulation {
   private async connectExternal(ext: NonNullable<SimulationOptions['externalBroker']>): Promise<void> {
     checkBrokerUrl(ext.url);
     const creds = ext.username !== undefined ? { username: ext.username, password: ext.password ?? '' } : { username: 'operator', password: this.operatorToken };
-    this.fleet.provision(null, this.channel());
+    const directory = ext.cluster ? new DirectoryWriter() : null;
+    this.fleet.provision(directory, this.channel());
+    if (directory && ext.cluster) await directory.write(ext.cluster);
+    // Broker nodes counting at ingress know these devices from the bindings in the store.
+    if (this.redisStore) await this.redisStore.bind(this.population.devices.flatMap((d) => { const f = this.fleet.facts(d.did); return f ? [[d.did, f] as const] : []; }));
     const users = this.fleet.appUsers();
     const sockets = this.population.sessions.length + users.length + 2;
     if (sockets > MAX_EXTERNAL_CONNECTIONS) {
@@ -453,6 +458,9 @@ export class Simulation {
       if (this.broker_.isDown) return Promise.resolve();
       return this.broker_.publish(SYS_PLATFORM_TOPIC, body, { retain: true }).catch(() => undefined);
     }
+    // aiot-sim broker nodes reserve $SYS (a refused publish would cost the operator its
+    // connection, and its commands with it); they serve the platform's figures themselves.
+    if (this.opts.externalBroker?.cluster) return Promise.resolve();
     const op = this.clients.operator?.client;
     if (!op?.connected) return Promise.resolve();
     return op.publishAsync(SYS_PLATFORM_TOPIC, body, { qos: 0, retain: true }).then(() => undefined, () => undefined);

@@ -4,11 +4,15 @@
  * other, a persistent session resumes on another node with its queued QoS 1 messages, retained
  * messages are everyone's, and a node killed with SIGKILL is recovered from by moving to another.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
+import type { RunReport } from '../../src/sim/report.js';
 import { useCleanup } from '../helpers/cleanup.js';
-import { assertBuilt, finish, spawnCli, waitForStderr } from '../helpers/cli.js';
+import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
@@ -90,5 +94,44 @@ describe('broker nodes clustered on Redis', () => {
     expect(received.filter((m) => m !== 'before' && m !== 'after').sort()).toEqual(['during-1', 'during-2']);
     n2.kill('SIGINT');
     expect((await finish(n2, 15_000)).code).toBe(0);
+  });
+
+  it('two nodes, two shard processes and the platform on one Redis: the figures of the single-process run', { timeout: 180_000 }, async () => {
+    assertBuilt();
+    const cluster = `${redis.url}/10`;
+    const platform = `${redis.url}/11`;
+    const serve = (): ReturnType<typeof spawnCli> => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token']));
+    const nodes = [serve(), serve()];
+    const urls: string[] = [];
+    for (const n of nodes) {
+      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
+      await waitForStderr(n, /serving until Ctrl-C/);
+    }
+    const base = ['run', 'scenarios/default.yaml', '--fast', '--duration', '6h', '--http-port', '0'];
+    const dir = await mkdtemp(join(tmpdir(), 'aiot-sim-cluster-'));
+    track(() => rm(dir, { recursive: true, force: true }));
+    const single = await runCli([...base, '--mqtt-port', '0', '--ws-port', '0', '--report', join(dir, 'one.json')], { timeoutMs: 60_000 });
+    expect(single.code, single.stderr).toBe(0);
+    const shards = [1, 2].map((k) => track(spawnCli([...base, '--shard', `${k}/2`, '--broker', urls.join(','), '--cluster', cluster, '--platform', platform, '--token', 'op-token', '--report', join(dir, `s${k}.json`)])));
+    const ends = await Promise.all(shards.map((c) => finish(c, 120_000)));
+    for (const e of ends) expect(e.code, e.stderr).toBe(0);
+    // The nodes count what they take in; the shards' own observers count nothing.
+    expect(ends[0]!.stderr).toContain('platform counted by the broker nodes (at ingress)');
+    const read = async (f: string): Promise<RunReport> => JSON.parse(await readFile(join(dir, f), 'utf8')) as RunReport;
+    const one = (await read('one.json')).platform;
+    const { byTransport: _a, ...oneConnections } = one.connections;
+    for (const f of ['s1.json', 's2.json']) {
+      const got = (await read(f)).platform;
+      const { byTransport, ...connections } = got.connections;
+      // The same devices online, by category, model and region; over TCP here, in-process in one process.
+      expect(connections).toEqual(oneConnections);
+      expect(Object.keys(byTransport).sort()).toEqual(['ble', 'tcp', 'zigbee']);
+      // Commands from app users and voice crossed from node to node: the same replies, events and people.
+      expect(got.messages).toEqual(one.messages);
+      expect(got.activeUsers).toEqual(one.activeUsers);
+      expect([got.dailyActiveDevices, got.speakerMau, got.appMau, got.ownersWithMoreThan5Devices]).toEqual([one.dailyActiveDevices, one.speakerMau, one.appMau, one.ownersWithMoreThan5Devices]);
+    }
+    for (const n of nodes) n.kill('SIGINT');
+    for (const n of nodes) expect((await finish(n, 15_000)).code).toBe(0);
   });
 });
