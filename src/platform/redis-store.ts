@@ -344,6 +344,20 @@ export class RedisStore implements SharedStore {
     await this.redis.expire(`${this.prefix}shards:${run}`, 7 * 86_400);
   }
 
+  /** Shard `index`'s count of run `run` (a later run of the same shards replaces it). */
+  async setShardCount(run: string, field: string, index: number, n: number): Promise<void> {
+    await this.redis.hset(`${this.prefix}runs:${run}`, `${field}:${index}`, n);
+    await this.redis.expire(`${this.prefix}runs:${run}`, 7 * 86_400);
+  }
+
+  /** A count of run `run`, added up over its `shards` shards. */
+  async runCount(run: string, field: string, shards: number): Promise<number> {
+    const all = await this.redis.hgetall(`${this.prefix}runs:${run}`);
+    let n = 0;
+    for (let i = 0; i < shards; i++) n += Number(all[`${field}:${i}`] ?? 0);
+    return n;
+  }
+
   /**
    * Resolves true once every shard of `run` has marked `state` (a mark older than `since`, wall
    * ms, is an earlier run's), false after `timeoutMs`.

@@ -33,7 +33,14 @@ export interface RunReport {
    * while Redis was away, times Redis came back without its data). `platform` then holds the
    * figures of every process counting into that store.
    */
-  platformStore?: { kind: 'redis' } & StoreHealth;
+  platformStore?: { kind: 'redis' } & StoreHealth & {
+    /**
+     * Events the run's devices sent (every shard's), and those the platform never counted: lost
+     * with a broker node killed before it wrote them to the store, or with writes dropped.
+     */
+    eventsSent?: number;
+    eventsNotCounted?: number;
+  };
 }
 
 /** The platform's figures times the scenario's scale (each simulated device stands for `scale`). */

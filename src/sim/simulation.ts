@@ -356,7 +356,17 @@ export class Simulation {
     if (this.observer) await this.observer.quiet();
     await this.platform.settle();
     const sh = this.redisStore && this.opts.shard;
+    // Events this run's devices sent (each numbers its own from 1), added up over the shards:
+    // beside the events the platform counted, they say how many it never saw.
+    let eventsSent: number | null = null;
+    if (this.redisStore) {
+      let sent = 0;
+      for (const d of this.fleet.devices.values()) sent += d.lastEventSeq;
+      await this.redisStore.setShardCount(this.runKey, 'eventsSent', this.opts.shard?.index ?? 0, sent);
+    }
     if (sh) await this.waitForShards(this.redisStore!, sh, 'done');
+    else if (this.redisStore) await this.redisStore.still();
+    if (this.redisStore) eventsSent = await this.redisStore.runCount(this.runKey, 'eventsSent', this.opts.shard?.count ?? 1);
     const snapshot = this.platform.snapshot();
     // Nobody stops its devices before every shard has read the figures with everyone online.
     if (sh) await this.waitForShards(this.redisStore!, sh, 'read');
@@ -377,7 +387,10 @@ export class Simulation {
       devices: this.fleet.devices.size, sessions: this.pool.sessions.length, operatorToken: this.operatorToken,
       activity: this.activity(), faults: this.faults.records,
     });
-    if (store) report.platformStore = store;
+    if (store) {
+      const counted = snapshot.messages.byKind['event_occured'] ?? 0;
+      report.platformStore = eventsSent === null ? store : { ...store, eventsSent, eventsNotCounted: Math.max(0, eventsSent - counted) };
+    }
     return report;
   }
 
