@@ -8,7 +8,8 @@
  * the server's own CPU time (INFO cpu); Redis' commands are counted from INFO commandstats.
  */
 import { join } from 'node:path';
-import { PACKAGE_ROOT, PlatformService, RedisStore, Simulation, type DeviceLookup, type PlatformSnapshot, type PlatformStore } from 'aiot-sim';
+import mqtt from 'mqtt';
+import { EmbeddedBroker, PACKAGE_ROOT, PlatformService, RedisStore, Simulation, type DeviceLookup, type PlatformSnapshot, type PlatformStore } from 'aiot-sim';
 import { startRedis } from '../../tests/helpers/redis.js';
 import { median, round, tick } from '../common.js';
 
@@ -104,6 +105,65 @@ export async function platformCost({ scenario = 'consumer-load.yaml', duration =
       sameFiguresEveryReplay: shared.every((s) => s.equal),
       details: { memoryCpuMs: memory.map((m) => round(m, 1)), redis: shared.map((s) => ({ ...s, clientMs: round(s.clientMs, 1), serverMs: round(s.serverMs, 1) })) },
     };
+  } finally {
+    await redis.stop();
+  }
+}
+
+/**
+ * Broker throughput and latency: one node on its own, one node of a cluster on Redis, and two
+ * nodes of a cluster (publishers on one, the subscriber on the other), side by side in one
+ * process. Publishers (anonymous, `lab/` topics) keep at most `window` messages in flight; each
+ * payload carries its send time, so the latency is publish to delivery at the subscriber.
+ */
+export async function clusterThroughput({ messages = 20_000, publishers = 8, window = 500 }: { messages?: number; publishers?: number; window?: number }) {
+  const redis = await startRedis();
+  const run = async (kind: 'single' | 'cluster-1' | 'cluster-2', db: number) => {
+    const cluster = kind === 'single' ? undefined : { url: `${redis.url}/${db}` };
+    const a = await EmbeddedBroker.start({ operatorToken: 'bench', mqttPort: 0, wsPort: null, ...(cluster ? { cluster } : {}) });
+    const b = kind === 'cluster-2' && cluster ? await EmbeddedBroker.start({ operatorToken: 'bench', mqttPort: 0, wsPort: null, cluster }) : a;
+    const url = (x: EmbeddedBroker): string => `mqtt://127.0.0.1:${x.mqttAddress!.port}`;
+    const sub = await mqtt.connectAsync(url(b), { clientId: `bench-sub-${kind}`, reconnectPeriod: 0 });
+    await sub.subscribeAsync('lab/bench/#', { qos: 0 });
+    const pubs = await Promise.all(Array.from({ length: publishers }, (_, i) => mqtt.connectAsync(url(a), { clientId: `bench-pub-${kind}-${i}`, reconnectPeriod: 0 })));
+    // Let the subscription reach every node before anything is published.
+    await new Promise((r) => setTimeout(r, 500));
+    const latencies: number[] = [];
+    let received = 0;
+    let wake: (() => void) | null = null;
+    sub.on('message', (_t, p) => {
+      latencies.push(performance.now() - Number(p.toString()));
+      received++;
+      wake?.();
+    });
+    const stats0 = await redis.commandStats();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let sent = 0; sent < messages; sent++) {
+      while (sent - received >= window) await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+      pubs[sent % publishers]!.publish(`lab/bench/${sent % 100}`, String(performance.now()), { qos: 0 });
+    }
+    const until = performance.now() + 30_000;
+    while (received < messages && performance.now() < until) await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const stats1 = await redis.commandStats();
+    const calls = Object.entries(stats1).reduce((n, [k, v]) => n + v - (stats0[k] ?? 0), 0);
+    for (const c of [sub, ...pubs]) c.end(true);
+    await a.close();
+    if (b !== a) await b.close();
+    latencies.sort((x, y) => x - y);
+    const q = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0, 2);
+    return {
+      kind, messages, received, lost: messages - received,
+      messagesPerSecond: round(received / seconds, 0),
+      p50Ms: q(0.5), p99Ms: q(0.99),
+      cpuMicrosPerMessage: round(((cpu.user + cpu.system) / received) || 0, 1),
+      redisCommandsPerMessage: round(calls / Math.max(1, received), 2),
+    };
+  };
+  try {
+    return { single: await run('single', 0), clusterOneNode: await run('cluster-1', 1), clusterTwoNodes: await run('cluster-2', 2) };
   } finally {
     await redis.stop();
   }
