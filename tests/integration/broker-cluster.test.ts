@@ -23,6 +23,17 @@ afterAll(async () => { await redis?.stop(); });
 describe('broker nodes clustered on Redis', () => {
   const track = useCleanup();
 
+  /** Two `serve --cluster --platform` nodes (the real command), ready; their MQTT URLs. */
+  async function startNodes(cluster: string, platform: string): Promise<{ nodes: Array<ReturnType<typeof spawnCli>>; urls: string[] }> {
+    const nodes = [1, 2].map(() => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token'])));
+    const urls: string[] = [];
+    for (const n of nodes) {
+      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
+      await waitForStderr(n, /serving until Ctrl-C/);
+    }
+    return { nodes, urls };
+  }
+
   async function node(db: number): Promise<EmbeddedBroker> {
     const b = await EmbeddedBroker.start({ operatorToken: 'op-token', mqttPort: 0, cluster: { url: `${redis.url}/${db}` } });
     track(() => b.close());
@@ -100,13 +111,7 @@ describe('broker nodes clustered on Redis', () => {
     assertBuilt();
     const cluster = `${redis.url}/10`;
     const platform = `${redis.url}/11`;
-    const serve = (): ReturnType<typeof spawnCli> => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token']));
-    const nodes = [serve(), serve()];
-    const urls: string[] = [];
-    for (const n of nodes) {
-      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
-      await waitForStderr(n, /serving until Ctrl-C/);
-    }
+    const { nodes, urls } = await startNodes(cluster, platform);
     const base = ['run', 'scenarios/default.yaml', '--fast', '--duration', '6h', '--http-port', '0'];
     const dir = await mkdtemp(join(tmpdir(), 'aiot-sim-cluster-'));
     track(() => rm(dir, { recursive: true, force: true }));
@@ -139,13 +144,7 @@ describe('broker nodes clustered on Redis', () => {
     assertBuilt();
     const cluster = `${redis.url}/12`;
     const platform = `${redis.url}/13`;
-    const serve = (): ReturnType<typeof spawnCli> => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token']));
-    const nodes = [serve(), serve()];
-    const urls: string[] = [];
-    for (const n of nodes) {
-      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
-      await waitForStderr(n, /serving until Ctrl-C/);
-    }
+    const { nodes, urls } = await startNodes(cluster, platform);
     const dir = await mkdtemp(join(tmpdir(), 'aiot-sim-cluster-kill-'));
     track(() => rm(dir, { recursive: true, force: true }));
     // Six virtual hours in about 18 s: node 1 goes a few seconds in.
