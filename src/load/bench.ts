@@ -25,7 +25,7 @@ import { benchDid } from './payloads.js';
 import { ProbeThread } from './probe-thread.js';
 import { wallUs, type BenchDevice, type GeneratorConfig, type GeneratorStats, type ProbeConfig } from './protocol.js';
 import { buildBenchReport, type BenchOutcome, type BenchReport } from './report.js';
-import { BenchError, utilisationBetween } from './thread.js';
+import { BenchError, processCpuSeconds, threadCpuSeconds, utilisationBetween } from './thread.js';
 import { targetUrl, WireClient, type WireTarget } from './wire.js';
 
 export { BenchError } from './thread.js';
@@ -73,8 +73,11 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     await probe.start();
     if (cfg.waitMs > 0) await sleep(cfg.waitMs);
     const conn = await connectDevices(pool, meter);
+    const brokerCpu = brokerCpuReader(target, o.brokerPid);
+    const cpuBefore = brokerCpu();
     const traffic = await runTraffic(cfg, pool, probe, meter);
     await probe.drain(traffic.generators.sentMeasured, DRAIN_QUIET_MS, cfg.drainMs);
+    const cpuAfter = brokerCpu();
     const final = await probe.finish();
     meter.stop();
     meter.lastPoint(traffic.generators, final.stats);
@@ -93,6 +96,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         heapMax: meter.memory.heapUsedMaxBytes, rssMax: meter.memory.rssMaxBytes, aliveAfter,
       },
       utilization: traffic.utilization,
+      brokerCpuSeconds: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
     });
   } finally {
     meter.stop();
@@ -198,6 +202,15 @@ async function runTraffic(
     generators: start.gens.map((g, i) => utilisationBetween(g, end.gens[i]!)),
   };
   return { generators, utilization };
+}
+
+/**
+ * The broker's CPU seconds so far: the embedded broker's thread (this one), or the external
+ * broker's process when its pid is given; null when unknown (no pid, not Linux).
+ */
+function brokerCpuReader(target: Target, pid: number | undefined): () => number | null {
+  if (target.embedded) return threadCpuSeconds;
+  return pid === undefined ? () => null : () => processCpuSeconds(pid);
 }
 
 /** A fresh client can connect (the broker survived the run). */

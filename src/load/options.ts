@@ -33,6 +33,8 @@ export interface BenchOptions {
   concurrency?: number;
   /** Embedded broker: shedding bounds (see broker/overload.ts). */
   overload?: OverloadOptions;
+  /** External broker running on this machine: its process id, to report its CPU time per message (Linux). */
+  brokerPid?: number;
   /** External broker credentials for devices and probe (default anonymous). */
   username?: string;
   password?: string;
@@ -220,6 +222,7 @@ function resolveTarget(o: BenchOptions, p: Problems): BenchTargetPlan {
     for (const k of ['transport', 'host', 'mqttPort', 'wsPort'] as const) {
       if (o[k] !== undefined) p.add(k, 'configures the embedded broker; with {broker} the URL says it all');
     }
+    if (o.brokerPid !== undefined && !isInt(1, 0x7fffffff)(o.brokerPid)) p.reject('brokerPid', 'expected a process id (a positive integer)', o.brokerPid);
     let target: WireTarget = { transport: 'tcp', host: '', port: 0, path: '' };
     try {
       target = parseBrokerUrl(o.broker);
@@ -234,6 +237,7 @@ function resolveTarget(o: BenchOptions, p: Problems): BenchTargetPlan {
   for (const k of ['username', 'password'] as const) {
     if (o[k] !== undefined) p.add(k, 'is for an external broker ({broker}); against the embedded one bench provisions device accounts itself');
   }
+  if (o.brokerPid !== undefined) p.add('brokerPid', 'is for an external broker ({broker}); the embedded one runs on this thread');
   const transport = p.check<string>('transport', o.transport, 'tcp', (v) => (TRANSPORTS as readonly string[]).includes(v), 'expected "tcp" or "ws"') === 'ws' ? 'ws' : 'tcp';
   return {
     kind: 'embedded', transport, host: o.host ?? '127.0.0.1', mqttPort: o.mqttPort ?? 0, wsPort: o.wsPort ?? (transport === 'ws' ? 0 : null),

@@ -94,6 +94,13 @@ export interface BenchReport {
    * A thread near 1 is saturated and is what limits the rate.
    */
   utilization: { broker: number | null; probe: number; generators: number[] };
+  /**
+   * The broker's CPU time from the start of traffic (warm-up included) until the drain ended, and
+   * per message sent meanwhile (one PUBLISH in, one delivery out): the embedded broker's thread,
+   * or an external broker's process given its pid (`brokerPid`). Unlike utilisation it does not
+   * count time spent waiting for a core. Null when unknown (external broker without a pid, not Linux).
+   */
+  brokerCpu: null | { seconds: number; messages: number; microsPerMessage: number };
   slo: null | { passed: boolean; checks: SloCheck[] };
 }
 
@@ -119,6 +126,8 @@ export interface BenchOutcome {
     aliveAfter: boolean;
   };
   utilization: BenchReport['utilization'];
+  /** The broker's CPU seconds over the traffic and drain, when known. */
+  brokerCpuSeconds: number | null;
 }
 
 /** The report of a finished bench: a pure function of what it measured. */
@@ -151,6 +160,8 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
     broker: o.broker && brokerFigures(o.broker, c.devices),
     probe: { foreign: p.foreign, negativeLatencies: p.negative },
     utilization: o.utilization,
+    brokerCpu: o.brokerCpuSeconds === null || g.sent === 0 ? null
+      : { seconds: round(o.brokerCpuSeconds, 2), messages: g.sent, microsPerMessage: round((o.brokerCpuSeconds * 1e6) / g.sent, 2) },
     slo: null,
   };
   if (c.slo.length) report.slo = checkSlo(c.slo, { latencyMs: report.latencyMs, messages: report.messages, rate: report.rate, connections: report.connections });
@@ -208,6 +219,7 @@ export function toMarkdown(r: BenchReport): string {
     lines.push(`| broker heap per connection | ${num(r.broker.memory.heapBytesPerConnection, 0)} B |`);
     lines.push(`| broker peak RSS | ${num(r.broker.memory.rssMaxBytes / 2 ** 20, 1)} MiB |`);
   }
+  if (r.brokerCpu) lines.push(`| broker CPU per message | ${num(r.brokerCpu.microsPerMessage, 2)} µs (${num(r.brokerCpu.seconds, 2)} s for ${num(r.brokerCpu.messages, 0)}) |`);
   const l = r.latencyMs;
   lines.push('', '| latency (ms) | p50 | p90 | p99 | p99.9 | max | samples |', '|---|---|---|---|---|---|---|',
     `| ${c.measure === 'round-trip' ? 'round trip' : 'publish -> receive'} | ${num(l.p50, 3)} | ${num(l.p90, 3)} | ${num(l.p99, 3)} | ${num(l.p999, 3)} | ${num(l.max, 3)} | ${l.count} |`);
