@@ -27,6 +27,7 @@ import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { boundedMemoryPersistence, type PersistenceStats } from './persistence.js';
 import { settle } from './settle.js';
 import { OriginPolicy } from './web-origin.js';
+import { coalesceWrites, type Outbox } from './write-batching.js';
 
 export type { Address, Transport } from './listeners.js';
 
@@ -127,6 +128,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
   private readonly transports = new WeakMap<Duplex, Transport>();
+  /** Each connection's write side (write-batching.ts): what is still to be written to it. */
+  private readonly outboxes = new WeakMap<Duplex, Outbox>();
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];
@@ -139,7 +142,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.access = access;
     this.limits = limits;
     this.settings = settings;
-    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), {
+    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), (client) => this.outboxOf(client), {
       refused: (reason, clientId, connect) => {
         if (connect) this.counters.rejectedConnects++;
         this.reject(reason, clientId);
@@ -349,19 +352,24 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.reject(`bad packet: ${reason}`, clientId);
   }
 
-  /** Serve one connection, with the packet size check in front of everything that reads it. */
+  /**
+   * Serve one connection: the packet size check in front of everything that reads it, and its
+   * writes coalesced per turn whatever the transport (write-batching.ts).
+   */
   private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
+    const outbox = coalesceWrites(conn);
+    this.outboxes.set(conn, outbox);
     let client: Client | null = null;
     this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => {
       if (reason === 'packet too large') this.limitHits.packetSize++;
       this.rejectPacket(reason, client?.id ?? '');
     }));
     // The overload guard's total backlog follows each connection as it drains and closes.
-    conn.on('drain', () => this.overload.refresh(conn));
+    conn.on('drain', () => this.overload.refresh(outbox));
     conn.once('close', () => {
       this.connections.delete(conn);
-      this.overload.forget(conn);
+      this.overload.forget(outbox);
       if (client) this.gate.release(client);
     });
     client = this.aedes_.handle(conn as Connection, req);
@@ -408,6 +416,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   private transportOf(client: Client): Transport {
     return this.transports.get(client.conn as Duplex) ?? 'tcp';
+  }
+
+  /** What is still to be written to `client` (its connection's outbox). */
+  private outboxOf(client: Client): Outbox | Duplex {
+    return this.outboxes.get(client.conn as Duplex) ?? (client.conn as Duplex);
   }
 }
 
