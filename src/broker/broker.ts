@@ -19,6 +19,7 @@ import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
+import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
 import { noHits, resolveLimits, type BrokerLimits, type LimitHits, type LimitReport, type ResolvedLimits } from './limits.js';
 import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type ListenerLimits, type Transport } from './listeners.js';
@@ -353,8 +354,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * Serve one connection: the packet size check in front of everything that reads it, and its
-   * writes coalesced per turn whatever the transport (write-batching.ts).
+   * Serve one connection: the packet size check in front of everything that reads it, its
+   * writes coalesced per turn whatever the transport (write-batching.ts), and the lean parser
+   * front on Aedes' client (frame-parser.ts).
    */
   private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
@@ -373,6 +375,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       if (client) this.gate.release(client);
     });
     client = this.aedes_.handle(conn as Connection, req);
+    const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
+    if (parser && typeof parser.parse === 'function') frontParser(parser);
   }
 
   /** Count a client's or connection's error when it is about what the peer sent. */
