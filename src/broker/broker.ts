@@ -17,6 +17,7 @@ import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
+import { leanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { frontParser, type MqttPacketParser } from './frame-parser.js';
@@ -137,6 +138,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private tcp: Listener | null = null;
   private ws: Listener | null = null;
   private closed = false;
+  /** Logged once: this Aedes lacks what the lean deliveries replace (deliveries.ts). */
+  private warnedStock = false;
 
   private constructor(access: AccessDirectory, limits: ResolvedLimits, settings: AedesSettings) {
     super();
@@ -354,9 +357,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * Serve one connection: the packet size check in front of everything that reads it, its
-   * writes coalesced per turn whatever the transport (write-batching.ts), and the lean parser
-   * front on Aedes' client (frame-parser.ts).
+   * Serve one connection: the packet size check in front of everything that reads it, writes
+   * coalesced per turn (write-batching.ts), and Aedes' client with the lean parser front and
+   * deliveries (frame-parser.ts, deliveries.ts).
    */
   private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
@@ -377,6 +380,10 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     client = this.aedes_.handle(conn as Connection, req);
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
     if (parser && typeof parser.parse === 'function') frontParser(parser);
+    if (!leanDeliveries(client, outbox) && !this.warnedStock) {
+      this.warnedStock = true;
+      log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
+    }
   }
 
   /** Count a client's or connection's error when it is about what the peer sent. */
