@@ -53,9 +53,12 @@ if (!hasApt) {
   process.exit(1);
 }
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
-const sudo = !root && canRun('sudo', ['-n', 'true']);
+const hasSudo = canRun('sh', ['-c', 'command -v sudo']);
+const sudo = !root && hasSudo && canRun('sudo', ['-n', 'true']);
+// The command to give a person: with sudo where there is one, else as root through su.
+const byHand = hasSudo ? `sudo sh -c '${install}'` : `su -c '${install}'    (as root: this machine has no sudo)`;
 if (!root && !sudo) {
-  say(`missing ${missing.join(', ')}. Run this once, then npm test again:\n  sudo sh -c '${install}'`);
+  say(`missing ${missing.join(', ')}. Run this once, then npm test again:\n  ${byHand}`);
   process.exit(1);
 }
 say(`installing ${missing.join(', ')} with apt-get (about a minute) ...`);
@@ -67,7 +70,7 @@ try {
   aptGet(['update', '-qq']);
   aptGet(['install', '-y', '-qq', '--no-install-recommends', ...missing]);
 } catch (err) {
-  say(`apt-get failed (${err.message.split('\n')[0]}). Run it by hand:\n  ${root ? '' : 'sudo '}sh -c '${install}'`);
+  say(`apt-get failed (${err.message.split('\n')[0]}). Run it by hand:\n  ${root ? `sh -c '${install}'` : byHand}`);
   process.exit(1);
 }
 const still = missingPackages();

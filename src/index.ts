@@ -49,3 +49,7 @@ export { findMaxRate, type SearchOptions, type SearchResult, type SearchStep } f
 export { parseSlo, checkSlo, SloSyntaxError, type SloTerm, type SloCheck } from './load/slo.js';
 export type { BenchReport, TimelinePoint, LatencyMs } from './load/report.js';
 export type { OverloadOptions, OverloadStats } from './broker/overload.js';
+export { runReplay, type ReplayOptions, type ReplayProgress } from './replay/replay.js';
+export type { ReplayReport, ReplayTimelinePoint } from './replay/report.js';
+export { Recorder, type RecordOptions, type RecordSummary } from './replay/recorder.js';
+export { formatRecordLine, parseRecordLine, type RecordedMessage, type QoS } from './contract/recording.js';

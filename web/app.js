@@ -28,11 +28,28 @@ function setStatus(state, text) {
 // ---------------------------------------------------------------- charts (uPlot, x = virtual time)
 
 const charts = {
-  connections: chart($('chart-connections'), [['devices online', '#ff6900'], ['MQTT clients', '#2563eb']]),
-  rates: chart($('chart-rates'), [['in / s', '#16a34a'], ['out / s', '#9333ea']]),
-  users: chart($('chart-users'), [['DAU', '#dc2626'], ['WAU', '#f59e0b'], ['MAU', '#0891b2']]),
+  connections: chart($('chart-connections'), [{ label: 'devices online', stroke: '#ff6900' }, { label: 'MQTT clients', stroke: '#2563eb' }]),
+  rates: chart($('chart-rates'), [{ label: 'in / s', stroke: '#16a34a' }, { label: 'out / s', stroke: '#9333ea' }]),
+  // On a run's first day the three windows hold the same days and the lines coincide: MAU is a wide
+  // pale band, WAU a dashed line over it, DAU a thin line on top, so each stays visible.
+  users: chart($('chart-users'), [
+    { label: 'MAU', stroke: 'rgba(8, 145, 178, 0.35)', width: 12 },
+    { label: 'WAU', stroke: '#d97706', width: 3.5, dash: [12, 8] },
+    { label: 'DAU', stroke: '#be123c', width: 1.5 },
+  ]),
 };
 window.addEventListener('resize', () => Object.values(charts).forEach((c) => c.resize()));
+
+/**
+ * The fault windows so far, to shade on the time charts.
+ * @param {MonitorStats['faults']} faults
+ */
+function faultBands(faults) {
+  return (faults ?? []).map((f) => ({
+    from: Date.parse(f.from), to: Date.parse(f.to),
+    label: `${f.type}${f.region ? ` ${f.region}` : ''}, ${f.from.slice(11, 16)}–${f.to.slice(11, 16)} UTC, ${fmt(f.sessions)} sessions`,
+  }));
+}
 
 let ticks = 0;
 /** @param {MonitorStats} s */
@@ -47,16 +64,21 @@ function showStats(s) {
   const faults = s.faults ?? [];
   const now = s.virtualTime;
   const running = now === null ? 0 : faults.filter((f) => Date.parse(f.from) <= now && now < Date.parse(f.to)).length;
-  $('faults').textContent = faults.length ? `${running} / ${faults.length}` : '0';
+  const over = now === null ? 0 : faults.filter((f) => Date.parse(f.to) <= now).length;
+  $('faults').textContent = faults.length ? `${running ? `${running} now · ` : ''}${over} of ${faults.length} over` : 'none';
   $('rate').textContent = fmt(s.rates.publishedPerSecond);
   $('dau').textContent = fmt(s.activeUsers.dau);
   $('mau').textContent = fmt(s.activeUsers.mau);
   bars($('by-region'), s.byRegion);
   bars($('by-category'), s.byCategory);
+  const { dau, wau, mau } = s.activeUsers;
+  $('users-now').textContent = `DAU ${fmt(dau)} · WAU ${fmt(wau)} · MAU ${fmt(mau)}${dau === mau && mau > 0 ? ' (the same so far: every window holds the same days)' : ''}`;
   const x = (s.virtualTime ?? s.ts) / 1000;
+  const bands = faultBands(s.faults);
+  for (const c of Object.values(charts)) c.bands(bands);
   charts.connections.push(x, [s.online, s.clients]);
   charts.rates.push(x, [s.rates.publishedPerSecond, s.rates.deliveredPerSecond]);
-  charts.users.push(x, [s.activeUsers.dau, s.activeUsers.wau, s.activeUsers.mau]);
+  charts.users.push(x, [mau, wau, dau]);
 }
 
 // ---------------------------------------------------------------- /ws: figures and the event feed

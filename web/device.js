@@ -1,8 +1,9 @@
-// The device view: pick a device, read its properties through /api (get_properties via the
-// broker), set a writable one (set_properties), and follow what it reports on the page's own
-// MQTT-over-WebSocket connection to the broker (it watches, never publishes). It logs in as the
-// operator with the page's token, which is the operator's in `run` and `serve`, so it works
-// with `--anonymous none`; refused (another token), it watches as an anonymous client.
+// The device view: search the devices by did, model or home and pick one, read its properties
+// through /api (get_properties via the broker), set a writable one (set_properties), and follow
+// what it reports on the page's own MQTT-over-WebSocket connection to the broker (it watches,
+// never publishes). It logs in as the operator with the page's token, which is the operator's in
+// `run` and `serve`, so it works with `--anonymous none`; refused (another token), it watches as
+// an anonymous client.
 // @ts-check
 import mqtt from '/vendor/mqtt.esm.js';
 import { deviceFilters, parseDeviceTopic, readDeviceMessage } from '/wire.js';
@@ -144,7 +145,60 @@ async function setProperty(did, p, input) {
 
 const props = el('props', HTMLTableElement);
 const propRows = () => /** @type {HTMLTableSectionElement} */ (props.tBodies[0]);
-const deviceSelect = el('device-select', HTMLSelectElement);
+const search = el('device-search', HTMLInputElement);
+const results = $('device-results');
+/** Devices shown as results at most (the count says how many match). */
+const MAX_RESULTS = 8;
+/** @type {DeviceSummary[]} every device, from /api/devices */
+let devices = [];
+
+/** @param {DeviceSummary} d what a search looks in */
+const searchTokens = (d) => [d.did, d.model, ...d.name.split(/\s+/), d.category, d.home ?? '', d.region ?? '', d.parentId ?? ''].map((t) => t.toLowerCase());
+
+/**
+ * The devices matching every word of the search (in their did, model, name, category, home or
+ * region), those matching words exactly first ("home-1" before home-12's devices).
+ * @param {string[]} words
+ */
+function matches(words) {
+  if (!words.length) return devices;
+  const scored = [];
+  for (const d of devices) {
+    const tokens = searchTokens(d);
+    if (!words.every((w) => tokens.some((t) => t.includes(w)))) continue;
+    scored.push({ d, exact: words.filter((w) => tokens.includes(w)).length });
+  }
+  return scored.sort((a, b) => b.exact - a.exact).map((x) => x.d);
+}
+
+/** Show the devices matching the search, the chosen one marked. */
+function showResults() {
+  const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const matching = matches(words);
+  const items = matching.slice(0, MAX_RESULTS).map((d) => {
+    const li = document.createElement('li');
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.dataset['did'] = d.did;
+    if (current?.did === d.did) btn.setAttribute('aria-current', 'true');
+    const what = document.createElement('span');
+    what.className = 'what';
+    what.textContent = `${d.category} · ${d.name}`;
+    const where = document.createElement('span');
+    where.className = 'where';
+    where.textContent = `${d.did}${d.home ? ` · ${d.home}${d.region ? ` (${d.region})` : ''}` : ''}`;
+    btn.append(what, where);
+    btn.addEventListener('click', () => loadDevice(d.did));
+    li.append(btn);
+    return li;
+  });
+  results.replaceChildren(...items);
+  const count = $('device-count');
+  count.dataset['matching'] = String(matching.length);
+  count.textContent = words.length
+    ? `${matching.length} of ${devices.length} devices match${matching.length > MAX_RESULTS ? `, the first ${MAX_RESULTS} shown` : ''}`
+    : `${devices.length} devices${devices.length > MAX_RESULTS ? `, the first ${MAX_RESULTS} shown` : ''}: search by did, model or home, then pick one`;
+}
 
 /** @param {string} did */
 async function loadDevice(did) {
@@ -159,7 +213,7 @@ async function loadDevice(did) {
     /** @type {DeviceReading} */
     const d = await api(`/api/devices/${encodeURIComponent(did)}`);
     current = d;
-    $('device-info').textContent = `${d.name} (${d.model}), ${d.category}${d.parentId ? `, behind ${d.parentId}` : ''}, owner ${d.uid}`;
+    $('device-info').textContent = `${d.name} (${d.model}), ${d.category}${d.parentId ? `, behind ${d.parentId}` : ''}${d.home ? `, ${d.home}${d.region ? ` (${d.region})` : ''}` : ''}, owner ${d.uid}`;
     const rows = d.properties.map((p) => {
       const tr = document.createElement('tr');
       tr.dataset.key = `${p.siid}.${p.piid}`;
@@ -188,26 +242,34 @@ async function loadDevice(did) {
       if ((input instanceof HTMLInputElement || input instanceof HTMLSelectElement) && v?.code === 0) input.value = String(v.value);
     }
     if (mqttClient?.connected) mqttClient.subscribe(deviceFilters(d.did));
+    showResults();
   } catch (err) {
     $('device-info').textContent = messageOf(err);
   }
 }
 
-deviceSelect.addEventListener('change', () => loadDevice(deviceSelect.value));
-$('device-refresh').addEventListener('click', () => loadDevice(deviceSelect.value));
+search.addEventListener('input', () => showResults());
+// Enter opens the first match.
+search.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Enter') return;
+  const first = results.querySelector('button[data-did]');
+  if (first instanceof HTMLButtonElement) loadDevice(first.dataset['did'] ?? '');
+});
+$('device-refresh').addEventListener('click', () => { if (current) loadDevice(current.did); });
 
 /**
- * Fill the device list (a simulation), or say there are no devices (`aiot-sim serve`).
- * @param {boolean} devices whether /api/info said there are any
+ * Load the devices to search (a simulation), or say there are none (`aiot-sim serve`).
+ * @param {boolean} any whether /api/info said there are any
  */
-export async function listDevices(devices) {
-  if (!devices) {
-    deviceSelect.disabled = true;
+export async function listDevices(any) {
+  if (!any) {
+    search.disabled = true;
     $('device-info').textContent = 'no simulated devices here (aiot-sim serve)';
     return;
   }
   /** @type {DeviceSummary[]} */
   const list = await api('/api/devices');
-  list.sort((a, b) => a.category.localeCompare(b.category) || a.did.localeCompare(b.did));
-  for (const d of list) deviceSelect.append(new Option(`${d.category} · ${d.name} · ${d.did}`, d.did));
+  list.sort((a, b) => (a.home ?? '').localeCompare(b.home ?? '', 'en', { numeric: true }) || a.category.localeCompare(b.category) || a.did.localeCompare(b.did));
+  devices = list;
+  showResults();
 }

@@ -20,6 +20,8 @@ class Expected extends Error {}
 export interface Flag<T> {
   readonly type: 'string' | 'boolean';
   readonly short?: string;
+  /** May be given more than once (`--topic a --topic b`); each text is parsed and the values concatenated. */
+  readonly multiple?: boolean;
   /** The library option this flag sets. */
   readonly option?: string;
   /** Text -> value (string flags); throws Expected, or UsageError with a whole message. */
@@ -68,6 +70,11 @@ export const duration: Flag<number> = {
   },
 };
 
+/** A flag that may be given several times; its value is every occurrence's, in order. */
+export function repeatable<T>(flag: Flag<T>): Flag<T[]> {
+  return { type: 'string', multiple: true, parse: (t) => [flag.parse(t)] };
+}
+
 /** Comma-separated words. */
 export const list: Flag<string[]> = { type: 'string', parse: (t) => t.split(',').map((s) => s.trim()).filter(Boolean) };
 
@@ -105,8 +112,8 @@ export function setter<O>() {
 
 /** Parse `args`: every flag's text into its value; every problem of the command line at once. */
 export function parseFlags<F extends FlagSet>(args: string[], flags: F, command?: string): Parsed<F> {
-  const options = Object.fromEntries(Object.entries(flags).map(([k, f]) => [k, f.short ? { type: f.type, short: f.short } : { type: f.type }]));
-  let raw: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  const options = Object.fromEntries(Object.entries(flags).map(([k, f]) => [k, { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) }]));
+  let raw: { values: Record<string, string | string[] | boolean | undefined>; positionals: string[] };
   try {
     raw = parseArgs({ args, options, allowPositionals: true, strict: true }) as typeof raw;
   } catch (e) {
@@ -115,16 +122,21 @@ export function parseFlags<F extends FlagSet>(args: string[], flags: F, command?
   const values: Record<string, unknown> = {};
   const typed: Record<string, string> = {};
   const problems: string[] = [];
-  for (const [k, v] of Object.entries(raw.values)) {
-    if (typeof v !== 'string') { values[k] = v; continue; }
-    typed[k] = v;
-    try {
-      values[k] = flags[k]!.parse(v);
-    } catch (e) {
-      if (e instanceof Expected) problems.push(`--${k}: expected ${e.message}, got "${v}"`);
-      else if (e instanceof AiotSimError) problems.push(e.message.startsWith('--') ? e.message : `--${k}: ${e.message}`);
-      else throw e;
+  for (const [k, given] of Object.entries(raw.values)) {
+    if (typeof given === 'boolean' || given === undefined) { values[k] = given; continue; }
+    const texts = typeof given === 'string' ? [given] : given;
+    typed[k] = texts.join(' ');
+    const parsed: unknown[] = [];
+    for (const v of texts) {
+      try {
+        parsed.push(flags[k]!.parse(v));
+      } catch (e) {
+        if (e instanceof Expected) problems.push(`--${k}: expected ${e.message}, got "${v}"`);
+        else if (e instanceof AiotSimError) problems.push(e.message.startsWith('--') ? e.message : `--${k}: ${e.message}`);
+        else throw e;
+      }
     }
+    values[k] = flags[k]!.multiple ? parsed.flat() : parsed[0];
   }
   if (problems.length) throw new UsageError(problems.join('\n'), command);
   return { values: values as FlagValues<F>, positionals: raw.positionals, text: typed as Parsed<F>['text'] };

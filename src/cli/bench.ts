@@ -3,17 +3,14 @@
  * 0 done (and every --slo term held), 1 an --slo term was violated or the bench could not run
  * (broker unreachable...), 2 usage error (a bad flag or --slo term, named in the message).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { AiotSimError } from '../errors.js';
 import { runBench, type BenchOptions, type BenchProgress } from '../load/bench.js';
 import { QOS_NOTE } from '../load/options.js';
 import { toMarkdown } from '../load/report.js';
-import { parseSlo, type SloTerm } from '../load/slo.js';
 import {
-  bool, choice, duration, help, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor,
-  type Flag, type FlagSet,
+  choice, duration, list, number, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet,
 } from './args.js';
+import { CONSUMER_AND_OUTPUT_FLAGS, count, emitReport, liveLine } from './reports.js';
 
 export const BENCH_USAGE = `aiot-sim bench: load-test a broker and its consumers with Mijia device traffic
 
@@ -60,18 +57,6 @@ Output:
 
 const option = setter<BenchOptions>();
 
-/** A comma-separated list of SLO terms. */
-const sloTerms: Flag<SloTerm[]> = {
-  type: 'string',
-  parse: (t) => {
-    try {
-      return parseSlo(t);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  },
-};
-
 const BENCH_FLAGS = {
   broker: option('broker', text),
   username: option('username', text),
@@ -95,28 +80,13 @@ const BENCH_FLAGS = {
   'reconnect-jitter': option('reconnectJitterMs', duration),
   workers: option('workers', number),
   seed: option('seed', number),
-  'reply-topic': option('replyTopic', text),
-  wait: option('waitMs', duration),
-  slo: option('slo', sloTerms),
-  report: text,
-  markdown: text,
-  quiet: bool,
-  help,
+  ...CONSUMER_AND_OUTPUT_FLAGS,
 } satisfies FlagSet;
-
-const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function progressLine(p: BenchProgress): string {
   if (p.phase === 'connecting') return `bench ${p.seconds.toFixed(0)}s connecting ${p.connected}/${p.devices}${p.errors ? ` | errors ${p.errors}` : ''}`;
-  return `bench ${p.seconds.toFixed(0)}s ${p.phase} | sent ${fmt(p.sendRate)} msg/s | received ${fmt(p.receiveRate)} msg/s | ` +
+  return `bench ${p.seconds.toFixed(0)}s ${p.phase} | sent ${count(p.sendRate)} msg/s | received ${count(p.receiveRate)} msg/s | ` +
     `p99 ${p.p99Ms === null ? '-' : `${p.p99Ms.toFixed(1)} ms`} | online ${p.connected}/${p.devices} | errors ${p.errors}`;
-}
-
-async function output(path: string, text: string, out: NodeJS.WritableStream): Promise<void> {
-  if (path === '-') { out.write(text); return; }
-  const abs = resolve(path);
-  await mkdir(dirname(abs), { recursive: true });
-  await writeFile(abs, text);
 }
 
 export async function bench(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
@@ -126,23 +96,18 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
   if (parsed.positionals.length) throw new UsageError(`bench takes no positional arguments, got "${parsed.positionals.join(' ')}"`, 'bench');
   const opts = optionsFrom<BenchOptions>(BENCH_FLAGS, parsed);
   const quiet = v.quiet === true;
-  const tty = !quiet && (err as NodeJS.WriteStream).isTTY === true;
-  let shown = false;
+  const live = liveLine(err, quiet);
   opts.onBroker = (b) => {
     if (!b.embedded) { if (!quiet) err.write(`aiot-sim bench: target ${b.url}\n`); return; }
     // Always printed (even with --quiet): a consumer needs the address.
     err.write(`aiot-sim bench: embedded broker ${b.mqttUrl ?? '-'}${b.wsUrl ? ` (WebSocket ${b.wsUrl})` : ''}; anonymous clients may subscribe to device/# and appMsg/notify/iot/# and publish outside device/, appMsg/, app/, $SYS/\n`);
   };
-  opts.onProgress = (p) => {
-    if (!tty) return;
-    err.write(`\r\x1b[2K${progressLine(p)}`);
-    shown = true;
-  };
+  opts.onProgress = (p) => live.show(progressLine(p));
   let report;
   try {
     report = await runBench(opts);
   } catch (e) {
-    if (shown) err.write('\r\x1b[2K');
+    live.clear();
     const usage = usageErrorFor(e, BENCH_FLAGS, parsed, 'bench');
     if (usage) throw usage;
     if (e instanceof AiotSimError) {
@@ -151,17 +116,6 @@ export async function bench(args: string[], out: NodeJS.WritableStream, err: Nod
     }
     throw e;
   }
-  if (shown) err.write('\r\x1b[2K');
-  const md = toMarkdown(report);
-  const json = JSON.stringify(report, null, 2) + '\n';
-  if (v.report !== undefined) await output(v.report, json, out);
-  if (v.markdown !== undefined) await output(v.markdown, md, out);
-  if (v.report !== '-' && v.markdown === undefined) out.write(md);
-  if (v.report !== undefined && v.report !== '-' && !quiet) err.write(`aiot-sim bench: report written to ${resolve(v.report)}\n`);
-  if (report.slo && !report.slo.passed) {
-    const failed = report.slo.checks.filter((c) => !c.passed).map((c) => `${c.term} (measured ${c.actual === null ? 'nothing' : Number(c.actual.toFixed(3))})`);
-    err.write(`aiot-sim bench: SLO violated: ${failed.join(', ')}\n`);
-    return 1;
-  }
-  return 0;
+  live.clear();
+  return emitReport('bench', report, toMarkdown(report), v, out, err);
 }

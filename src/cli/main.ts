@@ -18,6 +18,8 @@ import { Simulation, type SimulationOptions, type SimulationStatus } from '../si
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
+import { record } from './record.js';
+import { replay } from './replay.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
 
@@ -27,6 +29,8 @@ Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
   aiot-sim serve [options]            broker, platform and live monitor, no devices (serve --help)
   aiot-sim bench [options]            load-test a broker and its consumers (aiot-sim bench --help)
+  aiot-sim record --broker URL --out FILE   capture a broker's traffic (aiot-sim record --help)
+  aiot-sim replay FILE [options]      play a recording or trace back into a broker (replay --help)
   aiot-sim devices [MODEL] [--json]   list the device catalogue, or show one model's spec
   aiot-sim validate FILE...           check scenario and device files; every problem at once
   aiot-sim schema [--write]           print (or write to schema/) the JSON Schemas
@@ -52,7 +56,8 @@ ${TOKEN_HELP}  --workers N       split the run over N worker threads (implies --
                     share of the homes on an in-process broker of its own (no ports, no live
                     monitor); the platform figures are merged (default 1)
   --report FILE     write the run report as JSON
-  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload)
+  --trace FILE      write every device message as NDJSON (virtual ts, topic, payload, qos,
+                    retain): a recording aiot-sim replay plays back
   --quiet           no live progress, summary only
   -h, --help        this help
 
@@ -101,6 +106,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await serve(rest, out, err);
       case 'bench':
         return await bench(rest, out, err);
+      case 'record':
+        return await record(rest, out, err);
+      case 'replay':
+        return await replay(rest, out, err);
       case 'devices':
         return await devices(rest, out);
       case 'validate':

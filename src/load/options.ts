@@ -148,8 +148,8 @@ const DEFAULTS = {
 };
 const MAX_PAYLOAD = 256 * 1024;
 
-/** Collects problems; each check returns the value to go on with. */
-class Problems {
+/** Collects problems; each check returns the value to go on with (bench and replay options). */
+export class Problems {
   readonly list: OptionProblem[] = [];
   add(option: string, message: string): void {
     this.list.push({ option, message });
@@ -165,14 +165,18 @@ class Problems {
   }
 }
 
-const isInt = (min: number, max: number) => (v: number): boolean => Number.isInteger(v) && v >= min && v <= max;
-const atLeast = (min: number) => (v: number): boolean => Number.isFinite(v) && v >= min;
-const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
+export const isInt = (min: number, max: number) => (v: number): boolean => Number.isInteger(v) && v >= min && v <= max;
+export const atLeast = (min: number) => (v: number): boolean => Number.isFinite(v) && v >= min;
+export const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
 
 /** Check every option (all problems at once, as an OptionsError) and fill in the defaults. */
 export function resolveBenchConfig(o: BenchOptions, env: BenchEnvironment): BenchConfig {
   const p = new Problems();
   const target = resolveTarget(o, p);
+  if (o.brokerPid !== undefined) {
+    if (target.kind === 'embedded') p.add('brokerPid', 'is for an external broker ({broker}); the embedded one runs on this thread');
+    else if (!isInt(1, 0x7fffffff)(o.brokerPid)) p.reject('brokerPid', 'expected a process id (a positive integer)', o.brokerPid);
+  }
   const devices = p.check('devices', o.devices, DEFAULTS.devices, isInt(1, 1_000_000), 'expected an integer from 1 to 1000000');
   const qos = p.check<number>('qos', o.qos, 0, (v) => (QOS_LEVELS as readonly number[]).includes(v),
     `expected 0 or 1 (${QOS_NOTE})`) === 1 ? 1 : 0;
@@ -216,13 +220,15 @@ function resolveRate(o: BenchOptions, devices: number, p: Problems): number {
   return p.check('rate', o.rate, DEFAULTS.rate, positive, 'expected a positive number of messages/s');
 }
 
+/** The target options bench and replay share. */
+export type TargetOptions = Pick<BenchOptions, 'broker' | 'transport' | 'host' | 'mqttPort' | 'wsPort' | 'username' | 'password' | 'concurrency' | 'overload'>;
+
 /** The external broker's URL, or the embedded broker's listeners; options for the other one are refused. */
-function resolveTarget(o: BenchOptions, p: Problems): BenchTargetPlan {
+export function resolveTarget(o: TargetOptions, p: Problems): BenchTargetPlan {
   if (o.broker !== undefined) {
     for (const k of ['transport', 'host', 'mqttPort', 'wsPort'] as const) {
       if (o[k] !== undefined) p.add(k, 'configures the embedded broker; with {broker} the URL says it all');
     }
-    if (o.brokerPid !== undefined && !isInt(1, 0x7fffffff)(o.brokerPid)) p.reject('brokerPid', 'expected a process id (a positive integer)', o.brokerPid);
     let target: WireTarget = { transport: 'tcp', host: '', port: 0, path: '' };
     try {
       target = parseBrokerUrl(o.broker);
@@ -235,9 +241,8 @@ function resolveTarget(o: BenchOptions, p: Problems): BenchTargetPlan {
     };
   }
   for (const k of ['username', 'password'] as const) {
-    if (o[k] !== undefined) p.add(k, 'is for an external broker ({broker}); against the embedded one bench provisions device accounts itself');
+    if (o[k] !== undefined) p.add(k, 'is for an external broker ({broker}); the embedded broker gets device accounts provisioned for the run');
   }
-  if (o.brokerPid !== undefined) p.add('brokerPid', 'is for an external broker ({broker}); the embedded one runs on this thread');
   const transport = p.check<string>('transport', o.transport, 'tcp', (v) => (TRANSPORTS as readonly string[]).includes(v), 'expected "tcp" or "ws"') === 'ws' ? 'ws' : 'tcp';
   return {
     kind: 'embedded', transport, host: o.host ?? '127.0.0.1', mqttPort: o.mqttPort ?? 0, wsPort: o.wsPort ?? (transport === 'ws' ? 0 : null),

@@ -181,7 +181,8 @@ function brokerFigures(b: NonNullable<BenchOutcome['broker']>, devices: number):
   };
 }
 
-function toMs(l: LatencySummaryUs | null): LatencyMs {
+/** An HDR summary in µs as the report's milliseconds (all null when nothing was recorded). */
+export function toMs(l: LatencySummaryUs | null): LatencyMs {
   if (!l) return { count: 0, p50: null, p90: null, p99: null, p999: null, max: null, mean: null };
   // HDR percentiles are the highest value equivalent to their bucket (3 significant digits), which
   // can lie a hair above the exact maximum: clamp so p50 <= ... <= p999 <= max always holds.
@@ -189,12 +190,13 @@ function toMs(l: LatencySummaryUs | null): LatencyMs {
   return { count: l.count, p50: ms(l.p50), p90: ms(l.p90), p99: ms(l.p99), p999: ms(l.p999), max: ms(l.max), mean: ms(l.mean) };
 }
 
-function round(x: number, d: number): number {
+export function round(x: number, d: number): number {
   const f = 10 ** d;
   return Math.round(x * f) / f;
 }
 
-const num = (x: number | null, d = 2): string => (x === null ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: d }));
+/** A figure for Markdown: grouped digits, at most `d` decimals, "-" for none. */
+export const num = (x: number | null, d = 2): string => (x === null ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: d }));
 
 /** The report as a Markdown summary (two tables). */
 export function toMarkdown(r: BenchReport): string {
@@ -220,12 +222,19 @@ export function toMarkdown(r: BenchReport): string {
     lines.push(`| broker peak RSS | ${num(r.broker.memory.rssMaxBytes / 2 ** 20, 1)} MiB |`);
   }
   if (r.brokerCpu) lines.push(`| broker CPU per message | ${num(r.brokerCpu.microsPerMessage, 2)} µs (${num(r.brokerCpu.seconds, 2)} s for ${num(r.brokerCpu.messages, 0)}) |`);
-  const l = r.latencyMs;
-  lines.push('', '| latency (ms) | p50 | p90 | p99 | p99.9 | max | samples |', '|---|---|---|---|---|---|---|',
-    `| ${c.measure === 'round-trip' ? 'round trip' : 'publish -> receive'} | ${num(l.p50, 3)} | ${num(l.p90, 3)} | ${num(l.p99, 3)} | ${num(l.p999, 3)} | ${num(l.max, 3)} | ${l.count} |`);
-  if (r.slo) {
-    lines.push('', '| SLO | measured | result |', '|---|---|---|');
-    for (const ch of r.slo.checks) lines.push(`| \`${ch.term}\` | ${num(ch.actual, 3)} | ${ch.passed ? 'pass' : '**FAIL**'} |`);
-  }
+  lines.push('', ...latencyTable([[c.measure === 'round-trip' ? 'round trip' : 'publish -> receive', r.latencyMs]]), ...sloTable(r.slo));
   return lines.join('\n') + '\n';
+}
+
+/** Markdown rows: a table of latency percentiles (ms), one row per labelled summary. */
+export function latencyTable(rows: Array<[label: string, l: LatencyMs]>, what = 'latency (ms)'): string[] {
+  return [`| ${what} | p50 | p90 | p99 | p99.9 | max | samples |`, '|---|---|---|---|---|---|---|',
+    ...rows.map(([label, l]) => `| ${label} | ${num(l.p50, 3)} | ${num(l.p90, 3)} | ${num(l.p99, 3)} | ${num(l.p999, 3)} | ${num(l.max, 3)} | ${l.count} |`)];
+}
+
+/** Markdown rows: each SLO term, what was measured and whether it held (none without SLO). */
+export function sloTable(slo: BenchReport['slo']): string[] {
+  if (!slo) return [];
+  return ['', '| SLO | measured | result |', '|---|---|---|',
+    ...slo.checks.map((ch) => `| \`${ch.term}\` | ${num(ch.actual, 3)} | ${ch.passed ? 'pass' : '**FAIL**'} |`)];
 }

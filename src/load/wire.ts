@@ -149,8 +149,12 @@ export class WireClient {
 
   /** Connect and wait for CONNACK; rejects with the broker's return code when refused. */
   static async connect(target: WireTarget, o: WireConnectOptions): Promise<WireClient> {
+    return WireClient.over(await openStream(target, o.timeoutMs ?? 10_000), o);
+  }
+
+  /** CONNECT over a stream already open (a socket, or an embedded broker's in-process pipe) and wait for CONNACK. */
+  static async over(stream: Duplex, o: WireConnectOptions): Promise<WireClient> {
     const timeoutMs = o.timeoutMs ?? 10_000;
-    const stream = await openStream(target, timeoutMs);
     const c = new WireClient(stream);
     const keepalive = o.keepalive ?? 60;
     const connect: Packet = {

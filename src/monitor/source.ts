@@ -45,6 +45,9 @@ export interface DeviceSummary {
   name: string;
   category: string;
   parentId?: string;
+  /** The home it is in (`home-3`) and that home's region (`es`), when the population says. */
+  home?: string;
+  region?: string;
 }
 
 export interface DeviceDescription extends DeviceSummary {
@@ -88,13 +91,18 @@ export interface SimulationLike {
     }> }> };
   } | undefined;
   command(did: string, method: RpcMethodName, params: unknown): Promise<RpcResponse>;
+  /** Where each device lives (the dashboard searches by home). */
+  readonly population?: { readonly devices: ReadonlyArray<{ did: string; homeId: string; region: string }> };
 }
 
 /** A DeviceCommander over a simulation: devices from its population, commands through its operator session. */
 export function simulationCommander(sim: SimulationLike): DeviceCommander {
+  const homes = new Map((sim.population?.devices ?? []).map((p) => [p.did, p]));
   const summary = (d: NonNullable<ReturnType<SimulationLike['device']>>): DeviceSummary => {
     const s: DeviceSummary = { did: d.did, model: d.model.model, name: d.model.name, category: d.model.category };
     if (d.parentId) s.parentId = d.parentId;
+    const plan = homes.get(d.did);
+    if (plan) { s.home = plan.homeId; s.region = plan.region; }
     return s;
   };
   return {

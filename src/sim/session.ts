@@ -349,7 +349,7 @@ export class DeviceSession {
   private publish(topic: string, payload: string, opts: PublishOptions): void {
     const client = this.client;
     if (!client) return;
-    this.hooks.trace.record(this.hooks.clock.now(), topic, payload);
+    this.hooks.trace.record(this.hooks.clock.now(), topic, payload, opts.qos, opts.retain);
     const inflight = this.hooks.inflight;
     const id = this.nextPublish++;
     this.pending.add(id);
