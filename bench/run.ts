@@ -7,7 +7,7 @@
  *
  * Environment knobs (for development; the defaults are the benchmark):
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
- *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, soak, snapshots
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, broker, soak, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
  *   BENCH_SNAPSHOT_SEEDS=a,b  seeds of the snapshot runs (default: each scenario's own)
  *   BENCH_SNAPSHOT_WORKERS=N  worker threads of each snapshot run (aiot-sim run --workers; default: one per core, 1 = one thread)
@@ -19,7 +19,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log, now, round } from './common.js';
-import { CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, load, memoryPerDevice, monitorLoad, snapshots, soak, throughput } from './figures.js';
+import { brokerVsMosquitto, CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, load, memoryPerDevice, monitorLoad, snapshots, soak, throughput } from './figures.js';
 import { problems, REPS, T0 } from './runner.js';
 
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -35,6 +35,7 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['snapshots', 'snapshots', snapshots],
   ['faults', 'faultRecovery', faultRecovery],
   ['load', 'load', load],
+  ['broker', 'brokerVsMosquitto', brokerVsMosquitto],
   ['soak', 'soak', soak],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
