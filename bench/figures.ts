@@ -387,7 +387,10 @@ export async function brokerVsMosquitto() {
   const qos0 = await atRate(0, c.qos0Rate);
   const qos1 = await atRate(1, c.qos1Rate);
   const conn = await pair(`connect ${c.connectDevices} devices`, (target) => runChild('connectAtRate', { target, devices: c.connectDevices }, 120_000));
-  const rate = (rs: Array<TaskResult<'connectAtRate'>>) => ({ median: median(rs.map((r) => r.connectRate)), runs: rs.map((r) => r.connectRate), failed: rs.map((r) => r.failed) });
+  const rate = (rs: Array<TaskResult<'connectAtRate'>>) => ({
+    median: median(rs.map((r) => r.connectRate)), runs: rs.map((r) => r.connectRate), failed: rs.map((r) => r.failed),
+    brokerCpuUsPerConnection: median(rs.map((r) => r.brokerCpuUsPerConnection)),
+  });
   const ce = rate(conn.embedded);
   const cm = rate(conn.mosquitto);
   return {
@@ -396,6 +399,9 @@ export async function brokerVsMosquitto() {
       + 'did not send because the connection was backed up or its QoS 1 window full (notSent); brokerCpu = the broker thread / process CPU time per message sent',
     mosquittoVersion: conn.mosquitto[0]?.mosquittoVersion ?? qos0.details.mosquitto[0]?.mosquittoVersion ?? null,
     qos0, qos1,
-    connectRate: { unit: 'devices/s', devices: c.connectDevices, embedded: ce, mosquitto: cm, ratio: ratio(ce.median, cm.median), details: conn },
+    connectRate: {
+      unit: 'devices/s', devices: c.connectDevices, embedded: ce, mosquitto: cm,
+      ratio: ratio(ce.median, cm.median), brokerCpuRatio: ratio(ce.brokerCpuUsPerConnection, cm.brokerCpuUsPerConnection), details: conn,
+    },
   };
 }

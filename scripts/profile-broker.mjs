@@ -6,6 +6,7 @@
  * scripts/cpuprofile-summary.mjs. Build first (npm run build).
  *
  *   node scripts/profile-broker.mjs [--qos 0|1] [--rate R] [--devices N] [--seconds S] [--transport tcp|ws] [--out FILE]
+ *   node scripts/profile-broker.mjs --connect [--devices N]     (the connect phase instead: N devices as fast as they go)
  *
  * Defaults: QoS 0, 50,000 msg/s, 8 devices, 10 s, tcp, /tmp/aiot-sim-broker.cpuprofile.
  */
@@ -23,10 +24,13 @@ const arg = (name, fallback) => {
 };
 const qos = Number(arg('qos', '0'));
 const rate = Number(arg('rate', '50000'));
-const devices = Number(arg('devices', '8'));
+const devices = Number(arg('devices', argv.includes('--connect') ? '8000' : '8'));
 const seconds = Number(arg('seconds', '10'));
 const transport = arg('transport', 'tcp');
 const out = arg('out', '/tmp/aiot-sim-broker.cpuprofile');
+/** Profile the connections' ramp instead of the traffic. */
+const connect = argv.includes('--connect');
+const phases = connect ? ['connecting'] : ['warm-up', 'measuring'];
 
 const session = new Session();
 session.connect();
@@ -41,18 +45,20 @@ const stop = async () => {
   writeFileSync(out, JSON.stringify(profile));
 };
 const report = await runBench({
-  qos, rate, devices, transport, durationMs: seconds * 1000, warmupMs: 2000,
+  qos, transport, devices,
+  ...(connect ? { rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1 } : { rate, durationMs: seconds * 1000, warmupMs: 2000 }),
   onProgress: (p) => {
-    if (!profiling && !stopped && (p.phase === 'warm-up' || p.phase === 'measuring')) {
+    if (!profiling && !stopped && phases.includes(p.phase)) {
       profiling = true;
       void session.post('Profiler.start');
-    } else if (profiling && p.phase === 'draining') {
+    } else if (profiling && !phases.includes(p.phase)) {
       stopped = stop();
     }
   },
 });
 await (stopped ?? stop());
 const l = report.latencyMs;
+if (connect) process.stderr.write(`connect: ${report.connections.succeeded} of ${devices} at ${report.connections.connectRate}/s, failed ${report.connections.failed}\n`);
 process.stderr.write(`QoS ${qos} at ${rate} msg/s over ${transport}: sent ${report.rate.sent}/s, received ${report.rate.received}/s, lost ${report.messages.lost}, ` +
   `not sent ${report.messages.notSent}, p50 ${l.p50} ms, p99 ${l.p99} ms, broker CPU ${report.brokerCpu?.microsPerMessage ?? '-'} µs/message, ` +
   `utilisation broker ${report.utilization.broker} probe ${report.utilization.probe} generators ${report.utilization.generators.join('/')}\n`);

@@ -133,9 +133,9 @@ export async function loadAtRate({ target, qos, rate, devices, seconds }: PairAr
 export async function connectAtRate({ target, devices }: { target: 'embedded' | 'mosquitto'; devices: number }) {
   const mosq = target === 'mosquitto' ? await startMosquitto(MOSQUITTO_CONFIG) : null;
   try {
-    const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1, ...(mosq ? { broker: mosq.url } : {}) });
+    const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1, ...(mosq ? { broker: mosq.url, brokerPid: mosq.pid } : {}) });
     return {
-      target, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(),
+      target, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(), brokerCpuUsPerConnection: r.brokerCpu?.microsPerConnection ?? null,
       connectRate: r.connections.connectRate, connectSeconds: r.connections.connectSeconds, slowestConnectMs: r.connections.slowestConnectMs, failed: r.connections.failed,
     };
   } finally {

@@ -72,8 +72,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     o.onBroker?.(target.info);
     await probe.start();
     if (cfg.waitMs > 0) await sleep(cfg.waitMs);
-    const conn = await connectDevices(pool, meter);
     const brokerCpu = brokerCpuReader(target, o.brokerPid);
+    const conn = await connectDevices(pool, meter, brokerCpu);
     const cpuBefore = brokerCpu();
     const traffic = await runTraffic(cfg, pool, probe, meter);
     await probe.drain(traffic.generators.sentMeasured, DRAIN_QUIET_MS, cfg.drainMs);
@@ -96,7 +96,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         heapMax: meter.memory.heapUsedMaxBytes, rssMax: meter.memory.rssMaxBytes, aliveAfter,
       },
       utilization: traffic.utilization,
-      brokerCpuSeconds: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
+      brokerCpu: cpuBefore === null || cpuAfter === null || conn.cpuSeconds === null ? null
+        : { connectSeconds: conn.cpuSeconds, connections: conn.connections, trafficSeconds: cpuAfter - cpuBefore },
     });
   } finally {
     meter.stop();
@@ -165,10 +166,14 @@ function connectTimeoutMs(cfg: BenchConfig): number {
   return 30_000 + (cfg.rampPerSecond > 0 ? (cfg.devices / cfg.rampPerSecond) * 1000 : cfg.devices * 20);
 }
 
-/** Connect every device; the main thread's heap (the broker's) after a full GC before and after. */
-async function connectDevices(pool: GeneratorPool, meter: BenchMeter): Promise<{ connectSeconds: number; before: number; connected: number }> {
+/**
+ * Connect every device; the main thread's heap (the broker's) after a full GC before and after,
+ * and the broker's CPU seconds meanwhile (the full GCs left out), with the connections made.
+ */
+async function connectDevices(pool: GeneratorPool, meter: BenchMeter, brokerCpu: () => number | null): Promise<{ connectSeconds: number; before: number; connected: number; cpuSeconds: number | null; connections: number }> {
   gc();
   const before = process.memoryUsage().heapUsed;
+  const cpu0 = brokerCpu();
   meter.connecting();
   let connectSeconds: number;
   try {
@@ -178,9 +183,11 @@ async function connectDevices(pool: GeneratorPool, meter: BenchMeter): Promise<{
   }
   // A moment for the broker to finish what the last CONNACKs started, so the reading below is of settled state.
   await sleep(50);
+  const cpu1 = brokerCpu();
+  const connections = pool.stats().connectOk;
   gc();
   meter.sampleMemory();
-  return { connectSeconds, before, connected: process.memoryUsage().heapUsed };
+  return { connectSeconds, before, connected: process.memoryUsage().heapUsed, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, connections };
 }
 
 /** Warm-up and measured window; resolves once every generator has stopped, with their stats and every thread's utilisation meanwhile. */

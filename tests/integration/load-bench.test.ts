@@ -72,7 +72,10 @@ describe('aiot-sim bench against the embedded broker', () => {
     }
     // The broker thread's CPU time (Linux: /proc/thread-self), over every message sent.
     if (process.platform === 'linux') {
-      expect(r.brokerCpu).toEqual({ seconds: expect.any(Number), messages: expect.any(Number), microsPerMessage: expect.any(Number) });
+      expect(r.brokerCpu).toEqual({
+        seconds: expect.any(Number), messages: expect.any(Number), microsPerMessage: expect.any(Number),
+        connectSeconds: expect.any(Number), connections: 20, microsPerConnection: expect.any(Number),
+      });
       expect(r.brokerCpu!.messages).toBeGreaterThanOrEqual(r.messages.sent);
       expect(r.brokerCpu!.microsPerMessage).toBeCloseTo((r.brokerCpu!.seconds * 1e6) / r.brokerCpu!.messages, -1);
     }

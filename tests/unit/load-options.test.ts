@@ -85,7 +85,7 @@ describe('buildBenchReport', () => {
     config: resolve({ devices: 10, rate: 500, durationMs: 2000, warmupMs: 500, slo: [{ term: 'loss=0', metric: 'loss', op: '=', value: 0, percent: false }] }),
     startedAt: new Date('2026-11-26T00:00:00Z'), wallSeconds: 4.2, target: { broker: 'embedded', url: 'mqtt://127.0.0.1:1', transport: 'tcp' },
     connectSeconds: 0.25, generators: gen, probe, latencyUs: { count: 990, p50: 1500, p90: 2500, p99: 9000, p999: 9900, max: 9800, mean: 1700.4 },
-    timeline: [], broker: null, utilization: { broker: null, probe: 0.1, generators: [0.2] }, brokerCpuSeconds: null, ...over,
+    timeline: [], broker: null, utilization: { broker: null, probe: 0.1, generators: [0.2] }, brokerCpu: null, ...over,
   });
 
   it('derives loss, rates and latency in ms from the raw figures, and checks the SLO', () => {
@@ -103,7 +103,8 @@ describe('buildBenchReport', () => {
   });
 
   it("gives the broker's CPU time per message sent when it is known", () => {
-    expect(buildBenchReport(outcome({ brokerCpuSeconds: 0.006 })).brokerCpu).toEqual({ seconds: 0.01, messages: 1200, microsPerMessage: 5 });
+    expect(buildBenchReport(outcome({ brokerCpu: { connectSeconds: 0.003, connections: 10, trafficSeconds: 0.006 } })).brokerCpu)
+      .toEqual({ seconds: 0.01, messages: 1200, microsPerMessage: 5, connectSeconds: 0, connections: 10, microsPerConnection: 300 });
   });
 
   it('reports the embedded broker with heap per connection', () => {
