@@ -18,7 +18,7 @@ describe('write batching over MQTT-over-WebSocket', () => {
   const track = useCleanup();
 
   it('delivers a burst in fewer WebSocket frames than messages, every message whole and in order', async () => {
-    const b = track(await EmbeddedBroker.start({ mqttPort: 0, wsPort: 0 }));
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, wsPort: 0, operatorToken: 'batching-op-token' }));
     b.access.registerDevice(DID, { token: 'dev-token', uid: '1000000009' });
     const ws = new WebSocket(`ws://127.0.0.1:${b.wsAddress!.port}/mqtt`, 'mqtt');
     track(() => ws.terminate());

@@ -16,7 +16,7 @@ describe('remembered topic matches on a real broker', () => {
   const track = useCleanup();
 
   it('reach subscribers and offline sessions that subscribed after the topic was matched', async () => {
-    const b = track(await EmbeddedBroker.start({ mqttPort: 0 }));
+    const b = track(await EmbeddedBroker.start({ mqttPort: 0, operatorToken: 'matches-op-token' }));
     b.access.registerDevice(DID, { token: 'dev-token', uid: '1000000007' });
     const dev = track(await connectTcp(b, { clientId: DID, username: DID, password: 'dev-token' }));
     // The topic is matched (and remembered) with nobody subscribed.
