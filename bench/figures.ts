@@ -5,8 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { log, median, round } from './common.js';
+import { baseline } from './baseline.js';
 import { REPS, repeat, runChild, stat } from './runner.js';
-import type { TaskResult } from './tasks/index.js';
+import type { TaskArgs, TaskResult } from './tasks/index.js';
 
 export const CONFIG = {
   connect: { homes: 2000 },
@@ -29,6 +30,16 @@ export const CONFIG = {
   load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
   /** The issue 15 targets: the same generator at fixed rates against the embedded broker and Mosquitto, runs interleaved. */
   brokerVsMosquitto: { devices: 8, seconds: 10, qos0Rate: 100_000, qos1Rate: 50_000, connectDevices: 8000 },
+  /** Fast mode per message, beside the baseline: [name, task arguments, timeout of one run]. */
+  perMessage: [
+    ['consumerLoad24h', { scenario: 'consumer-load.yaml', duration: '24h' }, 900_000],
+    ['snapshot2019q3Workers2', { scenario: 'snapshot-2019q3.yaml', workers: 2 }, 3 * 3600_000],
+  ] as Array<[string, TaskArgs<'perMessage'>, number]>,
+  /** The fleet in real time at about 100k and 500k devices. */
+  fleet: [
+    ['devices106k', { homes: 10_000, runSeconds: 20, onlineWithinSeconds: 300 }, 900_000],
+    ['devices500k', { homes: 47_170, runSeconds: 20, onlineWithinSeconds: 600 }, 1_800_000],
+  ] as Array<[string, TaskArgs<'fleet'>, number]>,
 };
 
 /** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
@@ -324,6 +335,87 @@ export async function load() {
     overload: overload ? overloadFigures(overload) : null,
     details: { searches: { qos0: q0, qos1: q1, mosquittoQos0: m0, mosquittoQos1: m1 }, connect, latency, overload },
   };
+}
+
+/** Median `pick` of the runs of each build, and their ratio (current / baseline). */
+function beside<T>(current: T[], base: T[], pick: (r: T) => number | null, digits = 1) {
+  const c = median(current.map(pick));
+  const b = median(base.map(pick));
+  return {
+    current: { median: round(c, digits), runs: current.map((r) => round(pick(r), digits)) },
+    baseline: { median: round(b, digits), runs: base.map((r) => round(pick(r), digits)) },
+    ratio: c !== null && b ? round(c / b, 3) : null,
+  };
+}
+
+/**
+ * Fast mode, CPU per message end to end (devices, broker, platform: the whole process, every
+ * thread), this build beside the baseline (baseline.ts), runs alternating so drifting load hits
+ * both alike: consumer-load for 24 virtual hours, and the 289 M snapshot (snapshot-2019q3, 30
+ * days) over 2 worker threads. Target (issue 15): at most 15 µs per message.
+ */
+export async function perMessage() {
+  const base = baseline();
+  const out: Record<string, unknown> = { baseline: base, targetMicrosPerMessage: 15 };
+  const only = process.env.BENCH_PERMESSAGE ? new Set(process.env.BENCH_PERMESSAGE.split(',')) : null;
+  for (const [name, args, timeoutMs] of CONFIG.perMessage) {
+    if (only && !only.has(name)) continue;
+    const current: Array<TaskResult<'perMessage'>> = [];
+    const old: Array<TaskResult<'perMessage'>> = [];
+    for (let i = 1; i <= REPS; i++) {
+      current.push(...await repeat(`${name} (${i}/${REPS})`, 'perMessage', args, 1, timeoutMs, true));
+      if ('dist' in base) old.push(...await repeat(`${name} baseline (${i}/${REPS})`, 'perMessage', { ...args, dist: base.dist }, 1, timeoutMs, true));
+    }
+    if (!current.length) continue;
+    out[name] = {
+      what: `${args.scenario}${args.duration ? ` for ${args.duration}` : ''} in fast mode${args.workers ? ` over ${args.workers} worker threads` : ''}: CPU seconds of the process / messages the broker accepted`,
+      cpuMicrosPerMessage: beside(current, old, (r) => r.cpuMicrosPerMessage),
+      cpuMicrosPerMessageRunning: beside(current, old, (r) => r.cpuMicrosPerMessageRunning),
+      wallSeconds: beside(current, old, (r) => r.wallSeconds),
+      messages: current[0]!.messages,
+      sameTraceAsBaseline: old.length ? current.every((r) => old.every((o) => o.traceDigest === r.traceDigest)) : null,
+      loadAverage1m: [...current, ...old].map((r) => r.loadAverage1m),
+      details: { current, baseline: old },
+    };
+  }
+  return out;
+}
+
+/**
+ * The fleet in real time: consumer-load's population at 10,000 and 47,170 homes (106,000 and
+ * 500,000 devices), devices per second to online, peak RSS per device, heartbeats flowing, a
+ * clean stop; beside the baseline at 100k devices (at 500k it dies at the heap limit, issue 15:
+ * BENCH_FLEET_BASELINE_500K=1 tries anyway). Targets: 500,000 online within 60 s, at most 16 KB per device.
+ */
+export async function fleetFigure() {
+  const base = baseline();
+  const out: Record<string, unknown> = { baseline: base, targets: { onlineWithinSeconds: 60, peakRssBytesPerDevice: 16_384 } };
+  const only = process.env.BENCH_FLEET ? new Set(process.env.BENCH_FLEET.split(',')) : null;
+  for (const [name, args, timeoutMs] of CONFIG.fleet) {
+    if (only && !only.has(name)) continue;
+    const withBaseline = 'dist' in base && (args.homes <= 10_000 || process.env.BENCH_FLEET_BASELINE_500K === '1');
+    const current: Array<TaskResult<'fleet'>> = [];
+    const old: Array<TaskResult<'fleet'>> = [];
+    for (let i = 1; i <= REPS; i++) {
+      current.push(...await repeat(`fleet ${name} (${i}/${REPS})`, 'fleet', args, 1, timeoutMs, true));
+      if (withBaseline && 'dist' in base) old.push(...await repeat(`fleet ${name} baseline (${i}/${REPS})`, 'fleet', { ...args, dist: base.dist }, 1, timeoutMs, true));
+    }
+    if (!current.length) continue;
+    out[name] = {
+      devices: current[0]!.devices,
+      sessions: current[0]!.sessions,
+      devicesPerSecondToOnline: beside(current, old, (r) => r.devicesPerSecondToOnline, 0),
+      onlineSeconds: beside(current, old, (r) => r.onlineSeconds, 2),
+      peakRssBytesPerDevice: beside(current, old, (r) => r.peakRssBytesPerDevice, 0),
+      peakRssBytes: beside(current, old, (r) => r.peakRssBytes, 0),
+      allOnline: current.every((r) => r.allOnline),
+      heartbeatsFlowing: current.every((r) => r.heartbeatsFlowing),
+      stopSeconds: beside(current, old, (r) => r.stopSeconds, 2),
+      baselineSkipped: withBaseline ? null : ('skipped' in base ? base.skipped : 'at this size the baseline dies at the heap limit (issue 15); BENCH_FLEET_BASELINE_500K=1 runs it'),
+      details: { current, baseline: old },
+    };
+  }
+  return out;
 }
 
 /** The soak (issue 14): once, it is long; what it sent, what the bounds stopped, peak RSS against its bound, and whether anything was lost. */

@@ -238,6 +238,16 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   /**
+   * Serve a connection the caller made itself (the fleet engine's in-process links, whose device
+   * end is not a stream): returns false, serving nothing, while the broker is down or closed.
+   */
+  serveInProcess(conn: Duplex): boolean {
+    if (this.down || this.closed) return false;
+    this.handle(conn, 'in-process');
+    return true;
+  }
+
+  /**
    * Stop serving, as a broker going down for a restart: the Aedes instance closes and drops every
    * session (wills of sessions that did not DISCONNECT are published as it closes them), new
    * connections are dropped at once. Persistent sessions and their queues stay in the persistence.
