@@ -6,6 +6,7 @@
  */
 import { parseDeviceTopic, readDeviceMessage } from '../contract/wire.js';
 import type { EventDeduper } from './dedup.js';
+import { propertyChangeTime } from './fast-read.js';
 import type { OnlineBucket } from './history.js';
 import { MemoryStore, type PlatformState } from './memory-store.js';
 import type { ConnectionRegistry, DeviceLookup } from './registry.js';
@@ -78,6 +79,9 @@ export class PlatformService {
   /** Feed one device message (also used when observing an external broker as a client). */
   onMessage(topic: string, payload: Buffer): void {
     this.counted = true;
+    // The hot path: a property change in the devices' own shape is read in place (fast-read.ts).
+    const ts = propertyChangeTime(topic, payload);
+    if (ts !== undefined) return this.onPropertyChange(ts);
     if (topic.startsWith('app/')) return this.onAppMessage(topic, payload);
     const t = parseDeviceTopic(topic);
     if (!t) return;
@@ -101,6 +105,13 @@ export class PlatformService {
     } else this.store.kind(m.kind);
     if (m.kind === 'event_occured') this.onEvent(m.did, m.siid, m.eiid, m.ts, m.arguments);
     if (m.kind === 'state') this.onState(m.did, m.event, m.ts, m.parentId);
+  }
+
+  /** A property change: counted, and its time moves the event time (as any message's does). */
+  private onPropertyChange(ts: number): void {
+    if (!plausible(ts)) return this.reject('ts out of range');
+    this.store.time(ts);
+    this.store.kind('properties_changed');
   }
 
   private onState(did: string, ev: unknown, ts: number, parent: string | undefined): void {
