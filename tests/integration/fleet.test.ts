@@ -89,7 +89,8 @@ describe('a fleet session on the wire', () => {
     const r = await rig();
     const s = r.gateway;
     const wire = r.byClient.get(s.did)![0]!;
-    await until(() => of(wire.down, 'puback').length >= of(wire.up, 'publish').length, 5000, 'the PUBACKs');
+    // SUBACK and PUBACKs are separate flows: the broker may acknowledge the states before the subscription.
+    await until(() => of(wire.down, 'puback').length >= of(wire.up, 'publish').length && of(wire.down, 'suback').length > 0, 5000, 'the PUBACKs and the SUBACK');
     const sub = of(wire.up, 'subscribe')[0]!;
     expect(sub.subscriptions).toEqual([s.device, ...s.children].map((d) => ({ topic: topics.rpcDown(d.did), qos: 1 })));
     expect(of(wire.down, 'suback')[0]).toMatchObject({ messageId: sub.messageId, granted: sub.subscriptions.map(() => 1) });
