@@ -38,6 +38,8 @@ export interface SessionPoolOptions {
 const CONGESTED_INFLIGHT = 20_000;
 const DEFAULT_CONCURRENCY = 200;
 const DEFAULT_FLEET_CONCURRENCY = 2000;
+/** Sessions announced per turn of the event loop (goOnline). */
+const ANNOUNCE_SLICE = 2000;
 
 export class SessionPool {
   private readonly list: DeviceSession[] = [];
@@ -94,9 +96,19 @@ export class SessionPool {
     await Promise.all(Array.from({ length: Math.min(o.concurrency ?? DEFAULT_CONCURRENCY, queue.length) }, worker));
   }
 
-  /** Announce every session in population order (first connection: a reproducible trace). */
-  goOnline(): void {
-    for (const s of this.list) s.goOnline();
+  /**
+   * Announce every session in population order (first connection: a reproducible trace), a slice
+   * at a time: the broker handles what an in-process session hands it at once, so half a million
+   * announcements in one go kept the event loop for over a minute, and the broker's keep-alive
+   * timers, refreshed meanwhile with the loop's stale time, then closed the sessions en masse. The
+   * clock does not run before the devices start, so the trace is the same.
+   */
+  async goOnline(): Promise<void> {
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      if (i > 0 && i % ANNOUNCE_SLICE === 0) await new Promise((r) => setImmediate(r));
+      list[i]!.goOnline();
+    }
   }
 
   /** Resolves true when nothing is in flight (at once if nothing is); false after `timeoutMs` if given. */

@@ -266,7 +266,7 @@ export class Simulation {
   /** Announce every session online, then start devices, households, faults and the clock. */
   private async goLive(): Promise<void> {
     // First announcements in population order, at the virtual start: a reproducible trace.
-    this.pool.goOnline();
+    await this.pool.goOnline();
     // Resolve only once the broker has them (subscriptions, retained "online" states), so a
     // command sent right after start() finds its device listening.
     await this.pool.settle(FIRST_SETTLE_MS);

@@ -78,7 +78,7 @@ export async function startRig(doc: Record<string, unknown>, faults: ReadonlyArr
   await pool.open(fleet.sessionPlans(), opts.clients
     ? { kind: 'in-process', open: () => broker.connectInProcess() }
     : { kind: 'fleet', attach: (conn) => { opts.tap?.(conn); return broker.serveInProcess(conn); } });
-  pool.goOnline();
+  await pool.goOnline();
   await pool.settle();
   if (opts.live) for (const d of fleet.devices.values()) d.start();
   const work = new WorkQueue();
