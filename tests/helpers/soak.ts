@@ -119,8 +119,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const sim = await createSimulation({
     scenario: {
       name: 'soak', seed: o.seed ?? 14, start: '2026-07-15T18:00:00+02:00', speed: 1,
-      population: { homes: o.homes, regions: { cn: 1, es: 1 }, devicesPerHome: { 1: 1 }, mix: { speaker: 1 }, membersPerHome: [0, 0] },
-      behaviour: { app: { sessionsPerUserPerDay: 0 }, voice: { interactionsPerSpeakerPerDay: 480, musicShare: 0, controlShare: 0 } },
+      population: { homes: o.homes, regions: { cn: 1 }, devicesPerHome: { 1: 1 }, mix: { speaker: 1 }, membersPerHome: [0, 0] },
+      behaviour: { app: { sessionsPerUserPerDay: 0 }, voice: { requestsPerUserPerDay: 480, musicShare: 0, controlShare: 0 } },
       network: { offlineBuffer: 1000 },
     },
     speed: 'manual', broker: { mqttPort: 0, wsPort: 0, ...limits },

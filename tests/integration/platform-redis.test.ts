@@ -23,7 +23,7 @@ function scenario(): Record<string, unknown> {
       mix: { speaker: 2, light: 3, plug: 2, sensor: 3, 'air-conditioner': 1 },
       membersPerHome: [0, 2],
     },
-    behaviour: { app: { sessionsPerUserPerDay: 6 }, voice: { interactionsPerSpeakerPerDay: 6 } },
+    behaviour: { app: { sessionsPerUserPerDay: 6 }, voice: { requestsPerUserPerDay: 6 } },
   };
 }
 
