@@ -17,8 +17,11 @@ import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
+import { leanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
+import { clusterEmitter, clusterPersistence, type BrokerCluster } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
+import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
 import { noHits, resolveLimits, type BrokerLimits, type LimitHits, type LimitReport, type ResolvedLimits } from './limits.js';
 import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type ListenerLimits, type Transport } from './listeners.js';
@@ -27,6 +30,7 @@ import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { boundedMemoryPersistence, type PersistenceStats } from './persistence.js';
 import { settle } from './settle.js';
 import { OriginPolicy } from './web-origin.js';
+import { coalesceWrites, type Outbox } from './write-batching.js';
 
 export type { Address, Transport } from './listeners.js';
 
@@ -57,6 +61,8 @@ export interface BrokerOptions extends BrokerLimits {
   drainTimeoutMs?: number;
   /** When to shed deliveries to subscribers that cannot keep up (overload.ts). Default: 1 MiB for QoS 0, 16 MiB for QoS 1. */
   overload?: OverloadOptions;
+  /** Be a node of a cluster on Redis: messages, sessions and retained messages shared with its other nodes (cluster.ts). */
+  cluster?: BrokerCluster;
 }
 
 export interface BrokerCounters {
@@ -93,7 +99,7 @@ const MAX_REASONS = 200;
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
-interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number }
+interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: BrokerCluster | null }
 
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly access: AccessDirectory;
@@ -112,6 +118,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   /** Kept across restarts: sessions, subscriptions, QoS 1 queues, retained messages. */
   private readonly persistence: object;
   private readonly stored: PersistenceStats;
+  /** A cluster's persistence holds a Redis connection, closed with the broker. */
+  private readonly closePersistence: (() => Promise<void>) | null;
   private readonly settings: AedesSettings;
   private readonly gate: Gatekeeper;
   private down = false;
@@ -127,19 +135,23 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
   private readonly transports = new WeakMap<Duplex, Transport>();
+  /** Each connection's write side (write-batching.ts): what is still to be written to it. */
+  private readonly outboxes = new WeakMap<Duplex, Outbox>();
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];
   private tcp: Listener | null = null;
   private ws: Listener | null = null;
   private closed = false;
+  /** Logged once: this Aedes lacks what the lean deliveries replace (deliveries.ts). */
+  private warnedStock = false;
 
   private constructor(access: AccessDirectory, limits: ResolvedLimits, settings: AedesSettings) {
     super();
     this.access = access;
     this.limits = limits;
     this.settings = settings;
-    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), {
+    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), (client) => this.outboxOf(client), {
       refused: (reason, clientId, connect) => {
         if (connect) this.counters.rejectedConnects++;
         this.reject(reason, clientId);
@@ -148,11 +160,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       publishing: () => { this.publishing++; },
       delivered: () => { this.counters.delivered++; },
     });
-    const { persistence, stats } = boundedMemoryPersistence(
+    const { persistence, stats, close } = settings.cluster ? clusterPersistence(settings.cluster, limits.maxQueuedMessages) : { ...boundedMemoryPersistence(
       { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, maxRetainedMessages: limits.maxRetainedMessages, maxRetainedBytes: limits.maxRetainedBytes },
       (clientId, packet) => this.gate.admitQueued(clientId, packet),
-    );
+    ), close: null };
     this.persistence = persistence;
+    this.closePersistence = close;
     this.stored = stats;
     // Replaced by start() before anyone sees the broker.
     this.aedes_ = null as unknown as Aedes;
@@ -166,7 +179,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const access = new AccessDirectory(opts.operatorToken);
     access.anonymous = anonymousAccessFor(opts, host);
     const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
-    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs };
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ?? null };
     const broker = new EmbeddedBroker(access, limits, settings);
     ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
     broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
@@ -199,7 +212,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   private static async createAedes(persistence: object, settings: AedesSettings): Promise<{ aedes: Aedes; emitter: FloodSafeEmitter }> {
-    const emitter = new FloodSafeEmitter(settings.concurrency);
+    const emitter = new FloodSafeEmitter(settings.concurrency, settings.cluster ? clusterEmitter(settings.cluster) : undefined);
     const aedes = await Aedes.createBroker({
       mq: emitter, persistence: persistence as never, maxClientsIdLength: 64, heartbeatInterval: 60_000, drainTimeout: settings.drainTimeout,
       connectTimeout: settings.connectTimeout,
@@ -228,6 +241,16 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (opts.asOperator) this.gate.trust(brokerEnd);
     this.handle(brokerEnd, 'in-process');
     return clientEnd;
+  }
+
+  /**
+   * Serve a connection the caller made itself (the fleet engine's in-process links, whose device
+   * end is not a stream): returns false, serving nothing, while the broker is down or closed.
+   */
+  serveInProcess(conn: Duplex): boolean {
+    if (this.down || this.closed) return false;
+    this.handle(conn, 'in-process');
+    return true;
   }
 
   /**
@@ -330,6 +353,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     // What Aedes had not taken as a client (no CONNECT yet) would hold the listeners' close up.
     for (const conn of this.connections.keys()) conn.destroy();
     for (const l of this.servers.splice(0)) await l.close();
+    await this.closePersistence?.();
   }
 
   private reject(reason: string, clientId: string): void {
@@ -349,22 +373,34 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.reject(`bad packet: ${reason}`, clientId);
   }
 
-  /** Serve one connection, with the packet size check in front of everything that reads it. */
+  /**
+   * Serve one connection: the packet size check in front of everything that reads it, writes
+   * coalesced per turn (write-batching.ts), and Aedes' client with the lean parser front and
+   * deliveries (frame-parser.ts, deliveries.ts).
+   */
   private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
+    const outbox = coalesceWrites(conn);
+    this.outboxes.set(conn, outbox);
     let client: Client | null = null;
     this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => {
       if (reason === 'packet too large') this.limitHits.packetSize++;
       this.rejectPacket(reason, client?.id ?? '');
     }));
     // The overload guard's total backlog follows each connection as it drains and closes.
-    conn.on('drain', () => this.overload.refresh(conn));
+    conn.on('drain', () => this.overload.refresh(outbox));
     conn.once('close', () => {
       this.connections.delete(conn);
-      this.overload.forget(conn);
+      this.overload.forget(outbox);
       if (client) this.gate.release(client);
     });
     client = this.aedes_.handle(conn as Connection, req);
+    const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
+    if (parser && typeof parser.parse === 'function') frontParser(parser);
+    if (!leanDeliveries(client, outbox) && !this.warnedStock) {
+      this.warnedStock = true;
+      log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
+    }
   }
 
   /** Count a client's or connection's error when it is about what the peer sent. */
@@ -408,6 +444,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   private transportOf(client: Client): Transport {
     return this.transports.get(client.conn as Duplex) ?? 'tcp';
+  }
+
+  /** What is still to be written to `client` (its connection's outbox). */
+  private outboxOf(client: Client): Outbox | Duplex {
+    return this.outboxes.get(client.conn as Duplex) ?? (client.conn as Duplex);
   }
 }
 

@@ -15,8 +15,8 @@ const DISCONNECT_WAIT_MS = 3000;
  *   drop (exponential backoff with jitter);
  * - `connected`: the broker accepted it (CONNACK);
  * - `suspended`: its network is gone (a fault): no DISCONNECT, so the broker published its will;
- *   mqtt.js keeps its unacknowledged QoS 1 publishes; down until `resume()`;
- * - `left`: it left cleanly (a fault): "offline" states, then DISCONNECT (mqtt.js closed its
+ *   its unacknowledged QoS 1 publishes are kept (to send again); down until `resume()`;
+ * - `left`: it left cleanly (a fault): "offline" states, then DISCONNECT (the session closed its
  *   stores, nothing was left in flight); down until `resume()`;
  * - `ended`: stopped or killed; it never comes back.
  */
@@ -78,5 +78,10 @@ export function closeConnection(client: MqttClient, how: Teardown, goodbye: bool
 /** Send DISCONNECT (when `clean`) and wait for it at most 3 s; then make sure the connection is closed. */
 async function disconnect(client: MqttClient, clean: boolean): Promise<void> {
   if (clean) await within(client.endAsync(false), DISCONNECT_WAIT_MS);
-  if (!client.disconnected) client.end(true);
+  // A graceful end still waiting (for acknowledgements that did not come) makes end(true) a no-op:
+  // close the socket itself, or it would keep the process alive.
+  if (!client.disconnected) {
+    client.stream?.destroy();
+    client.end(true);
+  }
 }

@@ -71,7 +71,9 @@ const didOf = (topic: string): string => parseDeviceTopic(topic)?.did ?? topic.s
 function byDevice(items: Array<{ topic: string; payload: string; qos: number }>): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (const { topic, payload, qos } of items) {
-    const key = `${didOf(topic)} QoS ${qos}`;
+    // A device's own messages go out on its session and keep their order; commands to it go out on
+    // the session of everything else, and MQTT orders nothing across two publishers' sessions.
+    const key = `${didOf(topic)} QoS ${qos}${topic.includes('/down/') ? ' commands' : ''}`;
     m.set(key, [...(m.get(key) ?? []), `${topic} ${payload}`]);
   }
   return m;

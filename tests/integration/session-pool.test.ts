@@ -115,7 +115,7 @@ describe('a device session comes down', () => {
 describe('the session pool', () => {
   it('counts what is in flight and resolves drained() when it is written', { timeout: 20_000 }, async () => {
     const r = await rig();
-    r.pool.goOnline(); // every device announces itself again (BLE children have no state): QoS 1, acknowledged by the broker
+    await r.pool.goOnline(); // every device announces itself again (BLE children have no state): QoS 1, acknowledged by the broker
     expect(r.pool.inflight.value).toBe(r.pool.sessions.flatMap((s) => [s.device, ...s.children]).filter((d) => d.announcesState).length);
     expect(r.pool.inflight.value).toBeGreaterThan(r.pool.sessions.length);
     expect(await r.pool.drained(5000)).toBe(true);
