@@ -7,6 +7,8 @@
  *   mosquitto-clients  mosquitto_sub / mosquitto_pub (the README's consumer examples)
  *   chromium           the dashboard's end-to-end test (driven by playwright-core)
  *   redis-server       the shared platform store and broker cluster tests
+ *   curl, iproute2     the README's tour, which tests/integration/readme.test.ts runs as written,
+ *                      in a network namespace of its own (`ip` brings its loopback up)
  * What is missing is installed with apt-get when this runs as root or with passwordless sudo;
  * otherwise it stops at once and prints the one command to run.
  * AIOT_SIM_SKIP_PREREQS=1 skips the check (for a machine that provides these some other way).
@@ -19,6 +21,8 @@ const NEEDS = [
   { pkg: 'mosquitto-clients', bins: ['/usr/bin/mosquitto_sub', '/usr/local/bin/mosquitto_sub'] },
   { pkg: 'chromium', bins: ['/usr/bin/chromium'] },
   { pkg: 'redis-server', bins: ['/usr/bin/redis-server', '/usr/local/bin/redis-server'] },
+  { pkg: 'curl', bins: ['/usr/bin/curl', '/usr/local/bin/curl'] },
+  { pkg: 'iproute2', bins: ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'] },
 ];
 
 function executable(path) {
