@@ -49,6 +49,37 @@ function xRange(xs) {
 }
 
 /**
+ * Shade each fault band over a chart's plot area, clipped to the axis.
+ * @param {uPlot} u
+ * @param {HTMLElement} layer the element holding one `.fault-band` per band
+ * @param {Band[]} bands
+ */
+function placeBands(u, layer, bands) {
+  const width = u.under.clientWidth;
+  // One element per band, kept across redraws (only their place changes as the axis grows).
+  while (layer.children.length > bands.length) layer.lastElementChild?.remove();
+  bands.forEach((b, i) => {
+    let el = /** @type {HTMLElement | undefined} */ (layer.children[i]);
+    if (!el) {
+      el = document.createElement('div');
+      el.className = 'fault-band';
+      el.append(document.createElement('span'));
+      layer.append(el);
+    }
+    const left = Math.max(0, u.valToPos(b.from / 1000, 'x'));
+    const right = Math.min(width, u.valToPos(b.to / 1000, 'x'));
+    el.hidden = !(right > left);
+    el.style.left = `${left}px`;
+    el.style.width = `${Math.max(2, right - left)}px`;
+    el.title = b.label;
+    el.dataset['from'] = String(b.from);
+    el.dataset['to'] = String(b.to);
+    const tag = /** @type {HTMLElement} */ (el.firstElementChild);
+    tag.textContent = right - left > 48 ? (b.label.split(',')[0] ?? '') : '';
+  });
+}
+
+/**
  * A line chart over virtual time: the axis runs from the first point (at least MIN_SPAN_S), the
  * values from 0; fault windows are shaded behind the lines (`.fault-band` elements).
  * @param {HTMLElement} box
@@ -85,38 +116,9 @@ export function chart(box, lines) {
     // Room on the right for the last time label; the legend names the lines (the figures above give the values).
     padding: [12, 24, 0, 0],
     legend: { live: false },
-    hooks: { draw: [(u) => placeBands(u)] },
+    hooks: { draw: [(u) => placeBands(u, layer, bands)] },
   }, data, box);
   plot.under.append(layer);
-
-  /**
-   * Shade each band over the plot area, clipped to the axis.
-   * @param {uPlot} u
-   */
-  function placeBands(u) {
-    const width = u.under.clientWidth;
-    // One element per band, kept across redraws (only their place changes as the axis grows).
-    while (layer.children.length > bands.length) layer.lastElementChild?.remove();
-    bands.forEach((b, i) => {
-      let el = /** @type {HTMLElement | undefined} */ (layer.children[i]);
-      if (!el) {
-        el = document.createElement('div');
-        el.className = 'fault-band';
-        el.append(document.createElement('span'));
-        layer.append(el);
-      }
-      const left = Math.max(0, u.valToPos(b.from / 1000, 'x'));
-      const right = Math.min(width, u.valToPos(b.to / 1000, 'x'));
-      el.hidden = !(right > left);
-      el.style.left = `${left}px`;
-      el.style.width = `${Math.max(2, right - left)}px`;
-      el.title = b.label;
-      el.dataset['from'] = String(b.from);
-      el.dataset['to'] = String(b.to);
-      const tag = /** @type {HTMLElement} */ (el.firstElementChild);
-      tag.textContent = right - left > 48 ? (b.label.split(',')[0] ?? '') : '';
-    });
-  }
 
   return {
     plot,
@@ -146,7 +148,7 @@ export function chart(box, lines) {
       const key = (/** @type {Band[]} */ l) => l.map((b) => `${b.from}-${b.to}-${b.label}`).join('|');
       if (key(next) === key(bands)) return;
       bands = next;
-      placeBands(plot);
+      placeBands(plot, layer, bands);
     },
     resize() { plot.setSize({ width: widthOf(box), height: HEIGHT }); },
   };

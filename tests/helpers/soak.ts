@@ -142,9 +142,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   let t0 = performance.now();
   let end = t0 + Math.min(10, o.seconds / 6) * 1000;
   let attacking = false;
-  // The soak lasts `seconds`, and longer if the malformed cases are not all sent by then (a busy machine), up to three times that.
+  // The soak lasts `seconds`, and longer if the malformed cases are not all sent by then (a busy
+  // machine), up to three times that or a minute, whichever is longer.
   let malformedLeft = 8;
-  const running = (): boolean => performance.now() < end || (attacking && malformedLeft > 0 && performance.now() < t0 + 3 * o.seconds * 1000);
+  const overtimeMs = Math.max(3 * o.seconds, 60) * 1000;
+  const running = (): boolean => performance.now() < end || (attacking && malformedLeft > 0 && performance.now() < t0 + overtimeMs);
 
   // The simulation's own clients hold some of each listener's places (app users speak MQTT over WebSocket).
   const simConnections = broker.limitReport().usage.connections;

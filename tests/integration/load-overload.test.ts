@@ -55,7 +55,9 @@ describe('the embedded broker under overload', () => {
   it('QoS 1: delays behind a stalled consumer up to the bound, then sheds, and counts both', async () => {
     const uncaught = recordUncaught(track);
     const r = await runBench({
-      devices: 4, rate: 20_000, qos: 1, durationMs: 2000, warmupMs: 300, payloadSize: 500, drainMs: 2000,
+      // 4 kB payloads: loopback's kernel buffers hold several MB for a paused reader, so on a slow,
+      // busy machine small messages could all fit there and the broker would never see a backlog.
+      devices: 4, rate: 20_000, qos: 1, durationMs: 2000, warmupMs: 300, payloadSize: 4096, drainMs: 2000,
       overload: { qos0Bytes: 64 * 1024, qos1Bytes: 512 * 1024 },
       onBroker: ({ mqttUrl }) => { track(stalledSubscriber(mqttUrl!, 1)); },
     });
