@@ -10,7 +10,8 @@
  *                                          `aiot-sim` command and flag is one `--help` lists,
  *                                          every `npm run` script is in package.json.
  * (The quick start's block, a 15-minute real-time run, is what `.ci/run` runs.)
- * Links between the project's Markdown files, and to its files and headings, must resolve.
+ * Links between the project's Markdown files, and to its files and headings, must resolve, and the
+ * TypeScript and JavaScript examples must type-check against the package's own types.
  *
  * The runnable blocks use the default ports (1883, 8083, 8080) as a newcomer would, so they run
  * in a network namespace of their own (`unshare -n`, with its loopback brought up by `ip`): other
@@ -130,6 +131,38 @@ describe('the README\'s shell blocks', () => {
     expect(shellCommands(first!.text).map((c) => c.join(' '))).toEqual(['npm install', 'npx aiot-sim run', 'npm test']);
     expect(readFileSync(join(PACKAGE_DIR, '.ci', 'run'), 'utf8')).toContain('/^## Quick start/');
   });
+});
+
+describe('the code examples of the README and docs/', () => {
+  it('type-check against the package (ts and js blocks, as a user\'s strict project would)', async () => {
+    const dir = join(PACKAGE_DIR, 'test-artifacts', 'readme-code');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const origin = new Map<string, string>();
+    for (const file of markdownFiles()) {
+      for (const b of scanMarkdown(readFileSync(file, 'utf8')).blocks.filter((x) => x.lang === 'ts' || x.lang === 'js')) {
+        const name = `${relative(PACKAGE_DIR, file).replace(/[/.]/g, '_')}_${b.line}.${b.lang}`;
+        origin.set(name, where({ file, line: b.line }));
+        await writeFile(join(dir, name), b.text);
+      }
+    }
+    expect(origin.size, 'the README shows the library and the /ws protocol in code').toBeGreaterThanOrEqual(2);
+    // The project's strict settings, with 'aiot-sim' resolved to its sources; an example may show a value it does not use.
+    await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({
+      extends: '../../tsconfig.json',
+      compilerOptions: { noEmit: true, allowJs: true, checkJs: true, noUnusedLocals: false, rootDir: '../..' },
+      include: ['*.ts', '*.js'],
+    }));
+    const tsc = spawn(process.execPath, [join(PACKAGE_DIR, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { cwd: PACKAGE_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    tsc.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    tsc.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    const end = await waitExit(tsc, 150_000, 'close');
+    if (!end) await stopChild(tsc, 2000, 'SIGKILL');
+    // Name each error by the Markdown line of its block.
+    const named = out.replace(/test-artifacts\/readme-code\/([\w.]+)\((\d+),(\d+)\)/g, (_m, f: string, l: string, c: string) => `${origin.get(f) ?? f}, the block's line ${l}, column ${c}`);
+    expect(end?.code, named).toBe(0);
+  }, 180_000);
 });
 
 describe('the links of the README and docs/', () => {
