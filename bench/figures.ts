@@ -5,8 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { log, median, round } from './common.js';
+import { baseline } from './baseline.js';
 import { REPS, repeat, runChild, stat } from './runner.js';
-import type { TaskResult } from './tasks/index.js';
+import type { TaskArgs, TaskResult } from './tasks/index.js';
 
 export const CONFIG = {
   connect: { homes: 2000 },
@@ -27,6 +28,18 @@ export const CONFIG = {
   soak: { seconds: 60, malformed: 10_000, maxConnections: 500, stalled: 50, sinks: 20, offlineSessions: 200, homes: 100 },
   /** `aiot-sim bench` figures: the same generator against the embedded broker and Mosquitto. */
   load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
+  /** The issue 15 targets: the same generator at fixed rates against the embedded broker and Mosquitto, runs interleaved. */
+  brokerVsMosquitto: { devices: 8, seconds: 10, qos0Rate: 100_000, qos1Rate: 50_000, connectDevices: 8000 },
+  /** Fast mode per message, beside the baseline: [name, task arguments, timeout of one run]. */
+  perMessage: [
+    ['consumerLoad24h', { scenario: 'consumer-load.yaml', duration: '24h' }, 900_000],
+    ['snapshot2019q3Workers2', { scenario: 'snapshot-2019q3.yaml', workers: 2 }, 3 * 3600_000],
+  ] as Array<[string, TaskArgs<'perMessage'>, number]>,
+  /** The fleet in real time at about 100k and 500k devices. */
+  fleet: [
+    ['devices106k', { homes: 10_000, runSeconds: 20, onlineWithinSeconds: 300 }, 900_000],
+    ['devices500k', { homes: 47_170, runSeconds: 20, onlineWithinSeconds: 600 }, 1_800_000],
+  ] as Array<[string, TaskArgs<'fleet'>, number]>,
 };
 
 /** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
@@ -324,6 +337,87 @@ export async function load() {
   };
 }
 
+/** Median `pick` of the runs of each build, and their ratio (current / baseline). */
+function beside<T>(current: T[], base: T[], pick: (r: T) => number | null, digits = 1) {
+  const c = median(current.map(pick));
+  const b = median(base.map(pick));
+  return {
+    current: { median: round(c, digits), runs: current.map((r) => round(pick(r), digits)) },
+    baseline: { median: round(b, digits), runs: base.map((r) => round(pick(r), digits)) },
+    ratio: c !== null && b ? round(c / b, 3) : null,
+  };
+}
+
+/**
+ * Fast mode, CPU per message end to end (devices, broker, platform: the whole process, every
+ * thread), this build beside the baseline (baseline.ts), runs alternating so drifting load hits
+ * both alike: consumer-load for 24 virtual hours, and the 289 M snapshot (snapshot-2019q3, 30
+ * days) over 2 worker threads. Target (issue 15): at most 15 µs per message.
+ */
+export async function perMessage() {
+  const base = baseline();
+  const out: Record<string, unknown> = { baseline: base, targetMicrosPerMessage: 15 };
+  const only = process.env.BENCH_PERMESSAGE ? new Set(process.env.BENCH_PERMESSAGE.split(',')) : null;
+  for (const [name, args, timeoutMs] of CONFIG.perMessage) {
+    if (only && !only.has(name)) continue;
+    const current: Array<TaskResult<'perMessage'>> = [];
+    const old: Array<TaskResult<'perMessage'>> = [];
+    for (let i = 1; i <= REPS; i++) {
+      current.push(...await repeat(`${name} (${i}/${REPS})`, 'perMessage', args, 1, timeoutMs, true));
+      if ('dist' in base) old.push(...await repeat(`${name} baseline (${i}/${REPS})`, 'perMessage', { ...args, dist: base.dist }, 1, timeoutMs, true));
+    }
+    if (!current.length) continue;
+    out[name] = {
+      what: `${args.scenario}${args.duration ? ` for ${args.duration}` : ''} in fast mode${args.workers ? ` over ${args.workers} worker threads` : ''}: CPU seconds of the process / messages the broker accepted`,
+      cpuMicrosPerMessage: beside(current, old, (r) => r.cpuMicrosPerMessage),
+      cpuMicrosPerMessageRunning: beside(current, old, (r) => r.cpuMicrosPerMessageRunning),
+      wallSeconds: beside(current, old, (r) => r.wallSeconds),
+      messages: current[0]!.messages,
+      sameTraceAsBaseline: old.length ? current.every((r) => old.every((o) => o.traceDigest === r.traceDigest)) : null,
+      loadAverage1m: [...current, ...old].map((r) => r.loadAverage1m),
+      details: { current, baseline: old },
+    };
+  }
+  return out;
+}
+
+/**
+ * The fleet in real time: consumer-load's population at 10,000 and 47,170 homes (106,000 and
+ * 500,000 devices), devices per second to online, peak RSS per device, heartbeats flowing, a
+ * clean stop; beside the baseline at 100k devices (at 500k it dies at the heap limit, issue 15:
+ * BENCH_FLEET_BASELINE_500K=1 tries anyway). Targets: 500,000 online within 60 s, at most 16 KB per device.
+ */
+export async function fleetFigure() {
+  const base = baseline();
+  const out: Record<string, unknown> = { baseline: base, targets: { onlineWithinSeconds: 60, peakRssBytesPerDevice: 16_384 } };
+  const only = process.env.BENCH_FLEET ? new Set(process.env.BENCH_FLEET.split(',')) : null;
+  for (const [name, args, timeoutMs] of CONFIG.fleet) {
+    if (only && !only.has(name)) continue;
+    const withBaseline = 'dist' in base && (args.homes <= 10_000 || process.env.BENCH_FLEET_BASELINE_500K === '1');
+    const current: Array<TaskResult<'fleet'>> = [];
+    const old: Array<TaskResult<'fleet'>> = [];
+    for (let i = 1; i <= REPS; i++) {
+      current.push(...await repeat(`fleet ${name} (${i}/${REPS})`, 'fleet', args, 1, timeoutMs, true));
+      if (withBaseline && 'dist' in base) old.push(...await repeat(`fleet ${name} baseline (${i}/${REPS})`, 'fleet', { ...args, dist: base.dist }, 1, timeoutMs, true));
+    }
+    if (!current.length) continue;
+    out[name] = {
+      devices: current[0]!.devices,
+      sessions: current[0]!.sessions,
+      devicesPerSecondToOnline: beside(current, old, (r) => r.devicesPerSecondToOnline, 0),
+      onlineSeconds: beside(current, old, (r) => r.onlineSeconds, 2),
+      peakRssBytesPerDevice: beside(current, old, (r) => r.peakRssBytesPerDevice, 0),
+      peakRssBytes: beside(current, old, (r) => r.peakRssBytes, 0),
+      allOnline: current.every((r) => r.allOnline),
+      heartbeatsFlowing: current.every((r) => r.heartbeatsFlowing),
+      stopSeconds: beside(current, old, (r) => r.stopSeconds, 2),
+      baselineSkipped: withBaseline ? null : ('skipped' in base ? base.skipped : 'at this size the baseline dies at the heap limit (issue 15); BENCH_FLEET_BASELINE_500K=1 runs it'),
+      details: { current, baseline: old },
+    };
+  }
+  return out;
+}
+
 /** The soak (issue 14): once, it is long; what it sent, what the bounds stopped, peak RSS against its bound, and whether anything was lost. */
 export async function soak() {
   const run = await runChild('soak', CONFIG.soak, 600_000);
@@ -343,5 +437,63 @@ export async function soak() {
     eventsLost: run.events.lost,
     nothingLost: run.events.lost === 0 && run.events.missing === 0 && run.events.bufferOverflow === 0,
     details: run,
+  };
+}
+
+/**
+ * The embedded broker beside Mosquitto with the same generator, each figure's runs interleaved
+ * (embedded, Mosquitto, embedded, ...) so both see the same machine: QoS 0 and QoS 1 at fixed
+ * rates (p50/p99, lost, held back, the broker's CPU per message) and connect rate; each as a
+ * ratio embedded / Mosquitto of the medians.
+ */
+export async function brokerVsMosquitto() {
+  const c = CONFIG.brokerVsMosquitto;
+  const pair = async <T>(label: string, run: (target: 'embedded' | 'mosquitto') => Promise<T | null>) => {
+    const out: { embedded: T[]; mosquitto: T[] } = { embedded: [], mosquitto: [] };
+    for (let i = 0; i < REPS; i++) {
+      for (const target of ['embedded', 'mosquitto'] as const) {
+        log(`brokerVsMosquitto: ${label}, ${target}, run ${i + 1}/${REPS}`);
+        const r = await run(target);
+        if (r) out[target].push(r);
+      }
+    }
+    return out;
+  };
+  const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : round(a / b, 3));
+  const atRate = async (qos: 0 | 1, rate: number) => {
+    const runs = await pair(`QoS ${qos} at ${rate} msg/s`, (target) => runChild('loadAtRate', { target, qos, rate, devices: c.devices, seconds: c.seconds }, 90_000));
+    const side = (rs: Array<TaskResult<'loadAtRate'>>) => ({
+      p50Ms: median(rs.map((r) => r.latencyMs.p50)), p99Ms: median(rs.map((r) => r.latencyMs.p99)),
+      lost: rs.map((r) => r.lost), heldBack: rs.map((r) => r.heldBack),
+      receivedRate: median(rs.map((r) => r.receivedRate)), brokerCpuUsPerMessage: median(rs.map((r) => r.brokerCpuUsPerMessage)),
+      runs: rs.map((r) => ({ p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99, lost: r.lost, heldBack: r.heldBack, receivedRate: r.receivedRate, brokerCpuUsPerMessage: r.brokerCpuUsPerMessage, loadAverage1m: r.loadAverage1m })),
+    });
+    const e = side(runs.embedded);
+    const m = side(runs.mosquitto);
+    return {
+      qos, rate, embedded: e, mosquitto: m,
+      ratio: { p50: ratio(e.p50Ms, m.p50Ms), p99: ratio(e.p99Ms, m.p99Ms), brokerCpu: ratio(e.brokerCpuUsPerMessage, m.brokerCpuUsPerMessage) },
+      details: runs,
+    };
+  };
+  const qos0 = await atRate(0, c.qos0Rate);
+  const qos1 = await atRate(1, c.qos1Rate);
+  const conn = await pair(`connect ${c.connectDevices} devices`, (target) => runChild('connectAtRate', { target, devices: c.connectDevices }, 120_000));
+  const rate = (rs: Array<TaskResult<'connectAtRate'>>) => ({
+    median: median(rs.map((r) => r.connectRate)), runs: rs.map((r) => r.connectRate), failed: rs.map((r) => r.failed),
+    brokerCpuUsPerConnection: median(rs.map((r) => r.brokerCpuUsPerConnection)),
+  });
+  const ce = rate(conn.embedded);
+  const cm = rate(conn.mosquitto);
+  return {
+    what: 'aiot-sim bench, the same generator (8 device connections in a worker thread) and probe against the embedded broker and Mosquitto '
+      + '(started per run, max_inflight_messages 1000, max_queued_messages 100000), runs interleaved; heldBack = messages the generator '
+      + 'did not send because the connection was backed up or its QoS 1 window full (notSent); brokerCpu = the broker thread / process CPU time per message sent',
+    mosquittoVersion: conn.mosquitto[0]?.mosquittoVersion ?? qos0.details.mosquitto[0]?.mosquittoVersion ?? null,
+    qos0, qos1,
+    connectRate: {
+      unit: 'devices/s', devices: c.connectDevices, embedded: ce, mosquitto: cm,
+      ratio: ratio(ce.median, cm.median), brokerCpuRatio: ratio(ce.brokerCpuUsPerConnection, cm.brokerCpuUsPerConnection), details: conn,
+    },
   };
 }

@@ -7,8 +7,13 @@
  *
  * Environment knobs (for development; the defaults are the benchmark):
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
- *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, soak, snapshots
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, broker, soak, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
+ *                       permessage, fleet: fast mode's CPU per message and the 100k/500k-device fleet, each
+ *                       beside the baseline build (baseline.ts); long, so only on request
+ *   BENCH_BASELINE_REF=REF    the commit those figures compare with (default: main before the fleet engine)
+ *   BENCH_PERMESSAGE=a,b      only these cases of permessage: consumerLoad24h, snapshot2019q3Workers2
+ *   BENCH_FLEET=a,b           only these sizes of fleet: devices106k, devices500k
  *   BENCH_SNAPSHOT_SEEDS=a,b  seeds of the snapshot runs (default: each scenario's own)
  *   BENCH_SNAPSHOT_WORKERS=N  worker threads of each snapshot run (aiot-sim run --workers; default: one per core, 1 = one thread)
  */
@@ -19,7 +24,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log, now, round } from './common.js';
-import { CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, load, memoryPerDevice, monitorLoad, snapshots, soak, throughput } from './figures.js';
+import { brokerVsMosquitto, CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, snapshots, soak, throughput } from './figures.js';
 import { problems, REPS, T0 } from './runner.js';
 
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -33,12 +38,15 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['fast1000', 'fastMode1000Homes', fastMode1000Homes],
   ['monitor', 'monitorLoad', monitorLoad],
   ['snapshots', 'snapshots', snapshots],
+  ['permessage', 'fastModePerMessage', perMessage],
+  ['fleet', 'fleet', fleetFigure],
   ['faults', 'faultRecovery', faultRecovery],
   ['load', 'load', load],
+  ['broker', 'brokerVsMosquitto', brokerVsMosquitto],
   ['soak', 'soak', soak],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
-const ON_REQUEST = new Set(['snapshots']);
+const ON_REQUEST = new Set(['snapshots', 'permessage', 'fleet']);
 
 function fdLimit(): number | null {
   try {

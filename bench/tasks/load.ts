@@ -106,3 +106,39 @@ export async function loadOverload({ rate, seconds, devices }: { rate: number; s
     timeline: r.timeline,
   };
 }
+
+interface PairArgs { target: 'embedded' | 'mosquitto'; qos: 0 | 1; rate: number; devices: number; seconds: number }
+
+/**
+ * One bench at a fixed rate against `target` (the embedded broker, or a Mosquitto started for
+ * the run with MOSQUITTO_CONFIG): latency, loss, what the generators held back, and the broker's
+ * own CPU time per message (its thread, or Mosquitto's process by pid).
+ */
+export async function loadAtRate({ target, qos, rate, devices, seconds }: PairArgs) {
+  const mosq = target === 'mosquitto' ? await startMosquitto(MOSQUITTO_CONFIG) : null;
+  try {
+    const r = await runBench({ devices, qos, rate, durationMs: seconds * 1000, warmupMs: 2000, ...(mosq ? { broker: mosq.url, brokerPid: mosq.pid } : {}) });
+    return {
+      target, qos, rate, devices, seconds, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(),
+      latencyMs: r.latencyMs, sent: r.messages.sent, lost: r.messages.lost, heldBack: r.messages.notSent, duplicates: r.messages.duplicates,
+      sentRate: r.rate.sent, receivedRate: r.rate.received, brokerCpuUsPerMessage: r.brokerCpu?.microsPerMessage ?? null,
+      utilization: r.utilization, overload: r.broker?.overload ?? null,
+    };
+  } finally {
+    await mosq?.stop();
+  }
+}
+
+/** Connect `devices` device sessions over TCP as fast as one generator can, against `target`. */
+export async function connectAtRate({ target, devices }: { target: 'embedded' | 'mosquitto'; devices: number }) {
+  const mosq = target === 'mosquitto' ? await startMosquitto(MOSQUITTO_CONFIG) : null;
+  try {
+    const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1, ...(mosq ? { broker: mosq.url, brokerPid: mosq.pid } : {}) });
+    return {
+      target, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(), brokerCpuUsPerConnection: r.brokerCpu?.microsPerConnection ?? null,
+      connectRate: r.connections.connectRate, connectSeconds: r.connections.connectSeconds, slowestConnectMs: r.connections.slowestConnectMs, failed: r.connections.failed,
+    };
+  } finally {
+    await mosq?.stop();
+  }
+}

@@ -243,6 +243,8 @@ export async function monitorLoad({ publishers: k, messages, warmup, batch, moni
       loadAverage1m: round(loadavg()[0]!, 2),
       platformOnline: platform.snapshot().connections.online,
       rejected: broker.counters.rejected,
+      // Deliveries the broker shed to subscribers that could not keep up (the observer among them: then not all arrive).
+      shed: { qos0: broker.overload.stats.shedQos0, qos1: broker.overload.stats.shedQos1 },
     };
     await endAll(pubs);
     return result;

@@ -17,8 +17,10 @@ import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
+import { leanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { FloodSafeEmitter } from './emitter.js';
+import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
 import { noHits, resolveLimits, type BrokerLimits, type LimitHits, type LimitReport, type ResolvedLimits } from './limits.js';
 import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type ListenerLimits, type Transport } from './listeners.js';
@@ -27,6 +29,7 @@ import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { boundedMemoryPersistence, type PersistenceStats } from './persistence.js';
 import { settle } from './settle.js';
 import { OriginPolicy } from './web-origin.js';
+import { coalesceWrites, type Outbox } from './write-batching.js';
 
 export type { Address, Transport } from './listeners.js';
 
@@ -127,19 +130,23 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly connIds = new WeakMap<Client, number>();
   private nextConnId = 1;
   private readonly transports = new WeakMap<Duplex, Transport>();
+  /** Each connection's write side (write-batching.ts): what is still to be written to it. */
+  private readonly outboxes = new WeakMap<Duplex, Outbox>();
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];
   private tcp: Listener | null = null;
   private ws: Listener | null = null;
   private closed = false;
+  /** Logged once: this Aedes lacks what the lean deliveries replace (deliveries.ts). */
+  private warnedStock = false;
 
   private constructor(access: AccessDirectory, limits: ResolvedLimits, settings: AedesSettings) {
     super();
     this.access = access;
     this.limits = limits;
     this.settings = settings;
-    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), {
+    this.gate = new Gatekeeper(access, limits, this.limitHits, this.overload, (client) => this.transportOf(client), (client) => this.outboxOf(client), {
       refused: (reason, clientId, connect) => {
         if (connect) this.counters.rejectedConnects++;
         this.reject(reason, clientId);
@@ -228,6 +235,16 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (opts.asOperator) this.gate.trust(brokerEnd);
     this.handle(brokerEnd, 'in-process');
     return clientEnd;
+  }
+
+  /**
+   * Serve a connection the caller made itself (the fleet engine's in-process links, whose device
+   * end is not a stream): returns false, serving nothing, while the broker is down or closed.
+   */
+  serveInProcess(conn: Duplex): boolean {
+    if (this.down || this.closed) return false;
+    this.handle(conn, 'in-process');
+    return true;
   }
 
   /**
@@ -349,22 +366,34 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.reject(`bad packet: ${reason}`, clientId);
   }
 
-  /** Serve one connection, with the packet size check in front of everything that reads it. */
+  /**
+   * Serve one connection: the packet size check in front of everything that reads it, writes
+   * coalesced per turn (write-batching.ts), and Aedes' client with the lean parser front and
+   * deliveries (frame-parser.ts, deliveries.ts).
+   */
   private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
+    const outbox = coalesceWrites(conn);
+    this.outboxes.set(conn, outbox);
     let client: Client | null = null;
     this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => {
       if (reason === 'packet too large') this.limitHits.packetSize++;
       this.rejectPacket(reason, client?.id ?? '');
     }));
     // The overload guard's total backlog follows each connection as it drains and closes.
-    conn.on('drain', () => this.overload.refresh(conn));
+    conn.on('drain', () => this.overload.refresh(outbox));
     conn.once('close', () => {
       this.connections.delete(conn);
-      this.overload.forget(conn);
+      this.overload.forget(outbox);
       if (client) this.gate.release(client);
     });
     client = this.aedes_.handle(conn as Connection, req);
+    const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
+    if (parser && typeof parser.parse === 'function') frontParser(parser);
+    if (!leanDeliveries(client, outbox) && !this.warnedStock) {
+      this.warnedStock = true;
+      log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
+    }
   }
 
   /** Count a client's or connection's error when it is about what the peer sent. */
@@ -408,6 +437,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   private transportOf(client: Client): Transport {
     return this.transports.get(client.conn as Duplex) ?? 'tcp';
+  }
+
+  /** What is still to be written to `client` (its connection's outbox). */
+  private outboxOf(client: Client): Outbox | Duplex {
+    return this.outboxes.get(client.conn as Duplex) ?? (client.conn as Duplex);
   }
 }
 

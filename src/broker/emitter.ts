@@ -8,12 +8,15 @@
  * kept by this wrapper, whose drain is a loop: re-entrant completions only decrement a counter.
  */
 import mqemitter from 'mqemitter';
+import { rememberMatches, type TopicCache, type TopicMatcher } from './match-cache.js';
 
 export interface MqPacket { topic: string; [key: string]: unknown }
 type Listener = (packet: MqPacket, done: () => void) => void;
 type Done = (err?: Error | null) => void;
 
 interface Inner {
+  /** mqemitter's topic trie (qlobber). */
+  _matcher?: TopicMatcher<Listener>;
   on(topic: string, fn: Listener, done?: () => void): unknown;
   removeListener(topic: string, fn: Listener, done?: () => void): unknown;
   emit(packet: MqPacket, cb: Done): unknown;
@@ -43,11 +46,14 @@ export class FloodSafeEmitter {
   waited = 0;
   /** Called each time the last message in flight finishes with none waiting (a broker draining listens). */
   onIdle: (() => void) | null = null;
+  /** Each topic's subscribers, as last matched (match-cache.ts); null if the inner emitter has no matcher to wrap. */
+  readonly matches: TopicCache<Listener[]> | null;
 
   /** @param concurrency messages delivered at once before the rest wait (default 100, as Aedes). */
   constructor(concurrency = 100) {
     this.limit = Math.max(1, concurrency);
     this.inner = (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
+    this.matches = this.inner._matcher ? rememberMatches(this.inner._matcher) : null;
   }
 
   on(topic: string, fn: Listener, done?: () => void): this {

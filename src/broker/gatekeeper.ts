@@ -19,7 +19,7 @@ import type { AccessDirectory, Principal } from './access.js';
 import { ClientIdRegistry } from './client-ids.js';
 import type { LimitHits, ResolvedLimits } from './limits.js';
 import type { Transport } from './listeners.js';
-import type { OverloadGuard } from './overload.js';
+import type { Backlogged, OverloadGuard } from './overload.js';
 import type { QueuedPacket } from './session-queues.js';
 
 /** Errors the gate raised itself: already counted when raised. */
@@ -55,6 +55,8 @@ export class Gatekeeper {
     private readonly hits: LimitHits,
     private readonly overload: OverloadGuard,
     private readonly transportOf: (client: Client) => Transport,
+    /** What is still to be written to a client: the overload guard sheds by it. */
+    private readonly backlogOf: (client: Client) => Backlogged,
     private readonly events: GateEvents,
   ) {
     this.ids = new ClientIdRegistry(access);
@@ -145,7 +147,7 @@ export class Gatekeeper {
       const p = this.principals.get(client);
       // Checked per delivery: a granted filter wider than what the principal may read delivers only what it may.
       if (!p || !this.access.canRead(p, packet.topic)) return null;
-      if (!this.overload.admit(client.conn, packet.qos)) return null;
+      if (!this.overload.admit(this.backlogOf(client), packet.qos)) return null;
       this.events.delivered();
       return p.role === 'observer' ? (this.forObserver(packet) as AedesPublishPacket) : packet;
     };

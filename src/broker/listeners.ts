@@ -13,7 +13,6 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { AiotSimError } from '../errors.js';
 import type { LimitHits } from './limits.js';
 import type { OriginPolicy } from './web-origin.js';
-import { coalesceWrites } from './write-batching.js';
 
 export type Transport = 'tcp' | 'ws' | 'in-process';
 
@@ -56,7 +55,6 @@ export async function listenTcp(host: string, port: number, to: Acceptor, limits
       socket.destroy();
       return;
     }
-    coalesceWrites(socket);
     to.accept(socket, 'tcp');
   });
   const count = capConnections(server, limits.maxConnections, to);

@@ -11,10 +11,21 @@
  *   delivered but not kept, and counted.
  * - Each session's QoS 1 queue is bounded (session-queues.ts), and holds only what the session
  *   may receive.
+ * - The persistent sessions a topic reaches (asked for each QoS 1 publish) are remembered per
+ *   topic until subscriptions change (match-cache.ts). That holds because every change goes
+ *   through add/remove/cleanSubscriptions here: the store is made without
+ *   `broadcastSubscriptions`, which would let other cluster nodes change its trie directly.
+ *
+ * It is aedes-persistence's promise-based memory store itself (not its callback wrapper, which
+ * Aedes 1.x does not use), its methods bound once, ours in place of some of them.
  */
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import memory from 'aedes-persistence';
+import { TopicCache } from './match-cache.js';
 import { SessionQueues, type QueueBounds, type QueuedPacket } from './session-queues.js';
+
+/** aedes-persistence's memory store (the module has no type declarations). */
+const MemoryStore = createRequire(import.meta.url)('aedes-persistence/asyncPersistence.js') as new () => MemoryPersistence;
 
 interface RetainedPacket { topic: string; payload: Buffer; [key: string]: unknown }
 interface MemoryPersistence {
@@ -22,6 +33,9 @@ interface MemoryPersistence {
   createRetainedStreamCombi(patterns: string[]): Readable;
   createRetainedStream(pattern: string): Readable;
   cleanSubscriptions(client: { id: string }): Promise<unknown>;
+  addSubscriptions(client: { id: string }, subs: unknown[]): Promise<unknown>;
+  removeSubscriptions(client: { id: string }, topics: string[]): Promise<unknown>;
+  subscriptionsByTopic(topic: string): Promise<unknown[]>;
 }
 
 export interface PersistenceBounds extends QueueBounds {
@@ -55,7 +69,8 @@ function unbounded(topic: string): boolean {
  * @param admit what session `clientId` may have queued of `packet` (see SessionQueues).
  */
 export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clientId: string, packet: QueuedPacket) => QueuedPacket | null): BoundedPersistence {
-  const base = (memory as unknown as () => MemoryPersistence)();
+  const base = new MemoryStore();
+  const byTopic = new TopicCache<unknown[]>();
   const retained = new Map<string, RetainedPacket>();
   const queues = new SessionQueues(bounds, admit);
   const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues };
@@ -105,15 +120,45 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
     // A clean session replaces a stored one: its queue goes too (aedes-persistence kept it forever).
     cleanSubscriptions: async (client: { id: string }): Promise<unknown> => {
       queues.forget(client.id);
+      byTopic.clear();
       return base.cleanSubscriptions(client);
     },
-  };
-  const persistence = new Proxy(base as object, {
-    get(target, prop) {
-      if (typeof prop === 'string' && prop in overrides) return overrides[prop];
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    addSubscriptions: async (client: { id: string }, subs: unknown[]): Promise<unknown> => {
+      byTopic.clear();
+      return base.addSubscriptions(client, subs);
     },
-  });
-  return { persistence, stats };
+    removeSubscriptions: async (client: { id: string }, topics: string[]): Promise<unknown> => {
+      byTopic.clear();
+      return base.removeSubscriptions(client, topics);
+    },
+    // Aedes only reads the list (to queue the message for each session).
+    subscriptionsByTopic: async (topic: string): Promise<unknown[]> => {
+      let subs = byTopic.get(topic);
+      if (subs === undefined) {
+        const asOf = byTopic.version;
+        subs = await base.subscriptionsByTopic(topic);
+        byTopic.set(topic, subs, asOf);
+      }
+      return subs;
+    },
+  };
+  return { persistence: withOverrides(base, overrides), stats };
+}
+
+/**
+ * An object with every method of `base` (bound to it, once) and its `broker` accessor, and
+ * `overrides` in place of some. (A Proxy did this before and bound a function on every call.)
+ */
+function withOverrides(base: object, overrides: Record<string, unknown>): object {
+  const out: Record<string, unknown> = {};
+  for (let proto = Object.getPrototypeOf(base) as object | null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (name === 'constructor' || name in out) continue;
+      const d = Object.getOwnPropertyDescriptor(proto, name)!;
+      if (typeof d.value === 'function') out[name] = (d.value as (...a: unknown[]) => unknown).bind(base);
+    }
+  }
+  Object.assign(out, overrides);
+  Object.defineProperty(out, 'broker', { get: () => (base as { broker?: unknown }).broker, enumerable: true });
+  return out;
 }

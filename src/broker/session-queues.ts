@@ -21,9 +21,12 @@ export interface QueuedPacket {
   [key: string]: unknown;
 }
 
-type PacketClass = new (p: QueuedPacket) => QueuedPacket;
-/** aedes-packet, as aedes-persistence stores it (copies the fields Aedes needs). */
-const Packet = (memory as unknown as { Packet: PacketClass }).Packet;
+type PacketClass = new (p: QueuedPacket, broker?: { id: string; counter: number }) => QueuedPacket;
+/**
+ * aedes-packet, as aedes-persistence stores it (copies the fields Aedes needs; given the broker,
+ * a packet without a broker id and counter gets the broker's, as Aedes' own copies do).
+ */
+export const Packet = (memory as unknown as { Packet: PacketClass }).Packet;
 
 export interface QueueBounds { maxMessages: number; maxBytes: number }
 

@@ -70,6 +70,17 @@ export const duration: Flag<number> = {
   },
 };
 
+/** A size in bytes: "512m", "8g", "1.5g", "65536" (k, m, g: powers of 1024). */
+export const size: Flag<number> = {
+  type: 'string',
+  parse: (t) => {
+    const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(t.trim());
+    const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
+    if (!(n >= 1)) throw new Expected('a size like 512m, 8g or 1.5g');
+    return Math.round(n);
+  },
+};
+
 /** A flag that may be given several times; its value is every occurrence's, in order. */
 export function repeatable<T>(flag: Flag<T>): Flag<T[]> {
   return { type: 'string', multiple: true, parse: (t) => [flag.parse(t)] };

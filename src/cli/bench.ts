@@ -21,6 +21,7 @@ Target (default: start the embedded broker on 127.0.0.1, any free port):
   --broker URL          an external broker: mqtt://HOST:PORT or ws://HOST:PORT/PATH
   --username U          external broker: username for devices and probe (default anonymous)
   --password P          external broker: password
+  --broker-pid PID      external broker on this machine: report its CPU time per message (Linux)
   --transport tcp|ws    embedded broker: how devices and probe connect (default tcp)
   --mqtt-port P         embedded broker TCP port (default 0 = any free port; printed)
   --ws-port P           embedded broker MQTT-over-WebSocket port, path /mqtt (default off)
@@ -60,6 +61,7 @@ const BENCH_FLAGS = {
   broker: option('broker', text),
   username: option('username', text),
   password: option('password', text),
+  'broker-pid': option('brokerPid', number),
   transport: option('transport', choice({ tcp: 'tcp', ws: 'ws' })),
   'mqtt-port': option('mqttPort', port),
   'ws-port': option('wsPort', port),

@@ -15,7 +15,7 @@ import type { RunReport } from '../sim/report.js';
 import { checkScenario } from '../catalog/scenario.js';
 import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
-import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
+import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { bench } from './bench.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { record } from './record.js';
@@ -55,6 +55,8 @@ Options for run:
 ${TOKEN_HELP}  --workers N       split the run over N worker threads (implies --fast), each with its
                     share of the homes on an in-process broker of its own (no ports, no live
                     monitor); the platform figures are merged (default 1)
+  --memory-limit S  memory the run may use, e.g. 8g (default: what the machine has); a
+                    population estimated not to fit is refused before anything connects
   --report FILE     write the run report as JSON
   --trace FILE      write every device message as NDJSON (virtual ts, topic, payload, qos,
                     retain): a recording aiot-sim replay plays back
@@ -84,6 +86,7 @@ const RUN_FLAGS = {
   report: text,
   trace: text,
   workers: integer(1, 64),
+  'memory-limit': option('memoryLimit', size),
   quiet: bool,
   help,
 } satisfies FlagSet;
@@ -167,13 +170,16 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
   }
   const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
+  // follow() takes Ctrl-C before its first await: only then may the line below say so (whoever
+  // reads it may send SIGINT at once, and before the handler it would end the process unstopped).
+  const following = follow(sim, v.report, progress, out, err);
   if (!quiet && !opts.externalBroker) {
     const b = sim.broker;
     const hub = opts.wire === 'local-hub' ? ` -t '${HUB_PREFIX}#'` : '';
     err.write(`aiot-sim: watch with: mosquitto_sub -h ${b.mqttAddress?.host ?? '127.0.0.1'} -p ${b.mqttAddress?.port ?? 1883} -t 'device/#'${hub} -v   (Ctrl-C stops)\n`);
   }
   try {
-    return await follow(sim, v.report, progress, out, err);
+    return await following;
   } finally {
     await monitor.stop();
   }
@@ -193,6 +199,7 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   if (v.duration !== undefined) opts.duration = v.duration;
   if (v.telemetry !== undefined) opts.telemetry = v.telemetry;
   if (v.wire !== undefined) opts.wire = v.wire;
+  if (v['memory-limit'] !== undefined) opts.memoryLimit = v['memory-limit'];
   if (v.trace) opts.traceFile = resolve(v.trace);
   if (v.broker !== undefined) {
     const embedded = ['mqtt-port', 'ws-port', 'host', ...Object.keys(BROKER_FLAGS).filter((k) => k !== 'allow-origin')].filter((k) => parsed.text[k as keyof RunFlags['text']] !== undefined);
@@ -223,7 +230,7 @@ async function runSharded(
   }
   const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
   if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
-  for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
+  for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken', 'memoryLimit'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
   const sim = await created(ShardedSimulation.create(sharded), parsed);
   if (parsed.values.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
   await sim.start();

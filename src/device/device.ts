@@ -63,6 +63,18 @@ export function announcesState(model: DeviceModel): boolean {
   return model.transport !== 'ble';
 }
 
+const eventArgsByModel = new WeakMap<DeviceModel, Map<string, number[]>>();
+
+function eventArgsOf(model: DeviceModel): Map<string, number[]> {
+  let args = eventArgsByModel.get(model);
+  if (!args) {
+    args = new Map();
+    for (const svc of model.services) for (const e of svc.events) args.set(`${svc.siid}.${e.eiid}`, e.arguments);
+    eventArgsByModel.set(model, args);
+  }
+  return args;
+}
+
 export class Device implements RpcTarget {
   readonly did: string;
   readonly model: DeviceModel;
@@ -81,7 +93,8 @@ export class Device implements RpcTarget {
   private readonly reported = new Map<string, Scalar>();
   private readonly coalescer: PropertyCoalescer;
   private readonly events: EventLimiter;
-  private readonly eventArgs = new Map<string, number[]>();
+  /** The model's events' argument piids, by "siid.eiid" (shared by the model's devices). */
+  private readonly eventArgs: Map<string, number[]>;
   private started = false;
   private held: Array<[string, string, PublishOptions]> | null = null;
   /** QoS 1 messages waiting for the link to come back (bounded). */
@@ -105,7 +118,7 @@ export class Device implements RpcTarget {
     this.store = new PropertyStore(opts.model, {
       did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
     });
-    for (const svc of opts.model.services) for (const e of svc.events) this.eventArgs.set(`${svc.siid}.${e.eiid}`, e.arguments);
+    this.eventArgs = eventArgsOf(opts.model);
     this.coalescer = new PropertyCoalescer(this.scheduler, (key, value) => this.sendProperty(key, value));
     this.events = new EventLimiter(this.scheduler, (siid, eiid, args) => this.sendEvent(siid, eiid, args));
   }
@@ -122,11 +135,10 @@ export class Device implements RpcTarget {
   start(): void {
     if (this.started) return;
     this.started = true;
-    const ctx = this.context();
     this.model.behaviours.forEach((spec, i) => {
       // Each behaviour has its own random stream, so leaving some out changes nothing for the rest.
       if (!this.telemetry && isTelemetry(spec)) return;
-      this.behaviours.push(createBehaviour(spec, { ...ctx, rng: this.rng.fork('behaviour', i, spec.use) }));
+      this.behaviours.push(createBehaviour(spec, new DeviceContext(this, this.scheduler, this.rng.fork('behaviour', i, spec.use))));
     });
   }
 
@@ -229,41 +241,44 @@ export class Device implements RpcTarget {
   }
 
   // Internals --------------------------------------------------------------------------------
-  private context(): BehaviourContext {
-    const own = (h: TimerHandle): TimerHandle => { this.timers.add(h); return h; };
-    return {
-      clock: this.scheduler,
-      rng: this.rng,
-      get: (ref) => this.store.get(ref),
-      num: (ref) => this.store.num(ref),
-      set: (ref, value, opts) => this.setProperty(ref, value, opts?.report),
-      report: (ref) => this.reportProperty(ref),
-      lastReported: (ref) => this.reported.get(ref),
-      emit: (ref, args) => this.emitEvent(ref, args),
-      after: (ms, fn) => {
-        const h: TimerHandle = this.scheduler.after(ms, () => { this.timers.delete(h); fn(); });
-        return own(h);
-      },
-      every: (ms, fn, first) => own(this.scheduler.every(ms, fn, first)),
-      activity: () => this.activity(),
-      act: (ref) => {
-        const [siid, aiid] = ref.split('.').map(Number) as [number, number];
-        if (this.action(siid, aiid)) this.runAction(siid, aiid, []);
-      },
-    };
+  /** @internal A timer the device owns (cancelled when it stops). */
+  own(h: TimerHandle): TimerHandle {
+    this.timers.add(h);
+    return h;
   }
 
-  private setProperty(ref: string, value: Scalar, report: boolean | undefined): void {
+  /** @internal A one-off timer the device owns, forgotten once it ran. */
+  ownAfter(ms: number, fn: () => void): TimerHandle {
+    const h: TimerHandle = this.scheduler.after(ms, () => { this.timers.delete(h); fn(); });
+    return this.own(h);
+  }
+
+  /** @internal The value last reported for a property. */
+  lastReported(ref: string): Scalar | undefined { return this.reported.get(ref); }
+
+  /** @internal How lively the household is now. */
+  liveliness(): number { return this.activity(); }
+
+  /** @internal Run one of the device's own actions, as its firmware would. */
+  act(ref: string): void {
+    const [siid, aiid] = ref.split('.').map(Number) as [number, number];
+    if (this.action(siid, aiid)) this.runAction(siid, aiid, []);
+  }
+
+  /** @internal */
+  setProperty(ref: string, value: Scalar, report: boolean | undefined): void {
     const changed = this.store.update(ref, value);
     if (report ?? changed) this.reportProperty(ref);
   }
 
-  private reportProperty(ref: string): void {
+  /** @internal */
+  reportProperty(ref: string): void {
     if (!this.store.spec(ref)?.access.includes('notify')) return;
     this.coalescer.report(ref, this.store.get(ref));
   }
 
-  private emitEvent(ref: string, args?: Scalar[]): void {
+  /** @internal */
+  emitEvent(ref: string, args?: Scalar[]): void {
     const piids = this.eventArgs.get(ref);
     if (!piids) throw new RangeError(`${this.model.model}: no event ${ref}`);
     const [siid, eiid] = ref.split('.').map(Number) as [number, number];
@@ -310,4 +325,22 @@ export class Device implements RpcTarget {
     this.counters.published++;
     this.link.publish(topic, payload, opts);
   }
+}
+
+/**
+ * What a behaviour sees of its device (BehaviourContext): one small object per behaviour whose
+ * methods live on the prototype, not a dozen closures per device.
+ */
+class DeviceContext implements BehaviourContext {
+  constructor(private readonly device: Device, readonly clock: Scheduler, readonly rng: Random) {}
+  get(ref: string): Scalar { return this.device.store.get(ref); }
+  num(ref: string): number { return this.device.store.num(ref); }
+  set(ref: string, value: Scalar, opts?: { report?: boolean }): void { this.device.setProperty(ref, value, opts?.report); }
+  report(ref: string): void { this.device.reportProperty(ref); }
+  lastReported(ref: string): Scalar | undefined { return this.device.lastReported(ref); }
+  emit(ref: string, args?: Scalar[]): void { this.device.emitEvent(ref, args); }
+  after(ms: number, fn: () => void): TimerHandle { return this.device.ownAfter(ms, fn); }
+  every(ms: number, fn: () => void, first?: number): TimerHandle { return this.device.own(this.clock.every(ms, fn, first)); }
+  activity(): number { return this.device.liveliness(); }
+  act(ref: string): void { this.device.act(ref); }
 }

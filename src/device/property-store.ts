@@ -14,18 +14,26 @@ export interface Identity {
   serial: string;
 }
 
+/** A model's properties by key, built once per model and shared by its devices (keys included). */
+const specsByModel = new WeakMap<DeviceModel, Map<string, PropertySpec>>();
+
+function specsOf(model: DeviceModel): Map<string, PropertySpec> {
+  let specs = specsByModel.get(model);
+  if (!specs) {
+    specs = new Map();
+    for (const svc of model.services) for (const p of svc.properties) specs.set(`${svc.siid}.${p.piid}`, p);
+    specsByModel.set(model, specs);
+  }
+  return specs;
+}
+
 export class PropertyStore {
-  private readonly specs = new Map<string, PropertySpec>();
+  private readonly specs: Map<string, PropertySpec>;
   private readonly values = new Map<string, Scalar>();
 
   constructor(model: DeviceModel, identity: Identity) {
-    for (const svc of model.services) {
-      for (const p of svc.properties) {
-        const key = `${svc.siid}.${p.piid}`;
-        this.specs.set(key, p);
-        this.values.set(key, initialValue(p, svc.siid === 1 ? identity : undefined, model));
-      }
-    }
+    this.specs = specsOf(model);
+    for (const [key, p] of this.specs) this.values.set(key, initialValue(p, key.startsWith('1.') ? identity : undefined, model));
   }
 
   spec(key: string): PropertySpec | undefined { return this.specs.get(key); }
@@ -101,7 +109,7 @@ function conform(spec: PropertySpec, value: Scalar): Scalar {
     n = min + Math.round((n - min) / step) * step;
     n = Math.min(max, n);
     // Drop binary noise (0.1 + 0.2) at the step's precision.
-    const scale = 10 ** stepDecimals(step);
+    const scale = stepScale(step);
     n = Math.round(n * scale) / scale;
   }
   if (spec.format !== 'float') {
@@ -114,6 +122,15 @@ function conform(spec: PropertySpec, value: Scalar): Scalar {
     n = list.reduce((best, v) => (Math.abs(v.value - n) < Math.abs(best - n) ? v.value : best), list[0]!.value);
   }
   return n;
+}
+
+/** 10 to the power of a step's decimals, by step (a catalogue has a handful of steps). */
+const scales = new Map<number, number>();
+
+function stepScale(step: number): number {
+  let scale = scales.get(step);
+  if (scale === undefined) scales.set(step, (scale = 10 ** stepDecimals(step)));
+  return scale;
 }
 
 function stepDecimals(step: number): number {

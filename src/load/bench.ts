@@ -25,7 +25,7 @@ import { benchDid } from './payloads.js';
 import { ProbeThread } from './probe-thread.js';
 import { wallUs, type BenchDevice, type GeneratorConfig, type GeneratorStats, type ProbeConfig } from './protocol.js';
 import { buildBenchReport, type BenchOutcome, type BenchReport } from './report.js';
-import { BenchError, utilisationBetween } from './thread.js';
+import { BenchError, processCpuSeconds, threadCpuSeconds, utilisationBetween } from './thread.js';
 import { targetUrl, WireClient, type WireTarget } from './wire.js';
 
 export { BenchError } from './thread.js';
@@ -72,9 +72,12 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     o.onBroker?.(target.info);
     await probe.start();
     if (cfg.waitMs > 0) await sleep(cfg.waitMs);
-    const conn = await connectDevices(pool, meter);
+    const brokerCpu = brokerCpuReader(target, o.brokerPid);
+    const conn = await connectDevices(pool, meter, brokerCpu);
+    const cpuBefore = brokerCpu();
     const traffic = await runTraffic(cfg, pool, probe, meter);
     await probe.drain(traffic.generators.sentMeasured, DRAIN_QUIET_MS, cfg.drainMs);
+    const cpuAfter = brokerCpu();
     const final = await probe.finish();
     meter.stop();
     meter.lastPoint(traffic.generators, final.stats);
@@ -93,6 +96,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
         heapMax: meter.memory.heapUsedMaxBytes, rssMax: meter.memory.rssMaxBytes, aliveAfter,
       },
       utilization: traffic.utilization,
+      brokerCpu: cpuBefore === null || cpuAfter === null || conn.cpuSeconds === null ? null
+        : { connectSeconds: conn.cpuSeconds, connections: conn.connections, trafficSeconds: cpuAfter - cpuBefore },
     });
   } finally {
     meter.stop();
@@ -161,10 +166,14 @@ function connectTimeoutMs(cfg: BenchConfig): number {
   return 30_000 + (cfg.rampPerSecond > 0 ? (cfg.devices / cfg.rampPerSecond) * 1000 : cfg.devices * 20);
 }
 
-/** Connect every device; the main thread's heap (the broker's) after a full GC before and after. */
-async function connectDevices(pool: GeneratorPool, meter: BenchMeter): Promise<{ connectSeconds: number; before: number; connected: number }> {
+/**
+ * Connect every device; the main thread's heap (the broker's) after a full GC before and after,
+ * and the broker's CPU seconds meanwhile (the full GCs left out), with the connections made.
+ */
+async function connectDevices(pool: GeneratorPool, meter: BenchMeter, brokerCpu: () => number | null): Promise<{ connectSeconds: number; before: number; connected: number; cpuSeconds: number | null; connections: number }> {
   gc();
   const before = process.memoryUsage().heapUsed;
+  const cpu0 = brokerCpu();
   meter.connecting();
   let connectSeconds: number;
   try {
@@ -174,9 +183,11 @@ async function connectDevices(pool: GeneratorPool, meter: BenchMeter): Promise<{
   }
   // A moment for the broker to finish what the last CONNACKs started, so the reading below is of settled state.
   await sleep(50);
+  const cpu1 = brokerCpu();
+  const connections = pool.stats().connectOk;
   gc();
   meter.sampleMemory();
-  return { connectSeconds, before, connected: process.memoryUsage().heapUsed };
+  return { connectSeconds, before, connected: process.memoryUsage().heapUsed, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, connections };
 }
 
 /** Warm-up and measured window; resolves once every generator has stopped, with their stats and every thread's utilisation meanwhile. */
@@ -198,6 +209,15 @@ async function runTraffic(
     generators: start.gens.map((g, i) => utilisationBetween(g, end.gens[i]!)),
   };
   return { generators, utilization };
+}
+
+/**
+ * The broker's CPU seconds so far: the embedded broker's thread (this one), or the external
+ * broker's process when its pid is given; null when unknown (no pid, not Linux).
+ */
+function brokerCpuReader(target: Target, pid: number | undefined): () => number | null {
+  if (target.embedded) return threadCpuSeconds;
+  return pid === undefined ? () => null : () => processCpuSeconds(pid);
 }
 
 /** A fresh client can connect (the broker survived the run). */

@@ -33,6 +33,8 @@ export interface BenchOptions {
   concurrency?: number;
   /** Embedded broker: shedding bounds (see broker/overload.ts). */
   overload?: OverloadOptions;
+  /** External broker running on this machine: its process id, to report its CPU time per message (Linux). */
+  brokerPid?: number;
   /** External broker credentials for devices and probe (default anonymous). */
   username?: string;
   password?: string;
@@ -171,6 +173,10 @@ export const positive = (v: number): boolean => Number.isFinite(v) && v > 0;
 export function resolveBenchConfig(o: BenchOptions, env: BenchEnvironment): BenchConfig {
   const p = new Problems();
   const target = resolveTarget(o, p);
+  if (o.brokerPid !== undefined) {
+    if (target.kind === 'embedded') p.add('brokerPid', 'is for an external broker ({broker}); the embedded one runs on this thread');
+    else if (!isInt(1, 0x7fffffff)(o.brokerPid)) p.reject('brokerPid', 'expected a process id (a positive integer)', o.brokerPid);
+  }
   const devices = p.check('devices', o.devices, DEFAULTS.devices, isInt(1, 1_000_000), 'expected an integer from 1 to 1000000');
   const qos = p.check<number>('qos', o.qos, 0, (v) => (QOS_LEVELS as readonly number[]).includes(v),
     `expected 0 or 1 (${QOS_NOTE})`) === 1 ? 1 : 0;

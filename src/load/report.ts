@@ -94,6 +94,17 @@ export interface BenchReport {
    * A thread near 1 is saturated and is what limits the rate.
    */
   utilization: { broker: number | null; probe: number; generators: number[] };
+  /**
+   * The broker's CPU time from the start of traffic (warm-up included) until the drain ended, and
+   * per message sent meanwhile (one PUBLISH in, one delivery out): the embedded broker's thread,
+   * or an external broker's process given its pid (`brokerPid`). Unlike utilisation it does not
+   * count time spent waiting for a core. Null when unknown (external broker without a pid, not Linux).
+   */
+  brokerCpu: null | {
+    seconds: number; messages: number; microsPerMessage: number;
+    /** While the devices connected (the full GCs around it left out): CPU seconds, connections made, per connection. */
+    connectSeconds: number; connections: number; microsPerConnection: number | null;
+  };
   slo: null | { passed: boolean; checks: SloCheck[] };
 }
 
@@ -119,6 +130,8 @@ export interface BenchOutcome {
     aliveAfter: boolean;
   };
   utilization: BenchReport['utilization'];
+  /** The broker's CPU seconds while devices connected (and how many did) and over the traffic and drain, when known. */
+  brokerCpu: { connectSeconds: number; connections: number; trafficSeconds: number } | null;
 }
 
 /** The report of a finished bench: a pure function of what it measured. */
@@ -151,6 +164,11 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
     broker: o.broker && brokerFigures(o.broker, c.devices),
     probe: { foreign: p.foreign, negativeLatencies: p.negative },
     utilization: o.utilization,
+    brokerCpu: o.brokerCpu === null || g.sent === 0 ? null : {
+      seconds: round(o.brokerCpu.trafficSeconds, 2), messages: g.sent, microsPerMessage: round((o.brokerCpu.trafficSeconds * 1e6) / g.sent, 2),
+      connectSeconds: round(o.brokerCpu.connectSeconds, 2), connections: o.brokerCpu.connections,
+      microsPerConnection: o.brokerCpu.connections ? round((o.brokerCpu.connectSeconds * 1e6) / o.brokerCpu.connections, 1) : null,
+    },
     slo: null,
   };
   if (c.slo.length) report.slo = checkSlo(c.slo, { latencyMs: report.latencyMs, messages: report.messages, rate: report.rate, connections: report.connections });
@@ -209,6 +227,10 @@ export function toMarkdown(r: BenchReport): string {
     lines.push(`| broker shed QoS 0 / QoS 1, delayed QoS 1 | ${o.shedQos0} / ${o.shedQos1}, ${o.delayedQos1} |`);
     lines.push(`| broker heap per connection | ${num(r.broker.memory.heapBytesPerConnection, 0)} B |`);
     lines.push(`| broker peak RSS | ${num(r.broker.memory.rssMaxBytes / 2 ** 20, 1)} MiB |`);
+  }
+  if (r.brokerCpu) {
+    lines.push(`| broker CPU per message | ${num(r.brokerCpu.microsPerMessage, 2)} µs (${num(r.brokerCpu.seconds, 2)} s for ${num(r.brokerCpu.messages, 0)}) |`);
+    lines.push(`| broker CPU per connection | ${num(r.brokerCpu.microsPerConnection, 1)} µs (${num(r.brokerCpu.connectSeconds, 2)} s for ${num(r.brokerCpu.connections, 0)}) |`);
   }
   lines.push('', ...latencyTable([[c.measure === 'round-trip' ? 'round trip' : 'publish -> receive', r.latencyMs]]), ...sloTable(r.slo));
   return lines.join('\n') + '\n';

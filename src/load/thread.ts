@@ -1,4 +1,5 @@
 /** Talking to the bench's worker threads (generators, probe): answers awaited with a bound. */
+import { readFileSync } from 'node:fs';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import { AiotSimError } from '../errors.js';
@@ -40,3 +41,30 @@ export function answer<T>(
 export function utilisationBetween(start: EventLoopUtilization, end: EventLoopUtilization): number {
   return Math.round(performance.eventLoopUtilization(end, start).utilization * 1000) / 1000;
 }
+
+/**
+ * CPU seconds (user + system) the calling thread has used, from Linux's /proc/thread-self/stat;
+ * null elsewhere. Unlike event-loop utilisation, it does not count time the thread waited for a
+ * core, so it stays meaningful on a busy machine.
+ */
+export function threadCpuSeconds(): number | null {
+  return procCpuSeconds('/proc/thread-self/stat');
+}
+
+/** CPU seconds (user + system) process `pid` has used (all its threads), from /proc; null when unreadable. */
+export function processCpuSeconds(pid: number): number | null {
+  return procCpuSeconds(`/proc/${pid}/stat`);
+}
+
+function procCpuSeconds(path: string): number | null {
+  try {
+    // Fields after the command name (which may contain spaces, so split after its closing parenthesis).
+    const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: Linux reports /proc times in 1/100 s on every architecture Node runs on. */
+const CLOCK_TICKS = 100;

@@ -7,6 +7,7 @@
 import { parseDeviceTopic, readDeviceMessage } from '../contract/wire.js';
 import { ActivityWindow, type WindowState } from './activity.js';
 import { EventDeduper } from './dedup.js';
+import { propertyChangeTime } from './fast-read.js';
 import { OnlineHistory, type OnlineBucket } from './history.js';
 import { ConnectionRegistry, Tally, type ConnectionCounts, type DeviceLookup } from './registry.js';
 
@@ -93,6 +94,9 @@ export class PlatformService {
 
   /** Feed one device message (also used when observing an external broker as a client). */
   onMessage(topic: string, payload: Buffer): void {
+    // The hot path: a property change in the devices' own shape is read in place (fast-read.ts).
+    const ts = propertyChangeTime(topic, payload);
+    if (ts !== undefined) return this.onPropertyChange(ts);
     if (topic.startsWith('app/')) return this.onAppMessage(topic, payload);
     const t = parseDeviceTopic(topic);
     if (!t) return;
@@ -115,6 +119,13 @@ export class PlatformService {
     this.byKind[m.kind] = (this.byKind[m.kind] ?? 0) + 1;
     if (m.kind === 'event_occured') this.onEvent(m.did, m.siid, m.eiid, m.ts, m.arguments);
     if (m.kind === 'state') this.onState(m.did, m.event, m.ts, m.parentId);
+  }
+
+  /** A property change: counted, and its time moves the event time (as any message's does). */
+  private onPropertyChange(ts: number): void {
+    if (!plausible(ts)) return this.reject('ts out of range');
+    if (this.eventTime === null || ts > this.eventTime) this.eventTime = ts;
+    this.byKind['properties_changed'] = (this.byKind['properties_changed'] ?? 0) + 1;
   }
 
   private onState(did: string, ev: unknown, ts: number, parent: string | undefined): void {

@@ -6,7 +6,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../contract/clock.js';
-import type { Connector } from './session.js';
+import type { ClientConnector } from './session.js';
 import { AppUsers, RpcClient, type AppUser } from './users.js';
 import { when } from './waits.js';
 
@@ -31,7 +31,7 @@ export class CloudClients {
   }
 
   /** Connect an app client for each user who uses the app. */
-  async connectUsers(users: AppUser[], connector: Connector, clock: Clock): Promise<void> {
+  async connectUsers(users: AppUser[], connector: ClientConnector, clock: Clock): Promise<void> {
     const apps = new AppUsers(connector, clock);
     this.apps_ = apps;
     await apps.connectAll(users);

@@ -1,6 +1,7 @@
 /**
- * The device sessions of a run: creates one MQTT session per Wi-Fi device or gateway, connects
- * them with bounded concurrency (reporting progress), announces them in population order, and
+ * The device sessions of a run: creates one MQTT session per Wi-Fi device or gateway (the fleet
+ * engine's on the embedded broker's in-process transport, an mqtt.js client each otherwise),
+ * connects them with bounded concurrency (reporting progress), announces them in population order, and
  * counts what they have in flight, so the simulation can wait until everything handed to the
  * broker has been written (`drained()`) or every session is down (`allDown()`), as events, not
  * by polling.
@@ -8,7 +9,8 @@
 import type { Clock } from '../contract/clock.js';
 import type { Device } from '../device/device.js';
 import type { ReconnectPolicy } from './backoff.js';
-import { DeviceSession, type Connector } from './session.js';
+import { FleetEngine } from './fleet/engine.js';
+import { ClientSession, type Connector, type DeviceSession } from './session.js';
 import type { TraceRecorder } from './trace.js';
 import { Gauge } from './waits.js';
 
@@ -26,7 +28,7 @@ export interface SessionPoolOptions {
   reconnect: ReconnectPolicy;
   /** Seed of the reconnection jitter. */
   seed: number;
-  /** Connection attempts under way at once while the fleet connects. Default 200. */
+  /** Connection attempts under way at once while the fleet connects. Default 200 (mqtt.js clients), 2,000 (fleet engine). */
   concurrency?: number;
   /** Called after each session connects, with how many have and how many there are. */
   onProgress?: (connected: number, total: number) => void;
@@ -35,9 +37,12 @@ export interface SessionPoolOptions {
 /** Above this many publishes in flight, the broker is behind and fast mode waits. */
 const CONGESTED_INFLIGHT = 20_000;
 const DEFAULT_CONCURRENCY = 200;
+const DEFAULT_FLEET_CONCURRENCY = 2000;
 
 export class SessionPool {
   private readonly list: DeviceSession[] = [];
+  /** The fleet engine, once sessions were opened on the `fleet` connector. */
+  private engine: FleetEngine | null = null;
   /** Publishes handed to sessions and not yet written (QoS 0) or acknowledged (QoS 1). */
   readonly inflight = new Gauge();
   /** Sessions connected now. */
@@ -67,8 +72,16 @@ export class SessionPool {
   async open(plans: readonly SessionPlan[], connector: Connector): Promise<void> {
     const o = this.opts;
     const hooks = { clock: o.clock, trace: o.trace, inflight: this.inflight, connected: this.connected, reconnect: o.reconnect, seed: o.seed };
-    const created = plans.map((p) => new DeviceSession(p.device, p.children, p.token, connector, hooks));
-    this.list.push(...created);
+    if (connector.kind === 'fleet') {
+      const engine = (this.engine ??= new FleetEngine({ ...hooks, attach: connector.attach }));
+      const created = plans.map((p) => engine.create(p.device, p.children, p.token));
+      // A loop, not push(...created): hundreds of thousands of arguments overflow the stack.
+      for (const s of created) this.list.push(s);
+      await engine.connectAll(created, o.concurrency ?? DEFAULT_FLEET_CONCURRENCY, o.onProgress);
+      return;
+    }
+    const created = plans.map((p) => new ClientSession(p.device, p.children, p.token, connector, hooks));
+    for (const s of created) this.list.push(s);
     let done = 0;
     const queue = [...created];
     const worker = async (): Promise<void> => {
@@ -108,5 +121,11 @@ export class SessionPool {
   /** Every session goes offline cleanly (see `DeviceSession.stop`). */
   async stop(): Promise<void> {
     await Promise.all(this.list.map((s) => s.stop()));
+    this.close();
+  }
+
+  /** Stop the fleet engine's timers (retries, keep-alive): after stop(), or when the run could not start. */
+  close(): void {
+    this.engine?.close();
   }
 }

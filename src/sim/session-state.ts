@@ -15,8 +15,8 @@ const DISCONNECT_WAIT_MS = 3000;
  *   drop (exponential backoff with jitter);
  * - `connected`: the broker accepted it (CONNACK);
  * - `suspended`: its network is gone (a fault): no DISCONNECT, so the broker published its will;
- *   mqtt.js keeps its unacknowledged QoS 1 publishes; down until `resume()`;
- * - `left`: it left cleanly (a fault): "offline" states, then DISCONNECT (mqtt.js closed its
+ *   its unacknowledged QoS 1 publishes are kept (to send again); down until `resume()`;
+ * - `left`: it left cleanly (a fault): "offline" states, then DISCONNECT (the session closed its
  *   stores, nothing was left in flight); down until `resume()`;
  * - `ended`: stopped or killed; it never comes back.
  */

@@ -1,6 +1,8 @@
 /**
- * An MQTT session for one Wi-Fi device or gateway: its own client id, credentials and last will,
- * over TCP, WebSocket or the in-process pipe. A gateway's session also carries its Zigbee/BLE
+ * A device session (`DeviceSession`: what the session pool and the faults use), and its mqtt.js
+ * implementation (`ClientSession`): an MQTT session for one Wi-Fi device or gateway, its own
+ * client id, credentials and last will, over TCP, WebSocket or the in-process pipe. (On the
+ * embedded broker, sessions are the fleet engine's by default: fleet/engine.ts.) A gateway's session also carries its Zigbee/BLE
  * children: it publishes for them on their own did topics and takes their commands.
  *
  * Sessions are persistent (clean session off): the broker keeps their subscriptions and queues
@@ -23,10 +25,19 @@ import { when } from './waits.js';
 
 const log = logger('session');
 
-/** How sessions reach the broker. */
+/**
+ * How sessions reach the broker: `fleet`, the fleet engine's lean sessions, each handed to the
+ * embedded broker as one in-process connection (`attach` returns false while the broker does not
+ * serve); `in-process`, one mqtt.js client per device over an in-process byte pipe (`open`);
+ * `url`, one mqtt.js client per device over a socket.
+ */
 export type Connector =
+  | { kind: 'fleet'; attach: (conn: Duplex) => boolean }
   | { kind: 'in-process'; open: () => Duplex }
   | { kind: 'url'; url: string };
+
+/** How an mqtt.js client (a `ClientSession`, an app user) reaches the broker. */
+export type ClientConnector = Exclude<Connector, { kind: 'fleet' }>;
 
 /** A count the session keeps up to date (the session pool's gauges). */
 export interface Counter { add(delta: number): void }
@@ -48,7 +59,43 @@ const DONE = Promise.resolve();
 
 export type { SessionState, Teardown } from './session-state.js';
 
-export class DeviceSession {
+/**
+ * One Wi-Fi device's or gateway's MQTT session (a gateway's also carries its Zigbee/BLE
+ * children), as the session pool and the faults drive it. See `SessionState` and `Teardown` for
+ * its states and the ways it comes down.
+ */
+export interface DeviceSession {
+  readonly did: string;
+  readonly device: Device;
+  readonly children: Device[];
+  readonly state: SessionState;
+  readonly connected: boolean;
+  /** Held down by a fault (`suspended` or `left`) until `resume()`. */
+  readonly held: boolean;
+  /** Connection attempts after a drop (for reports). */
+  readonly reconnectAttempts: number;
+  /** Go offline for good, cleanly: children and self publish "offline", then DISCONNECT (no last will). */
+  stop(): Promise<void>;
+  /** Drop the connection for good without DISCONNECT, as a device losing power would (last will fires). */
+  kill(): void;
+  /** Drop the connection without DISCONNECT (the will fires) and reconnect by itself with backoff. */
+  drop(): void;
+  /** Lose the network (a fault): the will fires, and the session stays down until `resume()`. */
+  suspend(): void;
+  /** Leave cleanly (a fault): "offline" states, then DISCONNECT; down until `resume()`. */
+  leave(): Promise<void>;
+  /** Get the network back: reconnect, resolve once connected; the caller announces it (`goOnline`). */
+  resume(timeoutMs?: number): Promise<void>;
+  /** Resolves once the session is connected (at once if it is); rejects after `timeoutMs`. */
+  whenConnected(timeoutMs?: number): Promise<void>;
+  /** Attach the devices, subscribe to their commands, publish "online" (retained), flush offline buffers. */
+  goOnline(): void;
+  /** The next reconnection does not announce itself: the caller announces sessions together (`goOnline`). */
+  holdAnnouncement(): void;
+}
+
+/** A device session as an mqtt.js client of its own (sockets, or the in-process pipe). */
+export class ClientSession implements DeviceSession {
   readonly did: string;
   private client: MqttClient | null = null;
   private readonly byDid = new Map<string, Device>();
@@ -74,7 +121,7 @@ export class DeviceSession {
     readonly device: Device,
     readonly children: Device[],
     private readonly token: string,
-    private readonly connector: Connector,
+    private readonly connector: ClientConnector,
     private readonly hooks: SessionHooks,
   ) {
     this.did = device.did;

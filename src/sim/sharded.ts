@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { AiotSimError, type ErrorKind } from '../errors.js';
 import { workerScript } from '../paths.js';
 import { PlatformService, type PlatformState } from '../platform/service.js';
+import { checkMemory, estimateMemory, memoryRoom } from './memory.js';
 import type { Population } from './population.js';
 import { scaleUp, type RunReport } from './report.js';
 import type { Scenario } from '../catalog/scenario.js';
@@ -107,6 +108,14 @@ export class ShardedSimulation {
     this.state = 'starting';
     this.wallStart = performance.now();
     const o = this.opts;
+    try {
+      // The shards share this process's memory: the whole population must fit, before any worker starts.
+      const people = this.population.homes.reduce((n, h) => n + 1 + h.memberUids.length, 0);
+      checkMemory(estimateMemory(this.population.devices.length, people, 'in-process'), memoryRoom(o.memoryLimit));
+    } catch (err) {
+      this.state = 'stopped';
+      throw err;
+    }
     const options: ShardJob['options'] = {
       scenario: typeof o.scenario === 'string' ? o.scenario : { ...this.scenario },
       operatorToken: this.operatorToken,

@@ -49,8 +49,19 @@ export interface SimulationOptions {
    * platform counts connections from state messages and last wills.
    */
   externalBroker?: { url: string; username?: string; password?: string };
-  /** How device sessions reach the embedded broker. Default "in-process" (no socket per device). */
-  deviceTransport?: 'in-process' | 'tcp';
+  /**
+   * How device sessions reach the embedded broker: "in-process" (default), the fleet engine's lean
+   * sessions, no socket or client per device; "in-process-clients", an mqtt.js client per device
+   * over an in-process byte pipe (how it was before the fleet engine, for comparison); "tcp", an
+   * mqtt.js client per device over a socket to the broker's TCP listener.
+   */
+  deviceTransport?: 'in-process' | 'in-process-clients' | 'tcp';
+  /**
+   * Memory this run may use, bytes. Before connecting anything the run estimates what its
+   * population needs (sim/memory.ts) and refuses (E_MEMORY) what does not fit in this limit, in
+   * V8's heap limit or in the machine's available memory. Default: no limit but those two.
+   */
+  memoryLimit?: number;
   /** Password of the `operator` account; random when omitted. */
   operatorToken?: string;
   /** Write the device-side trace as NDJSON to this file. */
@@ -103,6 +114,9 @@ function optionProblems(opts: SimulationOptions, scenario: Scenario): OptionProb
   if (speed === 'fast' && opts.duration === undefined && !scenario.duration) problems.push({ option: 'duration', message: 'fast mode needs a duration' });
   if (opts.wire !== undefined && !WIRE_PROFILES.includes(opts.wire)) {
     problems.push({ option: 'wire', message: `expected ${WIRE_PROFILES.map((w) => `"${w}"`).join(' or ')}`, value: opts.wire });
+  }
+  if (opts.memoryLimit !== undefined && !(Number.isFinite(opts.memoryLimit) && opts.memoryLimit > 0)) {
+    problems.push({ option: 'memoryLimit', message: 'expected a positive number of bytes', value: opts.memoryLimit });
   }
   const sh = opts.shard;
   if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {

@@ -22,12 +22,13 @@ import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
 import { ClockDriver, type Speed } from './drivers.js';
 import { FaultTimeline } from './faults.js';
+import { checkMemory, estimateMemory, memoryRoom, type MemoryTransport } from './memory.js';
 import type { HouseholdChannel } from './household.js';
 import { buildPopulation, shardPopulation, type Population } from './population.js';
 import { Provisioner } from './provisioner.js';
 import { buildReport, scaleUp, type RunReport } from './report.js';
 import { EventScheduler } from './scheduler.js';
-import type { Connector } from './session.js';
+import type { ClientConnector, Connector } from './session.js';
 import { SessionPool } from './session-pool.js';
 import { resolveOptions, type SimulationOptions, type SimulationStatus } from './simulation-options.js';
 import { TraceRecorder } from './trace.js';
@@ -141,6 +142,7 @@ export class Simulation {
     this.wallStart = performance.now();
     if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
     try {
+      this.checkMemory();
       if (this.opts.externalBroker) await this.connectExternal(this.opts.externalBroker);
       else await this.connectEmbedded();
       await this.goLive();
@@ -151,6 +153,15 @@ export class Simulation {
     }
   }
 
+  /** Refuse (E_MEMORY) a population that would not fit in this process, before anything connects. */
+  private checkMemory(): void {
+    const t = this.opts.deviceTransport;
+    const transport: MemoryTransport = this.opts.externalBroker || t === 'tcp' ? 'socket' : t === 'in-process-clients' ? 'in-process-clients' : 'in-process';
+    // Every person of every home at most uses the app (each app user has a client).
+    const people = this.population.homes.reduce((n, h) => n + 1 + h.memberUids.length, 0);
+    checkMemory(estimateMemory(this.population.devices.length, people, transport), memoryRoom(this.opts.memoryLimit));
+  }
+
   /** Open the embedded broker; the operator, devices and app users connect to it. */
   private async connectEmbedded(): Promise<void> {
     const broker = await EmbeddedBroker.start({ ...this.opts.broker, operatorToken: this.operatorToken });
@@ -158,13 +169,17 @@ export class Simulation {
     this.platform.observe(broker);
     this.fleet.provision(broker.access, this.channel());
     const url = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : null;
-    const inProcess: Connector = { kind: 'in-process', open: () => broker.connectInProcess() };
+    const inProcess: ClientConnector = { kind: 'in-process', open: () => broker.connectInProcess() };
     await this.clients.connectOperator(new MqttClient(() => broker.connectInProcess(), this.operatorOptions()));
     const tcp = broker.mqttAddress;
     if (this.opts.deviceTransport === 'tcp' && !tcp) {
       throw new AiotSimError('E_OPTIONS', 'input', 'deviceTransport "tcp" needs the TCP listener (mqttPort is null)');
     }
-    await this.pool.open(this.fleet.sessionPlans(), this.opts.deviceTransport === 'tcp' && tcp ? { kind: 'url', url: `mqtt://${tcp.host}:${tcp.port}` } : inProcess);
+    const transport = this.opts.deviceTransport ?? 'in-process';
+    const devices: Connector = transport === 'tcp' && tcp ? { kind: 'url', url: `mqtt://${tcp.host}:${tcp.port}` }
+      : transport === 'in-process-clients' ? inProcess
+      : { kind: 'fleet', attach: (conn) => broker.serveInProcess(conn) };
+    await this.pool.open(this.fleet.sessionPlans(), devices);
     // App clients speak MQTT over WebSocket, like a phone; a socket costs two file descriptors in
     // this process, so large populations use the in-process transport instead.
     const users = this.fleet.appUsers();
@@ -184,7 +199,7 @@ export class Simulation {
     }
     this.observer = await ExternalObserver.connect(ext.url, creds, (topic, payload) => this.platform.onMessage(topic, payload));
     await this.clients.connectOperator(await connectExternal(ext.url, `aiot-sim-operator-${randomBytes(4).toString('hex')}`, creds));
-    const connector: Connector = { kind: 'url', url: ext.url };
+    const connector: ClientConnector = { kind: 'url', url: ext.url };
     await this.pool.open(this.fleet.sessionPlans(), connector);
     await this.clients.connectUsers(users, connector, this.scheduler);
   }
@@ -381,6 +396,7 @@ export class Simulation {
   }
 
   private async shutdown(): Promise<void> {
+    this.pool.close();
     await this.clients.closeOperator();
     const obs = this.observer;
     this.observer = null;

@@ -11,7 +11,7 @@ import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
-import type { Connector } from './session.js';
+import type { ClientConnector } from './session.js';
 
 const log = logger('users');
 
@@ -98,7 +98,7 @@ export class AppUsers {
   private readonly clients = new Map<string, AppClient>();
   readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0, offlineSessions: 0 };
 
-  constructor(private readonly connector: Connector, private readonly clock: Clock) {}
+  constructor(private readonly connector: ClientConnector, private readonly clock: Clock) {}
 
   get size(): number { return this.clients.size; }
 

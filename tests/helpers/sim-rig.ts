@@ -1,10 +1,11 @@
 /**
  * The simulation's parts on their own, for tests of one part at a time: a real embedded broker (no
- * ports, in-process pipes), the platform watching it, provisioned devices with real MQTT sessions
- * in a session pool, the work queue, and a fault timeline, all on a virtual clock advanced by hand
+ * ports, in-process connections), the platform watching it, provisioned devices with real MQTT
+ * sessions in a session pool, the work queue, and a fault timeline, all on a virtual clock advanced by hand
  * (the manual driver). No households and no operator or app clients: what happens is what the
  * part under test does.
  */
+import type { Duplex } from 'node:stream';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { checkScenario, type Scenario } from '../../src/catalog/scenario.js';
 import type { HouseholdChannel } from '../../src/sim/household.js';
@@ -54,9 +55,11 @@ const quiet: HouseholdChannel = { appSession: () => undefined, appCommand: () =>
 
 /**
  * Provision the scenario's population, connect and announce every session, schedule `faults`;
- * with `live`, start the devices (telemetry, events) too.
+ * with `live`, start the devices (telemetry, events) too. Sessions are the fleet engine's, as in
+ * a simulation (`tap` sees each connection they hand the broker); with `clients`, an mqtt.js
+ * client each over the in-process pipe.
  */
-export async function startRig(doc: Record<string, unknown>, faults: ReadonlyArray<Record<string, unknown>> = [], opts: { live?: boolean } = {}): Promise<Rig> {
+export async function startRig(doc: Record<string, unknown>, faults: ReadonlyArray<Record<string, unknown>> = [], opts: { live?: boolean; clients?: boolean; tap?: (conn: Duplex) => void } = {}): Promise<Rig> {
   const catalog = await devicesCatalog();
   const res = checkScenario('rig.yaml', { ...doc, faults }, catalog);
   if (!res.scenario) throw new Error(res.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
@@ -72,7 +75,9 @@ export async function startRig(doc: Record<string, unknown>, faults: ReadonlyArr
   const r = scenario.network.reconnect;
   const reconnect = { initialDelayMs: r.initialDelay, maxDelayMs: r.maxDelay, factor: r.factor, jitter: r.jitter };
   const pool = new SessionPool({ clock: scheduler, trace: new TraceRecorder(), reconnect, seed: scenario.seed });
-  await pool.open(fleet.sessionPlans(), { kind: 'in-process', open: () => broker.connectInProcess() });
+  await pool.open(fleet.sessionPlans(), opts.clients
+    ? { kind: 'in-process', open: () => broker.connectInProcess() }
+    : { kind: 'fleet', attach: (conn) => { opts.tap?.(conn); return broker.serveInProcess(conn); } });
   pool.goOnline();
   await pool.settle();
   if (opts.live) for (const d of fleet.devices.values()) d.start();

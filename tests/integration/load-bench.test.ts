@@ -43,7 +43,7 @@ describe('aiot-sim bench against the embedded broker', () => {
   const track = useCleanup();
   it('reports every documented field, zero loss at a modest rate and a sane latency histogram', async () => {
     const r = await runBench({ devices: 20, rate: 1000, durationMs: 2000, warmupMs: 500 });
-    expect(Object.keys(r).sort()).toEqual(['broker', 'config', 'connections', 'latencyMs', 'messages', 'probe', 'rate', 'slo', 'startedAt', 'target', 'timeline', 'tool', 'utilization', 'version', 'wallSeconds']);
+    expect(Object.keys(r).sort()).toEqual(['broker', 'brokerCpu', 'config', 'connections', 'latencyMs', 'messages', 'probe', 'rate', 'slo', 'startedAt', 'target', 'timeline', 'tool', 'utilization', 'version', 'wallSeconds']);
     expect(r).toMatchObject({ tool: 'aiot-sim bench', version: 1, target: { broker: 'embedded', transport: 'tcp' }, slo: null });
     expect(r.config).toMatchObject({ devices: 20, qos: 0, rate: 1000, ratePerDevice: 50, durationSeconds: 2, warmupSeconds: 0.5, measure: 'broker', replyTopic: null, wire: 'cloud' });
     expect(r.config.models.length).toBeGreaterThan(5);
@@ -69,6 +69,15 @@ describe('aiot-sim bench against the embedded broker', () => {
     for (const u of [r.utilization.broker!, r.utilization.probe, ...r.utilization.generators]) {
       expect(u).toBeGreaterThan(0);
       expect(u).toBeLessThanOrEqual(1);
+    }
+    // The broker thread's CPU time (Linux: /proc/thread-self), over every message sent.
+    if (process.platform === 'linux') {
+      expect(r.brokerCpu).toEqual({
+        seconds: expect.any(Number), messages: expect.any(Number), microsPerMessage: expect.any(Number),
+        connectSeconds: expect.any(Number), connections: 20, microsPerConnection: expect.any(Number),
+      });
+      expect(r.brokerCpu!.messages).toBeGreaterThanOrEqual(r.messages.sent);
+      expect(r.brokerCpu!.microsPerMessage).toBeCloseTo((r.brokerCpu!.seconds * 1e6) / r.brokerCpu!.messages, -1);
     }
   });
 
@@ -128,9 +137,11 @@ describe('aiot-sim bench against Mosquitto', () => {
 
   it('measures a real Mosquitto with zero loss', async () => {
     const mosq = track(await startMosquitto());
-    const r = await runBench({ broker: mosq.url, devices: 20, rate: 1000, durationMs: 1500, warmupMs: 300 });
+    const r = await runBench({ broker: mosq.url, brokerPid: mosq.pid, devices: 20, rate: 1000, durationMs: 1500, warmupMs: 300 });
     expect(r.target).toEqual({ broker: 'external', url: mosq.url, transport: 'tcp' });
     expect(r.broker).toBeNull();
+    // Mosquitto's own CPU time, read from /proc by its pid.
+    if (process.platform === 'linux') expect(r.brokerCpu!.messages).toBeGreaterThanOrEqual(r.messages.sent);
     expectNoLoss(r);
     expectSaneLatency(r);
   });

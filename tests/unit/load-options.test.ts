@@ -70,6 +70,8 @@ describe('resolveBenchConfig', () => {
     expect(problemsOf({ models: [] })).toEqual([{ option: 'models', message: 'none given' }]);
     expect(problemsOf({ models: ['no.such.model'] })[0]!.message).toMatch(/unknown device model "no.such.model"/);
     expect(problemsOf({ broker: 'http://x' })[0]).toEqual({ option: 'broker', message: expect.stringContaining('unsupported scheme "http:"') });
+    expect(problemsOf({ brokerPid: 42 })).toEqual([{ option: 'brokerPid', message: expect.stringContaining('is for an external broker ({broker})') }]);
+    expect(problemsOf({ broker: 'mqtt://h:1', brokerPid: -1 })).toEqual([{ option: 'brokerPid', message: 'expected a process id (a positive integer)' }]);
   });
 });
 
@@ -83,7 +85,7 @@ describe('buildBenchReport', () => {
     config: resolve({ devices: 10, rate: 500, durationMs: 2000, warmupMs: 500, slo: [{ term: 'loss=0', metric: 'loss', op: '=', value: 0, percent: false }] }),
     startedAt: new Date('2026-11-26T00:00:00Z'), wallSeconds: 4.2, target: { broker: 'embedded', url: 'mqtt://127.0.0.1:1', transport: 'tcp' },
     connectSeconds: 0.25, generators: gen, probe, latencyUs: { count: 990, p50: 1500, p90: 2500, p99: 9000, p999: 9900, max: 9800, mean: 1700.4 },
-    timeline: [], broker: null, utilization: { broker: null, probe: 0.1, generators: [0.2] }, ...over,
+    timeline: [], broker: null, utilization: { broker: null, probe: 0.1, generators: [0.2] }, brokerCpu: null, ...over,
   });
 
   it('derives loss, rates and latency in ms from the raw figures, and checks the SLO', () => {
@@ -96,7 +98,13 @@ describe('buildBenchReport', () => {
     expect(r.config).toMatchObject({ ratePerDevice: 50, durationSeconds: 2, warmupSeconds: 0.5, measure: 'broker', replyTopic: null });
     expect(r.slo).toMatchObject({ passed: false, checks: [{ term: 'loss=0', actual: 10, passed: false }] });
     expect(r.broker).toBeNull();
+    expect(r.brokerCpu).toBeNull();
     expect(r.startedAt).toBe('2026-11-26T00:00:00.000Z');
+  });
+
+  it("gives the broker's CPU time per message sent when it is known", () => {
+    expect(buildBenchReport(outcome({ brokerCpu: { connectSeconds: 0.003, connections: 10, trafficSeconds: 0.006 } })).brokerCpu)
+      .toEqual({ seconds: 0.01, messages: 1200, microsPerMessage: 5, connectSeconds: 0, connections: 10, microsPerConnection: 300 });
   });
 
   it('reports the embedded broker with heap per connection', () => {

@@ -1,0 +1,170 @@
+/**
+ * Measurements of the device fleet and of fast mode per message (each in a fresh process, see
+ * worker.ts). Each can run against another build of aiot-sim (`dist`: the baseline, see
+ * baseline.ts), loaded by path, so a figure and its baseline are measured in the same run.
+ */
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PACKAGE_ROOT } from 'aiot-sim';
+import { parse as parseYaml } from 'yaml';
+import { log, now, round, sleep, waitFor } from '../common.js';
+
+type Library = typeof import('aiot-sim');
+
+/** The library of this build, or of the build in `dist` (a baseline). */
+async function library(dist: string | undefined): Promise<Library> {
+  if (!dist) return import('aiot-sim');
+  return (await import(pathToFileURL(join(dist, 'index.js')).href)) as Library;
+}
+
+/** The process's peak resident set (VmHWM), bytes; null where /proc is not there. */
+function peakRss(): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of the whole process (every thread) since `from`. */
+function cpuSince(from: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(from);
+  return (c.user + c.system) / 1e6;
+}
+
+export interface FleetArgs {
+  /** Homes of scenarios/consumer-load.yaml's population (10 homes ~ 106 devices). */
+  homes: number;
+  /** Seconds to run once every device is online, checking that heartbeats flow. */
+  runSeconds: number;
+  /** Longest wait for every device to be online, seconds. */
+  onlineWithinSeconds: number;
+  /** Keep the scenario's app users (an mqtt.js client each); default false: the figure is the devices'. */
+  apps?: boolean;
+  /** Another build's dist/ (the baseline); default: this one. */
+  dist?: string;
+}
+
+/**
+ * fleet: scenarios/consumer-load.yaml's population at `homes` homes, in real time (speed 1, no
+ * faults) on the embedded broker without listeners: every Wi-Fi device and gateway its own MQTT
+ * session over the in-process transport; without app users unless `apps` (each would be an
+ * mqtt.js client: not what the figure is about). Devices per second until the platform has every device
+ * online, peak RSS, heartbeats while it runs, and a clean stop.
+ */
+export async function fleet(args: FleetArgs) {
+  const lib = await library(args.dist);
+  const catalog = await lib.loadCatalog(join(PACKAGE_ROOT, 'devices'));
+  const scenario = parseYaml(readFileSync(join(PACKAGE_ROOT, 'scenarios', 'consumer-load.yaml'), 'utf8')) as Record<string, unknown>;
+  const population = { ...(scenario['population'] as Record<string, unknown>), homes: args.homes };
+  const { duration: _duration, ...rest } = scenario;
+  const behaviour = { ...(rest['behaviour'] as Record<string, unknown> | undefined), ...(args.apps ? {} : { app: { userShare: 0 } }) };
+  const doc = { ...rest, name: `fleet-${args.homes}`, speed: 1, population, behaviour, faults: [] };
+  const load0 = loadavg()[0]!;
+  const t0 = now();
+  const cpu0 = process.cpuUsage();
+  const sim = await lib.Simulation.create({ scenario: doc, catalog, speed: 1, broker: { mqttPort: null, wsPort: null } });
+  const devices = sim.population.devices.length;
+  const createSeconds = (now() - t0) / 1000;
+  log(`fleet: ${devices} devices, ${sim.population.sessions.length} sessions; connecting`);
+  let lastLog = now();
+  const progress = (): void => {
+    if (now() - lastLog < 10_000) return;
+    lastLog = now();
+    log(`fleet: ${sim.status().online} of ${devices} online, rss ${round(process.memoryUsage().rss / 2 ** 30, 2)} GiB`);
+  };
+  const t1 = now();
+  const started = sim.start();
+  const allOnline = await waitFor(() => {
+    progress();
+    return sim.status().online >= devices;
+  }, args.onlineWithinSeconds * 1000, 50);
+  await started;
+  const onlineSeconds = (now() - t1) / 1000;
+  const cpuToOnline = cpuSince(cpu0);
+  log(`fleet: ${sim.status().online} online after ${round(onlineSeconds, 1)} s`);
+  // Heartbeats flowing: device messages keep crossing the broker while it runs.
+  const published0 = sim.status().published;
+  const samples: number[] = [];
+  for (let s = 0; s < args.runSeconds; s++) {
+    await sleep(1000);
+    samples.push(sim.status().published);
+  }
+  const publishedWhileRunning = sim.status().published - published0;
+  const stillOnline = sim.status().online;
+  const t2 = now();
+  const report = await sim.stop();
+  const stopSeconds = (now() - t2) / 1000;
+  const peak = peakRss();
+  return {
+    build: args.dist ?? 'current',
+    homes: args.homes,
+    apps: args.apps === true,
+    devices,
+    sessions: report.devices.sessions,
+    createSeconds: round(createSeconds, 2),
+    allOnline,
+    onlineSeconds: round(onlineSeconds, 2),
+    devicesPerSecondToOnline: round(devices / onlineSeconds, 0),
+    cpuSecondsToOnline: round(cpuToOnline, 1),
+    peakRssBytes: peak,
+    peakRssBytesPerDevice: peak === null ? null : round(peak / devices, 0),
+    heartbeatsFlowing: publishedWhileRunning > 0 && samples.every((n, i) => i === 0 || n >= samples[i - 1]!),
+    messagesPerSecondWhileRunning: round(publishedWhileRunning / args.runSeconds, 0),
+    onlineAfterRunning: stillOnline,
+    stopSeconds: round(stopSeconds, 2),
+    // Every session said goodbye and disconnected: none connected once stop() resolved.
+    stoppedCleanly: sim.status().sessionsConnected === 0,
+    loadAverage1m: round(load0, 2),
+  };
+}
+
+export interface PerMessageArgs {
+  /** A file under scenarios/. */
+  scenario: string;
+  duration?: string;
+  /** Worker threads (ShardedSimulation) when above 1. */
+  workers?: number;
+  dist?: string;
+}
+
+/**
+ * perMessage: a scenario in fast mode through the embedded broker; CPU time of the whole process
+ * (every thread: devices, broker, platform) per message the broker accepted from devices and apps,
+ * over the whole run (connecting included) and once running.
+ */
+export async function perMessage(args: PerMessageArgs) {
+  const lib = await library(args.dist);
+  const scenario = join(PACKAGE_ROOT, 'scenarios', args.scenario);
+  const load0 = loadavg()[0]!;
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  const opts = { scenario, ...(args.duration ? { duration: args.duration } : {}) };
+  const sim = (args.workers ?? 1) > 1
+    ? await lib.ShardedSimulation.create({ ...opts, speed: 'fast', workers: args.workers! })
+    : await lib.Simulation.create({ ...opts, speed: 'fast', broker: { mqttPort: null, wsPort: null } });
+  await sim.start();
+  const cpuStart = cpuSince(cpu0);
+  const report = await sim.finished;
+  const cpu = cpuSince(cpu0);
+  const wall = (now() - t0) / 1000;
+  const messages = report.messages.published;
+  return {
+    build: args.dist ?? 'current',
+    scenario: args.scenario,
+    duration: args.duration ?? null,
+    workers: args.workers ?? 1,
+    wallSeconds: round(wall, 1),
+    cpuSeconds: round(cpu, 1),
+    messages,
+    traceMessages: report.traceMessages,
+    traceDigest: report.traceDigest,
+    cpuMicrosPerMessage: round((1e6 * cpu) / messages, 1),
+    cpuSecondsStarting: round(cpuStart, 1),
+    cpuMicrosPerMessageRunning: round((1e6 * (cpu - cpuStart)) / messages, 1),
+    loadAverage1m: round(load0, 2),
+  };
+}

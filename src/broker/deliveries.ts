@@ -1,0 +1,156 @@
+/**
+ * Lean deliveries for Aedes 1.2 clients: `client.deliver0` and `client.deliverQoS` (the
+ * functions Aedes registers for a client's subscriptions) replaced by versions that do the same
+ * checks in the same order (no-local, duplicate suppression across brokers, `authorizeForward`),
+ * assign packet ids and touch the persistence exactly as Aedes does, but:
+ *
+ * - write the PUBLISH straight into the connection's Outbox (write-batching.ts), where Aedes
+ *   copies the packet once more and serialises it with mqtt-packet in five writes;
+ * - complete deliveries in one setImmediate per event-loop turn for all of them, where Aedes
+ *   schedules a setImmediate (and a closure) per delivery before writing, and another after.
+ *
+ * Completion stays a turn later, as in Aedes (the emitter's in-flight bound and the publisher's
+ * read loop count on it). Nothing else of Aedes changes. This is the change we would propose
+ * upstream: Aedes' `write()` taking a serialiser, and one deferral per turn instead of per packet.
+ *
+ * The Aedes internals relied on are listed in `AedesClientInternals`; when a client does not have
+ * them (another Aedes version), `leanDeliveries` changes nothing and says so.
+ */
+import type { Duplex } from 'node:stream';
+import { Packet, type QueuedPacket } from './session-queues.js';
+import { afterFlush, type Outbox } from './write-batching.js';
+
+type Done = () => void;
+
+/** A packet as Aedes hands it to a delivery function (an aedes-packet). */
+export interface DeliveryPacket {
+  topic: string;
+  payload: Buffer | string;
+  qos: number;
+  retain: boolean;
+  dup: boolean;
+  brokerId?: string;
+  brokerCounter?: number;
+  messageId?: number;
+  clientId?: string;
+  nl?: boolean;
+  [key: string]: unknown;
+}
+
+/** The members of an Aedes 1.2 `Client` the lean deliveries use (not in Aedes' published types). */
+export interface AedesClientInternals {
+  id: string;
+  clean: boolean;
+  connecting: boolean;
+  connected: boolean;
+  errored?: boolean;
+  conn: Duplex;
+  subscriptions: Record<string, { qos?: number } | undefined>;
+  duplicates: Record<string, number | undefined>;
+  _nextId: number;
+  broker: {
+    id: string;
+    counter: number;
+    authorizeForward(client: AedesClientInternals, packet: DeliveryPacket): DeliveryPacket | null | undefined;
+    persistence: {
+      outgoingUpdate(client: AedesClientInternals, packet: QueuedPacket): Promise<unknown>;
+      outgoingClearMessageId(client: AedesClientInternals, packet: DeliveryPacket): Promise<unknown>;
+    };
+  };
+  _onError(err?: Error | null): void;
+  waitForDrain(cb: (err: Error | null) => void): void;
+  emit(event: 'error', err: Error): boolean;
+  deliver0(packet: DeliveryPacket, cb: Done): void;
+  deliverQoS(packet: DeliveryPacket, cb: Done): void;
+}
+
+/** Whether `client` has what the lean deliveries replace and use. */
+function hasInternals(client: object): client is AedesClientInternals {
+  const c = client as Partial<AedesClientInternals>;
+  return typeof c.deliver0 === 'function' && typeof c.deliverQoS === 'function' && typeof c._onError === 'function'
+    && typeof c.waitForDrain === 'function' && typeof c._nextId === 'number' && typeof c.duplicates === 'object'
+    && typeof c.subscriptions === 'object' && typeof c.broker === 'object';
+}
+
+/**
+ * Replace `client`'s delivery functions (before it subscribes: Aedes captures them at SUBSCRIBE).
+ * Returns false, changing nothing, when `client` is not the Aedes client this was written for.
+ */
+export function leanDeliveries(client: object, outbox: Outbox): boolean {
+  if (!hasInternals(client)) return false;
+  const c = client;
+
+  /** Aedes' getToForwardPacket: no-local (MQTT 5), one copy per broker counter, then the broker's authorizeForward. */
+  const forwardable = (packet: DeliveryPacket): DeliveryPacket | null => {
+    if (packet.clientId === c.id && packet.nl) return null;
+    const id = packet.brokerId;
+    if (id) {
+      const counter = packet.brokerCounter ?? 0;
+      if ((c.duplicates[id] ?? 0) >= counter) return null;
+      c.duplicates[id] = counter;
+    }
+    return c.broker.authorizeForward(c, packet) ?? null;
+  };
+
+  /** Aedes' write(): the PUBLISH, or the error it would raise; `done` once written (or drained). */
+  const send = (p: DeliveryPacket, qos: number, messageId: number, done: Done): void => {
+    if (!(c.connecting || c.connected)) {
+      c._onError(new Error('connection closed'));
+      afterFlush(done);
+      return;
+    }
+    const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
+    if (typeof p.topic !== 'string' || !(payload instanceof Uint8Array)) {
+      c._onError(new Error('packet received not valid'));
+      afterFlush(done);
+      return;
+    }
+    if (outbox.publish(p.topic, payload, qos, messageId, p.retain === true, p.dup === true) || c.errored) afterFlush(done);
+    else {
+      c.waitForDrain((err) => {
+        if (err) c._onError(err);
+        done();
+      });
+    }
+  };
+
+  c.deliver0 = function deliverQoS0(packet: DeliveryPacket, cb: Done): void {
+    const toForward = forwardable(packet);
+    if (toForward) send(toForward, 0, 0, cb);
+    else afterFlush(cb);
+  };
+
+  c.deliverQoS = function deliverQoS(packet: DeliveryPacket, cb: Done): void {
+    if (packet.qos === 0) {
+      c.deliver0(packet, cb);
+      return;
+    }
+    const toForward = forwardable(packet);
+    if (toForward) {
+      // Aedes' QoSPacket: a copy with this session's packet id, downgraded to the client's subscription.
+      const out = new Packet(toForward as QueuedPacket, c.broker) as QueuedPacket & DeliveryPacket;
+      if (toForward.messageId) out.messageId = toForward.messageId;
+      else {
+        out.messageId = c._nextId;
+        c._nextId = c._nextId >= 65_535 ? 1 : c._nextId + 1;
+      }
+      const sub = c.subscriptions[out.topic];
+      if (sub && (sub.qos ?? 0) < out.qos) out.qos = sub.qos ?? 0;
+      out['writeCallback'] = cb;
+      const write = (err: unknown = null): void => {
+        if (err) {
+          c.emit('error', err as Error);
+          cb();
+        } else send(out, out.qos, out.messageId!, cb);
+      };
+      if (c.clean || out.retain) write();
+      else c.broker.persistence.outgoingUpdate(c, out).then(write, write);
+    } else {
+      if (c.clean === false) c.broker.persistence.outgoingClearMessageId(c, packet).then(noop, noop);
+      afterFlush(cb);
+    }
+  };
+  return true;
+}
+
+function noop(): void {}

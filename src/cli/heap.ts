@@ -1,0 +1,70 @@
+/**
+ * V8's heap sized to the machine. Node's default old-space limit is about 4 GB whatever the
+ * machine has, so a large population died with "JavaScript heap out of memory" while most of the
+ * memory sat unused. The limit is fixed when the process's V8 isolate is created:
+ * `v8.setFlagsFromString('--max-old-space-size=...')` at run time is accepted and changes nothing
+ * (checked on Node 20: `heap_size_limit` stays, and the process dies at the old limit). So
+ * `aiot-sim run` starts itself once more with `--max-old-space-size` from the machine's memory
+ * (the cgroup limit when there is one, else the physical memory), unless the heap is already that
+ * large or the user set the flag: one extra process start (~50 ms); the child inherits stdio, so
+ * the terminal, Ctrl-C and the exit code are the child's. Imports only Node: bin/ loads it before
+ * the rest of the command.
+ */
+import { spawn } from 'node:child_process';
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+
+/** Share of the machine's memory the heap may grow to (the rest: buffers, code, the OS). */
+const HEAP_SHARE = 0.8;
+/** Marks the child started with the sized heap (it must not start another). */
+const SIZED_ENV = 'AIOT_SIM_HEAP_SIZED';
+
+/** Memory this process may use: the cgroup's limit when there is one, else the machine's. */
+export function machineMemoryBytes(): number {
+  const total = totalmem();
+  const constrained = typeof process.constrainedMemory === 'function' ? process.constrainedMemory() : 0;
+  return constrained && constrained > 0 && constrained < total ? constrained : total;
+}
+
+/** The old-space size (MiB) `aiot-sim run` asks V8 for on this machine. */
+export function wantedHeapMb(memoryBytes = machineMemoryBytes()): number {
+  return Math.floor((memoryBytes * HEAP_SHARE) / 2 ** 20);
+}
+
+/** Whether the user chose the heap size already (a flag of node's, or in NODE_OPTIONS). */
+function heapChosen(): boolean {
+  return [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].some((a) => a.includes('max-old-space-size') || a.includes('max_old_space_size'));
+}
+
+/**
+ * For `run`: start this command again with V8's heap sized to the machine, when it is not yet
+ * (see the module comment). Resolves with the child's exit code, or null when this process should
+ * go on itself (heap already large enough, chosen by the user, or `AIOT_SIM_HEAP=default`).
+ */
+export function relaunchWithSizedHeap(argv: readonly string[]): Promise<number> | null {
+  if (argv[2] !== 'run' || process.env[SIZED_ENV] || process.env['AIOT_SIM_HEAP'] === 'default' || heapChosen()) return null;
+  const wanted = wantedHeapMb();
+  const current = getHeapStatistics().heap_size_limit / 2 ** 20;
+  if (current >= wanted * 0.95) return null;
+  const child = spawn(process.execPath, [...process.execArgv, `--max-old-space-size=${wanted}`, ...argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, [SIZED_ENV]: String(wanted) },
+  });
+  // Signals sent to this process are passed on, but Ctrl-C on a terminal: the terminal sends it to
+  // the child too (same process group), and a second SIGINT would make the child stop at once.
+  const forward = (sig: NodeJS.Signals): void => {
+    if (!(sig === 'SIGINT' && process.stdin.isTTY)) child.kill(sig);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of signals) process.on(sig, forward);
+  return new Promise((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`aiot-sim: could not start with a larger heap (${err.message})\n`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => {
+      for (const sig of signals) process.off(sig, forward);
+      resolve(code ?? (signal === 'SIGINT' ? 130 : 1));
+    });
+  });
+}

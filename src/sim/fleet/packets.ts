@@ -1,0 +1,163 @@
+/**
+ * The MQTT 3.1.1 packets a device session exchanges with its broker, written and read by hand:
+ * the device side of the fleet (see engine.ts) needs only CONNECT, PUBLISH (QoS 0 and 1),
+ * PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT going up, and CONNACK, PUBLISH, PUBACK, SUBACK,
+ * UNSUBACK and PINGRESP coming down. Each packet is one exactly-sized buffer written in one
+ * pass, with no packet objects in between (OASIS MQTT 3.1.1, sections 2 and 3).
+ */
+
+/** Fixed header types (the high nibble of the first byte). */
+export const PacketType = {
+  CONNECT: 1, CONNACK: 2, PUBLISH: 3, PUBACK: 4, PUBREC: 5, PUBREL: 6, PUBCOMP: 7,
+  SUBSCRIBE: 8, SUBACK: 9, UNSUBSCRIBE: 10, UNSUBACK: 11, PINGREQ: 12, PINGRESP: 13, DISCONNECT: 14,
+} as const;
+
+/** CONNACK return codes (3.2.2.3) as mqtt.js words them, so refusals read the same either way. */
+export const CONNACK_REASONS: Readonly<Record<number, string>> = {
+  1: 'Connection refused: Unacceptable protocol version',
+  2: 'Connection refused: Identifier rejected',
+  3: 'Connection refused: Server unavailable',
+  4: 'Connection refused: Bad username or password',
+  5: 'Connection refused: Not authorized',
+};
+
+export const PINGREQ = Buffer.from([PacketType.PINGREQ << 4, 0]);
+export const DISCONNECT = Buffer.from([PacketType.DISCONNECT << 4, 0]);
+
+/** Bytes of a Remaining Length field for `n`. */
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
+}
+
+/** Write a Remaining Length at `o`; returns the offset after it. */
+function writeVarint(buf: Buffer, o: number, n: number): number {
+  do {
+    let byte = n % 0x80;
+    n = Math.floor(n / 0x80);
+    if (n > 0) byte |= 0x80;
+    buf[o++] = byte;
+  } while (n > 0);
+  return o;
+}
+
+function writeString(buf: Buffer, o: number, s: string, len: number): number {
+  buf[o] = len >> 8;
+  buf[o + 1] = len & 0xff;
+  if (len) buf.write(s, o + 2, len, 'utf8');
+  return o + 2 + len;
+}
+
+export interface ConnectFields {
+  clientId: string;
+  username: string;
+  password: string;
+  keepaliveSeconds: number;
+  /** A persistent session (clean session off) when false. */
+  clean: boolean;
+  will: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
+}
+
+/** CONNECT (3.1) with protocol level 4, credentials and a last will. */
+export function encodeConnect(c: ConnectFields): Buffer {
+  const idLen = Buffer.byteLength(c.clientId);
+  const userLen = Buffer.byteLength(c.username);
+  const passLen = Buffer.byteLength(c.password);
+  const willTopicLen = Buffer.byteLength(c.will.topic);
+  const willLen = Buffer.byteLength(c.will.payload);
+  const rem = 10 + 2 + idLen + 2 + willTopicLen + 2 + willLen + 2 + userLen + 2 + passLen;
+  const buf = Buffer.allocUnsafe(1 + varintSize(rem) + rem);
+  buf[0] = PacketType.CONNECT << 4;
+  let o = writeVarint(buf, 1, rem);
+  o = writeString(buf, o, 'MQTT', 4);
+  buf[o++] = 4;
+  // username, password, will retain, will QoS, will flag, clean session
+  buf[o++] = 0x80 | 0x40 | (c.will.retain ? 0x20 : 0) | (c.will.qos << 3) | 0x04 | (c.clean ? 0x02 : 0);
+  buf[o++] = c.keepaliveSeconds >> 8;
+  buf[o++] = c.keepaliveSeconds & 0xff;
+  o = writeString(buf, o, c.clientId, idLen);
+  o = writeString(buf, o, c.will.topic, willTopicLen);
+  o = writeString(buf, o, c.will.payload, willLen);
+  o = writeString(buf, o, c.username, userLen);
+  writeString(buf, o, c.password, passLen);
+  return buf;
+}
+
+/** PUBLISH (3.3); `id` is the packet identifier of a QoS 1 message (ignored at QoS 0). */
+export function encodePublish(topic: string, payload: string, qos: 0 | 1, retain: boolean, id: number): Buffer {
+  const topicLen = Buffer.byteLength(topic);
+  const payloadLen = Buffer.byteLength(payload);
+  const rem = 2 + topicLen + (qos ? 2 : 0) + payloadLen;
+  const buf = Buffer.allocUnsafe(1 + varintSize(rem) + rem);
+  buf[0] = (PacketType.PUBLISH << 4) | (qos << 1) | (retain ? 1 : 0);
+  let o = writeString(buf, writeVarint(buf, 1, rem), topic, topicLen);
+  if (qos) {
+    buf[o++] = id >> 8;
+    buf[o++] = id & 0xff;
+  }
+  if (payloadLen) buf.write(payload, o, payloadLen, 'utf8');
+  return buf;
+}
+
+/** The same PUBLISH sent again after a reconnection: DUP set (3.3.1.1). */
+export function markDuplicate(publish: Buffer): Buffer {
+  publish[0] = publish[0]! | 0x08;
+  return publish;
+}
+
+/** PUBACK (3.4) for packet `id`. */
+export function encodePuback(id: number): Buffer {
+  const buf = Buffer.allocUnsafe(4);
+  buf[0] = PacketType.PUBACK << 4;
+  buf[1] = 2;
+  buf[2] = id >> 8;
+  buf[3] = id & 0xff;
+  return buf;
+}
+
+/** SUBSCRIBE (3.8) to `filters`, each at `qos`. */
+export function encodeSubscribe(id: number, filters: readonly string[], qos: 0 | 1): Buffer {
+  const lens = filters.map((f) => Buffer.byteLength(f));
+  const rem = 2 + lens.reduce((n, l) => n + 2 + l + 1, 0);
+  const buf = Buffer.allocUnsafe(1 + varintSize(rem) + rem);
+  buf[0] = (PacketType.SUBSCRIBE << 4) | 0x02;
+  let o = writeVarint(buf, 1, rem);
+  buf[o++] = id >> 8;
+  buf[o++] = id & 0xff;
+  filters.forEach((f, i) => {
+    o = writeString(buf, o, f, lens[i]!);
+    buf[o++] = qos;
+  });
+  return buf;
+}
+
+/**
+ * Where one packet sits in a receive buffer: its first byte, and its body (after the fixed
+ * header). `length` is how many bytes the whole packet takes; 0 when the buffer does not hold a
+ * complete packet yet; -1 when the Remaining Length is malformed.
+ */
+export interface Frame { first: number; body: number; length: number }
+
+/** Find the packet starting at `o` in `buf[0, end)` (see Frame); fills and returns `out`. */
+export function frameAt(buf: Buffer, o: number, end: number, out: Frame): Frame {
+  out.length = 0;
+  if (end - o < 2) return out;
+  let n = 0;
+  let mult = 1;
+  let i = o + 1;
+  for (let k = 0; ; k++) {
+    if (k === 4) {
+      out.length = -1;
+      return out;
+    }
+    if (i >= end) return out;
+    const byte = buf[i++]!;
+    n += (byte & 0x7f) * mult;
+    mult *= 0x80;
+    if (!(byte & 0x80)) break;
+  }
+  if (i + n > end) return out;
+  out.first = buf[o]!;
+  out.body = i;
+  out.length = i + n - o;
+  return out;
+}

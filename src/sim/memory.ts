@@ -1,0 +1,94 @@
+/**
+ * Will a population fit? Estimated before anything connects, from bytes per device measured for
+ * each way devices reach the broker (the benchmark's `fleet` figure, bench/README.md), against
+ * the memory this process can have: V8's heap limit (bin/ sizes it to the machine, cli/heap.ts)
+ * and the memory the machine has available. A run that cannot fit is refused with what to do,
+ * instead of dying with "JavaScript heap out of memory" minutes into connecting.
+ */
+import { freemem, totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import { AiotSimError } from '../errors.js';
+
+/** How device sessions reach the broker, as far as memory goes. */
+export type MemoryTransport = 'in-process' | 'in-process-clients' | 'socket';
+
+/**
+ * Measured costs on consumer-load's mix of Wi-Fi devices, hubs and their children (Node 20):
+ * heap per device after connecting (10,600 devices) and peak resident bytes per device while
+ * connecting (the bench's `fleet` figure, 106,000 devices: 26 KB in-process, 44 KB with an
+ * mqtt.js client per device), children included, with the broker's share (Aedes client,
+ * persistence, retained state) and the platform's; per app user (an mqtt.js client and its
+ * broker session); and what a run holds before its population. Sockets add kernel buffers.
+ */
+export const MEMORY_COSTS = {
+  perDevice: {
+    'in-process': { heap: 15_000, rss: 26_000 },
+    'in-process-clients': { heap: 22_000, rss: 44_000 },
+    socket: { heap: 24_000, rss: 48_000 },
+  },
+  perAppUser: { heap: 25_000, rss: 26_000 },
+  base: { heap: 60 * 2 ** 20, rss: 150 * 2 ** 20 },
+} as const;
+
+export interface MemoryEstimate {
+  devices: number;
+  appUsers: number;
+  transport: MemoryTransport;
+  /** Heap the population will need (bytes). */
+  heapBytes: number;
+  /** Resident memory the run will need (bytes). */
+  rssBytes: number;
+}
+
+export interface MemoryRoom {
+  /** V8's heap limit for this process (bytes). */
+  heapLimitBytes: number;
+  /** Memory the process can have: what the machine has available now plus what it holds (bytes). */
+  availableBytes: number;
+  /** The machine's memory (bytes). */
+  totalBytes: number;
+  /** A limit the caller set (SimulationOptions.memoryLimit), bytes. */
+  limitBytes?: number;
+}
+
+export function estimateMemory(devices: number, appUsers: number, transport: MemoryTransport): MemoryEstimate {
+  const d = MEMORY_COSTS.perDevice[transport];
+  const a = MEMORY_COSTS.perAppUser;
+  const b = MEMORY_COSTS.base;
+  return {
+    devices, appUsers, transport,
+    heapBytes: b.heap + devices * d.heap + appUsers * a.heap,
+    rssBytes: b.rss + devices * d.rss + appUsers * a.rss,
+  };
+}
+
+/** The room this process has now (see MemoryRoom). */
+export function memoryRoom(limitBytes?: number): MemoryRoom {
+  const room: MemoryRoom = {
+    heapLimitBytes: getHeapStatistics().heap_size_limit,
+    // os.freemem() is the kernel's MemAvailable on Linux (page cache it can drop counts as available).
+    availableBytes: freemem() + process.memoryUsage().rss,
+    totalBytes: totalmem(),
+  };
+  if (limitBytes !== undefined) room.limitBytes = limitBytes;
+  return room;
+}
+
+const gb = (n: number): string => `${(n / 2 ** 30).toFixed(n < 2 ** 30 ? 2 : 1)} GB`;
+
+/** Throws E_MEMORY, saying what to do, when `need` does not fit in `room`. */
+export function checkMemory(need: MemoryEstimate, room: MemoryRoom): void {
+  const limits: Array<[string, number, number]> = [
+    ['V8 heap limit', room.heapLimitBytes, need.heapBytes],
+    ['memory available', room.availableBytes, need.rssBytes],
+  ];
+  if (room.limitBytes !== undefined) limits.push(['memory limit', room.limitBytes, need.rssBytes]);
+  const short = limits.filter(([, have, needs]) => needs > have);
+  if (!short.length) return;
+  const who = `${need.devices.toLocaleString('en-US')} devices${need.appUsers ? ` and ${need.appUsers.toLocaleString('en-US')} app users` : ''}`;
+  const why = short.map(([name, have, needs]) => `needs about ${gb(needs)}, ${name} ${gb(have)}`).join('; ');
+  throw new AiotSimError('E_MEMORY', 'environment',
+    `this population does not fit in this process: ${who} over the ${need.transport} transport (${why}; the machine has ${gb(room.totalBytes)}). `
+    + 'Nothing was connected. Run fewer homes (population.homes), split the homes over several processes or machines '
+    + '(shards: each process simulates one share of the homes), or free memory on this machine.');
+}

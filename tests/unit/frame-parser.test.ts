@@ -1,0 +1,107 @@
+/**
+ * The parser front (broker/frame-parser.ts) against mqtt-packet's own parser: for any stream of
+ * packets, split anywhere, the fronted parser emits the same packets (field for field) and the
+ * same errors as mqtt-packet alone.
+ */
+import fc from 'fast-check';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import { describe, expect, it } from 'vitest';
+import { frontParser, type MqttPacketParser } from '../../src/broker/frame-parser.js';
+import { connectPacket, encode, fixedHeader } from '../helpers/mqtt-bytes.js';
+
+interface Outcome { packets: Array<Record<string, unknown>>; errors: string[] }
+
+/** Feed `chunks` to a parser (fronted or not) as Aedes does, stopping at the first error as Aedes' client closes. */
+function run(chunks: Buffer[], fronted: boolean): Outcome {
+  const parser = mqttPacket.parser() as unknown as MqttPacketParser & NodeJS.EventEmitter;
+  if (fronted) frontParser(parser);
+  const out: Outcome = { packets: [], errors: [] };
+  parser.on('packet', (p: object) => out.packets.push({ ...p }));
+  parser.on('error', (e: Error) => out.errors.push(e.message));
+  for (const c of chunks) {
+    if (out.errors.length) break;
+    parser.parse(c);
+  }
+  return out;
+}
+
+/** `bytes` cut at the given offsets. */
+function cut(bytes: Buffer, at: number[]): Buffer[] {
+  const points = [...new Set(at.map((x) => x % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let from = 0;
+  for (const p of points) {
+    if (p > from) out.push(Buffer.from(bytes.subarray(from, p)));
+    from = Math.max(from, p);
+  }
+  if (from < bytes.length) out.push(Buffer.from(bytes.subarray(from)));
+  return out;
+}
+
+const topic = fc.oneof(fc.constantFrom('device/d1/up/properties_changed/2/1', 'a', 'ü/日本/🚀'), fc.string({ minLength: 1, maxLength: 40 }));
+const payload = fc.oneof(fc.constant(Buffer.alloc(0)), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), fc.constant(Buffer.alloc(3000, 7)));
+const id = fc.integer({ min: 1, max: 65_535 });
+const packet: fc.Arbitrary<Packet> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ topic, payload, qos: fc.constantFrom(0, 1, 2), retain: fc.boolean(), dup: fc.boolean(), messageId: id })
+    .map(({ topic: t, payload: p, qos, retain, dup, messageId }) => ({ cmd: 'publish', topic: t, payload: p, qos, retain, dup, ...(qos > 0 ? { messageId } : {}) }) as Packet) },
+  { weight: 2, arbitrary: id.map((messageId) => ({ cmd: 'puback', messageId }) as Packet) },
+  { weight: 1, arbitrary: fc.constant({ cmd: 'pingreq' } as Packet) },
+  { weight: 1, arbitrary: fc.record({ messageId: id, topic }).map(({ messageId, topic: t }) => ({ cmd: 'subscribe', messageId, subscriptions: [{ topic: t, qos: 1 }] }) as Packet) },
+  { weight: 1, arbitrary: id.map((messageId) => ({ cmd: 'pubrel', messageId }) as Packet) },
+);
+
+describe('frontParser', () => {
+  it('emits what mqtt-packet emits for any stream of packets, split anywhere', () => {
+    fc.assert(fc.property(fc.array(packet, { maxLength: 30 }), fc.array(fc.nat(), { maxLength: 12 }), (packets, cuts) => {
+      const bytes = Buffer.concat([connectPacket({ clientId: 'c' }), ...packets.map(encode)]);
+      const chunks = cut(bytes, cuts);
+      const fronted = run(chunks, true);
+      expect(fronted).toEqual(run(chunks, false));
+      expect(fronted.packets).toHaveLength(packets.length + 1);
+    }), { numRuns: 150 });
+  });
+
+  it('fed one byte at a time, still emits every packet once', () => {
+    const bytes = Buffer.concat([connectPacket({ clientId: 'c' }), encode({ cmd: 'publish', topic: 't', payload: Buffer.alloc(5000, 1), qos: 1, messageId: 9, retain: false, dup: false })]);
+    const chunks = cut(bytes, Array.from({ length: bytes.length }, (_, i) => i));
+    expect(run(chunks, true)).toEqual(run(chunks, false));
+    expect(run(chunks, true).packets.map((p) => p.cmd)).toEqual(['connect', 'publish']);
+  });
+
+  it('leaves malformed packets to mqtt-packet: the same error, nothing after it', () => {
+    const connect = connectPacket({ clientId: 'c' });
+    const ok = encode({ cmd: 'publish', topic: 'x', payload: Buffer.from('1'), qos: 0, retain: false, dup: false });
+    const cases: Buffer[] = [
+      Buffer.concat([fixedHeader(0x36, 5), Buffer.from([0, 1, 0x78, 0, 1])]), // QoS 3
+      Buffer.concat([fixedHeader(0x30, 3), Buffer.from([0, 9, 0x78])]), // topic longer than the packet
+      Buffer.concat([fixedHeader(0x41, 2), Buffer.from([0, 1])]), // PUBACK with reserved flags set
+      Buffer.concat([fixedHeader(0xc1, 0)]), // PINGREQ with reserved flags set
+      Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), // a Remaining Length of five bytes
+    ];
+    for (const bad of cases) {
+      for (const chunks of [[Buffer.concat([connect, ok, bad, ok])], [connect, ok, bad.subarray(0, 2), Buffer.concat([bad.subarray(2), ok])]]) {
+        const fronted = run(chunks, true);
+        expect(fronted).toEqual(run(chunks, false));
+        expect(fronted.errors).toHaveLength(1);
+      }
+    }
+  });
+
+  it('refuses a QoS 1 PUBLISH too short for its packet id, which mqtt-packet reads from the next packet', () => {
+    const connect = connectPacket({ clientId: 'c' });
+    const ok = encode({ cmd: 'publish', topic: 'x', payload: Buffer.from('1'), qos: 0, retain: false, dup: false });
+    const bad = Buffer.concat([fixedHeader(0x32, 3), Buffer.from([0, 1, 0x78])]);
+    const chunks = [Buffer.concat([connect, ok, bad, ok])];
+    expect(run(chunks, false).packets[2]).toMatchObject({ cmd: 'publish', topic: 'x', messageId: 0x3004 }); // the next packet's first bytes
+    expect(run(chunks, true)).toEqual({ packets: run(chunks, false).packets.slice(0, 2), errors: ['Cannot parse messageId'] });
+  });
+
+  it('leaves every packet to mqtt-packet after an MQTT 5 CONNECT (properties follow the topic)', () => {
+    const v5 = encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'c', keepalive: 0 });
+    const pub = mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, messageId: 3, retain: false, dup: false, properties: { contentType: 'x' } }, { protocolVersion: 5 });
+    const chunks = [Buffer.concat([v5, pub])];
+    const fronted = run(chunks, true);
+    expect(fronted).toEqual(run(chunks, false));
+    expect(fronted.packets[1]).toMatchObject({ cmd: 'publish', properties: { contentType: 'x' } });
+  });
+});
