@@ -27,6 +27,10 @@ export const CONFIG = {
    */
   soak: { seconds: 60, malformed: 10_000, maxConnections: 500, stalled: 50, sinks: 20, offlineSessions: 200, homes: 100 },
   /** `aiot-sim bench` figures: the same generator against the embedded broker and Mosquitto. */
+  /** The platform counting into Redis beside in memory: one recorded run of consumer-load (1,000 homes) replayed. */
+  platformCost: { scenario: 'consumer-load.yaml', duration: '6h', reps: 5 },
+  /** One node, one node of a cluster on Redis, two nodes (publishers on one, subscriber on the other). */
+  clusterThroughput: { messages: 20_000, publishers: 8, window: 500 },
   load: { devices: 8, searchStart: 20_000, searchBudgetMs: 100_000, latencySeconds: 10, connectDevices: 2000, overloadSeconds: 30 },
   /** The issue 15 targets: the same generator at fixed rates against the embedded broker and Mosquitto, runs interleaved. */
   brokerVsMosquitto: { devices: 8, seconds: 10, qos0Rate: 100_000, qos1Rate: 50_000, connectDevices: 8000 },
@@ -437,6 +441,25 @@ export async function soak() {
     eventsLost: run.events.lost,
     nothingLost: run.events.lost === 0 && run.events.missing === 0 && run.events.bufferOverflow === 0,
     details: run,
+  };
+}
+
+/**
+ * The platform in Redis against in memory, in one process and one run (bench/tasks/scale.ts): CPU
+ * per message on each side, Redis' own CPU, and Redis commands and round trips per message.
+ */
+export async function platformInRedis() {
+  const r = await runChild('platformCost', CONFIG.platformCost, 300_000);
+  const nodes = await runChild('clusterThroughput', CONFIG.clusterThroughput, 180_000);
+  if (!r) return null;
+  return {
+    brokerNodes: nodes && {
+      what: `${CONFIG.clusterThroughput.messages} QoS 0 messages from ${CONFIG.clusterThroughput.publishers} publishers, at most ${CONFIG.clusterThroughput.window} in flight, to one subscriber: one node alone, one node of a cluster on Redis, two nodes (publishers on one, subscriber on the other); cpu is this process' (the nodes run in it)`,
+      ...nodes,
+    },
+    what: `${CONFIG.platformCost.scenario}, ${CONFIG.platformCost.duration} fast, recorded at the platform and replayed ${CONFIG.platformCost.reps} times into each store, alternately; CPU until the figures are read back; medians`,
+    goal: 'redisClientCpuMicrosPerMessage at most 1.1 x memoryCpuMicrosPerMessage',
+    ...r,
   };
 }
 

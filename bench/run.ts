@@ -7,7 +7,7 @@
  *
  * Environment knobs (for development; the defaults are the benchmark):
  *   BENCH_REPS=N        repetitions per figure (minimum 1, default 3; fast mode uses max(N, 5))
- *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, broker, soak, snapshots
+ *   BENCH_ONLY=a,b      only these figures: connect, memory, throughput, fast, fast1000, monitor, faults, load, broker, soak, platform, snapshots
  *                       (snapshots: the two 30-day snapshot scenarios in full; long, so only on request)
  *                       permessage, fleet: fast mode's CPU per message and the 100k/500k-device fleet, each
  *                       beside the baseline build (baseline.ts); long, so only on request
@@ -24,7 +24,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log, now, round } from './common.js';
-import { brokerVsMosquitto, CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, snapshots, soak, throughput } from './figures.js';
+import { brokerVsMosquitto, CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, platformInRedis, snapshots, soak, throughput } from './figures.js';
 import { problems, REPS, T0 } from './runner.js';
 
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -44,6 +44,7 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['load', 'load', load],
   ['broker', 'brokerVsMosquitto', brokerVsMosquitto],
   ['soak', 'soak', soak],
+  ['platform', 'platformInRedis', platformInRedis],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
 const ON_REQUEST = new Set(['snapshots', 'permessage', 'fleet']);

@@ -27,7 +27,9 @@ export {
   type PropertyResult, type ActionResult,
 } from './contract/wire.js';
 export { PlatformService, type PlatformSnapshot, type PlatformState } from './platform/service.js';
-export type { ConnectionCounts } from './platform/registry.js';
+export type { ConnectionCounts, DeviceFacts, DeviceLookup } from './platform/registry.js';
+export { RedisStore, type RedisStoreOptions, type StoreHealth } from './platform/redis-store.js';
+export type { PlatformStore, SharedStore } from './platform/store.js';
 export { EventDeduper, type DedupStats, type SeqVerdict } from './platform/dedup.js';
 export type { OnlineBucket } from './platform/history.js';
 export { FaultTimeline, type FaultNotice, type FaultRecord, type FaultRecordOf, type FaultDetails, type FaultType } from './sim/faults.js';

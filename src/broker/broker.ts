@@ -19,6 +19,7 @@ import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { leanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
+import { clusterEmitter, clusterPersistence, type BrokerCluster } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
@@ -60,6 +61,8 @@ export interface BrokerOptions extends BrokerLimits {
   drainTimeoutMs?: number;
   /** When to shed deliveries to subscribers that cannot keep up (overload.ts). Default: 1 MiB for QoS 0, 16 MiB for QoS 1. */
   overload?: OverloadOptions;
+  /** Be a node of a cluster on Redis: messages, sessions and retained messages shared with its other nodes (cluster.ts). */
+  cluster?: BrokerCluster;
 }
 
 export interface BrokerCounters {
@@ -96,7 +99,7 @@ const MAX_REASONS = 200;
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
-interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number }
+interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: BrokerCluster | null }
 
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly access: AccessDirectory;
@@ -115,6 +118,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   /** Kept across restarts: sessions, subscriptions, QoS 1 queues, retained messages. */
   private readonly persistence: object;
   private readonly stored: PersistenceStats;
+  /** A cluster's persistence holds a Redis connection, closed with the broker. */
+  private readonly closePersistence: (() => Promise<void>) | null;
   private readonly settings: AedesSettings;
   private readonly gate: Gatekeeper;
   private down = false;
@@ -155,11 +160,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       publishing: () => { this.publishing++; },
       delivered: () => { this.counters.delivered++; },
     });
-    const { persistence, stats } = boundedMemoryPersistence(
+    const { persistence, stats, close } = settings.cluster ? clusterPersistence(settings.cluster, limits.maxQueuedMessages) : { ...boundedMemoryPersistence(
       { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, maxRetainedMessages: limits.maxRetainedMessages, maxRetainedBytes: limits.maxRetainedBytes },
       (clientId, packet) => this.gate.admitQueued(clientId, packet),
-    );
+    ), close: null };
     this.persistence = persistence;
+    this.closePersistence = close;
     this.stored = stats;
     // Replaced by start() before anyone sees the broker.
     this.aedes_ = null as unknown as Aedes;
@@ -173,7 +179,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const access = new AccessDirectory(opts.operatorToken);
     access.anonymous = anonymousAccessFor(opts, host);
     const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
-    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs };
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ?? null };
     const broker = new EmbeddedBroker(access, limits, settings);
     ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
     broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
@@ -206,7 +212,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   private static async createAedes(persistence: object, settings: AedesSettings): Promise<{ aedes: Aedes; emitter: FloodSafeEmitter }> {
-    const emitter = new FloodSafeEmitter(settings.concurrency);
+    const emitter = new FloodSafeEmitter(settings.concurrency, settings.cluster ? clusterEmitter(settings.cluster) : undefined);
     const aedes = await Aedes.createBroker({
       mq: emitter, persistence: persistence as never, maxClientsIdLength: 64, heartbeatInterval: 60_000, drainTimeout: settings.drainTimeout,
       connectTimeout: settings.connectTimeout,
@@ -347,6 +353,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     // What Aedes had not taken as a client (no CONNECT yet) would hold the listeners' close up.
     for (const conn of this.connections.keys()) conn.destroy();
     for (const l of this.servers.splice(0)) await l.close();
+    await this.closePersistence?.();
   }
 
   private reject(reason: string, clientId: string): void {

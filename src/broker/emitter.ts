@@ -14,8 +14,9 @@ export interface MqPacket { topic: string; [key: string]: unknown }
 type Listener = (packet: MqPacket, done: () => void) => void;
 type Done = (err?: Error | null) => void;
 
-interface Inner {
-  /** mqemitter's topic trie (qlobber). */
+/** The emitter Aedes' messages go through: mqemitter in this process, or mqemitter-redis between broker nodes. */
+export interface Inner {
+  /** mqemitter's topic trie (qlobber); mqemitter-redis has one too. */
   _matcher?: TopicMatcher<Listener>;
   on(topic: string, fn: Listener, done?: () => void): unknown;
   removeListener(topic: string, fn: Listener, done?: () => void): unknown;
@@ -49,10 +50,13 @@ export class FloodSafeEmitter {
   /** Each topic's subscribers, as last matched (match-cache.ts); null if the inner emitter has no matcher to wrap. */
   readonly matches: TopicCache<Listener[]> | null;
 
-  /** @param concurrency messages delivered at once before the rest wait (default 100, as Aedes). */
-  constructor(concurrency = 100) {
+  /**
+   * @param concurrency messages delivered at once before the rest wait (default 100, as Aedes).
+   * @param inner the emitter underneath (default: an unbounded mqemitter in this process).
+   */
+  constructor(concurrency = 100, inner?: Inner) {
     this.limit = Math.max(1, concurrency);
-    this.inner = (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
+    this.inner = inner ?? (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
     this.matches = this.inner._matcher ? rememberMatches(this.inner._matcher) : null;
   }
 

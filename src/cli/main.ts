@@ -10,6 +10,7 @@ import { HUB_PREFIX } from '../contract/wire.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkBrokerUrl } from '../platform/external.js';
+import { checkRedisUrl, redactedUrl } from '../platform/redis-store.js';
 import type { Population } from '../sim/population.js';
 import type { RunReport } from '../sim/report.js';
 import { checkScenario } from '../catalog/scenario.js';
@@ -22,12 +23,14 @@ import { record } from './record.js';
 import { replay } from './replay.js';
 import { describeModel, formatSummary, listModels, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
+import { status } from './status.js';
 
 const USAGE = `aiot-sim: a smart-home AIoT simulator (Mijia / MIoT devices on an embedded MQTT broker)
 
 Usage:
   aiot-sim run [SCENARIO] [options]   run a scenario (default: scenarios/default.yaml)
   aiot-sim serve [options]            broker, platform and live monitor, no devices (serve --help)
+  aiot-sim status --platform URL      the figures of a shared platform store (status --help)
   aiot-sim bench [options]            load-test a broker and its consumers (aiot-sim bench --help)
   aiot-sim record --broker URL --out FILE   capture a broker's traffic (aiot-sim record --help)
   aiot-sim replay FILE [options]      play a recording or trace back into a broker (replay --help)
@@ -48,8 +51,18 @@ Options for run:
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     live monitor: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface the broker binds to (default 127.0.0.1)
-  --broker URL      use your own broker (mqtt://host:port or ws://host:port/path) instead of the
-                    embedded one; the platform observes it as a client
+  --broker URL[,URL...]  use your own broker (mqtt://host:port or ws://host:port/path) instead
+                    of the embedded one; the platform observes it as a client. Several URLs (a
+                    cluster's nodes): each client starts at its own place in the list and moves
+                    to the next broker when its connection is lost
+  --cluster URL     with --broker on aiot-sim broker nodes (serve --cluster URL): write the devices'
+                    and app users' credentials to the cluster's shared access directory
+  --shard K/N       simulate only shard K of N of the homes (dealt as --workers deals them), for
+                    one run spread over processes and machines; with --platform, each shard
+                    waits at its end for the others and reports the whole fleet's figures
+  --platform URL    count the platform's figures into Redis (redis://HOST:PORT[/DB]), shared with
+                    every process naming it; the report and monitor show everyone's figures
+                    (default: in this process)
   --username U      account of the platform and operator clients on --broker (default "operator")
   --password P      its password (default: the operator token)
 ${TOKEN_HELP}  --workers N       split the run over N worker threads (implies --fast), each with its
@@ -78,6 +91,9 @@ const RUN_FLAGS = {
   'http-port': port,
   host: text,
   broker: text,
+  shard: text,
+  platform: text,
+  cluster: text,
   username: text,
   password: text,
   token: option('operatorToken', operatorToken),
@@ -107,6 +123,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         return await run(rest, out, err);
       case 'serve':
         return await serve(rest, out, err);
+      case 'status':
+        return await status(rest, out);
       case 'bench':
         return await bench(rest, out, err);
       case 'record':
@@ -161,8 +179,11 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   if (!quiet) err.write(banner(sim, sim.status()) + '\n');
   await sim.start();
   progress.clear();
+  if (opts.shard) err.write(`aiot-sim: shard ${opts.shard.index + 1} of ${opts.shard.count}: ${sim.population.homes.length} homes, ${sim.population.devices.length} devices\n`);
+  if (opts.platform) err.write(`aiot-sim: platform ${countingNote(sim.counting)} into ${redactedUrl(opts.platform)}\n`);
   if (opts.externalBroker) {
-    err.write(`aiot-sim: devices, app users and the platform are on your broker ${opts.externalBroker.url}\n`);
+    const all = [opts.externalBroker.url, ...(opts.externalBroker.failover ?? [])];
+    err.write(`aiot-sim: devices, app users and the platform are on your broker${all.length > 1 ? `s ${all.join(', ')} (each client moves to the next when its broker goes)` : ` ${all[0]}`}\n`);
   } else {
     const b = sim.broker;
     const mqttAddr = b.mqttAddress ? `mqtt://${b.mqttAddress.host}:${b.mqttAddress.port}` : 'off';
@@ -201,30 +222,61 @@ function runOptions(parsed: RunFlags): SimulationOptions {
   if (v.wire !== undefined) opts.wire = v.wire;
   if (v['memory-limit'] !== undefined) opts.memoryLimit = v['memory-limit'];
   if (v.trace) opts.traceFile = resolve(v.trace);
+  if (v.shard !== undefined) opts.shard = shardOf(v.shard);
+  if (v.platform !== undefined) {
+    try {
+      checkRedisUrl(v.platform);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    opts.platform = v.platform;
+  }
   if (v.broker !== undefined) {
     const embedded = ['mqtt-port', 'ws-port', 'host', ...Object.keys(BROKER_FLAGS).filter((k) => k !== 'allow-origin')].filter((k) => parsed.text[k as keyof RunFlags['text']] !== undefined);
     if (embedded.length) {
       throw new UsageError(`--broker runs on your broker: ${embedded.map((k) => `--${k}`).join(', ')} configure${embedded.length === 1 ? 's' : ''} the embedded one`);
     }
+    const urls = v.broker.split(',').map((u) => u.trim()).filter(Boolean);
+    if (!urls.length) throw new UsageError('--broker: expected one URL or more, comma-separated');
     try {
-      checkBrokerUrl(v.broker);
+      for (const u of urls) checkBrokerUrl(u);
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    opts.externalBroker = { url: v.broker };
+    opts.externalBroker = { url: urls[0]! };
+    if (urls.length > 1) opts.externalBroker.failover = urls.slice(1);
+    if (v.cluster !== undefined) {
+      try {
+        checkRedisUrl(v.cluster, '--cluster');
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      opts.externalBroker.cluster = v.cluster;
+    }
     if (v.username !== undefined) opts.externalBroker.username = v.username;
     if (v.password !== undefined) opts.externalBroker.password = v.password;
+  } else if (v.cluster !== undefined) {
+    throw new UsageError('--cluster names the Redis of the broker nodes given with --broker (serve --cluster): it needs --broker');
   } else if (v.username !== undefined || v.password !== undefined) {
     throw new UsageError('--username and --password go with --broker');
   }
   return opts;
 }
 
+/** `--shard K/N` (K from 1): the library's shard (index from 0). */
+function shardOf(t: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(t.trim());
+  const k = m ? Number(m[1]) : NaN;
+  const n = m ? Number(m[2]) : NaN;
+  if (!(n >= 1 && n <= 1024 && k >= 1 && k <= n)) throw new UsageError(`--shard: expected K/N with 1 <= K <= N <= 1024 (shard K of N), got "${t}"`);
+  return { index: k - 1, count: n };
+}
+
 /** `run --workers N`: the homes split over N worker threads, each on its own in-process broker. */
 async function runSharded(
   opts: SimulationOptions, workers: number, parsed: RunFlags, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
-  const clash = ['broker', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
+  const clash = ['broker', 'shard', 'platform', 'cluster', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
   if (clash.length) {
     throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
   }
@@ -237,6 +289,14 @@ async function runSharded(
   progress.clear();
   err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no ports, no live monitor); operator token: ${sim.operatorToken}\n`);
   return follow(sim, parsed.values.report, progress, out, err);
+}
+
+function countingNote(c: Simulation['counting']): string {
+  switch (c) {
+    case 'broker-nodes': return 'counted by the broker nodes (at ingress)';
+    case 'shared-subscription': return 'counted through the shared subscription $share/aiot-sim-platform/...';
+    default: return 'counted by this process';
+  }
 }
 
 /** A simulation being created; the library's refusal of a flag's value becomes a usage error naming the flag. */

@@ -3,12 +3,16 @@
  * `aiot-sim serve` (broker + platform + monitor, no devices). Kept out of main.ts on purpose.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { EmbeddedBroker } from '../broker/broker.js';
+import { followDirectory } from '../broker/cluster.js';
+import type { DeviceLookup } from '../platform/registry.js';
 import { AiotSimError } from '../errors.js';
 import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorSimulation } from '../monitor/simulation.js';
+import { checkRedisUrl, connectRedis, redactedUrl, RedisStore } from '../platform/redis-store.js';
 import { PlatformService } from '../platform/service.js';
 import type { Simulation } from '../sim/simulation.js';
 
@@ -33,11 +37,17 @@ export const SERVE_USAGE = `aiot-sim serve [options]: an embedded broker, the pl
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     monitor HTTP port: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
   --host H          interface every listener binds to (default 127.0.0.1)
+  --cluster URL     be a node of a broker cluster on Redis (redis://HOST:PORT[/DB]): messages,
+                    persistent sessions, retained messages and the access directory shared with
+                    every node naming it (run --broker NODES --cluster URL provisions into it)
+  --platform URL    count into the shared platform store in Redis (redis://HOST:PORT[/DB]) what
+                    this broker takes in, and serve everyone's figures (shard processes', other
+                    nodes') on the monitor, live (default: this broker's only, in this process)
 ${TOKEN_HELP}
 ${BROKER_HELP}`;
 
 const SERVE_FLAGS = {
-  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
+  'mqtt-port': port, 'ws-port': port, 'http-port': port, host: text, platform: text, cluster: text, token: operatorToken, ...TOKEN_FLAGS, ...BROKER_FLAGS, help,
 } satisfies FlagSet;
 
 /** `aiot-sim serve`: runs until SIGINT/SIGTERM; returns the exit code. */
@@ -55,21 +65,56 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   const mqttPort = v['mqtt-port'] ?? 1883;
   const wsPort = v['ws-port'] ?? 8083;
   const httpPort = v['http-port'] ?? 8080;
+  for (const [flag, url] of [['--platform', v.platform], ['--cluster', v.cluster]] as const) {
+    if (url === undefined) continue;
+    try {
+      checkRedisUrl(url, flag);
+    } catch (e) {
+      throw new UsageError((e as Error).message, 'serve');
+    }
+  }
+  // The cluster's Redis must answer before the node opens a port.
+  if (v.cluster !== undefined) await connectRedis(v.cluster, '--cluster', 'aiot-sim-cluster-check').then((r) => r.quit());
 
-  const broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort });
-  // No provisioned devices: the platform knows none, so it counts sessions and messages only.
-  const platform = new PlatformService(() => undefined);
+  // The shared store first: a Redis that cannot be reached stops serve before it opens a port.
+  const store = v.platform === undefined ? null : await RedisStore.connect(v.platform, { writer: `serve ${randomBytes(3).toString('hex')}` });
+  let broker: EmbeddedBroker;
+  try {
+    broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort, ...(v.cluster !== undefined ? { cluster: { url: v.cluster } } : {}) });
+  } catch (e) {
+    await store?.close();
+    throw e;
+  }
+  // A cluster node takes the credentials shard processes write to the cluster's access directory.
+  let unfollow: (() => Promise<void>) | null = null;
+  let lookup: DeviceLookup = () => undefined;
+  try {
+    if (v.cluster !== undefined) unfollow = await followDirectory({ url: v.cluster }, broker.access);
+    // No devices of its own: it knows those bound in the shared store (shard processes write theirs), or none.
+    if (store) lookup = await store.followBindings();
+  } catch (e) {
+    await broker.close();
+    await unfollow?.();
+    await store?.close();
+    throw e;
+  }
+  const platform = store ? new PlatformService(lookup, store) : new PlatformService(lookup);
   platform.observe(broker);
+  if (store) store.countsAtIngress(listenerAddresses(broker));
   let monitor: MonitorServer;
   try {
     monitor = await MonitorServer.start({ broker, platform, token, host, port: httpPort, title: 'aiot-sim serve', allowOrigins: v['allow-origin'] ?? [] });
   } catch (e) {
     await broker.close();
+    await unfollow?.();
+    await store?.close();
     throw e instanceof AiotSimError ? e : new AiotSimError('E_MONITOR', 'environment', (e as Error).message, { cause: e });
   }
   const mqtt = broker.mqttAddress ? `mqtt://${broker.mqttAddress.host}:${broker.mqttAddress.port}` : 'off';
   const ws = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : 'off';
   err.write(`aiot-sim: broker ${mqtt} (WebSocket ${ws}); operator token: ${token}\n`);
+  if (v.cluster !== undefined) err.write(`aiot-sim: a node of the broker cluster on ${redactedUrl(v.cluster)} (messages, persistent sessions and retained messages shared)\n`);
+  if (store) err.write(`aiot-sim: platform store ${redactedUrl(v.platform!)}: counting what this broker takes in; the monitor shows everyone's figures\n`);
   err.write(`aiot-sim: dashboard ${monitor.dashboardUrl}\n`);
   err.write('aiot-sim: serving until Ctrl-C\n');
 
@@ -85,5 +130,23 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   err.write('aiot-sim: stopping...\n');
   await monitor.stop();
   await broker.close();
+  await unfollow?.();
+  await store?.close();
   return 0;
+}
+
+/**
+ * Where clients reach this broker (`host:port` of each listener), as a run's `--broker` URL would
+ * name it; a listener on every interface is reachable at each of this machine's addresses.
+ */
+function listenerAddresses(broker: EmbeddedBroker): string[] {
+  const out = new Set<string>();
+  for (const a of [broker.mqttAddress, broker.wsAddress]) {
+    if (!a) continue;
+    const hosts = a.host === '0.0.0.0' || a.host === '::'
+      ? ['localhost', hostname(), ...Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address))]
+      : [a.host];
+    for (const h of hosts) out.add(h.includes(':') ? `[${h}]:${a.port}` : `${h}:${a.port}`);
+  }
+  return [...out];
 }

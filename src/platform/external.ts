@@ -6,6 +6,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { failoverFor } from '../contract/broker-list.js';
 import { DEVICE_FILTERS } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -14,6 +15,18 @@ const log = logger('external');
 
 /** What the platform observer subscribes to: every device message of both wire profiles, commands included, and app sessions. */
 export const OBSERVED_TOPICS = [...DEVICE_FILTERS, 'device/+/down/rpc', 'app/+/session'];
+
+/**
+ * The shared-subscription group of platform observers (MQTT 5 shared subscriptions, which
+ * Mosquitto 2, EMQX, HiveMQ and VerneMQ also give MQTT 3.1.1 clients): however many processes
+ * observe with it, the broker delivers each message to one of them, so the store counts it once.
+ */
+export const PLATFORM_SHARE_GROUP = 'aiot-sim-platform';
+
+/** The observer's filters, shared in `group` (`$share/{group}/{filter}`) or not. */
+export function observedFilters(group?: string): string[] {
+  return group ? OBSERVED_TOPICS.map((f) => `$share/${group}/${f}`) : [...OBSERVED_TOPICS];
+}
 
 /** `mqtt://host:port` or `ws://host:port/path` (also mqtts/wss); anything else is refused with the reason. */
 export function checkBrokerUrl(url: string): URL {
@@ -32,11 +45,17 @@ export function checkBrokerUrl(url: string): URL {
 export interface ExternalCredentials { username?: string; password?: string }
 
 /** Connect an MQTT 3.1.1 client and resolve at CONNACK, or fail with the broker named. */
-export async function connectExternal(url: string, clientId: string, creds: ExternalCredentials, timeoutMs = 10_000): Promise<MqttClient> {
+export async function connectExternal(url: string, clientId: string, creds: ExternalCredentials, timeoutMs = 10_000, failover: readonly string[] = []): Promise<MqttClient> {
   const opts: mqtt.IClientOptions = {
     clientId, protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 1000, connectTimeout: timeoutMs,
     log: () => undefined,
   };
+  if (failover.length) {
+    // Reconnect to the next broker of the list when this one goes (see broker-list.ts).
+    const f = failoverFor([url, ...failover], clientId);
+    url = f.url;
+    opts.servers = f.servers;
+  }
   if (creds.username !== undefined) opts.username = creds.username;
   if (creds.password !== undefined) opts.password = creds.password;
   const client = mqtt.connect(url, opts);
@@ -71,17 +90,29 @@ export class ExternalObserver extends EventEmitter<{ message: [topic: string, pa
     super();
   }
 
-  static async connect(url: string, creds: ExternalCredentials, onMessage: (topic: string, payload: Buffer) => void): Promise<ExternalObserver> {
-    const client = await connectExternal(url, `aiot-sim-platform-${randomBytes(4).toString('hex')}`, creds);
+  /**
+   * `share`: subscribe in this shared-subscription group (each message to one observer of the
+   * group); `failover`: more brokers to move to when this one goes.
+   */
+  static async connect(
+    url: string, creds: ExternalCredentials, onMessage: (topic: string, payload: Buffer) => void,
+    opts: { share?: string; filters?: string[]; failover?: readonly string[] } = {},
+  ): Promise<ExternalObserver> {
+    const client = await connectExternal(url, `aiot-sim-platform-${randomBytes(4).toString('hex')}`, creds, 10_000, opts.failover);
     const obs = new ExternalObserver(client);
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
+      // In a shared group every observer gets its own copy of what was retained before it
+      // subscribed (RETAIN set): it was counted live when it was published, or is older than the run.
+      if (opts.share && packet.retain) return;
       obs.received++;
       obs.counters.published = obs.counters.delivered = obs.received;
       obs.lastAt = performance.now();
       onMessage(topic, payload);
       obs.emit('message', topic, payload, null);
     });
-    const granted = await client.subscribeAsync(OBSERVED_TOPICS, { qos: 0 });
+    const filters = opts.filters ?? observedFilters(opts.share);
+    // mqtt.js subscribes again after each reconnection (to the next broker of the list, or the same one back).
+    const granted = filters.length ? await client.subscribeAsync(filters, { qos: 0 }) : [];
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
     if (refused.length) {
       client.end(true);

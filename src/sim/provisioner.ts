@@ -28,6 +28,11 @@ export interface ProvisionerOptions {
   scheduler: Scheduler;
   /** The format devices speak. Default "cloud". */
   wire?: WireProfile;
+  /**
+   * Every device the platform may see (a shard's platform observing a shared broker sees the other
+   * shards' devices too): `facts()` answers for these. Default: `population`.
+   */
+  known?: Population;
 }
 
 export class Provisioner {
@@ -36,12 +41,15 @@ export class Provisioner {
   /** Every home's household, in population order (filled by `provision()`). */
   readonly households: Household[] = [];
   private readonly plans = new Map<string, DevicePlan>();
+  /** Every device `facts()` answers for. */
+  private readonly knownPlans: Map<string, DevicePlan>;
   private readonly deviceTokens = new Map<string, string>();
   private readonly userTokens = new Map<string, string>();
   private provisioned = false;
 
   constructor(private readonly opts: ProvisionerOptions) {
     for (const plan of opts.population.devices) this.plans.set(plan.did, plan);
+    this.knownPlans = opts.known ? new Map(opts.known.devices.map((d) => [d.did, d])) : this.plans;
   }
 
   /** The region of a device's home. */
@@ -51,7 +59,7 @@ export class Provisioner {
 
   /** What the platform knows of a device from its binding: model, category, region, owner, a gateway's BLE children. */
   facts(did: string): DeviceFacts | undefined {
-    const d = this.plans.get(did);
+    const d = this.knownPlans.get(did);
     if (!d) return undefined;
     const f: DeviceFacts = { model: d.model.model, category: d.model.category, region: d.region, uid: d.uid };
     if (d.model.transport !== 'wifi') f.radio = d.model.transport;
@@ -66,7 +74,7 @@ export class Provisioner {
    * Give every device and user its credentials and register them (and ownership) with `access`
    * (null: an external broker, which applies its own); build the devices and households. Once.
    */
-  provision(access: AccessDirectory | null, channel: HouseholdChannel): void {
+  provision(access: Pick<AccessDirectory, 'registerDevice' | 'registerUser'> | null, channel: HouseholdChannel): void {
     if (this.provisioned) throw new AiotSimError('E_STATE', 'internal', 'provision(): the population is already provisioned');
     this.provisioned = true;
     const { population } = this.opts;

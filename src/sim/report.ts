@@ -1,5 +1,6 @@
 /** The run report (`--report FILE`, JSON): what ran, for how long, what moved, what the platform saw. */
 import type { BrokerCounters } from '../broker/broker.js';
+import type { StoreHealth } from '../platform/redis-store.js';
 import type { PlatformSnapshot } from '../platform/service.js';
 import type { Speed } from './drivers.js';
 import type { FaultRecord } from './faults.js';
@@ -27,6 +28,19 @@ export interface RunReport {
   /** Faults that ran, with how many device sessions each took down and what was measured (`details`). */
   faults: FaultRecord[];
   platform: PlatformSnapshot & { scale: number; scaled: ScaledFigures };
+  /**
+   * With `--platform redis://...`: the shared store, and what it could not count (writes dropped
+   * while Redis was away, times Redis came back without its data). `platform` then holds the
+   * figures of every process counting into that store.
+   */
+  platformStore?: { kind: 'redis' } & StoreHealth & {
+    /**
+     * Events the run's devices sent (every shard's), and those the platform never counted: lost
+     * with a broker node killed before it wrote them to the store, or with writes dropped.
+     */
+    eventsSent?: number;
+    eventsNotCounted?: number;
+  };
 }
 
 /** The platform's figures times the scenario's scale (each simulated device stands for `scale`). */

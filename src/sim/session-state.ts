@@ -78,5 +78,10 @@ export function closeConnection(client: MqttClient, how: Teardown, goodbye: bool
 /** Send DISCONNECT (when `clean`) and wait for it at most 3 s; then make sure the connection is closed. */
 async function disconnect(client: MqttClient, clean: boolean): Promise<void> {
   if (clean) await within(client.endAsync(false), DISCONNECT_WAIT_MS);
-  if (!client.disconnected) client.end(true);
+  // A graceful end still waiting (for acknowledgements that did not come) makes end(true) a no-op:
+  // close the socket itself, or it would keep the process alive.
+  if (!client.disconnected) {
+    client.stream?.destroy();
+    client.end(true);
+  }
 }

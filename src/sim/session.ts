@@ -14,6 +14,7 @@
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
+import { failoverFor } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
 import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
@@ -34,7 +35,18 @@ const log = logger('session');
 export type Connector =
   | { kind: 'fleet'; attach: (conn: Duplex) => boolean }
   | { kind: 'in-process'; open: () => Duplex }
-  | { kind: 'url'; url: string };
+  | { kind: 'url'; url: string; failover?: readonly string[] };
+
+/**
+ * Where a client connects over a socket: the connector's URL, or with other brokers to fail over
+ * to, the list rotated to start at the client's own place (`key`) and mqtt.js moving to the next
+ * broker at each reconnection.
+ */
+export function urlAndOptions(connector: { url: string; failover?: readonly string[] }, key: string, opts: IClientOptions): [string, IClientOptions] {
+  if (!connector.failover?.length) return [connector.url, opts];
+  const { url, servers } = failoverFor([connector.url, ...connector.failover], key);
+  return [url, { ...opts, servers }];
+}
 
 /** How an mqtt.js client (a `ClientSession`, an app user) reaches the broker. */
 export type ClientConnector = Exclude<Connector, { kind: 'fleet' }>;
@@ -160,7 +172,7 @@ export class ClientSession implements DeviceSession {
     this.enter('connecting');
     const client = this.connector.kind === 'in-process'
       ? new MqttClient(() => (this.connector as { open: () => Duplex }).open(), opts)
-      : mqtt.connect(this.connector.url, opts);
+      : mqtt.connect(...urlAndOptions(this.connector, this.did, opts));
     this.client = client;
     client.on('connect', () => this.onConnect(client));
     // The will is stamped with the time its session starts, so refresh it for each reconnect.

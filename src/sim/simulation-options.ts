@@ -48,7 +48,32 @@ export interface SimulationOptions {
    * (with `username`/`password` if given, else as `operator` with the operator token) and the
    * platform counts connections from state messages and last wills.
    */
-  externalBroker?: { url: string; username?: string; password?: string };
+  externalBroker?: {
+    url: string; username?: string; password?: string;
+    /**
+     * More brokers (a cluster's other nodes): each client starts at its own place in the list
+     * (url first, then these) and reconnects to the next broker each time its connection is lost.
+     */
+    failover?: string[];
+    /**
+     * The brokers are aiot-sim nodes of a cluster on this Redis (`serve --cluster`): the devices'
+     * and app users' credentials are written to the cluster's shared access directory before
+     * they connect.
+     */
+    cluster?: string;
+  };
+  /**
+   * Count the platform's figures into a store shared with other processes: `redis://HOST:PORT[/DB]`
+   * (see RedisStore). Every process naming the same Redis counts into one store, and the run's
+   * figures (report, monitor) are everyone's. Default: this process' own in-memory store.
+   */
+  platform?: string;
+  /**
+   * With `shard` and `platform`: how long a shard that has reached its end waits for the other
+   * shards of the run to reach theirs (as their marks in the store tell), so that the figures it
+   * reports are those of the whole fleet at the end. Default 10 minutes.
+   */
+  shardWaitMs?: number;
   /**
    * How device sessions reach the embedded broker: "in-process" (default), the fleet engine's lean
    * sessions, no socket or client per device; "in-process-clients", an mqtt.js client per device

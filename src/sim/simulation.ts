@@ -16,7 +16,10 @@ import { parseDuration, type Scenario } from '../catalog/scenario.js';
 import { DEFAULT_WIRE, type RpcResponse } from '../contract/wire.js';
 import type { Device } from '../device/device.js';
 import { AiotSimError } from '../errors.js';
-import { checkBrokerUrl, connectExternal, ExternalObserver } from '../platform/external.js';
+import { logger } from '../log.js';
+import { checkBrokerUrl, connectExternal, ExternalObserver, PLATFORM_SHARE_GROUP } from '../platform/external.js';
+import { RedisStore } from '../platform/redis-store.js';
+import { DirectoryWriter } from '../broker/cluster.js';
 import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
@@ -36,6 +39,8 @@ import { WorkQueue } from './work-queue.js';
 
 export type { SimulationOptions, SimulationStatus } from './simulation-options.js';
 export type { FaultNotice, FaultRecord } from './faults.js';
+
+const log = logger('simulation');
 
 /** Sockets one process may open to an external broker (each costs a file descriptor; the limit is 20,000). */
 export const MAX_EXTERNAL_CONNECTIONS = 15_000;
@@ -72,6 +77,9 @@ export class Simulation {
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<RunReport> | null = null;
   private shardState: PlatformState | null = null;
+  private redisStore: RedisStore | null = null;
+  /** The broker nodes count this run's traffic into the shared store; its own observer counts nothing. */
+  private countsElsewhere = false;
   private readonly virtualStart: number;
   private readonly virtualEnd: number | null;
 
@@ -88,7 +96,7 @@ export class Simulation {
     this.scheduler = new EventScheduler(this.virtualStart);
     const everyone = buildPopulation(scenario, catalog, this.seed);
     this.population = opts.shard ? shardPopulation(everyone, opts.shard.index, opts.shard.count) : everyone;
-    this.fleet = new Provisioner({ population: this.population, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler, wire: opts.wire ?? DEFAULT_WIRE });
+    this.fleet = new Provisioner({ population: this.population, known: everyone, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler, wire: opts.wire ?? DEFAULT_WIRE });
     this.platform = new PlatformService((did) => this.fleet.facts(did));
     const reconnect = this.reconnectPolicy();
     const poolOpts: ConstructorParameters<typeof SessionPool>[0] = { clock: this.scheduler, trace: this.trace, reconnect, seed: this.seed };
@@ -130,6 +138,18 @@ export class Simulation {
     return this.broker;
   }
 
+  /**
+   * How this run's platform counts: in this process (`memory`), into a shared store from what its
+   * embedded broker or its own observer sees (`store`), through the platform's shared subscription
+   * on an external broker (`shared-subscription`), or not at all because the broker nodes count
+   * what they take in (`broker-nodes`). Known once started.
+   */
+  get counting(): 'memory' | 'store' | 'shared-subscription' | 'broker-nodes' {
+    if (!this.redisStore) return 'memory';
+    if (this.countsElsewhere) return 'broker-nodes';
+    return this.observer ? 'shared-subscription' : 'store';
+  }
+
   /** Resolves with the report when the run ends (duration reached, or stop()). */
   get finished(): Promise<RunReport> {
     return this.driver.done.then(() => this.stop());
@@ -143,6 +163,7 @@ export class Simulation {
     if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
     try {
       this.checkMemory();
+      if (this.opts.platform) await this.connectStore(this.opts.platform);
       if (this.opts.externalBroker) await this.connectExternal(this.opts.externalBroker);
       else await this.connectEmbedded();
       await this.goLive();
@@ -151,6 +172,21 @@ export class Simulation {
       this.state = 'stopped';
       throw err;
     }
+  }
+
+  /** Count into the shared store at `url`; its figures (everyone's) are the run's, and so are fault records. */
+  private async connectStore(url: string): Promise<void> {
+    const sh = this.opts.shard;
+    const store = await RedisStore.connect(url, sh ? { writer: `shard ${sh.index + 1}/${sh.count}` } : {});
+    this.redisStore = store;
+    this.platform.useStore(store);
+    this.faults.on('fault', (n) => store.recordFault(n.index, n.record));
+    if (sh) await store.markShard(this.runKey, sh.index, 'started');
+  }
+
+  /** What the shards of one run share (scenario, seed, shard count, start): the key of their marks in the store. */
+  private get runKey(): string {
+    return `${this.scenario.name}:${this.seed}:${this.opts.shard?.count ?? 1}:${this.virtualStart}`;
   }
 
   /** Refuse (E_MEMORY) a population that would not fit in this process, before anything connects. */
@@ -190,18 +226,41 @@ export class Simulation {
   private async connectExternal(ext: NonNullable<SimulationOptions['externalBroker']>): Promise<void> {
     checkBrokerUrl(ext.url);
     const creds = ext.username !== undefined ? { username: ext.username, password: ext.password ?? '' } : { username: 'operator', password: this.operatorToken };
-    this.fleet.provision(null, this.channel());
+    const directory = ext.cluster ? new DirectoryWriter() : null;
+    this.fleet.provision(directory, this.channel());
+    if (directory && ext.cluster) await directory.write(ext.cluster);
+    // Broker nodes counting at ingress know these devices from the bindings in the store.
+    if (this.redisStore) await this.redisStore.bind(this.population.devices.flatMap((d) => { const f = this.fleet.facts(d.did); return f ? [[d.did, f] as const] : []; }));
     const users = this.fleet.appUsers();
     const sockets = this.population.sessions.length + users.length + 2;
     if (sockets > MAX_EXTERNAL_CONNECTIONS) {
       throw new AiotSimError('E_OPTIONS', 'input',
         `--broker: this scenario needs ${sockets} connections to ${ext.url} (device sessions, app users, platform, operator); one process opens at most ${MAX_EXTERNAL_CONNECTIONS}. Use fewer homes, or the embedded broker (its in-process transport needs no sockets)`);
     }
-    this.observer = await ExternalObserver.connect(ext.url, creds, (topic, payload) => this.platform.onMessage(topic, payload));
-    await this.clients.connectOperator(await connectExternal(ext.url, `aiot-sim-operator-${randomBytes(4).toString('hex')}`, creds));
-    const connector: ClientConnector = { kind: 'url', url: ext.url };
+    const failover = ext.failover ?? [];
+    this.observer = await ExternalObserver.connect(ext.url, creds, (topic, payload) => this.platform.onMessage(topic, payload), { ...(await this.observing()), failover });
+    await this.clients.connectOperator(await connectExternal(ext.url, `aiot-sim-operator-${randomBytes(4).toString('hex')}`, creds, 10_000, failover));
+    const connector: ClientConnector = { kind: 'url', url: ext.url, failover };
     await this.pool.open(this.fleet.sessionPlans(), connector);
     await this.clients.connectUsers(users, connector, this.scheduler);
+  }
+
+  /**
+   * How the platform observes an external broker. With a shared store, each message must be
+   * counted once however many processes observe: when broker nodes count what they take in
+   * (aiot-sim nodes with the same --platform), this run counts nothing itself; otherwise its
+   * observer joins the platform's shared subscription, so the broker hands each message to one
+   * observer of the group.
+   */
+  private async observing(): Promise<{ share?: string; filters?: string[] }> {
+    const store = this.redisStore;
+    if (!store) return {};
+    const addresses = [this.opts.externalBroker!.url, ...(this.opts.externalBroker!.failover ?? [])].map((u) => new URL(u).host);
+    if ((await Promise.all(addresses.map((a) => store.countsAtIngressFor(a)))).some(Boolean)) {
+      this.countsElsewhere = true;
+      return { filters: [] };
+    }
+    return { share: PLATFORM_SHARE_GROUP };
   }
 
   /** Announce every session online, then start devices, households, faults and the clock. */
@@ -248,7 +307,7 @@ export class Simulation {
       devices: this.fleet.devices.size,
       sessions: this.pool.sessions.length,
       sessionsConnected: this.pool.connected.value,
-      online: this.platform.registry.size,
+      online: this.platform.online,
       published: c.published,
       delivered: c.delivered,
       rejected: c.rejected,
@@ -310,8 +369,23 @@ export class Simulation {
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     await this.pool.settle();
     if (this.observer) await this.observer.quiet();
+    await this.platform.settle();
+    const sh = this.redisStore && this.opts.shard;
+    // Events this run's devices sent (each numbers its own from 1), added up over the shards:
+    // beside the events the platform counted, they say how many it never saw.
+    let eventsSent: number | null = null;
+    if (this.redisStore) {
+      let sent = 0;
+      for (const d of this.fleet.devices.values()) sent += d.lastEventSeq;
+      await this.redisStore.setShardCount(this.runKey, 'eventsSent', this.opts.shard?.index ?? 0, sent);
+    }
+    if (sh) await this.waitForShards(this.redisStore!, sh, 'done');
+    else if (this.redisStore) await this.redisStore.still();
+    if (this.redisStore) eventsSent = await this.redisStore.runCount(this.runKey, 'eventsSent', this.opts.shard?.count ?? 1);
     const snapshot = this.platform.snapshot();
-    if (this.opts.shard) this.shardState = this.platform.exportState();
+    // Nobody stops its devices before every shard has read the figures with everyone online.
+    if (sh) await this.waitForShards(this.redisStore!, sh, 'read');
+    if (this.opts.shard && !this.redisStore) this.shardState = this.platform.exportState();
     await this.publishPlatform();
     for (const d of this.fleet.devices.values()) d.stop();
     await this.pool.stop();
@@ -319,14 +393,34 @@ export class Simulation {
     const counters = this.counters();
     const digest = await this.trace.finish();
     await this.shutdown();
+    const store = this.redisStore ? { kind: 'redis' as const, ...this.redisStore.health } : null;
     this.state = 'stopped';
-    return buildReport({
+    const report = buildReport({
       scenario: this.scenario, seed: this.seed, speed: this.speed, virtualStart: this.virtualStart,
       virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
       counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
       devices: this.fleet.devices.size, sessions: this.pool.sessions.length, operatorToken: this.operatorToken,
       activity: this.activity(), faults: this.faults.records,
     });
+    if (store) {
+      const counted = snapshot.messages.byKind['event_occured'] ?? 0;
+      report.platformStore = eventsSent === null ? store : { ...store, eventsSent, eventsNotCounted: Math.max(0, eventsSent - counted) };
+    }
+    return report;
+  }
+
+  /**
+   * A shard at its end waits (bounded) for the run's other shards to reach theirs, then for the
+   * store to have everyone's counts: its report then gives the whole fleet's figures at the end.
+   */
+  private async waitForShards(store: RedisStore, sh: { index: number; count: number }, mark: 'done' | 'read'): Promise<void> {
+    await store.markShard(this.runKey, sh.index, mark);
+    if (sh.count > 1) {
+      const since = Date.now() - (performance.now() - this.wallStart);
+      const all = await store.waitForShards(this.runKey, sh.count, mark, since, mark === 'done' ? this.opts.shardWaitMs ?? 600_000 : 30_000);
+      if (!all) log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'not every shard of the run got there in time: the figures are those of the fleet so far');
+    }
+    if (mark === 'done') await store.still();
   }
 
   /** The scenario's reconnection settings as a backoff policy (milliseconds). */
@@ -346,14 +440,16 @@ export class Simulation {
 
   /** Calls `wake` after each device message the platform observes (its figures may have moved); returns how to stop. */
   private onDeviceMessage(wake: () => void): () => void {
+    // A shared store's figures move when its view is read again.
+    const offView = this.redisStore?.onView(wake);
     const observer = this.observer;
     if (observer) {
       observer.on('message', wake);
-      return () => { observer.off('message', wake); };
+      return () => { observer.off('message', wake); offView?.(); };
     }
     const broker = this.broker_;
     broker?.on('message', wake);
-    return () => { broker?.off('message', wake); };
+    return () => { broker?.off('message', wake); offView?.(); };
   }
 
   /** What households do through the network, queued in order (see WorkQueue). */
@@ -390,6 +486,9 @@ export class Simulation {
       if (this.broker_.isDown) return Promise.resolve();
       return this.broker_.publish(SYS_PLATFORM_TOPIC, body, { retain: true }).catch(() => undefined);
     }
+    // aiot-sim broker nodes reserve $SYS (a refused publish would cost the operator its
+    // connection, and its commands with it); they serve the platform's figures themselves.
+    if (this.opts.externalBroker?.cluster) return Promise.resolve();
     const op = this.clients.operator?.client;
     if (!op?.connected) return Promise.resolve();
     return op.publishAsync(SYS_PLATFORM_TOPIC, body, { qos: 0, retain: true }).then(() => undefined, () => undefined);
@@ -402,6 +501,8 @@ export class Simulation {
     this.observer = null;
     if (obs) await obs.close();
     if (this.broker_) await this.broker_.close();
+    // Last: what the broker's last sessions left (their offline states) is counted too.
+    await this.redisStore?.close();
   }
 }
 

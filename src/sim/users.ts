@@ -11,7 +11,7 @@ import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
-import type { ClientConnector } from './session.js';
+import { urlAndOptions, type ClientConnector } from './session.js';
 
 const log = logger('users');
 
@@ -123,7 +123,7 @@ export class AppUsers {
     };
     const client = this.connector.kind === 'in-process'
       ? new MqttClient(() => (this.connector as { open: () => import('node:stream').Duplex }).open(), opts)
-      : mqtt.connect(this.connector.url, opts);
+      : mqtt.connect(...urlAndOptions(this.connector, user.uid, opts));
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', (err) => { client.end(true); reject(new Error(`app user ${user.uid}: ${err.message}`)); });

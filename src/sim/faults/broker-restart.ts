@@ -23,14 +23,14 @@ export const brokerRestart: FaultHandler<'broker-restart'> = (f, run) => {
       return;
     }
     await ctx.pool.settle();
-    before = ctx.platform.registry.size;
+    before = ctx.platform.online;
     for (const s of ctx.pool.sessions) s.holdAnnouncement();
     await broker.goDown();
     // Every client notices before the clock moves on, so what households do next (skip an
     // app session, fail a command) does not depend on how fast closes propagate.
     await ctx.pool.allDown(NOTICE_MS);
     await ctx.clients.gone(NOTICE_MS);
-    r.details = { onlineBefore: before, onlineDuring: ctx.platform.registry.size };
+    r.details = { onlineBefore: before, onlineDuring: ctx.platform.online };
     run.notify('start', r);
   });
   run.step(until, async () => {

@@ -14,9 +14,9 @@ const PLATFORM_CATCH_UP_MS = 5000;
  */
 export async function measureDip(ctx: FaultContext, from: number, before: number): Promise<Dip> {
   const platform = ctx.platform;
-  await when(() => platform.registry.size >= before, ctx.platformNews, PLATFORM_CATCH_UP_MS);
+  await when(() => platform.online >= before, ctx.platformNews, PLATFORM_CATCH_UP_MS);
   const buckets = platform.onlineHistory(from - 60_000, ctx.scheduler.now() + 60_000);
-  const out: Dip = { onlineBefore: before, onlineAfter: platform.registry.size };
+  const out: Dip = { onlineBefore: before, onlineAfter: platform.online };
   if (!buckets.length) return out;
   let low = buckets[0]!;
   for (const b of buckets) if (b.min < low.min) low = b;

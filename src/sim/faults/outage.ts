@@ -48,7 +48,7 @@ export function outage(ctx: FaultContext, o: OutageOptions): void {
   ctx.scheduler.at(o.from, () => {
     ctx.work.push(async () => {
       await ctx.pool.settle();
-      before = ctx.platform.registry.size;
+      before = ctx.platform.online;
       for (const v of o.victims) {
         o.beforeDown?.(v);
         if (o.how === 'leave') await v.leave();

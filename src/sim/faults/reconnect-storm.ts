@@ -18,7 +18,7 @@ export const reconnectStorm: FaultHandler<'reconnect-storm'> = (f, run) => {
     }
     await ctx.pool.settle();
     run.notify('start', r);
-    const before = ctx.platform.registry.size;
+    const before = ctx.platform.online;
     const attempts0 = sum(victims, (s) => s.reconnectAttempts);
     const t0 = performance.now();
     for (const s of victims) {
