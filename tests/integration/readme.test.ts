@@ -94,8 +94,9 @@ describe('the README\'s shell blocks', () => {
       for (const b of shellBlocks(file)) {
         for (const words of shellCommands(b.text)) {
           let w = words.slice();
-          while (w.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(w[0]!)) w.shift();   // VAR=value before the program
-          if (w[0] === 'export' || w.length === 0) continue;
+          // Shell keywords and VAR=value before the program (`for n in 1 2; do aiot-sim ... & done`).
+          while (w.length && (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w[0]!) || ['do', 'then', 'else', 'time', '!'].includes(w[0]!))) w.shift();
+          if (w.length === 0 || ['export', 'for', 'done', 'fi', 'if', 'while', 'until'].includes(w[0]!)) continue;
           if (w[0] === 'npx') w = w.slice(1).filter((x, i) => i > 0 || !x.startsWith('-'));
           const [program, ...args] = w;
           checked++;
