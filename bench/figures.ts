@@ -48,7 +48,7 @@ export const CONFIG = {
 
 /** The published figures (shared/reference/seed-figures.md) the snapshot scenarios are calibrated to, unscaled. */
 const PUBLISHED: Record<string, Record<string, number>> = {
-  'snapshot-2019q3.yaml': { connections: 289_000_000, ownersWithMoreThan5Devices: 5_600_000, speakerMau: 78_000_000, appMau: 43_000_000 },
+  'snapshot-2020q3.yaml': { connections: 289_000_000, ownersWithMoreThan5Devices: 5_600_000, speakerMau: 78_000_000, appMau: 43_000_000 },
   // The daily figure is compared both as the last day's count and as the mean of the week before
   // it (a 1:10,000 population's single day carries about 2 % binomial noise).
   'snapshot-2018.yaml': { connections: 132_000_000, dailyActiveDevices: 20_000_000, dailyActiveDevicesWeekMean: 20_000_000 },

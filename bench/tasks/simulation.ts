@@ -205,8 +205,9 @@ function faultScenario(homes: number): ScenarioObject {
     seed: 9,
     behaviour: {
       app: { sessionsPerUserPerDay: 0 },
-      // Speakers report every voice request as a QoS 1 event: about one per speaker per 3 virtual minutes.
-      voice: { interactionsPerSpeakerPerDay: 480, musicShare: 0, controlShare: 0 },
+      // Speakers report every voice request as a QoS 1 event: one owner per home (no members), about
+      // one request per speaker per 3 virtual minutes.
+      voice: { requestsPerUserPerDay: 480, musicShare: 0, controlShare: 0 },
       appliances: { lightsEveningShare: 0, washerCyclesPerWeek: 0, vacuumRunsPerWeek: 0 },
     },
     network: { reconnect: { initialDelay: '500ms', maxDelay: '10s' }, offlineBuffer: 100 },

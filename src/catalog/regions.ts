@@ -1,9 +1,18 @@
 /** Markets a population lives in, each with its time zone (daily rhythms follow local time). */
+
+/** Market groups: what the platform also reports by, and what a device model is sold in. */
+export const MARKET_GROUPS = ['china', 'europe', 'latin-america', 'asia', 'north-america'] as const;
+export type MarketGroup = (typeof MARKET_GROUPS)[number];
+
+/** A device model's markets: market groups, or `global` for every one of them. */
+export const MARKETS = [...MARKET_GROUPS, 'global'] as const;
+export type Market = (typeof MARKETS)[number];
+
 export interface Region {
   id: string;
   name: string;
-  /** Market group the platform also reports by. */
-  group: 'china' | 'europe' | 'latin-america' | 'asia' | 'north-america';
+  /** Market group the platform also reports by; device models are dealt to homes by it. */
+  group: MarketGroup;
   timeZone: string;
 }
 
@@ -29,4 +38,10 @@ export function region(id: string): Region {
   const r = REGIONS.find((x) => x.id === id);
   if (!r) throw new RangeError(`unknown region "${id}"`);
   return r;
+}
+
+/** Whether a model sold in `markets` is sold in region `id` (an unknown region: nowhere). */
+export function soldIn(markets: readonly Market[], id: string): boolean {
+  const group = REGIONS.find((x) => x.id === id)?.group;
+  return group !== undefined && (markets.includes('global') || markets.includes(group));
 }

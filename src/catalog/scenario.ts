@@ -2,15 +2,16 @@
  * The scenario format (YAML): who lives where, what they own, and how long to watch them.
  * One zod schema validates it and is published as JSON Schema (`schema/scenario.schema.json`).
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import type { Catalog } from './catalog.js';
 import { parseYaml } from './catalog.js';
 import { CATEGORIES } from './schema.js';
 import { zodProblems } from './validate.js';
 import { ValidationError, type Problem } from '../errors.js';
-import { REGION_IDS } from './regions.js';
+import { REGION_IDS, region as regionOf, soldIn } from './regions.js';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -69,14 +70,34 @@ export const BehaviourSection = z.strictObject({
     commandShare: Share.default(0.5),
   }).prefault({}),
   voice: z.strictObject({
-    /** Voice interactions per speaker per day on average, spread by the rhythm. */
-    interactionsPerSpeakerPerDay: z.number().nonnegative().default(4),
-    /** How unevenly use is spread across speakers (gamma shape, as for the app): smaller = more speakers left idle. */
-    engagement: z.number().positive().default(1),
-    /** Share of interactions that ask for music (the speaker plays). */
+    /**
+     * Share of the people living with a speaker who talk to it at all (drawn once per person).
+     * Default: everyone; how often each one does is the rate below.
+     */
+    userShare: Share.default(1),
+    /** Voice requests per voice user per day on average, spread by the rhythm. */
+    requestsPerUserPerDay: z.number().nonnegative().default(1.9),
+    /**
+     * How unevenly use is spread across voice users (gamma shape, as for the app). The defaults
+     * (mean 1.9, shape 2) give 73 % of users a request on a given day and 47 % several: the
+     * surveyed 75 % and 47 % (shared/reference/mijia-miot.md §6).
+     */
+    engagement: z.number().positive().default(2),
+    /** Share of requests that ask for music (the speaker plays). */
     musicShare: Share.default(0.35),
     /** Share that control another device in the home ("turn on the light"). */
     controlShare: Share.default(0.25),
+  }).prefault({}),
+  routines: z.strictObject({
+    /** In a home with a speaker, the share of routine switching (AC, fan, lights, washer, vacuum) done by voice. */
+    voiceShare: Share.default(0.3),
+    /**
+     * In a home with an app user, the share of the rest run by a cloud automation (a scene an app
+     * user of the home set up). A home nobody uses the app in has no automations.
+     */
+    automationShare: Share.default(0.3),
+    /** In a home with an app user, the share of the rest done from the app. What is left is done by hand (remote, buttons, wall switch), as in every home without an app user. */
+    appShare: Share.default(0.7),
   }).prefault({}),
   appliances: z.strictObject({
     /** ACs go on in the afternoon of days whose high reaches this (°C), more often the hotter it is. */
@@ -208,8 +229,17 @@ export const ScenarioSpec = z.strictObject({
     devicesPerHome: Weights,
     /** What fills a home's device slots: weights by category or by model name. */
     mix: Weights,
-    /** App users per home besides the owner: [min, max]. */
-    membersPerHome: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).default([0, 2]),
+    /**
+     * People per home besides the owner: [min, max], drawn uniformly and independently of the
+     * devices. Default [0, 2] (unless householdSize is given).
+     */
+    membersPerHome: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).optional(),
+    /**
+     * People per home, owner included: weight of each household size, e.g. {"1": 27, "2": 26, "3": 19},
+     * allocated by quota like devicesPerHome. Bigger households own more devices: sizes go to homes in
+     * the order of their device counts (ties by the seed). Replaces membersPerHome.
+     */
+    householdSize: Weights.optional(),
   }),
   behaviour: BehaviourSection.prefault({}),
   faults: z.array(FaultSpec).prefault([]),
@@ -245,10 +275,39 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
     }
   }
   const mixKeys = Object.keys(isRecord(pop['mix']) ? pop['mix'] : {});
+  // Models are dealt only to homes in their markets: every region needs something of the mix sold
+  // there, and everything in the mix needs a home to go to.
+  const weighted = (rec: unknown): string[] => (isRecord(rec) ? Object.entries(rec).filter(([, w]) => typeof w === 'number' && w > 0).map(([k]) => k) : []);
+  const regionIds = weighted(pop['regions']).filter((id) => REGION_IDS.includes(id));
+  const modelsOf = (k: string) => ((CATEGORIES as readonly string[]).includes(k)
+    ? catalog.byCategory(k as (typeof CATEGORIES)[number]).filter((m) => m.category !== 'gateway' || k === 'gateway')
+    : catalog.get(k) ? [catalog.get(k)!] : []);
+  const mixWeighted = weighted(pop['mix']);
+  for (const id of regionIds) {
+    const sold = mixWeighted.flatMap(modelsOf).filter((m) => soldIn(m.markets, id));
+    if (mixWeighted.length && !sold.length) {
+      add(`population.regions.${id}`, `nothing in the mix is sold in ${regionOf(id).name} (${regionOf(id).group}); add a model or category sold there (aiot-sim devices lists markets)`);
+    } else if (sold.every((m) => m.transport !== 'wifi') && !catalog.byCategory('gateway').some((g) => soldIn(g.markets, id))) {
+      add(`population.regions.${id}`, `the mix has only Zigbee/BLE sensors in ${regionOf(id).name}, and no gateway is sold there`);
+    }
+  }
+  for (const k of mixWeighted) {
+    const models = modelsOf(k);
+    if (!models.length || !regionIds.length || models.some((m) => regionIds.some((id) => soldIn(m.markets, id)))) continue;
+    const markets = [...new Set(models.flatMap((m) => m.markets))].join(', ');
+    add(`population.mix.${k}`, `no "${k}" model is sold in this scenario's regions (${regionIds.join(', ')}); it is sold in: ${markets}`);
+  }
   const mixModels = mixKeys.flatMap((k) => ((CATEGORIES as readonly string[]).includes(k)
     ? catalog.byCategory(k as (typeof CATEGORIES)[number]) : catalog.get(k) ? [catalog.get(k)!] : []));
   if (mixModels.length && mixModels.every((m) => m.transport !== 'wifi') && catalog.byCategory('gateway').length === 0) {
     add('population.mix', 'Zigbee/BLE sensors need a gateway, and the catalogue has no gateway model');
+  }
+  for (const k of Object.keys(isRecord(pop['householdSize']) ? pop['householdSize'] : {})) {
+    const n = Number(k);
+    if (!Number.isInteger(n) || n < 1 || n > 30) add(`population.householdSize.${k}`, `expected a household size from 1 to 30 people, got "${k}"`);
+  }
+  if (pop['householdSize'] !== undefined && pop['membersPerHome'] !== undefined) {
+    add('population.householdSize', 'give householdSize or membersPerHome, not both');
   }
   const members = pop['membersPerHome'];
   if (Array.isArray(members) && typeof members[0] === 'number' && typeof members[1] === 'number' && members[0] > members[1]) {
@@ -274,6 +333,17 @@ export function checkScenario(file: string, doc: unknown, catalog: Catalog): { s
   const max = rawMs(rec['maxDelay']);
   if (initial !== undefined && max !== undefined && initial > max) add('network.reconnect.initialDelay', `${String(rec['initialDelay'])} is above maxDelay ${String(rec['maxDelay'])}`);
   const beh = isRecord(root['behaviour']) ? root['behaviour'] : {};
+  const routines = isRecord(beh['routines']) ? beh['routines'] : {};
+  const auto = typeof routines['automationShare'] === 'number' ? routines['automationShare'] : 0.3;
+  const app = typeof routines['appShare'] === 'number' ? routines['appShare'] : 0.7;
+  if (auto + app > 1 + 1e-9) add('behaviour.routines', `automationShare ${auto} and appShare ${app} add up to more than 1`);
+  const voice = isRecord(beh['voice']) ? beh['voice'] : {};
+  if (voice['interactionsPerSpeakerPerDay'] !== undefined) {
+    // Replace zod's "unrecognized key" with what changed.
+    const i = problems.findIndex((p) => p.path === 'behaviour.voice' && /interactionsPerSpeakerPerDay/.test(p.message));
+    if (i >= 0) problems.splice(i, 1);
+    add('behaviour.voice.interactionsPerSpeakerPerDay', 'voice requests are made by people now: use requestsPerUserPerDay (per person who talks to a speaker, per day)');
+  }
   const appl = isRecord(beh['appliances']) ? beh['appliances'] : {};
   for (const key of ['acOnHours', 'acOffHours', 'washerHours', 'vacuumHours', 'lightsOnHours', 'lightsOffHours']) {
     const h = appl[key];
@@ -295,7 +365,37 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Scenario files renamed in this release: the old file name still loads the new file beside it,
+ * with a deprecation warning, until the next release.
+ */
+export const RENAMED_SCENARIOS: Readonly<Record<string, { to: string; why: string }>> = {
+  'snapshot-2019q3.yaml': { to: 'snapshot-2020q3.yaml', why: "the seed's figures are Xiaomi's Q3 2020 results" },
+};
+
+const warned = new Set<string>();
+
+/**
+ * The file to read for a scenario path: the path itself, or, for a renamed scenario whose old file
+ * is gone, its new file (warning once per process on stderr, as a DeprecationWarning).
+ */
+export function scenarioFile(path: string, opts: { warn?: boolean } = {}): string {
+  const renamed = RENAMED_SCENARIOS[basename(path)];
+  if (!renamed || existsSync(path)) return path;
+  const target = join(dirname(path), renamed.to);
+  if (!existsSync(target)) return path;
+  const shown = relative(process.cwd(), path) || path;
+  if (opts.warn !== false && !warned.has(shown)) {
+    warned.add(shown);
+    process.emitWarning(`${shown} is renamed ${renamed.to} (${renamed.why}); the old name works until the next release`, {
+      type: 'DeprecationWarning', code: 'AIOTSIM_SCENARIO_RENAMED',
+    });
+  }
+  return target;
+}
+
 export async function loadScenario(path: string, catalog: Catalog): Promise<Scenario> {
+  path = scenarioFile(path);
   const file = relative(process.cwd(), path) || path;
   let text: string;
   try {

@@ -7,6 +7,7 @@
  * publishes it as JSON Schema (`schema/device.schema.json`) for editors.
  */
 import { z } from 'zod';
+import { MARKETS } from './regions.js';
 
 export const PROPERTY_FORMATS = [
   'bool', 'uint8', 'uint16', 'uint32', 'int8', 'int16', 'int32', 'int64', 'float', 'string',
@@ -15,6 +16,7 @@ export type PropertyFormat = (typeof PROPERTY_FORMATS)[number];
 
 export const CATEGORIES = [
   'speaker', 'air-conditioner', 'washer', 'air-purifier', 'vacuum', 'light', 'plug', 'gateway', 'sensor',
+  'fan', 'tv', 'lock', 'camera', 'kettle', 'cooker',
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 
@@ -280,14 +282,75 @@ const PowerDrawBehaviour = z.strictObject({
   tickSeconds: seconds.default(60),
 });
 
+/**
+ * Smart door locks: people come and go (a Poisson stream, livelier when the home is), each time
+ * unlocking from outside or inside and the lock locking itself again once the door is shut. Each
+ * unlock and lock is a lock event whose arguments are the spec's operation properties, set first.
+ */
+const DoorLockBehaviour = z.strictObject({
+  use: z.literal('door-lock'),
+  /** The lock event (its arguments are filled from the properties below). */
+  event: EventRef,
+  /** The door-state property, and its locked and unlocked values. */
+  state: PropRef,
+  stateValues: z.strictObject({ locked: z.number().int(), unlocked: z.number().int() }),
+  /** How the lock was operated: outside = ways in (fingerprint, password, ...), inside = the handle button. */
+  method: PropRef,
+  methodValues: z.strictObject({ outside: z.array(z.number().int()).min(1), inside: z.number().int(), auto: z.number().int().optional() }),
+  /** Where it was operated from. */
+  position: PropRef,
+  positionValues: z.strictObject({ inside: z.number().int(), outside: z.number().int() }),
+  /** What the lock did (the spec's lock-action property). */
+  operation: PropRef,
+  operationValues: z.strictObject({ unlock: z.number().int(), lock: z.number().int() }),
+  /** Unix time (seconds) of the operation, from the virtual clock. */
+  time: PropRef.optional(),
+  /** Which stored credential opened it (a small number per household member). */
+  operator: PropRef.optional(),
+  /** Mean time between comings and goings, at typical household activity. */
+  meanIntervalSeconds: seconds,
+  /** The door stays unlocked this long (seconds, min and max) before it locks again. */
+  openSeconds: z.tuple([z.number().positive(), z.number().positive()]),
+});
+
+/**
+ * Kettles and cookers, used by hand: a person starts a heating cycle now and then (a Poisson
+ * stream, livelier when the home is); the temperature climbs to the target, the appliance keeps
+ * it warm for a while (or not), then cools back to the room. An optional event marks the end of
+ * heating (a cooker's cooking-finished); an optional action cancels a cycle.
+ */
+const HeatingCycleBehaviour = z.strictObject({
+  use: z.literal('heating-cycle'),
+  temperature: PropRef,
+  /** Where heating stops: a property (the kettle's target temperature) or a fixed value (°C). */
+  target: z.union([PropRef, z.number()]),
+  /** Room temperature the appliance starts from and cools back to (°C). */
+  ambient: z.number(),
+  /** Status property and its values while idle, heating and keeping warm. */
+  status: PropRef.optional(),
+  statusValues: z.strictObject({ idle: z.number().int(), heating: z.number().int(), keepWarm: z.number().int().optional() }).optional(),
+  /** How long heating takes, minutes (min and max). */
+  heatMinutes: z.tuple([z.number().positive(), z.number().positive()]),
+  /** How long it keeps warm after heating, minutes (min and max); [0, 0] for none. */
+  keepWarmMinutes: z.tuple([z.number().nonnegative(), z.number().nonnegative()]).default([0, 0]),
+  /** Fraction of the distance to ambient lost per minute while cooling. */
+  coolPerMinute: z.number().min(0).max(1),
+  endEvent: EventRef.optional(),
+  cancelAction: ActionRef.optional(),
+  /** Mean time between uses, at typical household activity. */
+  meanIntervalSeconds: seconds,
+  /** Report the temperature when it moved at least this much since its last report. */
+  reportThreshold: z.number().nonnegative(),
+});
+
 export const BehaviourSpec = z.discriminatedUnion('use', [
   HeartbeatBehaviour, RandomWalkBehaviour, MotionBehaviour, ContactBehaviour, ClimateControlBehaviour,
   WashCycleBehaviour, VacuumBehaviour, MediaPlayerBehaviour, BatteryDrainBehaviour, PowerDrawBehaviour,
-  VoiceAssistantBehaviour,
+  VoiceAssistantBehaviour, DoorLockBehaviour, HeatingCycleBehaviour,
 ]);
 export const BEHAVIOUR_NAMES = [
   'heartbeat', 'random-walk', 'motion', 'contact', 'climate-control', 'wash-cycle', 'vacuum',
-  'media-player', 'battery-drain', 'power-draw', 'voice-assistant',
+  'media-player', 'battery-drain', 'power-draw', 'voice-assistant', 'door-lock', 'heating-cycle',
 ] as const;
 
 const modelHeader = {
@@ -295,8 +358,14 @@ const modelHeader = {
   model: z.string().max(32).regex(/^[a-z0-9]+\.[a-z0-9_]+\.[a-z0-9_]+$/, 'expected vendor.category.version, e.g. "zhimi.airpurifier.ma4"'),
   name: z.string().min(1),
   category: z.enum(CATEGORIES),
-  urn: z.string().regex(/^urn:miot-spec-v2:device:[a-z0-9-]+:[0-9A-F]{8}:[a-z0-9-]+:\d+$/, 'expected urn:miot-spec-v2:device:<type>:<8 hex>:<vendor-product>:<version>'),
+  /** The instance URN; template-derived instances end with the template's uuid (`...:1:0000D062`). */
+  urn: z.string().regex(/^urn:miot-spec-v2:device:[a-z0-9-]+:[0-9A-F]{8}:[a-z0-9-]+:\d+(:[0-9A-F]{8})?$/, 'expected urn:miot-spec-v2:device:<type>:<8 hex>:<vendor-product>:<version>[:<template uuid>]'),
   transport: z.enum(TRANSPORTS),
+  /**
+   * Where the model is sold: market groups (china, europe, latin-america, asia, north-america), or
+   * `global`. Populations deal a model only to homes in its markets. Default: global.
+   */
+  markets: z.array(z.enum(MARKETS)).min(1).default(['global']),
   /** Where the spec instance comes from (provenance). */
   source: z.string().min(1),
 };

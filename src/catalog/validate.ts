@@ -112,7 +112,7 @@ function refKind(key: string): 'property' | 'action' | 'event' | undefined {
   if (key.endsWith('Action')) return 'action';
   if (key.endsWith('Event') || key === 'event') return 'event';
   if (['property', 'properties', 'textProperty', 'userProperty', 'on', 'quantity', 'setpoint', 'status', 'mode', 'leftTime', 'battery', 'chargingState',
-    'playingState', 'power', 'energy', 'brightness'].includes(key)) return 'property';
+    'playingState', 'power', 'energy', 'brightness', 'state', 'method', 'position', 'operation', 'time', 'operator', 'temperature', 'target'].includes(key)) return 'property';
   return undefined;
 }
 

@@ -107,8 +107,8 @@ export function listModels(catalog: Catalog): string {
   const rows = catalog.models
     .slice()
     .sort((a, b) => (a.category + a.model < b.category + b.model ? -1 : 1))
-    .map((m) => [m.model, m.category, m.transport, String(m.services.reduce((n, s) => n + s.properties.length, 0)), m.name]);
-  const head = ['MODEL', 'CATEGORY', 'TRANSPORT', 'PROPS', 'NAME'];
+    .map((m) => [m.model, m.category, m.transport, m.markets.join(','), String(m.services.reduce((n, s) => n + s.properties.length, 0)), m.name]);
+  const head = ['MODEL', 'CATEGORY', 'TRANSPORT', 'MARKETS', 'PROPS', 'NAME'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [fmt(head), ...rows.map(fmt), `${rows.length} models`, ''].join('\n');
@@ -123,7 +123,7 @@ function describeProperty(siid: number, p: PropertySpec): string {
 }
 
 export function describeModel(m: DeviceModel): string {
-  const lines = [`${m.model}  ${m.name}`, `  ${m.urn}`, `  category ${m.category}, transport ${m.transport}`, `  source: ${m.source}`];
+  const lines = [`${m.model}  ${m.name}`, `  ${m.urn}`, `  category ${m.category}, transport ${m.transport}, markets ${m.markets.join(', ')}`, `  source: ${m.source}`];
   for (const s of m.services) {
     lines.push(`  service ${s.siid} ${s.name}`);
     for (const p of s.properties) lines.push(describeProperty(s.siid, p));

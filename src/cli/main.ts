@@ -13,7 +13,7 @@ import { checkBrokerUrl } from '../platform/external.js';
 import { checkRedisUrl, redactedUrl } from '../platform/redis-store.js';
 import type { Population } from '../sim/population.js';
 import type { RunReport } from '../sim/report.js';
-import { checkScenario } from '../catalog/scenario.js';
+import { checkScenario, scenarioFile } from '../catalog/scenario.js';
 import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
@@ -420,6 +420,7 @@ async function validate(args: string[], out: NodeJS.WritableStream, err: NodeJS.
 }
 
 async function validateFile(path: string, catalog: Catalog | null): Promise<Problem[]> {
+  path = scenarioFile(path);
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -34,6 +34,8 @@ export interface DeviceOptions {
   firmware?: string;
   /** Household liveliness multiplier at the current virtual time (default: always 1). */
   activity?: () => number;
+  /** The most `activity` ever returns (default 1): behaviours' Poisson streams are thinned by it. */
+  peakActivity?: number;
   /** QoS 1 messages (events) kept while offline, sent when back online; the oldest go first when full. Default 100. */
   offlineBuffer?: number;
   /** Run the behaviours that only produce periodic readings (see `isTelemetry`). Default true. */
@@ -88,6 +90,7 @@ export class Device implements RpcTarget {
   private readonly rng: Random;
   private readonly telemetry: boolean;
   private readonly activity: () => number;
+  private readonly peakActivity: number;
   private readonly timers = new Set<TimerHandle>();
   private readonly behaviours: Behaviour[] = [];
   private readonly reported = new Map<string, Scalar>();
@@ -114,6 +117,7 @@ export class Device implements RpcTarget {
     this.rng = opts.rng;
     this.telemetry = opts.telemetry ?? true;
     this.activity = opts.activity ?? (() => 1);
+    this.peakActivity = opts.peakActivity ?? 1;
     this.offlineLimit = opts.offlineBuffer ?? 100;
     this.store = new PropertyStore(opts.model, {
       did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
@@ -259,6 +263,12 @@ export class Device implements RpcTarget {
   /** @internal How lively the household is now. */
   liveliness(): number { return this.activity(); }
 
+  /** @internal The most `liveliness()` ever returns. */
+  get peakLiveliness(): number { return this.peakActivity; }
+
+  /** @internal Whether the scenario's readings (telemetry) run. */
+  get readings(): boolean { return this.telemetry; }
+
   /** @internal Run one of the device's own actions, as its firmware would. */
   act(ref: string): void {
     const [siid, aiid] = ref.split('.').map(Number) as [number, number];
@@ -342,5 +352,7 @@ class DeviceContext implements BehaviourContext {
   after(ms: number, fn: () => void): TimerHandle { return this.device.ownAfter(ms, fn); }
   every(ms: number, fn: () => void, first?: number): TimerHandle { return this.device.own(this.clock.every(ms, fn, first)); }
   activity(): number { return this.device.liveliness(); }
+  get peakActivity(): number { return this.device.peakLiveliness; }
+  get readings(): boolean { return this.device.readings; }
   act(ref: string): void { this.device.act(ref); }
 }

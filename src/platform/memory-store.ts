@@ -24,7 +24,7 @@ export class MemoryStore implements PlatformStore {
   /** Event time of each device's latest "online", to spot stale offline states (old wills). */
   private readonly onlineSince = new Map<string, number>();
   private readonly windows: Record<WindowName, ActivityWindow> = {
-    activeDevices: new ActivityWindow(), activeUsers: new ActivityWindow(), voiceSpeakers: new ActivityWindow(), appUsers: new ActivityWindow(),
+    activeDevices: new ActivityWindow(), activeUsers: new ActivityWindow(), voiceUsers: new ActivityWindow(), appUsers: new ActivityWindow(),
   };
   private readonly seenDevices = new Set<string>();
   private readonly devicesPerOwner = new Map<string, number>();
@@ -92,7 +92,7 @@ export class MemoryStore implements PlatformStore {
     return figures({
       eventTime: this.eventTime_, connections: this.registry.counts(), ownersOver5: this.ownersOver5,
       activeDevices: this.windows.activeDevices, activeUsers: this.windows.activeUsers,
-      voiceSpeakers: this.windows.voiceSpeakers, appUsers: this.windows.appUsers,
+      voiceUsers: this.windows.voiceUsers, appUsers: this.windows.appUsers,
       messages: this.messageCounts(),
     });
   }
@@ -109,7 +109,7 @@ export class MemoryStore implements PlatformStore {
       devicesPerOwner: [...this.devicesPerOwner],
       windows: {
         activeDevices: this.windows.activeDevices.toState(), activeUsers: this.windows.activeUsers.toState(),
-        voiceSpeakers: this.windows.voiceSpeakers.toState(), appUsers: this.windows.appUsers.toState(),
+        voiceUsers: this.windows.voiceUsers.toState(), appUsers: this.windows.appUsers.toState(),
       },
       messages: this.messageCounts(),
     };
@@ -210,7 +210,7 @@ export class MemoryStore implements PlatformStore {
     const window = (k: keyof PlatformState['windows']): ActivityWindow => ActivityWindow.merged(states.map((s) => s.windows[k]));
     return figures({
       eventTime, connections, ownersOver5: [...perOwner.values()].filter((n) => n > 5).length,
-      activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceSpeakers: window('voiceSpeakers'), appUsers: window('appUsers'),
+      activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceUsers: window('voiceUsers'), appUsers: window('appUsers'),
       messages: { byKind, ...messages },
     });
   }
@@ -232,6 +232,6 @@ export interface PlatformState {
   connections: ConnectionCounts;
   /** Devices seen online, per owner. */
   devicesPerOwner: Array<[string, number]>;
-  windows: Record<'activeDevices' | 'activeUsers' | 'voiceSpeakers' | 'appUsers', WindowState>;
+  windows: Record<'activeDevices' | 'activeUsers' | 'voiceUsers' | 'appUsers', WindowState>;
   messages: PlatformSnapshot['messages'];
 }

@@ -314,7 +314,7 @@ local v = {
   stats = stats,
   dad = count('activeDevices', 1), dadWeek = averageDaily('activeDevices', 7),
   dau = count('activeUsers', 1), wau = count('activeUsers', 7), mau = count('activeUsers', 30),
-  speakerMau = count('voiceSpeakers', 30), appMau = count('appUsers', 30),
+  speakerMau = count('voiceUsers', 30), appMau = count('appUsers', 30),
   hist = hist, faults = faults,
 }
 return cjson.encode(v)

@@ -128,9 +128,11 @@ export class PlatformService {
     this.store.active('activeDevices', did, ts);
     const voice = this.lookup(did)?.voice;
     if (!voice || voice.siid !== siid || voice.eiid !== eiid) return;
-    this.store.active('voiceSpeakers', did, ts);
     const user = args.find((a: unknown) => typeof a === 'object' && a !== null && (a as Obj)['piid'] === voice.userPiid) as Obj | undefined;
-    if (typeof user?.['value'] === 'string' && user['value']) this.store.active('activeUsers', user['value'], ts);
+    if (typeof user?.['value'] !== 'string' || !user['value']) return;
+    // The speaker's monthly users are people: who spoke, not which speaker heard it.
+    this.store.active('voiceUsers', user['value'], ts);
+    this.store.active('activeUsers', user['value'], ts);
   }
 
   /** `app/{uid}/session` {"uid","event":"open","ts"}: an app session of that user. */

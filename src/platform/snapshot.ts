@@ -16,7 +16,7 @@ export interface PlatformSnapshot {
   dailyActiveDevicesWeekMean: number | null;
   /** Users with an app session or a voice request in the last 1 / 7 / 30 event-time days. */
   activeUsers: { dau: number; wau: number; mau: number };
-  /** Speakers with a voice request in the last 30 days. */
+  /** People who spoke to a speaker in the last 30 days (the user id a voice request carries). */
   speakerMau: number;
   /** Users with an app session in the last 30 days. */
   appMau: number;
@@ -41,7 +41,7 @@ export interface Parts {
   ownersOver5: number;
   activeDevices: ActivityWindow;
   activeUsers: ActivityWindow;
-  voiceSpeakers: ActivityWindow;
+  voiceUsers: ActivityWindow;
   appUsers: ActivityWindow;
   messages: PlatformSnapshot['messages'];
 }
@@ -53,7 +53,7 @@ export function figures(p: Parts): PlatformSnapshot {
     dailyActiveDevices: p.activeDevices.count(1),
     dailyActiveDevicesWeekMean: p.activeDevices.averageDaily(7),
     activeUsers: { dau: p.activeUsers.count(1), wau: p.activeUsers.count(7), mau: p.activeUsers.count(30) },
-    speakerMau: p.voiceSpeakers.count(30),
+    speakerMau: p.voiceUsers.count(30),
     appMau: p.appUsers.count(30),
     ownersWithMoreThan5Devices: p.ownersOver5,
     messages: p.messages,

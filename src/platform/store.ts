@@ -16,7 +16,7 @@ import type { DeviceFacts } from './registry.js';
 import type { PlatformSnapshot } from './snapshot.js';
 
 /** The activity windows the platform keeps (distinct ids per event-time day). */
-export const WINDOWS = ['activeDevices', 'activeUsers', 'voiceSpeakers', 'appUsers'] as const;
+export const WINDOWS = ['activeDevices', 'activeUsers', 'voiceUsers', 'appUsers'] as const;
 export type WindowName = (typeof WINDOWS)[number];
 
 /** A device whose binding the platform knows, with what it knows. */

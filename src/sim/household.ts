@@ -1,9 +1,10 @@
 /**
- * How a home lives, in its own local time: people open the Mijia app and command devices, talk
- * to their speakers, run the AC on hot afternoons, wash, vacuum and switch lights on in the
- * evening. Everything runs on the virtual clock from the home's seeded RNG. What a command does
- * travels as MQTT through the broker (app clients, the voice cloud), never by touching devices;
- * only what a person does physically (speaking to a speaker) is a direct device input.
+ * How a home lives, in its own local time: its people open the Mijia app and command devices,
+ * talk to their speakers, run the AC or the fan on hot afternoons, wash, vacuum and switch lights
+ * on in the evening. Everything runs on the virtual clock from the home's seeded RNG. What a
+ * command does travels as MQTT through the broker (app clients, the voice cloud, automations),
+ * never by touching devices; only what a person does physically (speaking to a speaker, pressing
+ * a button, a remote or a wall switch) is a direct device input.
  */
 import type { DeviceModel } from '../catalog/schema.js';
 import type { Device } from '../device/device.js';
@@ -17,6 +18,8 @@ import type { Scheduler, TimerHandle } from '../contract/clock.js';
 const DAY = 86_400_000;
 
 type Sender = { via: 'app'; uid: string } | { via: 'voice' } | { via: 'automation' };
+/** How a routine switch reaches the device: through the network, or by hand at the device. */
+type Channel = Sender | { via: 'hand' };
 
 /** What a household can do through the network (implemented by the simulation, all queued in order). */
 export interface HouseholdChannel {
@@ -24,11 +27,19 @@ export interface HouseholdChannel {
   appCommand(uid: string, did: string, method: 'set_properties' | 'action', params: unknown): void;
   /** The voice cloud acting on a spoken request, for the speaker's home. */
   voiceCommand(did: string, method: 'set_properties' | 'action', params: unknown): void;
-  /** A scene or automation in the cloud (a home nobody runs from the app), commanding a device. */
+  /** A scene or automation in the cloud (set up by one of the home's app users), commanding a device. */
   automationCommand(did: string, method: 'set_properties' | 'action', params: unknown): void;
 }
 
-export interface HouseholdCounters { appSessions: number; voiceInteractions: number; automations: number; commands: number; skippedOffline: number }
+export interface HouseholdCounters {
+  appSessions: number;
+  voiceInteractions: number;
+  automations: number;
+  /** Switching done by hand at the device (buttons, remote, wall switch): no command, no app. */
+  byHand: number;
+  commands: number;
+  skippedOffline: number;
+}
 
 /** How a model is commanded, read from its behaviours (no per-model code). */
 interface Controls {
@@ -88,12 +99,15 @@ export interface HouseholdDeps {
 }
 
 export class Household {
-  readonly counters: HouseholdCounters = { appSessions: 0, voiceInteractions: 0, automations: 0, commands: 0, skippedOffline: 0 };
+  readonly counters: HouseholdCounters = { appSessions: 0, voiceInteractions: 0, automations: 0, byHand: 0, commands: 0, skippedOffline: 0 };
   /** People of this home who use the Mijia app (drawn once, by `behaviour.app.userShare`). */
   readonly appUsers: string[];
+  /** People of this home who talk to its speakers (none without one; drawn once, by `behaviour.voice.userShare`). */
+  readonly voiceUsers: string[];
   private readonly timers = new Set<TimerHandle>();
   private readonly rng: Rng;
-  private readonly users: string[];
+  /** Everyone who lives here: the owner and the members. */
+  private readonly people: string[];
   private readonly maxCurve: number;
   private readonly byCategory = new Map<string, Device[]>();
 
@@ -101,9 +115,9 @@ export class Household {
 
   constructor(private readonly d: HouseholdDeps) {
     this.rng = Rng.from(d.seed, 'household', d.home.id);
-    this.users = [d.home.ownerUid, ...d.home.memberUids];
+    this.people = [d.home.ownerUid, ...d.home.memberUids];
     const pick = this.rng.fork('app-users');
-    this.appUsers = this.users.filter(() => pick.chance(d.behaviour.app.userShare));
+    this.appUsers = this.people.filter(() => pick.chance(d.behaviour.app.userShare));
     this.maxCurve = Math.max(...d.curve);
     for (const plan of d.home.devices) {
       const dev = d.devices.get(plan.did);
@@ -112,6 +126,8 @@ export class Household {
       list.push(dev);
       this.byCategory.set(dev.category, list);
     }
+    const talk = this.rng.fork('voice-users');
+    this.voiceUsers = this.speakers().length ? this.people.filter(() => talk.chance(d.behaviour.voice.userShare)) : [];
   }
 
   /** Liveliness now (1 = the day's mean), for devices' own behaviours (motion, doors). */
@@ -121,14 +137,14 @@ export class Household {
 
   start(): void {
     const b = this.d.behaviour;
-    // Each person and each speaker has a rate of its own around the scenario's mean.
+    // Each app user and each voice user has a rate of their own around the scenario's mean.
     for (const uid of this.appUsers) {
       const r = this.rng.fork('app', uid);
       this.poisson(r, r.gamma(b.app.engagement, b.app.sessionsPerUserPerDay), () => this.appSession(uid, r));
     }
-    for (const speaker of this.devicesOf('speaker').filter((s) => s.accepts('voice'))) {
-      const r = this.rng.fork('voice', speaker.did);
-      this.poisson(r, r.gamma(b.voice.engagement, b.voice.interactionsPerSpeakerPerDay), () => this.voice(speaker, r));
+    for (const uid of this.voiceUsers) {
+      const r = this.rng.fork('voice', uid);
+      this.poisson(r, r.gamma(b.voice.engagement, b.voice.requestsPerUserPerDay), () => this.voice(uid, r));
     }
     // Plan each local day just after local midnight; the first (partial) day is planned now.
     this.planDay(true);
@@ -151,6 +167,11 @@ export class Household {
 
   private devicesOf(category: string): Device[] {
     return this.byCategory.get(category) ?? [];
+  }
+
+  /** The home's speakers with a voice assistant. */
+  private speakers(): Device[] {
+    return this.devicesOf('speaker').filter((s) => s.accepts('voice'));
   }
 
   /** A Poisson process whose rate follows the daily curve (thinning), `perDay` events a day on average. */
@@ -185,9 +206,9 @@ export class Household {
     const a = this.d.behaviour.appliances;
     const between = ([lo, hi]: readonly [number, number]): number => r.range(lo, hi);
 
-    // Air conditioning on hot afternoons: the hotter the day, the likelier.
+    // Air conditioning (or a fan) on hot afternoons: the hotter the day, the likelier.
     const high = this.dailyHigh(day);
-    for (const ac of this.devicesOf('air-conditioner')) {
+    for (const ac of [...this.devicesOf('air-conditioner'), ...this.devicesOf('fan')]) {
       const p = high >= a.acOnAboveC ? Math.min(0.95, 0.35 + 0.12 * (high - a.acOnAboveC)) : 0.02;
       if (!r.chance(p)) continue;
       const c = controlsOf(ac.model);
@@ -202,7 +223,7 @@ export class Household {
     for (const v of this.devicesOf('vacuum')) {
       if (!r.chance(a.vacuumRunsPerWeek / 7)) continue;
       const c = controlsOf(v.model);
-      if (c.start) this.atLocal(dayStart, between(a.vacuumHours), () => this.act(v, r, c.start!));
+      if (c.start) this.atLocal(dayStart, between(a.vacuumHours), () => this.startRun(v, r, c.start!));
     }
     const lights = this.devicesOf('light');
     if (lights.length && r.chance(a.lightsEveningShare)) {
@@ -229,7 +250,7 @@ export class Household {
     this.counters.appSessions++;
     this.d.channel.appSession(uid);
     if (!r.chance(this.d.behaviour.app.commandShare)) return;
-    const candidates = [...this.devicesOf('light'), ...this.devicesOf('plug'), ...this.devicesOf('air-purifier'), ...this.devicesOf('speaker')];
+    const candidates = [...this.devicesOf('light'), ...this.devicesOf('plug'), ...this.devicesOf('air-purifier'), ...this.devicesOf('fan'), ...this.devicesOf('speaker')];
     if (!candidates.length) return;
     const dev = r.pick(candidates);
     const c = controlsOf(dev.model);
@@ -237,10 +258,12 @@ export class Household {
     else if (c.play && c.pause) this.send(dev, { via: 'app', uid }, 'action', actionParams(dev.did, r.chance(0.5) ? c.play : c.pause));
   }
 
-  private voice(speaker: Device, r: Rng): void {
-    if (!speaker.online) return;
+  /** `uid` speaks to one of the home's speakers (one that is online: the request needs the cloud). */
+  private voice(uid: string, r: Rng): void {
+    const speakers = this.speakers().filter((s) => s.online);
+    if (!speakers.length) return;
+    const speaker = r.pick(speakers);
     const v = this.d.behaviour.voice;
-    const uid = r.pick(this.users);
     const x = r.next();
     this.counters.voiceInteractions++;
     if (x < v.musicShare) {
@@ -248,7 +271,7 @@ export class Household {
       return;
     }
     if (x < v.musicShare + v.controlShare) {
-      const targets = [...this.devicesOf('light'), ...this.devicesOf('air-conditioner'), ...this.devicesOf('plug')];
+      const targets = [...this.devicesOf('light'), ...this.devicesOf('air-conditioner'), ...this.devicesOf('fan'), ...this.devicesOf('plug')];
       if (targets.length) {
         const dev = r.pick(targets);
         const c = controlsOf(dev.model);
@@ -264,47 +287,74 @@ export class Household {
   }
 
   /**
-   * Switch or set a device: by voice where the home has a speaker (sometimes), else from the app
-   * by one of the home's app users, else by a cloud automation (nobody opens the app).
+   * Switch or set a device as part of the day's routine: by voice where someone here talks to an
+   * online speaker (`routines.voiceShare` of the time), else as the home's app users do it (a
+   * cloud automation one of them set up, or from the app), else by hand at the device.
    */
   private control(dev: Device, r: Rng, pairs: Array<[string, Scalar]>): void {
-    const speakers = this.devicesOf('speaker').filter((s) => s.accepts('voice') && s.online);
-    if (speakers.length && r.chance(0.3)) {
+    const speakers = this.speakers().filter((s) => s.online);
+    if (this.voiceUsers.length && speakers.length && r.chance(this.d.behaviour.routines.voiceShare)) {
       const speaker = r.pick(speakers);
-      const uid = r.pick(this.users);
+      const uid = r.pick(this.voiceUsers);
       this.counters.voiceInteractions++;
       speaker.userInput({ kind: 'voice', uid, text: `turn ${pairs[0]![1] === false ? 'off' : 'on'} the ${dev.category.replace('-', ' ')}`, music: false });
       this.send(dev, { via: 'voice' }, 'set_properties', setParams(dev.did, pairs));
       return;
     }
-    this.send(dev, this.appOrAutomation(r), 'set_properties', setParams(dev.did, pairs));
+    const by = this.channel(r);
+    if (by.via === 'hand') this.byHand(dev, pairs);
+    else this.send(dev, by, 'set_properties', setParams(dev.did, pairs));
   }
 
-  private act(dev: Device, r: Rng, action: string): void {
-    this.send(dev, this.appOrAutomation(r), 'action', actionParams(dev.did, action));
+  /** Start a run (a vacuum) the way the home does things: automation, app, or the button on the device. */
+  private startRun(dev: Device, r: Rng, action: string): void {
+    const by = this.channel(r);
+    if (by.via === 'hand') this.byHand(dev, [], action);
+    else this.send(dev, by, 'action', actionParams(dev.did, action));
   }
 
   private startProgram(washer: Device, r: Rng): void {
     const c = controlsOf(washer.model);
     if (!c.start) return;
-    const by = this.appOrAutomation(r);
-    if (c.mode) {
-      const list = washer.store.spec(c.mode)?.['value-list'];
-      if (list?.length) this.send(washer, by, 'set_properties', setParams(washer.did, [[c.mode, r.pick(list.slice(0, 10)).value]]));
+    const by = this.channel(r);
+    const list = c.mode ? washer.store.spec(c.mode)?.['value-list'] : undefined;
+    const mode: Array<[string, Scalar]> = c.mode && list?.length ? [[c.mode, r.pick(list.slice(0, 10)).value]] : [];
+    if (by.via === 'hand') {
+      this.byHand(washer, mode, c.start);
+      return;
     }
+    if (mode.length) this.send(washer, by, 'set_properties', setParams(washer.did, mode));
     this.send(washer, by, 'action', actionParams(washer.did, c.start));
   }
 
-  /** One of the home's app users opens the app for it; a home without any runs it as an automation. */
-  private appOrAutomation(r: Rng): Sender {
-    if (!this.appUsers.length) {
+  /**
+   * How the home switches things it does not say to a speaker: a home with app users runs a
+   * share of it as cloud automations (an automation needs an app user who set it up), a share
+   * from the app, and the rest by hand; a home where nobody uses the app does it all by hand.
+   */
+  private channel(r: Rng): Channel {
+    if (!this.appUsers.length) return { via: 'hand' };
+    const { automationShare, appShare } = this.d.behaviour.routines;
+    const x = r.next();
+    if (x < automationShare) {
       this.counters.automations++;
       return { via: 'automation' };
     }
+    if (x >= automationShare + appShare) return { via: 'hand' };
     const uid = r.pick(this.appUsers);
     this.counters.appSessions++;
     this.d.channel.appSession(uid);
     return { via: 'app', uid };
+  }
+
+  /** A person at the device: the buttons, the remote or the wall switch (works without the network). */
+  private byHand(dev: Device, pairs: Array<[string, Scalar]>, action?: string): void {
+    this.counters.byHand++;
+    if (pairs.length) dev.applyWrites(pairs.map(([ref, value]) => { const [siid, piid] = split(ref); return { siid, piid, value }; }));
+    if (action) {
+      const [siid, aiid] = split(action);
+      if (dev.action(siid, aiid)) dev.runAction(siid, aiid, []);
+    }
   }
 
   private send(dev: Device, by: Sender, method: 'set_properties' | 'action', params: unknown): void {

@@ -9,6 +9,7 @@ import type { DeviceModel } from '../catalog/schema.js';
 import { CATEGORIES } from '../catalog/schema.js';
 import { Rng } from './rng.js';
 import type { Scenario } from '../catalog/scenario.js';
+import { soldIn } from '../catalog/regions.js';
 
 export interface DevicePlan {
   did: string;
@@ -62,17 +63,46 @@ function shuffle<T>(rng: Rng, items: T[]): T[] {
   return items;
 }
 
-/** Model weights from a mix of categories and model names (a category's weight is split among its models). */
-function modelWeights(catalog: Catalog, mix: Record<string, number>): Array<[DeviceModel, number]> {
+/**
+ * Model weights of a mix for one region: a category's weight is split among its models sold
+ * there, a model named in the mix counts if it is sold there; what has no model in the region
+ * drops out (its share goes to the rest, in proportion). Gateways come only when asked for.
+ */
+export function regionWeights(catalog: Catalog, mix: Record<string, number>, region: string): Array<[DeviceModel, number]> {
   const weights = new Map<DeviceModel, number>();
   for (const [key, w] of Object.entries(mix).sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (w <= 0) continue;
-    const models = (CATEGORIES as readonly string[]).includes(key)
+    const candidates = (CATEGORIES as readonly string[]).includes(key)
       ? catalog.byCategory(key as DeviceModel['category']).filter((m) => m.category !== 'gateway' || key === 'gateway')
       : [catalog.require(key)];
+    const models = candidates.filter((m) => soldIn(m.markets, region));
     for (const m of models) weights.set(m, (weights.get(m) ?? 0) + w / models.length);
   }
   return [...weights.entries()].sort(([a], [b]) => (a.model < b.model ? -1 : 1));
+}
+
+/** People per home besides the owner when the scenario says nothing: [min, max]. */
+export const DEFAULT_MEMBERS: readonly [number, number] = [0, 2];
+
+/**
+ * People per home, owner included, one per home. Household sizes by quota go to homes in the
+ * order of their device counts (bigger households own more devices; ties by the seed); without
+ * them, each home draws its members uniformly from the scenario's range.
+ */
+function householdSizes(p: Scenario['population'], counts: readonly number[], rng: Rng): number[] {
+  if (!p.householdSize) {
+    const [min, max] = p.membersPerHome ?? DEFAULT_MEMBERS;
+    return counts.map((_, h) => 1 + rng.fork('home', h).int(min, max));
+  }
+  const quota = apportion(counts.length, Object.entries(p.householdSize).sort(([a], [b]) => Number(a) - Number(b)));
+  const sizes = [...quota.entries()].flatMap(([size, n]) => Array<number>(n).fill(Number(size)));
+  const ties = shuffle(rng.fork('ties'), counts.map((_, h) => h));
+  const rank = new Array<number>(counts.length);
+  ties.forEach((h, i) => { rank[h] = i; });
+  const order = counts.map((_, h) => h).sort((a, b) => counts[a]! - counts[b]! || rank[a]! - rank[b]!);
+  const out = new Array<number>(counts.length);
+  order.forEach((h, i) => { out[h] = sizes[i]!; });
+  return out;
 }
 
 export class IdFactory {
@@ -112,18 +142,26 @@ export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: numb
   const countQuota = apportion(p.homes, Object.entries(p.devicesPerHome).sort(([a], [b]) => Number(a) - Number(b)));
   const regions = shuffle(rng.fork('regions'), [...regionCounts.entries()].flatMap(([r, n]) => Array<string>(n).fill(r)));
   const counts = shuffle(rng.fork('counts'), [...countQuota.entries()].flatMap(([c, n]) => Array<number>(n).fill(Number(c))));
-  const weights = modelWeights(catalog, p.mix);
-  const wifiWeights = weights.filter(([m]) => m.transport === 'wifi' && m.category !== 'gateway');
-  const gatewayModel = catalog.byCategory('gateway')[0];
+  const people = householdSizes(p, counts, rng.fork('households'));
 
-  // The mix is exact too: every home's slots are dealt from one shuffled deck that holds each
-  // model its quota of all slots (largest remainder), so the seed decides which home gets what,
-  // not how many of each there are (sampling slot by slot moved daily actives by 5 % between seeds).
-  const slots = counts.reduce((a, b) => a + b, 0);
-  const byName = new Map(weights.map(([m]) => [m.model, m]));
-  const quota = apportion(slots, weights.map(([m, w]) => [m.model, w] as const));
-  const deck = shuffle(rng.fork('mix'), [...quota.entries()].flatMap(([name, n]) => Array<DeviceModel>(n).fill(byName.get(name)!)));
-  let dealt = 0;
+  // The mix is exact too, region by region: each region's slots are dealt from one shuffled deck
+  // holding each model sold there its quota of them (largest remainder), so the seed decides
+  // which home gets what, not how many of each there are (sampling slot by slot moved daily
+  // actives by 5 % between seeds). A model goes only to homes in its markets.
+  const markets = new Map<string, { deck: DeviceModel[]; dealt: number; wifi: Array<[DeviceModel, number]>; gateway: DeviceModel | undefined }>();
+  for (const region of [...regionCounts.keys()]) {
+    const slots = counts.reduce((n, c, h) => n + (regions[h] === region ? c : 0), 0);
+    const weights = regionWeights(catalog, p.mix, region);
+    if (!weights.length) throw new RangeError(`population.mix: no model of the mix is sold in region "${region}"`);
+    const byName = new Map(weights.map(([m]) => [m.model, m]));
+    const quota = apportion(slots, weights.map(([m, w]) => [m.model, w] as const));
+    markets.set(region, {
+      deck: shuffle(rng.fork('mix', region), [...quota.entries()].flatMap(([name, n]) => Array<DeviceModel>(n).fill(byName.get(name)!))),
+      dealt: 0,
+      wifi: weights.filter(([m]) => m.transport === 'wifi' && m.category !== 'gateway'),
+      gateway: catalog.byCategory('gateway').find((m) => soldIn(m.markets, region)),
+    });
+  }
 
   const homes: Home[] = [];
   const sessions: DevicePlan[] = [];
@@ -131,17 +169,19 @@ export function buildPopulation(scenario: Scenario, catalog: Catalog, seed: numb
   for (let h = 0; h < p.homes; h++) {
     const hr = rng.fork('home', h);
     const region = regions[h]!;
+    const market = markets.get(region)!;
+    const gatewayModel = market.gateway;
     const ownerUid = ids.user();
-    const members = Array.from({ length: hr.int(p.membersPerHome[0], p.membersPerHome[1]) }, () => ids.user());
+    const members = Array.from({ length: people[h]! - 1 }, () => ids.user());
     const homeId = `home-${h + 1}`;
     const n = counts[h]!;
-    let picks = deck.slice(dealt, dealt + n);
-    dealt += n;
+    let picks = market.deck.slice(market.dealt, market.dealt + n);
+    market.dealt += n;
     const needsGateway = picks.some((m) => m.transport !== 'wifi') && !picks.some((m) => m.category === 'gateway');
     if (needsGateway) {
       if (!gatewayModel || n < 2) {
-        // No room for a hub: a Wi-Fi device from the mix takes the sensor's place (or a hub alone).
-        picks = picks.map((m) => (m.transport === 'wifi' ? m : wifiWeights.length ? hr.weighted(wifiWeights) : gatewayModel!));
+        // No room for a hub (or none sold here): a Wi-Fi device from the mix takes the sensor's place (or a hub alone).
+        picks = picks.map((m) => (m.transport === 'wifi' ? m : market.wifi.length ? hr.weighted(market.wifi) : gatewayModel ?? m));
       }
       else {
         // The hub takes one of the home's slots, so the home keeps its allotted device count.

@@ -86,10 +86,10 @@ export class Provisioner {
       access?.registerDevice(plan.did, { token, uid: plan.uid, members, children: plan.children.map((c) => c.did) });
     }
     const householdOf = new Map<string, Household>();
-    this.buildDevices((homeId) => householdOf.get(homeId)?.activity() ?? 1);
-    const locals = new Map<string, LocalTime>();
     const rhythm = this.opts.scenario.behaviour.rhythm;
     const curve = rhythm ? normaliseCurve(rhythm) : DEFAULT_CURVE;
+    this.buildDevices((homeId) => householdOf.get(homeId)?.activity() ?? 1, Math.max(...curve));
+    const locals = new Map<string, LocalTime>();
     for (const home of population.homes) {
       for (const uid of [home.ownerUid, ...home.memberUids]) {
         const token = randomBytes(12).toString('hex');
@@ -123,13 +123,13 @@ export class Provisioner {
     })));
   }
 
-  private buildDevices(activityOf: (homeId: string) => number): void {
+  private buildDevices(activityOf: (homeId: string) => number, peakActivity: number): void {
     const rng = Rng.from(this.opts.seed, 'devices');
     const { scenario } = this.opts;
     for (const plan of this.opts.population.devices) {
       const opts: ConstructorParameters<typeof Device>[0] = {
         did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.opts.scheduler, rng: rng.fork(plan.did),
-        activity: () => activityOf(plan.homeId), offlineBuffer: scenario.network.offlineBuffer,
+        activity: () => activityOf(plan.homeId), peakActivity, offlineBuffer: scenario.network.offlineBuffer,
         telemetry: scenario.behaviour.telemetry,
       };
       if (plan.parentId) opts.parentId = plan.parentId;

@@ -24,7 +24,22 @@ export interface RunReport {
   /** Password of the `operator` MQTT account for this run. */
   operatorToken: string;
   /** What the simulated people did (simulator-side counts; `platform` has what the broker showed). */
-  activity: { appUsers: number; appSessions: number; appCommands: number; voiceInteractions: number; voiceCommands: number; automations: number; skippedOffline: number; failedCommands: number };
+  activity: {
+    /** People in the population (owners and members). */
+    people: number;
+    /** People who use the Mijia app; people who talk to a speaker (they live with one). */
+    appUsers: number;
+    voiceUsers: number;
+    appSessions: number;
+    appCommands: number;
+    voiceInteractions: number;
+    voiceCommands: number;
+    /** Routine switching run by cloud automations; done by hand at the device. */
+    automations: number;
+    byHand: number;
+    skippedOffline: number;
+    failedCommands: number;
+  };
   /** Faults that ran, with how many device sessions each took down and what was measured (`details`). */
   faults: FaultRecord[];
   platform: PlatformSnapshot & { scale: number; scaled: ScaledFigures };

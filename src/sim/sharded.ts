@@ -14,7 +14,7 @@ import { PlatformService, type PlatformState } from '../platform/service.js';
 import { checkMemory, estimateMemory, memoryRoom } from './memory.js';
 import type { Population } from './population.js';
 import { scaleUp, type RunReport } from './report.js';
-import type { Scenario } from '../catalog/scenario.js';
+import { scenarioFile, type Scenario } from '../catalog/scenario.js';
 import { Simulation, type SimulationOptions, type SimulationStatus } from './simulation.js';
 
 /** What a shard needs: the run's options, as plain data. */
@@ -117,7 +117,8 @@ export class ShardedSimulation {
       throw err;
     }
     const options: ShardJob['options'] = {
-      scenario: typeof o.scenario === 'string' ? o.scenario : { ...this.scenario },
+      // A renamed scenario was announced once, here: the workers read its new file.
+      scenario: typeof o.scenario === 'string' ? scenarioFile(o.scenario, { warn: false }) : { ...this.scenario },
       operatorToken: this.operatorToken,
       seed: this.seed,
     };

@@ -321,12 +321,15 @@ export class Simulation {
     const households = this.fleet.households;
     const sum = (k: keyof (typeof households)[number]['counters']): number => households.reduce((n, h) => n + h.counters[k], 0);
     return {
+      people: households.reduce((n, h) => n + 1 + h.home.memberUids.length, 0),
       appUsers: households.reduce((n, h) => n + h.appUsers.length, 0),
+      voiceUsers: households.reduce((n, h) => n + h.voiceUsers.length, 0),
       appSessions: sum('appSessions'),
       appCommands: this.clients.apps?.counters.appCommands ?? 0,
       voiceInteractions: sum('voiceInteractions'),
       voiceCommands: this.voiceCommands,
       automations: sum('automations'),
+      byHand: sum('byHand'),
       skippedOffline: sum('skippedOffline'),
       failedCommands: this.work.failures,
     };

@@ -26,7 +26,7 @@ export function devicesCatalog(): Promise<Catalog> {
   return catalog;
 }
 
-export async function makeDevice(model: string, opts: { seed?: number; start?: number; did?: string; activity?: () => number; wire?: WireProfile } = {}) {
+export async function makeDevice(model: string, opts: { seed?: number; start?: number; did?: string; activity?: () => number; peakActivity?: number; wire?: WireProfile; telemetry?: boolean } = {}) {
   const cat = await devicesCatalog();
   const scheduler = new EventScheduler(opts.start ?? Date.UTC(2026, 6, 15, 16));
   const sent: Sent[] = [];
@@ -34,7 +34,9 @@ export async function makeDevice(model: string, opts: { seed?: number; start?: n
     did: opts.did ?? '100000001', model: cat.require(model), uid: TEST_UID, scheduler, rng: Rng.from(opts.seed ?? 1, 'test', model),
   };
   if (opts.activity) deviceOpts.activity = opts.activity;
+  if (opts.peakActivity !== undefined) deviceOpts.peakActivity = opts.peakActivity;
   if (opts.wire) deviceOpts.wire = opts.wire;
+  if (opts.telemetry !== undefined) deviceOpts.telemetry = opts.telemetry;
   const device = new Device(deviceOpts);
   device.attach({
     publish: (topic, text, o) => {

@@ -30,7 +30,7 @@ describe('snapshot calibration (shortened)', () => {
 describe('telemetry off', () => {
   it('leaves every platform figure as it was, with a fraction of the messages', { timeout: 120_000 }, async () => {
     const run = async (telemetry: boolean) => {
-      const sim = await createSimulation({ scenario: reduced('snapshot-2019q3.yaml', 40), seed: 11, speed: 'fast', duration: '3d', telemetry, broker: { mqttPort: null, wsPort: null } });
+      const sim = await createSimulation({ scenario: reduced('snapshot-2020q3.yaml', 40), seed: 11, speed: 'fast', duration: '3d', telemetry, broker: { mqttPort: null, wsPort: null } });
       return sim.finished;
     };
     const on = await run(true);

@@ -194,6 +194,29 @@ describe('aiot-sim CLI', () => {
     }
   });
 
+  it('the renamed snapshot still runs and validates under its old name for a release, saying so on stderr', async () => {
+    // The package's own file, by its old name.
+    const v = await runCli(['validate', 'scenarios/snapshot-2019q3.yaml']);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout).toMatch(/1 file valid/);
+    expect(v.stderr).toMatch(/DeprecationWarning: scenarios\/snapshot-2019q3\.yaml is renamed snapshot-2020q3\.yaml/);
+    // A run by the old name reads the new file beside it (a small stand-in here, to run quickly).
+    const folder = join(dir, 'renamed');
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, 'snapshot-2020q3.yaml'), [
+      'name: stand-in', 'start: "2020-09-01T00:00:00+08:00"', 'duration: 10m',
+      'population:', '  homes: 2', '  regions: { cn: 1 }', '  devicesPerHome: { "2": 1 }', '  mix: { plug: 1 }', '',
+    ].join('\n'));
+    const r = await runCli([...fastRun([]), join(folder, 'snapshot-2019q3.yaml')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/finished "stand-in"/);
+    expect(r.stderr).toMatch(/snapshot-2019q3\.yaml is renamed snapshot-2020q3\.yaml/);
+    // The new name says nothing of the kind.
+    const n = await runCli(['validate', 'scenarios/snapshot-2020q3.yaml']);
+    expect(n.code, n.stderr).toBe(0);
+    expect(n.stderr).not.toMatch(/DeprecationWarning/);
+  });
+
   it('validate resolves a model\'s include and checks a fragment file on its own, naming file and path', async () => {
     const devices = join(dir, 'devices');
     await mkdir(join(devices, 'fragments'), { recursive: true });

@@ -13,14 +13,15 @@ const MIN = 60_000;
 
 function homes(seed: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    name: 'on-mosquitto', seed, start: '2026-07-15T18:00:00+02:00',
+    // 20:00 in China, where the speakers are (XiaoAI is sold there only); 14:00 in Spain and Italy.
+    name: 'on-mosquitto', seed, start: '2026-07-15T14:00:00+02:00',
     population: {
-      homes: 12, regions: { es: 2, it: 1 },
+      homes: 12, regions: { es: 2, it: 1, cn: 2 },
       devicesPerHome: { '2': 4, '4': 4, '7': 4 },
       mix: { speaker: 2, light: 3, plug: 2, sensor: 3, 'air-conditioner': 1 },
       membersPerHome: [0, 1],
     },
-    behaviour: { app: { sessionsPerUserPerDay: 40 }, voice: { interactionsPerSpeakerPerDay: 40 } },
+    behaviour: { app: { sessionsPerUserPerDay: 40 }, voice: { requestsPerUserPerDay: 40 } },
     ...extra,
   };
 }

@@ -23,7 +23,7 @@ function fleet(seed: number, extra: Record<string, unknown> = {}): Record<string
       homes: 30, regions: { es: 1, cn: 1 }, devicesPerHome: { '3': 1, '6': 1 },
       mix: { sensor: 5, speaker: 2, plug: 1, washer: 1 }, membersPerHome: [0, 1],
     },
-    behaviour: { voice: { interactionsPerSpeakerPerDay: 60 }, app: { sessionsPerUserPerDay: 6 } },
+    behaviour: { voice: { requestsPerUserPerDay: 30 }, app: { sessionsPerUserPerDay: 6 } },
     network: { reconnect: { initialDelay: '50ms', maxDelay: '1s' } },
     ...extra,
   };

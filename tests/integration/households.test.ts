@@ -15,7 +15,8 @@ function lively(seed: number, extra: Record<string, unknown> = {}): Record<strin
       mix: { speaker: 3, light: 3, plug: 2, 'air-conditioner': 2, washer: 1, vacuum: 1, sensor: 3 },
       membersPerHome: [0, 2],
     },
-    behaviour: { app: { sessionsPerUserPerDay: 12 }, voice: { interactionsPerSpeakerPerDay: 20 }, climate: { offsetC: 4 } },
+    // Speakers are sold in China only, where these six hours are the night: people there talk a lot.
+    behaviour: { app: { sessionsPerUserPerDay: 12 }, voice: { requestsPerUserPerDay: 60 }, climate: { offsetC: 4 } },
     ...extra,
   };
 }
@@ -132,8 +133,8 @@ describe('households on the virtual clock', () => {
   it('ACs run on hot afternoons: a heat wave switches more of them on', { timeout: 60_000 }, async () => {
     const acs = (offsetC: number) => ({
       name: 'acs', seed: 4, start: '2026-07-14T22:00:00Z', duration: '1d', speed: 'fast',
-      population: { homes: 60, regions: { es: 1 }, devicesPerHome: { '1': 1 }, mix: { 'air-conditioner': 1 } },
-      behaviour: { climate: { offsetC }, voice: { interactionsPerSpeakerPerDay: 0 }, app: { sessionsPerUserPerDay: 0 } },
+      population: { homes: 60, regions: { cn: 1 }, devicesPerHome: { '1': 1 }, mix: { 'air-conditioner': 1 } },
+      behaviour: { climate: { offsetC }, voice: { requestsPerUserPerDay: 0 }, app: { sessionsPerUserPerDay: 0 } },
     });
     const cool = await runFast(acs(-15));
     const hot = await runFast(acs(8));
@@ -146,7 +147,7 @@ describe('households on the virtual clock', () => {
       name: 'app-rate', seed: 21, start: '2026-03-02T00:00:00Z', duration: '1d', speed: 'fast',
       population: { homes: 1000, regions: { cn: 1 }, devicesPerHome: { '1': 1 }, mix: { plug: 1 }, membersPerHome: [0, 1] },
       behaviour: {
-        app: { sessionsPerUserPerDay, commandShare: 0 }, voice: { interactionsPerSpeakerPerDay: 0 },
+        app: { sessionsPerUserPerDay, commandShare: 0 }, voice: { requestsPerUserPerDay: 0 },
         appliances: { washerCyclesPerWeek: 0, vacuumRunsPerWeek: 0, lightsEveningShare: 0 },
       },
     });
@@ -157,6 +158,52 @@ describe('households on the virtual clock', () => {
     const ratio = full.platform.appMau / half.platform.appMau;
     expect(ratio).toBeGreaterThan(1.6);
     expect(ratio).toBeLessThan(2.3);
+  });
+
+  it('speaker MAU counts the people who spoke, not the speakers that heard them', { timeout: 60_000 }, async () => {
+    // 40 homes of four people with one speaker each; everyone talks to it, or half of them do.
+    const talk = (userShare: number) => ({
+      name: 'voices', seed: 9, start: '2026-03-02T00:00:00Z', duration: '2d', speed: 'fast',
+      population: { homes: 40, regions: { cn: 1 }, devicesPerHome: { '1': 1 }, mix: { speaker: 1 }, householdSize: { '4': 1 } },
+      behaviour: { voice: { userShare, requestsPerUserPerDay: 6 }, app: { sessionsPerUserPerDay: 0 } },
+    });
+    const all = await runFast(talk(1));
+    const half = await runFast(talk(0.5));
+    expect(all.devices.total).toBe(40);
+    expect(all.activity.people).toBe(160);
+    expect(all.activity.voiceUsers).toBe(160);
+    // Six requests a day each for two days: practically every one of them spoke.
+    expect(all.platform.speakerMau).toBeGreaterThan(150);
+    expect(all.platform.speakerMau).toBeLessThanOrEqual(160);
+    expect(half.activity.voiceUsers).toBeGreaterThan(60);
+    expect(half.activity.voiceUsers).toBeLessThan(100);
+    expect(half.platform.speakerMau).toBeLessThanOrEqual(half.activity.voiceUsers);
+    expect(half.platform.speakerMau).toBeGreaterThan(half.activity.voiceUsers * 0.9);
+  });
+
+  it('a home where nobody uses the app runs no cloud automations: its people switch things by hand', { timeout: 60_000 }, async () => {
+    const homes = (userShare: number) => ({
+      name: 'routines', seed: 12, start: '2026-07-14T22:00:00Z', duration: '1d', speed: 'fast',
+      population: { homes: 60, regions: { es: 1 }, devicesPerHome: { '3': 1 }, mix: { light: 2, fan: 1 } },
+      behaviour: {
+        app: { userShare, sessionsPerUserPerDay: 0 }, routines: { automationShare: 0.5, appShare: 0.5 },
+        appliances: { lightsEveningShare: 1 }, climate: { offsetC: 8 },
+      },
+    });
+    const nobody = await runFast(homes(0));
+    expect(nobody.activity.appUsers).toBe(0);
+    expect(nobody.activity.automations).toBe(0);
+    expect(nobody.activity.appSessions).toBe(0);
+    expect(nobody.activity.byHand).toBeGreaterThan(100);
+    // By hand is no command: nothing reached a device's down/rpc, and no device counts as used.
+    expect(nobody.platform.dailyActiveDevices).toBe(0);
+    expect(nobody.platform.messages.byKind['rpc_up'] ?? 0).toBe(0);
+    // The lights still went on and off: the devices reported it themselves.
+    expect(nobody.platform.messages.byKind['properties_changed']).toBeGreaterThan(100);
+    const everyone = await runFast(homes(1));
+    expect(everyone.activity.byHand).toBe(0);
+    expect(everyone.activity.automations).toBeGreaterThan(50);
+    expect(everyone.activity.appCommands).toBeGreaterThan(50);
   });
 });
 

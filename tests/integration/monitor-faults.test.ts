@@ -13,7 +13,7 @@ describe('faults on the monitor', () => {
 
   beforeAll(async () => {
     const scenario = {
-      ...tinyScenario({ homes: 4, mix: { plug: 1, speaker: 1 }, devicesPerHome: { '2': 1 }, regions: { es: 1, it: 1 } }),
+      ...tinyScenario({ homes: 4, mix: { plug: 1, light: 1 }, devicesPerHome: { '2': 1 }, regions: { es: 1, it: 1 } }),
       faults: [{ type: 'region-outage', region: 'it', at: '5m', duration: '10m' }],
     };
     sim = await createSimulation({ scenario, speed: 'manual', broker: { mqttPort: null, wsPort: null } });

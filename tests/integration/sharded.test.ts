@@ -12,8 +12,8 @@ import { reduced } from '../helpers/scenario.js';
 describe('a run split over worker threads', () => {
   it('gives the same platform figures and activity as one thread, and the same digest for the same seed', { timeout: 120_000 }, async () => {
     assertBuilt(); // the workers run dist/sim/shard-worker.js
-    // A twentieth of snapshot-2019q3 (about 1,450 devices) over two UTC days and a bit.
-    const scenario = reduced('snapshot-2019q3.yaml', 20);
+    // A twentieth of snapshot-2020q3 (about 1,450 devices) over two UTC days and a bit.
+    const scenario = reduced('snapshot-2020q3.yaml', 20);
     const run = { scenario, seed: 5, duration: '50h', telemetry: false } as const;
 
     const one = await (await createSimulation({ ...run, speed: 'fast', broker: { mqttPort: null, wsPort: null } })).finished;

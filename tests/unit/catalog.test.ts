@@ -5,7 +5,7 @@ import { loadCatalog, loadFragmentFile, parseYaml } from '../../src/catalog/cata
 import { FragmentLibrary } from '../../src/catalog/fragments.js';
 import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../../src/catalog/json-schema.js';
 import { checkDeviceModel, valueProblem } from '../../src/catalog/validate.js';
-import { checkScenario } from '../../src/catalog/scenario.js';
+import { checkScenario, loadScenario } from '../../src/catalog/scenario.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const devicesDir = join(root, 'devices');
@@ -72,6 +72,25 @@ describe('the device catalogue (every file in devices/)', async () => {
       expect(notify.length, m.model).toBeGreaterThan(0);
       expect(m.behaviours.length, m.model).toBeGreaterThan(0);
     }
+  });
+
+  it('every model states its markets in its file and says where they come from; China-only ones have global counterparts', async () => {
+    for (const f of files) {
+      const text = await readFile(join(devicesDir, f), 'utf8');
+      const doc = parseYaml(f, text).value as { markets?: unknown };
+      expect(Array.isArray(doc.markets), `${f}: markets`).toBe(true);
+      // The line above `markets:` is a comment saying why (a source, or an [estimate] / [inference]).
+      const lines = text.split('\n');
+      expect(lines[lines.findIndex((l) => l.startsWith('markets:')) - 1], f).toMatch(/^# /);
+    }
+    const soldAbroad = (c: Parameters<typeof catalog.byCategory>[0]) => catalog.byCategory(c).some((m) => m.markets.some((k) => k !== 'china'));
+    // Europe and Latin America have plugs (Europe), lights, sensors with their hub, vacuums, fans and cameras.
+    for (const c of ['plug', 'light', 'sensor', 'gateway', 'vacuum', 'fan', 'camera'] as const) expect(soldAbroad(c), c).toBe(true);
+  });
+
+  it('covers what the seeds describe: a TV, a door lock, a camera, a fan, a kettle and a cooker, each with its source', () => {
+    for (const c of ['tv', 'lock', 'camera', 'fan', 'kettle', 'cooker'] as const) expect(catalog.byCategory(c).length, c).toBeGreaterThan(0);
+    for (const m of catalog.models) expect(m.source.length, m.model).toBeGreaterThan(20);
   });
 
   it('reports every problem of a broken model with its path', () => {
@@ -143,6 +162,21 @@ describe('the device catalogue (every file in devices/)', async () => {
     for (const name of names) {
       const y = parseYaml(name, await readFile(join(dir, name), 'utf8'));
       expect(checkScenario(name, y.value, catalog).problems, name).toEqual([]);
+    }
+  });
+
+  it('loads snapshot-2019q3.yaml, renamed, from its new file for a release, with a deprecation warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w); };
+    process.on('warning', onWarning);
+    try {
+      const old = await loadScenario(join(root, 'scenarios', 'snapshot-2019q3.yaml'), catalog);
+      expect(old.name).toBe('snapshot-2020q3');
+      // The warning is emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toEqual([expect.objectContaining({ name: 'DeprecationWarning', code: 'AIOTSIM_SCENARIO_RENAMED', message: expect.stringMatching(/renamed snapshot-2020q3\.yaml/) })]);
+    } finally {
+      process.off('warning', onWarning);
     }
   });
 });

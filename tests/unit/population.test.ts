@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { apportion, buildPopulation, shardPopulation } from '../../src/sim/population.js';
 import { checkScenario, type Scenario } from '../../src/catalog/scenario.js';
+import { region, soldIn } from '../../src/catalog/regions.js';
 import { devicesCatalog } from '../helpers/device.js';
 
 async function scenario(population: Record<string, unknown>): Promise<Scenario> {
@@ -68,6 +69,81 @@ describe('population', () => {
     expect(ids(c)).not.toEqual(ids(a));
     expect(new Set(a.devices.map((d) => d.did)).size).toBe(a.devices.length);
     expect(new Set(a.homes.map((h) => h.ownerUid)).size).toBe(300);
+  });
+
+  it('deals each model only to homes in its markets: no China-only model in a European or Latin American home', async () => {
+    const cat = await devicesCatalog();
+    // Every category, in homes spread over China, Europe and Latin America.
+    const mix = Object.fromEntries(['speaker', 'air-conditioner', 'washer', 'air-purifier', 'vacuum', 'light', 'plug', 'sensor', 'fan', 'tv', 'lock', 'camera', 'kettle', 'cooker'].map((c) => [c, 1]));
+    const s = await scenario({ homes: 600, regions: { cn: 2, es: 1, it: 1, de: 1, mx: 1, br: 1 }, devicesPerHome: { '1': 1, '3': 2, '6': 1 }, mix });
+    const chinaOnly = cat.models.filter((m) => m.markets.length === 1 && m.markets[0] === 'china').map((m) => m.model);
+    // The ones the issue names are among them.
+    expect(chinaOnly).toEqual(expect.arrayContaining(['xiaomi.wifispeaker.lx06', 'mibx5.washer.v7', 'xiaomi.airc.r24r00', 'chuangmi.plug.212a01']));
+    for (const seed of [1, 2, 3]) {
+      const p = buildPopulation(s, cat, seed);
+      for (const d of p.devices) expect(soldIn(d.model.markets, d.region), `${d.model.model} in ${d.region}`).toBe(true);
+      const abroad = p.devices.filter((d) => region(d.region).group !== 'china');
+      expect(abroad.length).toBeGreaterThan(500);
+      expect(abroad.filter((d) => chinaOnly.includes(d.model.model))).toEqual([]);
+      // Europe gets the EU plugs, China keeps its own; speakers are all Chinese.
+      expect(new Set(abroad.filter((d) => d.model.category === 'plug' && region(d.region).group === 'europe').map((d) => d.model.model)))
+        .toEqual(new Set(['cuco.plug.v2eur', 'chuangmi.plug.hmi206']));
+      expect(p.devices.filter((d) => d.model.category === 'speaker').every((d) => d.region === 'cn')).toBe(true);
+      expect(p.devices.some((d) => d.model.category === 'speaker')).toBe(true);
+    }
+  });
+
+  it('deals each region\'s slots exactly by its mix, a category with nothing sold there giving its share to the rest', async () => {
+    const cat = await devicesCatalog();
+    const s = await scenario({ homes: 300, regions: { cn: 1, es: 1 }, devicesPerHome: { '2': 1 }, mix: { speaker: 1, light: 1, 'yeelink.light.mono6': 1 } });
+    for (const seed of [1, 2]) {
+      const p = buildPopulation(s, cat, seed);
+      const tally = (r: string) => p.devices.filter((d) => d.region === r).reduce<Record<string, number>>((m, d) => ({ ...m, [d.model.model]: (m[d.model.model] ?? 0) + 1 }), {});
+      // China, 300 slots: speaker 1 (two models), light 1 (two models), mono6 1 more: 100 : 100 : 100.
+      expect(tally('cn')).toEqual({ 'xiaomi.wifispeaker.lx06': 50, 'xiaomi.wifispeaker.x08c': 50, 'yeelink.light.color2': 50, 'yeelink.light.mono6': 150 });
+      // Spain has no speaker: the lights share its 300 slots 0.5 : 1.5.
+      expect(tally('es')).toEqual({ 'yeelink.light.color2': 75, 'yeelink.light.mono6': 225 });
+    }
+  });
+
+  it('gives household sizes exactly by quota, bigger households to the homes with more devices', async () => {
+    const s = await scenario({
+      homes: 400, regions: { cn: 1 }, devicesPerHome: { '1': 2, '3': 1, '8': 1 }, mix: { plug: 1, light: 1 },
+      householdSize: { '1': 1, '2': 1, '4': 1, '6': 1 },
+    });
+    for (const seed of [1, 2]) {
+      const p = buildPopulation(s, await devicesCatalog(), seed);
+      const people = (h: (typeof p.homes)[number]) => 1 + h.memberUids.length;
+      expect(p.homes.map(people).sort((a, b) => a - b)).toEqual([1, 2, 4, 6].flatMap((n) => Array<number>(100).fill(n)));
+      // A home with more devices never has fewer people than one with fewer devices.
+      const sizesOf = (n: number) => p.homes.filter((h) => h.devices.length === n).map(people);
+      expect(Math.max(...sizesOf(1))).toBeLessThanOrEqual(Math.min(...sizesOf(3)));
+      expect(Math.max(...sizesOf(3))).toBeLessThanOrEqual(Math.min(...sizesOf(8)));
+      expect(sizesOf(8)).toEqual(Array<number>(100).fill(6));
+      expect(new Set(p.homes.flatMap((h) => [h.ownerUid, ...h.memberUids])).size).toBe(1300);
+    }
+  });
+
+  it('refuses a scenario whose region has nothing of the mix sold there, or a mix entry sold in none of its regions', async () => {
+    const cat = await devicesCatalog();
+    const check = (population: Record<string, unknown>) => checkScenario('t.yaml', { name: 't', start: '2026-07-15T18:00:00Z', population }, cat).problems;
+    const none = check({ homes: 10, regions: { cn: 1, es: 1 }, devicesPerHome: { '2': 1 }, mix: { speaker: 1, washer: 1 } });
+    expect(none).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'population.regions.es', message: expect.stringMatching(/nothing in the mix is sold in Spain/) })]));
+    const nowhere = check({ homes: 10, regions: { es: 1, mx: 1 }, devicesPerHome: { '2': 1 }, mix: { speaker: 1, light: 1 } });
+    expect(nowhere).toEqual([expect.objectContaining({ path: 'population.mix.speaker', message: expect.stringMatching(/no "speaker" model is sold in this scenario's regions \(es, mx\); it is sold in: china/) })]);
+    const both = check({ homes: 10, regions: { cn: 1 }, devicesPerHome: { '2': 1 }, mix: { light: 1 }, membersPerHome: [0, 1], householdSize: { '2': 1 } });
+    expect(both).toEqual([expect.objectContaining({ path: 'population.householdSize' })]);
+  });
+
+  it('says what changed when a scenario still gives voice requests per speaker, and refuses routine shares over 1', async () => {
+    const cat = await devicesCatalog();
+    const population = { homes: 10, regions: { cn: 1 }, devicesPerHome: { '2': 1 }, mix: { speaker: 1, light: 1 } };
+    const check = (behaviour: Record<string, unknown>) => checkScenario('t.yaml', { name: 't', start: '2026-07-15T18:00:00Z', population, behaviour }, cat).problems;
+    expect(check({ voice: { interactionsPerSpeakerPerDay: 4 } })).toEqual([expect.objectContaining({
+      path: 'behaviour.voice.interactionsPerSpeakerPerDay', message: expect.stringMatching(/use requestsPerUserPerDay/),
+    })]);
+    expect(check({ routines: { automationShare: 0.6, appShare: 0.6 } })).toEqual([expect.objectContaining({ path: 'behaviour.routines' })]);
+    expect(check({ voice: { requestsPerUserPerDay: 3, userShare: 0.8 }, routines: { automationShare: 0.2, appShare: 0.3 } })).toEqual([]);
   });
 
   it('deals homes into shards whole, each home once, with about the same number of devices', async () => {

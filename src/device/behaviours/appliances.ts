@@ -3,14 +3,9 @@ import type { TimerHandle } from '../../contract/clock.js';
 import type { Scalar } from '../../contract/wire.js';
 import type { BehaviourOf } from '../../catalog/schema.js';
 import type { BehaviourContext, BehaviourFactory } from './context.js';
+import { reportIfMoved } from './context.js';
 
 type WashDoor = NonNullable<BehaviourOf<'wash-cycle'>['door']>;
-
-/** Report `ref` when it moved at least `threshold` since its last report. */
-function reportIfMoved(ctx: BehaviourContext, ref: string, threshold: number): void {
-  const last = ctx.lastReported(ref);
-  if (typeof last !== 'number' || Math.abs(ctx.num(ref) - last) >= threshold) ctx.report(ref);
-}
 
 export const climateControl: BehaviourFactory<'climate-control'> = (spec, ctx) => {
   const tick = spec.tickSeconds * 1000;

@@ -27,6 +27,13 @@ export interface BehaviourContext {
   act(ref: string): void;
   /** How lively the household is right now (1 = typical); scenarios modulate it by local time. */
   activity(): number;
+  /** The most `activity()` ever returns (the peak of the daily rhythm). */
+  readonly peakActivity: number;
+  /**
+   * Whether readings run (the scenario's telemetry). A behaviour that is use, not readings, but
+   * moves a quantity as it goes (a kettle's water temperature) reports only where it lands when off.
+   */
+  readonly readings: boolean;
 }
 
 /** Something a person does to the device itself (not through the network). */
@@ -44,8 +51,26 @@ export interface Behaviour {
 export type BehaviourFactory<U extends BehaviourSpec['use']> = (spec: BehaviourOf<U>, ctx: BehaviourContext) => Behaviour;
 export type AnyBehaviourFactory = (spec: BehaviourSpec, ctx: BehaviourContext) => Behaviour;
 
-/** Next delay of a Poisson process whose rate scales with household activity. */
-export function poissonDelayMs(ctx: BehaviourContext, meanSeconds: number): number {
-  const activity = Math.max(0.05, ctx.activity());
-  return ctx.rng.exponential((meanSeconds * 1000) / activity);
+/**
+ * Call `fire` at the next event of a Poisson process that averages one per `meanSeconds` at
+ * typical activity and follows the household's liveliness: candidates come at the peak rate and
+ * each is kept with probability activity / peak (thinning, exact for any daily rhythm). (Drawing
+ * one delay from the rate at the moment of drawing would strand a process drawn at night, when
+ * the home is quiet, for days.)
+ */
+export function poissonNext(ctx: BehaviourContext, meanSeconds: number, fire: () => void): void {
+  const peak = Math.max(ctx.peakActivity, Number.MIN_VALUE);
+  const candidate = (): void => {
+    ctx.after(ctx.rng.exponential((meanSeconds * 1000) / peak), () => {
+      if (ctx.rng.next() * peak < ctx.activity()) fire();
+      else candidate();
+    });
+  };
+  candidate();
+}
+
+/** Report `ref` when it moved at least `threshold` since its last report. */
+export function reportIfMoved(ctx: BehaviourContext, ref: string, threshold: number): void {
+  const last = ctx.lastReported(ref);
+  if (typeof last !== 'number' || Math.abs(ctx.num(ref) - last) >= threshold) ctx.report(ref);
 }

@@ -2,6 +2,7 @@
 import type { BehaviourSpec } from '../../catalog/schema.js';
 import type { AnyBehaviourFactory, Behaviour, BehaviourContext, BehaviourFactory } from './context.js';
 import { climateControl, powerDraw, washCycle } from './appliances.js';
+import { doorLock, heatingCycle } from './home.js';
 import { mediaPlayer, vacuum, voiceAssistant } from './robots.js';
 import { batteryDrain, contact, heartbeat, motion, randomWalk } from './sensors.js';
 
@@ -19,6 +20,8 @@ const library: { [U in BehaviourSpec['use']]: BehaviourFactory<U> } = {
   'battery-drain': batteryDrain,
   'power-draw': powerDraw,
   'voice-assistant': voiceAssistant,
+  'door-lock': doorLock,
+  'heating-cycle': heatingCycle,
 };
 
 /**

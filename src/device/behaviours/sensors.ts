@@ -1,7 +1,7 @@
 /** Sensor behaviours: heartbeat, random walk with threshold reporting, motion, contact, battery drain. */
 import type { TimerHandle } from '../../contract/clock.js';
 import type { BehaviourFactory } from './context.js';
-import { poissonDelayMs } from './context.js';
+import { poissonNext } from './context.js';
 
 export const heartbeat: BehaviourFactory<'heartbeat'> = (spec, ctx) => {
   const period = spec.intervalSeconds * 1000;
@@ -40,7 +40,7 @@ export const motion: BehaviourFactory<'motion'> = (spec, ctx) => {
   let lastTrigger = -Infinity;
   let clear: TimerHandle | undefined;
   const next = (): void => {
-    ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
+    poissonNext(ctx, spec.meanIntervalSeconds, () => {
       const now = ctx.clock.now();
       if (now - lastTrigger >= spec.numbSeconds * 1000) {
         lastTrigger = now;
@@ -69,7 +69,7 @@ export const contact: BehaviourFactory<'contact'> = (spec, ctx) => {
     if (ev) ctx.emit(ev);
   };
   const next = (): void => {
-    ctx.after(poissonDelayMs(ctx, spec.meanIntervalSeconds), () => {
+    poissonNext(ctx, spec.meanIntervalSeconds, () => {
       setOpen(true);
       ctx.after(ctx.rng.range(spec.openSeconds[0], spec.openSeconds[1]) * 1000, () => {
         setOpen(false);
