@@ -320,12 +320,18 @@ async function follow(
   reportFile: string | undefined, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
   let interrupted = false;
+  let interruptedAt = 0;
   const onSignal = (): void => {
     if (interrupted) {
+      // One interrupt sent to the whole process group (a script's kill -INT -PGID, CI) reaches this
+      // process twice: directly, and passed on by the launcher that sized the heap (cli/heap.ts),
+      // which cannot tell who else got it. A second one within a second is that same interrupt.
+      if (Date.now() - interruptedAt < 1000) return;
       err.write('\naiot-sim: second interrupt, exiting now\n');
       process.exit(130);
     }
     interrupted = true;
+    interruptedAt = Date.now();
     progress.clear();
     err.write('\naiot-sim: stopping...\n');
     void sim.stop();
