@@ -71,7 +71,7 @@ describe('the packed package, installed in an empty folder', () => {
       'bin/aiot-sim.js', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/load/probe-worker.js', 'dist/load/generator-worker.js',
       'dist/sim/shard-worker.js', 'devices/fragments/device-information.yaml', 'devices/yeelink.light.mono6.yaml', 'scenarios/default.yaml',
       'schema/scenario.schema.json', 'schema/device.schema.json', 'schema/fragment.schema.json',
-      'web/index.html', 'web/app.js', 'web/charts.js', 'web/device.js', 'web/page.js', 'web/style.css', 'README.md', 'package.json',
+      'web/index.html', 'web/app.js', 'web/charts.js', 'web/device.js', 'web/page.js', 'web/style.css', 'README.md', 'docs/cli.md', 'package.json',
     ]) expect(files, f).toContain(f);
     expect(files.filter((f) => /^(tests|src|bench|scripts|\.ci|node_modules|test-artifacts)\//.test(f))).toEqual([]);
     const installed = join(app, 'node_modules', 'aiot-sim');
