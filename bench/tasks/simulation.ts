@@ -218,7 +218,7 @@ function faultScenario(homes: number): ScenarioObject {
 /** Every event the devices published, by their sequence numbers. */
 const eventsPublished = (sim: Simulation): number => sim.dids.reduce((n, did) => n + (sim.device(did)?.lastEventSeq ?? 0), 0);
 
-/** The scenario's fault as its record tells it (README "Faults"). */
+/** The scenario's fault as its record tells it (docs/scenarios.md, "Faults"). */
 async function scenarioRestart(sim: Simulation) {
   await sim.advance(30 * 60_000);
   const d = sim.faults.recordsOf('broker-restart')[0]?.details ?? {};

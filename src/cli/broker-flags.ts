@@ -1,6 +1,6 @@
 /**
  * The flags `run` and `serve` share for the embedded broker's policy and bounds (BrokerOptions;
- * README "The embedded broker" lists each with its default), and where the operator token comes
+ * docs/broker.md, "The embedded broker" lists each with its default), and where the operator token comes
  * from: `--token` (visible in `ps`), `--token-file`, or the environment's `AIOT_SIM_TOKEN`.
  */
 import { readFile } from 'node:fs/promises';
@@ -41,7 +41,7 @@ export const BROKER_FLAGS = {
 
 export const TOKEN_FLAGS = { 'token-file': text } satisfies FlagSet;
 
-export const BROKER_HELP = `Broker policy and bounds (README "The embedded broker"):
+export const BROKER_HELP = `Broker policy and bounds (docs/broker.md, "The embedded broker"):
   --anonymous A     what clients without a user name may do: none, telemetry (read device
                     telemetry and state) or all (read everything); default telemetry when the
                     broker binds to loopback, none otherwise

@@ -320,12 +320,18 @@ async function follow(
   reportFile: string | undefined, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
   let interrupted = false;
+  let interruptedAt = 0;
   const onSignal = (): void => {
     if (interrupted) {
+      // One interrupt sent to the whole process group (a script's kill -INT -PGID, CI) reaches this
+      // process twice: directly, and passed on by the launcher that sized the heap (cli/heap.ts),
+      // which cannot tell who else got it. A second one within a second is that same interrupt.
+      if (Date.now() - interruptedAt < 1000) return;
       err.write('\naiot-sim: second interrupt, exiting now\n');
       process.exit(130);
     }
     interrupted = true;
+    interruptedAt = Date.now();
     progress.clear();
     err.write('\naiot-sim: stopping...\n');
     void sim.stop();
@@ -352,8 +358,33 @@ async function follow(
   }
 }
 
+const DEVICES_USAGE = `aiot-sim devices [MODEL...] [--json]: the device catalogue
+
+  (no MODEL)        list every model: category, transport, name
+  MODEL             show a model's services, properties, actions and events (includes resolved)
+  --json            the same as JSON
+  -h, --help        this help
+`;
+
+const VALIDATE_USAGE = `aiot-sim validate FILE...: check scenario, device and fragment files
+
+Every problem in every file is reported with its path; exit code 1 when there is one.
+  -h, --help        this help
+`;
+
+const SCHEMA_USAGE = `aiot-sim schema [--write]: the JSON Schemas of device, fragment and scenario files
+
+  (no flag)         print them as one JSON object
+  --write           write them to the package's schema/ folder
+  -h, --help        this help
+`;
+
 async function devices(args: string[], out: NodeJS.WritableStream): Promise<number> {
-  const { values, positionals } = parseFlags(args, { json: bool });
+  const { values, positionals } = parseFlags(args, { json: bool, help }, 'devices');
+  if (values.help) {
+    out.write(DEVICES_USAGE);
+    return 0;
+  }
   const catalog: Catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices'));
   if (positionals.length === 0) {
     out.write(values.json ? JSON.stringify(catalog.models, null, 2) + '\n' : listModels(catalog));
@@ -371,8 +402,12 @@ async function devices(args: string[], out: NodeJS.WritableStream): Promise<numb
 }
 
 async function validate(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const { positionals } = parseFlags(args, {});
-  if (positionals.length === 0) throw new UsageError('validate needs at least one file');
+  const { values, positionals } = parseFlags(args, { help }, 'validate');
+  if (values.help) {
+    out.write(VALIDATE_USAGE);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('validate needs at least one file', 'validate');
   const catalog = await loadCatalog(join(PACKAGE_ROOT, 'devices')).catch(() => null);
   const problems: Problem[] = [];
   let checked = 0;
@@ -410,7 +445,11 @@ async function validateFile(path: string, catalog: Catalog | null): Promise<Prob
 }
 
 async function schema(args: string[], out: NodeJS.WritableStream): Promise<number> {
-  const { values } = parseFlags(args, { write: bool });
+  const { values } = parseFlags(args, { write: bool, help }, 'schema');
+  if (values.help) {
+    out.write(SCHEMA_USAGE);
+    return 0;
+  }
   const schemas = { device: deviceJsonSchema(), fragment: fragmentJsonSchema(), scenario: scenarioJsonSchema() };
   if (values.write) {
     const dir = join(PACKAGE_ROOT, 'schema');

@@ -1,6 +1,6 @@
 /**
- * The bench report (JSON, `version: 1`; field names are a contract, documented in the README's
- * "Load-testing your consumer" section) and its Markdown rendering.
+ * The bench report (JSON, `version: 1`; field names are a contract, documented in
+ * docs/bench.md, "The report") and its Markdown rendering.
  */
 import type { OverloadStats } from '../broker/overload.js';
 import type { WireProfile } from '../contract/wire.js';

@@ -122,7 +122,7 @@ function brokerLimitMetrics(registers: Registry[], read: () => LimitReport): voi
   let report: LimitReport | null = null;
   const current = (): LimitReport => (report ??= read());
   new Gauge({
-    name: 'aiot_sim_broker_limit', help: 'Each bound of the embedded broker as configured (see README "The embedded broker")', labelNames: ['limit'], registers,
+    name: 'aiot_sim_broker_limit', help: 'Each bound of the embedded broker as configured (see docs/broker.md, "The embedded broker")', labelNames: ['limit'], registers,
     collect() {
       report = null;
       for (const [k, label] of Object.entries(LIMIT_LABELS)) this.set({ limit: label }, current().limits[k as keyof ResolvedLimits]);

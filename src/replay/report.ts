@@ -1,6 +1,6 @@
 /**
- * The replay report (JSON, `version: 1`; field names are a contract, documented in the README's
- * "Record and replay" section): what was sent, how late against the schedule, and with a
+ * The replay report (JSON, `version: 1`; field names are a contract, documented in
+ * docs/bench.md, "Record and replay"): what was sent, how late against the schedule, and with a
  * consumer's replies (`replyTopic`) the round trip's latency and loss, in the bench report's
  * shapes and with its SLO checks; and its Markdown rendering.
  */

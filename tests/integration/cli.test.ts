@@ -29,10 +29,12 @@ describe('aiot-sim CLI', () => {
   const fastRun = (extra: string[]): string[] => ['run', '--fast', '--duration', '1h', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--quiet', ...extra];
 
   it('runs the default scenario fast, prints a summary and writes a complete report; the seed fixes the trace', async () => {
+    // Three runs side by side take 6 s on a quiet 2-core machine; the bound only catches a hang.
+    const hang = { timeoutMs: 90_000 };
     const [a, b, c] = await Promise.all([
-      runCli(fastRun(['--seed', '5', '--report', join(dir, 'a.json')])),
-      runCli(fastRun(['--seed', '5', '--report', join(dir, 'b.json')])),
-      runCli(fastRun(['--seed', '6', '--report', join(dir, 'c.json')])),
+      runCli(fastRun(['--seed', '5', '--report', join(dir, 'a.json')]), hang),
+      runCli(fastRun(['--seed', '5', '--report', join(dir, 'b.json')]), hang),
+      runCli(fastRun(['--seed', '6', '--report', join(dir, 'c.json')]), hang),
     ]);
     for (const r of [a, b, c]) expect(r.code, r.stderr).toBe(0);
     expect(a.stdout).toMatch(/finished "default" \(seed 5\)/);
@@ -63,7 +65,7 @@ describe('aiot-sim CLI', () => {
     expect(rb.traceMessages).toBe(ra.traceMessages);
     expect(rc.seed).toBe(6);
     expect(rc.traceDigest).not.toBe(ra.traceDigest);
-  });
+  }, 120_000);
 
   it('refuses a missing scenario file, naming it', async () => {
     const r = await runCli(['run', 'missing.yaml', '--mqtt-port', '0', '--ws-port', '0'], { cwd: dir });

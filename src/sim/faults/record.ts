@@ -1,6 +1,6 @@
 /**
  * What each fault leaves in the run report (`faults[]`), typed per fault type. A record is made
- * when the fault is scheduled; its `details` fill in as the fault runs (see README "Faults"), so
+ * when the fault is scheduled; its `details` fill in as the fault runs (see docs/scenarios.md, "Faults"), so
  * a field is absent until the phase that measures it has happened, or when the fault was skipped.
  * Wall-clock figures end in `Ms`; times are ISO 8601 virtual times.
  */
@@ -109,7 +109,7 @@ export interface TypedFaultRecord<T extends FaultType> {
   /** Device sessions the fault took down. */
   sessions: number;
   region?: string;
-  /** What happened, as measured (see README "Faults"); wall-clock figures end in `Ms`. */
+  /** What happened, as measured (see docs/scenarios.md, "Faults"); wall-clock figures end in `Ms`. */
   details?: FaultDetails[T];
 }
 
