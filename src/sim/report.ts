@@ -59,15 +59,8 @@ export interface RunReport {
 }
 
 /** The platform's figures times the scenario's scale (each simulated device stands for `scale`). */
-export interface ScaledFigures {
-  connections: number;
-  dailyActiveDevices: number;
-  dailyActiveDevicesWeekMean: number | null;
-  activeUsers: { dau: number; wau: number; mau: number };
-  speakerMau: number;
-  appMau: number;
-  ownersWithMoreThan5Devices: number;
-}
+export type ScaledFigures = { connections: number } & Pick<PlatformSnapshot,
+  'dailyActiveDevices' | 'dailyActiveDevicesWeekMean' | 'activeUsers' | 'speakerMau' | 'appMau' | 'ownersWithMoreThan5Devices'>;
 
 export interface ReportInput {
   scenario: Scenario;
