@@ -1,11 +1,11 @@
 /** Loads every device model in a folder, validating each with the one schema. */
 import { readdir } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { formatProblem, ValidationError, type Problem } from '../errors.js';
 import { checkFragment, FRAGMENT_FOLDER, FragmentLibrary, type Fragment } from './fragments.js';
 import { checkDeviceFile } from './include.js';
 import type { Category, DeviceModel } from './schema.js';
-import { readYamlFile } from './yaml.js';
+import { displayPath, readYamlFile } from './yaml.js';
 
 export { parseYaml } from './yaml.js';
 
@@ -32,7 +32,7 @@ export class Catalog {
 export async function loadDeviceFile(
   path: string, displayBase = process.cwd(), fragments = FragmentLibrary.beside(path, displayBase),
 ): Promise<{ model?: DeviceModel; problems: Problem[] }> {
-  const file = relative(displayBase, path) || path;
+  const file = displayPath(path, displayBase);
   const parsed = await readYamlFile(path, file);
   if (parsed.problems.length) return { problems: parsed.problems };
   return checkDeviceFile(file, parsed.value, fragments);
@@ -40,7 +40,7 @@ export async function loadDeviceFile(
 
 /** Load one fragment file (named after the file) and check it on its own. */
 export async function loadFragmentFile(path: string, displayBase = process.cwd()): Promise<{ fragment?: Fragment; problems: Problem[] }> {
-  const file = relative(displayBase, path) || path;
+  const file = displayPath(path, displayBase);
   const parsed = await readYamlFile(path, file);
   if (parsed.problems.length) return { problems: parsed.problems };
   return checkFragment(basename(path).replace(/\.ya?ml$/, ''), file, parsed.value);
@@ -69,7 +69,7 @@ export async function loadCatalog(dir: string): Promise<Catalog> {
     // A broken fragment is reported once, not by every model that includes it.
     problems.push(...res.problems.filter((p) => !problems.some((q) => formatProblem(q) === formatProblem(p))));
     if (!res.model) continue;
-    const file = relative(process.cwd(), join(dir, name));
+    const file = displayPath(join(dir, name));
     const other = seen.get(res.model.model);
     if (other) problems.push({ file, path: 'model', message: `model "${res.model.model}" is already defined in ${other}` });
     else if (name.replace(/\.ya?ml$/, '') !== res.model.model) {

@@ -6,11 +6,11 @@
  * whole model (references, device-information first) run on each model that includes it.
  */
 import { readdir } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Problem } from '../errors.js';
 import { FragmentSpec, type ServiceSpec } from './schema.js';
 import { checkService, dupes, zodProblems } from './validate.js';
-import { readYamlFile } from './yaml.js';
+import { displayPath, readYamlFile } from './yaml.js';
 
 /** Where a model file's fragments live: this folder, beside the model files. */
 export const FRAGMENT_FOLDER = 'fragments';
@@ -99,14 +99,14 @@ export class FragmentLibrary {
 
   private async read(name: string): Promise<FragmentLookup> {
     const { files, problem } = await this.list();
-    const folder = relative(this.displayBase, this.dir) || this.dir;
+    const folder = displayPath(this.dir, this.displayBase);
     if (problem) return { kind: 'missing', reason: `cannot read ${folder}: ${problem}` };
     const path = files.get(name);
     if (!path) {
       const known = [...files.keys()].sort();
       return { kind: 'missing', reason: `no ${join(folder, name)}.yaml (${known.length ? `fragments: ${known.join(', ')}` : 'no fragments there'})` };
     }
-    const file = relative(this.displayBase, path) || path;
+    const file = displayPath(path, this.displayBase);
     const yaml = await readYamlFile(path, file);
     if (yaml.problems.length) return { kind: 'invalid', file, problems: yaml.problems };
     const checked = checkFragment(name, file, yaml.value);

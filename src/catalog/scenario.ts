@@ -4,10 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Catalog } from './catalog.js';
 import { parseYaml } from './catalog.js';
+import { displayPath } from './yaml.js';
 import { CATEGORIES } from './schema.js';
 import { zodProblems } from './validate.js';
 import { ValidationError, type Problem } from '../errors.js';
@@ -384,7 +385,7 @@ export function scenarioFile(path: string, opts: { warn?: boolean } = {}): strin
   if (!renamed || existsSync(path)) return path;
   const target = join(dirname(path), renamed.to);
   if (!existsSync(target)) return path;
-  const shown = relative(process.cwd(), path) || path;
+  const shown = displayPath(path);
   if (opts.warn !== false && !warned.has(shown)) {
     warned.add(shown);
     process.emitWarning(`${shown} is renamed ${renamed.to} (${renamed.why}); the old name works until the next release`, {
@@ -396,7 +397,7 @@ export function scenarioFile(path: string, opts: { warn?: boolean } = {}): strin
 
 export async function loadScenario(path: string, catalog: Catalog): Promise<Scenario> {
   path = scenarioFile(path);
-  const file = relative(process.cwd(), path) || path;
+  const file = displayPath(path);
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -1,7 +1,17 @@
 /** Reading the catalogue's YAML files: every failure becomes a Problem naming the file. */
 import { readFile } from 'node:fs/promises';
+import { isAbsolute, relative } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { Problem } from '../errors.js';
+
+/**
+ * How a file is named in messages: relative to `base` (the working directory) when it lies inside
+ * it, else its full path (a `../../` chain says less than the path itself).
+ */
+export function displayPath(path: string, base: string = process.cwd()): string {
+  const rel = relative(base, path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
 
 /** Parse YAML text into a plain value, or report the YAML errors with line numbers. */
 export function parseYaml(file: string, text: string): { value?: unknown; problems: Problem[] } {

@@ -5,16 +5,16 @@
  * problem naming the file, the line and the field.
  */
 import { createReadStream } from 'node:fs';
-import { relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseRecordLine, type RecordedMessage } from '../contract/recording.js';
+import { displayPath } from '../catalog/yaml.js';
 import { AiotSimError, ValidationError, type Problem } from '../errors.js';
 
 /** At most this many problems are listed (then how many more there were). */
 const MAX_PROBLEMS = 20;
 
 export interface Recording {
-  /** The file as the user named it (relative to the working directory). */
+  /** The file as messages name it (relative to the working directory when inside it). */
   file: string;
   messages: RecordedMessage[];
   /** Lines whose `ts` is earlier than the line before: replayed at the previous line's time (file order is kept). */
@@ -25,7 +25,7 @@ export interface Recording {
 
 /** Read and check a recording; throws ValidationError naming every bad line, AiotSimError when the file cannot be read. */
 export async function readRecording(path: string): Promise<Recording> {
-  const file = relative(process.cwd(), path) || path;
+  const file = displayPath(path);
   const messages: RecordedMessage[] = [];
   const problems: Problem[] = [];
   let more = 0;
