@@ -9,7 +9,7 @@
  */
 import { ChildProcess } from 'node:child_process';
 import { Server } from 'node:net';
-import { afterAll, afterEach } from 'vitest';
+import { afterAll, afterEach, expect } from 'vitest';
 
 /** Something a test started, and how it ends. */
 export type Disposable =
@@ -53,6 +53,9 @@ export class Cleanup {
  * the file's or describe block's last test (`'all'`, for what a `beforeAll` starts).
  */
 export function useCleanup(after: 'each' | 'all' = 'each'): Track {
+  // A hook registered while a test runs is never called, and what it tracked would outlive the run.
+  const running = expect.getState().currentTestName;
+  if (running) throw new Error(`useCleanup() called inside the test "${running}": call it in the describe block or the file`);
   const cleanup = new Cleanup();
   (after === 'each' ? afterEach : afterAll)(() => cleanup.run());
   return Object.assign(<T extends Disposable>(thing: T): T => cleanup.add(thing), { cleanup });

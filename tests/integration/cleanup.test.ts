@@ -77,3 +77,7 @@ describe('Cleanup.run', () => {
     expect(ran).toEqual([]);
   });
 });
+
+it('refuses to be set up inside a test, where its teardown would never run', () => {
+  expect(() => useCleanup()).toThrow(/inside the test "refuses to be set up inside a test/);
+});

@@ -36,6 +36,8 @@ async function report(name: string): Promise<RunReport> {
 }
 
 describe('shard processes on a platform in Redis', () => {
+  // Registered here, not inside a test: a hook added while a test runs is never called.
+  const track = useCleanup();
   it('count what one process counts, and status reads it back', { timeout: 120_000 }, async () => {
     const platform = `${redis.url}/4`;
     const one = await runCli([...RUN, '--report', join(dir, 'one.json')], { timeoutMs: 60_000 });
@@ -73,7 +75,6 @@ describe('shard processes on a platform in Redis', () => {
   });
 
   it('serve --platform shows the shards\' figures live on its monitor', { timeout: 120_000 }, async () => {
-    const track = useCleanup();
     const platform = `${redis.url}/5`;
     const node = track(spawnCli(['serve', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'view-token', '--platform', platform]));
     const [, url] = await waitForStderr(node, /dashboard (http:\/\/127\.0\.0\.1:\d+\/)\?token=view-token/);
@@ -116,7 +117,6 @@ describe('shard processes on a platform in Redis', () => {
   });
 
   it('on Mosquitto: shard processes count each message once through the shared subscription', { timeout: 120_000 }, async () => {
-    const track = useCleanup();
     const broker = await startMosquitto();
     track(() => broker.stop());
     const platform = `${redis.url}/6`;
@@ -134,7 +134,6 @@ describe('shard processes on a platform in Redis', () => {
   });
 
   it('devices move to the next broker of --broker when theirs is killed', { timeout: 120_000 }, async () => {
-    const track = useCleanup();
     const [a, b] = [await startMosquitto(), await startMosquitto()];
     track(() => a.stop());
     track(() => b.stop());
