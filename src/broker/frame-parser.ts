@@ -16,6 +16,7 @@
  * A frame split over chunks is kept as a list of the chunks and joined once, when it is complete
  * (a peer dripping a large packet byte by byte costs one copy, not one per byte).
  */
+import { remainingLengthSize } from '../contract/mqtt-length.js';
 
 /** The part of mqtt-packet's Parser this front uses. */
 export interface MqttPacketParser {
@@ -104,7 +105,7 @@ export function frontParser(parser: MqttPacketParser): void {
         return;
       }
       if (len === INCOMPLETE) break;
-      const body = at + 1 + lengthBytes(len);
+      const body = at + 1 + remainingLengthSize(len);
       const end = body + len;
       if (end > n) break;
       frame(buf, at, body, end);
@@ -159,11 +160,6 @@ function remainingLength(buf: Uint8Array, i: number, n: number): number {
   return MALFORMED;
 }
 
-/** Bytes the Remaining Length `len` takes. */
-function lengthBytes(len: number): number {
-  return len < 128 ? 1 : len < 16_384 ? 2 : len < 2_097_152 ? 3 : 4;
-}
-
 /** Length of the whole frame at the start of `chunks` (fixed header included), INCOMPLETE or MALFORMED. */
 function frameLength(chunks: readonly Buffer[]): number {
   const head = new Uint8Array(5);
@@ -175,5 +171,5 @@ function frameLength(chunks: readonly Buffer[]): number {
   if (got < 2) return INCOMPLETE;
   const len = remainingLength(head, 1, got);
   if (len < 0) return len;
-  return 1 + lengthBytes(len) + len;
+  return 1 + remainingLengthSize(len) + len;
 }

@@ -17,6 +17,7 @@
  * OverloadGuard bounds what a slow subscriber can accumulate.
  */
 import type { Duplex } from 'node:stream';
+import { remainingLengthSize, writeRemainingLength } from '../contract/mqtt-length.js';
 
 type Callback = (err?: Error | null) => void;
 
@@ -111,17 +112,10 @@ export class Outbox {
     const ascii = isAscii(topic);
     const topicBytes = ascii ? topic.length : Buffer.byteLength(topic);
     const remaining = 2 + topicBytes + (qos > 0 ? 2 : 0) + payload.length;
-    const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
-    const slab = this.room(1 + lengthBytes + remaining);
+    const slab = this.room(1 + remainingLengthSize(remaining) + remaining);
     let at = this.used;
     slab[at++] = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0);
-    let n = remaining;
-    do {
-      let byte = n % 128;
-      n = Math.floor(n / 128);
-      if (n > 0) byte |= 0x80;
-      slab[at++] = byte;
-    } while (n > 0);
+    at = writeRemainingLength(slab, at, remaining);
     slab[at++] = topicBytes >> 8;
     slab[at++] = topicBytes & 0xff;
     at += slab.write(topic, at, topicBytes, ascii ? 'latin1' : 'utf8');

@@ -5,6 +5,7 @@
  * UNSUBACK and PINGRESP coming down. Each packet is one exactly-sized buffer written in one
  * pass, with no packet objects in between (OASIS MQTT 3.1.1, sections 2 and 3).
  */
+import { remainingLengthSize, writeRemainingLength } from '../../contract/mqtt-length.js';
 
 /** Fixed header types (the high nibble of the first byte). */
 export const PacketType = {
@@ -23,22 +24,6 @@ export const CONNACK_REASONS: Readonly<Record<number, string>> = {
 
 export const PINGREQ = Buffer.from([PacketType.PINGREQ << 4, 0]);
 export const DISCONNECT = Buffer.from([PacketType.DISCONNECT << 4, 0]);
-
-/** Bytes of a Remaining Length field for `n`. */
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
-}
-
-/** Write a Remaining Length at `o`; returns the offset after it. */
-function writeVarint(buf: Buffer, o: number, n: number): number {
-  do {
-    let byte = n % 0x80;
-    n = Math.floor(n / 0x80);
-    if (n > 0) byte |= 0x80;
-    buf[o++] = byte;
-  } while (n > 0);
-  return o;
-}
 
 function writeString(buf: Buffer, o: number, s: string, len: number): number {
   buf[o] = len >> 8;
@@ -65,9 +50,9 @@ export function encodeConnect(c: ConnectFields): Buffer {
   const willTopicLen = Buffer.byteLength(c.will.topic);
   const willLen = Buffer.byteLength(c.will.payload);
   const rem = 10 + 2 + idLen + 2 + willTopicLen + 2 + willLen + 2 + userLen + 2 + passLen;
-  const buf = Buffer.allocUnsafe(1 + varintSize(rem) + rem);
+  const buf = Buffer.allocUnsafe(1 + remainingLengthSize(rem) + rem);
   buf[0] = PacketType.CONNECT << 4;
-  let o = writeVarint(buf, 1, rem);
+  let o = writeRemainingLength(buf, 1, rem);
   o = writeString(buf, o, 'MQTT', 4);
   buf[o++] = 4;
   // username, password, will retain, will QoS, will flag, clean session
@@ -87,9 +72,9 @@ export function encodePublish(topic: string, payload: string, qos: 0 | 1, retain
   const topicLen = Buffer.byteLength(topic);
   const payloadLen = Buffer.byteLength(payload);
   const rem = 2 + topicLen + (qos ? 2 : 0) + payloadLen;
-  const buf = Buffer.allocUnsafe(1 + varintSize(rem) + rem);
+  const buf = Buffer.allocUnsafe(1 + remainingLengthSize(rem) + rem);
   buf[0] = (PacketType.PUBLISH << 4) | (qos << 1) | (retain ? 1 : 0);
-  let o = writeString(buf, writeVarint(buf, 1, rem), topic, topicLen);
+  let o = writeString(buf, writeRemainingLength(buf, 1, rem), topic, topicLen);
   if (qos) {
     buf[o++] = id >> 8;
     buf[o++] = id & 0xff;
@@ -118,9 +103,9 @@ export function encodePuback(id: number): Buffer {
 export function encodeSubscribe(id: number, filters: readonly string[], qos: 0 | 1): Buffer {
   const lens = filters.map((f) => Buffer.byteLength(f));
   const rem = 2 + lens.reduce((n, l) => n + 2 + l + 1, 0);
-  const buf = Buffer.allocUnsafe(1 + varintSize(rem) + rem);
+  const buf = Buffer.allocUnsafe(1 + remainingLengthSize(rem) + rem);
   buf[0] = (PacketType.SUBSCRIBE << 4) | 0x02;
-  let o = writeVarint(buf, 1, rem);
+  let o = writeRemainingLength(buf, 1, rem);
   buf[o++] = id >> 8;
   buf[o++] = id & 0xff;
   filters.forEach((f, i) => {
