@@ -93,7 +93,6 @@ export class Device implements RpcTarget {
   private readonly peakActivity: number;
   private readonly timers = new Set<TimerHandle>();
   private readonly behaviours: Behaviour[] = [];
-  private readonly reported = new Map<string, Scalar>();
   private readonly coalescer: PropertyCoalescer;
   private readonly events: EventLimiter;
   /** The model's events' argument piids, by "siid.eiid" (shared by the model's devices). */
@@ -123,7 +122,7 @@ export class Device implements RpcTarget {
       did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
     });
     this.eventArgs = eventArgsOf(opts.model);
-    this.coalescer = new PropertyCoalescer(this.scheduler, (key, value) => this.sendProperty(key, value));
+    this.coalescer = new PropertyCoalescer(this.scheduler, this.store.size, (i, value) => this.sendProperty(i, value));
     this.events = new EventLimiter(this.scheduler, (siid, eiid, args) => this.sendEvent(siid, eiid, args));
   }
 
@@ -258,7 +257,7 @@ export class Device implements RpcTarget {
   }
 
   /** @internal The value last reported for a property. */
-  lastReported(ref: string): Scalar | undefined { return this.reported.get(ref); }
+  lastReported(ref: string): Scalar | undefined { return this.store.lastReported(ref); }
 
   /** @internal How lively the household is now. */
   liveliness(): number { return this.activity(); }
@@ -283,8 +282,8 @@ export class Device implements RpcTarget {
 
   /** @internal */
   reportProperty(ref: string): void {
-    if (!this.store.spec(ref)?.access.includes('notify')) return;
-    this.coalescer.report(ref, this.store.get(ref));
+    const i = this.store.notifying(ref);
+    if (i >= 0) this.coalescer.report(i, this.store.at(i));
   }
 
   /** @internal */
@@ -301,10 +300,10 @@ export class Device implements RpcTarget {
     this.events.emit(siid, eiid, values);
   }
 
-  private sendProperty(key: string, value: Scalar): void {
-    const [siid, piid] = key.split('.').map(Number) as [number, number];
-    this.reported.set(key, value);
-    this.send(encodeProperty(this.wire, { did: this.did, siid, piid, value, ts: this.scheduler.now() }), { qos: 0, retain: false });
+  private sendProperty(i: number, value: Scalar): void {
+    const store = this.store;
+    store.markReported(i, value);
+    this.send(encodeProperty(this.wire, { did: this.did, siid: store.siid(i), piid: store.piid(i), value, ts: this.scheduler.now() }), { qos: 0, retain: false });
   }
 
   private sendEvent(siid: number, eiid: number, args: EventArgument[]): void {
