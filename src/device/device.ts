@@ -286,6 +286,17 @@ export class Device implements RpcTarget {
     if (i >= 0) this.coalescer.report(i, this.store.at(i));
   }
 
+  /** @internal `setProperty` by the property's index. */
+  setPropertyAt(i: number, value: Scalar, report: boolean | undefined): void {
+    const changed = this.store.updateAt(i, value);
+    if (report ?? changed) this.reportPropertyAt(i);
+  }
+
+  /** @internal `reportProperty` by the property's index. */
+  reportPropertyAt(i: number): void {
+    if (this.store.notifiesAt(i)) this.coalescer.report(i, this.store.at(i));
+  }
+
   /** @internal */
   emitEvent(ref: string, args?: Scalar[]): void {
     const piids = this.eventArgs.get(ref);
@@ -347,6 +358,11 @@ class DeviceContext implements BehaviourContext {
   set(ref: string, value: Scalar, opts?: { report?: boolean }): void { this.device.setProperty(ref, value, opts?.report); }
   report(ref: string): void { this.device.reportProperty(ref); }
   lastReported(ref: string): Scalar | undefined { return this.device.lastReported(ref); }
+  index(ref: string): number { return this.device.store.indexOf(ref); }
+  numAt(i: number): number { const v = this.device.store.at(i); return typeof v === 'number' ? v : Number(v); }
+  setAt(i: number, value: Scalar, report?: boolean): void { this.device.setPropertyAt(i, value, report); }
+  reportAt(i: number): void { this.device.reportPropertyAt(i); }
+  lastReportedAt(i: number): Scalar | undefined { return this.device.store.lastReportedAt(i); }
   emit(ref: string, args?: Scalar[]): void { this.device.emitEvent(ref, args); }
   after(ms: number, fn: () => void): TimerHandle { return this.device.ownAfter(ms, fn); }
   every(ms: number, fn: () => void, first?: number): TimerHandle { return this.device.own(this.clock.every(ms, fn, first)); }

@@ -106,8 +106,15 @@ export class PropertyStore {
   /** The value last reported for a property, or undefined if never. */
   lastReported(key: string): Scalar | undefined {
     const i = this.props.index.get(key);
-    return i === undefined || this.reported === null ? undefined : this.reported[i];
+    return i === undefined ? undefined : this.lastReportedAt(i);
   }
+
+  lastReportedAt(i: number): Scalar | undefined {
+    return this.reported === null ? undefined : this.reported[i];
+  }
+
+  /** Whether the property at index `i` is reported when it changes. */
+  notifiesAt(i: number): boolean { return this.props.notify[i]!; }
 
   /** The property at index `i` was reported with `value`. */
   markReported(i: number, value: Scalar): void {
@@ -137,7 +144,11 @@ export class PropertyStore {
    * `conformed`); returns true when the stored value changed.
    */
   update(key: string, value: Scalar): boolean {
-    const i = this.indexOf(key);
+    return this.updateAt(this.indexOf(key), value);
+  }
+
+  /** `update` of the property at index `i`. */
+  updateAt(i: number, value: Scalar): boolean {
     const v = conform(this.props.specs[i]!, value);
     if (this.values[i] === v) return false;
     this.values[i] = v;
