@@ -26,7 +26,7 @@ export {
   type HubPropertyPayload, type HubEventPayload, type StatePayload, type RpcRequest, type RpcResponse,
   type PropertyResult, type ActionResult,
 } from './contract/wire.js';
-export { PlatformService, type PlatformSnapshot, type PlatformState } from './platform/service.js';
+export { PlatformService, type PlatformSnapshot } from './platform/service.js';
 export type { ConnectionCounts, DeviceFacts, DeviceLookup } from './platform/registry.js';
 export { RedisStore, type RedisStoreOptions, type StoreHealth } from './platform/redis-store.js';
 export type { PlatformStore, SharedStore } from './platform/store.js';
