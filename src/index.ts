@@ -38,7 +38,7 @@ export { DEFAULT_MAX_PACKET_SIZE } from './broker/packet-guard.js';
 export { PACKAGE_ROOT } from './paths.js';
 export { AiotSimError, ValidationError, OptionsError, type Problem, type OptionProblem } from './errors.js';
 export {
-  MonitorServer, monitorSimulation, simulationCommander, FilterIndex, filterProblem,
+  MonitorServer, monitorSimulation, monitorShardedSimulation, simulationCommander, FilterIndex, filterProblem,
   type MonitorOptions, type SimulationMonitorOptions, type HubOptions, type MonitorClientInfo, type DeviceCommander,
   type DeviceDescription, type DeviceSummary, type PropertyInfo, type MonitoredBroker, type MonitoredPlatform,
 } from './monitor/index.js';
