@@ -292,8 +292,14 @@ function finalStatus(last: SimulationStatus, r: RunReport): SimulationStatus {
  * add up, and the trace digest is the digest of the shards' digests in shard order (the same seed
  * and worker count give the same digest).
  */
-export function mergeReports(reports: readonly RunReport[], platform: PlatformSnapshot, scale: number, wallSeconds: number): RunReport {
+export function mergeReports(reports: readonly RunReport[], merged: PlatformSnapshot, scale: number, wallSeconds: number): RunReport {
   const first = reports[0]!;
+  // Message kinds in the order the shards' own figures list them, shard by shard, not in the order
+  // their batches happened to arrive: the same run writes the same report.
+  const kinds = merged.messages.byKind;
+  const order = new Set([...reports.flatMap((r) => Object.keys(r.platform.messages.byKind)), ...Object.keys(kinds)]);
+  const byKind = Object.fromEntries([...order].filter((k) => k in kinds).map((k) => [k, kinds[k]!]));
+  const platform: PlatformSnapshot = { ...merged, messages: { ...merged.messages, byKind } };
   const sum = (f: (r: RunReport) => number): number => reports.reduce((n, r) => n + f(r), 0);
   const activity = { ...first.activity };
   for (const k of Object.keys(activity) as Array<keyof RunReport['activity']>) activity[k] = sum((r) => r.activity[k]);
