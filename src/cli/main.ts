@@ -284,7 +284,7 @@ async function runSharded(
   const brokerFlags = Object.keys(BROKER_FLAGS).filter((k) => k !== 'allow-origin');
   const clash = ['broker', 'shard', 'platform', 'cluster', 'mqtt-port', 'ws-port', 'trace', 'speed', ...brokerFlags].filter((k) => v[k as keyof RunFlags['values']] !== undefined);
   if (clash.length) {
-    throw new UsageError(`--workers runs each shard on an in-process broker of its own, with no ports, fast and without a trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
+    throw new UsageError(`--workers runs each shard fast on an in-process broker of its own (no ports), counting into the run's own merged store, without a trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
   }
   const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
   if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
