@@ -24,7 +24,7 @@ export interface ThreadStoreOptions {
 
 export class ThreadStore implements SharedStore {
   /** This thread's counts: what every read gives. */
-  readonly own = new MemoryStore();
+  private readonly own = new MemoryStore();
   private readonly out = new BatchBuilder();
   private readonly maxWrites: number;
   private readonly intervalMs: number;
@@ -40,68 +40,48 @@ export class ThreadStore implements SharedStore {
 
   sessionUp(did: string, transport: string, connId: number): void {
     this.own.sessionUp(did, transport, connId);
-    if (this.closed) return;
-    this.out.sessionUp(did, transport, connId);
-    this.wrote();
+    if (this.batching()) this.out.sessionUp(did, transport, connId);
   }
 
   sessionDown(did: string, connId: number): void {
     this.own.sessionDown(did, connId);
-    if (this.closed) return;
-    this.out.sessionDown(did, connId);
-    this.wrote();
+    if (this.batching()) this.out.sessionDown(did, connId);
   }
 
   online(device: Known, ts: number, parent: string | undefined, children: readonly Known[]): void {
     this.own.online(device, ts, parent, children);
-    if (this.closed) return;
-    this.out.online(device, ts, parent, children);
-    this.wrote();
+    if (this.batching()) this.out.online(device, ts, parent, children);
   }
 
   offline(did: string, ts: number): void {
     this.own.offline(did, ts);
-    if (this.closed) return;
-    this.out.offline(did, ts);
-    this.wrote();
+    if (this.batching()) this.out.offline(did, ts);
   }
 
   time(ts: number): void {
     this.own.time(ts);
-    if (this.closed) return;
-    this.out.timeAt(ts);
-    this.wrote();
+    if (this.batching()) this.out.timeAt(ts);
   }
 
   kind(kind: string): void {
     this.own.kind(kind);
-    if (this.closed) return;
-    this.out.kind(kind);
-    this.wrote();
+    if (this.batching()) this.out.kind(kind);
   }
 
   event(did: string, seq: number): boolean {
-    const fresh = this.own.event(did, seq);
     // The merged store removes the same duplicates: it sees this device's numbers in the same order.
-    if (!this.closed) {
-      this.out.event(did, seq);
-      this.wrote();
-    }
-    return fresh;
+    if (this.batching()) this.out.event(did, seq);
+    return this.own.event(did, seq);
   }
 
   active(window: WindowName, id: string, ts: number): void {
     this.own.active(window, id, ts);
-    if (this.closed) return;
-    this.out.active(window, id, ts);
-    this.wrote();
+    if (this.batching()) this.out.active(window, id, ts);
   }
 
   malformed(reason: string): void {
     this.own.malformed(reason);
-    if (this.closed) return;
-    this.out.bad(reason);
-    this.wrote();
+    if (this.batching()) this.out.bad(reason);
   }
 
   get eventTime(): number | null { return this.own.eventTime; }
@@ -134,12 +114,18 @@ export class ThreadStore implements SharedStore {
     return () => { this.viewers.delete(fn); };
   }
 
-  private wrote(): void {
+  /**
+   * Whether a write goes into the batch too (not once closed); a full batch goes out first, and
+   * the first write of a batch sets the time it goes out by.
+   */
+  private batching(): boolean {
+    if (this.closed) return false;
     if (this.out.size >= this.maxWrites) this.sendBatch();
-    else if (this.timer === null) {
+    if (this.timer === null) {
       this.timer = setTimeout(() => this.sendBatch(), this.intervalMs);
       this.timer.unref();
     }
+    return true;
   }
 
   private sendBatch(): void {
