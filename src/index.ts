@@ -26,7 +26,7 @@ export {
   type HubPropertyPayload, type HubEventPayload, type StatePayload, type RpcRequest, type RpcResponse,
   type PropertyResult, type ActionResult,
 } from './contract/wire.js';
-export { PlatformService, type PlatformSnapshot, type PlatformState } from './platform/service.js';
+export { PlatformService, type PlatformSnapshot } from './platform/service.js';
 export type { ConnectionCounts, DeviceFacts, DeviceLookup } from './platform/registry.js';
 export { RedisStore, type RedisStoreOptions, type StoreHealth } from './platform/redis-store.js';
 export type { PlatformStore, SharedStore } from './platform/store.js';
@@ -38,7 +38,7 @@ export { DEFAULT_MAX_PACKET_SIZE } from './broker/packet-guard.js';
 export { PACKAGE_ROOT } from './paths.js';
 export { AiotSimError, ValidationError, OptionsError, type Problem, type OptionProblem } from './errors.js';
 export {
-  MonitorServer, monitorSimulation, simulationCommander, FilterIndex, filterProblem,
+  MonitorServer, monitorSimulation, monitorShardedSimulation, simulationCommander, FilterIndex, filterProblem,
   type MonitorOptions, type SimulationMonitorOptions, type HubOptions, type MonitorClientInfo, type DeviceCommander,
   type DeviceDescription, type DeviceSummary, type PropertyInfo, type MonitoredBroker, type MonitoredPlatform,
 } from './monitor/index.js';

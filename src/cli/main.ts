@@ -50,7 +50,7 @@ Options for run:
   --mqtt-port P     embedded broker TCP port (default 1883; 0 = any free port)
   --ws-port P       MQTT over WebSocket port, path /mqtt (default 8083; 0 = any free port)
   --http-port P     live monitor: dashboard, /api, /metrics, /ws (default 8080; 0 = any free port)
-  --host H          interface the broker binds to (default 127.0.0.1)
+  --host H          interface the broker and the monitor bind to (default 127.0.0.1)
   --broker URL[,URL...]  use your own broker (mqtt://host:port or ws://host:port/path) instead
                     of the embedded one; the platform observes it as a client. Several URLs (a
                     cluster's nodes): each client starts at its own place in the list and moves
@@ -66,8 +66,9 @@ Options for run:
   --username U      account of the platform and operator clients on --broker (default "operator")
   --password P      its password (default: the operator token)
 ${TOKEN_HELP}  --workers N       split the run over N worker threads (implies --fast), each with its
-                    share of the homes on an in-process broker of its own (no ports, no live
-                    monitor); the platform figures are merged (default 1)
+                    share of the homes on an in-process broker of its own (no broker ports, no
+                    trace); the live monitor (--http-port) shows the platform figures of every
+                    shard, merged, but no device traffic or devices (default 1)
   --memory-limit S  memory the run may use, e.g. 8g (default: what the machine has); a
                     population estimated not to fit is refused before anything connects
   --report FILE     write the run report as JSON
@@ -272,23 +273,33 @@ function shardOf(t: string): { index: number; count: number } {
   return { index: k - 1, count: n };
 }
 
-/** `run --workers N`: the homes split over N worker threads, each on its own in-process broker. */
+/**
+ * `run --workers N`: the homes split over N worker threads, each on its own in-process broker; the
+ * live monitor shows the platform figures merged from every shard's writes.
+ */
 async function runSharded(
   opts: SimulationOptions, workers: number, parsed: RunFlags, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
-  const clash = ['broker', 'shard', 'platform', 'cluster', 'mqtt-port', 'ws-port', 'http-port', 'host', 'trace', 'speed', ...Object.keys(BROKER_FLAGS)].filter((k) => parsed.values[k as keyof RunFlags['values']] !== undefined);
+  const v = parsed.values;
+  const brokerFlags = Object.keys(BROKER_FLAGS).filter((k) => k !== 'allow-origin');
+  const clash = ['broker', 'shard', 'platform', 'cluster', 'mqtt-port', 'ws-port', 'trace', 'speed', ...brokerFlags].filter((k) => v[k as keyof RunFlags['values']] !== undefined);
   if (clash.length) {
-    throw new UsageError(`--workers runs each shard on an in-process broker with no ports, fast, without a monitor or trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
+    throw new UsageError(`--workers runs each shard fast on an in-process broker of its own (no ports), counting into the run's own merged store, without a trace: not with ${clash.map((k) => `--${k}`).join(', ')}`);
   }
   const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
   if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
   for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken', 'memoryLimit'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
   const sim = await created(ShardedSimulation.create(sharded), parsed);
-  if (parsed.values.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
+  if (v.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
   await sim.start();
   progress.clear();
-  err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no ports, no live monitor); operator token: ${sim.operatorToken}\n`);
-  return follow(sim, parsed.values.report, progress, out, err);
+  err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no broker ports; the monitor shows the platform figures of every shard, merged); operator token: ${sim.operatorToken}\n`);
+  const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
+  try {
+    return await follow(sim, v.report, progress, out, err);
+  } finally {
+    await monitor.stop();
+  }
 }
 
 function countingNote(c: Simulation['counting']): string {

@@ -11,18 +11,19 @@ import { AiotSimError } from '../errors.js';
 import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
-import { monitorSimulation } from '../monitor/simulation.js';
+import { monitorShardedSimulation, monitorSimulation } from '../monitor/simulation.js';
 import { checkRedisUrl, connectRedis, redactedUrl, RedisStore } from '../platform/redis-store.js';
 import { PlatformService } from '../platform/service.js';
+import { ShardedSimulation } from '../sim/sharded.js';
 import type { Simulation } from '../sim/simulation.js';
 
-/** Start the monitor for a started simulation; if it cannot (busy port), stop the simulation and rethrow. */
+/** Start the monitor for a started simulation (one thread or several); if it cannot (busy port), stop the simulation and rethrow. */
 export async function startRunMonitor(
-  sim: Simulation, at: { port: number; host: string; allowOrigins: readonly string[] }, err: NodeJS.WritableStream,
+  sim: Simulation | ShardedSimulation, at: { port: number; host: string; allowOrigins: readonly string[] }, err: NodeJS.WritableStream,
 ): Promise<MonitorServer> {
   let monitor: MonitorServer;
   try {
-    monitor = await monitorSimulation(sim, at);
+    monitor = sim instanceof ShardedSimulation ? await monitorShardedSimulation(sim, at) : await monitorSimulation(sim, at);
   } catch (e) {
     await sim.stop();
     throw e;

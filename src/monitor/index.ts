@@ -8,4 +8,4 @@ export {
   type MonitoredPlatform, type MonitorInfo, type PropertyInfo, type RpcMethodName, type SimulationLike,
 } from './source.js';
 export type * from './protocol.js';
-export { monitorSimulation, type SimulationMonitorOptions } from './simulation.js';
+export { monitorShardedSimulation, monitorSimulation, type SimulationMonitorOptions } from './simulation.js';

@@ -2,17 +2,11 @@
  * Activity in event time: distinct ids per UTC day (the virtual `ts` of the messages, never the
  * wall clock), and rolling windows as unions of days: daily, 7-day and 30-day actives.
  */
-import { DistinctCounter, type CounterState } from './distinct.js';
+import { DistinctCounter } from './distinct.js';
 
 const DAY = 86_400_000;
 /** Days kept: the 30-day window plus the current day. */
 const KEEP_DAYS = 31;
-
-/** A window as plain data: its days (UTC day numbers) and their counters. */
-export interface WindowState {
-  firstDay: number | null;
-  days: Array<[number, CounterState]>;
-}
 
 export class ActivityWindow {
   private readonly days = new Map<number, DistinctCounter>();
@@ -78,30 +72,5 @@ export class ActivityWindow {
     for (const [d, c] of this.days) if (d > end - days && d <= end) inWindow.push(c);
     if (inWindow.length === 1) return inWindow[0]!.count();
     return DistinctCounter.union(inWindow).count();
-  }
-
-  toState(): WindowState {
-    return { firstDay: this.firstDay, days: [...this.days].map(([d, c]) => [d, c.toState()]) };
-  }
-
-  /**
-   * The window that has seen everything the given windows saw: each day the union of their days
-   * (unions are exact for exact counters and register-wise maxima for sketches, so the counts
-   * are those of one window fed every id).
-   */
-  static merged(states: readonly WindowState[]): ActivityWindow {
-    const w = new ActivityWindow();
-    for (const st of states) {
-      if (st.firstDay !== null && (w.firstDay === null || st.firstDay < w.firstDay)) w.firstDay = st.firstDay;
-      for (const [day, cs] of st.days) {
-        const c = DistinctCounter.fromState(cs);
-        const mine = w.days.get(day);
-        if (mine) mine.merge(c);
-        else w.days.set(day, c);
-        if (w.latestDay === null || day > w.latestDay) w.latestDay = day;
-      }
-    }
-    if (w.latestDay !== null) for (const d of [...w.days.keys()]) if (d <= w.latestDay - KEEP_DAYS) w.days.delete(d);
-    return w;
   }
 }

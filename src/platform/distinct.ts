@@ -25,13 +25,6 @@ function hash64(id: string): [number, number] {
   return [a >>> 0, b >>> 0];
 }
 
-/** A counter as plain data (structured-clone safe): to carry a worker's counts to the thread that merges them. */
-export interface CounterState {
-  /** The ids while the counter is exact, else null. */
-  exact: string[] | null;
-  registers: Uint8Array;
-}
-
 export class DistinctCounter {
   private exact: Set<string> | null = new Set();
   /**
@@ -74,18 +67,6 @@ export class DistinctCounter {
     }
     maxInto(this.registers, other.registers);
     this.estimated = -1;
-  }
-
-  toState(): CounterState {
-    return { exact: this.exact ? [...this.exact] : null, registers: this.registers.slice() };
-  }
-
-  static fromState(st: CounterState): DistinctCounter {
-    if (st.registers.length !== M) throw new RangeError(`counter state: expected ${M} registers, got ${st.registers.length}`);
-    const c = new DistinctCounter();
-    c.exact = st.exact ? new Set(st.exact) : null;
-    c.registers.set(st.registers);
-    return c;
   }
 
   /** A new counter holding the union of `counters`. */

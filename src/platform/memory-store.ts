@@ -4,10 +4,10 @@
  * is applied at once. It also applies batches other threads wrote (`apply`), which is how a run
  * over worker threads counts into one store.
  */
-import { ActivityWindow, type WindowState } from './activity.js';
+import { ActivityWindow } from './activity.js';
 import { EventDeduper } from './dedup.js';
 import { OnlineHistory, type OnlineBucket } from './history.js';
-import { ConnectionRegistry, Tally, type ConnectionCounts, type DeviceFacts } from './registry.js';
+import { ConnectionRegistry, type DeviceFacts } from './registry.js';
 import { figures, type PlatformSnapshot } from './snapshot.js';
 import { ARITY, OP, WINDOWS, type Known, type PlatformBatch, type PlatformStore, type WindowName } from './store.js';
 
@@ -101,21 +101,12 @@ export class MemoryStore implements PlatformStore {
     return this.history.range(from, to);
   }
 
-  /** Everything the snapshot is made of, as plain data, for merging with other shards' (`mergedSnapshot`). */
-  exportState(): PlatformState {
-    return {
-      eventTime: this.eventTime_,
-      connections: this.registry.counts(),
-      devicesPerOwner: [...this.devicesPerOwner],
-      windows: {
-        activeDevices: this.windows.activeDevices.toState(), activeUsers: this.windows.activeUsers.toState(),
-        voiceUsers: this.windows.voiceUsers.toState(), appUsers: this.windows.appUsers.toState(),
-      },
-      messages: this.messageCounts(),
-    };
-  }
-
-  /** Apply a batch another writer collected (a worker thread's platform), in its order. */
+  /**
+   * Apply a batch another writer collected (a worker thread's platform), in its order. Shards
+   * count disjoint devices (homes whole, gateways with their children), so applying every shard's
+   * batches gives what one store fed all their writes gives: connections and counts add up,
+   * owners' devices add up per owner, each day's activity is the union of the shards' ids.
+   */
   apply(b: PlatformBatch): void {
     if (b.time !== null) this.time(b.time);
     for (const [kind, n] of b.kinds) this.byKind[kind] = (this.byKind[kind] ?? 0) + n;
@@ -129,21 +120,20 @@ export class MemoryStore implements PlatformStore {
       for (const id of ids) this.active(window, id, Number(day) * DAY);
     }
     const o = b.ops;
-    for (let i = 0; i < o.length; i += 1 + (ARITY[o[i]!] ?? 0)) {
+    for (let i = 0, next = 0; i < o.length; i = next) {
       const f = (k: number): string => o[i + k] ?? '';
+      next = i + 1 + (ARITY[o[i]!] ?? 0);
       switch (o[i]) {
         case OP.up: this.sessionUp(f(1), f(2), Number(f(3))); break;
         case OP.down: this.sessionDown(f(1), Number(f(2))); break;
         case OP.online: {
-          const children: Known[] = [];
-          let j = i + 1 + ARITY[OP.online]!;
           // The children of this online state follow it.
-          while (o[j] === OP.child && o[j + 2] === f(1)) {
-            children.push([o[j + 1]!, factsOf(o.slice(j + 3, j + 8))]);
-            j += 1 + ARITY[OP.child]!;
+          const children: Known[] = [];
+          while (o[next] === OP.child && o[next + 2] === f(1)) {
+            children.push([o[next + 1]!, factsOf(o.slice(next + 3, next + 8))]);
+            next += 1 + ARITY[OP.child]!;
           }
           this.online([f(1), factsOf(o.slice(i + 4, i + 9))], Number(f(2)), f(3) || undefined, children);
-          i = j - 1 - ARITY[OP.online]!;
           break;
         }
         case OP.offline: this.offline(f(1), Number(f(2))); break;
@@ -179,41 +169,6 @@ export class MemoryStore implements PlatformStore {
   private noteOnline(): void {
     if (this.eventTime_ !== null) this.history.note(this.eventTime_, this.registry.size);
   }
-
-  /**
-   * The snapshot one platform would give had it seen what every shard saw (homes split over
-   * workers): connections and message counts add up, owners' devices add up per owner, and
-   * activity windows are unions, so distinct counts are not double-counted.
-   */
-  static mergedSnapshot(states: readonly PlatformState[]): PlatformSnapshot {
-    const dims = ['byCategory', 'byModel', 'byRegion', 'byTransport'] as const;
-    const tallies = { byCategory: new Tally(), byModel: new Tally(), byRegion: new Tally(), byTransport: new Tally() };
-    const byKind: Record<string, number> = {};
-    const messages = { malformed: 0, duplicatesRemoved: 0, eventsMissing: 0 };
-    const perOwner = new Map<string, number>();
-    let eventTime: number | null = null;
-    let online = 0;
-    for (const st of states) {
-      if (st.eventTime !== null && (eventTime === null || st.eventTime > eventTime)) eventTime = st.eventTime;
-      online += st.connections.online;
-      for (const d of dims) for (const [k, n] of Object.entries(st.connections[d])) tallies[d].add(k, n);
-      for (const [uid, n] of st.devicesPerOwner) perOwner.set(uid, (perOwner.get(uid) ?? 0) + n);
-      for (const [k, n] of Object.entries(st.messages.byKind)) byKind[k] = (byKind[k] ?? 0) + n;
-      messages.malformed += st.messages.malformed;
-      messages.duplicatesRemoved += st.messages.duplicatesRemoved;
-      messages.eventsMissing += st.messages.eventsMissing;
-    }
-    const connections: ConnectionCounts = {
-      online, byCategory: tallies.byCategory.record(), byModel: tallies.byModel.record(),
-      byRegion: tallies.byRegion.record(), byTransport: tallies.byTransport.record(),
-    };
-    const window = (k: keyof PlatformState['windows']): ActivityWindow => ActivityWindow.merged(states.map((s) => s.windows[k]));
-    return figures({
-      eventTime, connections, ownersOver5: [...perOwner.values()].filter((n) => n > 5).length,
-      activeDevices: window('activeDevices'), activeUsers: window('activeUsers'), voiceUsers: window('voiceUsers'), appUsers: window('appUsers'),
-      messages: { byKind, ...messages },
-    });
-  }
 }
 
 /** Facts from their op fields (category model region radio uid); undefined when the writer knew none. */
@@ -224,14 +179,4 @@ function factsOf(fields: string[]): DeviceFacts | undefined {
   if (radio) f.radio = radio;
   if (uid) f.uid = uid;
   return f;
-}
-
-/** A platform's counts as plain data (structured-clone safe), for merging shards. */
-export interface PlatformState {
-  eventTime: number | null;
-  connections: ConnectionCounts;
-  /** Devices seen online, per owner. */
-  devicesPerOwner: Array<[string, number]>;
-  windows: Record<'activeDevices' | 'activeUsers' | 'voiceUsers' | 'appUsers', WindowState>;
-  messages: PlatformSnapshot['messages'];
 }

@@ -8,13 +8,12 @@ import { parseDeviceTopic, readDeviceMessage } from '../contract/wire.js';
 import type { EventDeduper } from './dedup.js';
 import { propertyChangeTime } from './fast-read.js';
 import type { OnlineBucket } from './history.js';
-import { MemoryStore, type PlatformState } from './memory-store.js';
+import { MemoryStore } from './memory-store.js';
 import type { ConnectionRegistry, DeviceLookup } from './registry.js';
 import type { PlatformSnapshot } from './snapshot.js';
 import { isShared, type Known, type PlatformStore } from './store.js';
 
 export type { PlatformSnapshot } from './snapshot.js';
-export type { PlatformState } from './memory-store.js';
 
 /** The broker events the platform listens to (the embedded broker emits them; an external one is observed as a client). */
 export interface BrokerFeed {
@@ -157,16 +156,6 @@ export class PlatformService {
   /** The figures (a shared store's: everyone's, as of its latest view). */
   snapshot(): PlatformSnapshot {
     return this.store.snapshot();
-  }
-
-  /** This process's counts as plain data, for merging with other shards' (`mergedSnapshot`). */
-  exportState(): PlatformState {
-    return this.memory('exportState').exportState();
-  }
-
-  /** The snapshot one platform would give had it seen what every shard saw (see MemoryStore.mergedSnapshot). */
-  static mergedSnapshot(states: readonly PlatformState[]): PlatformSnapshot {
-    return MemoryStore.mergedSnapshot(states);
   }
 
   /** The online count per event-time minute (lowest, highest, last), between two virtual times. */

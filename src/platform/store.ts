@@ -4,9 +4,11 @@
  *
  * - `MemoryStore` (memory-store.ts): in this process, as the platform always counted; every
  *   write is applied at once and every read is exact at that instant.
- * - shared stores (`RedisStore`, and the store of a `--workers` thread), which write in batches
- *   (`PlatformBatch`) to a store other processes or threads count into too, and read the merged
- *   figures back every so often (`refresh()`), so their reads are a recent view of everyone's.
+ * - shared stores, which write in batches (`PlatformBatch`) to a store other processes or threads
+ *   count into too: `RedisStore` reads the merged figures back every so often (`refresh()`), so
+ *   its reads are a recent view of everyone's; the store of a `--workers` thread (`ThreadStore`,
+ *   thread-store.ts) reads its own shard's counts, and the main thread applies every shard's
+ *   batches to one `MemoryStore` (`apply`), whose figures are the run's.
  *
  * Writes are plain calls with plain data, in the order the platform saw the messages; a batch
  * keeps that order, so applying it anywhere gives what applying the calls one by one gives.

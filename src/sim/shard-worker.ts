@@ -1,10 +1,13 @@
 /**
  * One shard of a run split over worker threads (see sharded.ts): the homes of shard `index`, on
  * an embedded broker of its own with no ports (devices on the in-process transport), in fast mode.
- * It reports its status while running and, at the end, its run report and platform state.
+ * Its platform counts into a `ThreadStore`, whose batches go to the main thread's merged store
+ * (every ~100 ms, on the same port as everything else, so they arrive before the report). It
+ * reports its status while running and, at the end, its run report.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AiotSimError } from '../errors.js';
+import { ThreadStore } from '../platform/thread-store.js';
 import { Simulation } from './simulation.js';
 import type { FromShard, ShardJob, ToShard } from './sharded.js';
 
@@ -16,6 +19,7 @@ const STATUS_EVERY_MS = 500;
 async function main(): Promise<void> {
   const sim = await Simulation.create({
     ...job.options,
+    threadStore: new ThreadStore((batch) => post({ type: 'batch', batch })),
     speed: 'fast',
     shard: { index: job.index, count: job.count },
     broker: { mqttPort: null, wsPort: null },
@@ -37,7 +41,7 @@ async function main(): Promise<void> {
   }, STATUS_EVERY_MS);
   try {
     const report = await sim.finished;
-    post({ type: 'done', report, platform: sim.shardPlatformState! });
+    post({ type: 'done', report });
   } finally {
     clearInterval(ticker);
   }

@@ -1,16 +1,20 @@
 /**
  * A fast-mode run split over worker threads: the homes are dealt into shards, each shard runs in
- * a worker with its own in-process embedded broker, devices and platform, and the platforms'
- * counts are merged at the end. Homes never talk to each other, every random stream is keyed by
- * home, device or region, and distinct counters merge as unions, so the merged figures are those
- * of a single platform that saw all the traffic (the only approximation: a command, which carries
- * no time, counts at its own shard's latest event time).
+ * a worker with its own in-process embedded broker, devices and platform, and every shard's
+ * platform sends its writes, in batches, to one merged store here (platform/thread-store.ts), so
+ * the run's figures are live while the shards run (`snapshot()`, what the monitor shows) and, at
+ * the end, the report's. Homes never talk to each other, every random stream is keyed by home,
+ * device or region, and each shard sends exactly the writes its own figures are made of, so the
+ * merged figures are those of a single platform that saw all the traffic (the only approximation:
+ * a command, which carries no time, counts at its own shard's latest event time).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { AiotSimError, type ErrorKind } from '../errors.js';
 import { workerScript } from '../paths.js';
-import { PlatformService, type PlatformState } from '../platform/service.js';
+import { MemoryStore } from '../platform/memory-store.js';
+import type { PlatformSnapshot } from '../platform/snapshot.js';
+import type { PlatformBatch } from '../platform/store.js';
 import { checkMemory, estimateMemory, memoryRoom } from './memory.js';
 import type { Population } from './population.js';
 import { scaleUp, type RunReport } from './report.js';
@@ -30,7 +34,8 @@ export type FromShard =
   | { type: 'connecting'; connected: number; total: number }
   | { type: 'started'; status: SimulationStatus }
   | { type: 'status'; status: SimulationStatus }
-  | { type: 'done'; report: RunReport; platform: PlatformState }
+  | { type: 'batch'; batch: PlatformBatch }
+  | { type: 'done'; report: RunReport }
   | { type: 'error'; code: string; kind: ErrorKind; message: string };
 
 export interface ShardedOptions extends Omit<SimulationOptions, 'shard' | 'broker' | 'externalBroker' | 'traceFile' | 'deviceTransport' | 'catalog'> {
@@ -44,7 +49,7 @@ interface Shard {
   worker: Worker;
   connecting: { connected: number; total: number };
   status: SimulationStatus | null;
-  done: { report: RunReport; platform: PlatformState } | null;
+  done: RunReport | null;
 }
 
 export class ShardedSimulation {
@@ -56,6 +61,8 @@ export class ShardedSimulation {
   readonly operatorToken: string;
   readonly workers: number;
   private shards: Shard[] = [];
+  /** Every shard's platform writes, applied in each shard's order as they arrive. */
+  private readonly merged = new MemoryStore();
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private wallStart = 0;
   private settle!: { resolve: (r: RunReport) => void; reject: (e: Error) => void };
@@ -150,8 +157,15 @@ export class ShardedSimulation {
               shard.status = m.status;
               this.wakeWaiting();
               break;
+            case 'batch':
+              try {
+                this.merged.apply(m.batch);
+              } catch (e) {
+                this.fail(new AiotSimError('E_SHARD', 'internal', `worker ${index + 1} of ${this.workers}: ${(e as Error).message}`, { cause: e }), reject);
+              }
+              break;
             case 'done':
-              shard.done = { report: m.report, platform: m.platform };
+              shard.done = m.report;
               if (shard.status) shard.status = finalStatus(shard.status, m.report);
               this.wakeWaiting();
               if (this.shards.every((s) => s.done)) this.finish();
@@ -207,6 +221,15 @@ export class ShardedSimulation {
     return this.result;
   }
 
+  /**
+   * The run's platform figures: every shard's writes so far (each shard's as of its latest batch,
+   * at most about 100 ms old); while shards are at different virtual times, the event time is the
+   * furthest one's. Once the run is over, those of the report.
+   */
+  snapshot(): PlatformSnapshot {
+    return this.merged.snapshot();
+  }
+
   /** The shards' statuses together: counts add up, virtual time is the slowest shard's. */
   status(): SimulationStatus {
     const all = this.shards.map((s) => s.status).filter((s): s is SimulationStatus => s !== null);
@@ -250,7 +273,8 @@ export class ShardedSimulation {
     for (const s of this.shards) void s.worker.terminate();
     const done = this.shards.map((s) => s.done!);
     this.wakeWaiting();
-    this.settle.resolve(mergeReports(done, this.scenario.scale, (performance.now() - this.wallStart) / 1000));
+    // Each shard's batches came before its report, on the same port: the merged store has them all.
+    this.settle.resolve(mergeReports(done, this.merged.snapshot(), this.scenario.scale, (performance.now() - this.wallStart) / 1000));
   }
 }
 
@@ -264,19 +288,23 @@ function finalStatus(last: SimulationStatus, r: RunReport): SimulationStatus {
 }
 
 /**
- * One report for the whole run from the shards' reports: counts add up, platform figures are
- * those of the merged platform state, and the trace digest is the digest of the shards' digests
- * in shard order (the same seed and worker count give the same digest).
+ * One report for the whole run from the shards' reports and the merged store's figures: counts
+ * add up, and the trace digest is the digest of the shards' digests in shard order (the same seed
+ * and worker count give the same digest).
  */
-export function mergeReports(shards: ReadonlyArray<{ report: RunReport; platform: PlatformState }>, scale: number, wallSeconds: number): RunReport {
-  const reports = shards.map((s) => s.report);
+export function mergeReports(reports: readonly RunReport[], merged: PlatformSnapshot, scale: number, wallSeconds: number): RunReport {
   const first = reports[0]!;
+  // Message kinds in the order the shards' own figures list them, shard by shard, not in the order
+  // their batches happened to arrive: the same run writes the same report.
+  const kinds = merged.messages.byKind;
+  const order = new Set([...reports.flatMap((r) => Object.keys(r.platform.messages.byKind)), ...Object.keys(kinds)]);
+  const byKind = Object.fromEntries([...order].filter((k) => k in kinds).map((k) => [k, kinds[k]!]));
+  const platform: PlatformSnapshot = { ...merged, messages: { ...merged.messages, byKind } };
   const sum = (f: (r: RunReport) => number): number => reports.reduce((n, r) => n + f(r), 0);
   const activity = { ...first.activity };
   for (const k of Object.keys(activity) as Array<keyof RunReport['activity']>) activity[k] = sum((r) => r.activity[k]);
   const digest = createHash('sha256');
   for (const r of reports) digest.update(`${r.traceDigest}\n`);
-  const platform = PlatformService.mergedSnapshot(shards.map((s) => s.platform));
   // Shards stopped early (stop()) end at slightly different virtual times: every home ran this far.
   const end = reports.reduce((a, r) => (r.virtualEnd < a.virtualEnd ? r : a));
   return {

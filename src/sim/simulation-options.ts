@@ -11,6 +11,7 @@ import { OptionsError, ValidationError, type OptionProblem } from '../errors.js'
 import { PACKAGE_ROOT } from '../paths.js';
 import type { BrokerOptions } from '../broker/broker.js';
 import { limitProblems } from '../broker/limits.js';
+import type { ThreadStore } from '../platform/thread-store.js';
 import type { Speed } from './drivers.js';
 
 export interface SimulationOptions {
@@ -74,6 +75,13 @@ export interface SimulationOptions {
    * reports are those of the whole fleet at the end. Default 10 minutes.
    */
   shardWaitMs?: number;
+  /**
+   * Count into this worker thread's store (a shard of `ShardedSimulation`): the figures are this
+   * run's own, and every write also goes, in batches, to the run's merged store in the main thread.
+   * The run closes it as it takes its figures at the end, so the merged store gets exactly what its
+   * report's figures are made of. Not with `platform`.
+   */
+  threadStore?: ThreadStore;
   /**
    * How device sessions reach the embedded broker: "in-process" (default), the fleet engine's lean
    * sessions, no socket or client per device; "in-process-clients", an mqtt.js client per device
@@ -146,6 +154,9 @@ function optionProblems(opts: SimulationOptions, scenario: Scenario): OptionProb
   const sh = opts.shard;
   if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.index) && sh.index >= 0 && sh.index < sh.count)) {
     problems.push({ option: 'shard', message: `expected integers 0 <= index < count, got index ${sh.index} of count ${sh.count}` });
+  }
+  if (opts.threadStore && opts.platform !== undefined) {
+    problems.push({ option: 'threadStore', message: 'a worker thread\'s store and a shared platform store (platform) exclude each other' });
   }
   for (const p of limitProblems(opts.broker ?? {})) problems.push({ ...p, option: `broker.${p.option}` });
   return problems;

@@ -20,7 +20,7 @@ import { logger } from '../log.js';
 import { checkBrokerUrl, connectExternal, ExternalObserver, PLATFORM_SHARE_GROUP } from '../platform/external.js';
 import { RedisStore } from '../platform/redis-store.js';
 import { DirectoryWriter } from '../broker/cluster.js';
-import { PlatformService, type PlatformSnapshot, type PlatformState } from '../platform/service.js';
+import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
 import { ClockDriver, type Speed } from './drivers.js';
@@ -76,7 +76,6 @@ export class Simulation {
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<RunReport> | null = null;
-  private shardState: PlatformState | null = null;
   private redisStore: RedisStore | null = null;
   /** The broker nodes count this run's traffic into the shared store; its own observer counts nothing. */
   private countsElsewhere = false;
@@ -97,7 +96,7 @@ export class Simulation {
     const everyone = buildPopulation(scenario, catalog, this.seed);
     this.population = opts.shard ? shardPopulation(everyone, opts.shard.index, opts.shard.count) : everyone;
     this.fleet = new Provisioner({ population: this.population, known: everyone, scenario: this.scenario, seed: this.seed, scheduler: this.scheduler, wire: opts.wire ?? DEFAULT_WIRE });
-    this.platform = new PlatformService((did) => this.fleet.facts(did));
+    this.platform = new PlatformService((did) => this.fleet.facts(did), opts.threadStore);
     const reconnect = this.reconnectPolicy();
     const poolOpts: ConstructorParameters<typeof SessionPool>[0] = { clock: this.scheduler, trace: this.trace, reconnect, seed: this.seed };
     if (opts.onConnectProgress) poolOpts.onProgress = opts.onConnectProgress;
@@ -359,11 +358,6 @@ export class Simulation {
     return this.stopping;
   }
 
-  /** A shard's platform state as its run ended (what its report's figures came from), for merging; null otherwise. */
-  get shardPlatformState(): PlatformState | null {
-    return this.shardState;
-  }
-
   private async doStop(): Promise<RunReport> {
     this.state = 'stopping';
     this.driver.stop();
@@ -388,7 +382,8 @@ export class Simulation {
     const snapshot = this.platform.snapshot();
     // Nobody stops its devices before every shard has read the figures with everyone online.
     if (sh) await this.waitForShards(this.redisStore!, sh, 'read');
-    if (this.opts.shard && !this.redisStore) this.shardState = this.platform.exportState();
+    // A worker thread's store: the run's merged store gets what these figures are made of, and nothing after.
+    await this.opts.threadStore?.close();
     await this.publishPlatform();
     for (const d of this.fleet.devices.values()) d.stop();
     await this.pool.stop();

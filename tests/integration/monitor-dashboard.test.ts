@@ -15,11 +15,12 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MonitorServer } from '../../src/monitor/server.js';
-import { monitorSimulation } from '../../src/monitor/simulation.js';
+import { monitorShardedSimulation, monitorSimulation } from '../../src/monitor/simulation.js';
+import { createShardedSimulation } from '../../src/sim/sharded.js';
 import { createSimulation, type Simulation } from '../../src/sim/simulation.js';
 import { PACKAGE_DIR } from '../helpers/cli.js';
 import { until } from '../helpers/mqtt.js';
-import { tinyScenario } from '../helpers/scenario.js';
+import { reduced, tinyScenario } from '../helpers/scenario.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const LIGHT = 'yeelink.light.mono6';
@@ -328,5 +329,36 @@ describe('the dashboard reads right, on a desktop and on a phone', () => {
     expect((await pageWidth()).page).toBeLessThanOrEqual(390);
     await phone.screenshot({ path: join(ARTIFACTS, 'phone-device.png'), fullPage: true });
     expect(problems).toEqual([]);
+  });
+});
+
+describe('the dashboard of a run over worker threads', () => {
+  it('shows every shard\'s figures, merged, while the shards run', { timeout: 120_000 }, async () => {
+    // The workers run dist/sim/shard-worker.js (npm test builds it).
+    const sim = await createShardedSimulation({ scenario: reduced('snapshot-2018.yaml', 40), workers: 2, duration: '30d' });
+    const problems: string[] = [];
+    let monitor: MonitorServer | null = null;
+    let page: Page | null = null;
+    try {
+      monitor = await monitorShardedSimulation(sim, { port: 0, statsIntervalMs: 200 });
+      page = await openPage({ width: 1280, height: 720 }, problems);
+      const p = page;
+      const num = async (sel: string): Promise<number> => Number((await p.locator(sel).innerText()).replace(/,/g, ''));
+      await p.goto(monitor.dashboardUrl);
+      await p.locator('#status[data-state="live"]').waitFor({ timeout: 15_000 });
+      const total = sim.population.devices.length;
+      await pageUntilOn(`the page to show all ${total} devices online`, async () => (await num('#online')) === total, problems, 30_000);
+      expect(await p.locator('#title').innerText()).toBe(sim.scenario.name);
+      expect(await p.locator('#by-region tr').count()).toBe(Object.keys(sim.snapshot().connections.byRegion).length);
+      const published = await num('#published');
+      await pageUntilOn('more messages on the page', async () => (await num('#published')) > published, problems, 30_000);
+      // No devices to list or command here: they are inside the worker threads.
+      expect(await p.locator('#device-results li').count()).toBe(0);
+      expect(problems).toEqual([]);
+    } finally {
+      await page?.close();
+      await monitor?.stop();
+      await sim.stop();
+    }
   });
 });

@@ -113,7 +113,7 @@ describe('the packed package, installed in an empty folder', () => {
   });
 
   it('finds its worker threads\' scripts: run --workers and bench', async () => {
-    const sharded = await aiotSim(['run', '--duration', '10m', '--workers', '2', '--quiet']);
+    const sharded = await aiotSim(['run', '--duration', '10m', '--workers', '2', '--http-port', '0', '--quiet']);
     expect(sharded.code, sharded.stderr).toBe(0);
     expect(sharded.stderr).toContain('2 shards, each on its own in-process broker');
     const bench = await aiotSim(['bench', '--devices', '4', '--rate', '200', '--duration', '1s', '--warmup', '0s', '--quiet']);

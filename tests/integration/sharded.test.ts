@@ -72,14 +72,15 @@ describe('a run split over worker threads', () => {
 
   it('runs from the command line with --workers and refuses options that need one broker', { timeout: 60_000 }, async () => {
     assertBuilt();
-    const ok = await finish(spawnCli(['run', 'scenarios/default.yaml', '--workers', '2', '--duration', '1h', '--quiet']), 45_000);
+    // The live monitor is on, as in any run (sharded-monitor.test.ts): on a free port here.
+    const ok = await finish(spawnCli(['run', 'scenarios/default.yaml', '--workers', '2', '--duration', '1h', '--http-port', '0', '--quiet']), 45_000);
     expect(ok.code).toBe(0);
     expect(ok.stderr).toContain('2 shards, each on its own in-process broker');
     expect(ok.stdout).toMatch(/online at end\s+53\b/);
 
-    const clash = await finish(spawnCli(['run', '--workers', '2', '--duration', '1h', '--http-port', '0']));
+    const clash = await finish(spawnCli(['run', '--workers', '2', '--duration', '1h', '--mqtt-port', '0', '--http-port', '0']));
     expect(clash.code).toBe(2);
-    expect(clash.stderr).toContain('not with --http-port');
+    expect(clash.stderr).toContain('not with --mqtt-port');
     const faults = await finish(spawnCli(['run', 'scenarios/rough-night.yaml', '--workers', '2']));
     expect(faults.code).toBe(1);
     expect(faults.stderr).toMatch(/rough-night\.yaml: faults: a run split over worker threads cannot run faults/);

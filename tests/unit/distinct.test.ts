@@ -118,29 +118,4 @@ describe('activity windows in event time', () => {
       }
     }
   });
-
-  it('merges windows fed in parts (shards) into the counts of one window fed everything', () => {
-    // Ids split over 3 windows as homes are split over worker threads: every id goes to one part.
-    // Small days stay exact, big ones are sketches; both merge to exactly the whole's counts.
-    for (const perDay of [200, 4000]) {
-      const whole = new ActivityWindow();
-      const parts = [new ActivityWindow(), new ActivityWindow(), new ActivityWindow()];
-      const t0 = Date.UTC(2026, 0, 1);
-      for (let day = 0; day < 35; day++) {
-        for (let i = 0; i < perDay; i++) {
-          const n = (i * 7919 + day * 104729) % (perDay * 3);
-          const id = `d${n}`;
-          const ts = t0 + day * DAY + ((i * 65537) % DAY);
-          whole.add(id, ts);
-          parts[n % 3]!.add(id, ts);
-        }
-      }
-      // Structured-clone the states, as they cross from worker threads.
-      const merged = ActivityWindow.merged(parts.map((p) => structuredClone(p.toState())));
-      const counts = (w: ActivityWindow): unknown => [w.count(1), w.count(7), w.count(30), w.averageDaily(7)];
-      expect(counts(merged)).toEqual(counts(whole));
-      // Each part alone counts less than the whole.
-      for (const p of parts) expect(p.count(30)).toBeLessThan(whole.count(30));
-    }
-  });
 });
