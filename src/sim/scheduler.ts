@@ -11,24 +11,17 @@ const PENDING = 0;
 const CANCELLED = 1;
 const DONE = 2;
 
-interface Entry {
-  time: number;
-  seq: number;
-  fn: () => void;
-  state: number;
+/**
+ * A pending event, and the handle its scheduler gave for it (one object per timer: its time and
+ * order live in the heap's key arrays).
+ */
+class Entry implements TimerHandle {
+  state = PENDING;
   /** A periodic timer's period (0: runs once). */
-  period: number;
-}
-
-class EntryHandle implements TimerHandle {
-  private stopped = false;
-  constructor(private readonly owner: EventScheduler, private entry: Entry | null) {}
-  get active(): boolean { return !this.stopped && this.entry !== null && this.entry.state === PENDING; }
-  cancel(): void {
-    this.stopped = true;
-    if (this.entry) this.owner.cancelEntry(this.entry);
-    this.entry = null;
-  }
+  period = 0;
+  constructor(private readonly owner: EventScheduler, readonly fn: () => void) {}
+  get active(): boolean { return this.state === PENDING; }
+  cancel(): void { this.owner.cancelEntry(this); }
 }
 
 /**
@@ -61,7 +54,7 @@ export class EventScheduler implements Scheduler {
   get pending(): number { return this.live; }
 
   at(time: number, fn: () => void): TimerHandle {
-    return new EntryHandle(this, this.push(time, fn));
+    return this.push(time, fn);
   }
 
   after(delayMs: number, fn: () => void): TimerHandle {
@@ -72,7 +65,7 @@ export class EventScheduler implements Scheduler {
     if (!(periodMs > 0)) throw new RangeError(`every(): period must be positive, got ${periodMs}`);
     const entry = this.push(this.current + Math.max(0, firstDelayMs), fn);
     entry.period = periodMs;
-    return new EntryHandle(this, entry);
+    return entry;
   }
 
   /** Time of the earliest pending event, or undefined. */
@@ -146,7 +139,7 @@ export class EventScheduler implements Scheduler {
   }
 
   private push(time: number, fn: () => void): Entry {
-    const entry: Entry = { time: 0, seq: 0, fn, state: PENDING, period: 0 };
+    const entry = new Entry(this, fn);
     this.schedule(entry, time);
     return entry;
   }
@@ -156,8 +149,6 @@ export class EventScheduler implements Scheduler {
     // Whole milliseconds: payload timestamps are integers and ordering stays exact.
     const t = Math.max(Math.round(time), this.current);
     const seq = this.seq++;
-    entry.time = t;
-    entry.seq = seq;
     entry.state = PENDING;
     const { items, times, seqs } = this;
     const wasEarliest = items.length === 0 || t < times[0]!;
@@ -189,8 +180,6 @@ export class EventScheduler implements Scheduler {
   private requeueTop(entry: Entry, time: number): void {
     const t = Math.max(Math.round(time), this.current);
     const seq = this.seq++;
-    entry.time = t;
-    entry.seq = seq;
     if (this.siftDown(0, entry, t, seq) === 0 && this.onEarlier) this.onEarlier(t);
   }
 
