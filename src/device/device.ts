@@ -91,7 +91,10 @@ export class Device implements RpcTarget {
   private readonly telemetry: boolean;
   private readonly activity: () => number;
   private readonly peakActivity: number;
-  private readonly timers = new Set<TimerHandle>();
+  /** The behaviours' periodic timers (cancelled when the device stops). */
+  private readonly periodic: TimerHandle[] = [];
+  /** Bumped when the device stops: one-off timers set before do nothing when they come due. */
+  private generation = 0;
   private readonly behaviours: Behaviour[] = [];
   private readonly coalescer: PropertyCoalescer;
   private readonly events: EventLimiter;
@@ -146,8 +149,9 @@ export class Device implements RpcTarget {
   }
 
   stop(): void {
-    for (const t of this.timers) t.cancel();
-    this.timers.clear();
+    for (const t of this.periodic) t.cancel();
+    this.periodic.length = 0;
+    this.generation++;
     this.coalescer.stop();
     this.events.stop();
     this.started = false;
@@ -244,16 +248,19 @@ export class Device implements RpcTarget {
   }
 
   // Internals --------------------------------------------------------------------------------
-  /** @internal A timer the device owns (cancelled when it stops). */
+  /** @internal A periodic timer the device owns (cancelled when it stops). */
   own(h: TimerHandle): TimerHandle {
-    this.timers.add(h);
+    this.periodic.push(h);
     return h;
   }
 
-  /** @internal A one-off timer the device owns, forgotten once it ran. */
+  /**
+   * @internal A one-off timer the device owns: if the device stops before it comes due, it does
+   * nothing (no set of pending timers per device to keep, a fleet has hundreds of thousands).
+   */
   ownAfter(ms: number, fn: () => void): TimerHandle {
-    const h: TimerHandle = this.scheduler.after(ms, () => { this.timers.delete(h); fn(); });
-    return this.own(h);
+    const generation = this.generation;
+    return this.scheduler.after(ms, () => { if (generation === this.generation) fn(); });
   }
 
   /** @internal The value last reported for a property. */
