@@ -17,7 +17,7 @@ import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
-import { leanDeliveries } from './deliveries.js';
+import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { clusterEmitter, clusterPersistence, type BrokerCluster } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
@@ -137,6 +137,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly transports = new WeakMap<Duplex, Transport>();
   /** Each connection's write side (write-batching.ts): what is still to be written to it. */
   private readonly outboxes = new WeakMap<Duplex, Outbox>();
+  /** Each client's lean deliveries (deliveries.ts), released when its CONNACK is written. */
+  private readonly deliveries = new WeakMap<Client, LeanDeliveries>();
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];
@@ -397,7 +399,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     client = this.aedes_.handle(conn as Connection, req);
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
     if (parser && typeof parser.parse === 'function') frontParser(parser);
-    if (!leanDeliveries(client, outbox) && !this.warnedStock) {
+    const deliveries = leanDeliveries(client, outbox);
+    if (deliveries) {
+      // What came before the CONNACK goes out after it (deliveries.ts); on a close, it is failed.
+      this.deliveries.set(client, deliveries);
+      conn.once('close', () => deliveries.release());
+    } else if (!this.warnedStock) {
       this.warnedStock = true;
       log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
     }
@@ -429,6 +436,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       }
       this.emit('message', packet.topic, packet.payload as Buffer, client.id);
     });
+    aedes.on('connackSent', (_connack, client) => { this.deliveries.get(client)?.release(); });
     aedes.on('clientReady', (client) => {
       const principal = this.gate.principalOf(client);
       if (principal) this.emit('clientReady', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });

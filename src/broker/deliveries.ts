@@ -10,8 +10,17 @@
  *   schedules a setImmediate (and a closure) per delivery before writing, and another after.
  *
  * Completion stays a turn later, as in Aedes (the emitter's in-flight bound and the publisher's
- * read loop count on it). Nothing else of Aedes changes. This is the change we would propose
- * upstream: Aedes' `write()` taking a serialiser, and one deferral per turn instead of per packet.
+ * read loop count on it). This is the change we would propose upstream: Aedes' `write()` taking a
+ * serialiser, and one deferral per turn instead of per packet.
+ *
+ * One defect of Aedes 1.2 is mended here: a persistent session resuming (CleanSession=0) has its
+ * subscriptions restored before its CONNACK is written (connect.js: restoreSubs, then storeWill,
+ * then doConnack), so a message published meanwhile was written to it *before* the CONNACK
+ * (MQTT-3.2.0-1 says the CONNACK comes first). MQTT.js then never connects: it holds the PUBLISH's
+ * PUBACK until connected and reads nothing more meanwhile. On a cluster node the window is several
+ * Redis round trips wide. Deliveries before the CONNACK are held and written once it is
+ * (`release()`, on Aedes' `connackSent`), or dropped as undeliverable if the connection goes first;
+ * upstream, Aedes' own deliveries would wait for `connackSent` the same way.
  *
  * The Aedes internals relied on are listed in `AedesClientInternals`; when a client does not have
  * them (another Aedes version), `leanDeliveries` changes nothing and says so.
@@ -48,6 +57,8 @@ export interface AedesClientInternals {
   subscriptions: Record<string, { qos?: number } | undefined>;
   duplicates: Record<string, number | undefined>;
   _nextId: number;
+  /** Set by Aedes once the CONNACK is written (just after its `connackSent` event). */
+  connackSent?: boolean;
   broker: {
     id: string;
     counter: number;
@@ -72,13 +83,21 @@ function hasInternals(client: object): client is AedesClientInternals {
     && typeof c.subscriptions === 'object' && typeof c.broker === 'object';
 }
 
+/** A client's lean deliveries: `release()` once its CONNACK is written, or its connection is gone. */
+export interface LeanDeliveries {
+  /** Write the deliveries held until the CONNACK (or fail them, the connection being gone); later ones go straight out. */
+  release(): void;
+}
+
 /**
  * Replace `client`'s delivery functions (before it subscribes: Aedes captures them at SUBSCRIBE).
- * Returns false, changing nothing, when `client` is not the Aedes client this was written for.
+ * Returns null, changing nothing, when `client` is not the Aedes client this was written for.
  */
-export function leanDeliveries(client: object, outbox: Outbox): boolean {
-  if (!hasInternals(client)) return false;
+export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries | null {
+  if (!hasInternals(client)) return null;
   const c = client;
+  /** Deliveries that came before the CONNACK was written, in order; null once released. */
+  let held: Array<() => void> | null = [];
 
   /** Aedes' getToForwardPacket: no-local (MQTT 5), one copy per broker counter, then the broker's authorizeForward. */
   const forwardable = (packet: DeliveryPacket): DeliveryPacket | null => {
@@ -94,6 +113,10 @@ export function leanDeliveries(client: object, outbox: Outbox): boolean {
 
   /** Aedes' write(): the PUBLISH, or the error it would raise; `done` once written (or drained). */
   const send = (p: DeliveryPacket, qos: number, messageId: number, done: Done): void => {
+    if (held !== null && !c.connackSent && c.connecting) {
+      held.push(() => send(p, qos, messageId, done));
+      return;
+    }
     if (!(c.connecting || c.connected)) {
       c._onError(new Error('connection closed'));
       afterFlush(done);
@@ -150,7 +173,13 @@ export function leanDeliveries(client: object, outbox: Outbox): boolean {
       afterFlush(cb);
     }
   };
-  return true;
+  return {
+    release() {
+      const waiting = held;
+      held = null;
+      if (waiting) for (const go of waiting) go();
+    },
+  };
 }
 
 function noop(): void {}

@@ -63,6 +63,37 @@ describe('broker nodes clustered on Redis', () => {
     expect(ids).toEqual([2, 3, 4]);
   });
 
+  it('a persistent session resuming while messages for it flow gets its CONNACK first, then them', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(14), await node(14)];
+    const sub = { clientId: 'lab-resume', clean: false, reconnectPeriod: 0, protocolVersion: 4 } as const;
+    const first = track(await connectTcp(a, sub));
+    await first.subscribeAsync('lab/flow', { qos: 1 });
+    await first.endAsync();
+    // A publisher at node B keeps the topic busy while the session resumes at node A, again and again.
+    const pub = track(await connectTcp(b, { reconnectPeriod: 0 }));
+    let flowing = true;
+    const flow = (async () => { for (let i = 0; flowing; i++) await pub.publishAsync('lab/flow', String(i), { qos: 1 }); })();
+    try {
+      for (let round = 0; round < 10; round++) {
+        const firstPacket: string[] = [];
+        const c = mqtt.connect(`mqtt://127.0.0.1:${a.mqttAddress!.port}`, sub);
+        c.once('packetreceive', (p) => { firstPacket.push(p.cmd); });
+        track(c);
+        let got = 0;
+        c.on('message', () => { got++; });
+        // Before the fix Aedes wrote a live PUBLISH before the CONNACK: MQTT.js never connected.
+        await until(() => firstPacket.length > 0, 5000, `round ${round}: a first packet from node A`);
+        expect(firstPacket, `round ${round}: the first packet`).toEqual(['connack']);
+        await until(() => c.connected, 5000, `round ${round}: the session connected`);
+        await until(() => got > 0, 10_000, `round ${round}: messages on the resumed session`);
+        await c.endAsync();
+      }
+    } finally {
+      flowing = false;
+      await flow;
+    }
+  });
+
   it('serves a retained message taken in at one node from every node', { timeout: 30_000 }, async () => {
     const [a, b] = [await node(8), await node(8)];
     const pub = track(await connectTcp(a, { reconnectPeriod: 0 }));
