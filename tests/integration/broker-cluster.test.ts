@@ -55,6 +55,10 @@ describe('broker nodes clustered on Redis', () => {
     // The device goes away; three commands are queued for its persistent session, in Redis.
     await onA.endAsync();
     for (const id of [2, 3, 4]) await operator.publishAsync('device/dev-1/down/rpc', `{"id":${id},"method":"get_properties","params":[]}`, { qos: 1 });
+    // Aedes acknowledges a QoS 1 PUBLISH before it queues and routes it: the commands are queued
+    // once node B has published them (its count), not when the operator has its PUBACKs. A device
+    // resuming before that gets the late ones live as well as from the queue (QoS 1: at least once).
+    await until(() => b.counters.published >= 4, 10_000, 'node B to queue and route the commands');
     const ids: number[] = [];
     const onB = mqtt.connect(`mqtt://127.0.0.1:${b.mqttAddress!.port}`, device);
     track(onB);
