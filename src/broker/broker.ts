@@ -19,7 +19,7 @@ import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
-import { clusterEmitter, clusterPersistence, type BrokerCluster } from './cluster.js';
+import { ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
@@ -99,7 +99,7 @@ const MAX_REASONS = 200;
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
-interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: BrokerCluster | null }
+interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: ClusterLink | null }
 
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly access: AccessDirectory;
@@ -162,6 +162,15 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       publishing: () => { this.publishing++; },
       delivered: () => { this.counters.delivered++; },
     });
+    const link = settings.cluster;
+    if (link) {
+      // A CONNECT needs the session store: while the cluster's Redis is away it is refused (CONNACK 3) rather than left hanging.
+      this.gate.unavailable = () => {
+        if (link.up) return null;
+        link.refusedConnect();
+        return 'the cluster store (Redis) is unreachable';
+      };
+    }
     const { persistence, stats, close } = settings.cluster ? clusterPersistence(settings.cluster, limits.maxQueuedMessages) : { ...boundedMemoryPersistence(
       { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, maxRetainedMessages: limits.maxRetainedMessages, maxRetainedBytes: limits.maxRetainedBytes },
       (clientId, packet) => this.gate.admitQueued(clientId, packet),
@@ -181,7 +190,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const access = new AccessDirectory(opts.operatorToken);
     access.anonymous = anonymousAccessFor(opts, host);
     const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
-    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ?? null };
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ? new ClusterLink(opts.cluster) : null };
     const broker = new EmbeddedBroker(access, limits, settings);
     ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
     broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
@@ -312,6 +321,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
     await this.comeUp();
   }
+
+  /** How this node's link to the cluster's Redis is doing; null when the broker is not a cluster node. */
+  clusterHealth(): ClusterHealth | null { return this.settings.cluster?.health ?? null; }
 
   get connectedClients(): number { return this.down ? 0 : this.aedes_.connectedClients; }
   get emitterStats(): FloodSafeEmitter['stats'] { return this.emitter.stats; }
