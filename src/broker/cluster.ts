@@ -37,8 +37,12 @@ import type { PersistenceStats } from './persistence.js';
 
 const log = logger('cluster');
 
-/** aedes-persistence-redis ships no types: its factory takes ioredis options (here `conn`, an open connection). */
-const persistenceRedis = createRequire(import.meta.url)('aedes-persistence-redis') as (opts: { conn: Redis; maxSessionDelivery: number }) => object;
+/** aedes-persistence-redis' members used here (it ships no types). */
+interface RedisPersistence {
+  addSubscriptions(client: object, subs: object[]): Promise<unknown>;
+}
+/** Its factory takes ioredis options (here `conn`, an open connection). */
+const persistenceRedis = createRequire(import.meta.url)('aedes-persistence-redis') as (opts: { conn: Redis; maxSessionDelivery: number }) => RedisPersistence;
 
 export interface BrokerCluster {
   /** The Redis URL the nodes share (`redis://HOST:PORT[/DB]`). */
@@ -173,6 +177,18 @@ export class ClusterLink {
 export function clusterPersistence(link: ClusterLink, maxSessionDelivery: number): { persistence: object; stats: PersistenceStats; close: () => Promise<void> } {
   const conn = link.open('sessions');
   const persistence = persistenceRedis({ conn, maxSessionDelivery });
+  // Aedes 1.2 stores a persistent session's SUBSCRIBE once per topic, each time with the packet's
+  // whole list; aedes-persistence-redis waits for each store's broadcast to come back through
+  // Redis under one key (client id and first topic), so with several topics each wait replaced the
+  // last and all but one never ended: no SUBACK. One store per packet (its list) ends them all; it
+  // could go upstream (Aedes storing once per packet, or the broadcast keeping every waiter).
+  const add = persistence.addSubscriptions.bind(persistence);
+  const stored = new WeakMap<object[], Promise<unknown>>();
+  persistence.addSubscriptions = (client, subs) => {
+    const job = stored.get(subs) ?? add(client, subs);
+    stored.set(subs, job);
+    return job;
+  };
   // Figures of the in-memory bounds: nothing is held in this process.
   const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues: new SessionQueues({ maxMessages: 0, maxBytes: 0 }, () => null) };
   // Closed with the broker (a restart keeps it): its Redis connection would keep the process alive.

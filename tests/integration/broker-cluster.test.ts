@@ -98,6 +98,21 @@ describe('broker nodes clustered on Redis', () => {
     }
   });
 
+  it('a persistent session\'s SUBSCRIBE naming several topics is answered, and each topic routed from the other node', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(15), await node(15)];
+    const sub = track(await connectTcp(a, { clientId: 'lab-multi', clean: false }));
+    const got: string[] = [];
+    sub.on('message', (t, p) => { got.push(`${t}=${p.toString()}`); });
+    // Aedes stores the whole packet's subscriptions once per topic; each store waited for its own
+    // broadcast through Redis under one key, and all but one waited for ever: no SUBACK.
+    const granted = await sub.subscribeAsync({ 'lab/one': { qos: 1 }, 'lab/two': { qos: 1 }, 'lab/three': { qos: 0 } });
+    expect(granted.map((g) => [g.topic, g.qos])).toEqual([['lab/one', 1], ['lab/two', 1], ['lab/three', 0]]);
+    const pub = track(await connectTcp(b));
+    for (const t of ['one', 'two', 'three']) await pub.publishAsync(`lab/${t}`, t, { qos: 1 });
+    await until(() => got.length >= 3, 10_000, 'a message on each topic across nodes');
+    expect(got.sort()).toEqual(['lab/one=one', 'lab/three=three', 'lab/two=two']);
+  });
+
   it('serves a retained message taken in at one node from every node', { timeout: 30_000 }, async () => {
     const [a, b] = [await node(8), await node(8)];
     const pub = track(await connectTcp(a, { reconnectPeriod: 0 }));
