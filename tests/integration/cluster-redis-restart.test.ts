@@ -5,9 +5,13 @@
  * its own subscribers only (and count it), route across nodes again once Redis is back, and say
  * what was lost when Redis came back empty.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
+import type { RunReport } from '../../src/sim/report.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { connectTcp, refusalCode, until } from '../helpers/mqtt.js';
@@ -130,6 +134,50 @@ describe('broker nodes through a Redis restart', () => {
       c.once('error', reject);
     });
     expect(sessionPresent).toBe(false);
+    for (const n of nodes) n.kill('SIGINT');
+    for (const n of nodes) expect((await finish(n, 15_000)).code).toBe(0);
+  });
+
+  it('Redis restarted mid-run under two nodes and two shards: the run ends, every device is back, and the reports say what the platform lost', { timeout: 60_000 }, async () => {
+    assertBuilt();
+    const cluster = `${redis.url}/3`;
+    const platform = `${redis.url}/4`;
+    const nodes = [1, 2].map(() => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token'])));
+    const urls: string[] = [];
+    const metricsUrls: string[] = [];
+    for (const n of nodes) {
+      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
+      metricsUrls.push(new URL('/metrics?token=op-token', (await waitForStderr(n, /dashboard (http:\/\/\S+)/))[1]).toString());
+      await waitForStderr(n, /serving until Ctrl-C/);
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'aiot-sim-redis-restart-'));
+    track(() => rm(dir, { recursive: true, force: true }));
+    const args = (k: number): string[] => ['run', 'scenarios/default.yaml', '--speed', '1200', '--duration', '6h', '--http-port', '0', '--shard', `${k}/2`,
+      '--broker', urls.join(','), '--cluster', cluster, '--platform', platform, '--token', 'op-token', '--report', join(dir, `r${k}.json`)];
+    const shards = [1, 2].map((k) => track(spawnCli(args(k))));
+    // Once node 1 has taken in some traffic, Redis goes down (saving its data) for two seconds.
+    const published = async (): Promise<number> => sample(await (await fetch(metricsUrls[0]!)).text(), 'aiot_sim_messages_published_total');
+    let seen = 0;
+    while (seen < 100) {
+      seen = await published();
+      if (shards.some((s) => s.exitCode !== null)) throw new Error(`a shard ended before Redis was restarted: ${shards.map((s) => s.out.stderr).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await redis.restart({ keepData: true, downMs: 2000 });
+    const ends = await Promise.all(shards.map((c) => finish(c, 50_000)));
+    for (const e of ends) expect(e.code, e.stderr).toBe(0);
+    for (const n of nodes) await waitForStderr(n, /cluster store back after/);
+    const r = JSON.parse(await readFile(join(dir, 'r1.json'), 'utf8')) as RunReport;
+    expect(r.platform.connections.online).toBe(53);
+    const store = r.platformStore!;
+    const counted = r.platform.messages.byKind['event_occured'] ?? 0;
+    expect(store.eventsNotCounted).toBe(store.eventsSent! - counted);
+    const health = await Promise.all(metricsUrls.map(async (m) => {
+      const text = await (await fetch(m)).text();
+      return ['outages_total', 'unrouted_messages_total', 'refused_connects_total', 'resets_total'].map((k) => sample(text, k.startsWith('out') || k.startsWith('res') ? `aiot_sim_cluster_store_${k}` : `aiot_sim_cluster_${k}`));
+    }));
+    process.stderr.write(`Redis restarted mid-run: events sent ${store.eventsSent}, counted ${counted}, not counted ${store.eventsNotCounted}, store ${JSON.stringify(store)}; nodes [outages, unrouted, refused, resets] ${JSON.stringify(health)}\n`);
+    for (const h of health) expect([h[0], h[3]]).toEqual([1, 0]);
     for (const n of nodes) n.kill('SIGINT');
     for (const n of nodes) expect((await finish(n, 15_000)).code).toBe(0);
   });
