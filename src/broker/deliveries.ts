@@ -1,8 +1,8 @@
 /**
  * Lean deliveries for Aedes 1.2 clients: `client.deliver0` and `client.deliverQoS` (the
  * functions Aedes registers for a client's subscriptions) replaced by versions that do the same
- * checks in the same order (no-local, duplicate suppression across brokers, `authorizeForward`),
- * assign packet ids and touch the persistence exactly as Aedes does, but:
+ * checks in the same order (no-local, one copy of each message, `authorizeForward`), assign
+ * packet ids and touch the persistence exactly as Aedes does, but:
  *
  * - write the PUBLISH straight into the connection's Outbox (write-batching.ts), where Aedes
  *   copies the packet once more and serialises it with mqtt-packet in five writes;
@@ -13,7 +13,8 @@
  * read loop count on it). This is the change we would propose upstream: Aedes' `write()` taking a
  * serialiser, and one deferral per turn instead of per packet.
  *
- * One defect of Aedes 1.2 is mended here: a persistent session resuming (CleanSession=0) has its
+ * Two defects of Aedes 1.2 are mended here. Its duplicate check drops messages that arrive out of
+ * order on a cluster node (`forwardable` says how and why). And a persistent session resuming (CleanSession=0) has its
  * subscriptions restored before its CONNACK is written (connect.js: restoreSubs, then storeWill,
  * then doConnack), so a message published meanwhile was written to it *before* the CONNACK
  * (MQTT-3.2.0-1 says the CONNACK comes first). MQTT.js then never connects: it holds the PUBLISH's
@@ -55,7 +56,6 @@ export interface AedesClientInternals {
   errored?: boolean;
   conn: Duplex;
   subscriptions: Record<string, { qos?: number } | undefined>;
-  duplicates: Record<string, number | undefined>;
   _nextId: number;
   /** Set by Aedes once the CONNACK is written (just after its `connackSent` event). */
   connackSent?: boolean;
@@ -79,7 +79,7 @@ export interface AedesClientInternals {
 function hasInternals(client: object): client is AedesClientInternals {
   const c = client as Partial<AedesClientInternals>;
   return typeof c.deliver0 === 'function' && typeof c.deliverQoS === 'function' && typeof c._onError === 'function'
-    && typeof c.waitForDrain === 'function' && typeof c._nextId === 'number' && typeof c.duplicates === 'object'
+    && typeof c.waitForDrain === 'function' && typeof c._nextId === 'number'
     && typeof c.subscriptions === 'object' && typeof c.broker === 'object';
 }
 
@@ -99,14 +99,27 @@ export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries |
   /** Deliveries that came before the CONNACK was written, in order; null once released. */
   let held: Array<() => void> | null = [];
 
-  /** Aedes' getToForwardPacket: no-local (MQTT 5), one copy per broker counter, then the broker's authorizeForward. */
+  /** The message last let through (its broker and counter): the same one again is a duplicate. */
+  let lastBroker: string | undefined;
+  let lastCounter = -1;
+
+  /**
+   * Aedes' getToForwardPacket: no-local (MQTT 5), one copy of a message, then the broker's
+   * authorizeForward. A client whose subscriptions overlap gets each message once: the emitter
+   * calls its listeners for one message one after the other, so a copy is the message just let
+   * through (same broker, same counter). Aedes instead keeps the highest counter seen from each
+   * broker and drops anything at or below it, which loses messages that arrive out of counter
+   * order: on a cluster node a QoS 1 message for a persistent session waits for the session store
+   * (Redis) while a later one that no persistent session wants does not, and overtakes it.
+   */
   const forwardable = (packet: DeliveryPacket): DeliveryPacket | null => {
     if (packet.clientId === c.id && packet.nl) return null;
     const id = packet.brokerId;
     if (id) {
       const counter = packet.brokerCounter ?? 0;
-      if ((c.duplicates[id] ?? 0) >= counter) return null;
-      c.duplicates[id] = counter;
+      if (id === lastBroker && counter === lastCounter) return null;
+      lastBroker = id;
+      lastCounter = counter;
     }
     return c.broker.authorizeForward(c, packet) ?? null;
   };
