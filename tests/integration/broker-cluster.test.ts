@@ -14,6 +14,7 @@ import type { RunReport } from '../../src/sim/report.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
+import { serveClusterNodes } from '../helpers/cluster-nodes.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
@@ -25,13 +26,8 @@ describe('broker nodes clustered on Redis', () => {
 
   /** Two `serve --cluster --platform` nodes (the real command), ready; their MQTT URLs. */
   async function startNodes(cluster: string, platform: string): Promise<{ nodes: Array<ReturnType<typeof spawnCli>>; urls: string[] }> {
-    const nodes = [1, 2].map(() => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token'])));
-    const urls: string[] = [];
-    for (const n of nodes) {
-      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
-      await waitForStderr(n, /serving until Ctrl-C/);
-    }
-    return { nodes, urls };
+    const served = await serveClusterNodes(track, cluster, { platform });
+    return { nodes: served.map((n) => n.child), urls: served.map((n) => n.url) };
   }
 
   async function node(db: number): Promise<EmbeddedBroker> {

@@ -14,17 +14,13 @@ import { EmbeddedBroker } from '../../src/broker/broker.js';
 import type { RunReport } from '../../src/sim/report.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, spawnCli, waitForStderr } from '../helpers/cli.js';
+import { metricSample, serveClusterNodes } from '../helpers/cluster-nodes.js';
 import { connectTcp, refusalCode, until } from '../helpers/mqtt.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
 beforeAll(async () => { redis = await startRedis(); });
 afterAll(async () => { await redis?.stop(); });
-
-/** One Prometheus sample's value (no labels), or NaN when absent. */
-function sample(text: string, name: string): number {
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-}
 
 describe('broker nodes through a Redis restart', () => {
   const track = useCleanup();
@@ -89,16 +85,10 @@ describe('broker nodes through a Redis restart', () => {
 
   it('Redis killed and restarted empty: the nodes (serve --cluster) log the outage and the loss, /metrics counts it, live sessions go on, stored ones are gone', { timeout: 45_000 }, async () => {
     assertBuilt();
-    const url = `${redis.url}/2`;
-    const serve = (): ReturnType<typeof spawnCli> => track(spawnCli(['serve', '--cluster', url, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token']));
-    const nodes = [serve(), serve()];
-    const ports: number[] = [];
-    const metricsUrls: string[] = [];
-    for (const n of nodes) {
-      ports.push(Number((await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]));
-      metricsUrls.push(new URL('/metrics?token=op-token', (await waitForStderr(n, /dashboard (http:\/\/\S+)/))[1]).toString());
-      await waitForStderr(n, /serving until Ctrl-C/);
-    }
+    const served = await serveClusterNodes(track, `${redis.url}/2`);
+    const nodes = served.map((n) => n.child);
+    const ports = served.map((n) => n.port);
+    const metricsUrls = served.map((n) => n.metricsUrl);
     // A persistent session on node 1 that stays connected, one that goes away, and a publisher on node 2.
     const live: string[] = [];
     const liveSub = track(await mqtt.connectAsync(`mqtt://127.0.0.1:${ports[0]}`, { clientId: 'lab-live', clean: false, reconnectPeriod: 0 }));
@@ -119,10 +109,10 @@ describe('broker nodes through a Redis restart', () => {
     }
     for (const m of metricsUrls) {
       const text = await (await fetch(m)).text();
-      expect(sample(text, 'aiot_sim_cluster_store_up')).toBe(1);
-      expect(sample(text, 'aiot_sim_cluster_store_outages_total')).toBe(1);
-      expect(sample(text, 'aiot_sim_cluster_store_resets_total')).toBe(1);
-      expect(sample(text, 'aiot_sim_cluster_store_down_seconds_total')).toBeGreaterThan(0);
+      expect(metricSample(text, 'aiot_sim_cluster_store_up')).toBe(1);
+      expect(metricSample(text, 'aiot_sim_cluster_store_outages_total')).toBe(1);
+      expect(metricSample(text, 'aiot_sim_cluster_store_resets_total')).toBe(1);
+      expect(metricSample(text, 'aiot_sim_cluster_store_down_seconds_total')).toBeGreaterThan(0);
     }
     // The connected session still gets what is published at the other node.
     await pub.publishAsync('lab/events', 'after', { qos: 1 });
@@ -142,21 +132,17 @@ describe('broker nodes through a Redis restart', () => {
     assertBuilt();
     const cluster = `${redis.url}/3`;
     const platform = `${redis.url}/4`;
-    const nodes = [1, 2].map(() => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token'])));
-    const urls: string[] = [];
-    const metricsUrls: string[] = [];
-    for (const n of nodes) {
-      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
-      metricsUrls.push(new URL('/metrics?token=op-token', (await waitForStderr(n, /dashboard (http:\/\/\S+)/))[1]).toString());
-      await waitForStderr(n, /serving until Ctrl-C/);
-    }
+    const served = await serveClusterNodes(track, cluster, { platform });
+    const nodes = served.map((n) => n.child);
+    const urls = served.map((n) => n.url);
+    const metricsUrls = served.map((n) => n.metricsUrl);
     const dir = await mkdtemp(join(tmpdir(), 'aiot-sim-redis-restart-'));
     track(() => rm(dir, { recursive: true, force: true }));
     const args = (k: number): string[] => ['run', 'scenarios/default.yaml', '--speed', '1200', '--duration', '6h', '--http-port', '0', '--shard', `${k}/2`,
       '--broker', urls.join(','), '--cluster', cluster, '--platform', platform, '--token', 'op-token', '--report', join(dir, `r${k}.json`)];
     const shards = [1, 2].map((k) => track(spawnCli(args(k))));
     // Once node 1 has taken in some traffic, Redis goes down (saving its data) for two seconds.
-    const published = async (): Promise<number> => sample(await (await fetch(metricsUrls[0]!)).text(), 'aiot_sim_messages_published_total');
+    const published = async (): Promise<number> => metricSample(await (await fetch(metricsUrls[0]!)).text(), 'aiot_sim_messages_published_total');
     let seen = 0;
     while (seen < 100) {
       seen = await published();
@@ -174,7 +160,7 @@ describe('broker nodes through a Redis restart', () => {
     expect(store.eventsNotCounted).toBe(store.eventsSent! - counted);
     const health = await Promise.all(metricsUrls.map(async (m) => {
       const text = await (await fetch(m)).text();
-      return ['outages_total', 'unrouted_messages_total', 'refused_connects_total', 'resets_total'].map((k) => sample(text, k.startsWith('out') || k.startsWith('res') ? `aiot_sim_cluster_store_${k}` : `aiot_sim_cluster_${k}`));
+      return ['outages_total', 'unrouted_messages_total', 'refused_connects_total', 'resets_total'].map((k) => metricSample(text, k.startsWith('out') || k.startsWith('res') ? `aiot_sim_cluster_store_${k}` : `aiot_sim_cluster_${k}`));
     }));
     process.stderr.write(`Redis restarted mid-run: events sent ${store.eventsSent}, counted ${counted}, not counted ${store.eventsNotCounted}, store ${JSON.stringify(store)}; nodes [outages, unrouted, refused, resets] ${JSON.stringify(health)}\n`);
     for (const h of health) expect([h[0], h[3]]).toEqual([1, 0]);
