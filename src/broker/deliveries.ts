@@ -127,7 +127,9 @@ export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries |
   /** Aedes' write(): the PUBLISH, or the error it would raise; `done` once written (or drained). */
   const send = (p: DeliveryPacket, qos: number, messageId: number, done: Done): void => {
     if (held !== null && !c.connackSent && c.connecting) {
-      held.push(() => send(p, qos, messageId, done));
+      // Completed now: a session whose CONNACK never comes must not hold the emitter's delivery slots.
+      held.push(() => send(p, qos, messageId, noop));
+      afterFlush(done);
       return;
     }
     if (!(c.connecting || c.connected)) {
