@@ -114,6 +114,17 @@ export class ClusterLink {
   open(role: string): Redis {
     const conn = new Redis(this.url, { maxRetriesPerRequest: null, retryStrategy, connectionName: `aiot-sim-cluster-${role}` });
     conn.on('error', (err: Error) => log.debug({ url: this.health_.url, role, err: err.message }, 'cluster store connection error'));
+    // The Aedes cluster packages leave some commands unawaited (aedes-persistence-redis 12: the
+    // LREMs of putWill, delWill and of stale queue entries; mqemitter-redis 7.2: its QUITs): one
+    // that fails (the connection closed as the broker closes) would be an unhandled rejection,
+    // which ends a process. Marked handled here; whoever awaits a command still gets its error.
+    // Upstream, those calls would be awaited or caught.
+    const send = conn.sendCommand.bind(conn);
+    conn.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+      const reply = send(...args);
+      if (reply instanceof Promise) reply.catch((err: Error) => log.debug({ role, err: err.message }, 'cluster store command failed'));
+      return reply;
+    }) as Redis['sendCommand'];
     this.conns.add(conn);
     conn.on('ready', () => {
       this.lost.delete(conn);
