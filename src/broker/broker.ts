@@ -17,9 +17,9 @@ import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
-import { leanDeliveries } from './deliveries.js';
+import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
-import { clusterEmitter, clusterPersistence, type BrokerCluster } from './cluster.js';
+import { ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
@@ -99,7 +99,7 @@ const MAX_REASONS = 200;
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
-interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: BrokerCluster | null }
+interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: ClusterLink | null }
 
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   readonly access: AccessDirectory;
@@ -137,6 +137,8 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly transports = new WeakMap<Duplex, Transport>();
   /** Each connection's write side (write-batching.ts): what is still to be written to it. */
   private readonly outboxes = new WeakMap<Duplex, Outbox>();
+  /** Each client's lean deliveries (deliveries.ts), released when its CONNACK is written. */
+  private readonly deliveries = new WeakMap<Client, LeanDeliveries>();
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];
@@ -160,6 +162,15 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       publishing: () => { this.publishing++; },
       delivered: () => { this.counters.delivered++; },
     });
+    const link = settings.cluster;
+    if (link) {
+      // A CONNECT needs the session store: while the cluster's Redis is away it is refused (CONNACK 3) rather than left hanging.
+      this.gate.unavailable = () => {
+        if (link.up) return null;
+        link.refusedConnect();
+        return 'the cluster store (Redis) is unreachable';
+      };
+    }
     const { persistence, stats, close } = settings.cluster ? clusterPersistence(settings.cluster, limits.maxQueuedMessages) : { ...boundedMemoryPersistence(
       { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, maxRetainedMessages: limits.maxRetainedMessages, maxRetainedBytes: limits.maxRetainedBytes },
       (clientId, packet) => this.gate.admitQueued(clientId, packet),
@@ -179,7 +190,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const access = new AccessDirectory(opts.operatorToken);
     access.anonymous = anonymousAccessFor(opts, host);
     const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
-    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ?? null };
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ? new ClusterLink(opts.cluster) : null };
     const broker = new EmbeddedBroker(access, limits, settings);
     ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
     broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
@@ -311,6 +322,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     await this.comeUp();
   }
 
+  /** How this node's link to the cluster's Redis is doing; null when the broker is not a cluster node. */
+  clusterHealth(): ClusterHealth | null { return this.settings.cluster?.health ?? null; }
+
   get connectedClients(): number { return this.down ? 0 : this.aedes_.connectedClients; }
   get emitterStats(): FloodSafeEmitter['stats'] { return this.emitter.stats; }
   /** Largest MQTT packet accepted, bytes. */
@@ -397,7 +411,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     client = this.aedes_.handle(conn as Connection, req);
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
     if (parser && typeof parser.parse === 'function') frontParser(parser);
-    if (!leanDeliveries(client, outbox) && !this.warnedStock) {
+    const deliveries = leanDeliveries(client, outbox);
+    if (deliveries) {
+      // What came before the CONNACK goes out after it (deliveries.ts); on a close, it is failed.
+      this.deliveries.set(client, deliveries);
+      conn.once('close', () => deliveries.release());
+    } else if (!this.warnedStock) {
       this.warnedStock = true;
       log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
     }
@@ -429,6 +448,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       }
       this.emit('message', packet.topic, packet.payload as Buffer, client.id);
     });
+    aedes.on('connackSent', (_connack, client) => { this.deliveries.get(client)?.release(); });
     aedes.on('clientReady', (client) => {
       const principal = this.gate.principalOf(client);
       if (principal) this.emit('clientReady', { clientId: client.id, connId: this.connIds.get(client) ?? 0, principal, transport: this.transportOf(client) });

@@ -1,8 +1,8 @@
 /**
  * Lean deliveries for Aedes 1.2 clients: `client.deliver0` and `client.deliverQoS` (the
  * functions Aedes registers for a client's subscriptions) replaced by versions that do the same
- * checks in the same order (no-local, duplicate suppression across brokers, `authorizeForward`),
- * assign packet ids and touch the persistence exactly as Aedes does, but:
+ * checks in the same order (no-local, one copy of each message, `authorizeForward`), assign
+ * packet ids and touch the persistence exactly as Aedes does, but:
  *
  * - write the PUBLISH straight into the connection's Outbox (write-batching.ts), where Aedes
  *   copies the packet once more and serialises it with mqtt-packet in five writes;
@@ -10,8 +10,18 @@
  *   schedules a setImmediate (and a closure) per delivery before writing, and another after.
  *
  * Completion stays a turn later, as in Aedes (the emitter's in-flight bound and the publisher's
- * read loop count on it). Nothing else of Aedes changes. This is the change we would propose
- * upstream: Aedes' `write()` taking a serialiser, and one deferral per turn instead of per packet.
+ * read loop count on it). This is the change we would propose upstream: Aedes' `write()` taking a
+ * serialiser, and one deferral per turn instead of per packet.
+ *
+ * Two defects of Aedes 1.2 are mended here. Its duplicate check drops messages that arrive out of
+ * order on a cluster node (`forwardable` says how and why). And a persistent session resuming (CleanSession=0) has its
+ * subscriptions restored before its CONNACK is written (connect.js: restoreSubs, then storeWill,
+ * then doConnack), so a message published meanwhile was written to it *before* the CONNACK
+ * (MQTT-3.2.0-1 says the CONNACK comes first). MQTT.js then never connects: it holds the PUBLISH's
+ * PUBACK until connected and reads nothing more meanwhile. On a cluster node the window is several
+ * Redis round trips wide. Deliveries before the CONNACK are held and written once it is
+ * (`release()`, on Aedes' `connackSent`), or dropped as undeliverable if the connection goes first;
+ * upstream, Aedes' own deliveries would wait for `connackSent` the same way.
  *
  * The Aedes internals relied on are listed in `AedesClientInternals`; when a client does not have
  * them (another Aedes version), `leanDeliveries` changes nothing and says so.
@@ -46,8 +56,9 @@ export interface AedesClientInternals {
   errored?: boolean;
   conn: Duplex;
   subscriptions: Record<string, { qos?: number } | undefined>;
-  duplicates: Record<string, number | undefined>;
   _nextId: number;
+  /** Set by Aedes once the CONNACK is written (just after its `connackSent` event). */
+  connackSent?: boolean;
   broker: {
     id: string;
     counter: number;
@@ -68,32 +79,59 @@ export interface AedesClientInternals {
 function hasInternals(client: object): client is AedesClientInternals {
   const c = client as Partial<AedesClientInternals>;
   return typeof c.deliver0 === 'function' && typeof c.deliverQoS === 'function' && typeof c._onError === 'function'
-    && typeof c.waitForDrain === 'function' && typeof c._nextId === 'number' && typeof c.duplicates === 'object'
+    && typeof c.waitForDrain === 'function' && typeof c._nextId === 'number'
     && typeof c.subscriptions === 'object' && typeof c.broker === 'object';
+}
+
+/** A client's lean deliveries: `release()` once its CONNACK is written, or its connection is gone. */
+export interface LeanDeliveries {
+  /** Write the deliveries held until the CONNACK (or fail them, the connection being gone); later ones go straight out. */
+  release(): void;
 }
 
 /**
  * Replace `client`'s delivery functions (before it subscribes: Aedes captures them at SUBSCRIBE).
- * Returns false, changing nothing, when `client` is not the Aedes client this was written for.
+ * Returns null, changing nothing, when `client` is not the Aedes client this was written for.
  */
-export function leanDeliveries(client: object, outbox: Outbox): boolean {
-  if (!hasInternals(client)) return false;
+export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries | null {
+  if (!hasInternals(client)) return null;
   const c = client;
+  /** Deliveries that came before the CONNACK was written, in order; null once released. */
+  let held: Array<() => void> | null = [];
 
-  /** Aedes' getToForwardPacket: no-local (MQTT 5), one copy per broker counter, then the broker's authorizeForward. */
+  /** The message last let through (its broker and counter): the same one again is a duplicate. */
+  let lastBroker: string | undefined;
+  let lastCounter = -1;
+
+  /**
+   * Aedes' getToForwardPacket: no-local (MQTT 5), one copy of a message, then the broker's
+   * authorizeForward. A client whose subscriptions overlap gets each message once: the emitter
+   * calls its listeners for one message one after the other, so a copy is the message just let
+   * through (same broker, same counter). Aedes instead keeps the highest counter seen from each
+   * broker and drops anything at or below it, which loses messages that arrive out of counter
+   * order: on a cluster node a QoS 1 message for a persistent session waits for the session store
+   * (Redis) while a later one that no persistent session wants does not, and overtakes it.
+   */
   const forwardable = (packet: DeliveryPacket): DeliveryPacket | null => {
     if (packet.clientId === c.id && packet.nl) return null;
     const id = packet.brokerId;
     if (id) {
       const counter = packet.brokerCounter ?? 0;
-      if ((c.duplicates[id] ?? 0) >= counter) return null;
-      c.duplicates[id] = counter;
+      if (id === lastBroker && counter === lastCounter) return null;
+      lastBroker = id;
+      lastCounter = counter;
     }
     return c.broker.authorizeForward(c, packet) ?? null;
   };
 
   /** Aedes' write(): the PUBLISH, or the error it would raise; `done` once written (or drained). */
   const send = (p: DeliveryPacket, qos: number, messageId: number, done: Done): void => {
+    if (held !== null && !c.connackSent && c.connecting) {
+      // Completed now: a session whose CONNACK never comes must not hold the emitter's delivery slots.
+      held.push(() => send(p, qos, messageId, noop));
+      afterFlush(done);
+      return;
+    }
     if (!(c.connecting || c.connected)) {
       c._onError(new Error('connection closed'));
       afterFlush(done);
@@ -150,7 +188,13 @@ export function leanDeliveries(client: object, outbox: Outbox): boolean {
       afterFlush(cb);
     }
   };
-  return true;
+  return {
+    release() {
+      const waiting = held;
+      held = null;
+      if (waiting) for (const go of waiting) go();
+    },
+  };
 }
 
 function noop(): void {}

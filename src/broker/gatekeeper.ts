@@ -46,6 +46,8 @@ export class Gatekeeper {
   private readonly principals = new WeakMap<Client, Principal>();
   private readonly facts = new WeakMap<Client, ConnectFacts>();
   private readonly trusted = new WeakSet<object>();
+  /** Why no CONNECT can be served now (the session store is away), or null; asked at each CONNECT. */
+  unavailable: () => string | null = () => null;
   /** State payloads without their owner's uid, by original payload (shared by every delivery of it). */
   private readonly redacted = new WeakMap<Buffer, Buffer>();
 
@@ -162,6 +164,8 @@ export class Gatekeeper {
     if (id.length > this.limits.maxClientIdLength) {
       return { reason: `client id of ${id.length} characters, at most ${this.limits.maxClientIdLength}`, returnCode: 2, hit: 'clientIdLength' };
     }
+    const away = this.unavailable();
+    if (away) return { reason: away, returnCode: 3 };
     let p: Principal;
     if (this.trusted.has(client.conn) && !username) p = { role: 'operator' };
     else {

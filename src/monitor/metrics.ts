@@ -4,6 +4,7 @@
  * latency histograms are updated as things happen.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ClusterHealth } from '../broker/cluster.js';
 import type { LimitHits, LimitReport, ResolvedLimits } from '../broker/limits.js';
 import type { MonitoredBroker, MonitoredPlatform } from './source.js';
 
@@ -44,6 +45,17 @@ export class MonitorMetrics {
     fromCounter('aiot_sim_messages_rejected_total', 'Publishes, subscriptions and CONNECTs the broker refused', () => broker.counters.rejected);
     new Gauge({ name: 'aiot_sim_broker_clients', help: 'MQTT clients connected to the broker', registers, collect() { this.set(broker.connectedClients); } });
     if (broker.limitReport) brokerLimitMetrics(registers, () => broker.limitReport!());
+    const cluster = broker.clusterHealth?.() ? (): ClusterHealth => broker.clusterHealth!()! : null;
+    if (cluster) {
+      new Gauge({ name: 'aiot_sim_cluster_store_up', help: 'Whether this broker node reaches the cluster\'s Redis (1) or not (0)', registers, collect() { this.set(cluster().up ? 1 : 0); } });
+      fromCounter('aiot_sim_cluster_store_outages_total', 'Times the cluster\'s Redis became unreachable from this node', () => cluster().outages);
+      fromCounter('aiot_sim_cluster_store_down_seconds_total', 'Seconds the cluster\'s Redis was unreachable from this node (the current outage included)', () => cluster().downSeconds);
+      fromCounter('aiot_sim_cluster_unrouted_messages_total',
+        'Messages clients published at this node while the cluster\'s Redis was unreachable: delivered to this node\'s subscribers only, never to the other nodes', () => cluster().unroutedMessages);
+      fromCounter('aiot_sim_cluster_refused_connects_total', 'CONNECTs this node refused (CONNACK 3) while the cluster\'s Redis was unreachable', () => cluster().refusedConnects);
+      fromCounter('aiot_sim_cluster_store_resets_total',
+        'Times the cluster\'s Redis came back without its data: retained messages, persistent sessions (subscriptions, queued messages) and the access directory kept in it were lost', () => cluster().resets);
+    }
 
     // One platform snapshot per scrape, shared by the gauges below (collect runs them in order).
     let snap: ReturnType<MonitoredPlatform['snapshot']> | null = null;

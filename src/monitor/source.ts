@@ -4,6 +4,7 @@
  * platform service and `Simulation` fit them as they are; `aiot-sim serve` has no devices.
  */
 import type { Duplex } from 'node:stream';
+import type { ClusterHealth } from '../broker/cluster.js';
 import type { LimitReport } from '../broker/limits.js';
 import type { RpcResponse } from '../contract/wire.js';
 import type { PlatformSnapshot } from '../platform/service.js';
@@ -20,6 +21,8 @@ export interface MonitoredBroker {
   publish?(topic: string, payload: string): Promise<void>;
   /** The broker's bounds, what they stopped and what its bounded stores hold (the embedded broker's); optional. */
   limitReport?(): LimitReport;
+  /** How a cluster node's link to the cluster's Redis is doing (null when not a cluster node); optional. */
+  clusterHealth?(): ClusterHealth | null;
 }
 
 export interface MonitoredPlatform {

@@ -65,7 +65,9 @@ interface RawView {
 }
 
 /** Where a shard of a run is: started, at its end, its figures read (then it may stop its devices). */
-export type ShardMark = 'started' | 'done' | 'read';
+/** What a shard marks, in the order it marks them. */
+const SHARD_MARKS = ['started', 'done', 'read'] as const;
+export type ShardMark = typeof SHARD_MARKS[number];
 
 type ScriptRedis = Redis & {
   aiotApply(...args: string[]): Promise<number>;
@@ -359,16 +361,19 @@ export class RedisStore implements SharedStore {
   }
 
   /**
-   * Resolves true once every shard of `run` has marked `state` (a mark older than `since`, wall
-   * ms, is an earlier run's), false after `timeoutMs`.
+   * Resolves true once every shard of `run` has marked `state` or a later one (a mark older than
+   * `since`, wall ms, is an earlier run's), false after `timeoutMs`. A shard's mark replaces its
+   * last: one that saw everyone `done` may mark `read` before a slower one has looked, and that
+   * one must still count it as done (it waited the whole 10 minutes otherwise).
    */
   async waitForShards(run: string, count: number, state: ShardMark, since: number, timeoutMs: number): Promise<boolean> {
     const until = Date.now() + timeoutMs;
+    const reached = SHARD_MARKS.slice(SHARD_MARKS.indexOf(state)).join('|');
     for (;;) {
       const marks = await this.redis.hgetall(`${this.prefix}shards:${run}`);
       let done = 0;
       for (let i = 0; i < count; i++) {
-        const m = new RegExp(`^${state}@(\\d+)$`).exec(marks[String(i)] ?? '');
+        const m = new RegExp(`^(?:${reached})@(\\d+)$`).exec(marks[String(i)] ?? '');
         if (m && Number(m[1]) >= since) done++;
       }
       if (done === count) return true;

@@ -107,7 +107,8 @@ export async function startRedis(): Promise<RedisServer> {
     },
     async restart({ keepData = true, downMs = 0 } = {}) {
       if (keepData) {
-        const c = new Redis({ port, host: '127.0.0.1' });
+        // No reconnecting: SHUTDOWN gets no reply (the server is gone), and a retrying client would resend it for ~10 s.
+        const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null });
         c.on('error', () => undefined);
         await c.call('SHUTDOWN', 'SAVE').catch(() => undefined);
         c.disconnect();

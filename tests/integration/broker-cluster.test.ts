@@ -14,6 +14,7 @@ import type { RunReport } from '../../src/sim/report.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
+import { serveClusterNodes } from '../helpers/cluster-nodes.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
@@ -25,13 +26,8 @@ describe('broker nodes clustered on Redis', () => {
 
   /** Two `serve --cluster --platform` nodes (the real command), ready; their MQTT URLs. */
   async function startNodes(cluster: string, platform: string): Promise<{ nodes: Array<ReturnType<typeof spawnCli>>; urls: string[] }> {
-    const nodes = [1, 2].map(() => track(spawnCli(['serve', '--cluster', cluster, '--platform', platform, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token'])));
-    const urls: string[] = [];
-    for (const n of nodes) {
-      urls.push(`mqtt://127.0.0.1:${(await waitForStderr(n, /broker mqtt:\/\/127\.0\.0\.1:(\d+)/))[1]}`);
-      await waitForStderr(n, /serving until Ctrl-C/);
-    }
-    return { nodes, urls };
+    const served = await serveClusterNodes(track, cluster, { platform });
+    return { nodes: served.map((n) => n.child), urls: served.map((n) => n.url) };
   }
 
   async function node(db: number): Promise<EmbeddedBroker> {
@@ -55,12 +51,84 @@ describe('broker nodes clustered on Redis', () => {
     // The device goes away; three commands are queued for its persistent session, in Redis.
     await onA.endAsync();
     for (const id of [2, 3, 4]) await operator.publishAsync('device/dev-1/down/rpc', `{"id":${id},"method":"get_properties","params":[]}`, { qos: 1 });
+    // Aedes acknowledges a QoS 1 PUBLISH before it queues and routes it: the commands are queued
+    // once node B has published them (its count), not when the operator has its PUBACKs. A device
+    // resuming before that gets the late ones live as well as from the queue (QoS 1: at least once).
+    await until(() => b.counters.published >= 4, 10_000, 'node B to queue and route the commands');
     const ids: number[] = [];
     const onB = mqtt.connect(`mqtt://127.0.0.1:${b.mqttAddress!.port}`, device);
     track(onB);
     onB.on('message', (_t, p) => { ids.push((JSON.parse(p.toString()) as { id: number }).id); });
     await until(() => ids.length >= 3, 10_000, 'the queued commands on node B');
     expect(ids).toEqual([2, 3, 4]);
+  });
+
+  it('a persistent session resuming while messages for it flow gets its CONNACK first, then them', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(14), await node(14)];
+    const sub = { clientId: 'lab-resume', clean: false, reconnectPeriod: 0, protocolVersion: 4 } as const;
+    const first = track(await connectTcp(a, sub));
+    await first.subscribeAsync('lab/flow', { qos: 1 });
+    await first.endAsync();
+    // A publisher at node B keeps the topic busy while the session resumes at node A, again and again.
+    const pub = track(await connectTcp(b, { reconnectPeriod: 0 }));
+    let flowing = true;
+    const flow = (async () => { for (let i = 0; flowing; i++) await pub.publishAsync('lab/flow', String(i), { qos: 1 }); })();
+    try {
+      for (let round = 0; round < 10; round++) {
+        const firstPacket: string[] = [];
+        const c = mqtt.connect(`mqtt://127.0.0.1:${a.mqttAddress!.port}`, sub);
+        c.once('packetreceive', (p) => { firstPacket.push(p.cmd); });
+        track(c);
+        let got = 0;
+        c.on('message', () => { got++; });
+        // Before the fix Aedes wrote a live PUBLISH before the CONNACK: MQTT.js never connected.
+        await until(() => firstPacket.length > 0, 5000, `round ${round}: a first packet from node A`);
+        expect(firstPacket, `round ${round}: the first packet`).toEqual(['connack']);
+        await until(() => c.connected, 5000, `round ${round}: the session connected`);
+        await until(() => got > 0, 10_000, `round ${round}: messages on the resumed session`);
+        await c.endAsync();
+      }
+    } finally {
+      flowing = false;
+      await flow;
+    }
+  });
+
+  it('a persistent session\'s SUBSCRIBE naming several topics is answered, and each topic routed from the other node', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(15), await node(15)];
+    const sub = track(await connectTcp(a, { clientId: 'lab-multi', clean: false }));
+    const got: string[] = [];
+    sub.on('message', (t, p) => { got.push(`${t}=${p.toString()}`); });
+    // Aedes stores the whole packet's subscriptions once per topic; each store waited for its own
+    // broadcast through Redis under one key, and all but one waited for ever: no SUBACK.
+    const granted = await sub.subscribeAsync({ 'lab/one': { qos: 1 }, 'lab/two': { qos: 1 }, 'lab/three': { qos: 0 } });
+    expect(granted.map((g) => [g.topic, g.qos])).toEqual([['lab/one', 1], ['lab/two', 1], ['lab/three', 0]]);
+    const pub = track(await connectTcp(b));
+    for (const t of ['one', 'two', 'three']) await pub.publishAsync(`lab/${t}`, t, { qos: 1 });
+    await until(() => got.length >= 3, 10_000, 'a message on each topic across nodes');
+    expect(got.sort()).toEqual(['lab/one=one', 'lab/three=three', 'lab/two=two']);
+  });
+
+  it('messages from one node that arrive out of order are all delivered, and overlapping subscriptions still get one copy', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(16), await node(16)];
+    const sub = track(await connectTcp(a, { clientId: 'lab-order', clean: false }));
+    const got: string[] = [];
+    sub.on('message', (_t, p) => { got.push(p.toString()); });
+    // 'lab/slow' has a persistent QoS 1 subscription: node B queues each message for it in Redis
+    // before routing it. 'lab/fast' has only a QoS 0 one: routed at once, so it overtakes the slow
+    // one published just before it. Aedes kept the highest counter seen and dropped the slow one.
+    await sub.subscribeAsync({ 'lab/slow': { qos: 1 }, 'lab/+': { qos: 0 } });
+    const pub = track(await connectTcp(b));
+    const sent: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 10; i++) sent.push(pub.publishAsync('lab/slow', `slow-${i}`, { qos: 1 }), pub.publishAsync('lab/fast', `fast-${i}`, { qos: 1 }));
+    await Promise.all(sent);
+    await until(() => b.counters.published >= 20, 10_000, 'node B to route the 20 messages');
+    const expected = Array.from({ length: 10 }, (_, i) => [`slow-${i}`, `fast-${i}`]).flat().sort();
+    await until(() => got.length >= 20, 10_000, 'the 20 messages at node A');
+    // And no copy for 'lab/slow' matching both subscriptions: a last message proves nothing more came.
+    await pub.publishAsync('lab/fast', 'end', { qos: 1 });
+    await until(() => got.includes('end'), 10_000, 'the last message');
+    expect(got.filter((m) => m !== 'end').sort()).toEqual(expected);
   });
 
   it('serves a retained message taken in at one node from every node', { timeout: 30_000 }, async () => {

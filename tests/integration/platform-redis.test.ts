@@ -79,4 +79,22 @@ describe('the platform on Redis', () => {
       await store.close();
     }
   });
+
+  it('a shard waiting for the others to be done counts one that has already gone on to read the figures', async () => {
+    const store = await RedisStore.connect(`${redis.url}/3`, { flushMs: 20, refreshMs: 200 });
+    try {
+      const since = Date.now();
+      // Shard 1 saw everyone done and marked "read" before shard 2 had looked (its mark replaces the last).
+      await store.markShard('run-a', 0, 'done');
+      await store.markShard('run-a', 0, 'read');
+      await store.markShard('run-a', 1, 'done');
+      expect(await store.waitForShards('run-a', 2, 'done', since, 2000)).toBe(true);
+      // Being done is not having read: shard 2 has not.
+      expect(await store.waitForShards('run-a', 2, 'read', since, 300)).toBe(false);
+      // A mark from before this run started is an earlier run's.
+      expect(await store.waitForShards('run-a', 2, 'done', Date.now() + 60_000, 300)).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
 });
