@@ -155,10 +155,13 @@ export class AccessDirectory {
   canPublish(p: Principal, topic: string): true | string {
     switch (p.role) {
       case 'device': {
-        const did = topicDid(topic);
-        if (did && this.speaksFor(p.did, did)) {
-          if (topic === `device/${did}/state` || topic.startsWith(`device/${did}/up/`)) return true;
-          if (topic.startsWith(`${HUB_PREFIX}${did}/property/`) || topic.startsWith(`${HUB_PREFIX}${did}/event/`)) return true;
+        // Read in place (this runs for every device message): no did sliced out for a device's own topics.
+        const start = topic.startsWith('device/') ? 7 : topic.startsWith(HUB_PREFIX) ? HUB_PREFIX.length : -1;
+        const end = start < 0 ? -1 : topic.indexOf('/', start);
+        if (end > start && this.speaksForAt(p.did, topic, start, end)) {
+          if (start === 7) {
+            if (topic.startsWith('/up/', end) || (end + 6 === topic.length && topic.endsWith('/state'))) return true;
+          } else if (topic.startsWith('/property/', end) || topic.startsWith('/event/', end)) return true;
         }
         return `device ${p.did} may publish only under device/${p.did}/up/, device/${p.did}/state and ${HUB_PREFIX}${p.did}/`;
       }
@@ -218,6 +221,13 @@ export class AccessDirectory {
       case 'observer':
         return this.anonymous === 'all' || (this.anonymous === 'telemetry' && (isTelemetry(topic) || !isReserved(topic)));
     }
+  }
+
+  /** Whether device `self` speaks for the did at `topic[start, end)`. */
+  private speaksForAt(self: string, topic: string, start: number, end: number): boolean {
+    if (end - start === self.length && topic.startsWith(self, start)) return true;
+    const did = topic.slice(start, end);
+    return did !== '+' && did !== '#' && this.parentOf.get(did) === self;
   }
 
   /** A device speaks for itself and, if a gateway, for its children. */

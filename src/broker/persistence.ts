@@ -12,7 +12,7 @@
  * - Each session's QoS 1 queue is bounded (session-queues.ts), and holds only what the session
  *   may receive.
  * - The persistent sessions a topic reaches (asked for each QoS 1 publish) are remembered per
- *   topic until subscriptions change (match-cache.ts). That holds because every change goes
+ *   topic until a subscription that can change it does (match-cache.ts). That holds because every change goes
  *   through add/remove/cleanSubscriptions here: the store is made without
  *   `broadcastSubscriptions`, which would let other cluster nodes change its trie directly.
  *
@@ -36,6 +36,7 @@ interface MemoryPersistence {
   addSubscriptions(client: { id: string }, subs: unknown[]): Promise<unknown>;
   removeSubscriptions(client: { id: string }, topics: string[]): Promise<unknown>;
   subscriptionsByTopic(topic: string): Promise<unknown[]>;
+  subscriptionsByClient(client: { id: string }): Promise<Array<{ topic: string }>>;
 }
 
 export interface PersistenceBounds extends QueueBounds {
@@ -71,6 +72,7 @@ function unbounded(topic: string): boolean {
 export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clientId: string, packet: QueuedPacket) => QueuedPacket | null): BoundedPersistence {
   const base = new MemoryStore();
   const byTopic = new TopicCache<unknown[]>();
+  const forget = (filters: readonly string[]): void => { for (const f of filters) byTopic.forget(f); };
   const retained = new Map<string, RetainedPacket>();
   const queues = new SessionQueues(bounds, admit);
   const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues };
@@ -118,18 +120,28 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
     outgoingClearMessageId: async (client: { id: string }, packet: { messageId?: number }): Promise<QueuedPacket | undefined> => queues.clear(client.id, packet),
     outgoingStream: (client: { id: string }): Readable => queues.stream(client.id),
     // A clean session replaces a stored one: its queue goes too (aedes-persistence kept it forever).
+    // Each change forgets the remembered matches it can change, before (a lookup under way is not
+    // kept) and after it is made (nor one that read the store while the change was being made).
     cleanSubscriptions: async (client: { id: string }): Promise<unknown> => {
       queues.forget(client.id);
-      byTopic.clear();
-      return base.cleanSubscriptions(client);
+      const had = (await base.subscriptionsByClient(client)).map((s) => s.topic);
+      forget(had);
+      const done = await base.cleanSubscriptions(client);
+      forget(had);
+      return done;
     },
-    addSubscriptions: async (client: { id: string }, subs: unknown[]): Promise<unknown> => {
-      byTopic.clear();
-      return base.addSubscriptions(client, subs);
+    addSubscriptions: async (client: { id: string }, subs: Array<{ topic: string }>): Promise<unknown> => {
+      const filters = subs.map((s) => s.topic);
+      forget(filters);
+      const done = await base.addSubscriptions(client, subs);
+      forget(filters);
+      return done;
     },
     removeSubscriptions: async (client: { id: string }, topics: string[]): Promise<unknown> => {
-      byTopic.clear();
-      return base.removeSubscriptions(client, topics);
+      forget(topics);
+      const done = await base.removeSubscriptions(client, topics);
+      forget(topics);
+      return done;
     },
     // Aedes only reads the list (to queue the message for each session).
     subscriptionsByTopic: async (topic: string): Promise<unknown[]> => {

@@ -91,9 +91,11 @@ export class Device implements RpcTarget {
   private readonly telemetry: boolean;
   private readonly activity: () => number;
   private readonly peakActivity: number;
-  private readonly timers = new Set<TimerHandle>();
+  /** The behaviours' periodic timers (cancelled when the device stops). */
+  private readonly periodic: TimerHandle[] = [];
+  /** Bumped when the device stops: one-off timers set before do nothing when they come due. */
+  private generation = 0;
   private readonly behaviours: Behaviour[] = [];
-  private readonly reported = new Map<string, Scalar>();
   private readonly coalescer: PropertyCoalescer;
   private readonly events: EventLimiter;
   /** The model's events' argument piids, by "siid.eiid" (shared by the model's devices). */
@@ -123,7 +125,7 @@ export class Device implements RpcTarget {
       did: opts.did, model: opts.model.model, firmware: opts.firmware ?? '1.0.0_0001', serial: opts.rng.fork('serial').hex(12),
     });
     this.eventArgs = eventArgsOf(opts.model);
-    this.coalescer = new PropertyCoalescer(this.scheduler, (key, value) => this.sendProperty(key, value));
+    this.coalescer = new PropertyCoalescer(this.scheduler, this.store.size, (i, value) => this.sendProperty(i, value));
     this.events = new EventLimiter(this.scheduler, (siid, eiid, args) => this.sendEvent(siid, eiid, args));
   }
 
@@ -147,8 +149,9 @@ export class Device implements RpcTarget {
   }
 
   stop(): void {
-    for (const t of this.timers) t.cancel();
-    this.timers.clear();
+    for (const t of this.periodic) t.cancel();
+    this.periodic.length = 0;
+    this.generation++;
     this.coalescer.stop();
     this.events.stop();
     this.started = false;
@@ -245,20 +248,23 @@ export class Device implements RpcTarget {
   }
 
   // Internals --------------------------------------------------------------------------------
-  /** @internal A timer the device owns (cancelled when it stops). */
+  /** @internal A periodic timer the device owns (cancelled when it stops). */
   own(h: TimerHandle): TimerHandle {
-    this.timers.add(h);
+    this.periodic.push(h);
     return h;
   }
 
-  /** @internal A one-off timer the device owns, forgotten once it ran. */
+  /**
+   * @internal A one-off timer the device owns: if the device stops before it comes due, it does
+   * nothing (no set of pending timers per device to keep, a fleet has hundreds of thousands).
+   */
   ownAfter(ms: number, fn: () => void): TimerHandle {
-    const h: TimerHandle = this.scheduler.after(ms, () => { this.timers.delete(h); fn(); });
-    return this.own(h);
+    const generation = this.generation;
+    return this.scheduler.after(ms, () => { if (generation === this.generation) fn(); });
   }
 
   /** @internal The value last reported for a property. */
-  lastReported(ref: string): Scalar | undefined { return this.reported.get(ref); }
+  lastReported(ref: string): Scalar | undefined { return this.store.lastReported(ref); }
 
   /** @internal How lively the household is now. */
   liveliness(): number { return this.activity(); }
@@ -283,8 +289,19 @@ export class Device implements RpcTarget {
 
   /** @internal */
   reportProperty(ref: string): void {
-    if (!this.store.spec(ref)?.access.includes('notify')) return;
-    this.coalescer.report(ref, this.store.get(ref));
+    const i = this.store.notifying(ref);
+    if (i >= 0) this.coalescer.report(i, this.store.at(i));
+  }
+
+  /** @internal `setProperty` by the property's index. */
+  setPropertyAt(i: number, value: Scalar, report: boolean | undefined): void {
+    const changed = this.store.updateAt(i, value);
+    if (report ?? changed) this.reportPropertyAt(i);
+  }
+
+  /** @internal `reportProperty` by the property's index. */
+  reportPropertyAt(i: number): void {
+    if (this.store.notifiesAt(i)) this.coalescer.report(i, this.store.at(i));
   }
 
   /** @internal */
@@ -301,10 +318,10 @@ export class Device implements RpcTarget {
     this.events.emit(siid, eiid, values);
   }
 
-  private sendProperty(key: string, value: Scalar): void {
-    const [siid, piid] = key.split('.').map(Number) as [number, number];
-    this.reported.set(key, value);
-    this.send(encodeProperty(this.wire, { did: this.did, siid, piid, value, ts: this.scheduler.now() }), { qos: 0, retain: false });
+  private sendProperty(i: number, value: Scalar): void {
+    const store = this.store;
+    store.markReported(i, value);
+    this.send(encodeProperty(this.wire, { did: this.did, siid: store.siid(i), piid: store.piid(i), value, ts: this.scheduler.now() }), { qos: 0, retain: false });
   }
 
   private sendEvent(siid: number, eiid: number, args: EventArgument[]): void {
@@ -348,6 +365,11 @@ class DeviceContext implements BehaviourContext {
   set(ref: string, value: Scalar, opts?: { report?: boolean }): void { this.device.setProperty(ref, value, opts?.report); }
   report(ref: string): void { this.device.reportProperty(ref); }
   lastReported(ref: string): Scalar | undefined { return this.device.lastReported(ref); }
+  index(ref: string): number { return this.device.store.indexOf(ref); }
+  numAt(i: number): number { const v = this.device.store.at(i); return typeof v === 'number' ? v : Number(v); }
+  setAt(i: number, value: Scalar, report?: boolean): void { this.device.setPropertyAt(i, value, report); }
+  reportAt(i: number): void { this.device.reportPropertyAt(i); }
+  lastReportedAt(i: number): Scalar | undefined { return this.device.store.lastReportedAt(i); }
   emit(ref: string, args?: Scalar[]): void { this.device.emitEvent(ref, args); }
   after(ms: number, fn: () => void): TimerHandle { return this.device.ownAfter(ms, fn); }
   every(ms: number, fn: () => void, first?: number): TimerHandle { return this.device.own(this.clock.every(ms, fn, first)); }

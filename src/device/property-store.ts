@@ -14,37 +14,88 @@ export interface Identity {
   serial: string;
 }
 
-/** A model's properties by key, built once per model and shared by its devices (keys included). */
-const specsByModel = new WeakMap<DeviceModel, Map<string, PropertySpec>>();
+/**
+ * A model's properties, built once per model and shared by its devices: each property has an
+ * index, and a device keeps its values in an array by that index (a fleet holds hundreds of
+ * thousands of devices: a Map per device for a dozen values cost about half a kilobyte each).
+ */
+interface ModelProperties {
+  index: Map<string, number>;
+  keys: string[];
+  specs: PropertySpec[];
+  /** Whether each property is reported when it changes (access includes "notify"). */
+  notify: boolean[];
+  siid: number[];
+  piid: number[];
+}
 
-function specsOf(model: DeviceModel): Map<string, PropertySpec> {
-  let specs = specsByModel.get(model);
-  if (!specs) {
-    specs = new Map();
-    for (const svc of model.services) for (const p of svc.properties) specs.set(`${svc.siid}.${p.piid}`, p);
-    specsByModel.set(model, specs);
+const propertiesByModel = new WeakMap<DeviceModel, ModelProperties>();
+
+function propertiesOf(model: DeviceModel): ModelProperties {
+  let m = propertiesByModel.get(model);
+  if (!m) {
+    m = { index: new Map(), keys: [], specs: [], notify: [], siid: [], piid: [] };
+    for (const svc of model.services) {
+      for (const p of svc.properties) {
+        const key = `${svc.siid}.${p.piid}`;
+        m.index.set(key, m.keys.length);
+        m.keys.push(key);
+        m.specs.push(p);
+        m.notify.push(p.access.includes('notify'));
+        m.siid.push(svc.siid);
+        m.piid.push(p.piid);
+      }
+    }
+    propertiesByModel.set(model, m);
   }
-  return specs;
+  return m;
 }
 
 export class PropertyStore {
-  private readonly specs: Map<string, PropertySpec>;
-  private readonly values = new Map<string, Scalar>();
+  private readonly props: ModelProperties;
+  private readonly values: Scalar[];
+  /** The value last reported of each property (allocated at the first report). */
+  private reported: Array<Scalar | undefined> | null = null;
 
   constructor(model: DeviceModel, identity: Identity) {
-    this.specs = specsOf(model);
-    for (const [key, p] of this.specs) this.values.set(key, initialValue(p, key.startsWith('1.') ? identity : undefined, model));
+    this.props = propertiesOf(model);
+    const { keys, specs } = this.props;
+    this.values = specs.map((p, i) => initialValue(p, keys[i]!.startsWith('1.') ? identity : undefined, model));
   }
 
-  spec(key: string): PropertySpec | undefined { return this.specs.get(key); }
-  has(key: string): boolean { return this.specs.has(key); }
-  keys(): IterableIterator<string> { return this.specs.keys(); }
+  spec(key: string): PropertySpec | undefined {
+    const i = this.props.index.get(key);
+    return i === undefined ? undefined : this.props.specs[i];
+  }
+
+  has(key: string): boolean { return this.props.index.has(key); }
+  keys(): IterableIterator<string> { return this.props.keys.values(); }
+  /** How many properties the model has. */
+  get size(): number { return this.props.keys.length; }
+
+  /** The property's index in this model (throws for an unknown key). */
+  indexOf(key: string): number {
+    const i = this.props.index.get(key);
+    if (i === undefined) throw new RangeError(`no property ${key}`);
+    return i;
+  }
+
+  /** The index of a property that is reported when it changes (access includes "notify"), or -1. */
+  notifying(key: string): number {
+    const i = this.props.index.get(key);
+    return i !== undefined && this.props.notify[i]! ? i : -1;
+  }
+
+  /** The current value of the property at index `i`. */
+  at(i: number): Scalar { return this.values[i]!; }
+
+  /** The service and property ids of a key. */
+  siid(i: number): number { return this.props.siid[i]!; }
+  piid(i: number): number { return this.props.piid[i]!; }
 
   /** Current value (internal read; ignores access). */
   get(key: string): Scalar {
-    const v = this.values.get(key);
-    if (v === undefined) throw new RangeError(`no property ${key}`);
-    return v;
+    return this.values[this.indexOf(key)]!;
   }
 
   num(key: string): number {
@@ -52,18 +103,35 @@ export class PropertyStore {
     return typeof v === 'number' ? v : Number(v);
   }
 
+  /** The value last reported for a property, or undefined if never. */
+  lastReported(key: string): Scalar | undefined {
+    const i = this.props.index.get(key);
+    return i === undefined ? undefined : this.lastReportedAt(i);
+  }
+
+  lastReportedAt(i: number): Scalar | undefined {
+    return this.reported === null ? undefined : this.reported[i];
+  }
+
+  /** Whether the property at index `i` is reported when it changes. */
+  notifiesAt(i: number): boolean { return this.props.notify[i]!; }
+
+  /** The property at index `i` was reported with `value`. */
+  markReported(i: number, value: Scalar): void {
+    (this.reported ??= new Array<Scalar | undefined>(this.props.keys.length).fill(undefined))[i] = value;
+  }
+
   /** RPC read: code 0 with the value, or -4003 / -4001. */
   read(siid: number, piid: number): { code: number; value?: Scalar } {
-    const key = `${siid}.${piid}`;
-    const spec = this.specs.get(key);
-    if (!spec) return { code: MiotCode.NOT_FOUND };
-    if (!spec.access.includes('read')) return { code: MiotCode.NOT_READABLE };
-    return { code: MiotCode.OK, value: this.values.get(key)! };
+    const i = this.props.index.get(`${siid}.${piid}`);
+    if (i === undefined) return { code: MiotCode.NOT_FOUND };
+    if (!this.props.specs[i]!.access.includes('read')) return { code: MiotCode.NOT_READABLE };
+    return { code: MiotCode.OK, value: this.values[i]! };
   }
 
   /** RPC write check without applying: 0, -4003, -4002 or -4005 with a reason. */
   checkWrite(siid: number, piid: number, value: unknown): { code: number; reason?: string } {
-    const spec = this.specs.get(`${siid}.${piid}`);
+    const spec = this.spec(`${siid}.${piid}`);
     if (!spec) return { code: MiotCode.NOT_FOUND, reason: `property ${siid}.${piid} does not exist` };
     if (!spec.access.includes('write')) return { code: MiotCode.NOT_WRITABLE, reason: `${spec.name} is not writable` };
     const why = valueProblem(spec, value);
@@ -76,9 +144,14 @@ export class PropertyStore {
    * `conformed`); returns true when the stored value changed.
    */
   update(key: string, value: Scalar): boolean {
-    const v = this.conformed(key, value);
-    if (this.values.get(key) === v) return false;
-    this.values.set(key, v);
+    return this.updateAt(this.indexOf(key), value);
+  }
+
+  /** `update` of the property at index `i`. */
+  updateAt(i: number, value: Scalar): boolean {
+    const v = conform(this.props.specs[i]!, value);
+    if (this.values[i] === v) return false;
+    this.values[i] = v;
     return true;
   }
 
@@ -88,13 +161,11 @@ export class PropertyStore {
    * change, an event argument, an RPC reply) passes through here.
    */
   conformed(key: string, value: Scalar): Scalar {
-    const spec = this.specs.get(key);
-    if (!spec) throw new RangeError(`no property ${key}`);
-    return conform(spec, value);
+    return conform(this.props.specs[this.indexOf(key)]!, value);
   }
 
   /** All values, for snapshots and the CLI. */
-  entries(): Array<[string, Scalar]> { return [...this.values.entries()]; }
+  entries(): Array<[string, Scalar]> { return this.props.keys.map((k, i) => [k, this.values[i]!]); }
 }
 
 function conform(spec: PropertySpec, value: Scalar): Scalar {

@@ -11,47 +11,52 @@ export const EVENTS_PER_SECOND = 3;
 /** Events waiting for the rate limit beyond this many are dropped (and counted). */
 export const EVENT_QUEUE_LIMIT = 30;
 
-interface PendingProperty { lastSentAt: number; value?: Scalar; timer?: TimerHandle }
+interface PendingProperty { value: Scalar; timer: TimerHandle | null }
 
-/** At most one properties_changed per property per second; last value wins. */
+/**
+ * At most one properties_changed per property per second; last value wins. Properties are
+ * numbered by the caller (0 to count-1); the state is two small arrays, made at the first report.
+ */
 export class PropertyCoalescer {
-  private readonly state = new Map<string, PendingProperty>();
+  /** When each property was last sent (-Infinity: never since the start). */
+  private sentAt: number[] | null = null;
+  /** A value waiting for its property's second to end, with the timer that sends it. */
+  private waiting: Array<PendingProperty | undefined> | null = null;
 
   constructor(
     private readonly clock: Scheduler,
-    private readonly send: (key: string, value: Scalar) => void,
+    private readonly count: number,
+    private readonly send: (i: number, value: Scalar) => void,
   ) {}
 
-  report(key: string, value: Scalar): void {
+  report(i: number, value: Scalar): void {
     const now = this.clock.now();
-    let st = this.state.get(key);
-    if (!st) {
-      st = { lastSentAt: -Infinity };
-      this.state.set(key, st);
-    }
-    if (st.timer) {
-      st.value = value;
+    const sentAt = (this.sentAt ??= new Array<number>(this.count).fill(-Infinity));
+    const waiting = (this.waiting ??= new Array<PendingProperty | undefined>(this.count).fill(undefined));
+    const pending = waiting[i];
+    if (pending) {
+      pending.value = value;
       return;
     }
-    if (now - st.lastSentAt >= PROPERTY_WINDOW_MS) {
-      st.lastSentAt = now;
-      this.send(key, value);
+    const last = sentAt[i]!;
+    if (now - last >= PROPERTY_WINDOW_MS) {
+      sentAt[i] = now;
+      this.send(i, value);
       return;
     }
-    st.value = value;
-    const entry = st;
-    st.timer = this.clock.at(st.lastSentAt + PROPERTY_WINDOW_MS, () => {
-      entry.timer = undefined;
-      entry.lastSentAt = this.clock.now();
-      const v = entry.value!;
-      entry.value = undefined;
-      this.send(key, v);
+    const entry: PendingProperty = { value, timer: null };
+    waiting[i] = entry;
+    entry.timer = this.clock.at(last + PROPERTY_WINDOW_MS, () => {
+      waiting[i] = undefined;
+      sentAt[i] = this.clock.now();
+      this.send(i, entry.value);
     });
   }
 
   stop(): void {
-    for (const st of this.state.values()) st.timer?.cancel();
-    this.state.clear();
+    for (const w of this.waiting ?? []) w?.timer?.cancel();
+    this.sentAt = null;
+    this.waiting = null;
   }
 }
 

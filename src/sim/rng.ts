@@ -24,27 +24,42 @@ function hash128(text: string): [number, number, number, number] {
   return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
 }
 
+const SEP = '\u241f';
+
 export class Rng implements Random {
   private a: number;
   private b: number;
   private c: number;
   private d: number;
-  private readonly key: string;
+  /**
+   * The stream's key is its parent's key and its own labels (`parent` null: `label` is the whole
+   * key). Only the labels are kept: a fleet forks a stream per behaviour of every device, and each
+   * full key held in memory cost more than the generator itself.
+   */
+  private readonly parent: Rng | null;
+  private readonly label: string;
 
-  private constructor(key: string) {
-    this.key = key;
-    [this.a, this.b, this.c, this.d] = hash128(key);
+  private constructor(parent: Rng | null, label: string) {
+    this.parent = parent;
+    this.label = label;
+    [this.a, this.b, this.c, this.d] = hash128(this.key);
     for (let i = 0; i < 12; i++) this.nextUint32();
+  }
+
+  /** The key the stream was seeded from. */
+  private get key(): string {
+    return this.parent === null ? this.label : `${this.parent.key}${SEP}${this.label}`;
   }
 
   /** A stream for `seed` and a path of labels, e.g. `Rng.from(42, 'device', did)`. */
   static from(seed: number | string, ...labels: Array<string | number>): Rng {
-    return new Rng([String(seed), ...labels.map(String)].join('\u241f'));
+    return new Rng(null, [String(seed), ...labels.map(String)].join(SEP));
   }
 
   /** An independent child stream; the same label always gives the same child. */
   fork(...labels: Array<string | number>): Rng {
-    return new Rng([this.key, ...labels.map(String)].join('\u241f'));
+    if (labels.length === 0) return new Rng(this.parent, this.label);
+    return new Rng(this, labels.map(String).join(SEP));
   }
 
   nextUint32(): number {

@@ -11,27 +11,17 @@ const PENDING = 0;
 const CANCELLED = 1;
 const DONE = 2;
 
-interface Entry {
-  time: number;
-  seq: number;
-  fn: () => void;
-  state: number;
-}
-
-class EntryHandle implements TimerHandle {
-  private stopped = false;
-  constructor(private readonly owner: EventScheduler, private entry: Entry | null) {}
-  get active(): boolean { return !this.stopped && this.entry !== null && this.entry.state === PENDING; }
-  cancel(): void {
-    this.stopped = true;
-    if (this.entry) this.owner.cancelEntry(this.entry);
-    this.entry = null;
-  }
-  /** For periodic timers: point at the next occurrence (ignored once cancelled). */
-  rebind(entry: Entry): void {
-    if (this.stopped) this.owner.cancelEntry(entry);
-    else this.entry = entry;
-  }
+/**
+ * A pending event, and the handle its scheduler gave for it (one object per timer: its time and
+ * order live in the heap's key arrays).
+ */
+class Entry implements TimerHandle {
+  state = PENDING;
+  /** A periodic timer's period (0: runs once). */
+  period = 0;
+  constructor(private readonly owner: EventScheduler, readonly fn: () => void) {}
+  get active(): boolean { return this.state === PENDING; }
+  cancel(): void { this.owner.cancelEntry(this); }
 }
 
 /**
@@ -39,7 +29,8 @@ class EntryHandle implements TimerHandle {
  * The keys sit in two arrays of plain numbers beside the entries, so sifting compares contiguous
  * doubles instead of following a pointer to an entry per comparison: with a fleet's hundreds of
  * thousands of pending timers, those entries are cold in the cache and the comparisons were most
- * of the scheduler's time. Periodic timers reuse their entry for each occurrence.
+ * of the scheduler's time. A periodic timer keeps its entry, moved in place to its next occurrence
+ * (one sift instead of a removal and an insertion).
  */
 export class EventScheduler implements Scheduler {
   private items: Entry[] = [];
@@ -63,7 +54,7 @@ export class EventScheduler implements Scheduler {
   get pending(): number { return this.live; }
 
   at(time: number, fn: () => void): TimerHandle {
-    return new EntryHandle(this, this.push(time, fn));
+    return this.push(time, fn);
   }
 
   after(delayMs: number, fn: () => void): TimerHandle {
@@ -72,17 +63,9 @@ export class EventScheduler implements Scheduler {
 
   every(periodMs: number, fn: () => void, firstDelayMs = periodMs): TimerHandle {
     if (!(periodMs > 0)) throw new RangeError(`every(): period must be positive, got ${periodMs}`);
-    const handle = new EntryHandle(this, null);
-    let entry: Entry;
-    const tick = (): void => {
-      // The same entry, pending again at the next occurrence (scheduled before fn runs, as its own event).
-      this.schedule(entry, this.current + periodMs);
-      handle.rebind(entry);
-      if (handle.active) fn();
-    };
-    entry = this.push(this.current + Math.max(0, firstDelayMs), tick);
-    handle.rebind(entry);
-    return handle;
+    const entry = this.push(this.current + Math.max(0, firstDelayMs), fn);
+    entry.period = periodMs;
+    return entry;
   }
 
   /** Time of the earliest pending event, or undefined. */
@@ -107,10 +90,15 @@ export class EventScheduler implements Scheduler {
       const t = this.times[0]!;
       if (t > time || (before && t === time)) break;
       if (n >= budget || (n > 0 && pause?.())) return false;
-      const top = this.pop();
-      this.live--;
+      const top = this.items[0]!;
       if (t > this.current) this.current = t;
-      top.state = DONE;
+      // A periodic timer's next occurrence is scheduled before it runs, as its own event.
+      if (top.period > 0) this.requeueTop(top, this.current + top.period);
+      else {
+        this.pop();
+        this.live--;
+        top.state = DONE;
+      }
       n++;
       this.executed++;
       top.fn();
@@ -151,7 +139,7 @@ export class EventScheduler implements Scheduler {
   }
 
   private push(time: number, fn: () => void): Entry {
-    const entry: Entry = { time: 0, seq: 0, fn, state: PENDING };
+    const entry = new Entry(this, fn);
     this.schedule(entry, time);
     return entry;
   }
@@ -161,8 +149,6 @@ export class EventScheduler implements Scheduler {
     // Whole milliseconds: payload timestamps are integers and ordering stays exact.
     const t = Math.max(Math.round(time), this.current);
     const seq = this.seq++;
-    entry.time = t;
-    entry.seq = seq;
     entry.state = PENDING;
     const { items, times, seqs } = this;
     const wasEarliest = items.length === 0 || t < times[0]!;
@@ -190,6 +176,13 @@ export class EventScheduler implements Scheduler {
     while (this.items.length && this.items[0]!.state === CANCELLED) this.pop();
   }
 
+  /** Move the earliest entry, `entry`, to `time` (not before now) with the next seq, in place. */
+  private requeueTop(entry: Entry, time: number): void {
+    const t = Math.max(Math.round(time), this.current);
+    const seq = this.seq++;
+    if (this.siftDown(0, entry, t, seq) === 0 && this.onEarlier) this.onEarlier(t);
+  }
+
   /** Remove and return the earliest entry (the heap is not empty). */
   private pop(): Entry {
     const { items, times, seqs } = this;
@@ -197,34 +190,38 @@ export class EventScheduler implements Scheduler {
     const last = items.pop()!;
     const lt = times.pop()!;
     const ls = seqs.pop()!;
-    const n = items.length;
-    if (n) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        let m = l;
-        let mt = times[l]!;
-        let ms = seqs[l]!;
-        const r = l + 1;
-        if (r < n) {
-          const rt = times[r]!;
-          if (rt < mt || (rt === mt && seqs[r]! < ms)) {
-            m = r;
-            mt = rt;
-            ms = seqs[r]!;
-          }
-        }
-        if (lt < mt || (lt === mt && ls < ms)) break;
-        items[i] = items[m]!;
-        times[i] = mt;
-        seqs[i] = ms;
-        i = m;
-      }
-      items[i] = last;
-      times[i] = lt;
-      seqs[i] = ls;
-    }
+    if (items.length) this.siftDown(0, last, lt, ls);
     return top;
+  }
+
+  /** Place `entry` (key `t`, `s`) at `i` or below, moving smaller children up; returns where it went. */
+  private siftDown(i: number, entry: Entry, t: number, s: number): number {
+    const { items, times, seqs } = this;
+    const n = items.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      let m = l;
+      let mt = times[l]!;
+      let ms = seqs[l]!;
+      const r = l + 1;
+      if (r < n) {
+        const rt = times[r]!;
+        if (rt < mt || (rt === mt && seqs[r]! < ms)) {
+          m = r;
+          mt = rt;
+          ms = seqs[r]!;
+        }
+      }
+      if (t < mt || (t === mt && s < ms)) break;
+      items[i] = items[m]!;
+      times[i] = mt;
+      seqs[i] = ms;
+      i = m;
+    }
+    items[i] = entry;
+    times[i] = t;
+    seqs[i] = s;
+    return i;
   }
 }

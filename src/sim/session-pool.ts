@@ -40,6 +40,8 @@ const DEFAULT_CONCURRENCY = 200;
 const DEFAULT_FLEET_CONCURRENCY = 2000;
 /** Sessions announced per turn of the event loop (goOnline). */
 const ANNOUNCE_SLICE = 2000;
+/** Sessions stopped at once (stop). */
+const STOP_SLICE = 2000;
 
 export class SessionPool {
   private readonly list: DeviceSession[] = [];
@@ -130,9 +132,14 @@ export class SessionPool {
     return this.connected.until((n) => n <= 0, timeoutMs);
   }
 
-  /** Every session goes offline cleanly (see `DeviceSession.stop`). */
+  /**
+   * Every session goes offline cleanly (see `DeviceSession.stop`), a slice at a time in population
+   * order: a fleet of 300,000 sessions all saying "offline" at once queued every packet before the
+   * broker took any, and that heap was the run's peak memory.
+   */
   async stop(): Promise<void> {
-    await Promise.all(this.list.map((s) => s.stop()));
+    const list = this.list;
+    for (let i = 0; i < list.length; i += STOP_SLICE) await Promise.all(list.slice(i, i + STOP_SLICE).map((s) => s.stop()));
     this.close();
   }
 

@@ -34,6 +34,11 @@ describe('broker access rules', () => {
     expect(d.canPublish(dev, 'device/222/up/properties_changed/2/1')).toMatch(/may publish only/);
     expect(d.canPublish(dev, 'device/111/down/rpc')).toMatch(/may publish only/);
     expect(d.canPublish(dev, 'device/111/upx')).toMatch(/may publish only/);
+    expect(d.canPublish(dev, 'device/111/statex')).toMatch(/may publish only/);
+    expect(d.canPublish(dev, 'device/111/state/x')).toMatch(/may publish only/);
+    expect(d.canPublish(dev, 'device/1110/up/x')).toMatch(/may publish only/); // a did that begins with its own
+    expect(d.canPublish(dev, 'device/11/up/x')).toMatch(/may publish only/);
+    expect(d.canPublish(dev, 'device/111')).toMatch(/may publish only/);
     expect(d.canPublish(gw, 'device/lumi.158d0001/up/event_occured/2/1')).toBe(true);
     expect(d.canPublish(gw, 'device/lumi.158d0001/state')).toBe(true);
     expect(d.canPublish(dev, 'device/lumi.158d0001/state')).toMatch(/may publish only/);

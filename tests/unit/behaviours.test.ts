@@ -227,11 +227,30 @@ describe('a device\'s day on the virtual clock', () => {
   });
 
   it('stop() cancels every timer it owns', async () => {
-    const { device, scheduler } = await makeDevice('dreame.vacuum.p2009');
+    const { device, scheduler, sent } = await makeDevice('dreame.vacuum.p2009');
     device.start();
     device.handleRpc(JSON.stringify({ id: 1, method: 'action', params: { did: 'x', siid: 2, aiid: 1, in: [] } }));
+    const before = sent.length;
     device.stop();
     scheduler.advance(DAY);
     expect(scheduler.pending).toBe(0);
+    expect(sent.length).toBe(before); // nothing set before the stop ran after it
+  });
+
+  it('a stopped and restarted device runs only the timers of its new start', async () => {
+    // A motion sensor draws its next detection with one-off timers; after a restart, the old
+    // draws must not fire alongside the new ones (twice the events).
+    const once = await makeDevice('lumi.sensor_motion.v2');
+    once.device.start();
+    once.scheduler.advance(2 * DAY);
+    const twice = await makeDevice('lumi.sensor_motion.v2');
+    twice.device.start();
+    twice.scheduler.advance(1000);
+    twice.device.stop();
+    twice.device.start();
+    twice.scheduler.advance(2 * DAY);
+    const rate = (m: typeof once) => m.events('2.1').length;
+    expect(rate(twice)).toBeGreaterThan(0);
+    expect(rate(twice)).toBeLessThan(rate(once) * 1.5);
   });
 });

@@ -5,21 +5,21 @@ import { EventScheduler } from '../../src/sim/scheduler.js';
 describe('properties_changed coalescing', () => {
   it('sends at most one per property per second, with the last value', () => {
     const s = new EventScheduler(0);
-    const out: Array<[number, string, unknown]> = [];
-    const c = new PropertyCoalescer(s, (k, v) => out.push([s.now(), k, v]));
-    c.report('2.1', 1);          // t=0: sent at once
-    s.advance(100); c.report('2.1', 2);
-    s.advance(100); c.report('2.1', 3);
-    s.advance(100); c.report('2.2', 'x'); // another property is independent
+    const out: Array<[number, number, unknown]> = [];
+    const c = new PropertyCoalescer(s, 3, (i, v) => out.push([s.now(), i, v]));
+    c.report(1, 1);          // t=0: sent at once
+    s.advance(100); c.report(1, 2);
+    s.advance(100); c.report(1, 3);
+    s.advance(100); c.report(2, 'x'); // another property is independent
     s.advance(2000);
-    expect(out).toEqual([[0, '2.1', 1], [300, '2.2', 'x'], [1000, '2.1', 3]]);
+    expect(out).toEqual([[0, 1, 1], [300, 2, 'x'], [1000, 1, 3]]);
   });
 
   it('never exceeds one per second under a storm of changes', () => {
     const s = new EventScheduler(0);
     const times: number[] = [];
-    const c = new PropertyCoalescer(s, () => times.push(s.now()));
-    s.every(10, () => c.report('3.1', s.now()));
+    const c = new PropertyCoalescer(s, 1, () => times.push(s.now()));
+    s.every(10, () => c.report(0, s.now()));
     s.advance(10_000);
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(1000);
     expect(times.length).toBeGreaterThanOrEqual(10);

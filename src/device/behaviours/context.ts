@@ -18,6 +18,15 @@ export interface BehaviourContext {
   report(ref: string): void;
   /** The value last reported for a property, or undefined if never. */
   lastReported(ref: string): Scalar | undefined;
+  /**
+   * A property's index, for the `...At` forms of the calls above: a behaviour that touches the
+   * same property on every step resolves its key once.
+   */
+  index(ref: string): number;
+  numAt(i: number): number;
+  setAt(i: number, value: Scalar, report?: boolean): void;
+  reportAt(i: number): void;
+  lastReportedAt(i: number): Scalar | undefined;
   /** Emit an event; arguments default to the current values of the event's argument properties. */
   emit(ref: string, args?: Scalar[]): void;
   /** Timers owned by the device: all cancelled when it stops. */

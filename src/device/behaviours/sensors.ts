@@ -17,15 +17,16 @@ export const heartbeat: BehaviourFactory<'heartbeat'> = (spec, ctx) => {
 export const randomWalk: BehaviourFactory<'random-walk'> = (spec, ctx) => {
   const period = spec.intervalSeconds * 1000;
   // The walk runs on a continuous value; the property holds it snapped to the spec's step.
-  let v = ctx.num(spec.property);
+  const p = ctx.index(spec.property);
+  let v = ctx.numAt(p);
   const step = (): void => {
     const pull = spec.mean === undefined ? 0 : spec.reversion * (spec.mean - v);
     v += pull + ctx.rng.normal(0, spec.step);
-    ctx.set(spec.property, v, { report: false });
-    v = clampTo(v, ctx.num(spec.property), spec.step * 4);
-    const now = ctx.num(spec.property);
-    const last = ctx.lastReported(spec.property);
-    if (typeof last !== 'number' || Math.abs(now - last) >= spec.reportThreshold) ctx.report(spec.property);
+    ctx.setAt(p, v, false);
+    const now = ctx.numAt(p);
+    v = clampTo(v, now, spec.step * 4);
+    const last = ctx.lastReportedAt(p);
+    if (typeof last !== 'number' || Math.abs(now - last) >= spec.reportThreshold) ctx.reportAt(p);
   };
   ctx.every(period, step, ctx.rng.range(0, period));
   return { onSet(ref, value) { if (ref === spec.property && typeof value === 'number') v = value; } };
