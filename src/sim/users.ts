@@ -12,6 +12,7 @@ import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
 import { urlAndOptions, type ClientConnector } from './session.js';
+import { within } from './waits.js';
 
 const log = logger('users');
 
@@ -92,11 +93,13 @@ export interface UserCounters {
   commandErrors: number;
   /** App sessions not opened because the app client had lost the broker. */
   offlineSessions: number;
+  /** App sessions sent but not acknowledged in time (the work went on without waiting more). */
+  unacknowledgedSessions: number;
 }
 
 export class AppUsers {
   private readonly clients = new Map<string, AppClient>();
-  readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0, offlineSessions: 0 };
+  readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0, offlineSessions: 0, unacknowledgedSessions: 0 };
 
   constructor(private readonly connector: ClientConnector, private readonly clock: Clock) {}
 
@@ -134,7 +137,7 @@ export class AppUsers {
   }
 
   /** The user opens the Mijia app: `app/{uid}/session` carries the virtual time. */
-  async openSession(uid: string): Promise<void> {
+  async openSession(uid: string, ackTimeoutMs = 5000): Promise<void> {
     const c = this.require(uid);
     const payload: AppSessionPayload = { uid, event: 'open', home: c.user.homeId, ts: this.clock.now() };
     if (!c.client.connected) {
@@ -142,7 +145,15 @@ export class AppUsers {
       return;
     }
     this.counters.appSessions++;
-    await c.client.publishAsync(`app/${uid}/session`, JSON.stringify(payload), { qos: 1 });
+    // The simulation's work waits for this: a PUBACK that never comes (the broker node died with the
+    // message; the client sends it again once reconnected) must not hold every later command.
+    const sent = c.client.publishAsync(`app/${uid}/session`, JSON.stringify(payload), { qos: 1 });
+    if (!(await within(sent, ackTimeoutMs))) {
+      this.counters.unacknowledgedSessions++;
+      log.debug({ uid }, `app session not acknowledged within ${ackTimeoutMs} ms`);
+      return;
+    }
+    await sent;
   }
 
   /** The user commands a device from the app; resolves with the device's reply. */

@@ -1,5 +1,5 @@
 /**
- * RpcClient (src/sim/users.ts) on the real embedded broker: a request that cannot be sent, or whose
+ * RpcClient and app sessions (src/sim/users.ts) on the real embedded broker: a request that cannot be sent, or whose
  * publish is still unacknowledged when its time is up, fails once, in the caller, and leaves no
  * timer behind to reject a promise nobody awaits (which would end the process: issue 14, item 1).
  * The suite's setup file fails a test in which such a rejection happens.
@@ -7,7 +7,8 @@
 import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
-import { RpcClient } from '../../src/sim/users.js';
+import { EventScheduler } from '../../src/sim/scheduler.js';
+import { AppUsers, RpcClient } from '../../src/sim/users.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, until } from '../helpers/mqtt.js';
 
@@ -56,5 +57,29 @@ describe('RpcClient', () => {
     expect(res).toMatchObject({ result: [{ code: 0, value: true }] });
     expect(rpc.pending).toBe(0);
     expect(client.connected).toBe(true);
+  });
+
+  it('an app session whose publish is not acknowledged in time lets the work go on; the client sends it once it can', { timeout: 10_000 }, async () => {
+    const { broker } = await operator();
+    const seen: string[] = [];
+    const watcher = track(await connectInProcess(broker, { clientId: 'rpc-client-watch', username: 'operator', password: OPERATOR_TOKEN }));
+    await watcher.subscribeAsync('app/+/session', { qos: 1 });
+    watcher.on('message', (topic) => seen.push(topic));
+    broker.access.registerUser('2000000001', 'user-token');
+    const apps = new AppUsers({ kind: 'in-process', open: () => broker.connectInProcess() }, new EventScheduler(Date.UTC(2026, 0, 1)));
+    track({ close: () => apps.close() });
+    await apps.connectAll([{ uid: '2000000001', token: 'user-token', homeId: 'h1', dids: [] }]);
+    const [app] = apps.connections();
+    // The connection stalls (a broker node killed with the message in flight): no PUBACK comes.
+    app!.stream.cork();
+    const t0 = performance.now();
+    await apps.openSession('2000000001', 300);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(apps.counters).toMatchObject({ appSessions: 1, unacknowledgedSessions: 1 });
+    expect(seen).toEqual([]);
+    // Once the connection flows again the message arrives: nothing was lost, only not waited for.
+    app!.stream.uncork();
+    await until(() => seen.length === 1, 5000, 'the session message');
+    expect(seen).toEqual(['app/2000000001/session']);
   });
 });
