@@ -42,7 +42,11 @@ function heapChosen(): boolean {
  * go on itself (heap already large enough, chosen by the user, or `AIOT_SIM_HEAP=default`).
  */
 export function relaunchWithSizedHeap(argv: readonly string[]): Promise<number> | null {
-  if (argv[2] !== 'run' || process.env[SIZED_ENV] || process.env['AIOT_SIM_HEAP'] === 'default' || heapChosen()) return null;
+  if (process.env[SIZED_ENV]) {
+    watchLauncher();
+    return null;
+  }
+  if (argv[2] !== 'run' || process.env['AIOT_SIM_HEAP'] === 'default' || heapChosen()) return null;
   const wanted = wantedHeapMb();
   const current = getHeapStatistics().heap_size_limit / 2 ** 20;
   if (current >= wanted * 0.95) return null;
@@ -67,4 +71,20 @@ export function relaunchWithSizedHeap(argv: readonly string[]): Promise<number> 
       resolve(code ?? (signal === 'SIGINT' ? 130 : 1));
     });
   });
+}
+
+/**
+ * In the relaunched process: if the launcher dies without passing a signal on (SIGKILL, a crash),
+ * this process would run on with nobody waiting for it. Once it sees it was orphaned (its parent
+ * changed), it stops as on SIGTERM: cleanly, with its summary and report.
+ */
+function watchLauncher(): void {
+  const launcher = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === launcher) return;
+    clearInterval(timer);
+    process.stderr.write(`aiot-sim: the launching process (${launcher}) is gone; stopping\n`);
+    process.kill(process.pid, 'SIGTERM');
+  }, 1000);
+  timer.unref();
 }

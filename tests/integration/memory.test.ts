@@ -4,7 +4,7 @@
  * with what it needs, what there is and what to do. The limit is injectable (--memory-limit,
  * SimulationOptions.memoryLimit), so the refusal needs no huge population.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { wantedHeapMb } from '../../src/cli/heap.js';
 import { AiotSimError } from '../../src/errors.js';
@@ -31,6 +31,19 @@ describe('memory', () => {
     const end = await finish(child);
     expect(end.code, end.stderr).toBe(0);
     expect(end.stdout).toMatch(/stopped/);
+  });
+
+  it('the sized process stops by itself when its launcher is killed outright (SIGKILL passes nothing on)', { timeout: 30_000 }, async () => {
+    assertBuilt();
+    const child = track(spawnCli(['run', '--duration', '30m', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0']));
+    await waitForStderr(child, /Ctrl-C stops/);
+    const [kid] = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    expect(kid).toBeDefined();
+    child.kill('SIGKILL');
+    // Orphaned, it notices within a second or so and stops as on SIGTERM.
+    const deadline = Date.now() + 20_000;
+    while (existsSync(`/proc/${kid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(`/proc/${kid}`)).toBe(false);
   });
 
   it('run refuses a population that does not fit, before connecting anything, saying what to do', { timeout: 30_000 }, async () => {
