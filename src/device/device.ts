@@ -283,8 +283,7 @@ export class Device implements RpcTarget {
 
   /** @internal */
   setProperty(ref: string, value: Scalar, report: boolean | undefined): void {
-    const changed = this.store.update(ref, value);
-    if (report ?? changed) this.reportProperty(ref);
+    this.setPropertyAt(this.store.indexOf(ref), value, report);
   }
 
   /** @internal */
