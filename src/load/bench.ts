@@ -78,7 +78,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     const traffic = await runTraffic(cfg, pool, probe, meter);
     await probe.drain(traffic.generators.sentMeasured, DRAIN_QUIET_MS, cfg.drainMs);
     const cpuAfter = brokerCpu();
-    const final = await probe.finish();
+    const final = await probe.finish(traffic.generators.droppedRanges);
     meter.stop();
     meter.lastPoint(traffic.generators, final.stats);
     await pool.close();

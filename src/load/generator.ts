@@ -23,6 +23,9 @@ interface DeviceState {
   client: WireClient | null;
   connecting: boolean;
   seq: number;
+  /** The seq of the first message of the open connection, and of the first measured one (-1: none yet). */
+  connFromSeq: number;
+  measuredFromSeq: number;
   inflight: number;
   nextMsgId: number;
   props: PacketTemplate[];
@@ -44,7 +47,7 @@ export class Generator {
   private readonly devices: DeviceState[];
   private readonly rand: () => number;
   private readonly stats: GeneratorStats = {
-    sent: 0, sentMeasured: 0, notSent: 0, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {},
+    sent: 0, sentMeasured: 0, notSent: 0, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
   };
   private running = true;
   private sending = false;
@@ -73,7 +76,7 @@ export class Generator {
     this.devices = cfg.devices.map((dev) => {
       const t = templates.get(dev.model);
       if (!t || t.props.length + t.events.length === 0) throw new Error(`model ${dev.model} has no notify property or event to send`);
-      return { dev, client: null, connecting: false, seq: 0, inflight: 0, nextMsgId: 1, props: t.props, events: t.events };
+      return { dev, client: null, connecting: false, seq: 0, connFromSeq: 0, measuredFromSeq: -1, inflight: 0, nextMsgId: 1, props: t.props, events: t.events };
     });
   }
 
@@ -103,7 +106,7 @@ export class Generator {
       if (d.client && !d.client.isClosed) connected++;
       inflight += d.inflight;
     }
-    return { ...this.stats, connected, inflight, connectErrors: { ...this.stats.connectErrors } };
+    return { ...this.stats, connected, inflight, connectErrors: { ...this.stats.connectErrors }, droppedRanges: [...this.stats.droppedRanges] };
   }
 
   /** Connect every device, at most `rampPerSecond` per second and CONNECT_CONCURRENCY at once. */
@@ -139,6 +142,7 @@ export class Generator {
       this.stats.connectMaxMs = Math.max(this.stats.connectMaxMs, performance.now() - t);
       if (!this.running) { client.end(); return; }
       d.client = client;
+      d.connFromSeq = d.seq;
       this.setInflight(d, 0);
       client.onPuback = () => {
         if (d.inflight > 0) this.setInflight(d, d.inflight - 1);
@@ -149,6 +153,8 @@ export class Generator {
         this.setInflight(d, 0);
         if (!this.running) return;
         this.stats.disconnects++;
+        const from = d.measuredFromSeq < 0 ? d.seq : Math.max(d.connFromSeq, d.measuredFromSeq);
+        if (from < d.seq) this.stats.droppedRanges.push(d.dev.index, from, d.seq);
         this.scheduleReconnect(d);
       };
     } catch (err) {
@@ -220,6 +226,7 @@ export class Generator {
     }
     const out = Buffer.allocUnsafe(bytes);
     const measured = nowUs >= this.measureFromUs;
+    if (measured && d.measuredFromSeq < 0) d.measuredFromSeq = d.seq;
     let at = 0;
     for (let i = 0; i < k; i++) {
       const t = picks[i]!;

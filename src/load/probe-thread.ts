@@ -44,10 +44,10 @@ export class ProbeThread {
   }
 
   /** The final stats and the latency summary of the measured window; the probe disconnects. */
-  async finish(): Promise<{ stats: ProbeStats; latencyUs: LatencySummaryUs | null }> {
+  async finish(droppedRanges: number[] = []): Promise<{ stats: ProbeStats; latencyUs: LatencySummaryUs | null }> {
     this.throwIfFailed();
     const fin = answer(this.running(), (m) => (m.type === 'finished' ? m : undefined), 'probe', 10_000);
-    this.send({ type: 'finish' });
+    this.send({ type: 'finish', droppedRanges });
     const { stats, latencyUs } = await fin;
     this.throwIfFailed();
     return { stats, latencyUs };

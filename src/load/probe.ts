@@ -47,6 +47,11 @@ class SeqSet {
     this.bits[byte]! |= mask;
     return true;
   }
+
+  has(seq: number): boolean {
+    const byte = seq >>> 3;
+    return byte < this.bits.length && (this.bits[byte]! & (1 << (seq & 7))) !== 0;
+  }
 }
 
 export class Probe {
@@ -61,6 +66,7 @@ export class Probe {
   private duplicates = 0;
   private foreign = 0;
   private negative = 0;
+  private lostOnDropped = 0;
   private intervalReceived = 0;
   private reporter: NodeJS.Timeout | null = null;
   /** While draining: the measured count that ends it, when the last one arrived, and the quiet timer. */
@@ -103,6 +109,7 @@ export class Probe {
     } else if (m.type === 'finish') {
       if (this.reporter) clearInterval(this.reporter);
       this.endDrain();
+      this.lostOnDropped = this.missingIn(m.droppedRanges ?? []);
       const stats = this.stats(true);
       const c = this.client;
       if (c) { c.onClose = () => undefined; c.end(); }
@@ -136,6 +143,16 @@ export class Probe {
     }
   }
 
+  /** How many of the (device, from, to) ranges' sequence numbers never arrived. */
+  private missingIn(ranges: number[]): number {
+    let missing = 0;
+    for (let i = 0; i + 2 < ranges.length; i += 3) {
+      const set = this.seen[ranges[i]!];
+      for (let seq = ranges[i + 1]!; seq < ranges[i + 2]!; seq++) if (!set?.has(seq)) missing++;
+    }
+    return missing;
+  }
+
   /** Answers `drained` (and stops draining) once every expected message is in. */
   private drainedYet(): boolean {
     if (!this.drain || this.received < this.drain.expected) return false;
@@ -167,6 +184,6 @@ export class Probe {
       this.intervalReceived = 0;
       this.intervalHist.reset();
     }
-    return { received: this.received, receivedAll: this.receivedAll, duplicates: this.duplicates, foreign: this.foreign, negative: this.negative, interval };
+    return { received: this.received, receivedAll: this.receivedAll, duplicates: this.duplicates, foreign: this.foreign, negative: this.negative, lostOnDroppedConnections: this.lostOnDropped, interval };
   }
 }

@@ -44,6 +44,12 @@ export interface GeneratorStats {
   /** Slowest CONNECT -> CONNACK, ms. */
   connectMaxMs: number;
   connectErrors: Record<string, number>;
+  /**
+   * Measured messages written on connections that then closed under them, as flat triples
+   * (device index, first seq, end seq): the ones of these that never arrived went with the
+   * connection (the broker discards what it had not read when it closes a socket).
+   */
+  droppedRanges: number[];
 }
 
 export type ToGenerator =
@@ -80,6 +86,8 @@ export interface ProbeStats {
   foreign: number;
   /** Latency samples below zero (clock skew); recorded as 0. */
   negative: number;
+  /** Of the measured messages not received, those written on a connection that then closed (known at `finish`; 0 before). */
+  lostOnDroppedConnections: number;
   /** Bench messages received since the previous stats message (warm-up included) and their p99 latency, µs. */
   interval: { received: number; p99Us: number | null };
 }
@@ -88,7 +96,8 @@ export type ToProbe =
   | { type: 'window'; fromUs: number; untilUs: number }
   /** Answer `drained` once `expected` measured messages arrived, or none arrived for `quietMs`. */
   | { type: 'drain'; expected: number; quietMs: number }
-  | { type: 'finish' };
+  /** `droppedRanges`: the generators' (see GeneratorStats), to tell what went with a closed connection. */
+  | { type: 'finish'; droppedRanges?: number[] };
 
 export type FromProbe =
   | { type: 'ready' }

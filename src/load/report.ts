@@ -62,7 +62,10 @@ export interface BenchReport {
   };
   /** Messages of the measured window (sent after the warm-up, before the end). */
   messages: {
-    sent: number; received: number; lost: number; duplicates: number;
+    sent: number; received: number; lost: number;
+    /** Of `lost`, those written on a connection that then closed (the broker drops what it had not read). */
+    lostOnDroppedConnections: number;
+    duplicates: number;
     /** lost / sent (null when nothing was sent). */
     lossRatio: number | null;
     /** Messages the rate asked for that a generator could not write (connection backed up or down, QoS 1 window full). */
@@ -155,7 +158,7 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
       slowestConnectMs: round(g.connectMaxMs, 1), errors: g.connectErrors,
     },
     messages: {
-      sent: g.sentMeasured, received: p.received, lost, duplicates: p.duplicates,
+      sent: g.sentMeasured, received: p.received, lost, lostOnDroppedConnections: Math.min(lost, p.lostOnDroppedConnections), duplicates: p.duplicates,
       lossRatio: g.sentMeasured > 0 ? lost / g.sentMeasured : null, notSent: g.notSent, acked: g.acked,
     },
     rate: { target: c.rate, sent: round(g.sentMeasured / measuredSeconds, 1), received: round(p.received / measuredSeconds, 1) },
@@ -217,7 +220,7 @@ export function toMarkdown(r: BenchReport): string {
     `| measured | ${c.measure === 'round-trip' ? `round trip through the consumer (reply topic \`${c.replyTopic ?? ''}\`)` : 'device -> broker -> probe'} |`,
     `| rate sent / received (msg/s) | ${num(r.rate.sent, 0)} / ${num(r.rate.received, 0)} |`,
     `| messages sent / received | ${num(r.messages.sent, 0)} / ${num(r.messages.received, 0)} |`,
-    `| lost / duplicates | ${num(r.messages.lost, 0)} (${r.messages.lossRatio === null ? '-' : `${num(r.messages.lossRatio * 100, 3)} %`}) / ${num(r.messages.duplicates, 0)} |`,
+    `| lost / duplicates | ${num(r.messages.lost, 0)} (${r.messages.lossRatio === null ? '-' : `${num(r.messages.lossRatio * 100, 3)} %`}${r.messages.lostOnDroppedConnections ? `; ${num(r.messages.lostOnDroppedConnections, 0)} on dropped connections` : ''}) / ${num(r.messages.duplicates, 0)} |`,
     `| not sent (backpressure) | ${num(r.messages.notSent, 0)} |`,
     `| connections ok / failed / dropped | ${r.connections.succeeded} / ${r.connections.failed} / ${r.connections.disconnects} |`,
     `| connect rate | ${num(r.connections.connectRate, 0)} /s |`,

@@ -156,7 +156,8 @@ describe('aiot-sim bench against Mosquitto', () => {
     let progressAfterTakeover = 0;
     let took = false;
     const r = await runBench({
-      broker: m.url, devices: 5, rate: 200, durationMs: 2000, warmupMs: 300, reconnectJitterMs: 200,
+      // A rate at which device 0 usually has messages in flight when its socket is closed.
+      broker: m.url, devices: 5, rate: 5000, durationMs: 2000, warmupMs: 300, reconnectJitterMs: 200,
       onProgress: (p) => {
         if (p.phase === 'measuring' && !took) { took = true; void takeOver(); }
         if (took) progressAfterTakeover++;
@@ -167,9 +168,13 @@ describe('aiot-sim bench against Mosquitto', () => {
     expect(r.connections.disconnects).toBeGreaterThanOrEqual(1);
     expect(r.connections.succeeded).toBeGreaterThanOrEqual(6); // 5 + at least one reconnect
     expect(r.timeline.at(-1)!.connected).toBe(5);
-    // While device 0 was away its share was not sent (counted), and what was sent arrived.
+    // While device 0 was away its share was not sent (counted). What was sent arrived, except what
+    // device 0 wrote in the moment Mosquitto closed its socket: those are lost with the connection,
+    // and the report says so (they are the tail of the dropped connection's sequence numbers).
     expect(r.messages.notSent).toBeGreaterThan(0);
-    expect(r.messages.lost).toBe(0);
+    expect(r.messages.lost).toBe(r.messages.lostOnDroppedConnections);
+    // At most what device 0 sends in a second (1,000 of 5,000/s): what was in flight at the drop.
+    expect(r.messages.lostOnDroppedConnections).toBeLessThan(1000);
   });
 });
 
