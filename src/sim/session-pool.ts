@@ -65,17 +65,14 @@ export class SessionPool {
     return this.inflight.until((n) => n <= CONGESTED_INFLIGHT);
   }
 
-  /** Connection attempts sessions made after losing the broker. */
-  get reconnectAttempts(): number {
-    let n = 0;
-    for (const s of this.list) n += s.reconnectAttempts;
-    return n;
-  }
+  /** Connection attempts sessions made after losing the broker (counted as they happen: status() reads it every second). */
+  private readonly reconnects = new Gauge();
+  get reconnectAttempts(): number { return this.reconnects.value; }
 
   /** Create a session per plan (in order) and connect them all; rejects if one is refused. */
   async open(plans: readonly SessionPlan[], connector: Connector): Promise<void> {
     const o = this.opts;
-    const hooks = { clock: o.clock, trace: o.trace, inflight: this.inflight, connected: this.connected, reconnect: o.reconnect, seed: o.seed };
+    const hooks = { clock: o.clock, trace: o.trace, inflight: this.inflight, connected: this.connected, reconnects: this.reconnects, reconnect: o.reconnect, seed: o.seed };
     if (connector.kind === 'fleet') {
       const engine = (this.engine ??= new FleetEngine({ ...hooks, attach: connector.attach }));
       const created = plans.map((p) => engine.create(p.device, p.children, p.token));

@@ -61,6 +61,8 @@ export interface SessionHooks {
   inflight: Counter;
   /** Sessions connected now: +1 as this one connects, -1 as it goes down. */
   connected?: Counter;
+  /** Reconnection attempts of every session: +1 per attempt (so the total is not a sum over sessions). */
+  reconnects?: Counter;
   /** Reconnection delays. Default DEFAULT_RECONNECT. */
   reconnect?: ReconnectPolicy;
   /** Seed of the reconnection jitter (each session forks its own stream by did). Default 1. */
@@ -364,6 +366,7 @@ export class ClientSession implements DeviceSession {
       this.retryTimer = null;
       if (this.state_ !== 'connecting' || this.client !== client || client.connected) return;
       this.reconnectAttempts++;
+      this.hooks.reconnects?.add(1);
       this.reconnectKeepingStore(client);
     }, delay);
   }

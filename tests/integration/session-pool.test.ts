@@ -73,9 +73,22 @@ describe('a device session comes down', () => {
     await s.whenConnected(5000);
     expect(s.state).toBe('connected');
     expect(s.reconnectAttempts).toBeGreaterThanOrEqual(1);
+    // The pool's total is counted as attempts happen, and agrees with the sessions' own counts.
+    expect(r.pool.reconnectAttempts).toBe(r.pool.sessions.reduce((n, x) => n + x.reconnectAttempts, 0));
     expect(seen(r, s, 'offline')).toEqual([{ did: s.device.did, event: 'offline', ts: RIG_START }]);
     await until(() => seen(r, s, 'online').filter((x) => x.ts === NOW).length === dids(s).length, 5000, 'its own announcement');
     expect(r.pool.connected.value).toBe(r.pool.sessions.length);
+  });
+
+  it('counts reconnection attempts as they happen, for mqtt.js sessions as for the fleet\'s', { timeout: 20_000 }, async () => {
+    const r = await startRig(rigScenario(), [], { clients: true });
+    rigs.push(r);
+    const s = r.pool.sessions.find((x) => x.children.length > 0)!;
+    expect(r.pool.reconnectAttempts).toBe(0);
+    s.drop();
+    await s.whenConnected(5000);
+    expect(s.reconnectAttempts).toBeGreaterThanOrEqual(1);
+    expect(r.pool.reconnectAttempts).toBe(r.pool.sessions.reduce((n, x) => n + x.reconnectAttempts, 0));
   });
 
   it('suspend: the will fires and it stays down until resume(); the caller announces it', { timeout: 20_000 }, async () => {

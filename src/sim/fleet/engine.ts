@@ -49,6 +49,7 @@ export class FleetEngine implements LinkOwner {
   readonly trace: TraceRecorder;
   readonly inflight: Counter;
   readonly connected: Counter | undefined;
+  readonly reconnects: Counter | undefined;
   readonly reconnect: ReconnectPolicy | undefined;
   readonly seed: number;
   readonly attach: (conn: Duplex) => boolean;
@@ -74,6 +75,7 @@ export class FleetEngine implements LinkOwner {
     this.trace = opts.trace;
     this.inflight = opts.inflight;
     this.connected = opts.connected;
+    this.reconnects = opts.reconnects;
     this.reconnect = opts.reconnect;
     this.seed = opts.seed ?? 1;
     this.keepaliveSeconds = opts.keepaliveSeconds ?? KEEPALIVE_SECONDS;

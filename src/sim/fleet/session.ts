@@ -347,6 +347,7 @@ export class FleetSession implements DeviceSession, DeviceLink {
   retry(): void {
     if (this.state_ !== 'connecting' || this.link) return;
     this.reconnectAttempts++;
+    this.engine.reconnects?.add(1);
     this.open(true);
   }
 
