@@ -81,8 +81,11 @@ describe('a fleet session on the wire', () => {
     const will = JSON.parse(connect.will!.payload.toString()) as StatePayload;
     expect(will).toMatchObject({ device_id: s.did, event: 'offline', timestamp: RIG_START });
     expect(of(wire!.down, 'connack')[0]).toMatchObject({ returnCode: 0 });
-    // Every session connected with its own credentials.
+    // Every session connected with its own credentials: a token of its own, 16 random bytes as hex.
     expect([...r.byClient.keys()].sort()).toEqual(r.pool.sessions.map((x) => x.did).sort());
+    const tokens = r.fleet.sessionPlans().map((p) => p.token);
+    expect(tokens.every((t) => /^[0-9a-f]{32}$/.test(t))).toBe(true);
+    expect(new Set(tokens).size).toBe(tokens.length);
   });
 
   it('subscribes to its own and its children\'s commands at QoS 1, and its QoS 1 states are acknowledged by id', { timeout: 20_000 }, async () => {
