@@ -27,6 +27,10 @@ export class Progress {
   }
 
   update(s: SimulationStatus): void {
+    if (s.stopping) {
+      this.stopping(s);
+      return;
+    }
     const now = this.now();
     const rate = this.last ? ((s.published - this.last.published) * 1000) / Math.max(1, now - this.last.at) : 0;
     this.last = { at: now, published: s.published };
@@ -43,6 +47,14 @@ export class Progress {
     }
     const line = `virtual ${isoMinute(s.virtualTime)}${pct}${eta} | online ${s.online}/${s.devices} | ${rate.toFixed(1)} msg/s | ` +
       `published ${s.published} delivered ${s.delivered} rejected ${s.rejected}`;
+    if (this.mode === 'tty') this.write(line);
+    else this.stream.write(`aiot-sim: ${line}\n`);
+  }
+
+  /** While the run stops (a large fleet takes a while to say goodbye): how many sessions are still connected. */
+  private stopping(s: SimulationStatus): void {
+    if (this.mode === 'off' || (this.mode === 'log' && !this.due())) return;
+    const line = `stopping: ${s.sessionsConnected} of ${s.sessions} sessions still connected`;
     if (this.mode === 'tty') this.write(line);
     else this.stream.write(`aiot-sim: ${line}\n`);
   }

@@ -248,6 +248,7 @@ export class ShardedSimulation {
       rejected: sum('rejected'),
       events: sum('events'),
       reconnectAttempts: sum('reconnectAttempts'),
+      stopping: all.some((s) => s.stopping),
     };
   }
 

@@ -117,6 +117,8 @@ export interface SimulationStatus {
   events: number;
   /** Connection attempts device sessions made after losing the broker (backoff with jitter). */
   reconnectAttempts: number;
+  /** The run is stopping: devices say goodbye and sessions disconnect (`sessionsConnected` falls to 0). */
+  stopping: boolean;
 }
 
 /**

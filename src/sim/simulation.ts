@@ -312,6 +312,7 @@ export class Simulation {
       rejected: c.rejected,
       events: this.scheduler.executed,
       reconnectAttempts: this.pool.reconnectAttempts,
+      stopping: this.state === 'stopping',
     };
   }
 

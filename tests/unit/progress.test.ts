@@ -7,7 +7,7 @@ const start = Date.parse('2019-09-01T00:00:00Z');
 const DAY = 86_400_000;
 const status = (virtualTime: number, published: number): SimulationStatus => ({
   virtualTime, virtualStart: start, virtualEnd: start + 30 * DAY, devices: 10, sessions: 10, sessionsConnected: 10,
-  online: 10, published, delivered: 0, rejected: 0, events: 0, reconnectAttempts: 0,
+  online: 10, published, delivered: 0, rejected: 0, events: 0, reconnectAttempts: 0, stopping: false,
 });
 
 describe('run progress', () => {
@@ -28,6 +28,18 @@ describe('run progress', () => {
     // 3 of 30 days took 5 s: 27 more take 45 s. 1,000 messages in 5 s.
     expect(last).toContain('about 45 s left');
     expect(last).toContain('200.0 msg/s');
+  });
+
+  it('shows how many sessions are still connected while the run stops', () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => { text += c.toString(); });
+    const p = new Progress(out, 'tty', 0);
+    p.update(status(start + DAY, 10));
+    p.update({ ...status(start + DAY, 10), stopping: true, sessionsConnected: 4 });
+    const shown = text.split('\r\x1b[2K').filter(Boolean);
+    expect(shown[0]).toContain('virtual 2019-09-02');
+    expect(shown.at(-1)).toBe('stopping: 4 of 10 sessions still connected');
   });
 
   it('says nothing when quiet', () => {
