@@ -1,7 +1,8 @@
 /**
  * A front for the MQTT packet parser Aedes gives each client (mqtt-packet's): the packets that
- * make up nearly all traffic (PUBLISH, PUBACK, PINGREQ) are decoded here when their frame is
- * whole, and everything else is handed, one whole frame at a time, to mqtt-packet.
+ * make up nearly all traffic (PUBLISH, PUBACK, PINGREQ; and a fleet connecting: CONNECT and
+ * SUBSCRIBE) are decoded here when their frame is whole, and everything else is handed, one whole
+ * frame at a time, to mqtt-packet.
  *
  * mqtt-packet parses byte by byte through a state machine over a buffer list (`bl`), with a
  * `debug()` call at each step; in profiles of the broker under load that was about a sixth of
@@ -42,9 +43,105 @@ class ParsedPacket {
   ) {}
 }
 
+const CONNECT = 1;
 const PUBLISH = 3;
 const PUBACK = 4;
+const SUBSCRIBE = 8;
 const PINGREQ = 12;
+
+/** A CONNECT as mqtt-packet emits it (MQTT 3.1.1: fields in its order). */
+interface ParsedConnect {
+  cmd: 'connect'; retain: false; qos: 0; dup: false; length: number; topic: null; payload: null;
+  protocolId: 'MQTT'; protocolVersion: 4;
+  will?: { retain: boolean; qos: number; topic?: string; payload?: Buffer };
+  clean: boolean; keepalive: number; clientId: string; username?: string; password?: Buffer;
+}
+
+/**
+ * An MQTT 3.1.1 CONNECT in [body, end), as mqtt-packet would emit it; null for anything else or
+ * anything it would refuse (MQIsdp, MQTT 5, bridge mode, bad flags, fields past the end, bytes
+ * left over): those go to mqtt-packet, which names the error. Will payload and password are
+ * copies (mqtt-packet's are too; a view would keep the whole chunk alive with a stored will).
+ */
+function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | null {
+  let at = body;
+  const str = (): string | null => {
+    if (at + 2 > end) return null;
+    const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
+    if (to > end) return null;
+    const v = buf.toString('utf8', at + 2, to);
+    at = to;
+    return v;
+  };
+  const bytes = (): Buffer | null => {
+    if (at + 2 > end) return null;
+    const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
+    if (to > end) return null;
+    const v = Buffer.from(buf.subarray(at + 2, to));
+    at = to;
+    return v;
+  };
+  if (str() !== 'MQTT' || at + 4 > end || buf[at] !== 4) return null;
+  const flags = buf[at + 1]!;
+  const will = (flags & 0x04) !== 0;
+  // Reserved bit set, or will QoS 3, or will QoS/retain without a will: mqtt-packet's errors.
+  if ((flags & 0x01) !== 0 || ((flags >> 3) & 3) === 3 || (!will && (flags & 0x38) !== 0)) return null;
+  const p: ParsedConnect = {
+    cmd: 'connect', retain: false, qos: 0, dup: false, length: end - body, topic: null, payload: null,
+    protocolId: 'MQTT', protocolVersion: 4,
+    ...(will ? { will: { retain: (flags & 0x20) !== 0, qos: (flags >> 3) & 3 } } : {}),
+    clean: (flags & 0x02) !== 0, keepalive: (buf[at + 2]! << 8) | buf[at + 3]!, clientId: '',
+  };
+  at += 4;
+  const clientId = str();
+  if (clientId === null) return null;
+  p.clientId = clientId;
+  if (p.will) {
+    const topic = str();
+    const payload = topic === null ? null : bytes();
+    if (topic === null || payload === null) return null;
+    p.will.topic = topic;
+    p.will.payload = payload;
+  }
+  if (flags & 0x80) {
+    const username = str();
+    if (username === null) return null;
+    p.username = username;
+  }
+  if (flags & 0x40) {
+    const password = bytes();
+    if (password === null) return null;
+    p.password = password;
+  }
+  return at === end ? p : null;
+}
+
+/** A SUBSCRIBE as mqtt-packet emits it (MQTT 3.1.1, no bridge mode). */
+interface ParsedSubscribe {
+  cmd: 'subscribe'; retain: false; qos: 1; dup: false; length: number; topic: null; payload: null;
+  subscriptions: Array<{ topic: string; qos: number }>; messageId: number;
+}
+
+/** A SUBSCRIBE in [body, end) as mqtt-packet would emit it; null for what it would refuse (it names the error). */
+function parseSubscribe(buf: Buffer, body: number, end: number): ParsedSubscribe | null {
+  if (end - body < 2) return null;
+  const p: ParsedSubscribe = {
+    cmd: 'subscribe', retain: false, qos: 1, dup: false, length: end - body, topic: null, payload: null,
+    subscriptions: [], messageId: (buf[body]! << 8) | buf[body + 1]!,
+  };
+  let at = body + 2;
+  if (at === end) return null;
+  while (at < end) {
+    if (at + 2 > end) return null;
+    const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
+    if (to >= end) return null; // the topic runs past the packet, or no options byte follows it
+    const options = buf[to]!;
+    if ((options & 0xfc) !== 0 || (options & 3) === 3) return null;
+    p.subscriptions.push({ topic: buf.toString('utf8', at + 2, to), qos: options & 3 });
+    at = to + 1;
+  }
+  return p;
+}
 
 /**
  * Put the front on `parser`: its `parse()` is replaced; mqtt-packet keeps everything it is handed
@@ -61,7 +158,16 @@ export function frontParser(parser: MqttPacketParser): void {
     const b0 = buf[at]!;
     const type = b0 >> 4;
     const version = parser.settings.protocolVersion;
-    if (version === 4 || version === 3) {
+    if (version === undefined && b0 === CONNECT << 4) {
+      // The first packet: an MQTT 3.1.1 CONNECT is read here (a fleet connecting is all CONNECTs);
+      // mqtt-packet then takes the CONNECT as its settings, as it does when it parses one.
+      const p = parseConnect(buf, body, end);
+      if (p) {
+        parser.settings = p;
+        parser.emit('packet', p);
+        return;
+      }
+    } else if (version === 4 || version === 3) {
       if (type === PUBLISH) {
         const qos = (b0 >> 1) & 3;
         if (qos < 3 && body + 2 <= end) {
@@ -86,6 +192,12 @@ export function frontParser(parser: MqttPacketParser): void {
         p.messageId = (buf[body]! << 8) | buf[body + 1]!;
         parser.emit('packet', p);
         return;
+      } else if (b0 === ((SUBSCRIBE << 4) | 2) && !(parser.settings as { bridgeMode?: boolean }).bridgeMode) {
+        const p = parseSubscribe(buf, body, end);
+        if (p) {
+          parser.emit('packet', p);
+          return;
+        }
       } else if (b0 === PINGREQ << 4 && end === body) {
         parser.emit('packet', new ParsedPacket('pingreq', false, 0, false, 0, null, null));
         return;

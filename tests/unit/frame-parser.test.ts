@@ -46,7 +46,8 @@ const packet: fc.Arbitrary<Packet> = fc.oneof(
     .map(({ topic: t, payload: p, qos, retain, dup, messageId }) => ({ cmd: 'publish', topic: t, payload: p, qos, retain, dup, ...(qos > 0 ? { messageId } : {}) }) as Packet) },
   { weight: 2, arbitrary: id.map((messageId) => ({ cmd: 'puback', messageId }) as Packet) },
   { weight: 1, arbitrary: fc.constant({ cmd: 'pingreq' } as Packet) },
-  { weight: 1, arbitrary: fc.record({ messageId: id, topic }).map(({ messageId, topic: t }) => ({ cmd: 'subscribe', messageId, subscriptions: [{ topic: t, qos: 1 }] }) as Packet) },
+  { weight: 1, arbitrary: fc.record({ messageId: id, subs: fc.array(fc.record({ topic, qos: fc.constantFrom(0, 1, 2) }), { minLength: 1, maxLength: 4 }) })
+    .map(({ messageId, subs }) => ({ cmd: 'subscribe', messageId, subscriptions: subs }) as Packet) },
   { weight: 1, arbitrary: id.map((messageId) => ({ cmd: 'pubrel', messageId }) as Packet) },
 );
 
@@ -59,6 +60,68 @@ describe('frontParser', () => {
       expect(fronted).toEqual(run(chunks, false));
       expect(fronted.packets).toHaveLength(packets.length + 1);
     }), { numRuns: 150 });
+  });
+
+  it('reads any MQTT 3.1.1 or 3.1 CONNECT as mqtt-packet does, and what follows it', () => {
+    const text = fc.oneof(fc.constantFrom('', 'c', '1000123', 'ü/日本/🚀'), fc.string({ maxLength: 30 }));
+    const connect = fc.record({
+      protocol: fc.constantFrom(['MQTT', 4] as const, ['MQIsdp', 3] as const, ['MQTT', 5] as const),
+      clientId: text, clean: fc.boolean(), keepalive: fc.integer({ min: 0, max: 65_535 }),
+      username: fc.option(text, { nil: undefined }), password: fc.option(payload, { nil: undefined }),
+      will: fc.option(fc.record({ topic, payload, qos: fc.constantFrom(0, 1, 2), retain: fc.boolean() }), { nil: undefined }),
+    }).map(({ protocol, ...c }) => {
+      if (protocol[1] === 3 && c.clientId === '') c.clientId = 'c'; // (nor an empty one before 3.1.1)
+      // (mqtt-packet will not write an empty client id without a clean session)
+      const p: Record<string, unknown> = { cmd: 'connect', protocolId: protocol[0], protocolVersion: protocol[1], clientId: c.clientId, clean: c.clean || c.clientId === '', keepalive: c.keepalive };
+      if (c.username !== undefined) p['username'] = c.username;
+      if (c.password !== undefined && c.username !== undefined) p['password'] = c.password; // (nor a password without a user name)
+      if (c.will) p['will'] = c.will;
+      return p as unknown as Packet;
+    });
+    fc.assert(fc.property(connect, fc.array(packet, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), (first, rest, cuts) => {
+      const v5 = first.cmd === 'connect' && first.protocolVersion === 5;
+      const bytes = Buffer.concat([encode(first), ...(v5 ? [] : rest.map(encode))]);
+      const chunks = cut(bytes, cuts);
+      const fronted = run(chunks, true);
+      expect(fronted).toEqual(run(chunks, false));
+      expect(fronted.errors).toEqual([]);
+      expect(fronted.packets[0]).toMatchObject({ cmd: 'connect', clientId: (first as { clientId: string }).clientId });
+    }), { numRuns: 300 });
+  });
+
+  it('leaves a CONNECT or SUBSCRIBE it does not fully understand to mqtt-packet: the same packet or error', () => {
+    const connect = connectPacket({ clientId: 'c', username: 'u', password: 'p', will: { topic: 'w', payload: 'x' } });
+    const body = connect.subarray(2); // after the fixed header (a one-byte Remaining Length)
+    const levelAt = 6; // after "MQTT" and its length
+    const flagsAt = 7;
+    const variant = (f: (b: Buffer) => void, extra = Buffer.alloc(0)): Buffer => {
+      const b = Buffer.concat([body, extra]);
+      f(b);
+      return Buffer.concat([fixedHeader(0x10, b.length), b]);
+    };
+    const sub = (bodyBytes: number[]): Buffer => Buffer.concat([fixedHeader(0x82, bodyBytes.length), Buffer.from(bodyBytes)]);
+    const ok = connectPacket({ clientId: 'c' });
+    const cases: Buffer[][] = [
+      [variant((b) => { b[levelAt] = 0x84; })], // bridge mode
+      [variant((b) => { b[flagsAt]! |= 0x01; })], // reserved flag
+      [variant((b) => { b[flagsAt]! |= 0x18; })], // will QoS 3
+      [variant((b) => { b[flagsAt]! &= ~0x04; })], // will QoS/retain fields without a will: here only its fields follow
+      [variant(() => undefined, Buffer.from([1, 2, 3]))], // bytes after the password
+      [variant((b) => { b[b.length - 1] = 9; })], // password running past the packet
+      [ok, sub([0, 1])], // no subscription
+      [ok, sub([0, 1, 0, 1, 0x61])], // no options byte
+      [ok, sub([0, 1, 0, 1, 0x61, 3])], // QoS 3
+      [ok, sub([0, 1, 0, 1, 0x61, 0x11])], // reserved option bits
+      [ok, sub([0, 1, 0, 9, 0x61, 1])], // topic past the packet
+      [ok, sub([0])], // no packet id
+    ];
+    for (const parts of cases) {
+      const bytes = Buffer.concat(parts);
+      for (const chunks of [[bytes], cut(bytes, [3, 11])]) {
+        const fronted = run(chunks, true);
+        expect(fronted).toEqual(run(chunks, false));
+      }
+    }
   });
 
   it('fed one byte at a time, still emits every packet once', () => {
