@@ -66,17 +66,15 @@ interface ParsedConnect {
 function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | null {
   let at = body;
   const str = (): string | null => {
-    if (at + 2 > end) return null;
-    const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
-    if (to > end) return null;
+    const to = fieldEnd(buf, at, end);
+    if (to < 0) return null;
     const v = buf.toString('utf8', at + 2, to);
     at = to;
     return v;
   };
   const bytes = (): Buffer | null => {
-    if (at + 2 > end) return null;
-    const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
-    if (to > end) return null;
+    const to = fieldEnd(buf, at, end);
+    if (to < 0) return null;
     const v = Buffer.from(buf.subarray(at + 2, to));
     at = to;
     return v;
@@ -116,6 +114,13 @@ function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | n
   return at === end ? p : null;
 }
 
+/** The end of the length-prefixed field (string or bytes) at `at`, or -1 when it runs past `end`. */
+function fieldEnd(buf: Buffer, at: number, end: number): number {
+  if (at + 2 > end) return -1;
+  const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
+  return to > end ? -1 : to;
+}
+
 /** A SUBSCRIBE as mqtt-packet emits it (MQTT 3.1.1, no bridge mode). */
 interface ParsedSubscribe {
   cmd: 'subscribe'; retain: false; qos: 1; dup: false; length: number; topic: null; payload: null;
@@ -132,9 +137,8 @@ function parseSubscribe(buf: Buffer, body: number, end: number): ParsedSubscribe
   let at = body + 2;
   if (at === end) return null;
   while (at < end) {
-    if (at + 2 > end) return null;
-    const to = at + 2 + ((buf[at]! << 8) | buf[at + 1]!);
-    if (to >= end) return null; // the topic runs past the packet, or no options byte follows it
+    const to = fieldEnd(buf, at, end);
+    if (to < 0 || to === end) return null; // the topic runs past the packet, or no options byte follows it
     const options = buf[to]!;
     if ((options & 0xfc) !== 0 || (options & 3) === 3) return null;
     p.subscriptions.push({ topic: buf.toString('utf8', at + 2, to), qos: options & 3 });

@@ -45,16 +45,18 @@ export class Progress {
       const wall = now - this.origin.at;
       if (done > 0 && wall >= 5000) eta = ` | about ${formatWall(((s.virtualEnd - s.virtualTime) / done) * wall)} left`;
     }
-    const line = `virtual ${isoMinute(s.virtualTime)}${pct}${eta} | online ${s.online}/${s.devices} | ${rate.toFixed(1)} msg/s | ` +
-      `published ${s.published} delivered ${s.delivered} rejected ${s.rejected}`;
-    if (this.mode === 'tty') this.write(line);
-    else this.stream.write(`aiot-sim: ${line}\n`);
+    this.show(`virtual ${isoMinute(s.virtualTime)}${pct}${eta} | online ${s.online}/${s.devices} | ${rate.toFixed(1)} msg/s | ` +
+      `published ${s.published} delivered ${s.delivered} rejected ${s.rejected}`);
   }
 
   /** While the run stops (a large fleet takes a while to say goodbye): how many sessions are still connected. */
   private stopping(s: SimulationStatus): void {
     if (this.mode === 'off' || (this.mode === 'log' && !this.due())) return;
-    const line = `stopping: ${s.sessionsConnected} of ${s.sessions} sessions still connected`;
+    this.show(`stopping: ${s.sessionsConnected} of ${s.sessions} sessions still connected`);
+  }
+
+  /** The live line on a terminal, a plain line in a log. */
+  private show(line: string): void {
     if (this.mode === 'tty') this.write(line);
     else this.stream.write(`aiot-sim: ${line}\n`);
   }

@@ -51,6 +51,8 @@ export class SessionPool {
   readonly inflight = new Gauge();
   /** Sessions connected now. */
   readonly connected = new Gauge();
+  /** Reconnection attempts of every session so far. */
+  private readonly reconnects = new Gauge();
 
   constructor(private readonly opts: SessionPoolOptions) {}
 
@@ -66,7 +68,6 @@ export class SessionPool {
   }
 
   /** Connection attempts sessions made after losing the broker (counted as they happen: status() reads it every second). */
-  private readonly reconnects = new Gauge();
   get reconnectAttempts(): number { return this.reconnects.value; }
 
   /** Create a session per plan (in order) and connect them all; rejects if one is refused. */
