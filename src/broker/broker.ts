@@ -327,6 +327,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   get connectedClients(): number { return this.down ? 0 : this.aedes_.connectedClients; }
   get emitterStats(): FloodSafeEmitter['stats'] { return this.emitter.stats; }
+  /**
+   * CONNECTs and SUBSCRIBEs Aedes answered without building a stream, because nothing was queued
+   * or retained for them (the fast paths scripts/patch-aedes.mjs gives Aedes at install; both stay
+   * 0 when it did not run, and on a cluster node, whose Redis persistence does not offer them).
+   */
+  get fastPaths(): { connects: number; subscribes: number } { return { ...this.stored.fastPaths }; }
   /** Largest MQTT packet accepted, bytes. */
   get maxPacketSize(): number { return this.limits.maxPacketSize; }
 

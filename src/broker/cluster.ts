@@ -201,7 +201,7 @@ export function clusterPersistence(link: ClusterLink, maxSessionDelivery: number
     return job;
   };
   // Figures of the in-memory bounds: nothing is held in this process.
-  const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues: new SessionQueues({ maxMessages: 0, maxBytes: 0 }, () => null) };
+  const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues: new SessionQueues({ maxMessages: 0, maxBytes: 0 }, () => null), fastPaths: { connects: 0, subscribes: 0 } };
   // Closed with the broker (a restart keeps it): its Redis connection would keep the process alive.
   const close = async (): Promise<void> => {
     link.close();

@@ -1,5 +1,5 @@
 /**
- * Aedes' in-memory persistence (aedes-persistence), with three changes:
+ * Aedes' in-memory persistence (aedes-persistence), with these changes:
  *
  * - Retained messages looked up by topic instead of by scan. aedes-persistence answers every
  *   SUBSCRIBE by testing the filter against every retained message; our devices keep a retained
@@ -15,6 +15,9 @@
  *   topic until a subscription that can change it does (match-cache.ts). That holds because every change goes
  *   through add/remove/cleanSubscriptions here: the store is made without
  *   `broadcastSubscriptions`, which would let other cluster nodes change its trie directly.
+ *
+ * - It answers, without a stream, whether a session has anything queued and whether any retained
+ *   message matches a SUBSCRIBE's filters (`hasOutgoing`, `hasRetained`; see scripts/patch-aedes.mjs).
  *
  * It is aedes-persistence's promise-based memory store itself (not its callback wrapper, which
  * Aedes 1.x does not use), its methods bound once, ours in place of some of them.
@@ -51,6 +54,8 @@ export interface PersistenceStats {
   /** Retained messages not kept (the store was full). */
   retainedRefused: number;
   queues: SessionQueues;
+  /** CONNECTs with nothing queued and SUBSCRIBEs nothing retained matched, answered without a stream (scripts/patch-aedes.mjs). */
+  fastPaths: { connects: number; subscribes: number };
 }
 
 export interface BoundedPersistence {
@@ -75,7 +80,7 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
   const forget = (filters: readonly string[]): void => { for (const f of filters) byTopic.forget(f); };
   const retained = new Map<string, RetainedPacket>();
   const queues = new SessionQueues(bounds, admit);
-  const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues };
+  const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues, fastPaths: { connects: 0, subscribes: 0 } };
   const size = (p: RetainedPacket): number => Buffer.byteLength(p.topic) + p.payload.length;
 
   const storeRetained = async (packet: RetainedPacket): Promise<void> => {
@@ -119,6 +124,19 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
     outgoingUpdate: async (client: { id: string }, packet: QueuedPacket): Promise<void> => queues.update(client.id, packet),
     outgoingClearMessageId: async (client: { id: string }, packet: { messageId?: number }): Promise<QueuedPacket | undefined> => queues.clear(client.id, packet),
     outgoingStream: (client: { id: string }): Readable => queues.stream(client.id),
+    // Asked by Aedes' connect and subscribe handlers before they build a stream (the fast paths
+    // scripts/patch-aedes.mjs gives them): nearly every device's connect has nothing queued and
+    // subscribes to filters nothing is retained on. A wildcard filter is assumed to match.
+    hasOutgoing: (client: { id: string }): boolean => {
+      if (queues.has(client.id)) return true;
+      stats.fastPaths.connects++;
+      return false;
+    },
+    hasRetained: (patterns: string[]): boolean => {
+      if (patterns.some((p) => !isLiteral(p) || retained.has(p))) return true;
+      stats.fastPaths.subscribes++;
+      return false;
+    },
     // A clean session replaces a stored one: its queue goes too (aedes-persistence kept it forever).
     // Each change forgets the remembered matches it can change, before (a lookup under way is not
     // kept) and after it is made (nor one that read the store while the change was being made).

@@ -106,6 +106,11 @@ export class SessionQueues {
     return withId(e!);
   }
 
+  /** Whether anything is queued for `clientId`. */
+  has(clientId: string): boolean {
+    return (this.queues.get(clientId)?.entries.length ?? 0) > 0;
+  }
+
   /** What is queued for `clientId`, oldest first (a copy: sending it does not race new arrivals). */
   stream(clientId: string): Readable {
     return Readable.from((this.queues.get(clientId)?.entries ?? []).map(withId));

@@ -73,10 +73,15 @@ describe('the packed package, installed in an empty folder', () => {
       'schema/scenario.schema.json', 'schema/device.schema.json', 'schema/fragment.schema.json',
       'web/index.html', 'web/app.js', 'web/charts.js', 'web/device.js', 'web/page.js', 'web/style.css', 'README.md', 'docs/cli.md', 'package.json',
     ]) expect(files, f).toContain(f);
-    expect(files.filter((f) => /^(tests|src|bench|scripts|\.ci|node_modules|test-artifacts)\//.test(f))).toEqual([]);
+    // scripts/patch-aedes.mjs is the install step (postinstall); the checkout's other scripts stay out.
+    expect(files.filter((f) => /^(tests|src|bench|scripts|\.ci|node_modules|test-artifacts)\//.test(f))).toEqual(['scripts/patch-aedes.mjs']);
     const installed = join(app, 'node_modules', 'aiot-sim');
     expect(existsSync(join(installed, 'dist', 'cli', 'main.js'))).toBe(true);
     expect(JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).name).toBe('aiot-sim');
+    // Its install step gave the app's Aedes the connect and subscribe fast paths.
+    for (const handler of ['connect', 'subscribe']) {
+      expect(readFileSync(join(app, 'node_modules', 'aedes', 'lib', 'handlers', `${handler}.js`), 'utf8')).toContain('aiot-sim fast path');
+    }
   });
 
   it('runs the default scenario for a minute and serves the dashboard from the installed files', async () => {

@@ -1,0 +1,132 @@
+/**
+ * The fast paths `npm install` gives Aedes (scripts/patch-aedes.mjs), on the real embedded broker
+ * with real MQTT.js clients over TCP: a CONNECT with nothing queued and a SUBSCRIBE nothing
+ * retained matches are answered without a stream, and everything the streams delivered before is
+ * still delivered: a persistent session's queued QoS 1 messages, in order, and retained messages
+ * on literal and wildcard filters.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type MqttClient } from 'mqtt';
+import { describe, expect, it } from 'vitest';
+import { EmbeddedBroker } from '../../src/broker/broker.js';
+import { useCleanup } from '../helpers/cleanup.js';
+import { connectTcp, nextMessage, tcpUrl } from '../helpers/mqtt.js';
+
+const OPERATOR_TOKEN = 'fast-path-op-token';
+const MARKER = 'aiot-sim fast path';
+const AEDES = dirname(fileURLToPath(import.meta.resolve('aedes')));
+const SCRIPT = fileURLToPath(new URL('../../scripts/patch-aedes.mjs', import.meta.url));
+const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js'];
+
+/** Every message `client` receives from now on, in order. */
+function record(client: MqttClient): string[] {
+  const got: string[] = [];
+  client.on('message', (topic, payload) => got.push(`${topic} ${payload.toString()}`));
+  return got;
+}
+
+describe('Aedes fast paths', () => {
+  const track = useCleanup();
+  const start = async (): Promise<EmbeddedBroker> => track(await EmbeddedBroker.start({ mqttPort: 0, wsPort: null, operatorToken: OPERATOR_TOKEN }));
+  const operator = (b: EmbeddedBroker, opts: Parameters<typeof connectTcp>[1] = {}): Promise<MqttClient> =>
+    connectTcp(b, { username: 'operator', password: OPERATOR_TOKEN, ...opts }).then((c) => track(c));
+
+  it('are in the installed Aedes (npm install runs scripts/patch-aedes.mjs)', () => {
+    for (const file of HANDLERS) {
+      expect(readFileSync(join(AEDES, file), 'utf8'), `${join(AEDES, file)}: run npm install, or node scripts/patch-aedes.mjs`).toContain(MARKER);
+    }
+  });
+
+  it('answer connects with nothing queued without a stream, and a resumed session still gets its queued QoS 1 messages in order', async () => {
+    const b = await start();
+    const before = b.fastPaths.connects;
+    const session = await operator(b, { clientId: 'ops-queue', clean: false });
+    expect(b.fastPaths.connects).toBe(before + 1);
+    await session.subscribeAsync('ops/queue', { qos: 1 });
+    await session.endAsync();
+
+    const publisher = await operator(b, { clientId: 'ops-publisher' });
+    for (let i = 1; i <= 3; i++) await publisher.publishAsync('ops/queue', `m${i}`, { qos: 1 });
+    const connectsBefore = b.fastPaths.connects;
+    // Queued: the old path sends them, in order.
+    // (The client listens before it connects: the queued messages follow the CONNACK at once.)
+    const back = track(mqtt.connect(tcpUrl(b), { clientId: 'ops-queue', clean: false, username: 'operator', password: OPERATOR_TOKEN, reconnectPeriod: 0 }));
+    const got = record(back);
+    await expect.poll(() => got.length).toBe(3);
+    expect(got).toEqual(['ops/queue m1', 'ops/queue m2', 'ops/queue m3']);
+    expect(b.fastPaths.connects).toBe(connectsBefore);
+    await back.endAsync();
+
+    // Nothing queued now (all acknowledged): the fast path, and the session is still there.
+    const again = await operator(b, { clientId: 'ops-queue', clean: false });
+    expect(b.fastPaths.connects).toBe(connectsBefore + 1);
+    const next = nextMessage(again, (t) => t === 'ops/queue');
+    await publisher.publishAsync('ops/queue', 'm4', { qos: 1 });
+    expect((await next).payload).toBe('m4');
+  });
+
+  it('answer subscribes nothing retained matches without a stream, and retained messages still come on literal and wildcard filters', async () => {
+    const b = await start();
+    const publisher = await operator(b, { clientId: 'ops-retainer' });
+    await publisher.publishAsync('ops/state/a', 'kept', { qos: 1, retain: true });
+    const reader = await operator(b, { clientId: 'ops-reader' });
+    const got = record(reader);
+
+    const subs0 = b.fastPaths.subscribes;
+    await reader.subscribeAsync('ops/state/none', { qos: 0 });
+    expect(b.fastPaths.subscribes).toBe(subs0 + 1);
+
+    await reader.subscribeAsync('ops/state/a', { qos: 0 });
+    await expect.poll(() => got).toEqual(['ops/state/a kept']);
+    await reader.subscribeAsync('ops/+/a', { qos: 0 });
+    await expect.poll(() => got).toEqual(['ops/state/a kept', 'ops/state/a kept']);
+    // A filter list with one retained topic among several goes the old way, and gets it once.
+    await reader.subscribeAsync(['ops/state/none', 'ops/state/a'], { qos: 0 });
+    await expect.poll(() => got.length).toBe(3);
+    expect(b.fastPaths.subscribes).toBe(subs0 + 1);
+    // Cleared: nothing retained any more, so the fast path again, and nothing comes.
+    await reader.unsubscribeAsync(['ops/state/a', 'ops/+/a']);
+    await publisher.publishAsync('ops/state/a', '', { qos: 1, retain: true });
+    await reader.subscribeAsync('ops/state/a', { qos: 0 });
+    expect(b.fastPaths.subscribes).toBe(subs0 + 2);
+    const late = nextMessage(reader, (t) => t === 'ops/state/a', 300).then(() => 'message', () => 'none');
+    expect(await late).toBe('none');
+    expect(got).toHaveLength(3);
+  });
+
+  it('are applied once however often the script runs, and an Aedes that does not read as expected is left alone with a warning', async () => {
+    const { CHANGES } = (await import(SCRIPT)) as { CHANGES: Array<{ file: string; before: string; after: string }> };
+    const dir = mkdtempSync(join(tmpdir(), 'aiot-aedes-'));
+    const run = (): { status: number | null; stderr: string } => spawnSync(process.execPath, [SCRIPT, dir], { encoding: 'utf8' });
+    const read = (file: string): string => readFileSync(join(dir, file), 'utf8');
+    try {
+      // Aedes as it is published: the installed copy with the changes taken out again.
+      cpSync(join(AEDES, 'package.json'), join(dir, 'package.json'));
+      for (const { file, before, after } of CHANGES) {
+        mkdirSync(dirname(join(dir, file)), { recursive: true });
+        const installed = readFileSync(join(AEDES, file), 'utf8');
+        writeFileSync(join(dir, file), installed.replace(after, before));
+        expect(read(file)).not.toContain(MARKER);
+      }
+      for (let i = 0; i < 2; i++) expect(run()).toMatchObject({ status: 0, stderr: '' });
+      for (const { file } of CHANGES) expect(read(file)).toBe(readFileSync(join(AEDES, file), 'utf8'));
+
+      // A handler that changed upstream is left as it is and named; the install goes on (exit 0).
+      const changed = CHANGES[0]!.file;
+      writeFileSync(join(dir, changed), '// another connect handler\n');
+      const r = run();
+      expect(r.status).toBe(0);
+      expect(r.stderr).toContain(`Aedes fast path not applied to ${join(dir, changed)}: the handler does not read as expected`);
+      expect(read(changed)).toBe('// another connect handler\n');
+      // Another version of Aedes: nothing is touched.
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'aedes', version: '9.9.9' }));
+      expect(run().stderr).toContain('Aedes 9.9.9, the fast paths are written for 1.2.0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
