@@ -234,7 +234,8 @@ export async function monitorLoad() {
   };
   return {
     what: `${c.messages} properties_changed messages (QoS 0) from ${c.publishers} in-process device sessions through the embedded broker, `
-      + 'with the platform observing, to one TCP observer in another process (as `throughput`); once without the monitor and once with '
+      + 'with the platform observing, to one TCP observer in another process (as `throughput`, but the broker lets the observer fall 64 MiB behind '
+      + 'before it sheds its deliveries, so that it is never shed); once without the monitor and once with '
       + `the monitor serving ${c.monitors} WebSocket clients in another process: ${c.monitors - 2} tapping one device each (device/{did}/#), `
       + 'one tapping device/# and reading, one tapping device/# that stops reading once subscribed; all get stats every second',
     goal: 'throughput with monitors at least 90 % of throughput without; server heap does not grow with the stalled client',

@@ -201,7 +201,10 @@ async function monitorFigures(mons: IpcChild<ToMonitors, FromMonitors> | null, h
  */
 export async function monitorLoad({ publishers: k, messages, warmup, batch, monitors, timeoutMs }: MonitorLoadArgs) {
   const operatorToken = randomBytes(12).toString('hex');
-  const broker = await EmbeddedBroker.start({ operatorToken, mqttPort: 0, wsPort: null });
+  // The observer may fall 64 MiB behind before the broker sheds its QoS 0 deliveries (default 1 MiB),
+  // with and without monitors alike: with three processes on two cores it sometimes fell 1 MiB
+  // behind, was shed, and its count then waited out the timeout, which measured nothing.
+  const broker = await EmbeddedBroker.start({ operatorToken, mqttPort: 0, wsPort: null, overload: { qos0Bytes: 64 * 1024 * 1024 } });
   const facts = new Map<string, { model: string; category: string; region: string }>();
   const platform = new PlatformService((did) => facts.get(did));
   platform.observe(broker);
