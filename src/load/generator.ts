@@ -47,7 +47,7 @@ export class Generator {
   private readonly devices: DeviceState[];
   private readonly rand: () => number;
   private readonly stats: GeneratorStats = {
-    sent: 0, sentMeasured: 0, notSent: 0, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
+    sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: { late: 0, backedUp: 0, windowFull: 0 }, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
   };
   private running = true;
   private sending = false;
@@ -106,7 +106,7 @@ export class Generator {
       if (d.client && !d.client.isClosed) connected++;
       inflight += d.inflight;
     }
-    return { ...this.stats, connected, inflight, connectErrors: { ...this.stats.connectErrors }, droppedRanges: [...this.stats.droppedRanges] };
+    return { ...this.stats, connected, inflight, notSentWhy: { ...this.stats.notSentWhy }, connectErrors: { ...this.stats.connectErrors }, droppedRanges: [...this.stats.droppedRanges] };
   }
 
   /** Connect every device, at most `rampPerSecond` per second and CONNECT_CONCURRENCY at once. */
@@ -188,6 +188,7 @@ export class Generator {
     if (this.tokens > cap) {
       // The thread was late (a stall); what it could not send in time is not sent later.
       this.stats.notSent += Math.floor(this.tokens - cap);
+      this.stats.notSentWhy.late += Math.floor(this.tokens - cap);
       this.tokens = cap;
     }
     let n = Math.floor(this.tokens);
@@ -210,11 +211,16 @@ export class Generator {
 
   private send(d: DeviceState, want: number, nowUs: number): void {
     const c = d.client;
-    let k = want;
-    if (!c || c.isClosed || c.buffered > this.cfg.maxBufferedBytes) k = 0;
-    if (this.cfg.qos === 1) k = Math.min(k, this.cfg.inflight - d.inflight);
-    if (k <= 0) { this.stats.notSent += want; return; }
+    const why = this.stats.notSentWhy;
+    if (!c || c.isClosed || c.buffered > this.cfg.maxBufferedBytes) {
+      this.stats.notSent += want;
+      why.backedUp += want;
+      return;
+    }
+    const k = this.cfg.qos === 1 ? Math.max(0, Math.min(want, this.cfg.inflight - d.inflight)) : want;
     this.stats.notSent += want - k;
+    why.windowFull += want - k;
+    if (k === 0) return;
     const picks: PacketTemplate[] = new Array(k);
     let bytes = 0;
     const evShare = d.events.length ? (d.props.length ? this.cfg.eventShare : 1) : 0;

@@ -27,6 +27,14 @@ export interface GeneratorConfig {
   keepalive: number;
 }
 
+/**
+ * Why messages were not sent: `late`, the generator's thread ran late (a stall of its own, e.g. no
+ * free core) and does not send the backlog in a burst; `backedUp`, the connection was down or had
+ * more than maxBufferedBytes unwritten (the broker was not reading); `windowFull`, QoS 1 and the
+ * connection's window of unacknowledged PUBLISHes was full (the broker was slow to PUBACK).
+ */
+export interface NotSentWhy { late: number; backedUp: number; windowFull: number }
+
 export interface GeneratorStats {
   /** PUBLISH packets written. */
   sent: number;
@@ -34,6 +42,8 @@ export interface GeneratorStats {
   sentMeasured: number;
   /** Messages the rate asked for but not written: the connection was backed up or offline, or the QoS 1 window was full. */
   notSent: number;
+  /** `notSent` by why (they add up to it). */
+  notSentWhy: NotSentWhy;
   connectOk: number;
   connectFailed: number;
   /** Connections lost while running (each one is reconnected after the jitter). */

@@ -5,7 +5,7 @@
 import type { OverloadStats } from '../broker/overload.js';
 import type { WireProfile } from '../contract/wire.js';
 import type { BenchConfig } from './options.js';
-import type { GeneratorStats, LatencySummaryUs, ProbeStats } from './protocol.js';
+import type { GeneratorStats, LatencySummaryUs, NotSentWhy, ProbeStats } from './protocol.js';
 import { checkSlo, type SloCheck } from './slo.js';
 
 export interface LatencyMs { count: number; p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number | null; mean: number | null }
@@ -70,6 +70,8 @@ export interface BenchReport {
     lossRatio: number | null;
     /** Messages the rate asked for that a generator could not write (connection backed up or down, QoS 1 window full). */
     notSent: number;
+    /** `notSent` by why: the generator's thread ran late, the connection was backed up or down, the QoS 1 window was full. */
+    notSentWhy: NotSentWhy;
     /** QoS 1: PUBACKs the generators received (whole run). */
     acked: number;
   };
@@ -159,7 +161,7 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
     },
     messages: {
       sent: g.sentMeasured, received: p.received, lost, lostOnDroppedConnections: Math.min(lost, p.lostOnDroppedConnections), duplicates: p.duplicates,
-      lossRatio: g.sentMeasured > 0 ? lost / g.sentMeasured : null, notSent: g.notSent, acked: g.acked,
+      lossRatio: g.sentMeasured > 0 ? lost / g.sentMeasured : null, notSent: g.notSent, notSentWhy: { ...g.notSentWhy }, acked: g.acked,
     },
     rate: { target: c.rate, sent: round(g.sentMeasured / measuredSeconds, 1), received: round(p.received / measuredSeconds, 1) },
     latencyMs: toMs(o.latencyUs),
@@ -221,7 +223,7 @@ export function toMarkdown(r: BenchReport): string {
     `| rate sent / received (msg/s) | ${num(r.rate.sent, 0)} / ${num(r.rate.received, 0)} |`,
     `| messages sent / received | ${num(r.messages.sent, 0)} / ${num(r.messages.received, 0)} |`,
     `| lost / duplicates | ${num(r.messages.lost, 0)} (${r.messages.lossRatio === null ? '-' : `${num(r.messages.lossRatio * 100, 3)} %`}${r.messages.lostOnDroppedConnections ? `; ${num(r.messages.lostOnDroppedConnections, 0)} on dropped connections` : ''}) / ${num(r.messages.duplicates, 0)} |`,
-    `| not sent (backpressure) | ${num(r.messages.notSent, 0)} |`,
+    `| not sent (backpressure) | ${num(r.messages.notSent, 0)}${r.messages.notSent ? ` (generator late ${num(r.messages.notSentWhy.late, 0)}, backed up or down ${num(r.messages.notSentWhy.backedUp, 0)}, QoS 1 window full ${num(r.messages.notSentWhy.windowFull, 0)})` : ''} |`,
     `| connections ok / failed / dropped | ${r.connections.succeeded} / ${r.connections.failed} / ${r.connections.disconnects} |`,
     `| connect rate | ${num(r.connections.connectRate, 0)} /s |`,
   ];

@@ -95,6 +95,14 @@ describe('aiot-sim bench against the embedded broker', () => {
     expect(r.connections.failed).toBe(0);
   });
 
+  it('says why messages were not sent: a QoS 1 window of one unacknowledged PUBLISH fills at 4,000 msg/s over two connections', async () => {
+    const r = await runBench({ devices: 2, rate: 4000, qos: 1, inflight: 1, durationMs: 1000, warmupMs: 200 });
+    const why = r.messages.notSentWhy;
+    expect(why.windowFull).toBeGreaterThan(0);
+    expect(why.late + why.backedUp + why.windowFull).toBe(r.messages.notSent);
+    expectNoLoss(r);
+  });
+
   it('speaks the central hub\'s format with wire "local-hub": a consumer of appMsg/notify/iot/# gets every message, flat', async () => {
     const seen: string[] = [];
     let checked = false;
@@ -172,6 +180,9 @@ describe('aiot-sim bench against Mosquitto', () => {
     // device 0 wrote in the moment Mosquitto closed its socket: those are lost with the connection,
     // and the report says so (they are the tail of the dropped connection's sequence numbers).
     expect(r.messages.notSent).toBeGreaterThan(0);
+    const why = r.messages.notSentWhy;
+    expect(why.backedUp).toBeGreaterThan(0);
+    expect(why.late + why.backedUp + why.windowFull).toBe(r.messages.notSent);
     expect(r.messages.lost).toBe(r.messages.lostOnDroppedConnections);
     // At most what device 0 sends in a second (1,000 of 5,000/s): what was in flight at the drop.
     expect(r.messages.lostOnDroppedConnections).toBeLessThan(1000);
