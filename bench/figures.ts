@@ -37,7 +37,7 @@ export const CONFIG = {
   /** Fast mode per message, beside the baseline: [name, task arguments, timeout of one run]. */
   perMessage: [
     ['consumerLoad24h', { scenario: 'consumer-load.yaml', duration: '24h' }, 900_000],
-    ['snapshot2019q3Workers2', { scenario: 'snapshot-2019q3.yaml', workers: 2 }, 3 * 3600_000],
+    ['snapshot2020q3Workers2', { scenario: ['snapshot-2020q3.yaml', 'snapshot-2019q3.yaml'], workers: 2 }, 3 * 3600_000],
   ] as Array<[string, TaskArgs<'perMessage'>, number]>,
   /** The fleet in real time at about 100k and 500k devices. */
   fleet: [
@@ -356,7 +356,7 @@ function beside<T>(current: T[], base: T[], pick: (r: T) => number | null, digit
 /**
  * Fast mode, CPU per message end to end (devices, broker, platform: the whole process, every
  * thread), this build beside the baseline (baseline.ts), runs alternating so drifting load hits
- * both alike: consumer-load for 24 virtual hours, and the 289 M snapshot (snapshot-2019q3, 30
+ * both alike: consumer-load for 24 virtual hours, and the 289 M snapshot (snapshot-2020q3, 30
  * days) over 2 worker threads. Target (issue 15): at most 15 µs per message.
  */
 export async function perMessage() {

@@ -12,7 +12,7 @@
  *                       permessage, fleet: fast mode's CPU per message and the 100k/500k-device fleet, each
  *                       beside the baseline build (baseline.ts); long, so only on request
  *   BENCH_BASELINE_REF=REF    the commit those figures compare with (default: main before the fleet engine)
- *   BENCH_PERMESSAGE=a,b      only these cases of permessage: consumerLoad24h, snapshot2019q3Workers2
+ *   BENCH_PERMESSAGE=a,b      only these cases of permessage: consumerLoad24h, snapshot2020q3Workers2
  *   BENCH_FLEET=a,b           only these sizes of fleet: devices106k, devices500k
  *   BENCH_SNAPSHOT_SEEDS=a,b  seeds of the snapshot runs (default: each scenario's own)
  *   BENCH_SNAPSHOT_WORKERS=N  worker threads of each snapshot run (aiot-sim run --workers; default: one per core, 1 = one thread)

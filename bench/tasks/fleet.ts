@@ -3,9 +3,9 @@
  * worker.ts). Each can run against another build of aiot-sim (`dist`: the baseline, see
  * baseline.ts), loaded by path, so a figure and its baseline are measured in the same run.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { parse as parseYaml } from 'yaml';
@@ -123,8 +123,8 @@ export async function fleet(args: FleetArgs) {
 }
 
 export interface PerMessageArgs {
-  /** A file under scenarios/. */
-  scenario: string;
+  /** A file under the build's scenarios/ (or several names: the first it has). */
+  scenario: string | string[];
   duration?: string;
   /** Worker threads (ShardedSimulation) when above 1. */
   workers?: number;
@@ -138,7 +138,13 @@ export interface PerMessageArgs {
  */
 export async function perMessage(args: PerMessageArgs) {
   const lib = await library(args.dist);
-  const scenario = join(PACKAGE_ROOT, 'scenarios', args.scenario);
+  // The scenario as that build ships it: the first of the names its scenarios/ folder has (the
+  // 289 M snapshot was snapshot-2019q3.yaml before it was renamed; an older baseline has only that).
+  const folder = join(args.dist ? dirname(args.dist) : PACKAGE_ROOT, 'scenarios');
+  const names = Array.isArray(args.scenario) ? args.scenario : [args.scenario];
+  const name = names.find((n) => existsSync(join(folder, n)));
+  if (!name) throw new Error(`perMessage: none of ${names.join(', ')} in ${folder}`);
+  const scenario = join(folder, name);
   const load0 = loadavg()[0]!;
   const cpu0 = process.cpuUsage();
   const t0 = now();
@@ -154,7 +160,7 @@ export async function perMessage(args: PerMessageArgs) {
   const messages = report.messages.published;
   return {
     build: args.dist ?? 'current',
-    scenario: args.scenario,
+    scenario: name,
     duration: args.duration ?? null,
     workers: args.workers ?? 1,
     wallSeconds: round(wall, 1),
