@@ -18,10 +18,18 @@ interface Node<T> {
 
 const node = <T>(): Node<T> => ({ children: new Map(), plus: null, hash: null, exact: null });
 
-/** Filters by owner, as a trie of levels. Owners are compared by identity. */
+/** Topics whose matches are remembered at once (all are forgotten when full). */
+export const REMEMBERED_TOPICS = 65_536;
+
+/**
+ * Filters by owner, as a trie of levels. Owners are compared by identity. Each topic's matching
+ * owners are remembered until an owner's filters change: devices publish on the same few topics
+ * again and again, and the monitor asks for every message the broker carries.
+ */
 export class FilterIndex<T> {
   private readonly root: Node<T> = node();
   private filters = 0;
+  private remembered = new Map<string, readonly T[]>();
 
   /** Number of (owner, filter) pairs in the index. */
   get size(): number { return this.filters; }
@@ -50,30 +58,45 @@ export class FilterIndex<T> {
   /** Remove `owner`'s interest in `filter`; returns false if it was not there. Prunes empty branches. */
   remove(filter: string, owner: T): boolean {
     const removed = this.removeAt(this.root, filter.split('/'), 0, owner);
-    if (removed) this.filters--;
+    if (removed) {
+      this.filters--;
+      this.forget();
+    }
     return removed;
   }
 
-  /** Call `fn` once for each owner with a filter matching `topic` (an owner with several matching filters: once). */
+  /**
+   * Call `fn` once for each owner with a filter matching `topic` (an owner with several matching
+   * filters: once), in the order of the owners' matching filters as they were when the topic was
+   * last looked up. `fn` may change the index; the owners called are those matching before.
+   */
   match(topic: string, fn: (owner: T) => void): void {
     if (this.filters === 0) return;
+    let owners = this.remembered.get(topic);
+    if (owners === undefined) {
+      owners = this.lookup(topic);
+      if (this.remembered.size >= REMEMBERED_TOPICS) this.remembered = new Map();
+      this.remembered.set(topic, owners);
+    }
+    for (let i = 0; i < owners.length; i++) fn(owners[i]!);
+  }
+
+  /** Topics whose matches are remembered now. */
+  get rememberedTopics(): number { return this.remembered.size; }
+
+  private forget(): void {
+    if (this.remembered.size > 0) this.remembered = new Map();
+  }
+
+  /** Every owner with a filter matching `topic`, once each. */
+  private lookup(topic: string): T[] {
     const sets = this.scratch;
     sets.length = 0;
     // MQTT-4.7.2-1: filters starting with a wildcard do not match topics starting with "$".
     this.collect(this.root, topic, 0, topic.startsWith('$'), sets);
-    if (sets.length === 1) {
-      for (const o of sets[0]!) fn(o);
-    } else if (sets.length > 1) {
-      const seen = new Set<T>();
-      for (const set of sets) {
-        for (const o of set) {
-          if (seen.has(o)) continue;
-          seen.add(o);
-          fn(o);
-        }
-      }
-    }
+    const owners = sets.length === 1 ? [...sets[0]!] : sets.length > 1 ? [...new Set(sets.flatMap((set) => [...set]))] : [];
     sets.length = 0;
+    return owners;
   }
 
   private readonly scratch: Array<Set<T>> = [];
@@ -99,6 +122,7 @@ export class FilterIndex<T> {
     if (set.has(owner)) return false;
     set.add(owner);
     this.filters++;
+    this.forget();
     return true;
   }
 

@@ -69,4 +69,53 @@ describe('topic filters', () => {
         }
       }), { numRuns: 300 });
   });
+
+  it('remembers each topic\'s matches and forgets them whenever a filter comes or goes: lookups between changes agree with the plain matcher', () => {
+    const level = fc.constantFrom('a', 'b', '$x');
+    const topic = fc.array(level, { minLength: 1, maxLength: 3 }).map((l) => l.join('/'));
+    const filter = fc.tuple(fc.array(fc.oneof(level, fc.constant('+')), { minLength: 1, maxLength: 3 }), fc.boolean())
+      .map(([l, hash]) => (hash ? [...l, '#'] : l).join('/'));
+    const step = fc.oneof(
+      fc.record({ op: fc.constant('add' as const), owner: fc.nat(3), filter }),
+      fc.record({ op: fc.constant('remove' as const), pick: fc.nat(100) }),
+      fc.record({ op: fc.constant('match' as const), topic }),
+    );
+    fc.assert(fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+      const idx = new FilterIndex<number>();
+      const live = new Map<string, [number, string]>();
+      for (const s of steps) {
+        if (s.op === 'add') { idx.add(s.filter, s.owner); live.set(`${s.owner}\u0001${s.filter}`, [s.owner, s.filter]); }
+        else if (s.op === 'remove') {
+          // One of the filters there (a random one would rarely be).
+          const entries = [...live];
+          if (entries.length === 0) continue;
+          const [key, [owner, f]] = entries[s.pick % entries.length]!;
+          expect(idx.remove(f, owner)).toBe(true);
+          live.delete(key);
+        }
+        else {
+          const got: number[] = [];
+          idx.match(s.topic, (o) => got.push(o));
+          const want = new Set([...live.values()].filter(([, f]) => matches(f, s.topic)).map(([o]) => o));
+          expect(got.sort()).toEqual([...want].sort());
+        }
+      }
+    }), { numRuns: 500 });
+    // And it does remember: a topic looked up twice is one entry; a change forgets it.
+    const idx = new FilterIndex<string>();
+    idx.add('device/#', 'all');
+    idx.match('device/1/up', () => undefined);
+    idx.match('device/1/up', () => undefined);
+    expect(idx.rememberedTopics).toBe(1);
+    idx.add('device/1/#', 'one');
+    expect(idx.rememberedTopics).toBe(0);
+    const got: string[] = [];
+    idx.match('device/1/up', (o) => got.push(o));
+    expect(got.sort()).toEqual(['all', 'one']);
+    idx.remove('device/1/#', 'one');
+    expect(idx.rememberedTopics).toBe(0);
+    const after: string[] = [];
+    idx.match('device/1/up', (o) => after.push(o));
+    expect(after).toEqual(['all']);
+  });
 });
