@@ -254,15 +254,16 @@ export class MonitorHub {
    * built only once a matching client has room for it (a flood mostly costs a trie walk).
    */
   private tap(topic: string, payload: Buffer): void {
-    if (this.index.size === 0) return;
+    const clients = this.index.matching(topic);
+    if (clients.length === 0) return;
+    const seenAt = this.opts.now();
     let frame: Buffer | null = null;
-    let seenAt: number | null = null;
-    this.index.match(topic, (client) => {
-      seenAt ??= this.opts.now();
-      if (!client.admit(seenAt)) return;
+    for (let i = 0; i < clients.length; i++) {
+      const client = clients[i]!;
+      if (!client.admit(seenAt)) continue;
       frame ??= messageFrame(topic, payload, Date.now());
       client.push(frame, seenAt);
-    });
+    }
   }
 
   /**

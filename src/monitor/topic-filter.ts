@@ -18,6 +18,8 @@ interface Node<T> {
 
 const node = <T>(): Node<T> => ({ children: new Map(), plus: null, hash: null, exact: null });
 
+const NONE: readonly never[] = Object.freeze([]);
+
 /** Topics whose matches are remembered at once (all are forgotten when full). */
 export const REMEMBERED_TOPICS = 65_536;
 
@@ -71,14 +73,20 @@ export class FilterIndex<T> {
    * last looked up. `fn` may change the index; the owners called are those matching before.
    */
   match(topic: string, fn: (owner: T) => void): void {
-    if (this.filters === 0) return;
+    const owners = this.matching(topic);
+    for (let i = 0; i < owners.length; i++) fn(owners[i]!);
+  }
+
+  /** The owners `match` would call, as a list the index keeps (do not change it). */
+  matching(topic: string): readonly T[] {
+    if (this.filters === 0) return NONE;
     let owners = this.remembered.get(topic);
     if (owners === undefined) {
       owners = this.lookup(topic);
       if (this.remembered.size >= REMEMBERED_TOPICS) this.remembered = new Map();
       this.remembered.set(topic, owners);
     }
-    for (let i = 0; i < owners.length; i++) fn(owners[i]!);
+    return owners;
   }
 
   /** Topics whose matches are remembered now. */
