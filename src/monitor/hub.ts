@@ -251,7 +251,8 @@ export class MonitorHub {
 
   /**
    * The broker's one listener: nothing to do unless some client has a filter, and the frame is
-   * built only once a matching client has room for it (a flood mostly costs a trie walk).
+   * built only once a matching client has room for it (a flood mostly costs a lookup of the
+   * topic's remembered matches).
    */
   private tap(topic: string, payload: Buffer): void {
     const clients = this.index.matching(topic);
