@@ -5,6 +5,8 @@
  * or filters.
  */
 
+import { TopicCache } from '../broker/match-cache.js';
+
 export { filterProblem } from '../contract/mqtt-topics.js';
 
 interface Node<T> {
@@ -20,24 +22,28 @@ const node = <T>(): Node<T> => ({ children: new Map(), plus: null, hash: null, e
 
 const NONE: readonly never[] = Object.freeze([]);
 
-/** Topics whose matches are remembered at once (all are forgotten when full). */
-export const REMEMBERED_TOPICS = 65_536;
-
 /**
  * Filters by owner, as a trie of levels. Owners are compared by identity. Each topic's matching
- * owners are remembered until an owner's filters change: devices publish on the same few topics
- * again and again, and the monitor asks for every message the broker carries.
+ * owners are remembered (the broker's TopicCache, match-cache.ts) until a filter that can match
+ * it comes or goes: devices publish on the same few topics again and again, and the monitor asks
+ * for every message the broker carries.
  */
 export class FilterIndex<T> {
   private readonly root: Node<T> = node();
   private filters = 0;
-  private remembered = new Map<string, readonly T[]>();
+  private readonly remembered = new TopicCache<readonly T[]>();
 
   /** Number of (owner, filter) pairs in the index. */
   get size(): number { return this.filters; }
 
   /** Add `owner`'s interest in a valid filter; returns false if it was there already. */
   add(filter: string, owner: T): boolean {
+    const added = this.insert(filter, owner);
+    if (added) this.remembered.forget(filter);
+    return added;
+  }
+
+  private insert(filter: string, owner: T): boolean {
     let n = this.root;
     const levels = filter.split('/');
     for (let i = 0; i < levels.length; i++) {
@@ -62,7 +68,7 @@ export class FilterIndex<T> {
     const removed = this.removeAt(this.root, filter.split('/'), 0, owner);
     if (removed) {
       this.filters--;
-      this.forget();
+      this.remembered.forget(filter);
     }
     return removed;
   }
@@ -83,7 +89,6 @@ export class FilterIndex<T> {
     let owners = this.remembered.get(topic);
     if (owners === undefined) {
       owners = this.lookup(topic);
-      if (this.remembered.size >= REMEMBERED_TOPICS) this.remembered = new Map();
       this.remembered.set(topic, owners);
     }
     return owners;
@@ -91,10 +96,6 @@ export class FilterIndex<T> {
 
   /** Topics whose matches are remembered now. */
   get rememberedTopics(): number { return this.remembered.size; }
-
-  private forget(): void {
-    if (this.remembered.size > 0) this.remembered = new Map();
-  }
 
   /** Every owner with a filter matching `topic`, once each. */
   private lookup(topic: string): T[] {
@@ -130,7 +131,6 @@ export class FilterIndex<T> {
     if (set.has(owner)) return false;
     set.add(owner);
     this.filters++;
-    this.forget();
     return true;
   }
 

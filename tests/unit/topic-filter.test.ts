@@ -70,7 +70,7 @@ describe('topic filters', () => {
       }), { numRuns: 300 });
   });
 
-  it('remembers each topic\'s matches and forgets them whenever a filter comes or goes: lookups between changes agree with the plain matcher', () => {
+  it('remembers each topic\'s matches and forgets those a filter can change when it comes or goes: lookups between changes agree with the plain matcher', () => {
     const level = fc.constantFrom('a', 'b', '$x');
     const topic = fc.array(level, { minLength: 1, maxLength: 3 }).map((l) => l.join('/'));
     const filter = fc.tuple(fc.array(fc.oneof(level, fc.constant('+')), { minLength: 1, maxLength: 3 }), fc.boolean())
