@@ -1,0 +1,142 @@
+/**
+ * The broker's end of a fleet session's connection (sim/fleet/link.ts) as a stream: read the way
+ * Aedes reads it ('readable', then `read()` until empty), by size, and flowing, it hands over every
+ * pushed byte once and in order, says "wait" at its high-water mark and "go on" once read, and
+ * ends after what it holds.
+ */
+import { setImmediate as turn } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { FleetLink, type LinkOwner } from '../../src/sim/fleet/link.js';
+
+interface Heard { readable: number; closed: number; received: Buffer[] }
+
+function link(): { l: FleetLink; heard: Heard } {
+  const heard: Heard = { readable: 0, closed: 0, received: [] };
+  const owner: LinkOwner = {
+    received: (_l, bytes) => { heard.received.push(bytes); },
+    readable: () => { heard.readable++; },
+    linkClosed: () => { heard.closed++; },
+  };
+  return { l: new FleetLink(owner, 0), heard };
+}
+
+/** Read like Aedes' client: on each 'readable', take what is there with read(null). */
+function readLikeAedes(l: FleetLink): { got: Buffer[]; wakes: () => number } {
+  const got: Buffer[] = [];
+  let wakes = 0;
+  l.on('readable', () => {
+    wakes++;
+    const b = l.read(null as unknown as number) as Buffer | null;
+    if (b) got.push(b);
+  });
+  return { got, wakes: () => wakes };
+}
+
+const bytes = (n: number, fill: number): Buffer => Buffer.alloc(n, fill);
+
+describe('FleetLink', () => {
+  it('hands a reader that reads on "readable" every packet pushed in a turn, joined and in order, woken once', async () => {
+    const { l } = link();
+    const r = readLikeAedes(l);
+    await turn();
+    l.push(Buffer.from('ab'));
+    l.push(Buffer.from('cd'));
+    l.push(Buffer.from('ef'));
+    expect(r.got).toEqual([]); // not within the pushing turn
+    await turn();
+    expect(Buffer.concat(r.got).toString()).toBe('abcdef');
+    expect(r.wakes()).toBe(1);
+    l.push(Buffer.from('gh'));
+    await turn();
+    expect(Buffer.concat(r.got).toString()).toBe('abcdefgh');
+    expect(r.wakes()).toBe(2);
+  });
+
+  it('keeps what the reader leaves unread until it reads, and wakes it again for more', async () => {
+    const { l } = link();
+    let take = false;
+    const got: Buffer[] = [];
+    l.on('readable', () => {
+      if (!take) return; // as Aedes while a batch is still being handled
+      const b = l.read(null as unknown as number) as Buffer | null;
+      if (b) got.push(b);
+    });
+    l.push(Buffer.from('one'));
+    await turn();
+    expect(got).toEqual([]);
+    take = true;
+    l.push(Buffer.from('two'));
+    await turn();
+    expect(Buffer.concat(got).toString()).toBe('onetwo');
+  });
+
+  it('says "wait" at 64 KiB unread and tells its owner to go on once the reader has read', async () => {
+    const { l, heard } = link();
+    const got: Buffer[] = [];
+    let take = false;
+    l.on('readable', () => {
+      if (!take) return;
+      const b = l.read(null as unknown as number) as Buffer | null;
+      if (b) got.push(b);
+    });
+    await turn();
+    const before = heard.readable;
+    const oks: boolean[] = [];
+    for (let i = 0; i < 20; i++) oks.push(l.push(bytes(4096, i)));
+    expect(oks.indexOf(false)).toBe(15); // the 16th 4 KiB packet reaches 64 KiB
+    await turn();
+    expect(heard.readable).toBe(before); // nobody read: no "go on"
+    take = true;
+    l.push(bytes(1, 99));
+    await turn();
+    expect(heard.readable).toBe(before + 1);
+    const all = Buffer.concat(got);
+    expect(all.length).toBe(20 * 4096 + 1);
+    for (let i = 0; i < 20; i++) expect(all[i * 4096]).toBe(i);
+    expect(all[20 * 4096]).toBe(99);
+  });
+
+  it('ends after what it holds: the reader gets the bytes, then "end"', async () => {
+    const { l } = link();
+    const r = readLikeAedes(l);
+    let ended = false;
+    l.on('end', () => { ended = true; });
+    l.push(Buffer.from('last words'));
+    l.push(null);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(Buffer.concat(r.got).toString()).toBe('last words');
+    expect(ended).toBe(true);
+  });
+
+  it('gives a reader by size, and a flowing reader, every byte in order', async () => {
+    const { l } = link();
+    l.push(Buffer.from('abc'));
+    l.push(Buffer.from('def'));
+    await turn();
+    expect((l.read(2) as Buffer).toString()).toBe('ab');
+    l.push(Buffer.from('ghi'));
+    const flowed: Buffer[] = [];
+    l.on('data', (c: Buffer) => flowed.push(c));
+    l.push(Buffer.from('jkl'));
+    await turn();
+    expect(Buffer.concat(flowed).toString()).toBe('cdefghijkl');
+  });
+
+  it('drops what it holds when destroyed, and tells its owner', async () => {
+    const { l, heard } = link();
+    const r = readLikeAedes(l);
+    l.push(Buffer.from('never read'));
+    l.destroy();
+    await turn();
+    expect(r.got).toEqual([]);
+    expect(heard.closed).toBe(1);
+    expect(l.push(Buffer.from('x'))).toBe(false);
+  });
+
+  it('passes what the broker writes straight to its owner', () => {
+    const { l, heard } = link();
+    l.write(Buffer.from([0x20, 0x02, 0x00, 0x00]));
+    l.write(Buffer.from([0x90, 0x03, 0x00, 0x01, 0x01]));
+    expect(heard.received.map((b) => b.toString('hex'))).toEqual(['20020000', '9003000101']);
+  });
+});
