@@ -63,8 +63,10 @@ export class Provisioner {
     if (!d) return undefined;
     const f: DeviceFacts = { model: d.model.model, category: d.model.category, region: d.region, uid: d.uid };
     if (d.model.transport !== 'wifi') f.radio = d.model.transport;
-    const stateless = d.children.filter((c) => !announcesState(c.model)).map((c) => c.did);
-    if (stateless.length) f.statelessChildren = stateless;
+    if (d.children.length) {
+      const stateless = d.children.filter((c) => !announcesState(c.model)).map((c) => c.did);
+      if (stateless.length) f.statelessChildren = stateless;
+    }
     const voice = voiceEventOf(d.model);
     if (voice) f.voice = voice;
     return f;
@@ -141,7 +143,16 @@ export class Provisioner {
 }
 
 /** A speaker model's voice-interaction event and the argument that carries the user id. */
+/** Each model's voice event, found once (the platform asks for every event message a device sends). */
+const voiceEvents = new WeakMap<DeviceModel, DeviceFacts['voice'] | null>();
+
 function voiceEventOf(model: DeviceModel): DeviceFacts['voice'] | undefined {
+  let v = voiceEvents.get(model);
+  if (v === undefined) voiceEvents.set(model, (v = findVoiceEvent(model) ?? null));
+  return v ?? undefined;
+}
+
+function findVoiceEvent(model: DeviceModel): DeviceFacts['voice'] | undefined {
   for (const svc of model.services) {
     const ev = svc.events.find((e) => e.name === 'voice-interaction');
     const user = svc.properties.find((p) => p.name === 'user-id');
