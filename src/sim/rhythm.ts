@@ -34,9 +34,14 @@ export class LocalTime {
     });
   }
 
+  /** The quarter-hour read last, and its reading: nearly every read in a run is of the current one. */
+  private lastKey = NaN;
+  private last: { hour: number; month: number; day: number; weekday: number } | null = null;
+
   private read(ts: number): { hour: number; month: number; day: number; weekday: number } {
     // Cache on the UTC quarter-hour so zones with 30/45-minute offsets stay right.
     const key = Math.floor(ts / 900_000);
+    if (key === this.lastKey) return this.last!;
     let v = this.cache.get(key);
     if (!v) {
       const parts = Object.fromEntries(this.fmt.formatToParts(new Date(key * 900_000)).map((p) => [p.type, p.value]));
@@ -52,6 +57,8 @@ export class LocalTime {
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(key, v);
     }
+    this.lastKey = key;
+    this.last = v;
     return v;
   }
 
