@@ -75,23 +75,21 @@ export class EventDeduper {
     return 'new';
   }
 
-  private slot(seq: number): [number, number] {
-    const i = seq % this.window;
-    return [i >> 3, 1 << (i & 7)];
-  }
+  // A number's slot: bit (i & 7) of byte (i >> 3), i = seq % window. Computed in place, not
+  // returned as a pair: this runs for every event the platform counts.
 
   private has(d: DeviceSeqs, seq: number): boolean {
-    const [byte, bit] = this.slot(seq);
-    return (d.bits[byte]! & bit) !== 0;
+    const i = seq % this.window;
+    return (d.bits[i >> 3]! & (1 << (i & 7))) !== 0;
   }
 
   private set(d: DeviceSeqs, seq: number): void {
-    const [byte, bit] = this.slot(seq);
-    d.bits[byte]! |= bit;
+    const i = seq % this.window;
+    d.bits[i >> 3]! |= 1 << (i & 7);
   }
 
   private clear(d: DeviceSeqs, seq: number): void {
-    const [byte, bit] = this.slot(seq);
-    d.bits[byte]! &= ~bit;
+    const i = seq % this.window;
+    d.bits[i >> 3]! &= ~(1 << (i & 7));
   }
 }
