@@ -110,11 +110,20 @@ export function deviceFilters(did: string): string[] {
 /** A device message ready to publish. */
 export interface WireMessage { topic: string; payload: string }
 
-/** A property change in `profile`'s topic and payload shape. */
+/** A JSON number as `JSON.stringify` writes it (null when not finite). */
+const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
+
+/**
+ * A property change in `profile`'s topic and payload shape. The payload is written key by key,
+ * in the one order devices use (did, siid, piid, value, ts), not by `JSON.stringify` of an object
+ * built for it: every simulated property report comes through here. Byte for byte what
+ * `JSON.stringify({ params: c })` gives for a change built in that order (tested).
+ */
 export function encodeProperty(profile: WireProfile, c: PropertyChange): WireMessage {
+  const body = `{"did":${JSON.stringify(c.did)},"siid":${jsonNumber(c.siid)},"piid":${jsonNumber(c.piid)},"value":${JSON.stringify(c.value)},"ts":${jsonNumber(c.ts)}}`;
   return profile === 'cloud'
-    ? { topic: topics.propertiesChanged(c.did, c.siid, c.piid), payload: JSON.stringify({ params: c } satisfies PropertiesChangedPayload) }
-    : { topic: topics.hubProperty(c.did, c.siid, c.piid), payload: JSON.stringify(c satisfies HubPropertyPayload) };
+    ? { topic: topics.propertiesChanged(c.did, c.siid, c.piid), payload: `{"params":${body}}` }
+    : { topic: topics.hubProperty(c.did, c.siid, c.piid), payload: body };
 }
 
 /** An event in `profile`'s topic and payload shape. */

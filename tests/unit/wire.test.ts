@@ -1,4 +1,5 @@
 /** The wire contract (src/contract/wire.ts): both Xiaomi profiles written and read back. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeEvent, encodeProperty, parseDeviceTopic, readDeviceMessage, type DeviceTopic } from '../../src/contract/wire.js';
 
@@ -62,5 +63,18 @@ describe('wire profiles', () => {
     expect(read('device/1/state', JSON.stringify({ device_id: '1', event: 'online' }))).toEqual({ problem: 'missing or invalid ts' });
     expect(read('device/1/state', '{')).toEqual({ problem: 'invalid JSON' });
     expect(read('device/1/state', '[]')).toEqual({ problem: 'payload is not an object' });
+  });
+
+  it('writes a property change byte for byte as JSON.stringify of the change, in both profiles', () => {
+    const scalar = fc.oneof(fc.boolean(), fc.string(), fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.constantFrom(0, -0, 1e21, 1e-7, NaN, Infinity));
+    const changes = fc.record({
+      did: fc.oneof(fc.stringMatching(/^[0-9a-z.]{1,20}$/), fc.string()),
+      siid: fc.integer({ min: 0, max: 1000 }), piid: fc.integer({ min: 0, max: 1000 }),
+      value: scalar, ts: fc.oneof(fc.integer({ min: 0, max: 4_102_444_800_000 }), fc.double()),
+    }, { noNullPrototype: true });
+    fc.assert(fc.property(changes, (c) => {
+      expect(encodeProperty('cloud', c).payload).toBe(JSON.stringify({ params: c }));
+      expect(encodeProperty('local-hub', c).payload).toBe(JSON.stringify(c));
+    }), { numRuns: 2000 });
   });
 });
