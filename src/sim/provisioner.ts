@@ -91,7 +91,7 @@ export class Provisioner {
     const householdOf = new Map<string, Household>();
     const rhythm = this.opts.scenario.behaviour.rhythm;
     const curve = rhythm ? normaliseCurve(rhythm) : DEFAULT_CURVE;
-    this.buildDevices((homeId) => householdOf.get(homeId)?.activity() ?? 1, Math.max(...curve));
+    this.buildDevices(householdOf, Math.max(...curve));
     const locals = new Map<string, LocalTime>();
     for (const home of population.homes) {
       for (const uid of [home.ownerUid, ...home.memberUids]) {
@@ -126,13 +126,17 @@ export class Provisioner {
     })));
   }
 
-  private buildDevices(activityOf: (homeId: string) => number, peakActivity: number): void {
+  /** `householdOf`: each home's household, filled in once the devices are built (activity 1 until then). */
+  private buildDevices(householdOf: ReadonlyMap<string, Household>, peakActivity: number): void {
     const rng = Rng.from(this.opts.seed, 'devices');
     const { scenario } = this.opts;
     for (const plan of this.opts.population.devices) {
+      // The household is looked up once it exists, then kept (asked for every Poisson candidate).
+      let home: Household | undefined;
+      const activity = (): number => (home ??= householdOf.get(plan.homeId))?.activity() ?? 1;
       const opts: ConstructorParameters<typeof Device>[0] = {
         did: plan.did, model: plan.model, uid: plan.uid, scheduler: this.opts.scheduler, rng: rng.fork(plan.did),
-        activity: () => activityOf(plan.homeId), peakActivity, offlineBuffer: scenario.network.offlineBuffer,
+        activity, peakActivity, offlineBuffer: scenario.network.offlineBuffer,
         telemetry: scenario.behaviour.telemetry,
       };
       if (plan.parentId) opts.parentId = plan.parentId;

@@ -69,11 +69,14 @@ export type AnyBehaviourFactory = (spec: BehaviourSpec, ctx: BehaviourContext) =
  */
 export function poissonNext(ctx: BehaviourContext, meanSeconds: number, fire: () => void): void {
   const peak = Math.max(ctx.peakActivity, Number.MIN_VALUE);
+  const meanMs = (meanSeconds * 1000) / peak;
+  // One closure for the decision, not one per candidate (most candidates are thinned away).
+  const decide = (): void => {
+    if (ctx.rng.next() * peak < ctx.activity()) fire();
+    else candidate();
+  };
   const candidate = (): void => {
-    ctx.after(ctx.rng.exponential((meanSeconds * 1000) / peak), () => {
-      if (ctx.rng.next() * peak < ctx.activity()) fire();
-      else candidate();
-    });
+    ctx.after(ctx.rng.exponential(meanMs), decide);
   };
   candidate();
 }
