@@ -105,6 +105,8 @@ export class Household {
   /** People of this home who talk to its speakers (none without one; drawn once, by `behaviour.voice.userShare`). */
   readonly voiceUsers: string[];
   private readonly timers = new Set<TimerHandle>();
+  /** Each Poisson process's pending candidate (see poisson()). */
+  private readonly processes: Array<{ timer: TimerHandle | null }> = [];
   private readonly rng: Rng;
   /** Everyone who lives here: the owner and the members. */
   private readonly people: string[];
@@ -158,6 +160,8 @@ export class Household {
   stop(): void {
     for (const t of this.timers) t.cancel();
     this.timers.clear();
+    for (const p of this.processes) p.timer?.cancel();
+    this.processes.length = 0;
   }
 
   private own(t: TimerHandle): TimerHandle {
@@ -178,13 +182,17 @@ export class Household {
   private poisson(r: Rng, perDay: number, fire: () => void): void {
     if (!(perDay > 0)) return;
     const meanGap = DAY / (perDay * this.maxCurve);
+    // A process has one candidate pending at a time: it is kept in the process's own slot (for
+    // stop()), not added to and deleted from the household's timer set for every candidate.
+    const slot: { timer: TimerHandle | null } = { timer: null };
+    this.processes.push(slot);
+    const decide = (): void => {
+      slot.timer = null;
+      if (r.next() * this.maxCurve < this.activity()) fire();
+      next();
+    };
     const next = (): void => {
-      const t = this.d.scheduler.after(r.exponential(meanGap), () => {
-        this.timers.delete(t);
-        if (r.next() * this.maxCurve < this.activity()) fire();
-        next();
-      });
-      this.own(t);
+      slot.timer = this.d.scheduler.after(r.exponential(meanGap), decide);
     };
     next();
   }
