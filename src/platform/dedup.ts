@@ -75,9 +75,8 @@ export class EventDeduper {
     return 'new';
   }
 
-  // A number's slot: bit (i & 7) of byte (i >> 3), i = seq % window. Computed in place, not
-  // returned as a pair: this runs for every event the platform counts.
-
+  // A number's slot is bit (i & 7) of byte (i >> 3), i = seq % window, computed in place in each
+  // of has/set/clear (they run for every event the platform counts).
   private has(d: DeviceSeqs, seq: number): boolean {
     const i = seq % this.window;
     return (d.bits[i >> 3]! & (1 << (i & 7))) !== 0;

@@ -146,7 +146,6 @@ export class Provisioner {
   }
 }
 
-/** A speaker model's voice-interaction event and the argument that carries the user id. */
 /** Each model's voice event, found once (the platform asks for every event message a device sends). */
 const voiceEvents = new WeakMap<DeviceModel, DeviceFacts['voice'] | null>();
 
@@ -156,6 +155,7 @@ function voiceEventOf(model: DeviceModel): DeviceFacts['voice'] | undefined {
   return v ?? undefined;
 }
 
+/** A speaker model's voice-interaction event and the argument that carries the user id. */
 function findVoiceEvent(model: DeviceModel): DeviceFacts['voice'] | undefined {
   for (const svc of model.services) {
     const ev = svc.events.find((e) => e.name === 'voice-interaction');
