@@ -18,6 +18,7 @@ import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
+import { Slot } from './slot.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
@@ -132,13 +133,13 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private publishing = 0;
   /** Told each time one of `publishing` is published (a restart waiting for them listens). */
   private onPublished: (() => void) | null = null;
-  private readonly connIds = new WeakMap<Client, number>();
+  private readonly connIds = new Slot<Client, number>('aiot-sim connection id');
   private nextConnId = 1;
-  private readonly transports = new WeakMap<Duplex, Transport>();
+  private readonly transports = new Slot<Duplex, Transport>('aiot-sim transport');
   /** Each connection's write side (write-batching.ts): what is still to be written to it. */
-  private readonly outboxes = new WeakMap<Duplex, Outbox>();
+  private readonly outboxes = new Slot<Duplex, Outbox>('aiot-sim outbox');
   /** Each client's lean deliveries (deliveries.ts), released when its CONNACK is written. */
-  private readonly deliveries = new WeakMap<Client, LeanDeliveries>();
+  private readonly deliveries = new Slot<Client, LeanDeliveries>('aiot-sim deliveries');
   /** Open connections (every transport) and their packet guards. */
   private readonly connections = new Map<Duplex, ConnectionGuard>();
   private readonly servers: Listener[] = [];

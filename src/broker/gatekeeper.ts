@@ -21,6 +21,7 @@ import type { LimitHits, ResolvedLimits } from './limits.js';
 import type { Transport } from './listeners.js';
 import type { Backlogged, OverloadGuard } from './overload.js';
 import type { QueuedPacket } from './session-queues.js';
+import { Slot } from './slot.js';
 
 /** Errors the gate raised itself: already counted when raised. */
 export const OWN_ERROR = Symbol('aiot-sim broker error');
@@ -43,8 +44,8 @@ type Refusal = { reason: string; returnCode: 2 | 3 | 4 | 5; hit?: keyof LimitHit
 
 export class Gatekeeper {
   readonly ids: ClientIdRegistry;
-  private readonly principals = new WeakMap<Client, Principal>();
-  private readonly facts = new WeakMap<Client, ConnectFacts>();
+  private readonly principals = new Slot<Client, Principal>('aiot-sim principal');
+  private readonly facts = new Slot<Client, ConnectFacts>('aiot-sim connect facts');
   private readonly trusted = new WeakSet<object>();
   /** Why no CONNECT can be served now (the session store is away), or null; asked at each CONNECT. */
   unavailable: () => string | null = () => null;
