@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Runs after `npm install` (the `postinstall` script): gives the installed Aedes two fast paths
- * that its connect and subscribe handlers lack, written to go upstream as they are.
+ * that its connect and subscribe handlers lack, and its packet parser (mqtt-packet) one, written
+ * to go upstream as they are.
  *
  * Aedes answers every CONNECT by streaming the session's queued QoS 1 messages through
  * `stream.pipeline` (an AbortController, end-of-stream listeners, a Transform, a DOMException with
@@ -19,11 +20,21 @@
  * aiot-sim's in-memory persistence (src/broker/persistence.ts) offers both. Another program using
  * the same Aedes copy sees no change unless its persistence offers them too.
  *
- * Idempotent; an Aedes other than the version below, or a handler that does not read as expected,
- * is left as it is with a warning (the broker works, its connects cost about twice the CPU).
- * Usage: node scripts/patch-aedes.mjs [AEDES_DIR]   (default: the Aedes this package resolves)
+ * And one change to mqtt-packet, the parser Aedes gives every client: it keeps the bytes of a
+ * packet not yet whole in a `bl()`, a BufferListStream, which is a readable-stream Duplex with
+ * its two stream states; the parser only appends, reads and consumes, which the plain BufferList
+ * the same package exports does alike. Measured with 106,000 devices (69,237 sessions) in one
+ * process: about 2.7 KB of heap per connection less (1,518 MB against 1,330). MQTT.js clients in
+ * the same process use the same parser, and the same saving.
+ *
+ * Idempotent; a package other than the version below, or a file that does not read as expected,
+ * is left as it is with a warning (the broker works, its connects cost more CPU or memory).
+ * Usage: node scripts/patch-aedes.mjs [AEDES_DIR [MQTT_PACKET_DIR]]
+ *   (default: the Aedes this package resolves and the mqtt-packet that Aedes resolves; a directory
+ *   given patches that package only)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -65,40 +76,67 @@ export const CHANGES = [
   },
 ];
 
+/** The change to mqtt-packet's parser (the version it is written for, the exact text, its replacement). */
+export const PARSER_VERSION = '9.0.2';
+export const PARSER_CHANGES = [
+  {
+    file: 'parser.js',
+    before: `    this._list = bl()
+`,
+    after: `    // ${MARKER}: the plain buffer list; the parser never uses it as a stream
+    this._list = new bl.BufferList()
+`,
+  },
+];
+
 /** Applies the changes to the Aedes in `dir`; returns what happened to each file, in words. */
 export function patchAedes(dir) {
+  return patchPackage(dir, 'Aedes', VERSION, CHANGES, 'the handler');
+}
+
+/** Applies the change to the mqtt-packet in `dir`; returns what happened, in words. */
+export function patchParser(dir) {
+  return patchPackage(dir, 'mqtt-packet', PARSER_VERSION, PARSER_CHANGES, 'the parser');
+}
+
+function patchPackage(dir, name, wanted, changes, part) {
   let version;
   try {
     version = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
   } catch (err) {
     return [{ file: join(dir, 'package.json'), applied: false, why: `cannot read it (${err.code ?? err.message})` }];
   }
-  if (version !== VERSION) {
-    return [{ file: join(dir, 'package.json'), applied: false, why: `Aedes ${version}, the fast paths are written for ${VERSION}` }];
+  if (version !== wanted) {
+    return [{ file: join(dir, 'package.json'), applied: false, why: `${name} ${version}, the fast paths are written for ${wanted}` }];
   }
-  return CHANGES.map(({ file, before, after }) => {
+  return changes.map(({ file, before, after }) => {
     const path = join(dir, file);
     const text = readFileSync(path, 'utf8');
     if (text.includes(MARKER)) return { file: path, applied: true, why: 'already applied' };
     const at = text.indexOf(before);
-    if (at < 0 || text.indexOf(before, at + 1) >= 0) return { file: path, applied: false, why: 'the handler does not read as expected' };
+    if (at < 0 || text.indexOf(before, at + 1) >= 0) return { file: path, applied: false, why: `${part} does not read as expected` };
     writeFileSync(path, text.slice(0, at) + after + text.slice(at + before.length));
     return { file: path, applied: true, why: 'applied' };
   });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  let dir = process.argv[2];
-  if (!dir) {
+  let [aedesDir, parserDir] = process.argv.slice(2);
+  if (!aedesDir) {
     try {
       // aedes.js sits at the package's root (its package.json is not among its exports)
-      dir = dirname(fileURLToPath(import.meta.resolve('aedes')));
+      const aedesMain = fileURLToPath(import.meta.resolve('aedes'));
+      aedesDir = dirname(aedesMain);
+      parserDir = dirname(createRequire(aedesMain).resolve('mqtt-packet'));
     } catch {
       console.warn('aiot-sim: Aedes is not installed; no fast paths to apply');
       process.exit(0);
     }
   }
-  for (const r of patchAedes(dir)) {
+  for (const r of patchAedes(aedesDir)) {
     if (!r.applied) console.warn(`aiot-sim: Aedes fast path not applied to ${r.file}: ${r.why}. The broker works; its connects cost about twice the CPU.`);
+  }
+  for (const r of parserDir ? patchParser(parserDir) : []) {
+    if (!r.applied) console.warn(`aiot-sim: mqtt-packet fast path not applied to ${r.file}: ${r.why}. The broker works; each connection holds about 2.7 KB more.`);
   }
 }

@@ -1,11 +1,13 @@
 /**
- * The fast paths `npm install` gives Aedes (scripts/patch-aedes.mjs), on the real embedded broker
- * with real MQTT.js clients over TCP: a CONNECT with nothing queued and a SUBSCRIBE nothing
- * retained matches are answered without a stream, and everything the streams delivered before is
- * still delivered: a persistent session's queued QoS 1 messages, in order, and retained messages
- * on literal and wildcard filters.
+ * The fast paths `npm install` gives Aedes and its parser (scripts/patch-aedes.mjs), on the real
+ * embedded broker with real MQTT.js clients over TCP: a CONNECT with nothing queued and a
+ * SUBSCRIBE nothing retained matches are answered without a stream, and everything the streams
+ * delivered before is still delivered: a persistent session's queued QoS 1 messages, in order,
+ * and retained messages on literal and wildcard filters. The parser's plain buffer list is checked
+ * by tests/unit/frame-parser.test.ts, which runs mqtt-packet on packets split anywhere.
  */
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +23,7 @@ const MARKER = 'aiot-sim fast path';
 const AEDES = dirname(fileURLToPath(import.meta.resolve('aedes')));
 const SCRIPT = fileURLToPath(new URL('../../scripts/patch-aedes.mjs', import.meta.url));
 const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js'];
+const PARSER = dirname(createRequire(fileURLToPath(import.meta.resolve('aedes'))).resolve('mqtt-packet'));
 
 /** Every message `client` receives from now on, in order. */
 function record(client: MqttClient): string[] {
@@ -39,6 +42,7 @@ describe('Aedes fast paths', () => {
     for (const file of HANDLERS) {
       expect(readFileSync(join(AEDES, file), 'utf8'), `${join(AEDES, file)}: run npm install, or node scripts/patch-aedes.mjs`).toContain(MARKER);
     }
+    expect(readFileSync(join(PARSER, 'parser.js'), 'utf8'), `${join(PARSER, 'parser.js')}: run npm install, or node scripts/patch-aedes.mjs`).toContain(MARKER);
   });
 
   it('answer connects with nothing queued without a stream, and a resumed session still gets its queued QoS 1 messages in order', async () => {
@@ -98,35 +102,46 @@ describe('Aedes fast paths', () => {
     expect(got).toHaveLength(3);
   });
 
-  it('are applied once however often the script runs, and an Aedes that does not read as expected is left alone with a warning', async () => {
-    const { CHANGES } = (await import(SCRIPT)) as { CHANGES: Array<{ file: string; before: string; after: string }> };
+  it('are applied once however often the script runs, and a package that does not read as expected is left alone with a warning', async () => {
+    type Change = { file: string; before: string; after: string };
+    const { CHANGES, PARSER_CHANGES } = (await import(SCRIPT)) as { CHANGES: Change[]; PARSER_CHANGES: Change[] };
     const dir = mkdtempSync(join(tmpdir(), 'aiot-aedes-'));
-    const run = (): { status: number | null; stderr: string } => spawnSync(process.execPath, [SCRIPT, dir], { encoding: 'utf8' });
-    const read = (file: string): string => readFileSync(join(dir, file), 'utf8');
+    const pdir = mkdtempSync(join(tmpdir(), 'aiot-mqtt-packet-'));
+    const run = (): { status: number | null; stderr: string } => spawnSync(process.execPath, [SCRIPT, dir, pdir], { encoding: 'utf8' });
+    const read = (at: string, file: string): string => readFileSync(join(at, file), 'utf8');
     try {
-      // Aedes as it is published: the installed copy with the changes taken out again.
-      cpSync(join(AEDES, 'package.json'), join(dir, 'package.json'));
-      for (const { file, before, after } of CHANGES) {
-        mkdirSync(dirname(join(dir, file)), { recursive: true });
-        const installed = readFileSync(join(AEDES, file), 'utf8');
-        writeFileSync(join(dir, file), installed.replace(after, before));
-        expect(read(file)).not.toContain(MARKER);
+      // Each package as it is published: the installed copy with the changes taken out again.
+      for (const [from, to, changes] of [[AEDES, dir, CHANGES], [PARSER, pdir, PARSER_CHANGES]] as const) {
+        cpSync(join(from, 'package.json'), join(to, 'package.json'));
+        for (const { file, before, after } of changes) {
+          mkdirSync(dirname(join(to, file)), { recursive: true });
+          writeFileSync(join(to, file), read(from, file).replace(after, before));
+          expect(read(to, file)).not.toContain(MARKER);
+        }
       }
       for (let i = 0; i < 2; i++) expect(run()).toMatchObject({ status: 0, stderr: '' });
-      for (const { file } of CHANGES) expect(read(file)).toBe(readFileSync(join(AEDES, file), 'utf8'));
+      for (const { file } of CHANGES) expect(read(dir, file)).toBe(read(AEDES, file));
+      for (const { file } of PARSER_CHANGES) expect(read(pdir, file)).toBe(read(PARSER, file));
 
-      // A handler that changed upstream is left as it is and named; the install goes on (exit 0).
+      // A file that changed upstream is left as it is and named; the install goes on (exit 0).
       const changed = CHANGES[0]!.file;
       writeFileSync(join(dir, changed), '// another connect handler\n');
+      writeFileSync(join(pdir, 'parser.js'), '// another parser\n');
       const r = run();
       expect(r.status).toBe(0);
       expect(r.stderr).toContain(`Aedes fast path not applied to ${join(dir, changed)}: the handler does not read as expected`);
-      expect(read(changed)).toBe('// another connect handler\n');
-      // Another version of Aedes: nothing is touched.
+      expect(r.stderr).toContain(`mqtt-packet fast path not applied to ${join(pdir, 'parser.js')}: the parser does not read as expected`);
+      expect(read(dir, changed)).toBe('// another connect handler\n');
+      expect(read(pdir, 'parser.js')).toBe('// another parser\n');
+      // Other versions: nothing is touched.
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'aedes', version: '9.9.9' }));
-      expect(run().stderr).toContain('Aedes 9.9.9, the fast paths are written for 1.2.0');
+      writeFileSync(join(pdir, 'package.json'), JSON.stringify({ name: 'mqtt-packet', version: '10.0.0' }));
+      const other = run().stderr;
+      expect(other).toContain('Aedes 9.9.9, the fast paths are written for 1.2.0');
+      expect(other).toContain('mqtt-packet 10.0.0, the fast paths are written for 9.0.2');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      rmSync(pdir, { recursive: true, force: true });
     }
   });
 });
