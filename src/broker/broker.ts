@@ -18,7 +18,6 @@ import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
-import { Slot } from './slot.js';
 import { createDuplexPair } from './duplex-pair.js';
 import { ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
@@ -30,6 +29,7 @@ import { guardConnection, type ConnectionGuard } from './packet-guard.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { boundedMemoryPersistence, type PersistenceStats } from './persistence.js';
 import { settle } from './settle.js';
+import { Slot } from './slot.js';
 import { OriginPolicy } from './web-origin.js';
 import { coalesceWrites, type Outbox } from './write-batching.js';
 

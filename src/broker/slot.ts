@@ -4,7 +4,8 @@
  * connection and per client (its transport, its outbox, its principal...), hundreds of thousands
  * of them with a fleet in process; in weak maps every entry is an ephemeron the collector must
  * trace apart on each full collection, here it is a field of an object already traced. Values go
- * with their object, as in a weak map. Nothing outside this module can see or reach the symbol.
+ * with their object, as in a weak map. A symbol key stays out of `Object.keys`, `for...in` and
+ * JSON, and no other code holds the symbol, so Aedes' own fields and code never meet it.
  */
 export class Slot<K extends object, V> {
   private readonly key: symbol;
@@ -19,14 +20,5 @@ export class Slot<K extends object, V> {
 
   set(obj: K, value: V): void {
     (obj as unknown as Record<symbol, V | undefined>)[this.key] = value;
-  }
-
-  has(obj: K): boolean {
-    return (obj as unknown as Record<symbol, V | undefined>)[this.key] !== undefined;
-  }
-
-  /** Forget the value (the field stays, undefined, so the object keeps its shape). */
-  delete(obj: K): void {
-    (obj as unknown as Record<symbol, V | undefined>)[this.key] = undefined;
   }
 }
