@@ -17,7 +17,7 @@ export const CONFIG = {
   /** The goal: 24 virtual hours of 1,000 homes (about 10,000 devices) in under 60 s. */
   fast1000Homes: { duration: '24h', scenario: 'consumer-load.yaml' },
   /** Broker throughput without and with 100 WebSocket monitors tapping, one of them stalled. */
-  monitorLoad: { publishers: 1000, batch: 500, messages: 200_000, warmup: 10_000, monitors: 100, timeoutMs: 60_000 },
+  monitorLoad: { publishers: 1000, batch: 500, messages: 1_000_000, warmup: 20_000, monitors: 100, timeoutMs: 60_000 },
   /** A broker restart of N one-device homes; downMs: how long the unannounced restart stays down (wall clock). */
   faults: { homes: 3000, downMs: 1000 },
   /**
