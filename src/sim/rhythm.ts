@@ -23,20 +23,19 @@ export function normaliseCurve(weights: readonly number[]): HourlyCurve {
 
 export const DEFAULT_CURVE: HourlyCurve = normaliseCurve(DEFAULT_WEIGHTS);
 
-/** Local clock readings for a time zone, cached per hour (Intl is slow per call). */
+/** Local clock readings for a time zone, cached per UTC quarter-hour (Intl is slow per call). */
 export class LocalTime {
   private readonly fmt: Intl.DateTimeFormat;
   private readonly cache = new Map<number, { hour: number; month: number; day: number; weekday: number }>();
+  /** The quarter-hour read last, and its reading: nearly every read in a run is of the current one. */
+  private lastKey = NaN;
+  private last: { hour: number; month: number; day: number; weekday: number } | null = null;
 
   constructor(readonly timeZone: string) {
     this.fmt = new Intl.DateTimeFormat('en-US', {
       timeZone, hourCycle: 'h23', hour: 'numeric', month: 'numeric', day: 'numeric', year: 'numeric', weekday: 'short',
     });
   }
-
-  /** The quarter-hour read last, and its reading: nearly every read in a run is of the current one. */
-  private lastKey = NaN;
-  private last: { hour: number; month: number; day: number; weekday: number } | null = null;
 
   private read(ts: number): { hour: number; month: number; day: number; weekday: number } {
     // Cache on the UTC quarter-hour so zones with 30/45-minute offsets stay right.
