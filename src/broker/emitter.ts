@@ -8,7 +8,8 @@
  * kept by this wrapper, whose drain is a loop: re-entrant completions only decrement a counter.
  */
 import mqemitter from 'mqemitter';
-import { rememberMatches, type TopicCache, type TopicMatcher } from './match-cache.js';
+import type { TopicCache } from './match-cache.js';
+import { TopicIndex, type TopicMatcher } from './topic-index.js';
 
 export interface MqPacket { topic: string; [key: string]: unknown }
 type Listener = (packet: MqPacket, done: () => void) => void;
@@ -16,7 +17,7 @@ type Done = (err?: Error | null) => void;
 
 /** The emitter Aedes' messages go through: mqemitter in this process, or mqemitter-redis between broker nodes. */
 export interface Inner {
-  /** mqemitter's topic trie (qlobber); mqemitter-redis has one too. */
+  /** mqemitter's topic trie (qlobber); mqemitter-redis has one too. Replaced by a TopicIndex (topic-index.ts). */
   _matcher?: TopicMatcher<Listener>;
   on(topic: string, fn: Listener, done?: () => void): unknown;
   removeListener(topic: string, fn: Listener, done?: () => void): unknown;
@@ -47,8 +48,8 @@ export class FloodSafeEmitter {
   waited = 0;
   /** Called each time the last message in flight finishes with none waiting (a broker draining listens). */
   onIdle: (() => void) | null = null;
-  /** Each topic's subscribers, as last matched (match-cache.ts); null if the inner emitter has no matcher to wrap. */
-  readonly matches: TopicCache<Listener[]> | null;
+  /** What each topic's wildcard subscriptions match, as last matched (topic-index.ts); null if the inner emitter has no matcher to replace. */
+  readonly matches: TopicCache<unknown> | null;
 
   /**
    * @param concurrency messages delivered at once before the rest wait (default 100, as Aedes).
@@ -57,7 +58,15 @@ export class FloodSafeEmitter {
   constructor(concurrency = 100, inner?: Inner) {
     this.limit = Math.max(1, concurrency);
     this.inner = inner ?? (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
-    this.matches = this.inner._matcher ? rememberMatches(this.inner._matcher) : null;
+    // Both mqemitter and mqemitter-redis build a qlobber with matchEmptyLevels (ours are made with
+    // it) and use only its add, remove and match: it is replaced while it is still empty.
+    if (this.inner._matcher) {
+      const index = new TopicIndex<Listener>({ matchEmptyLevels: true });
+      this.inner._matcher = index;
+      this.matches = index.remembered;
+    } else {
+      this.matches = null;
+    }
   }
 
   on(topic: string, fn: Listener, done?: () => void): this {

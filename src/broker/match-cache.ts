@@ -1,17 +1,15 @@
 /**
- * Remembering which subscriptions a topic matches. Aedes matches every published topic twice
- * against a topic trie (qlobber): in the emitter, to find the subscribers to deliver to, and for
- * QoS 1 in the persistence, to find the persistent sessions to queue for. Each match splits the
- * topic into levels and walks the trie; a device publishes on the same few topics again and
- * again, so a match is kept per topic until a subscription that could change it comes or goes.
+ * Remembering what a topic matches. Matching a published topic against wildcard filters splits
+ * the topic into levels and walks a trie (qlobber); a device publishes on the same few topics
+ * again and again, so a match is kept per topic until a filter that could change it comes or goes
+ * (topic-index.ts keeps the wildcard filters' matches here; the monitor its taps').
  *
- * Subscriptions change all the time in a running simulation (every app session subscribes to its
- * homes' devices, every device reconnecting resubscribes), almost always to literal topics. So a
- * change forgets only what it can change: topics are grouped by their first two levels
- * (`device/{did}`), and a filter whose first two levels are literal can only match topics of its
- * own group; a filter with a wildcard there (`device/+/up/#`, `#`, a `$share/` group) forgets
- * everything. At most `MAX_TOPICS` topics are kept (all are forgotten when full, so many distinct
- * topics cost one map insert each and never grow memory without bound).
+ * Filters change all the time in a running simulation, so a change forgets only what it can
+ * change: topics are grouped by their first two levels (`device/{did}`), and a filter whose first
+ * two levels are literal can only match topics of its own group; a filter with a wildcard there
+ * (`device/+/up/#`, `#`, a `$share/` group) forgets everything. At most `MAX_TOPICS` topics are
+ * kept (all are forgotten when full, so many distinct topics cost one map insert each and never
+ * grow memory without bound).
  */
 
 /** Topics remembered at once. */
@@ -82,39 +80,4 @@ export class TopicCache<T> {
     this.entries = new Map();
     this.groups = new Map();
   }
-}
-
-/** The matcher mqemitter keeps in `_matcher` (a qlobber Qlobber). */
-export interface TopicMatcher<V> {
-  add(topic: string, value: V): unknown;
-  remove(topic: string, value?: V): unknown;
-  match(topic: string): V[];
-}
-
-/**
- * Make `matcher` remember its matches (in place: the same object, its add/remove/match wrapped).
- * Callers must not change the arrays `match` returns (mqemitter only reads them).
- */
-export function rememberMatches<V>(matcher: TopicMatcher<V>): TopicCache<V[]> {
-  const cache = new TopicCache<V[]>();
-  const add = matcher.add.bind(matcher);
-  const remove = matcher.remove.bind(matcher);
-  const match = matcher.match.bind(matcher);
-  matcher.add = (topic, value) => {
-    cache.forget(topic);
-    return add(topic, value);
-  };
-  matcher.remove = (topic, value) => {
-    cache.forget(topic);
-    return value === undefined ? remove(topic) : remove(topic, value);
-  };
-  matcher.match = (topic) => {
-    let found = cache.get(topic);
-    if (found === undefined) {
-      found = match(topic);
-      cache.set(topic, found);
-    }
-    return found;
-  };
-  return cache;
 }

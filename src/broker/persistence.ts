@@ -11,10 +11,12 @@
  *   delivered but not kept, and counted.
  * - Each session's QoS 1 queue is bounded (session-queues.ts), and holds only what the session
  *   may receive.
- * - The persistent sessions a topic reaches (asked for each QoS 1 publish) are remembered per
- *   topic until a subscription that can change it does (match-cache.ts). That holds because every change goes
- *   through add/remove/cleanSubscriptions here: the store is made without
- *   `broadcastSubscriptions`, which would let other cluster nodes change its trie directly.
+ * - The sessions' subscriptions are kept here (subscription-store.ts, with aedes-persistence's
+ *   semantics): literal filters in a Map instead of its topic trie, so a device's subscription
+ *   costs one entry and each QoS 1 publish finds the persistent sessions it reaches without
+ *   splitting its topic; what wildcard filters match is remembered per topic. aedes-persistence's
+ *   own subscription store stays empty (every method that reads or changes it is replaced; it is
+ *   made without `broadcastSubscriptions`, which would let other cluster nodes change it).
  *
  * - It answers, without a stream, whether a session has anything queued and whether any retained
  *   message matches a SUBSCRIBE's filters (`hasOutgoing`, `hasRetained`; see scripts/patch-aedes.mjs).
@@ -24,8 +26,8 @@
  */
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import { TopicCache } from './match-cache.js';
 import { SessionQueues, type QueueBounds, type QueuedPacket } from './session-queues.js';
+import { SubscriptionStore, type SubscriptionRequest } from './subscription-store.js';
 
 /** aedes-persistence's memory store (the module has no type declarations). */
 const MemoryStore = createRequire(import.meta.url)('aedes-persistence/asyncPersistence.js') as new () => MemoryPersistence;
@@ -35,11 +37,6 @@ interface MemoryPersistence {
   storeRetained(packet: RetainedPacket): Promise<void>;
   createRetainedStreamCombi(patterns: string[]): Readable;
   createRetainedStream(pattern: string): Readable;
-  cleanSubscriptions(client: { id: string }): Promise<unknown>;
-  addSubscriptions(client: { id: string }, subs: unknown[]): Promise<unknown>;
-  removeSubscriptions(client: { id: string }, topics: string[]): Promise<unknown>;
-  subscriptionsByTopic(topic: string): Promise<unknown[]>;
-  subscriptionsByClient(client: { id: string }): Promise<Array<{ topic: string }>>;
 }
 
 export interface PersistenceBounds extends QueueBounds {
@@ -76,8 +73,7 @@ function unbounded(topic: string): boolean {
  */
 export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clientId: string, packet: QueuedPacket) => QueuedPacket | null): BoundedPersistence {
   const base = new MemoryStore();
-  const byTopic = new TopicCache<unknown[]>();
-  const forget = (filters: readonly string[]): void => { for (const f of filters) byTopic.forget(f); };
+  const subscriptions = new SubscriptionStore();
   const retained = new Map<string, RetainedPacket>();
   const queues = new SessionQueues(bounds, admit);
   const stats: PersistenceStats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queues, fastPaths: { connects: 0, subscribes: 0 } };
@@ -138,39 +134,17 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
       return false;
     },
     // A clean session replaces a stored one: its queue goes too (aedes-persistence kept it forever).
-    // Each change forgets the remembered matches it can change, before (a lookup under way is not
-    // kept) and after it is made (nor one that read the store while the change was being made).
-    cleanSubscriptions: async (client: { id: string }): Promise<unknown> => {
+    cleanSubscriptions: async (client: { id: string }): Promise<void> => {
       queues.forget(client.id);
-      const had = (await base.subscriptionsByClient(client)).map((s) => s.topic);
-      forget(had);
-      const done = await base.cleanSubscriptions(client);
-      forget(had);
-      return done;
+      subscriptions.clean(client.id);
     },
-    addSubscriptions: async (client: { id: string }, subs: Array<{ topic: string }>): Promise<unknown> => {
-      const filters = subs.map((s) => s.topic);
-      forget(filters);
-      const done = await base.addSubscriptions(client, subs);
-      forget(filters);
-      return done;
-    },
-    removeSubscriptions: async (client: { id: string }, topics: string[]): Promise<unknown> => {
-      forget(topics);
-      const done = await base.removeSubscriptions(client, topics);
-      forget(topics);
-      return done;
-    },
+    addSubscriptions: async (client: { id: string }, subs: SubscriptionRequest[]): Promise<void> => subscriptions.add(client.id, subs),
+    removeSubscriptions: async (client: { id: string }, topics: string[]): Promise<void> => subscriptions.remove(client.id, topics),
+    subscriptionsByClient: async (client: { id: string }): Promise<SubscriptionRequest[]> => subscriptions.of(client.id),
     // Aedes only reads the list (to queue the message for each session).
-    subscriptionsByTopic: async (topic: string): Promise<unknown[]> => {
-      let subs = byTopic.get(topic);
-      if (subs === undefined) {
-        const asOf = byTopic.version;
-        subs = await base.subscriptionsByTopic(topic);
-        byTopic.set(topic, subs, asOf);
-      }
-      return subs;
-    },
+    subscriptionsByTopic: async (topic: string): Promise<unknown[]> => subscriptions.match(topic),
+    countOffline: async (): Promise<{ subsCount: number; clientsCount: number }> => subscriptions.count(),
+    getClientList: (filter: string): Readable => Readable.from(subscriptions.clientsOf(filter)),
   };
   return { persistence: withOverrides(base, overrides), stats };
 }

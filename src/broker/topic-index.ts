@@ -1,0 +1,115 @@
+/**
+ * Subscriptions indexed for matching published topics. Aedes keeps its subscriptions in topic
+ * tries (qlobber): the emitter's, to deliver, and the persistence's (QoS 1), to queue for
+ * sessions. Nearly every subscription in a simulation is to a literal topic (each device to its
+ * own `device/{did}/down/rpc`); in a trie each costs a split into levels and a Map per level when
+ * it is added, and every match splits the topic and walks the levels. Here literal filters sit in
+ * one Map keyed by the filter (a literal filter matches exactly the topic equal to it) and only
+ * filters with wildcards go to tries; what the wildcard filters match is remembered per topic
+ * (TopicCache, match-cache.ts) until a wildcard subscription that could change it comes or goes.
+ *
+ * The order of a match is the trie's. qlobber walks the levels depth first, at each level the
+ * `#` branch before the level's word and the word before `+`; a wildcard filter leaves a topic's
+ * literal path at its first wildcard level. So the wildcard filters whose first wildcard is `#`
+ * come before the topic's literal subscribers and those whose first is `+` after, and each kind
+ * has a trie of its own to put the literal subscribers between them. Values of one filter keep
+ * the order they were added in (a value added twice is there twice), as in qlobber.
+ */
+import { createRequire } from 'node:module';
+import { TopicCache } from './match-cache.js';
+
+/** What mqemitter and aedes-persistence use of a qlobber trie. */
+export interface TopicMatcher<V> {
+  add(filter: string, value: V): unknown;
+  /** Without `value`: every value of `filter`. */
+  remove(filter: string, value?: V): unknown;
+  match(topic: string): V[];
+}
+
+/** qlobber (the trie mqemitter and aedes-persistence use; it ships no type declarations). */
+const { Qlobber } = createRequire(import.meta.url)('qlobber') as { Qlobber: new (options: object) => TopicMatcher<unknown> };
+
+/** The first wildcard level of `filter` (`#` or `+`), or null for a literal filter. */
+export function firstWildcard(filter: string): '#' | '+' | null {
+  if (!filter.includes('+') && !filter.includes('#')) return null;
+  for (const level of filter.split('/')) if (level === '#' || level === '+') return level;
+  return null; // a '+' or '#' inside a level is not a wildcard (and MQTT forbids it in filters)
+}
+
+/** The wildcard filters' values matching a topic: `before` of them go before its literal subscribers. */
+interface WildMatch<V> {
+  readonly values: V[];
+  readonly before: number;
+}
+
+export interface TopicIndexOptions {
+  /** Whether `+` also matches an empty level (mqemitter's `matchEmptyLevels`, qlobber's `match_empty_levels`). */
+  matchEmptyLevels?: boolean;
+}
+
+export class TopicIndex<V> implements TopicMatcher<V> {
+  /** Each literal filter's values; an array is replaced, never changed, once a match may have returned it. */
+  private readonly literal = new Map<string, V[]>();
+  private readonly hashFirst: TopicMatcher<V>;
+  private readonly plusFirst: TopicMatcher<V>;
+  /** What the wildcard filters match, per topic. */
+  readonly remembered = new TopicCache<WildMatch<V>>();
+
+  constructor(options: TopicIndexOptions = {}) {
+    const trie = { separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: options.matchEmptyLevels === true };
+    this.hashFirst = new Qlobber(trie) as TopicMatcher<V>;
+    this.plusFirst = new Qlobber(trie) as TopicMatcher<V>;
+  }
+
+  add(filter: string, value: V): this {
+    const wildcard = firstWildcard(filter);
+    if (wildcard === null) {
+      const had = this.literal.get(filter);
+      this.literal.set(filter, had ? [...had, value] : [value]);
+      return this;
+    }
+    this.remembered.forget(filter);
+    (wildcard === '#' ? this.hashFirst : this.plusFirst).add(filter, value);
+    return this;
+  }
+
+  /** Removes the last-added occurrence of `value` under `filter`, or every value of `filter` (as qlobber). */
+  remove(filter: string, value?: V): this {
+    const wildcard = firstWildcard(filter);
+    if (wildcard === null) {
+      const had = this.literal.get(filter);
+      if (!had) return this;
+      const at = value === undefined ? -1 : had.lastIndexOf(value);
+      if (value === undefined || (at >= 0 && had.length === 1)) this.literal.delete(filter);
+      else if (at >= 0) this.literal.set(filter, [...had.slice(0, at), ...had.slice(at + 1)]);
+      return this;
+    }
+    this.remembered.forget(filter);
+    const trie = wildcard === '#' ? this.hashFirst : this.plusFirst;
+    if (value === undefined) trie.remove(filter);
+    else trie.remove(filter, value);
+    return this;
+  }
+
+  /** The values of every filter matching `topic`, in qlobber's order. Callers must not change the array. */
+  match(topic: string): V[] {
+    let wild = this.remembered.get(topic);
+    if (wild === undefined) {
+      wild = this.matchWildcards(topic);
+      this.remembered.set(topic, wild);
+    }
+    const literal = this.literal.get(topic);
+    if (literal === undefined) return wild.values;
+    if (wild.values.length === 0) return literal;
+    return [...wild.values.slice(0, wild.before), ...literal, ...wild.values.slice(wild.before)];
+  }
+
+  private matchWildcards(topic: string): WildMatch<V> {
+    const before = this.hashFirst.match(topic);
+    const after = this.plusFirst.match(topic);
+    if (after.length === 0) return before.length === 0 ? NO_MATCH : { values: before, before: before.length };
+    return { values: before.length === 0 ? after : before.concat(after), before: before.length };
+  }
+}
+
+const NO_MATCH: WildMatch<never> = { values: [], before: 0 };
