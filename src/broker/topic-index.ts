@@ -6,7 +6,10 @@
  * it is added, and every match splits the topic and walks the levels. Here literal filters sit in
  * one Map keyed by the filter (a literal filter matches exactly the topic equal to it) and only
  * filters with wildcards go to tries; what the wildcard filters match is remembered per topic
- * (TopicCache, match-cache.ts) until a wildcard subscription that could change it comes or goes.
+ * (TopicCache, match-cache.ts) until a wildcard subscription that could change it comes or goes,
+ * and a topic whose first level no wildcard filter can match (none starts with `+` or `#`, and
+ * none with that level) skips them altogether: each device's state topic is published once when
+ * it comes online, and would otherwise be matched and remembered once, for nothing.
  *
  * The order of a match is the trie's. qlobber walks the levels depth first, at each level the
  * `#` branch before the level's word and the word before `+`; a wildcard filter leaves a topic's
@@ -52,6 +55,10 @@ export class TopicIndex<V> implements TopicMatcher<V> {
   private readonly literal = new Map<string, V[]>();
   private readonly hashFirst: TopicMatcher<V>;
   private readonly plusFirst: TopicMatcher<V>;
+  /** Each wildcard filter's values (the tries hold them too; these say what a removal removes). */
+  private readonly wildcards = new Map<string, V[]>();
+  /** Wildcard filters by first level; ANY_LEVEL for those starting with a wildcard. */
+  private readonly wildcardsByFirst = new Map<string, number>();
   /** What the wildcard filters match, per topic. */
   readonly remembered = new TopicCache<WildMatch<V>>();
 
@@ -70,6 +77,13 @@ export class TopicIndex<V> implements TopicMatcher<V> {
     }
     this.remembered.forget(filter);
     (wildcard === '#' ? this.hashFirst : this.plusFirst).add(filter, value);
+    const had = this.wildcards.get(filter);
+    if (had) had.push(value);
+    else {
+      this.wildcards.set(filter, [value]);
+      const first = firstLevelOf(filter);
+      this.wildcardsByFirst.set(first, (this.wildcardsByFirst.get(first) ?? 0) + 1);
+    }
     return this;
   }
 
@@ -84,15 +98,28 @@ export class TopicIndex<V> implements TopicMatcher<V> {
       else if (at >= 0) this.literal.set(filter, [...had.slice(0, at), ...had.slice(at + 1)]);
       return this;
     }
+    const had = this.wildcards.get(filter);
+    const at = had && value !== undefined ? had.lastIndexOf(value) : -1;
+    if (!had || (value !== undefined && at < 0)) return this; // nothing to remove
     this.remembered.forget(filter);
     const trie = wildcard === '#' ? this.hashFirst : this.plusFirst;
     if (value === undefined) trie.remove(filter);
     else trie.remove(filter, value);
+    if (value !== undefined && had.length > 1) {
+      had.splice(at, 1);
+      return this;
+    }
+    this.wildcards.delete(filter);
+    const first = firstLevelOf(filter);
+    const left = this.wildcardsByFirst.get(first)! - 1;
+    if (left === 0) this.wildcardsByFirst.delete(first);
+    else this.wildcardsByFirst.set(first, left);
     return this;
   }
 
   /** The values of every filter matching `topic`, in qlobber's order. Callers must not change the array. */
   match(topic: string): V[] {
+    if (!this.wildcardMayMatch(topic)) return this.literal.get(topic) ?? NO_MATCH.values;
     let wild = this.remembered.get(topic);
     if (wild === undefined) {
       wild = this.matchWildcards(topic);
@@ -104,6 +131,15 @@ export class TopicIndex<V> implements TopicMatcher<V> {
     return [...wild.values.slice(0, wild.before), ...literal, ...wild.values.slice(wild.before)];
   }
 
+  /** Whether a wildcard filter can match `topic`, going by first levels. */
+  private wildcardMayMatch(topic: string): boolean {
+    const byFirst = this.wildcardsByFirst;
+    if (byFirst.size === 0) return false;
+    if (byFirst.has(ANY_LEVEL)) return true;
+    const i = topic.indexOf('/');
+    return byFirst.has(i < 0 ? topic : topic.slice(0, i));
+  }
+
   private matchWildcards(topic: string): WildMatch<V> {
     const before = this.hashFirst.match(topic);
     const after = this.plusFirst.match(topic);
@@ -113,3 +149,12 @@ export class TopicIndex<V> implements TopicMatcher<V> {
 }
 
 const NO_MATCH: WildMatch<never> = { values: [], before: 0 };
+/** Stands for a first level that is a wildcard (a topic level is never '+' or '#'). */
+const ANY_LEVEL = '#';
+
+/** A filter's first level, or ANY_LEVEL when it is a wildcard. */
+function firstLevelOf(filter: string): string {
+  const i = filter.indexOf('/');
+  const first = i < 0 ? filter : filter.slice(0, i);
+  return first === '+' || first === '#' ? ANY_LEVEL : first;
+}
