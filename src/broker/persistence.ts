@@ -1,11 +1,12 @@
 /**
  * Aedes' in-memory persistence (aedes-persistence), with these changes:
  *
- * - Retained messages looked up by topic instead of by scan. aedes-persistence answers every
- *   SUBSCRIBE by testing the filter against every retained message; our devices keep a retained
- *   state each and subscribe to literal topics, so connecting N devices cost N x retained tests (a
- *   third of the CPU of a 10,000-device run). Literal filters are answered from an index; filters
- *   with wildcards go to the original (same semantics).
+ * - Retained messages kept here and looked up by topic instead of by scan. aedes-persistence
+ *   answers every SUBSCRIBE by testing the filter against every retained message; our devices
+ *   keep a retained state each and subscribe to literal topics, so connecting N devices cost N x
+ *   retained tests (a third of the CPU of a 10,000-device run). Literal filters are answered from
+ *   the Map; filters with wildcards test every retained topic, as aedes-persistence does (its own
+ *   retained store stays empty: it held a second copy of every device's state).
  * - The retained store is bounded (count and bytes) for every topic but devices' own state (one
  *   per provisioned device) and the broker's `$SYS/`: over a bound a message on a new topic is
  *   delivered but not kept, and counted.
@@ -29,15 +30,13 @@ import { Readable } from 'node:stream';
 import { SessionQueues, type QueueBounds, type QueuedPacket } from './session-queues.js';
 import { SubscriptionStore, type SubscriptionRequest } from './subscription-store.js';
 
+const require = createRequire(import.meta.url);
 /** aedes-persistence's memory store (the module has no type declarations). */
-const MemoryStore = createRequire(import.meta.url)('aedes-persistence/asyncPersistence.js') as new () => MemoryPersistence;
+const MemoryStore = require('aedes-persistence/asyncPersistence.js') as new () => object;
+/** qlobber's trie that only says whether a topic matches (as aedes-persistence tests retained topics). */
+const { QlobberTrue } = require('qlobber') as { QlobberTrue: new (options: object) => { add(filter: string): unknown; test(topic: string): boolean } };
 
 interface RetainedPacket { topic: string; payload: Buffer; [key: string]: unknown }
-interface MemoryPersistence {
-  storeRetained(packet: RetainedPacket): Promise<void>;
-  createRetainedStreamCombi(patterns: string[]): Readable;
-  createRetainedStream(pattern: string): Readable;
-}
 
 export interface PersistenceBounds extends QueueBounds {
   maxRetainedMessages: number;
@@ -92,7 +91,6 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
       stats.retainedMessages = messages;
       stats.retainedBytes = bytes;
     }
-    await base.storeRetained(packet);
     if (packet.payload.length === 0) retained.delete(packet.topic);
     else retained.set(packet.topic, { ...packet });
   };
@@ -102,10 +100,9 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
     if (wild.length === 0) {
       return Readable.from(literal.flatMap((p) => (retained.has(p) ? [retained.get(p)!] : [])));
     }
-    const rest = base.createRetainedStreamCombi(wild);
-    return Readable.from((async function* () {
+    return Readable.from((function* () {
       for (const p of literal) if (retained.has(p)) yield retained.get(p)!;
-      for await (const packet of rest) yield packet as RetainedPacket;
+      for (const p of wild) yield* retainedMatching(retained, p);
     })());
   };
 
@@ -147,6 +144,13 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
     getClientList: (filter: string): Readable => Readable.from(subscriptions.clientsOf(filter)),
   };
   return { persistence: withOverrides(base, overrides), stats };
+}
+
+/** The retained messages `pattern` (with wildcards) matches, in the order they were first stored. */
+function* retainedMatching(retained: ReadonlyMap<string, RetainedPacket>, pattern: string): Generator<RetainedPacket> {
+  const trie = new QlobberTrue({ wildcard_one: '+', wildcard_some: '#', separator: '/' });
+  trie.add(pattern);
+  for (const [topic, packet] of retained) if (trie.test(topic)) yield packet;
 }
 
 /**
