@@ -6,10 +6,11 @@
  * it is added, and every match splits the topic and walks the levels. Here literal filters sit in
  * one Map keyed by the filter (a literal filter matches exactly the topic equal to it) and only
  * filters with wildcards go to tries; what the wildcard filters match is remembered per topic
- * (TopicCache, match-cache.ts) until a wildcard subscription that could change it comes or goes,
- * and a topic whose first level no wildcard filter can match (none starts with `+` or `#`, and
- * none with that level) skips them altogether: each device's state topic is published once when
- * it comes online, and would otherwise be matched and remembered once, for nothing.
+ * (TopicCache, match-cache.ts) until a wildcard subscription that could change it comes or goes.
+ * A topic no wildcard filter can reach by its last or first level (WildcardReach) skips them
+ * altogether: each device's state topic is published once when it comes online, and would
+ * otherwise be matched and remembered once, for nothing (the simulation's operator subscribes to
+ * `device/+/up/rpc`, which only topics ending in `/rpc` can match).
  *
  * The order of a match is the trie's. qlobber walks the levels depth first, at each level the
  * `#` branch before the level's word and the word before `+`; a wildcard filter leaves a topic's
@@ -57,8 +58,7 @@ export class TopicIndex<V> implements TopicMatcher<V> {
   private readonly plusFirst: TopicMatcher<V>;
   /** Each wildcard filter's values (the tries hold them too; these say what a removal removes). */
   private readonly wildcards = new Map<string, V[]>();
-  /** Wildcard filters by first level; ANY_LEVEL for those starting with a wildcard. */
-  private readonly wildcardsByFirst = new Map<string, number>();
+  private readonly reach = new WildcardReach();
   /** What the wildcard filters match, per topic. */
   readonly remembered = new TopicCache<WildMatch<V>>();
 
@@ -81,8 +81,7 @@ export class TopicIndex<V> implements TopicMatcher<V> {
     if (had) had.push(value);
     else {
       this.wildcards.set(filter, [value]);
-      const first = firstLevelOf(filter);
-      this.wildcardsByFirst.set(first, (this.wildcardsByFirst.get(first) ?? 0) + 1);
+      this.reach.add(filter);
     }
     return this;
   }
@@ -110,16 +109,13 @@ export class TopicIndex<V> implements TopicMatcher<V> {
       return this;
     }
     this.wildcards.delete(filter);
-    const first = firstLevelOf(filter);
-    const left = this.wildcardsByFirst.get(first)! - 1;
-    if (left === 0) this.wildcardsByFirst.delete(first);
-    else this.wildcardsByFirst.set(first, left);
+    this.reach.remove(filter);
     return this;
   }
 
   /** The values of every filter matching `topic`, in qlobber's order. Callers must not change the array. */
   match(topic: string): V[] {
-    if (!this.wildcardMayMatch(topic)) return this.literal.get(topic) ?? NO_MATCH.values;
+    if (!this.reach.mayMatch(topic)) return this.literal.get(topic) ?? NO_MATCH.values;
     let wild = this.remembered.get(topic);
     if (wild === undefined) {
       wild = this.matchWildcards(topic);
@@ -131,15 +127,6 @@ export class TopicIndex<V> implements TopicMatcher<V> {
     return [...wild.values.slice(0, wild.before), ...literal, ...wild.values.slice(wild.before)];
   }
 
-  /** Whether a wildcard filter can match `topic`, going by first levels. */
-  private wildcardMayMatch(topic: string): boolean {
-    const byFirst = this.wildcardsByFirst;
-    if (byFirst.size === 0) return false;
-    if (byFirst.has(ANY_LEVEL)) return true;
-    const i = topic.indexOf('/');
-    return byFirst.has(i < 0 ? topic : topic.slice(0, i));
-  }
-
   private matchWildcards(topic: string): WildMatch<V> {
     const before = this.hashFirst.match(topic);
     const after = this.plusFirst.match(topic);
@@ -149,12 +136,71 @@ export class TopicIndex<V> implements TopicMatcher<V> {
 }
 
 const NO_MATCH: WildMatch<never> = { values: [], before: 0 };
-/** Stands for a first level that is a wildcard (a topic level is never '+' or '#'). */
-const ANY_LEVEL = '#';
 
-/** A filter's first level, or ANY_LEVEL when it is a wildcard. */
-function firstLevelOf(filter: string): string {
-  const i = filter.indexOf('/');
-  const first = i < 0 ? filter : filter.slice(0, i);
-  return first === '+' || first === '#' ? ANY_LEVEL : first;
+/**
+ * Which topics the wildcard filters can reach, going by one level of each: a filter whose last
+ * level is literal (`device/+/up/rpc`) matches only topics with that last level; one whose last
+ * is a wildcard but whose first is literal (`device/#`) only topics with that first level; one
+ * that starts and ends with wildcards (`#`, `+/x/+`) any topic.
+ */
+export class WildcardReach {
+  private readonly byLast = new Levels('last');
+  private readonly byFirst = new Levels('first');
+  private anywhere = 0;
+
+  add(filter: string): void { this.change(filter, 1); }
+  remove(filter: string): void { this.change(filter, -1); }
+
+  /** False when no wildcard filter added (and not removed) can match `topic`. */
+  mayMatch(topic: string): boolean {
+    return this.anywhere > 0 || this.byLast.has(topic) || this.byFirst.has(topic);
+  }
+
+  private change(filter: string, by: 1 | -1): void {
+    const last = filter.slice(filter.lastIndexOf('/') + 1);
+    if (!isWildcard(last)) return this.byLast.change(last, by);
+    const i = filter.indexOf('/');
+    const first = i < 0 ? filter : filter.slice(0, i);
+    if (!isWildcard(first)) return this.byFirst.change(first, by);
+    this.anywhere += by;
+  }
 }
+
+const isWildcard = (level: string): boolean => level === '+' || level === '#';
+
+/** A count of filters per level (a topic's first or last). */
+class Levels {
+  private readonly counts = new Map<string, number>();
+  constructor(private readonly at: 'first' | 'last') {}
+
+  change(level: string, by: 1 | -1): void {
+    const n = (this.counts.get(level) ?? 0) + by;
+    if (n > 0) this.counts.set(level, n);
+    else this.counts.delete(level);
+  }
+
+  /** Whether `topic`'s first (or last) level is one counted; a few levels are compared in place, without a substring. */
+  has(topic: string): boolean {
+    const counts = this.counts;
+    if (counts.size === 0) return false;
+    if (counts.size <= 8) {
+      for (const level of counts.keys()) if (this.at === 'last' ? endsWithLevel(topic, level) : startsWithLevel(topic, level)) return true;
+      return false;
+    }
+    if (this.at === 'last') return counts.has(topic.slice(topic.lastIndexOf('/') + 1));
+    const i = topic.indexOf('/');
+    return counts.has(i < 0 ? topic : topic.slice(0, i));
+  }
+}
+
+/** Whether `level` is `topic`'s first level. */
+function startsWithLevel(topic: string, level: string): boolean {
+  return topic.startsWith(level) && (topic.length === level.length || topic.charCodeAt(level.length) === SLASH);
+}
+
+/** Whether `level` is `topic`'s last level. */
+function endsWithLevel(topic: string, level: string): boolean {
+  return topic.endsWith(level) && (topic.length === level.length || topic.charCodeAt(topic.length - level.length - 1) === SLASH);
+}
+
+const SLASH = 0x2f;

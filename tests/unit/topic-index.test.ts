@@ -53,6 +53,20 @@ describe('the subscription index', () => {
     }), { numRuns: 400 });
   });
 
+  it('skips wildcard filters only for topics none of them can reach, with few filters or many', () => {
+    for (const n of [2, 20]) {
+      const index = new TopicIndex<string>({ matchEmptyLevels: true });
+      const trie = new Qlobber({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true });
+      const filters = [...Array.from({ length: n }, (_, i) => `device/+/up/l${i}`), ...Array.from({ length: n }, (_, i) => `f${i}/#`), '+/x/+'];
+      for (const f of filters) { index.add(f, f); trie.add(f, f); }
+      const topics = ['device/1/up/l1', 'device/1/up/l1x', 'device/1/up/xl1', 'f1', 'f1/a', 'xf1/a', 'a/x/b', 'a/x', 'device/1/state', 'l1', ''];
+      for (const t of topics) expect(index.match(t), `${n} filters: ${t}`).toEqual(trie.match(t));
+      index.remove('+/x/+');
+      trie.remove('+/x/+');
+      for (const t of topics) expect(index.match(t), `${n} filters, one removed: ${t}`).toEqual(trie.match(t));
+    }
+  });
+
   it('returns a match that later subscriptions do not change', () => {
     const index = new TopicIndex<string>();
     index.add('device/1/down/rpc', 'device');
