@@ -29,6 +29,7 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { SessionQueues, type QueueBounds, type QueuedPacket } from './session-queues.js';
 import { SubscriptionStore, type SubscriptionRequest } from './subscription-store.js';
+import { firstWildcard } from './topic-index.js';
 
 const require = createRequire(import.meta.url);
 /** aedes-persistence's memory store (the module has no type declarations). */
@@ -60,7 +61,7 @@ export interface BoundedPersistence {
   readonly stats: PersistenceStats;
 }
 
-const isLiteral = (pattern: string): boolean => !pattern.includes('+') && !pattern.includes('#');
+const isLiteral = (pattern: string): boolean => firstWildcard(pattern) === null;
 
 /** Retained topics outside the bounds: a device's own state (bounded by provisioning) and the broker's `$SYS/`. */
 function unbounded(topic: string): boolean {
