@@ -157,10 +157,9 @@ export class WildcardReach {
   }
 
   private change(filter: string, by: 1 | -1): void {
-    const last = filter.slice(filter.lastIndexOf('/') + 1);
+    const last = lastLevel(filter);
     if (!isWildcard(last)) return this.byLast.change(last, by);
-    const i = filter.indexOf('/');
-    const first = i < 0 ? filter : filter.slice(0, i);
+    const first = firstLevel(filter);
     if (!isWildcard(first)) return this.byFirst.change(first, by);
     this.anywhere += by;
   }
@@ -187,10 +186,19 @@ class Levels {
       for (const level of counts.keys()) if (this.at === 'last' ? endsWithLevel(topic, level) : startsWithLevel(topic, level)) return true;
       return false;
     }
-    if (this.at === 'last') return counts.has(topic.slice(topic.lastIndexOf('/') + 1));
-    const i = topic.indexOf('/');
-    return counts.has(i < 0 ? topic : topic.slice(0, i));
+    return counts.has(this.at === 'last' ? lastLevel(topic) : firstLevel(topic));
   }
+}
+
+/** The first level of a topic or filter. */
+function firstLevel(s: string): string {
+  const i = s.indexOf('/');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+/** The last level of a topic or filter. */
+function lastLevel(s: string): string {
+  return s.slice(s.lastIndexOf('/') + 1);
 }
 
 /** Whether `level` is `topic`'s first level. */
