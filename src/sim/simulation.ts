@@ -25,7 +25,7 @@ import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients } from './cloud-clients.js';
 import { ClockDriver, type Speed } from './drivers.js';
 import { FaultTimeline } from './faults.js';
-import { checkMemory, estimateMemory, memoryRoom, type MemoryTransport } from './memory.js';
+import { checkMemory, estimateMemory, memoryRoom, sweepArrayBuffersOnMainThread, type MemoryTransport } from './memory.js';
 import type { HouseholdChannel } from './household.js';
 import { buildPopulation, shardPopulation, type Population } from './population.js';
 import { Provisioner } from './provisioner.js';
@@ -162,6 +162,7 @@ export class Simulation {
     if (this.opts.traceFile) this.trace.writeTo(this.opts.traceFile);
     try {
       this.checkMemory();
+      sweepArrayBuffersOnMainThread(this.population.devices.length);
       if (this.opts.platform) await this.connectStore(this.opts.platform);
       if (this.opts.externalBroker) await this.connectExternal(this.opts.externalBroker);
       else await this.connectEmbedded();
