@@ -114,20 +114,17 @@ export function boundedMemoryPersistence(bounds: PersistenceBounds, admit: (clie
     if (packet.payload.length === 0) retained.delete(packet.topic);
     else retained.set(packet.topic, new Kept(packet.qos ?? 0, packet.payload.toString('latin1')));
   };
+  /** The retained messages on `topics` (literal filters), in their order. */
+  const onTopics = (topics: string[]): RetainedPacket[] => topics.flatMap((t) => {
+    const kept = retained.get(t);
+    return kept ? [packetOf(t, kept)] : [];
+  });
   const combi = (patterns: string[]): Readable => {
     const literal = patterns.filter(isLiteral);
     const wild = patterns.filter((p) => !isLiteral(p));
-    if (wild.length === 0) {
-      return Readable.from(literal.flatMap((p) => {
-        const kept = retained.get(p);
-        return kept ? [packetOf(p, kept)] : [];
-      }));
-    }
+    if (wild.length === 0) return Readable.from(onTopics(literal));
     return Readable.from((function* () {
-      for (const p of literal) {
-        const kept = retained.get(p);
-        if (kept) yield packetOf(p, kept);
-      }
+      yield* onTopics(literal);
       for (const p of wild) yield* retainedMatching(retained, p);
     })());
   };
