@@ -108,11 +108,10 @@ export const MAIN_THREAD_SWEEP_DEVICES = 200_000;
  * V8 ran a full collection every 6-7 s (19 in the bring-up, 58.8 s of announcing), against 5
  * collections and 24.5 s with the flag (the count flat at 73-77 MB). A full collection of a heap
  * that large takes seconds; a smaller run's takes little, and there the flag cost about 5 % more
- * CPU (consumer-load, 24 h fast, medians of 4 runs each: 26.4 against 25.2 s). Returns whether it
- * set the flag.
+ * CPU (consumer-load, 24 h fast, medians of 4 runs each: 26.4 against 25.2 s). `devices`: every
+ * device this process simulates (all shards, when worker threads share it: the flag is the
+ * process's).
  */
-export function sweepArrayBuffersOnMainThread(devices: number): boolean {
-  if (devices < MAIN_THREAD_SWEEP_DEVICES) return false;
-  setFlagsFromString('--no-concurrent-array-buffer-sweeping');
-  return true;
+export function sweepArrayBuffersOnMainThread(devices: number): void {
+  if (devices >= MAIN_THREAD_SWEEP_DEVICES) setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 }

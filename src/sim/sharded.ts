@@ -15,7 +15,7 @@ import { workerScript } from '../paths.js';
 import { MemoryStore } from '../platform/memory-store.js';
 import type { PlatformSnapshot } from '../platform/snapshot.js';
 import type { PlatformBatch } from '../platform/store.js';
-import { checkMemory, estimateMemory, memoryRoom } from './memory.js';
+import { checkMemory, estimateMemory, memoryRoom, sweepArrayBuffersOnMainThread } from './memory.js';
 import type { Population } from './population.js';
 import { scaleUp, type RunReport } from './report.js';
 import { scenarioFile, type Scenario } from '../catalog/scenario.js';
@@ -119,6 +119,7 @@ export class ShardedSimulation {
       // The shards share this process's memory: the whole population must fit, before any worker starts.
       const people = this.population.homes.reduce((n, h) => n + 1 + h.memberUids.length, 0);
       checkMemory(estimateMemory(this.population.devices.length, people, 'in-process'), memoryRoom(o.memoryLimit));
+      sweepArrayBuffersOnMainThread(this.population.devices.length);
     } catch (err) {
       this.state = 'stopped';
       throw err;
