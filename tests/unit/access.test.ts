@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AccessDirectory } from '../../src/broker/access.js';
+import { AccessDirectory, safeEqual } from '../../src/broker/access.js';
 
 function dir() {
   const d = new AccessDirectory('op-secret');
@@ -10,6 +10,22 @@ function dir() {
 }
 
 describe('broker access rules', () => {
+  it('compares a secret with what a client sent: equal only when every code unit and the length match', () => {
+    expect(safeEqual('t0k3n', 't0k3n')).toBe(true);
+    expect(safeEqual('', '')).toBe(true);
+    expect(safeEqual('t0k3N', 't0k3n')).toBe(false);
+    expect(safeEqual('X0k3n', 't0k3n')).toBe(false);
+    expect(safeEqual('t0k3', 't0k3n')).toBe(false); // a prefix
+    expect(safeEqual('t0k3nt0k3n', 't0k3n')).toBe(false); // the secret twice: cycling it must not match
+    expect(safeEqual('t0k3n ', 't0k3n')).toBe(false);
+    expect(safeEqual('', 't0k3n')).toBe(false);
+    expect(safeEqual('t0k3n', '')).toBe(false);
+    expect(safeEqual('clé-ü', 'clé-ü')).toBe(true);
+    expect(safeEqual('clé-u', 'clé-ü')).toBe(false);
+    expect(safeEqual('\u{1F511}', '\u{1F511}')).toBe(true);
+    expect(safeEqual('\u{1F512}', '\u{1F511}')).toBe(false);
+  });
+
   it('authenticates devices, the operator, app users and anonymous observers', () => {
     const d = dir();
     expect(d.authenticate('111', '111', 't111')).toEqual({ role: 'device', did: '111' });
