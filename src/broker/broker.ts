@@ -229,6 +229,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       mq: emitter, persistence: persistence as never, maxClientsIdLength: 64, heartbeatInterval: 60_000, drainTimeout: settings.drainTimeout,
       connectTimeout: settings.connectTimeout,
     });
+    if (!settings.cluster) await emitter.dropTakeoverListener();
     return { aedes, emitter };
   }
 

@@ -88,6 +88,20 @@ describe('client ids belong to accounts', () => {
     expect(anon.connected).toBe(true);
   });
 
+  it('lets a device take its own session over (MQTT-3.1.4-2): the first connection closes, the broker announces each on $SYS', async () => {
+    const op = track(await connectTcp(broker, { clientId: 'ops-watch', username: 'operator', password: OPERATOR_TOKEN }));
+    await op.subscribeAsync('$SYS/+/new/clients', { qos: 0 });
+    const announced: string[] = [];
+    op.on('message', (_t, p) => { if (p.toString() === DID) announced.push(DID); });
+    const first = await holder({ clientId: DID, username: DID, password: 'takeover-device' });
+    const second = await holder({ clientId: DID, username: DID, password: 'takeover-device' });
+    await expect.poll(() => first.closes()).toBe(1);
+    await stillServed(op, 'ops/after-takeover');
+    expect(second.client.connected).toBe(true);
+    expect(second.closes()).toBe(0);
+    expect(announced).toEqual([DID, DID]);
+  });
+
   it("refuses a device's did to anyone but that device (as before)", async () => {
     const device = await holder({ clientId: DID, username: DID, password: 'takeover-device' });
     expect(await refusalCode(connectTcp(broker, { clientId: DID }))).toBe(2);

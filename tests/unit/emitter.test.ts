@@ -53,3 +53,23 @@ describe('FloodSafeEmitter', () => {
     expect(idles).toBe(1);
   });
 });
+
+describe("FloodSafeEmitter under Aedes: the cluster takeover listener", () => {
+  it('removes the listener for other brokers\' new-client announcements, and only that one', async () => {
+    const { Aedes } = await import('aedes');
+    const e = new FloodSafeEmitter();
+    const aedes = await Aedes.createBroker({ mq: e as never });
+    try {
+      const heard = (topic: string): string[] => (e as unknown as { inner: { _matcher: { match(t: string): Array<{ name: string }> } } }).inner._matcher.match(topic).map((l) => l.name);
+      expect(heard('$SYS/other-broker/new/clients')).toEqual(['closeSameClients']);
+      expect(await e.dropTakeoverListener()).toBe(true);
+      expect(heard('$SYS/other-broker/new/clients')).toEqual([]);
+      // Aedes' other broker-to-broker listeners stay.
+      expect(heard('$SYS/other-broker/heartbeat')).toEqual(['storeBroker']);
+      expect(heard('$SYS/other-broker/birth')).toEqual(['brokerBorn']);
+      expect(await e.dropTakeoverListener()).toBe(false);
+    } finally {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    }
+  });
+});
