@@ -63,6 +63,17 @@ describe('broker nodes clustered on Redis', () => {
     expect(ids).toEqual([2, 3, 4]);
   });
 
+  it('a client id connecting at node B closes its session at node A (the takeover between nodes is kept)', { timeout: 30_000 }, async () => {
+    const [a, b] = [await node(15), await node(15)];
+    const device = { clientId: 'dev-1', username: 'dev-1', password: 'dev-1-token', reconnectPeriod: 0 } as const;
+    const onA = track(await connectTcp(a, device));
+    let closedAtA = false;
+    onA.on('close', () => { closedAtA = true; });
+    const onB = track(await connectTcp(b, device));
+    await until(() => closedAtA, 10_000, 'node A to close the session node B took over');
+    expect(onB.connected).toBe(true);
+  });
+
   it('a persistent session resuming while messages for it flow gets its CONNACK first, then them', { timeout: 30_000 }, async () => {
     const [a, b] = [await node(14), await node(14)];
     const sub = { clientId: 'lab-resume', clean: false, reconnectPeriod: 0, protocolVersion: 4 } as const;
