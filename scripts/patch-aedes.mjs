@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * Runs after `npm install` (the `postinstall` script): gives the installed Aedes two fast paths
- * that its connect and subscribe handlers lack, and its packet parser (mqtt-packet) one, written
- * to go upstream as they are.
+ * Runs after `npm install` (the `postinstall` script): gives the installed Aedes three fast paths
+ * (its connect and subscribe handlers, its `$SYS` announcements) and its packet parser
+ * (mqtt-packet) one, written to go upstream as they are.
  *
  * Aedes answers every CONNECT by streaming the session's queued QoS 1 messages through
  * `stream.pipeline` (an AbortController, end-of-stream listeners, a Transform, a DOMException with
@@ -19,6 +19,17 @@
  *
  * aiot-sim's in-memory persistence (src/broker/persistence.ts) offers both. Another program using
  * the same Aedes copy sees no change unless its persistence offers them too.
+ *
+ * Aedes also announces every client that connects or goes, and every SUBSCRIBE and UNSUBSCRIBE,
+ * by publishing on `$SYS/{broker id}/new/clients`, `/disconnect/clients`, `/new/subscribes` (the
+ * subscriptions as JSON) and `/new/unsubscribes`, whether or not anything listens. Each now asks
+ * the emitter first, through another optional synchronous method, and publishes as before when
+ * the emitter does not offer it (mqemitter, mqemitter-redis) or answers that something listens:
+ *
+ *   mq.hasListeners(topic)                false: no subscription or listener matches this topic
+ *
+ * aiot-sim's emitter (src/broker/emitter.ts) offers it on a broker alone, and answers true on a
+ * cluster node (the other nodes listen through Redis).
  *
  * And one change to mqtt-packet, the parser Aedes gives every client: it keeps the bytes of a
  * packet not yet whole in a `bl()`, a BufferListStream, which is a readable-stream Duplex with
@@ -74,6 +85,69 @@ export const CHANGES = [
     const stream = persistence.createRetainedStreamCombi(topics)
 `,
   },
+  // The broker's $SYS announcements of each client and subscription, published only when
+  // something listens for them (an optional `hasListeners(topic)` on the emitter, `mq`).
+  {
+    file: 'aedes.js',
+    before: `    this.emit('client', client)
+    this.publish({
+      topic: $SYS_PREFIX + this.id + '/new/clients',
+`,
+    after: `    this.emit('client', client)
+    // ${MARKER}: no announcement nobody listens for
+    if (typeof this.mq.hasListeners === 'function' && !this.mq.hasListeners($SYS_PREFIX + this.id + '/new/clients')) return
+    this.publish({
+      topic: $SYS_PREFIX + this.id + '/new/clients',
+`,
+  },
+  {
+    file: 'aedes.js',
+    before: `    this.emit('clientDisconnect', client)
+    this.publish({
+      topic: $SYS_PREFIX + this.id + '/disconnect/clients',
+`,
+    after: `    this.emit('clientDisconnect', client)
+    // ${MARKER}: no announcement nobody listens for
+    if (typeof this.mq.hasListeners === 'function' && !this.mq.hasListeners($SYS_PREFIX + this.id + '/disconnect/clients')) return
+    this.publish({
+      topic: $SYS_PREFIX + this.id + '/disconnect/clients',
+`,
+  },
+  {
+    file: 'lib/handlers/subscribe.js',
+    before: `  broker.emit('subscribe', subs, client)
+  broker.publish({
+    topic: $SYS_PREFIX + broker.id + '/new/subscribes',
+    payload: Buffer.from(JSON.stringify({
+      clientId: client.id,
+      subs
+    }), 'utf8')
+  }, noop)
+`,
+    after: `  broker.emit('subscribe', subs, client)
+  // ${MARKER}: no announcement (a JSON encoding) nobody listens for
+  if (typeof broker.mq.hasListeners !== 'function' || broker.mq.hasListeners($SYS_PREFIX + broker.id + '/new/subscribes')) {
+    broker.publish({
+      topic: $SYS_PREFIX + broker.id + '/new/subscribes',
+      payload: Buffer.from(JSON.stringify({
+        clientId: client.id,
+        subs
+      }), 'utf8')
+    }, noop)
+  }
+`,
+  },
+  {
+    file: 'lib/handlers/unsubscribe.js',
+    before: `    client.broker.emit('unsubscribe', packet.unsubscriptions, client)
+    client.broker.publish({
+`,
+    after: `    client.broker.emit('unsubscribe', packet.unsubscriptions, client)
+    // ${MARKER}: no announcement nobody listens for
+    if (typeof client.broker.mq.hasListeners === 'function' && !client.broker.mq.hasListeners($SYS_PREFIX + client.broker.id + '/new/unsubscribes')) return
+    client.broker.publish({
+`,
+  },
 ];
 
 /** The change to mqtt-packet's parser (the version it is written for, the exact text, its replacement). */
@@ -112,7 +186,7 @@ function patchPackage(dir, name, wanted, changes, part) {
   return changes.map(({ file, before, after }) => {
     const path = join(dir, file);
     const text = readFileSync(path, 'utf8');
-    if (text.includes(MARKER)) return { file: path, applied: true, why: 'already applied' };
+    if (text.includes(after)) return { file: path, applied: true, why: 'already applied' };
     const at = text.indexOf(before);
     if (at < 0 || text.indexOf(before, at + 1) >= 0) return { file: path, applied: false, why: `${part} does not read as expected` };
     writeFileSync(path, text.slice(0, at) + after + text.slice(at + before.length));

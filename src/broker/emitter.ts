@@ -48,6 +48,8 @@ export class FloodSafeEmitter {
   waited = 0;
   /** Called each time the last message in flight finishes with none waiting (a broker draining listens). */
   onIdle: (() => void) | null = null;
+  /** Whether the emitter underneath is shared with other brokers (a cluster's, through Redis). */
+  private readonly shared: boolean;
   /** What each topic's wildcard subscriptions match, as last matched (topic-index.ts); null if the inner emitter has no matcher to replace. */
   readonly matches: TopicCache<unknown> | null;
 
@@ -57,6 +59,7 @@ export class FloodSafeEmitter {
    */
   constructor(concurrency = 100, inner?: Inner) {
     this.limit = Math.max(1, concurrency);
+    this.shared = inner !== undefined;
     this.inner = inner ?? (mqemitter as unknown as (o: object) => Inner)({ concurrency: 0, matchEmptyLevels: true });
     // Both mqemitter and mqemitter-redis build a qlobber with matchEmptyLevels (ours are made with
     // it) and use only its add, remove and match: it is replaced while it is still empty.
@@ -86,6 +89,17 @@ export class FloodSafeEmitter {
     if (!fn) return false;
     await new Promise<void>((resolve) => { this.inner.removeListener('$SYS/+/new/clients', fn, resolve); });
     return true;
+  }
+
+  /**
+   * Whether a message on `topic` would reach any listener: a client's subscription or the broker's
+   * own. Aedes asks before each of its `$SYS` announcements of a client or a subscription
+   * (scripts/patch-aedes.mjs), which nothing listens for unless a client subscribed to them. On an
+   * emitter shared with other brokers always true: their listeners are not all here.
+   */
+  hasListeners(topic: string): boolean {
+    const matcher = this.inner._matcher;
+    return this.shared || !matcher || matcher.match(topic).length > 0;
   }
 
   removeListener(topic: string, fn: Listener, done?: () => void): this {

@@ -22,7 +22,7 @@ const OPERATOR_TOKEN = 'fast-path-op-token';
 const MARKER = 'aiot-sim fast path';
 const AEDES = dirname(fileURLToPath(import.meta.resolve('aedes')));
 const SCRIPT = fileURLToPath(new URL('../../scripts/patch-aedes.mjs', import.meta.url));
-const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js'];
+const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js', 'lib/handlers/unsubscribe.js', 'aedes.js'];
 const PARSER = dirname(createRequire(fileURLToPath(import.meta.resolve('aedes'))).resolve('mqtt-packet'));
 
 /** Every message `client` receives from now on, in order. */
@@ -102,6 +102,34 @@ describe('Aedes fast paths', () => {
     expect(got).toHaveLength(3);
   });
 
+  it("announce clients and subscriptions on $SYS only while something listens, and then each one", async () => {
+    const b = await start();
+    b.access.registerDevice('fp-dev', { token: 'fp-dev-token', uid: 'fp-user' });
+    const announced: string[] = [];
+    b.aedes.on('publish', (packet) => { if (packet.topic.startsWith('$SYS/') && !packet.topic.endsWith('/heartbeat')) announced.push(packet.topic.split('/').slice(2).join('/')); });
+    const device = async (): Promise<void> => {
+      const d = await connectTcp(b, { clientId: 'fp-dev', username: 'fp-dev', password: 'fp-dev-token' });
+      await d.subscribeAsync('device/fp-dev/down/rpc', { qos: 1 });
+      await d.unsubscribeAsync('device/fp-dev/down/rpc');
+      await d.endAsync();
+      await expect.poll(() => b.aedes.connectedClients).toBe(watching ? 1 : 0);
+    };
+    let watching = false;
+    await device();
+    expect(announced).toEqual([]);
+
+    const op = await operator(b, { clientId: 'fp-watch' });
+    watching = true;
+    const heard: string[] = [];
+    op.on('message', (topic, payload) => { if (payload.toString().includes('fp-dev')) heard.push(topic.split('/').slice(2).join('/')); });
+    await op.subscribeAsync(['$SYS/+/new/clients', '$SYS/+/disconnect/clients', '$SYS/+/new/subscribes', '$SYS/+/new/unsubscribes'], { qos: 0 });
+    announced.length = 0;
+    await device();
+    const each = ['new/clients', 'new/subscribes', 'new/unsubscribes', 'disconnect/clients'];
+    await expect.poll(() => heard).toEqual(each);
+    expect(announced).toEqual(each);
+  });
+
   it('are applied once however often the script runs, and a package that does not read as expected is left alone with a warning', async () => {
     type Change = { file: string; before: string; after: string };
     const { CHANGES, PARSER_CHANGES } = (await import(SCRIPT)) as { CHANGES: Change[]; PARSER_CHANGES: Change[] };
@@ -111,13 +139,18 @@ describe('Aedes fast paths', () => {
     const read = (at: string, file: string): string => readFileSync(join(at, file), 'utf8');
     try {
       // Each package as it is published: the installed copy with the changes taken out again.
+      // (A file with several changes has each taken out in turn.)
       for (const [from, to, changes] of [[AEDES, dir, CHANGES], [PARSER, pdir, PARSER_CHANGES]] as const) {
         cpSync(join(from, 'package.json'), join(to, 'package.json'));
+        const undone = new Set<string>();
         for (const { file, before, after } of changes) {
           mkdirSync(dirname(join(to, file)), { recursive: true });
-          writeFileSync(join(to, file), read(from, file).replace(after, before));
-          expect(read(to, file)).not.toContain(MARKER);
+          const text = undone.has(file) ? read(to, file) : read(from, file);
+          expect(text).toContain(after);
+          writeFileSync(join(to, file), text.replace(after, before));
+          undone.add(file);
         }
+        for (const file of undone) expect(read(to, file)).not.toContain(MARKER);
       }
       for (let i = 0; i < 2; i++) expect(run()).toMatchObject({ status: 0, stderr: '' });
       for (const { file } of CHANGES) expect(read(dir, file)).toBe(read(AEDES, file));

@@ -73,3 +73,19 @@ describe("FloodSafeEmitter under Aedes: the cluster takeover listener", () => {
     }
   });
 });
+
+describe('FloodSafeEmitter.hasListeners', () => {
+  it('answers whether a message on the topic would reach a listener; always yes when the emitter is shared', async () => {
+    const e = new FloodSafeEmitter();
+    expect(e.hasListeners('$SYS/b1/new/clients')).toBe(false);
+    const fn = (_p: unknown, done: () => void): void => done();
+    e.on('$SYS/+/new/clients', fn);
+    expect(e.hasListeners('$SYS/b1/new/clients')).toBe(true);
+    expect(e.hasListeners('$SYS/b1/new/subscribes')).toBe(false);
+    await new Promise<void>((resolve) => e.removeListener('$SYS/+/new/clients', fn, resolve));
+    expect(e.hasListeners('$SYS/b1/new/clients')).toBe(false);
+    const mqemitter = (await import('mqemitter')).default as unknown as (o: object) => ConstructorParameters<typeof FloodSafeEmitter>[1];
+    const shared = new FloodSafeEmitter(100, mqemitter({}));
+    expect(shared.hasListeners('$SYS/b1/new/clients')).toBe(true);
+  });
+});
