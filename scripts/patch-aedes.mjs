@@ -208,7 +208,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     }
   }
   for (const r of patchAedes(aedesDir)) {
-    if (!r.applied) console.warn(`aiot-sim: Aedes fast path not applied to ${r.file}: ${r.why}. The broker works; its connects cost about twice the CPU.`);
+    if (!r.applied) console.warn(`aiot-sim: Aedes fast path not applied to ${r.file}: ${r.why}. The broker works; its connects cost more CPU (up to about twice).`);
   }
   for (const r of parserDir ? patchParser(parserDir) : []) {
     if (!r.applied) console.warn(`aiot-sim: mqtt-packet fast path not applied to ${r.file}: ${r.why}. The broker works; each connection holds about 2.7 KB more.`);
