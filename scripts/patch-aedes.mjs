@@ -52,6 +52,22 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const VERSION = '1.2.0';
 export const MARKER = 'aiot-sim fast path';
 
+/**
+ * The change that has Aedes publish one of its $SYS announcements only when something listens
+ * for it: `emitLine` is the event Aedes emits just before it publishes the announcement, `broker`
+ * what the code there calls the broker, `topic` the announcement's topic after the broker's id.
+ */
+function announceOnlyToListeners(file, emitLine, broker, topic) {
+  const indent = emitLine.slice(0, emitLine.length - emitLine.trimStart().length);
+  const publish = `${broker}.publish({\n`;
+  return {
+    file,
+    before: `${emitLine}\n${indent}${publish}`,
+    after: `${emitLine}\n${indent}// ${MARKER}: no announcement nobody listens for\n`
+      + `${indent}if (typeof ${broker}.mq.hasListeners !== 'function' || ${broker}.mq.hasListeners($SYS_PREFIX + ${broker}.id + '/${topic}')) ${publish}`,
+  };
+}
+
 /** Each change: the file, the exact text Aedes has, and what takes its place. */
 export const CHANGES = [
   {
@@ -87,67 +103,10 @@ export const CHANGES = [
   },
   // The broker's $SYS announcements of each client and subscription, published only when
   // something listens for them (an optional `hasListeners(topic)` on the emitter, `mq`).
-  {
-    file: 'aedes.js',
-    before: `    this.emit('client', client)
-    this.publish({
-      topic: $SYS_PREFIX + this.id + '/new/clients',
-`,
-    after: `    this.emit('client', client)
-    // ${MARKER}: no announcement nobody listens for
-    if (typeof this.mq.hasListeners === 'function' && !this.mq.hasListeners($SYS_PREFIX + this.id + '/new/clients')) return
-    this.publish({
-      topic: $SYS_PREFIX + this.id + '/new/clients',
-`,
-  },
-  {
-    file: 'aedes.js',
-    before: `    this.emit('clientDisconnect', client)
-    this.publish({
-      topic: $SYS_PREFIX + this.id + '/disconnect/clients',
-`,
-    after: `    this.emit('clientDisconnect', client)
-    // ${MARKER}: no announcement nobody listens for
-    if (typeof this.mq.hasListeners === 'function' && !this.mq.hasListeners($SYS_PREFIX + this.id + '/disconnect/clients')) return
-    this.publish({
-      topic: $SYS_PREFIX + this.id + '/disconnect/clients',
-`,
-  },
-  {
-    file: 'lib/handlers/subscribe.js',
-    before: `  broker.emit('subscribe', subs, client)
-  broker.publish({
-    topic: $SYS_PREFIX + broker.id + '/new/subscribes',
-    payload: Buffer.from(JSON.stringify({
-      clientId: client.id,
-      subs
-    }), 'utf8')
-  }, noop)
-`,
-    after: `  broker.emit('subscribe', subs, client)
-  // ${MARKER}: no announcement (a JSON encoding) nobody listens for
-  if (typeof broker.mq.hasListeners !== 'function' || broker.mq.hasListeners($SYS_PREFIX + broker.id + '/new/subscribes')) {
-    broker.publish({
-      topic: $SYS_PREFIX + broker.id + '/new/subscribes',
-      payload: Buffer.from(JSON.stringify({
-        clientId: client.id,
-        subs
-      }), 'utf8')
-    }, noop)
-  }
-`,
-  },
-  {
-    file: 'lib/handlers/unsubscribe.js',
-    before: `    client.broker.emit('unsubscribe', packet.unsubscriptions, client)
-    client.broker.publish({
-`,
-    after: `    client.broker.emit('unsubscribe', packet.unsubscriptions, client)
-    // ${MARKER}: no announcement nobody listens for
-    if (typeof client.broker.mq.hasListeners === 'function' && !client.broker.mq.hasListeners($SYS_PREFIX + client.broker.id + '/new/unsubscribes')) return
-    client.broker.publish({
-`,
-  },
+  announceOnlyToListeners('aedes.js', "    this.emit('client', client)", 'this', 'new/clients'),
+  announceOnlyToListeners('aedes.js', "    this.emit('clientDisconnect', client)", 'this', 'disconnect/clients'),
+  announceOnlyToListeners('lib/handlers/unsubscribe.js', "    client.broker.emit('unsubscribe', packet.unsubscriptions, client)", 'client.broker', 'new/unsubscribes'),
+  announceOnlyToListeners('lib/handlers/subscribe.js', "  broker.emit('subscribe', subs, client)", 'broker', 'new/subscribes'),
 ];
 
 /** The change to mqtt-packet's parser (the version it is written for, the exact text, its replacement). */
