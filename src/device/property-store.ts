@@ -175,7 +175,10 @@ function conform(spec: PropertySpec, value: Scalar): Scalar {
   if (!Number.isFinite(n)) n = 0;
   const range = spec['value-range'];
   if (range) {
-    const [min, max, step] = range;
+    // Read by index: a destructuring here ran the array iterator on every report.
+    const min = range[0];
+    const max = range[1];
+    const step = range[2];
     n = Math.min(max, Math.max(min, n));
     n = min + Math.round((n - min) / step) * step;
     n = Math.min(max, n);

@@ -90,6 +90,8 @@ export class FleetLink extends Duplex {
   /** All the device's bytes not read yet, joined (Aedes reads with `read(null)`); then the stream's end. */
   override read(size?: number): Buffer | null {
     const chunks = this.txChunks;
+    // Nothing unread: Readable has nothing either until the stream's end (it only holds that).
+    if (chunks === null && !this.ended && size !== 0) return null;
     if (chunks === null || size === 0) return super.read(size) as Buffer | null;
     const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.txBytes);
     this.txChunks = null;
