@@ -5,12 +5,13 @@
  * straight to the engine's one reader of broker bytes (`LinkOwner.received`), without the
  * Writable machinery, callbacks per chunk or a nextTick per packet.
  *
- * The read side keeps the device's bytes in a list of its own, too: Aedes reads a connection
- * only with `read()` when it says 'readable', so that is all this end offers it. A push onto an
- * empty list asks for one 'readable', and the links that asked in one turn hear it together on
- * the next tick (one tick for the lot, where Node's Readable queued two per packet: one to say
- * 'readable' and one to read ahead). What Aedes reads is the list joined, as Readable gives it.
- * The end of the stream (`push(null)`) and everything after it go through Readable as before.
+ * The read side keeps the device's bytes in a list of its own, too, while the reader reads the
+ * way Aedes does: on 'readable', everything there is (`read()` without a size). A push asks for
+ * one 'readable' on the next tick, and the links pushed to in one turn hear it together (one
+ * tick for the lot, where Node's Readable queued two per packet: one to say 'readable' and one
+ * to read ahead); what the reader gets is the list joined, as Readable gives it. A reader that
+ * reads by size or flowing, and the end of the stream (`push(null)`), get Node's Readable, with
+ * whatever the list held handed to it first, so the bytes stay in order.
  */
 import { Duplex } from 'node:stream';
 
@@ -66,33 +67,46 @@ export class FleetLink extends Duplex {
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk === null || chunk === undefined) {
       this.ended = true;
+      this.handOver();
       return super.push(null);
     }
     if (this.destroyed || this.ended) return false;
+    // Not read on 'readable' (no reader yet, or a flowing one), or Readable holds bytes already:
+    // Node's Readable, after what waits here.
+    if (this.readableFlowing !== false || this.readableLength > 0) {
+      this.handOver();
+      return super.push(chunk, encoding);
+    }
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : (chunk as Buffer);
-    if (this.txChunks === null) {
-      this.txChunks = [bytes];
-      if (!this.readDue) {
-        this.readDue = true;
-        due.push(this);
-        if (!dueScheduled) {
-          dueScheduled = true;
-          process.nextTick(sayReadable);
-        }
-      }
-    } else this.txChunks.push(bytes);
+    if (this.txChunks === null) this.txChunks = [bytes];
+    else this.txChunks.push(bytes);
     this.txBytes += bytes.length;
+    if (!this.readDue) {
+      this.readDue = true;
+      due.push(this);
+      if (!dueScheduled) {
+        dueScheduled = true;
+        process.nextTick(sayReadable);
+      }
+    }
     if (this.txBytes < HIGH_WATER_MARK) return true;
     this.full = true;
     return false;
   }
 
-  /** All the device's bytes not read yet, joined (Aedes reads with `read(null)`); then the stream's end. */
+  /** Everything unread, joined (how Aedes reads: `read(null)` on 'readable'); by size or flowing, through Readable. */
   override read(size?: number): Buffer | null {
     const chunks = this.txChunks;
-    // Nothing unread: Readable has nothing either until the stream's end (it only holds that).
-    if (chunks === null && !this.ended && size !== 0) return null;
-    if (chunks === null || size === 0) return super.read(size) as Buffer | null;
+    if (size === 0) return super.read(0) as Buffer | null;
+    if (chunks === null) {
+      // Nothing unread: Readable has nothing either, until the stream's end or a reader of its kind.
+      if ((size === undefined || size === null) && this.readableFlowing === false && !this.ended) return null;
+      return super.read(size) as Buffer | null;
+    }
+    if ((size !== undefined && size !== null) || this.readableFlowing !== false) {
+      this.handOver();
+      return super.read(size) as Buffer | null;
+    }
     const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.txBytes);
     this.txChunks = null;
     this.txBytes = 0;
@@ -101,6 +115,16 @@ export class FleetLink extends Duplex {
       this.owner.readable(this);
     }
     return bytes;
+  }
+
+  /** Give what the list holds to Node's Readable (a reader of another kind, or the end). */
+  private handOver(): void {
+    const chunks = this.txChunks;
+    if (chunks === null) return;
+    this.txChunks = null;
+    this.txBytes = 0;
+    this.full = false;
+    for (const c of chunks) super.push(c);
   }
 
   /** The broker's writes, straight to the engine (never buffered here, never backpressured). */
