@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ClockDriver } from '../../src/sim/drivers.js';
 import { Gauge } from '../../src/sim/waits.js';
 import { EventScheduler } from '../../src/sim/scheduler.js';
+import { Rng } from '../../src/sim/rng.js';
 
 describe('EventScheduler', () => {
   it('runs events in time order, ties in the order scheduled', () => {
@@ -153,5 +154,39 @@ describe('EventScheduler', () => {
     s.every(60_000, () => ticks++);
     s.advance(30 * 86_400_000);
     expect(ticks).toBe(30 * 24 * 60);
+  });
+  it('runs thousands of timers (ties, cancellations, periodic ones, events scheduling events) in exactly (time, order scheduled)', () => {
+    // A reference: every run is checked against the order a sort by (time, seq) gives.
+    const rng = Rng.from(7, 'scheduler-order');
+    const s = new EventScheduler(0);
+    const ran: Array<[number, number]> = [];
+    let seq = 0;
+    const live = new Map<number, { time: number; seq: number; handle: { cancel(): void } }>();
+    const add = (time: number): void => {
+      const id = seq++;
+      const at = Math.max(Math.round(time), s.now());
+      const handle = s.at(at, () => {
+        ran.push([s.now(), id]);
+        live.delete(id);
+        // A quarter of the events schedule another, some at this very instant.
+        if (rng.chance(0.25)) add(s.now() + (rng.chance(0.3) ? 0 : rng.int(0, 50)));
+      });
+      live.set(id, { time: at, seq: id, handle });
+    };
+    for (let i = 0; i < 5000; i++) add(rng.int(0, 2000)); // many ties: 5,000 events on 2,001 instants
+    for (const [id, e] of [...live]) if (rng.chance(0.2)) { e.handle.cancel(); live.delete(id); }
+    const periodic: number[] = [];
+    s.every(37, () => periodic.push(s.now()), 5);
+    s.advance(2100);
+    // Time never goes back, and within an instant events run in the order they were scheduled.
+    for (let i = 1; i < ran.length; i++) {
+      const [t0, id0] = ran[i - 1]!;
+      const [t1, id1] = ran[i]!;
+      expect(t1 > t0 || (t1 === t0 && id1 > id0)).toBe(true);
+    }
+    expect(ran.length).toBeGreaterThan(4000);
+    expect(live.size).toBe([...live.values()].filter((e) => e.time > 2100).length); // all due ones ran
+    expect(periodic).toEqual(Array.from({ length: periodic.length }, (_, k) => 5 + 37 * k));
+    expect(periodic[periodic.length - 1]! + 37).toBeGreaterThan(2100);
   });
 });
