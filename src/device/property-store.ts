@@ -27,6 +27,46 @@ interface ModelProperties {
   notify: boolean[];
   siid: number[];
   piid: number[];
+  /** How each property's values are made to fit it (see `Rule`). */
+  rules: Rule[];
+}
+
+const BOOL = 0;
+const STRING = 1;
+const FLOAT = 2;
+const INTEGER = 3;
+
+/**
+ * A property's spec as `conform` needs it, in one shape for every property: the catalogue's
+ * specs come in many shapes (with or without a range, a value-list, a unit), and reading their
+ * fields at every report made each read a lookup among those shapes.
+ */
+class Rule {
+  readonly kind: number;
+  readonly ranged: boolean;
+  readonly min: number;
+  readonly max: number;
+  readonly step: number;
+  /** 10 to the power of the step's decimals. */
+  readonly scale: number;
+  /** The integer format's bounds (unbounded when it has none). */
+  readonly lo: number;
+  readonly hi: number;
+  readonly list: ReadonlyArray<{ value: number }> | null;
+
+  constructor(spec: PropertySpec) {
+    this.kind = spec.format === 'bool' ? BOOL : spec.format === 'string' ? STRING : spec.format === 'float' ? FLOAT : INTEGER;
+    const range = spec['value-range'];
+    this.ranged = range !== undefined;
+    this.min = range ? range[0] : 0;
+    this.max = range ? range[1] : 0;
+    this.step = range ? range[2] : 1;
+    this.scale = range ? stepScale(range[2]) : 1;
+    const limits = FORMAT_LIMITS[spec.format];
+    this.lo = limits ? limits[0] : -Infinity;
+    this.hi = limits ? limits[1] : Infinity;
+    this.list = spec['value-list'] ?? null;
+  }
 }
 
 const propertiesByModel = new WeakMap<DeviceModel, ModelProperties>();
@@ -34,7 +74,7 @@ const propertiesByModel = new WeakMap<DeviceModel, ModelProperties>();
 function propertiesOf(model: DeviceModel): ModelProperties {
   let m = propertiesByModel.get(model);
   if (!m) {
-    m = { index: new Map(), keys: [], specs: [], notify: [], siid: [], piid: [] };
+    m = { index: new Map(), keys: [], specs: [], notify: [], siid: [], piid: [], rules: [] };
     for (const svc of model.services) {
       for (const p of svc.properties) {
         const key = `${svc.siid}.${p.piid}`;
@@ -44,6 +84,7 @@ function propertiesOf(model: DeviceModel): ModelProperties {
         m.notify.push(p.access.includes('notify'));
         m.siid.push(svc.siid);
         m.piid.push(p.piid);
+        m.rules.push(new Rule(p));
       }
     }
     propertiesByModel.set(model, m);
@@ -149,7 +190,7 @@ export class PropertyStore {
 
   /** `update` of the property at index `i`. */
   updateAt(i: number, value: Scalar): boolean {
-    const v = conform(this.props.specs[i]!, value);
+    const v = conformTo(this.props.rules[i]!, value);
     if (this.values[i] === v) return false;
     this.values[i] = v;
     return true;
@@ -161,37 +202,38 @@ export class PropertyStore {
    * change, an event argument, an RPC reply) passes through here.
    */
   conformed(key: string, value: Scalar): Scalar {
-    return conform(this.props.specs[this.indexOf(key)]!, value);
+    return conformTo(this.props.rules[this.indexOf(key)]!, value);
   }
 
   /** All values, for snapshots and the CLI. */
   entries(): Array<[string, Scalar]> { return this.props.keys.map((k, i) => [k, this.values[i]!]); }
 }
 
+/** `value` made to fit `spec` (see `PropertyStore.conformed`). */
 function conform(spec: PropertySpec, value: Scalar): Scalar {
-  if (spec.format === 'bool') return Boolean(value);
-  if (spec.format === 'string') return String(value);
+  return conformTo(new Rule(spec), value);
+}
+
+function conformTo(rule: Rule, value: Scalar): Scalar {
+  const kind = rule.kind;
+  if (kind === BOOL) return Boolean(value);
+  if (kind === STRING) return String(value);
   let n = typeof value === 'number' ? value : Number(value);
   if (!Number.isFinite(n)) n = 0;
-  const range = spec['value-range'];
-  if (range) {
-    // Read by index: a destructuring here ran the array iterator on every report.
-    const min = range[0];
-    const max = range[1];
-    const step = range[2];
+  if (rule.ranged) {
+    const { min, max, step } = rule;
     n = Math.min(max, Math.max(min, n));
     n = min + Math.round((n - min) / step) * step;
     n = Math.min(max, n);
     // Drop binary noise (0.1 + 0.2) at the step's precision.
-    const scale = stepScale(step);
+    const scale = rule.scale;
     n = Math.round(n * scale) / scale;
   }
-  if (spec.format !== 'float') {
+  if (kind === INTEGER) {
     n = Math.round(n);
-    const limits = FORMAT_LIMITS[spec.format];
-    if (limits) n = Math.min(limits[1], Math.max(limits[0], n));
+    n = Math.min(rule.hi, Math.max(rule.lo, n));
   }
-  const list = spec['value-list'];
+  const list = rule.list;
   if (list && !list.some((v) => v.value === n)) {
     n = list.reduce((best, v) => (Math.abs(v.value - n) < Math.abs(best - n) ? v.value : best), list[0]!.value);
   }

@@ -125,6 +125,25 @@ describe('FleetLink', () => {
     expect(Buffer.concat(flowed).toString()).toBe('cdefghijkl');
   });
 
+  it('a reader that throws loses its own link, and the links pushed to in the same turn are read', async () => {
+    const a = link();
+    const b = link();
+    const errors: Error[] = [];
+    a.l.on('error', (err) => errors.push(err));
+    a.l.on('readable', () => { throw new Error('reader failed'); });
+    const rb = readLikeAedes(b.l);
+    a.l.push(Buffer.from('bad'));
+    b.l.push(Buffer.from('good'));
+    await turn();
+    expect(Buffer.concat(rb.got).toString()).toBe('good');
+    expect(a.l.destroyed).toBe(true);
+    expect(errors.map((e) => e.message)).toEqual(['reader failed']);
+    expect(a.heard.closed).toBe(1);
+    b.l.push(Buffer.from(' again'));
+    await turn();
+    expect(Buffer.concat(rb.got).toString()).toBe('good again');
+  });
+
   it('drops what it holds when destroyed, and tells its owner', async () => {
     const { l, heard } = link();
     const r = readLikeAedes(l);

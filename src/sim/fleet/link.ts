@@ -36,10 +36,23 @@ function sayReadable(): void {
   dueScheduled = false;
   const links = due;
   due = [];
-  for (const link of links) {
+  for (let i = 0; i < links.length; i++) {
+    const link = links[i]!;
     link.readDue = false;
-    if (link.txChunks !== null && !link.destroyed) link.emit('readable');
+    if (link.txChunks === null || link.destroyed) continue;
+    try {
+      link.emit('readable');
+    } catch (err) {
+      // A reader that throws loses its own connection (the error goes to it), not the others'.
+      link.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
   }
+}
+
+function scheduleReadable(): void {
+  if (dueScheduled) return;
+  dueScheduled = true;
+  process.nextTick(sayReadable);
 }
 
 export class FleetLink extends Duplex {
@@ -84,10 +97,7 @@ export class FleetLink extends Duplex {
     if (!this.readDue) {
       this.readDue = true;
       due.push(this);
-      if (!dueScheduled) {
-        dueScheduled = true;
-        process.nextTick(sayReadable);
-      }
+      scheduleReadable();
     }
     if (this.txBytes < HIGH_WATER_MARK) return true;
     this.full = true;
