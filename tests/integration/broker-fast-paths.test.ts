@@ -22,7 +22,7 @@ const OPERATOR_TOKEN = 'fast-path-op-token';
 const MARKER = 'aiot-sim fast path';
 const AEDES = dirname(fileURLToPath(import.meta.resolve('aedes')));
 const SCRIPT = fileURLToPath(new URL('../../scripts/patch-aedes.mjs', import.meta.url));
-const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js', 'lib/handlers/unsubscribe.js', 'aedes.js'];
+const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js', 'lib/handlers/unsubscribe.js', 'aedes.js', 'lib/client.js'];
 const PARSER = dirname(createRequire(fileURLToPath(import.meta.resolve('aedes'))).resolve('mqtt-packet'));
 
 /** Every message `client` receives from now on, in order. */
