@@ -523,9 +523,9 @@ export async function brokerVsMosquitto() {
     const runs = await pair(`QoS ${qos} at ${rate} msg/s`, (target) => runChild('loadAtRate', { target, qos, rate, devices: c.devices, seconds: c.seconds }, 90_000));
     const side = (rs: Array<TaskResult<'loadAtRate'>>) => ({
       p50Ms: median(rs.map((r) => r.latencyMs.p50)), p99Ms: median(rs.map((r) => r.latencyMs.p99)),
-      lost: rs.map((r) => r.lost), heldBack: rs.map((r) => r.heldBack),
+      lost: rs.map((r) => r.lost), heldBack: rs.map((r) => r.heldBack), heldBackWarmup: rs.map((r) => r.heldBackWarmup),
       receivedRate: median(rs.map((r) => r.receivedRate)), brokerCpuUsPerMessage: median(rs.map((r) => r.brokerCpuUsPerMessage)),
-      runs: rs.map((r) => ({ p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99, lost: r.lost, heldBack: r.heldBack, heldBackWhy: r.heldBackWhy, receivedRate: r.receivedRate, brokerCpuUsPerMessage: r.brokerCpuUsPerMessage, loadAverage1m: r.loadAverage1m })),
+      runs: rs.map((r) => ({ p50Ms: r.latencyMs.p50, p99Ms: r.latencyMs.p99, lost: r.lost, heldBack: r.heldBack, heldBackWhy: r.heldBackWhy, heldBackWarmup: r.heldBackWarmup, receivedRate: r.receivedRate, brokerCpuUsPerMessage: r.brokerCpuUsPerMessage, loadAverage1m: r.loadAverage1m })),
     });
     const e = side(runs.embedded);
     const m = side(runs.mosquitto);
@@ -547,7 +547,8 @@ export async function brokerVsMosquitto() {
   return {
     what: 'aiot-sim bench, the same generator (8 device connections in a worker thread) and probe against the embedded broker and Mosquitto '
       + '(started per run, max_inflight_messages 1000, max_queued_messages 100000), runs interleaved; heldBack = messages the generator '
-      + 'did not send because the connection was backed up or its QoS 1 window full (notSent), or its thread ran late; heldBackWhy says which; brokerCpu = the broker thread / process CPU time per message sent',
+      + 'did not send in the measured window (after the warm-up, as latency and loss) because the connection was backed up or its QoS 1 window full (notSent), '
+      + 'or its thread ran late; heldBackWhy says which; heldBackWarmup = the same during the 2 s warm-up; brokerCpu = the broker thread / process CPU time per message sent',
     mosquittoVersion: conn.mosquitto[0]?.mosquittoVersion ?? qos0.details.mosquitto[0]?.mosquittoVersion ?? null,
     qos0, qos1,
     connectRate: {

@@ -120,7 +120,7 @@ export async function loadAtRate({ target, qos, rate, devices, seconds }: PairAr
     const r = await runBench({ devices, qos, rate, durationMs: seconds * 1000, warmupMs: 2000, ...(mosq ? { broker: mosq.url, brokerPid: mosq.pid } : {}) });
     return {
       target, qos, rate, devices, seconds, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(),
-      latencyMs: r.latencyMs, sent: r.messages.sent, lost: r.messages.lost, heldBack: r.messages.notSent, heldBackWhy: r.messages.notSentWhy, duplicates: r.messages.duplicates,
+      latencyMs: r.latencyMs, sent: r.messages.sent, lost: r.messages.lost, heldBack: r.messages.notSent, heldBackWhy: r.messages.notSentWhy, heldBackWarmup: r.messages.notSentWarmup, duplicates: r.messages.duplicates,
       sentRate: r.rate.sent, receivedRate: r.rate.received, brokerCpuUsPerMessage: r.brokerCpu?.microsPerMessage ?? null,
       utilization: r.utilization, overload: r.broker?.overload ?? null,
     };

@@ -10,7 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { buildTemplate, stamp, writeDid, type PacketTemplate } from './payloads.js';
-import { wallUs, type BenchDevice, type FromGenerator, type GeneratorConfig, type GeneratorStats, type ToGenerator } from './protocol.js';
+import { wallUs, type BenchDevice, type FromGenerator, type GeneratorConfig, type GeneratorStats, type NotSentWhy, type ToGenerator } from './protocol.js';
 import { WireClient } from './wire.js';
 
 const TICK_MS = 5;
@@ -47,7 +47,7 @@ export class Generator {
   private readonly devices: DeviceState[];
   private readonly rand: () => number;
   private readonly stats: GeneratorStats = {
-    sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: { late: 0, backedUp: 0, windowFull: 0 }, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
+    sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: { late: 0, backedUp: 0, windowFull: 0 }, notSentMeasured: 0, notSentWhyMeasured: { late: 0, backedUp: 0, windowFull: 0 }, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
   };
   private running = true;
   private sending = false;
@@ -106,7 +106,7 @@ export class Generator {
       if (d.client && !d.client.isClosed) connected++;
       inflight += d.inflight;
     }
-    return { ...this.stats, connected, inflight, notSentWhy: { ...this.stats.notSentWhy }, connectErrors: { ...this.stats.connectErrors }, droppedRanges: [...this.stats.droppedRanges] };
+    return { ...this.stats, connected, inflight, notSentWhy: { ...this.stats.notSentWhy }, notSentWhyMeasured: { ...this.stats.notSentWhyMeasured }, connectErrors: { ...this.stats.connectErrors }, droppedRanges: [...this.stats.droppedRanges] };
   }
 
   /** Connect every device, at most `rampPerSecond` per second and CONNECT_CONCURRENCY at once. */
@@ -187,8 +187,7 @@ export class Generator {
     const cap = Math.max(1, rate * MAX_BURST_S);
     if (this.tokens > cap) {
       // The thread was late (a stall); what it could not send in time is not sent later.
-      this.stats.notSent += Math.floor(this.tokens - cap);
-      this.stats.notSentWhy.late += Math.floor(this.tokens - cap);
+      this.holdBack('late', Math.floor(this.tokens - cap), nowUs);
       this.tokens = cap;
     }
     let n = Math.floor(this.tokens);
@@ -209,17 +208,26 @@ export class Generator {
     }
   }
 
+  /** `n` messages the rate asked for were not written, for `why`; counted for the measured window too when `nowUs` is in it. */
+  private holdBack(why: keyof NotSentWhy, n: number, nowUs: number): void {
+    if (n <= 0) return;
+    const s = this.stats;
+    s.notSent += n;
+    s.notSentWhy[why] += n;
+    if (nowUs >= this.measureFromUs && nowUs < this.measureUntilUs) {
+      s.notSentMeasured += n;
+      s.notSentWhyMeasured[why] += n;
+    }
+  }
+
   private send(d: DeviceState, want: number, nowUs: number): void {
     const c = d.client;
-    const why = this.stats.notSentWhy;
     if (!c || c.isClosed || c.buffered > this.cfg.maxBufferedBytes) {
-      this.stats.notSent += want;
-      why.backedUp += want;
+      this.holdBack('backedUp', want, nowUs);
       return;
     }
     const k = this.cfg.qos === 1 ? Math.max(0, Math.min(want, this.cfg.inflight - d.inflight)) : want;
-    this.stats.notSent += want - k;
-    why.windowFull += want - k;
+    this.holdBack('windowFull', want - k, nowUs);
     if (k === 0) return;
     const picks: PacketTemplate[] = new Array(k);
     let bytes = 0;

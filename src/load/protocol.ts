@@ -40,10 +40,14 @@ export interface GeneratorStats {
   sent: number;
   /** Of those, sent inside the measured window. */
   sentMeasured: number;
-  /** Messages the rate asked for but not written: the connection was backed up or offline, or the QoS 1 window was full. */
+  /** Messages the rate asked for but not written: the connection was backed up or offline, or the QoS 1 window was full (whole run, warm-up included). */
   notSent: number;
   /** `notSent` by why (they add up to it). */
   notSentWhy: NotSentWhy;
+  /** Of `notSent`, those the rate asked for inside the measured window. */
+  notSentMeasured: number;
+  /** `notSentMeasured` by why. */
+  notSentWhyMeasured: NotSentWhy;
   connectOk: number;
   connectFailed: number;
   /** Connections lost while running (each one is reconnected after the jitter). */

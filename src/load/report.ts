@@ -68,10 +68,12 @@ export interface BenchReport {
     duplicates: number;
     /** lost / sent (null when nothing was sent). */
     lossRatio: number | null;
-    /** Messages the rate asked for that a generator could not write (connection backed up or down, QoS 1 window full). */
+    /** Messages the rate asked for in the measured window that a generator could not write (connection backed up or down, QoS 1 window full). */
     notSent: number;
     /** `notSent` by why: the generator's thread ran late, the connection was backed up or down, the QoS 1 window was full. */
     notSentWhy: NotSentWhy;
+    /** Messages not written during the warm-up (not part of the measured window, like the other figures here). */
+    notSentWarmup: number;
     /** QoS 1: PUBACKs the generators received (whole run). */
     acked: number;
   };
@@ -161,7 +163,7 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
     },
     messages: {
       sent: g.sentMeasured, received: p.received, lost, lostOnDroppedConnections: Math.min(lost, p.lostOnDroppedConnections), duplicates: p.duplicates,
-      lossRatio: g.sentMeasured > 0 ? lost / g.sentMeasured : null, notSent: g.notSent, notSentWhy: { ...g.notSentWhy }, acked: g.acked,
+      lossRatio: g.sentMeasured > 0 ? lost / g.sentMeasured : null, notSent: g.notSentMeasured, notSentWhy: { ...g.notSentWhyMeasured }, notSentWarmup: g.notSent - g.notSentMeasured, acked: g.acked,
     },
     rate: { target: c.rate, sent: round(g.sentMeasured / measuredSeconds, 1), received: round(p.received / measuredSeconds, 1) },
     latencyMs: toMs(o.latencyUs),
@@ -223,7 +225,7 @@ export function toMarkdown(r: BenchReport): string {
     `| rate sent / received (msg/s) | ${num(r.rate.sent, 0)} / ${num(r.rate.received, 0)} |`,
     `| messages sent / received | ${num(r.messages.sent, 0)} / ${num(r.messages.received, 0)} |`,
     `| lost / duplicates | ${num(r.messages.lost, 0)} (${r.messages.lossRatio === null ? '-' : `${num(r.messages.lossRatio * 100, 3)} %`}${r.messages.lostOnDroppedConnections ? `; ${num(r.messages.lostOnDroppedConnections, 0)} on dropped connections` : ''}) / ${num(r.messages.duplicates, 0)} |`,
-    `| not sent (backpressure) | ${num(r.messages.notSent, 0)}${r.messages.notSent ? ` (generator late ${num(r.messages.notSentWhy.late, 0)}, backed up or down ${num(r.messages.notSentWhy.backedUp, 0)}, QoS 1 window full ${num(r.messages.notSentWhy.windowFull, 0)})` : ''} |`,
+    `| not sent (backpressure) | ${num(r.messages.notSent, 0)}${r.messages.notSent ? ` (generator late ${num(r.messages.notSentWhy.late, 0)}, backed up or down ${num(r.messages.notSentWhy.backedUp, 0)}, QoS 1 window full ${num(r.messages.notSentWhy.windowFull, 0)})` : ''}${r.messages.notSentWarmup ? `; ${num(r.messages.notSentWarmup, 0)} more in the warm-up` : ''} |`,
     `| connections ok / failed / dropped | ${r.connections.succeeded} / ${r.connections.failed} / ${r.connections.disconnects} |`,
     `| connect rate | ${num(r.connections.connectRate, 0)} /s |`,
   ];

@@ -77,7 +77,7 @@ describe('resolveBenchConfig', () => {
 
 describe('buildBenchReport', () => {
   const gen: GeneratorStats = {
-    sent: 1200, sentMeasured: 1000, notSent: 3, notSentWhy: { late: 1, backedUp: 0, windowFull: 2 }, connectOk: 10, connectFailed: 1, disconnects: 0, connected: 10, acked: 0, inflight: 0,
+    sent: 1200, sentMeasured: 1000, notSent: 8, notSentWhy: { late: 1, backedUp: 0, windowFull: 7 }, notSentMeasured: 3, notSentWhyMeasured: { late: 1, backedUp: 0, windowFull: 2 }, connectOk: 10, connectFailed: 1, disconnects: 0, connected: 10, acked: 0, inflight: 0,
     connectMaxMs: 12.345, connectErrors: { refused: 1 }, droppedRanges: [],
   };
   const probe: ProbeStats = { received: 990, receivedAll: 1190, duplicates: 2, foreign: 4, negative: 0, lostOnDroppedConnections: 4, interval: { received: 5, p99Us: null } };
@@ -90,7 +90,7 @@ describe('buildBenchReport', () => {
 
   it('derives loss, rates and latency in ms from the raw figures, and checks the SLO', () => {
     const r = buildBenchReport(outcome());
-    expect(r.messages).toEqual({ sent: 1000, received: 990, lost: 10, lostOnDroppedConnections: 4, duplicates: 2, lossRatio: 0.01, notSent: 3, notSentWhy: { late: 1, backedUp: 0, windowFull: 2 }, acked: 0 });
+    expect(r.messages).toEqual({ sent: 1000, received: 990, lost: 10, lostOnDroppedConnections: 4, duplicates: 2, lossRatio: 0.01, notSent: 3, notSentWhy: { late: 1, backedUp: 0, windowFull: 2 }, notSentWarmup: 5, acked: 0 });
     expect(r.rate).toEqual({ target: 500, sent: 500, received: 495 });
     expect(r.connections).toMatchObject({ devices: 10, succeeded: 10, failed: 1, connectSeconds: 0.25, connectRate: 40, slowestConnectMs: 12.3 });
     // Percentiles above the exact maximum (HDR bucket edges) are clamped to it.
