@@ -2,21 +2,21 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { workerScript } from '../paths.js';
-import type { FromGenerator, GeneratorConfig, GeneratorStats, ToGenerator } from './protocol.js';
+import { addNotSent, emptyStats, type FromGenerator, type GeneratorConfig, type GeneratorStats, type ToGenerator } from './protocol.js';
 import { answer } from './thread.js';
 
 /** One generator worker and its latest stats. */
 interface Member { worker: Worker; stats: GeneratorStats | null }
 
 export function sumStats(all: Array<GeneratorStats | null>): GeneratorStats {
-  const s: GeneratorStats = { sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: { late: 0, backedUp: 0, windowFull: 0 }, notSentMeasured: 0, notSentWhyMeasured: { late: 0, backedUp: 0, windowFull: 0 }, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [] };
+  const s = emptyStats();
   for (const x of all) {
     if (!x) continue;
     s.sent += x.sent; s.sentMeasured += x.sentMeasured; s.notSent += x.notSent; s.connectOk += x.connectOk; s.connectFailed += x.connectFailed;
     s.disconnects += x.disconnects; s.connected += x.connected; s.acked += x.acked; s.inflight += x.inflight;
-    s.notSentWhy.late += x.notSentWhy.late; s.notSentWhy.backedUp += x.notSentWhy.backedUp; s.notSentWhy.windowFull += x.notSentWhy.windowFull;
     s.notSentMeasured += x.notSentMeasured;
-    s.notSentWhyMeasured.late += x.notSentWhyMeasured.late; s.notSentWhyMeasured.backedUp += x.notSentWhyMeasured.backedUp; s.notSentWhyMeasured.windowFull += x.notSentWhyMeasured.windowFull;
+    addNotSent(s.notSentWhy, x.notSentWhy);
+    addNotSent(s.notSentWhyMeasured, x.notSentWhyMeasured);
     s.connectMaxMs = Math.max(s.connectMaxMs, x.connectMaxMs);
     for (const v of x.droppedRanges) s.droppedRanges.push(v);
     for (const [k, v] of Object.entries(x.connectErrors)) s.connectErrors[k] = (s.connectErrors[k] ?? 0) + v;

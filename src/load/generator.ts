@@ -10,7 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { buildTemplate, stamp, writeDid, type PacketTemplate } from './payloads.js';
-import { wallUs, type BenchDevice, type FromGenerator, type GeneratorConfig, type GeneratorStats, type NotSentWhy, type ToGenerator } from './protocol.js';
+import { emptyStats, wallUs, type BenchDevice, type FromGenerator, type GeneratorConfig, type GeneratorStats, type NotSentWhy, type ToGenerator } from './protocol.js';
 import { WireClient } from './wire.js';
 
 const TICK_MS = 5;
@@ -46,9 +46,7 @@ function rng(seed: number): () => number {
 export class Generator {
   private readonly devices: DeviceState[];
   private readonly rand: () => number;
-  private readonly stats: GeneratorStats = {
-    sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: { late: 0, backedUp: 0, windowFull: 0 }, notSentMeasured: 0, notSentWhyMeasured: { late: 0, backedUp: 0, windowFull: 0 }, connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
-  };
+  private readonly stats: GeneratorStats = emptyStats();
   private running = true;
   private sending = false;
   private measureFromUs = Infinity;

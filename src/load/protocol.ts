@@ -120,6 +120,23 @@ export type FromProbe =
   | { type: 'finished'; stats: ProbeStats; latencyUs: LatencySummaryUs | null }
   | { type: 'fatal'; error: string };
 
+/** A generator's figures before anything happened (one generator's start, or a sum's). */
+export function emptyStats(): GeneratorStats {
+  return {
+    sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: noneNotSent(), notSentMeasured: 0, notSentWhyMeasured: noneNotSent(),
+    connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
+  };
+}
+
+function noneNotSent(): NotSentWhy { return { late: 0, backedUp: 0, windowFull: 0 }; }
+
+/** Add `from`'s reasons to `into`'s. */
+export function addNotSent(into: NotSentWhy, from: NotSentWhy): void {
+  into.late += from.late;
+  into.backedUp += from.backedUp;
+  into.windowFull += from.windowFull;
+}
+
 /** Wall-clock time in microseconds since the epoch (shared by every thread of the machine). */
 export function wallUs(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
