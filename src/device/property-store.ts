@@ -37,7 +37,7 @@ const FLOAT = 2;
 const INTEGER = 3;
 
 /**
- * A property's spec as `conform` needs it, in one shape for every property: the catalogue's
+ * A property's spec as conforming a value needs it, in one shape for every property: the catalogue's
  * specs come in many shapes (with or without a range, a value-list, a unit), and reading their
  * fields at every report made each read a lookup among those shapes.
  */
@@ -100,8 +100,8 @@ export class PropertyStore {
 
   constructor(model: DeviceModel, identity: Identity) {
     this.props = propertiesOf(model);
-    const { keys, specs } = this.props;
-    this.values = specs.map((p, i) => initialValue(p, keys[i]!.startsWith('1.') ? identity : undefined, model));
+    const { keys, specs, rules } = this.props;
+    this.values = specs.map((p, i) => initialValue(p, rules[i]!, keys[i]!.startsWith('1.') ? identity : undefined, model));
   }
 
   spec(key: string): PropertySpec | undefined {
@@ -209,11 +209,7 @@ export class PropertyStore {
   entries(): Array<[string, Scalar]> { return this.props.keys.map((k, i) => [k, this.values[i]!]); }
 }
 
-/** `value` made to fit `spec` (see `PropertyStore.conformed`). */
-function conform(spec: PropertySpec, value: Scalar): Scalar {
-  return conformTo(new Rule(spec), value);
-}
-
+/** `value` made to fit the property whose rule this is (see `PropertyStore.conformed`). */
 function conformTo(rule: Rule, value: Scalar): Scalar {
   const kind = rule.kind;
   if (kind === BOOL) return Boolean(value);
@@ -255,14 +251,14 @@ function stepDecimals(step: number): number {
   return i < 0 ? 0 : Math.min(10, s.length - i - 1);
 }
 
-function initialValue(p: PropertySpec, identity: Identity | undefined, model: DeviceModel): Scalar {
+function initialValue(p: PropertySpec, rule: Rule, identity: Identity | undefined, model: DeviceModel): Scalar {
   if (identity) {
     if (p.name === 'manufacturer') return model.model.split('.')[0]!;
     if (p.name === 'model') return identity.model;
     if (p.name === 'serial-number' || p.name === 'serial-no') return identity.serial;
     if (p.name === 'firmware-revision') return identity.firmware;
   }
-  if (p.default !== undefined) return conform(p, p.default);
+  if (p.default !== undefined) return conformTo(rule, p.default);
   if (p.format === 'bool') return false;
   if (p.format === 'string') return '';
   if (p['value-list']) return p['value-list'][0]!.value;
