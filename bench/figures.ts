@@ -507,10 +507,10 @@ export async function platformInRedis() {
  */
 export async function brokerVsMosquitto() {
   const c = CONFIG.brokerVsMosquitto;
-  const pair = async <T>(label: string, run: (target: 'embedded' | 'mosquitto') => Promise<T | null>) => {
-    const out: { embedded: T[]; mosquitto: T[] } = { embedded: [], mosquitto: [] };
+  const interleaved = async <K extends string, T>(label: string, targets: readonly K[], run: (target: K) => Promise<T | null>) => {
+    const out = Object.fromEntries(targets.map((t) => [t, [] as T[]])) as Record<K, T[]>;
     for (let i = 0; i < REPS; i++) {
-      for (const target of ['embedded', 'mosquitto'] as const) {
+      for (const target of targets) {
         log(`brokerVsMosquitto: ${label}, ${target}, run ${i + 1}/${REPS}`);
         const r = await run(target);
         if (r) out[target].push(r);
@@ -518,6 +518,7 @@ export async function brokerVsMosquitto() {
     }
     return out;
   };
+  const pair = <T>(label: string, run: (target: 'embedded' | 'mosquitto') => Promise<T | null>) => interleaved(label, ['embedded', 'mosquitto'] as const, run);
   const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : round(a / b, 3));
   const atRate = async (qos: 0 | 1, rate: number) => {
     const runs = await pair(`QoS ${qos} at ${rate} msg/s`, (target) => runChild('loadAtRate', { target, qos, rate, devices: c.devices, seconds: c.seconds }, 90_000));
@@ -537,23 +538,29 @@ export async function brokerVsMosquitto() {
   };
   const qos0 = await atRate(0, c.qos0Rate);
   const qos1 = await atRate(1, c.qos1Rate);
-  const conn = await pair(`connect ${c.connectDevices} devices`, (target) => runChild('connectAtRate', { target, devices: c.connectDevices }, 120_000));
+  // The bare Node server (bench/bare-broker.ts) runs in turn with the two brokers: the floor
+  // under the embedded broker's connect rate, whatever Aedes and our layer do.
+  const conn = await interleaved(`connect ${c.connectDevices} devices`, ['embedded', 'mosquitto', 'bare'] as const, (target) => runChild('connectAtRate', { target, devices: c.connectDevices }, 120_000));
   const rate = (rs: Array<TaskResult<'connectAtRate'>>) => ({
     median: median(rs.map((r) => r.connectRate)), runs: rs.map((r) => r.connectRate), failed: rs.map((r) => r.failed),
     brokerCpuUsPerConnection: median(rs.map((r) => r.brokerCpuUsPerConnection)),
   });
   const ce = rate(conn.embedded);
   const cm = rate(conn.mosquitto);
+  const cb = rate(conn.bare);
   return {
     what: 'aiot-sim bench, the same generator (8 device connections in a worker thread) and probe against the embedded broker and Mosquitto '
       + '(started per run, max_inflight_messages 1000, max_queued_messages 100000), runs interleaved; heldBack = messages the generator '
       + 'did not send in the measured window (after the warm-up, as latency and loss) because the connection was backed up or its QoS 1 window full (notSent), '
-      + 'or its thread ran late; heldBackWhy says which; heldBackWarmup = the same during the 2 s warm-up; brokerCpu = the broker thread / process CPU time per message sent',
+      + 'or its thread ran late; heldBackWhy says which; heldBackWarmup = the same during the 2 s warm-up; brokerCpu = the broker thread / process CPU time per message sent; '
+      + 'connectRate.bareNode = a bare Node.js TCP server on the embedded broker\'s thread that only answers CONNECT with CONNACK (no sessions, no auth), '
+      + 'the floor under any broker written for Node; its brokerCpuUsPerConnection is that thread\'s CPU from the first CONNECT to the last',
     mosquittoVersion: conn.mosquitto[0]?.mosquittoVersion ?? qos0.details.mosquitto[0]?.mosquittoVersion ?? null,
     qos0, qos1,
     connectRate: {
-      unit: 'devices/s', devices: c.connectDevices, embedded: ce, mosquitto: cm,
-      ratio: ratio(ce.median, cm.median), brokerCpuRatio: ratio(ce.brokerCpuUsPerConnection, cm.brokerCpuUsPerConnection), details: conn,
+      unit: 'devices/s', devices: c.connectDevices, embedded: ce, mosquitto: cm, bareNode: cb,
+      ratio: ratio(ce.median, cm.median), brokerCpuRatio: ratio(ce.brokerCpuUsPerConnection, cm.brokerCpuUsPerConnection),
+      bareNodeRatio: ratio(cb.median, cm.median), embeddedToBareNode: ratio(ce.median, cb.median), details: conn,
     },
   };
 }

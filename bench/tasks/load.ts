@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { findMaxRate, runBench, type SearchStep } from 'aiot-sim';
 import { startMosquitto, type Mosquitto } from '../../tests/helpers/mosquitto.js';
+import { startBareBroker } from '../bare-broker.js';
 import { log, now, round } from '../common.js';
 
 /** Mosquitto's outgoing QoS 1 window and queue, raised from the defaults (20, 1000) which drop QoS 1 at a few 10k msg/s; Aedes has no such window. */
@@ -129,16 +130,25 @@ export async function loadAtRate({ target, qos, rate, devices, seconds }: PairAr
   }
 }
 
-/** Connect `devices` device sessions over TCP as fast as one generator can, against `target`. */
-export async function connectAtRate({ target, devices }: { target: 'embedded' | 'mosquitto'; devices: number }) {
+const bareCpu = (us: number | null): number | null => (us === null ? null : round(us, 1));
+
+/**
+ * Connect `devices` device sessions over TCP as fast as one generator can, against `target`: the
+ * embedded broker, Mosquitto, or `bare`, the least a Node.js server does per connection (see
+ * bare-broker.ts; on this thread, where the embedded broker runs), the floor under the embedded one.
+ */
+export async function connectAtRate({ target, devices }: { target: 'embedded' | 'mosquitto' | 'bare'; devices: number }) {
   const mosq = target === 'mosquitto' ? await startMosquitto(MOSQUITTO_CONFIG) : null;
+  const bare = target === 'bare' ? await startBareBroker(devices) : null;
+  const external = mosq ? { broker: mosq.url, brokerPid: mosq.pid } : bare ? { broker: bare.url } : {};
   try {
-    const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1, ...(mosq ? { broker: mosq.url, brokerPid: mosq.pid } : {}) });
+    const r = await runBench({ devices, rate: Math.max(1, devices / 10), durationMs: 1000, warmupMs: 0, workers: 1, ...external });
     return {
-      target, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(), brokerCpuUsPerConnection: r.brokerCpu?.microsPerConnection ?? null,
+      target, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(), brokerCpuUsPerConnection: bare ? bareCpu(bare.cpuUsPerConnection) : r.brokerCpu?.microsPerConnection ?? null,
       connectRate: r.connections.connectRate, connectSeconds: r.connections.connectSeconds, slowestConnectMs: r.connections.slowestConnectMs, failed: r.connections.failed,
     };
   } finally {
     await mosq?.stop();
+    await bare?.close();
   }
 }
