@@ -21,4 +21,10 @@ export interface Scheduler extends Clock {
   after(delayMs: number, fn: () => void): TimerHandle;
   /** Run `fn` every `periodMs` virtual milliseconds, first after `firstDelayMs` (default: one period). */
   every(periodMs: number, fn: () => void, firstDelayMs?: number): TimerHandle;
+  /**
+   * Whether an event due at `time`, scheduled at virtual time `scheduledAt`, would have run by
+   * now (events run in order of time, then of scheduling): for work computed ahead instead of
+   * scheduled step by step, to tell at a step's very instant whether it has happened yet.
+   */
+  ranBefore(time: number, scheduledAt: number): boolean;
 }

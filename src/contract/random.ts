@@ -6,6 +6,8 @@
 export interface Random {
   /** An independent child stream; the same labels always give the same child. */
   fork(...labels: Array<string | number>): Random;
+  /** A copy of this stream where it stands: it gives the numbers this one gives next (to look ahead). */
+  copy(): Random;
   /** Uniform in [0, 1). */
   next(): number;
   /** Uniform in [min, max). */

@@ -7,7 +7,7 @@ import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import type { Random } from '../contract/random.js';
 import type { Scheduler, TimerHandle } from '../contract/clock.js';
 import { createBehaviour, isTelemetry, type Behaviour, type BehaviourContext, type UserInput } from './behaviours/index.js';
-import { PropertyStore } from './property-store.js';
+import { PropertyStore, type DeferredValue } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
 import {
@@ -149,6 +149,7 @@ export class Device implements RpcTarget {
   }
 
   stop(): void {
+    for (const b of this.behaviours) b.onStop?.();
     for (const t of this.periodic) t.cancel();
     this.periodic.length = 0;
     this.generation++;
@@ -369,6 +370,9 @@ class DeviceContext implements BehaviourContext {
   setAt(i: number, value: Scalar, report?: boolean): void { this.device.setPropertyAt(i, value, report); }
   reportAt(i: number): void { this.device.reportPropertyAt(i); }
   lastReportedAt(i: number): Scalar | undefined { return this.device.store.lastReportedAt(i); }
+  defer(i: number, source: DeferredValue | undefined): void { this.device.store.defer(i, source); }
+  putAt(i: number, value: Scalar): Scalar { return this.device.store.putAt(i, value); }
+  conformedAt(i: number, value: Scalar): Scalar { return this.device.store.conformedAt(i, value); }
   emit(ref: string, args?: Scalar[]): void { this.device.emitEvent(ref, args); }
   after(ms: number, fn: () => void): TimerHandle { return this.device.ownAfter(ms, fn); }
   every(ms: number, fn: () => void, first?: number): TimerHandle { return this.device.own(this.clock.every(ms, fn, first)); }

@@ -92,11 +92,25 @@ function propertiesOf(model: DeviceModel): ModelProperties {
   return m;
 }
 
+/**
+ * A property whose value is computed ahead rather than stored at each change (a random walk's
+ * reading between its reports): the store asks it to bring the value up to now before anyone
+ * reads or writes it, and tells it when the property is reported.
+ */
+export interface DeferredValue {
+  /** Store the value as of now. */
+  settle(): void;
+  /** The property was reported (its last reported value changed). */
+  reported(): void;
+}
+
 export class PropertyStore {
   private readonly props: ModelProperties;
   private readonly values: Scalar[];
   /** The value last reported of each property (allocated at the first report). */
   private reported: Array<Scalar | undefined> | null = null;
+  /** Properties whose values are computed ahead, by index (allocated at the first). */
+  private deferred: Array<DeferredValue | undefined> | null = null;
 
   constructor(model: DeviceModel, identity: Identity) {
     this.props = propertiesOf(model);
@@ -128,7 +142,15 @@ export class PropertyStore {
   }
 
   /** The current value of the property at index `i`. */
-  at(i: number): Scalar { return this.values[i]!; }
+  at(i: number): Scalar {
+    if (this.deferred !== null) this.deferred[i]?.settle();
+    return this.values[i]!;
+  }
+
+  /** Hand property `i`'s value to `source` (undefined: back to the store), see `DeferredValue`. */
+  defer(i: number, source: DeferredValue | undefined): void {
+    (this.deferred ??= new Array<DeferredValue | undefined>(this.props.keys.length).fill(undefined))[i] = source;
+  }
 
   /** The service and property ids of a key. */
   siid(i: number): number { return this.props.siid[i]!; }
@@ -136,7 +158,7 @@ export class PropertyStore {
 
   /** Current value (internal read; ignores access). */
   get(key: string): Scalar {
-    return this.values[this.indexOf(key)]!;
+    return this.at(this.indexOf(key));
   }
 
   num(key: string): number {
@@ -160,6 +182,7 @@ export class PropertyStore {
   /** The property at index `i` was reported with `value`. */
   markReported(i: number, value: Scalar): void {
     (this.reported ??= new Array<Scalar | undefined>(this.props.keys.length).fill(undefined))[i] = value;
+    if (this.deferred !== null) this.deferred[i]?.reported();
   }
 
   /** RPC read: code 0 with the value, or -4003 / -4001. */
@@ -167,7 +190,7 @@ export class PropertyStore {
     const i = this.props.index.get(`${siid}.${piid}`);
     if (i === undefined) return { code: MiotCode.NOT_FOUND };
     if (!this.props.specs[i]!.access.includes('read')) return { code: MiotCode.NOT_READABLE };
-    return { code: MiotCode.OK, value: this.values[i]! };
+    return { code: MiotCode.OK, value: this.at(i) };
   }
 
   /** RPC write check without applying: 0, -4003, -4002 or -4005 with a reason. */
@@ -190,10 +213,19 @@ export class PropertyStore {
 
   /** `update` of the property at index `i`. */
   updateAt(i: number, value: Scalar): boolean {
+    if (this.deferred !== null) this.deferred[i]?.settle();
+    const before = this.values[i];
+    return this.putAt(i, value) !== before;
+  }
+
+  /**
+   * Store `value` (made to fit) without asking the property's `DeferredValue`: its own write,
+   * bringing the value up to now. Returns the value stored.
+   */
+  putAt(i: number, value: Scalar): Scalar {
     const v = conformTo(this.props.rules[i]!, value);
-    if (this.values[i] === v) return false;
     this.values[i] = v;
-    return true;
+    return v;
   }
 
   /**
@@ -202,11 +234,16 @@ export class PropertyStore {
    * change, an event argument, an RPC reply) passes through here.
    */
   conformed(key: string, value: Scalar): Scalar {
-    return conformTo(this.props.rules[this.indexOf(key)]!, value);
+    return this.conformedAt(this.indexOf(key), value);
+  }
+
+  /** `conformed` by the property's index. */
+  conformedAt(i: number, value: Scalar): Scalar {
+    return conformTo(this.props.rules[i]!, value);
   }
 
   /** All values, for snapshots and the CLI. */
-  entries(): Array<[string, Scalar]> { return this.props.keys.map((k, i) => [k, this.values[i]!]); }
+  entries(): Array<[string, Scalar]> { return this.props.keys.map((k, i) => [k, this.at(i)]); }
 }
 
 /** `value` made to fit the property whose rule this is (see `PropertyStore.conformed`). */

@@ -62,6 +62,12 @@ export class Rng implements Random {
     return new Rng(this, labels.map(String).join(SEP));
   }
 
+  copy(): Rng {
+    const r = Object.create(Rng.prototype) as Rng;
+    Object.assign(r, { parent: this.parent, label: this.label, a: this.a, b: this.b, c: this.c, d: this.d });
+    return r;
+  }
+
   nextUint32(): number {
     const t = (((this.a + this.b) | 0) + this.d) | 0;
     this.d = (this.d + 1) | 0;

@@ -19,6 +19,8 @@ class Entry implements TimerHandle {
   state = PENDING;
   /** A periodic timer's period (0: runs once). */
   period = 0;
+  /** The virtual time at which its current occurrence was scheduled (see `EventScheduler.ranBefore`). */
+  scheduledAt = 0;
   constructor(private readonly owner: EventScheduler, readonly fn: () => void) {}
   get active(): boolean { return this.state === PENDING; }
   cancel(): void { this.owner.cancelEntry(this); }
@@ -47,6 +49,9 @@ export class EventScheduler implements Scheduler {
   onEarlier: ((time: number) => void) | null = null;
   /** Events executed so far. */
   executed = 0;
+  /** The time of the event running now or run last, and when that occurrence was scheduled. */
+  private lastTime = -Infinity;
+  private lastScheduledAt = -Infinity;
 
   constructor(startTime: number) {
     this.current = startTime;
@@ -70,6 +75,18 @@ export class EventScheduler implements Scheduler {
     const entry = this.push(this.current + Math.max(0, firstDelayMs), fn);
     entry.period = periodMs;
     return entry;
+  }
+
+  /**
+   * Whether an event due at `time` and scheduled at virtual time `scheduledAt` would have run by
+   * now, had it been scheduled: it would be earlier in the order (time, then order scheduled) than
+   * the event running now or run last. A behaviour that computes its steps ahead instead of
+   * scheduling each (a random walk) asks this to tell, at the very instant of a step, whether a
+   * reader comes before or after it. Two events scheduled at the same instant are told apart by
+   * the order in which they were scheduled, which is not known here: such a step counts as not run.
+   */
+  ranBefore(time: number, scheduledAt: number): boolean {
+    return time < this.lastTime || (time === this.lastTime && scheduledAt < this.lastScheduledAt);
   }
 
   /** Time of the earliest pending event, or undefined. */
@@ -96,6 +113,8 @@ export class EventScheduler implements Scheduler {
       if (n >= budget || (n > 0 && pause?.())) return false;
       const top = this.items[0]!;
       if (t > this.current) this.current = t;
+      this.lastTime = t;
+      this.lastScheduledAt = top.scheduledAt;
       // A periodic timer's next occurrence is scheduled before it runs, as its own event.
       if (top.period > 0) this.requeueTop(top, this.current + top.period);
       else {
@@ -111,6 +130,11 @@ export class EventScheduler implements Scheduler {
     // command, an app session) would read a later virtual time than the event that caused it.
     if (n > 0 && pause?.()) return false;
     if (time > this.current) this.current = time;
+    // Everything due at `time` has run (unless it waits), whether or not there was anything.
+    if (!before && time >= this.lastTime) {
+      this.lastTime = time;
+      this.lastScheduledAt = Infinity;
+    }
     return true;
   }
 
@@ -155,6 +179,7 @@ export class EventScheduler implements Scheduler {
     const t = Math.max(Math.round(time), this.current);
     const seq = this.seq++;
     entry.state = PENDING;
+    entry.scheduledAt = this.current;
     const { items, times, seqs } = this;
     const wasEarliest = this.size === 0 || t < times[0]!;
     let i = this.size++;
@@ -187,6 +212,7 @@ export class EventScheduler implements Scheduler {
   private requeueTop(entry: Entry, time: number): void {
     const t = Math.max(Math.round(time), this.current);
     const seq = this.seq++;
+    entry.scheduledAt = this.current;
     if (this.siftDown(0, entry, t, seq) === 0 && this.onEarlier) this.onEarlier(t);
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../src/sim/rng.js';
 import { makeDevice } from '../helpers/device.js';
 
 const HOUR = 3_600_000;
@@ -252,5 +253,68 @@ describe('a device\'s day on the virtual clock', () => {
     const rate = (m: typeof once) => m.events('2.1').length;
     expect(rate(twice)).toBeGreaterThan(0);
     expect(rate(twice)).toBeLessThan(rate(once) * 1.5);
+  });
+});
+
+describe('a random walk computed ahead', () => {
+  /**
+   * The walk of lumi.sensor_ht.agl02's temperature (2.1: every 300 s, step 0.1, mean 22,
+   * reversion from the spec), stepped one step at a time from the same random stream: the values
+   * the property must hold, and when.
+   */
+  async function reference(start: number, steps: number) {
+    const { device } = await makeDevice('lumi.sensor_ht.agl02', { start });
+    const spec = device.model.behaviours[0]!;
+    if (spec.use !== 'random-walk') throw new Error('expected the walk first');
+    const rng = Rng.from(1, 'test', 'lumi.sensor_ht.agl02').fork('behaviour', 0, 'random-walk');
+    const period = spec.intervalSeconds * 1000;
+    let t = Math.max(Math.round(start + rng.range(0, period)), start);
+    let v = device.store.num('2.1');
+    const out: Array<{ ts: number; value: number }> = [];
+    for (let i = 0; i < steps; i++) {
+      v += (spec.mean === undefined ? 0 : spec.reversion * (spec.mean - v)) + rng.normal(0, spec.step);
+      const stored = device.store.conformed('2.1', v) as number;
+      v = Math.min(stored + spec.step * 4, Math.max(stored - spec.step * 4, v));
+      out.push({ ts: t, value: stored });
+      t = Math.round(t + period);
+    }
+    return out;
+  }
+
+  it('holds the value a step-by-step walk would, at any time, and reports it', async () => {
+    const start = Date.UTC(2026, 6, 15, 16);
+    const ref = await reference(start, 2 * 288 + 10);
+    const { device, scheduler, changes } = await makeDevice('lumi.sensor_ht.agl02', { start });
+    device.start();
+    const expected = (now: number): number | undefined => ref.filter((s) => s.ts <= now).at(-1)?.value;
+    // Read at random moments, and at the very instants of steps, over two days.
+    const probe = Rng.from(7, 'probe');
+    let reads = 0;
+    while (scheduler.now() < start + 2 * DAY) {
+      const next = ref.find((s) => s.ts > scheduler.now())!.ts;
+      scheduler.advance(probe.chance(0.3) ? next - scheduler.now() : Math.floor(probe.range(1, 900_000)));
+      const want = expected(scheduler.now());
+      if (want !== undefined) {
+        expect(device.store.num('2.1'), `at ${new Date(scheduler.now()).toISOString()}`).toBe(want);
+        reads++;
+      }
+    }
+    expect(reads).toBeGreaterThan(200);
+    // Every report of the temperature (its own on the threshold, and the heartbeat's) carries that value.
+    const temps = changes('2.1');
+    expect(temps.length).toBeGreaterThan(10);
+    for (const r of temps) expect(r.params['value']).toBe(expected(r.ts));
+  });
+
+  it('runs as events only the steps that report, not every step', async () => {
+    const { device, scheduler, changes } = await makeDevice('lumi.sensor_ht.agl02');
+    device.start();
+    const before = scheduler.executed;
+    scheduler.advance(DAY);
+    // 288 + 288 + 144 steps a day for the three walks; their reports and timers, the heartbeat and
+    // the battery's ticks are far fewer events.
+    const stepsPerDay = 288 + 288 + 144;
+    expect(changes('2.1').length + changes('2.2').length).toBeGreaterThan(5);
+    expect(scheduler.executed - before).toBeLessThan(stepsPerDay / 3);
   });
 });

@@ -3,6 +3,7 @@ import type { BehaviourOf, BehaviourSpec } from '../../catalog/schema.js';
 import type { Random } from '../../contract/random.js';
 import type { Scheduler, TimerHandle } from '../../contract/clock.js';
 import type { Scalar } from '../../contract/wire.js';
+import type { DeferredValue } from '../property-store.js';
 
 export interface BehaviourContext {
   readonly clock: Scheduler;
@@ -27,6 +28,14 @@ export interface BehaviourContext {
   setAt(i: number, value: Scalar, report?: boolean): void;
   reportAt(i: number): void;
   lastReportedAt(i: number): Scalar | undefined;
+  /**
+   * Hand property `i`'s value to `source`, which computes it ahead (undefined: back to the
+   * store); `putAt` is its own write, bringing the value up to now, and `conformedAt` what the
+   * store would make of a value.
+   */
+  defer(i: number, source: DeferredValue | undefined): void;
+  putAt(i: number, value: Scalar): Scalar;
+  conformedAt(i: number, value: Scalar): Scalar;
   /** Emit an event; arguments default to the current values of the event's argument properties. */
   emit(ref: string, args?: Scalar[]): void;
   /** Timers owned by the device: all cancelled when it stops. */
@@ -55,6 +64,8 @@ export interface Behaviour {
   onSet?(ref: string, value: Scalar): void;
   /** Called for an action; return a MIoT code to refuse (default 0). */
   onAction?(ref: string, args: Scalar[]): number | void;
+  /** Called when the device stops (its timers are cancelled next). */
+  onStop?(): void;
 }
 
 export type BehaviourFactory<U extends BehaviourSpec['use']> = (spec: BehaviourOf<U>, ctx: BehaviourContext) => Behaviour;
