@@ -171,14 +171,23 @@ class RandomWalk implements Behaviour, DeferredValue {
       before = t;
       t = Math.round(t + this.period);
     }
-    if (t === this.eventAt && this.timer !== null) return;
+    // An event already coming no later stays: if its step does not report after all, it runs
+    // like any other and chooses again (a heartbeat's report of the reading mostly moves the
+    // reporting step later, and moving the timer each time cost more than that step).
+    if (this.timer !== null && t >= this.eventAt) return;
     this.timer?.cancel();
     this.eventAt = t;
     const clock = this.ctx.clock;
     // Scheduled as a walk stepping each would schedule it: by the step before, or now if that is past.
-    if (before > clock.now()) this.timer = clock.at(before, () => { this.timer = clock.at(t, () => this.run()); });
-    else this.timer = clock.at(t, () => this.run());
+    this.timer = before > clock.now() ? clock.at(before, this.relay) : clock.at(t, this.fire);
   }
+
+  /** The timer one step before the event's: it schedules the event. */
+  private readonly relay = (): void => {
+    this.timer = this.ctx.clock.at(this.eventAt, this.fire);
+  };
+
+  private readonly fire = (): void => this.run();
 
   /** The event's step: the steps before it applied, it runs as a step-by-step walk's would, then the next is chosen. */
   private run(): void {
