@@ -258,41 +258,54 @@ describe('a device\'s day on the virtual clock', () => {
 
 describe('a random walk computed ahead', () => {
   /**
-   * The walk of lumi.sensor_ht.agl02's temperature (2.1: every 300 s, step 0.1, mean 22,
-   * reversion from the spec), stepped one step at a time from the same random stream: the values
-   * the property must hold, and when.
+   * A model's first behaviour, a random walk, stepped one step at a time from the same random
+   * stream (with `sets`: written by set_properties at those times): the values the property must
+   * hold, and from when.
    */
-  async function reference(start: number, steps: number) {
-    const { device } = await makeDevice('lumi.sensor_ht.agl02', { start });
+  async function reference(model: string, start: number, steps: number, sets: Array<{ ts: number; value: number }> = []) {
+    const { device } = await makeDevice(model, { start });
     const spec = device.model.behaviours[0]!;
     if (spec.use !== 'random-walk') throw new Error('expected the walk first');
-    const rng = Rng.from(1, 'test', 'lumi.sensor_ht.agl02').fork('behaviour', 0, 'random-walk');
+    const rng = Rng.from(1, 'test', model).fork('behaviour', 0, 'random-walk');
     const period = spec.intervalSeconds * 1000;
     let t = Math.max(Math.round(start + rng.range(0, period)), start);
-    let v = device.store.num('2.1');
+    let v = device.store.num(spec.property);
     const out: Array<{ ts: number; value: number }> = [];
+    // What the walk itself reports (and a write): when a step moves the threshold from the last report.
+    const reports: Array<{ ts: number; value: number }> = [];
+    const pending = [...sets];
     for (let i = 0; i < steps; i++) {
+      while (pending.length && pending[0]!.ts < t) {
+        const w = pending.shift()!;
+        v = w.value;
+        const stored = device.store.conformed(spec.property, w.value) as number;
+        out.push({ ts: w.ts, value: stored });
+        reports.push({ ts: w.ts, value: stored });
+      }
       v += (spec.mean === undefined ? 0 : spec.reversion * (spec.mean - v)) + rng.normal(0, spec.step);
-      const stored = device.store.conformed('2.1', v) as number;
+      const stored = device.store.conformed(spec.property, v) as number;
       v = Math.min(stored + spec.step * 4, Math.max(stored - spec.step * 4, v));
       out.push({ ts: t, value: stored });
+      const last = reports.at(-1)?.value;
+      if (last === undefined || Math.abs(stored - last) >= spec.reportThreshold) reports.push({ ts: t, value: stored });
       t = Math.round(t + period);
     }
-    return out;
+    const valueAt = (now: number): number | undefined => out.filter((s) => s.ts <= now).at(-1)?.value;
+    return Object.assign(valueAt, { reportsUntil: (now: number) => reports.filter((r) => r.ts <= now) });
   }
 
   it('holds the value a step-by-step walk would, at any time, and reports it', async () => {
     const start = Date.UTC(2026, 6, 15, 16);
-    const ref = await reference(start, 2 * 288 + 10);
+    const expected = await reference('lumi.sensor_ht.agl02', start, 2 * 288 + 10);
     const { device, scheduler, changes } = await makeDevice('lumi.sensor_ht.agl02', { start });
     device.start();
-    const expected = (now: number): number | undefined => ref.filter((s) => s.ts <= now).at(-1)?.value;
     // Read at random moments, and at the very instants of steps, over two days.
     const probe = Rng.from(7, 'probe');
     let reads = 0;
+    let t = Math.max(Math.round(start + Rng.from(1, 'test', 'lumi.sensor_ht.agl02').fork('behaviour', 0, 'random-walk').range(0, 300_000)), start);
     while (scheduler.now() < start + 2 * DAY) {
-      const next = ref.find((s) => s.ts > scheduler.now())!.ts;
-      scheduler.advance(probe.chance(0.3) ? next - scheduler.now() : Math.floor(probe.range(1, 900_000)));
+      while (t <= scheduler.now()) t += 300_000;
+      scheduler.advance(probe.chance(0.3) ? t - scheduler.now() : Math.floor(probe.range(1, 900_000)));
       const want = expected(scheduler.now());
       if (want !== undefined) {
         expect(device.store.num('2.1'), `at ${new Date(scheduler.now()).toISOString()}`).toBe(want);
@@ -304,6 +317,26 @@ describe('a random walk computed ahead', () => {
     const temps = changes('2.1');
     expect(temps.length).toBeGreaterThan(10);
     for (const r of temps) expect(r.params['value']).toBe(expected(r.ts));
+  });
+
+  it('a written value is where the walk goes on from (TV volume by set_properties)', async () => {
+    const start = Date.UTC(2026, 6, 15, 16);
+    const sets = [{ ts: start + 5 * HOUR + 1234, value: 80 }, { ts: start + 11 * HOUR + 77, value: 5 }];
+    const expected = await reference('xiaomi.tv.esh1', start, 60, sets);
+    const { device, scheduler, set, changes } = await makeDevice('xiaomi.tv.esh1', { start });
+    device.start();
+    for (const w of sets) {
+      scheduler.advance(w.ts - scheduler.now());
+      expect(set(4, 1, w.value)).toMatchObject({ result: [{ code: 0 }] });
+    }
+    for (let h = 0; h < 24; h++) {
+      scheduler.advance(start + 12 * HOUR + h * 1_111_111 - scheduler.now());
+      expect(device.store.num('4.1')).toBe(expected(scheduler.now()));
+    }
+    // The TV has no heartbeat: its reports are the walk's own and the writes', exactly those.
+    const volumes = changes('4.1').map((c) => ({ ts: c.ts, value: c.params['value'] }));
+    expect(volumes.some((c) => c.value === 80)).toBe(true);
+    expect(volumes).toEqual(expected.reportsUntil(scheduler.now()));
   });
 
   it('runs as events only the steps that report, not every step', async () => {
