@@ -58,8 +58,8 @@ class RandomWalk implements Behaviour, DeferredValue {
   private stepNo = 0;
   private due: number;
   private dueScheduledAt: number;
-  /** Stored values of the steps computed ahead, from step number `aheadFrom`. */
-  private readonly ahead = new Float64Array(LOOKAHEAD_STEPS);
+  /** Stored values of the steps computed ahead, from step number `aheadFrom` (a plain array: lighter than a typed one). */
+  private readonly ahead: number[] = [];
   private aheadFrom = 0;
   private aheadCount = 0;
   /** The step that runs as an event (the reporting one, or the last computed), and its timer. */
@@ -143,16 +143,22 @@ class RandomWalk implements Behaviour, DeferredValue {
     this.due = Math.round(this.due + this.period);
   }
 
-  /** Compute the next steps' values from where the walk stands, then choose the event's step. */
+  /**
+   * Compute the next steps' values from where the walk stands, up to the first that reports from
+   * the value last reported (or LOOKAHEAD_STEPS), then choose the event's step.
+   */
   private lookAhead(): void {
     const rng = this.ctx.rng.copy();
+    const last = this.ctx.lastReportedAt(this.p);
     let v = this.v;
-    for (let k = 0; k < LOOKAHEAD_STEPS; k++) {
+    let k = 0;
+    while (k < LOOKAHEAD_STEPS) {
       v = this.step(rng, v, false);
-      this.ahead[k] = this.stored;
+      this.ahead[k++] = this.stored;
+      if (typeof last !== 'number' || Math.abs(this.stored - last) >= this.threshold) break;
     }
     this.aheadFrom = this.stepNo;
-    this.aheadCount = LOOKAHEAD_STEPS;
+    this.aheadCount = k;
     this.choose();
   }
 
