@@ -54,6 +54,8 @@ class RandomWalk implements Behaviour, DeferredValue {
   private readonly slack: number;
   /** The continuous value; the property holds it snapped to the spec's step. */
   private v: number;
+  /** The value the last `step` stored (or would have). */
+  private stored = 0;
   /** The first step not yet applied: its number, its time, and when stepping each would have scheduled it. */
   private stepNo = 0;
   private due: number;
@@ -131,9 +133,6 @@ class RandomWalk implements Behaviour, DeferredValue {
     this.stored = typeof c === 'number' ? c : Number(c);
     return clampTo(v, this.stored, this.slack);
   }
-
-  /** The value the last `step` stored (or would have). */
-  private stored = 0;
 
   /** Apply the step due (the real draws) and move to the next. */
   private apply(): void {
