@@ -49,8 +49,8 @@ export interface Listener {
 
 /** Listen for MQTT over TCP. Rejects with E_PORT_IN_USE or E_PORT_DENIED. */
 export async function listenTcp(host: string, port: number, to: Acceptor, limits: ListenerLimits): Promise<Listener> {
-  const server = createServer((socket: Socket) => {
-    socket.setNoDelay(true);
+  // Nagle off on every accepted socket, set on its handle by the server (no call per socket).
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
     if (to.refusing()) {
       socket.destroy();
       return;
