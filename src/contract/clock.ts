@@ -25,6 +25,7 @@ export interface Scheduler extends Clock {
    * Whether an event due at `time`, scheduled at virtual time `scheduledAt`, would have run by
    * now (events run in order of time, then of scheduling): for work computed ahead instead of
    * scheduled step by step, to tell at a step's very instant whether it has happened yet.
+   * Optional for schedulers of your own: without it, such a step counts as not run yet.
    */
-  ranBefore(time: number, scheduledAt: number): boolean;
+  ranBefore?(time: number, scheduledAt: number): boolean;
 }

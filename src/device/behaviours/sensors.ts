@@ -113,7 +113,7 @@ class RandomWalk implements Behaviour, DeferredValue {
     // running now; the event's own step is left to it (it reports).
     this.busy = true;
     try {
-      while (this.due < this.eventAt && (this.due < now || (this.due === now && clock.ranBefore(this.due, this.dueScheduledAt)))) this.apply();
+      while (this.due < this.eventAt && (this.due < now || (this.due === now && clock.ranBefore?.(this.due, this.dueScheduledAt) === true))) this.apply();
     } finally {
       this.busy = false;
     }
