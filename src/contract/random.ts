@@ -6,8 +6,11 @@
 export interface Random {
   /** An independent child stream; the same labels always give the same child. */
   fork(...labels: Array<string | number>): Random;
-  /** A copy of this stream where it stands: it gives the numbers this one gives next (to look ahead). */
-  copy(): Random;
+  /**
+   * A copy of this stream where it stands: it gives the numbers this one gives next (to look
+   * ahead). Optional for streams of your own: without it, a random walk runs each step as an event.
+   */
+  copy?(): Random;
   /** Uniform in [0, 1). */
   next(): number;
   /** Uniform in [min, max). */

@@ -147,7 +147,15 @@ class RandomWalk implements Behaviour, DeferredValue {
    * the value last reported (or LOOKAHEAD_STEPS), then choose the event's step.
    */
   private lookAhead(): void {
-    const rng = this.ctx.rng.copy();
+    const rng = this.ctx.rng.copy?.();
+    if (rng === undefined) {
+      // A stream that cannot be copied: the next step runs as an event, as every step then does.
+      this.ahead[0] = NaN;
+      this.aheadFrom = this.stepNo;
+      this.aheadCount = 1;
+      this.choose();
+      return;
+    }
     const last = this.ctx.lastReportedAt(this.p);
     let v = this.v;
     let k = 0;
