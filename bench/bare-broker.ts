@@ -6,8 +6,8 @@
  * the embedded broker spends per connection above this is Aedes' and ours; below it is Node's
  * sockets and streams, which no broker layer written for Node avoids.
  */
-import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { procCpuSeconds } from './common.js';
 
 const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const PINGRESP = Buffer.from([0xd0, 0x00]);
@@ -26,7 +26,7 @@ export interface BareBroker {
 
 export async function startBareBroker(expect: number): Promise<BareBroker> {
   let connects = 0;
-  let cpuAtFirst = 0;
+  let cpuAtFirst: number | null = null;
   let cpuUsPerConnection: number | null = null;
   const open = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket: Socket) => {
@@ -46,8 +46,11 @@ export async function startBareBroker(expect: number): Promise<BareBroker> {
         if (type === 1) {
           connects++;
           socket.write(CONNACK);
-          if (connects === 1) cpuAtFirst = threadCpuSeconds();
-          else if (connects === expect) cpuUsPerConnection = ((threadCpuSeconds() - cpuAtFirst) / (expect - 1)) * 1e6;
+          if (connects === 1) cpuAtFirst = procCpuSeconds('/proc/thread-self/stat');
+          else if (connects === expect) {
+            const cpu = procCpuSeconds('/proc/thread-self/stat');
+            if (cpu !== null && cpuAtFirst !== null) cpuUsPerConnection = ((cpu - cpuAtFirst) / (expect - 1)) * 1e6;
+          }
         } else if (type === 8) {
           // SUBSCRIBE: packet id, then (filter, QoS) pairs; every filter granted QoS 0.
           let filters = 0;
@@ -101,10 +104,4 @@ function frameAt(buf: Buffer, at: number): { bodyAt: number; end: number } | nul
     mul *= 128;
   }
   return i + len <= buf.length ? { bodyAt: i, end: i + len } : null;
-}
-
-/** CPU seconds (user + system) this thread has used, from /proc (Linux). */
-function threadCpuSeconds(): number {
-  const f = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
 }

@@ -1,4 +1,5 @@
 /** Helpers of the benchmark's orchestrator (run.ts) and its measurements (worker.ts, tasks/). */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 
@@ -56,4 +57,17 @@ export interface Memory { heapUsed: number; rss: number; external: number; array
 export function memory(): Memory {
   const m = process.memoryUsage();
   return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+/**
+ * CPU seconds (user + system) from a /proc stat file (Linux): `/proc/PID/stat` for a process (all
+ * its threads), `/proc/thread-self/stat` for the calling thread; null when unreadable.
+ */
+export function procCpuSeconds(statPath: string): number | null {
+  try {
+    const f = readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
+  } catch {
+    return null;
+  }
 }

@@ -3,12 +3,11 @@
  * highest sustained rate of the embedded broker and of Mosquitto, connect rate and heap per
  * connection, latency at a fixed rate, and the embedded broker held above its saturation.
  */
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { findMaxRate, runBench, type SearchStep } from 'aiot-sim';
 import { startMosquitto, type Mosquitto } from '../../tests/helpers/mosquitto.js';
 import { startBareBroker } from '../bare-broker.js';
-import { log, now, round } from '../common.js';
+import { log, now, procCpuSeconds, round } from '../common.js';
 
 /** Mosquitto's outgoing QoS 1 window and queue, raised from the defaults (20, 1000) which drop QoS 1 at a few 10k msg/s; Aedes has no such window. */
 const MOSQUITTO_CONFIG = ['max_inflight_messages 1000', 'max_queued_messages 100000'];
@@ -16,14 +15,7 @@ const MOSQUITTO_CONFIG = ['max_inflight_messages 1000', 'max_queued_messages 100
 const load1m = (): number => round(loadavg()[0]!, 2);
 
 /** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
-  } catch {
-    return null;
-  }
-}
+const cpuSeconds = (pid: number): number | null => procCpuSeconds(`/proc/${pid}/stat`);
 
 type Step = SearchStep & { mosquittoCpu?: number | null };
 
