@@ -57,8 +57,10 @@ export interface FleetArgs {
  */
 export async function fleet(args: FleetArgs) {
   const lib = await library(args.dist);
-  const catalog = await lib.loadCatalog(join(PACKAGE_ROOT, 'devices'));
-  const scenario = parseYaml(readFileSync(join(PACKAGE_ROOT, 'scenarios', 'consumer-load.yaml'), 'utf8')) as Record<string, unknown>;
+  // The catalog and scenario that build ships: an older baseline's loader refuses keys added since.
+  const root = args.dist ? dirname(args.dist) : PACKAGE_ROOT;
+  const catalog = await lib.loadCatalog(join(root, 'devices'));
+  const scenario = parseYaml(readFileSync(join(root, 'scenarios', 'consumer-load.yaml'), 'utf8')) as Record<string, unknown>;
   const population = { ...(scenario['population'] as Record<string, unknown>), homes: args.homes };
   const { duration: _duration, ...rest } = scenario;
   const behaviour = { ...(rest['behaviour'] as Record<string, unknown> | undefined), ...(args.apps ? {} : { app: { userShare: 0 } }) };
