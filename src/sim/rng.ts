@@ -39,9 +39,17 @@ export class Rng implements Random {
   private readonly parent: Rng | null;
   private readonly label: string;
 
-  private constructor(parent: Rng | null, label: string) {
+  /** `from`: a copy of that stream where it stands, instead of a stream seeded from the key. */
+  private constructor(parent: Rng | null, label: string, from?: Rng) {
     this.parent = parent;
     this.label = label;
+    if (from) {
+      this.a = from.a;
+      this.b = from.b;
+      this.c = from.c;
+      this.d = from.d;
+      return;
+    }
     [this.a, this.b, this.c, this.d] = hash128(this.key);
     for (let i = 0; i < 12; i++) this.nextUint32();
   }
@@ -62,10 +70,9 @@ export class Rng implements Random {
     return new Rng(this, labels.map(String).join(SEP));
   }
 
+  /** A copy where this stream stands (made by the constructor: the same shape as any stream, for the hot paths that draw from it). */
   copy(): Rng {
-    const r = Object.create(Rng.prototype) as Rng;
-    Object.assign(r, { parent: this.parent, label: this.label, a: this.a, b: this.b, c: this.c, d: this.d });
-    return r;
+    return new Rng(this.parent, this.label, this);
   }
 
   nextUint32(): number {

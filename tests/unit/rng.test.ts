@@ -22,6 +22,15 @@ describe('Rng', () => {
     expect(take(parent2.fork('a'), 5)).toEqual(a1);
   });
 
+  it('copies a stream where it stands: the copy gives the next numbers, and leaves the original alone', () => {
+    const r = Rng.from(9, 'walk');
+    take(r, 7);
+    const c = r.copy();
+    const ahead = [c.normal(0, 1), c.next(), c.int(1, 6)];
+    expect([r.normal(0, 1), r.next(), r.int(1, 6)]).toEqual(ahead);
+    expect(take(r.copy(), 5)).toEqual(take(r, 5));
+  });
+
   it('has sane distributions (fixed seed, so these are exact and not flaky)', () => {
     const r = Rng.from(1);
     const n = 100_000;
