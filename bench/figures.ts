@@ -386,6 +386,12 @@ export async function perMessage() {
       what: `${args.scenario}${args.duration ? ` for ${args.duration}` : ''} in fast mode${args.workers ? ` over ${args.workers} worker threads` : ''}: CPU seconds of the process / messages the broker accepted`,
       cpuMicrosPerMessage: beside(current, old, (r) => r.cpuMicrosPerMessage),
       cpuMicrosPerMessageRunning: beside(current, old, (r) => r.cpuMicrosPerMessageRunning),
+      mainThreadShare: {
+        what: (args.workers ?? 1) > 1
+          ? 'the main thread\'s share of the CPU; the rest is the shard threads and V8\'s own threads'
+          : 'the main thread\'s share of the CPU; the rest is V8\'s own threads (optimizing compiler, garbage collector helpers), which a CPU profile of the main thread does not show',
+        ...beside(current, old, (r) => r.mainThreadShare, 3),
+      },
       wallSeconds: beside(current, old, (r) => r.wallSeconds),
       sideBySide: pairs,
       messages: current[0]!.messages,
