@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log, now, round } from './common.js';
 import { brokerVsMosquitto, CONFIG, connectRate, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, platformInRedis, snapshots, soak, throughput } from './figures.js';
-import { problems, REPS, T0 } from './runner.js';
+import { problems, REPS, startBudget, T0 } from './runner.js';
 
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
 
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   const figures: Record<string, unknown> = {};
   for (const [key, name, fn] of STEPS) {
     if (ONLY ? !ONLY.has(key) : ON_REQUEST.has(key)) continue;
+    startBudget();
     figures[name] = await fn();
   }
   if (distDigest() !== distAtStart) problems.push('dist/ was rebuilt during the benchmark (by another process?): the runs mix two builds; run it again');
