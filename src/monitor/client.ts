@@ -38,8 +38,6 @@ export interface ClientLimits {
 
 /** Drops are reported at most this often (ms): a flood would otherwise cost a frame per write. */
 const DROP_REPORT_MS = 250;
-/** ws.send options for a UTF-8 Buffer sent as a text frame. */
-const TEXT = { binary: false } as const;
 
 export class MonitorClient {
   readonly filters = new Set<string>();
@@ -57,8 +55,8 @@ export class MonitorClient {
   private answeredPing = true;
 
   /**
-   * @param socket the connection under `ws` (the one its upgrade came on): corked while a round
-   *   of frames is written so they leave in one write.
+   * @param socket the connection under `ws` (the one its upgrade came on): a round of tapped
+   *   messages, already framed (ws-frame.ts), is written to it in one write.
    */
   constructor(readonly ws: WebSocket, private readonly socket: Duplex, readonly limits: ClientLimits, private readonly events: ClientEvents) {
     this.tokens = limits.maxMessagesPerSecond;
@@ -110,14 +108,19 @@ export class MonitorClient {
     }
     // The tap latency is sampled once per round: the age of the oldest message written.
     if (this.head < this.frames.length && ws.bufferedAmount < limit) this.events.tapLatency((now - this.seen[this.head]!) / 1000);
-    let n = 0;
-    this.socket.cork();
-    while (this.head < this.frames.length && ws.bufferedAmount < limit) {
-      ws.send(this.frames[this.head]!, TEXT);
+    // Whole frames (ws-frame.ts), as many as the socket has room for, in one write.
+    const from = this.head;
+    let room = limit - ws.bufferedAmount;
+    let bytes = 0;
+    while (this.head < this.frames.length && room > 0) {
+      const size = this.frames[this.head]!.length;
+      bytes += size;
+      room -= size;
       this.head++;
-      n++;
     }
-    this.socket.uncork();
+    const n = this.head - from;
+    if (n === 1) this.socket.write(this.frames[from]!);
+    else if (n > 1) this.socket.write(Buffer.concat(this.frames.slice(from, this.head), bytes));
     if (n) {
       this.sent += n;
       this.events.sent(n);

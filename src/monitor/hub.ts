@@ -22,6 +22,7 @@ import type { ClientFrame, FaultFrame, MonitorStats, SnapshotFrame } from './pro
 import { parseClientFrame } from './requests.js';
 import type { MonitoredBroker, MonitoredPlatform } from './source.js';
 import { FilterIndex } from './topic-filter.js';
+import { textFrame } from './ws-frame.js';
 
 const log = logger('monitor');
 
@@ -120,7 +121,8 @@ export class MonitorHub {
   start(): void {
     if (this.state !== 'new') return;
     this.state = 'running';
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: FRAME_LIMIT, clientTracking: false });
+    // No permessage-deflate: tapped messages are written as frames made once for every client (ws-frame.ts).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: FRAME_LIMIT, clientTracking: false, perMessageDeflate: false });
     this.broker.on('message', this.onMessage);
     this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
     this.heartbeat.unref();
@@ -342,11 +344,11 @@ export class MonitorHub {
   }
 }
 
-/** A message frame, encoded once and shared by every client it goes to. */
+/** A message frame, encoded (and framed for WebSocket) once and shared by every client it goes to. */
 function messageFrame(topic: string, payload: Buffer, ts: number): Buffer {
   const utf8 = isUtf8(payload);
   const text = utf8 ? payload.toString('utf8') : payload.toString('base64');
-  return Buffer.from(`{"type":"message","topic":${JSON.stringify(topic)},"payload":${JSON.stringify(text)}${utf8 ? '' : ',"encoding":"base64"'},"ts":${ts}}`);
+  return textFrame(`{"type":"message","topic":${JSON.stringify(topic)},"payload":${JSON.stringify(text)}${utf8 ? '' : ',"encoding":"base64"'},"ts":${ts}}`);
 }
 
 export function bearer(header: string | undefined): string | null {
