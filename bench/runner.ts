@@ -1,7 +1,7 @@
 /**
  * Running measurements: each in a fresh child process (`node --expose-gc worker.js TASK ARGS`),
  * one at a time, so runs neither share a heap nor compete for the cores; each bounded by a
- * timeout, and none started once the whole run's time budget is spent. What failed is collected
+ * timeout, and none started once its figure's time budget is spent. What failed is collected
  * in `problems`.
  */
 import { fork } from 'node:child_process';
