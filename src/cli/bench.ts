@@ -40,6 +40,8 @@ Traffic:
                         params; the default) or the central hub's (appMsg/notify/iot/..., flat)
   --models A,B          device models to draw from (default: every Wi-Fi model)
   --reconnect-jitter D  a dropped device reconnects after 50 ms + random 0..D (default 1s)
+  --inflight N          QoS 1 messages a device may have unacknowledged (default 100); what the
+                        rate asks beyond them is not sent, counted as "QoS 1 window full"
   --workers N           generator threads (default 1; 2 on 4+ cores)
   --seed N              seed of the generator's random choices (default 1)
 Consumers:
@@ -78,6 +80,7 @@ const BENCH_FLAGS = {
   wire: option('wire', choice({ cloud: 'cloud', 'local-hub': 'local-hub' })),
   models: option('models', list),
   'reconnect-jitter': option('reconnectJitterMs', duration),
+  inflight: option('inflight', number),
   workers: option('workers', number),
   seed: option('seed', number),
   ...CONSUMER_AND_OUTPUT_FLAGS,

@@ -41,6 +41,8 @@ export interface BenchReport {
     /** Minimum payload size in bytes (0: natural size). */
     payloadSize: number; payloadBytes: { min: number; max: number };
     eventShare: number; models: string[]; reconnectJitterMs: number;
+    /** QoS 1 messages a device may have unacknowledged (`--inflight`). */
+    inflight: number;
     /** Xiaomi format of the messages: the cloud push or the central hub. */
     wire: WireProfile;
     /** "broker": device -> broker -> probe. "round-trip": device -> broker -> consumer -> reply topic -> probe. */
@@ -154,7 +156,7 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
     config: {
       devices: c.devices, workers: c.workers, qos: c.qos, rate: c.rate, ratePerDevice: c.rate / c.devices, durationSeconds: c.durationMs / 1000,
       warmupSeconds: c.warmupMs / 1000, rampPerSecond: c.rampPerSecond, payloadSize: c.payloadSize, payloadBytes: c.payloadBytes, eventShare: c.eventShare,
-      models: c.models, reconnectJitterMs: c.reconnectJitterMs, wire: c.wire, measure: c.replyTopic !== null ? 'round-trip' : 'broker', replyTopic: c.replyTopic,
+      models: c.models, reconnectJitterMs: c.reconnectJitterMs, inflight: c.inflight, wire: c.wire, measure: c.replyTopic !== null ? 'round-trip' : 'broker', replyTopic: c.replyTopic,
     },
     connections: {
       devices: c.devices, succeeded: g.connectOk, failed: g.connectFailed, disconnects: g.disconnects,
@@ -225,7 +227,7 @@ export function toMarkdown(r: BenchReport): string {
     `| rate sent / received (msg/s) | ${num(r.rate.sent, 0)} / ${num(r.rate.received, 0)} |`,
     `| messages sent / received | ${num(r.messages.sent, 0)} / ${num(r.messages.received, 0)} |`,
     `| lost / duplicates | ${num(r.messages.lost, 0)} (${r.messages.lossRatio === null ? '-' : `${num(r.messages.lossRatio * 100, 3)} %`}${r.messages.lostOnDroppedConnections ? `; ${num(r.messages.lostOnDroppedConnections, 0)} on dropped connections` : ''}) / ${num(r.messages.duplicates, 0)} |`,
-    `| not sent (backpressure) | ${num(r.messages.notSent, 0)}${r.messages.notSent ? ` (generator late ${num(r.messages.notSentWhy.late, 0)}, backed up or down ${num(r.messages.notSentWhy.backedUp, 0)}, QoS 1 window full ${num(r.messages.notSentWhy.windowFull, 0)})` : ''}${r.messages.notSentWarmup ? `; ${num(r.messages.notSentWarmup, 0)} more in the warm-up` : ''} |`,
+    `| not sent (backpressure) | ${num(r.messages.notSent, 0)}${r.messages.notSent ? ` (generator late ${num(r.messages.notSentWhy.late, 0)}, backed up or down ${num(r.messages.notSentWhy.backedUp, 0)}, QoS 1 window full ${num(r.messages.notSentWhy.windowFull, 0)}${r.messages.notSentWhy.windowFull ? ` with \`--inflight ${c.inflight}\`` : ''})` : ''}${r.messages.notSentWarmup ? `; ${num(r.messages.notSentWarmup, 0)} more in the warm-up` : ''} |`,
     `| connections ok / failed / dropped | ${r.connections.succeeded} / ${r.connections.failed} / ${r.connections.disconnects} |`,
     `| connect rate | ${num(r.connections.connectRate, 0)} /s |`,
   ];

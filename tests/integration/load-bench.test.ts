@@ -264,7 +264,20 @@ describe('aiot-sim bench on the command line', () => {
     expect(res.stdout).toMatch(/\| `p50<0\.0001ms` \| [\d.]+ \| \*\*FAIL\*\* \|/);
   });
 
+  it('holds a QoS 1 device to --inflight unacknowledged messages, counting the rest as "window full"', async () => {
+    // One message in flight a device, and each 5 ms tick asks 5 of each: most are held back.
+    const res = await runCli(['bench', '--devices', '2', '--rate', '2000', '--qos', '1', '--inflight', '1', '--duration', '1s', '--warmup', '200ms', '--quiet', '--report', '-'], { timeoutMs: 30_000 });
+    expect(res.code).toBe(0);
+    const r = JSON.parse(res.stdout) as BenchReport;
+    expect(r.config.inflight).toBe(1);
+    expect(r.messages.notSentWhy.windowFull).toBeGreaterThan(0);
+    expect(r.messages.notSent).toBe(r.messages.notSentWhy.windowFull + r.messages.notSentWhy.late + r.messages.notSentWhy.backedUp);
+    expect(r.messages.lost).toBe(0);
+    expect(r.messages.sent).toBeGreaterThan(0);
+  });
+
   it.each([
+    [['--inflight', '0'], '--inflight'],
     [['--slo', 'p99<<5'], 'p99<<5'],
     [['--slo', 'p99<5ms,jitter<3'], 'unknown metric "jitter"'],
     [['--qos', '2'], '--qos'],
