@@ -6,7 +6,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { failoverFor } from '../contract/broker-list.js';
+import { failoverFor, sendPacketsAtOnce } from '../contract/broker-list.js';
 import { DEVICE_FILTERS } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -59,6 +59,7 @@ export async function connectExternal(url: string, clientId: string, creds: Exte
   if (creds.username !== undefined) opts.username = creds.username;
   if (creds.password !== undefined) opts.password = creds.password;
   const client = mqtt.connect(url, opts);
+  sendPacketsAtOnce(client);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
     const fail = (err: Error): void => {

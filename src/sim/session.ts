@@ -14,7 +14,7 @@
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
-import { failoverFor } from '../contract/broker-list.js';
+import { failoverFor, sendPacketsAtOnce } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
 import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
@@ -38,14 +38,20 @@ export type Connector =
   | { kind: 'url'; url: string; failover?: readonly string[] };
 
 /**
- * Where a client connects over a socket: the connector's URL, or with other brokers to fail over
- * to, the list rotated to start at the client's own place (`key`) and mqtt.js moving to the next
- * broker at each reconnection.
+ * An mqtt.js client on the connector's broker over a socket that sends each packet at once
+ * (`sendPacketsAtOnce`). With other brokers to fail over to, the list is rotated to start at the
+ * client's own place (`key`), and mqtt.js moves to the next broker at each reconnection.
  */
-export function urlAndOptions(connector: { url: string; failover?: readonly string[] }, key: string, opts: IClientOptions): [string, IClientOptions] {
-  if (!connector.failover?.length) return [connector.url, opts];
-  const { url, servers } = failoverFor([connector.url, ...connector.failover], key);
-  return [url, { ...opts, servers }];
+export function connectOverSocket(connector: { url: string; failover?: readonly string[] }, key: string, opts: IClientOptions): MqttClient {
+  let url = connector.url;
+  if (connector.failover?.length) {
+    const f = failoverFor([connector.url, ...connector.failover], key);
+    url = f.url;
+    opts = { ...opts, servers: f.servers };
+  }
+  const client = mqtt.connect(url, opts);
+  sendPacketsAtOnce(client);
+  return client;
 }
 
 /** How an mqtt.js client (a `ClientSession`, an app user) reaches the broker. */
@@ -174,7 +180,7 @@ export class ClientSession implements DeviceSession {
     this.enter('connecting');
     const client = this.connector.kind === 'in-process'
       ? new MqttClient(() => (this.connector as { open: () => Duplex }).open(), opts)
-      : mqtt.connect(...urlAndOptions(this.connector, this.did, opts));
+      : connectOverSocket(this.connector, this.did, opts);
     this.client = client;
     client.on('connect', () => this.onConnect(client));
     // The will is stamped with the time its session starts, so refresh it for each reconnect.

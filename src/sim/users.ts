@@ -5,13 +5,13 @@
  * the devices' `down/rpc` and their replies are awaited on `up/rpc`, so the broker's ACL decides
  * what a user may command, and the platform can observe app activity.
  */
-import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import type { RpcResponse } from '../contract/wire.js';
 import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
-import { urlAndOptions, type ClientConnector } from './session.js';
+import { connectOverSocket, type ClientConnector } from './session.js';
 import { within } from './waits.js';
 
 const log = logger('users');
@@ -126,7 +126,7 @@ export class AppUsers {
     };
     const client = this.connector.kind === 'in-process'
       ? new MqttClient(() => (this.connector as { open: () => import('node:stream').Duplex }).open(), opts)
-      : mqtt.connect(...urlAndOptions(this.connector, user.uid, opts));
+      : connectOverSocket(this.connector, user.uid, opts);
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', (err) => { client.end(true); reject(new Error(`app user ${user.uid}: ${err.message}`)); });

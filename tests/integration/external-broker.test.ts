@@ -3,6 +3,7 @@
  * and the platform counts connections from state messages and last wills alone.
  */
 import mqtt from 'mqtt';
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulation, Simulation } from '../../src/sim/simulation.js';
 import { assertBuilt, finish, spawnCli } from '../helpers/cli.js';
@@ -24,6 +25,21 @@ function homes(seed: number, extra: Record<string, unknown> = {}): Record<string
     behaviour: { app: { sessionsPerUserPerDay: 40 }, voice: { requestsPerUserPerDay: 40 } },
     ...extra,
   };
+}
+
+/**
+ * This process's open TCP sockets to `port`, and whether each has Nagle's algorithm off. Node keeps
+ * no public record of `setNoDelay()`: its own one is the socket's `kSetNoDelay` field (Node 20),
+ * read here; without it the check fails rather than passing on nothing.
+ */
+function socketsTo(port: number): Array<{ socket: Socket; noDelay: boolean }> {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const sockets = handles.filter((h): h is Socket => typeof h === 'object' && h !== null && (h as Socket).remotePort === port);
+  return sockets.map((socket) => {
+    const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'kSetNoDelay');
+    if (!key) throw new Error('this Node.js keeps no kSetNoDelay on its sockets: check Nagle another way');
+    return { socket, noDelay: (socket as unknown as Record<symbol, unknown>)[key] === true };
+  });
 }
 
 let broker: Mosquitto;
@@ -89,6 +105,30 @@ describe('against an external broker (Mosquitto)', () => {
       // Stopping says offline for everyone, on the broker too.
       await until(() => [...states.values()].every((e) => e === 'offline'), 5000, 'every device offline after stop');
       await watcher.endAsync();
+    } finally {
+      await sim.stop();
+    }
+  });
+
+  it('every client sends each packet at once (Nagle off), on its first connection and after reconnecting', { timeout: 60_000 }, async () => {
+    // With Nagle on, a reply written right after a PUBACK waited for the broker's delayed ACK, and
+    // fast mode, whose clock waits for each command's reply, ran about twice as long on Mosquitto.
+    const faults = [{ type: 'devices-offline', share: 0.5, at: '1m', duration: '2m' }];
+    const sim = await createSimulation({ scenario: homes(11, { faults }), speed: 'manual', externalBroker: { url: broker.url } });
+    try {
+      const first = socketsTo(broker.port);
+      // A socket per device session and app user, the operator's and the platform's.
+      expect(first.length).toBeGreaterThanOrEqual(sim.population.homes.length + 2);
+      expect(first.filter((s) => !s.noDelay).map((s) => s.socket.localPort)).toEqual([]);
+
+      // Half the sessions lose their network and come back on new sockets.
+      await sim.advance(4 * MIN);
+      const total = sim.population.devices.length;
+      await until(() => sim.snapshot().connections.online === total, 10_000, 'everyone back');
+      const again = socketsTo(broker.port);
+      const fresh = again.filter((s) => !first.some((f) => f.socket === s.socket));
+      expect(fresh.length).toBeGreaterThan(0);
+      expect(again.filter((s) => !s.noDelay).map((s) => s.socket.localPort)).toEqual([]);
     } finally {
       await sim.stop();
     }
