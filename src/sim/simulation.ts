@@ -472,7 +472,7 @@ export class Simulation {
   private operatorOptions(): IClientOptions {
     return {
       clientId: `aiot-sim-operator-${randomBytes(4).toString('hex')}`, username: 'operator', password: this.operatorToken,
-      protocolVersion: 4, reconnectPeriod: 1000,
+      protocolVersion: 4, reconnectPeriod: 1000, log: () => undefined,
     };
   }
 

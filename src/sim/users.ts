@@ -123,6 +123,8 @@ export class AppUsers {
     const opts: IClientOptions = {
       clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
       protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 2000, connectTimeout: 30_000,
+      // As device sessions: mqtt.js logs every packet through `debug`, which costs even when off.
+      log: () => undefined,
     };
     const client = this.connector.kind === 'in-process'
       ? new MqttClient(() => (this.connector as { open: () => import('node:stream').Duplex }).open(), opts)
