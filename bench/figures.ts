@@ -39,6 +39,12 @@ export const CONFIG = {
     ['consumerLoad24h', { scenario: 'consumer-load.yaml', duration: '24h' }, 900_000],
     ['snapshot2020q3Workers2', { scenario: ['snapshot-2020q3.yaml', 'snapshot-2019q3.yaml'], workers: 2 }, 3 * 3600_000],
   ] as Array<[string, TaskArgs<'perMessage'>, number]>,
+  /**
+   * Fast mode on your own broker: consumer-load on a Mosquitto started for each run, with the
+   * benchmark's Mosquitto settings (MOSQUITTO_CONFIG in tasks/load.ts) and Nagle's algorithm off on
+   * its side (`set_tcp_nodelay`), and once more on its default.
+   */
+  externalFast: { duration: '3h', mosquitto: ['max_inflight_messages 1000', 'max_queued_messages 100000'], timeoutMs: 300_000 },
   /** The fleet in real time at about 100k and 500k devices. */
   fleet: [
     ['devices106k', { homes: 10_000, runSeconds: 20, onlineWithinSeconds: 300 }, 900_000],
@@ -401,6 +407,40 @@ export async function perMessage() {
     };
   }
   return out;
+}
+
+/**
+ * Fast mode on your own broker (`--broker`): consumer-load on a Mosquitto started for each run,
+ * this build beside the baseline (baseline.ts), runs alternating; Mosquitto with its own Nagle off
+ * (`set_tcp_nodelay true`), as docs/broker.md advises, and this build once more on Mosquitto's
+ * default. The clock waits for each command's reply, so round trips through the broker, not CPU,
+ * set a run's pace where a packet waits for a delayed TCP acknowledgement on either side.
+ */
+export async function externalFastMode() {
+  const c = CONFIG.externalFast;
+  const base = baseline();
+  const noDelay = [...c.mosquitto, 'set_tcp_nodelay true'];
+  const current: Array<TaskResult<'externalFast'>> = [];
+  const old: Array<TaskResult<'externalFast'>> = [];
+  const onDefault: Array<TaskResult<'externalFast'>> = [];
+  for (let i = 1; i <= REPS; i++) {
+    current.push(...await repeat(`externalFast (${i}/${REPS})`, 'externalFast', { duration: c.duration, mosquittoConfig: noDelay }, 1, c.timeoutMs));
+    if ('dist' in base) old.push(...await repeat(`externalFast baseline (${i}/${REPS})`, 'externalFast', { duration: c.duration, mosquittoConfig: noDelay, dist: base.dist }, 1, c.timeoutMs));
+    onDefault.push(...await repeat(`externalFast on Mosquitto's default (${i}/${REPS})`, 'externalFast', { duration: c.duration, mosquittoConfig: c.mosquitto }, 1, c.timeoutMs));
+  }
+  if (!current.length) return null;
+  return {
+    what: `consumer-load.yaml for ${c.duration} in fast mode on Mosquitto (--broker): every device session, app user, the operator and the platform its clients over TCP`,
+    baseline: base,
+    wallSeconds: beside(current, old, (r) => r.wallSeconds),
+    cpuMicrosPerMessage: beside(current, old, (r) => r.cpuMicrosPerMessage),
+    wallSecondsOnMosquittoDefault: stat(onDefault, (r) => r.wallSeconds),
+    messages: current[0]!.messages,
+    commandsAndAppSessions: current[0]!.activity.appCommands + current[0]!.activity.appSessions + current[0]!.activity.voiceCommands + current[0]!.activity.automations,
+    sameTraceAsBaseline: old.length ? [...current, ...onDefault].every((r) => old.every((o) => o.traceDigest === r.traceDigest)) : null,
+    loadAverage1m: [...current, ...old, ...onDefault].map((r) => r.loadAverage1m),
+    details: { current, baseline: old, onMosquittoDefault: onDefault },
+  };
 }
 
 /** REPS pairs of one-thread runs of both builds at once (see perMessage); each pair's ratio and their median. */

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { parse as parseYaml } from 'yaml';
+import { startMosquitto } from '../../tests/helpers/mosquitto.js';
 import { log, now, procCpuSeconds, round, sleep, waitFor } from '../common.js';
 
 type Library = typeof import('aiot-sim');
@@ -182,4 +183,52 @@ export async function perMessage(args: PerMessageArgs) {
     mainThreadShare: mainThread === null || cpu <= 0 ? null : round(mainThread / cpu, 3),
     loadAverage1m: round(load0, 2),
   };
+}
+
+export interface ExternalFastArgs {
+  duration: string;
+  /** mosquitto.conf lines beyond the listener's. */
+  mosquittoConfig: string[];
+  dist?: string;
+}
+
+/**
+ * externalFast: scenarios/consumer-load.yaml in fast mode on a Mosquitto started for the run
+ * (`--broker`): every device session, app user, the operator and the platform are its clients over
+ * TCP. Wall and CPU time (this process, every thread; Mosquitto's apart), messages, trace digest.
+ */
+export async function externalFast(args: ExternalFastArgs) {
+  const lib = await library(args.dist);
+  const scenario = join(args.dist ? dirname(args.dist) : PACKAGE_ROOT, 'scenarios', 'consumer-load.yaml');
+  const mosq = await startMosquitto(args.mosquittoConfig);
+  try {
+    const load0 = loadavg()[0]!;
+    const cpu0 = process.cpuUsage();
+    const mosqCpu0 = procCpuSeconds(`/proc/${mosq.pid}/stat`);
+    const t0 = now();
+    const sim = await lib.Simulation.create({ scenario, speed: 'fast', duration: args.duration, externalBroker: { url: mosq.url } });
+    await sim.start();
+    const report = await sim.finished;
+    const wall = (now() - t0) / 1000;
+    const cpu = cpuSince(cpu0);
+    const mosqCpu1 = procCpuSeconds(`/proc/${mosq.pid}/stat`);
+    const messages = report.messages.published;
+    return {
+      build: args.dist ?? 'current',
+      mosquittoConfig: args.mosquittoConfig,
+      mosquittoVersion: mosq.version,
+      duration: args.duration,
+      wallSeconds: round(wall, 1),
+      cpuSeconds: round(cpu, 1),
+      mosquittoCpuSeconds: mosqCpu0 === null || mosqCpu1 === null ? null : round(mosqCpu1 - mosqCpu0, 1),
+      messages,
+      messagesPerSecond: round(messages / wall, 0),
+      cpuMicrosPerMessage: round((1e6 * cpu) / messages, 1),
+      traceDigest: report.traceDigest,
+      activity: report.activity,
+      loadAverage1m: round(load0, 2),
+    };
+  } finally {
+    await mosq.stop();
+  }
 }
