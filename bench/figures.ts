@@ -8,6 +8,7 @@ import { log, median, round } from './common.js';
 import { baseline } from './baseline.js';
 import { REPS, repeat, runChild, stat } from './runner.js';
 import type { TaskArgs, TaskResult } from './tasks/index.js';
+import { MOSQUITTO_CONFIG } from './tasks/load.js';
 
 export const CONFIG = {
   connect: { homes: 2000 },
@@ -41,10 +42,10 @@ export const CONFIG = {
   ] as Array<[string, TaskArgs<'perMessage'>, number]>,
   /**
    * Fast mode on your own broker: consumer-load on a Mosquitto started for each run, with the
-   * benchmark's Mosquitto settings (MOSQUITTO_CONFIG in tasks/load.ts) and Nagle's algorithm off on
-   * its side (`set_tcp_nodelay`), and once more on its default.
+   * broker figures' Mosquitto settings and Nagle's algorithm off on its side (`set_tcp_nodelay`),
+   * and once more without that.
    */
-  externalFast: { duration: '3h', mosquitto: ['max_inflight_messages 1000', 'max_queued_messages 100000'], timeoutMs: 300_000 },
+  externalFast: { duration: '3h', mosquitto: MOSQUITTO_CONFIG, timeoutMs: 300_000 },
   /** The fleet in real time at about 100k and 500k devices. */
   fleet: [
     ['devices106k', { homes: 10_000, runSeconds: 20, onlineWithinSeconds: 300 }, 900_000],

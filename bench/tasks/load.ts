@@ -10,7 +10,7 @@ import { startBareBroker } from '../bare-broker.js';
 import { log, now, procCpuSeconds, round } from '../common.js';
 
 /** Mosquitto's outgoing QoS 1 window and queue, raised from the defaults (20, 1000) which drop QoS 1 at a few 10k msg/s; Aedes has no such window. */
-const MOSQUITTO_CONFIG = ['max_inflight_messages 1000', 'max_queued_messages 100000'];
+export const MOSQUITTO_CONFIG = ['max_inflight_messages 1000', 'max_queued_messages 100000'];
 
 const load1m = (): number => round(loadavg()[0]!, 2);
 
