@@ -110,6 +110,23 @@ export function formatSummary(r: RunReport, interrupted: boolean): string {
   ].join('\n');
 }
 
+/** Network work slower than this each, on average (ms), in fast mode: round trips through the broker set the pace. */
+const SLOW_NETWORK_WORK_MS = 10;
+
+/**
+ * Advice when fast mode spent its time waiting for the network: the virtual clock stops at each
+ * command and app session until it is answered, so slow round trips through the broker (one far
+ * away, or one that holds small packets back) set the run's pace. Empty otherwise.
+ */
+export function networkHint(r: RunReport): string {
+  const w = r.networkWork;
+  if (r.speed !== 'fast' || !w || w.pieces < 20) return '';
+  const eachMs = (1000 * w.wallSeconds) / w.pieces;
+  if (eachMs < SLOW_NETWORK_WORK_MS) return '';
+  return `aiot-sim: fast mode waited ${w.wallSeconds.toFixed(1)} s of the ${r.wallSeconds} s run for ${w.pieces} commands and app sessions through the broker, ${eachMs.toFixed(1)} ms each\n`
+    + 'aiot-sim: (the clock stops for each round trip; Mosquitto answers in about 1 ms with "set_tcp_nodelay true": see docs/broker.md, "Your own broker")\n';
+}
+
 /** One line per fault: type, virtual span, sessions, and what was measured. */
 function describeFault(f: RunReport['faults'][number]): string {
   const span = f.from === f.to ? f.from.slice(11, 19) : `${f.from.slice(11, 19)}-${f.to.slice(11, 19)}`;

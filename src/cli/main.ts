@@ -21,7 +21,7 @@ import { bench } from './bench.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { record } from './record.js';
 import { replay } from './replay.js';
-import { describeModel, formatSummary, listModels, Progress } from './format.js';
+import { describeModel, formatSummary, listModels, networkHint, Progress } from './format.js';
 import { serve, startRunMonitor } from './monitor.js';
 import { status } from './status.js';
 
@@ -355,6 +355,7 @@ async function follow(
     clearInterval(ticker);
     progress.clear();
     out.write(formatSummary(report, interrupted));
+    err.write(networkHint(report));
     if (reportFile) {
       const path = resolve(reportFile);
       await mkdir(dirname(path), { recursive: true });

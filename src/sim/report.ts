@@ -40,6 +40,12 @@ export interface RunReport {
     skippedOffline: number;
     failedCommands: number;
   };
+  /**
+   * The network work the virtual clock waited for, one piece at a time (commands, app sessions,
+   * fault steps), and the wall time it took in all. In fast mode on your own broker these round
+   * trips can set the run's pace (docs/broker.md).
+   */
+  networkWork?: { pieces: number; wallSeconds: number };
   /** Faults that ran, with how many device sessions each took down and what was measured (`details`). */
   faults: FaultRecord[];
   platform: PlatformSnapshot & { scale: number; scaled: ScaledFigures };
@@ -77,6 +83,7 @@ export interface ReportInput {
   sessions: number;
   operatorToken: string;
   activity: RunReport['activity'];
+  networkWork?: RunReport['networkWork'];
   faults: RunReport['faults'];
 }
 
@@ -96,6 +103,7 @@ export function buildReport(r: ReportInput): RunReport {
     traceMessages: r.traceMessages,
     operatorToken: r.operatorToken,
     activity: r.activity,
+    ...(r.networkWork ? { networkWork: { pieces: r.networkWork.pieces, wallSeconds: Math.round(r.networkWork.wallSeconds * 1000) / 1000 } } : {}),
     faults: r.faults,
     platform: {
       ...r.platform,

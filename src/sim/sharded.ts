@@ -320,6 +320,8 @@ export function mergeReports(reports: readonly RunReport[], merged: PlatformSnap
     traceDigest: digest.digest('hex'),
     traceMessages: sum((r) => r.traceMessages),
     activity,
+    // The shards wait at the same time: their pieces and wall times added up.
+    networkWork: { pieces: sum((r) => r.networkWork?.pieces ?? 0), wallSeconds: Math.round(sum((r) => r.networkWork?.wallSeconds ?? 0) * 1000) / 1000 },
     faults: [],
     platform: { ...platform, scale, scaled: scaleUp(platform, scale) },
   };

@@ -404,7 +404,7 @@ export class Simulation {
       virtualEnd: this.scheduler.now(), wallSeconds: (performance.now() - this.wallStart) / 1000,
       counters, traceDigest: digest, traceMessages: this.trace.count, platform: snapshot,
       devices: this.fleet.devices.size, sessions: this.pool.sessions.length, operatorToken: this.operatorToken,
-      activity: this.activity(), faults: this.faults.records,
+      activity: this.activity(), networkWork: { pieces: this.work.done, wallSeconds: this.work.wallMs / 1000 }, faults: this.faults.records,
     });
     if (store) {
       const counted = snapshot.messages.byKind['event_occured'] ?? 0;

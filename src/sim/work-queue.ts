@@ -4,6 +4,7 @@
  * the virtual clock, so every command is sent, handled by its device and answered at the virtual
  * instant it was issued: the trace stays reproducible.
  */
+import { performance } from 'node:perf_hooks';
 import { logger } from '../log.js';
 
 const log = logger('work');
@@ -12,16 +13,28 @@ export class WorkQueue {
   private tail: Promise<void> = Promise.resolve();
   pending = 0;
   failures = 0;
+  /** Pieces done, and the wall time they took in all (ms): how long the clock waited for the network. */
+  done = 0;
+  wallMs = 0;
 
   push(work: () => Promise<unknown>): void {
     this.pending++;
+    let started = 0;
     this.tail = this.tail
-      .then(work)
+      .then(() => {
+        // Wall time measured, never used as simulation time: it says how fast the network answered.
+        started = performance.now();
+        return work();
+      })
       .then(() => undefined, (err: unknown) => {
         this.failures++;
         log.debug({ err: (err as Error).message }, 'queued work failed');
       })
-      .finally(() => { this.pending--; });
+      .finally(() => {
+        this.pending--;
+        this.done++;
+        this.wallMs += performance.now() - started;
+      });
   }
 
   /** Resolves when everything queued so far is done. */

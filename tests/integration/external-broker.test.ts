@@ -99,6 +99,9 @@ describe('against an external broker (Mosquitto)', () => {
 
       const report = await sim.stop();
       expect(report.messages.published).toBe(report.traceMessages);
+      // The clock waited for the command above and the households' app sessions, each through Mosquitto.
+      expect(report.networkWork!.pieces).toBeGreaterThan(1);
+      expect(report.networkWork!.wallSeconds).toBeGreaterThan(0);
       expect(report.messages.delivered).toBeGreaterThan(report.traceMessages * 0.9);
       expect(report.platform.connections.online).toBe(total);
       expect(report.platform.messages.malformed).toBe(0);

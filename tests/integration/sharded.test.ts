@@ -57,6 +57,10 @@ describe('a run split over worker threads', () => {
     expect(report.virtualSeconds).toBeLessThan(30 * 86_400);
     expect(report.platform.connections.online).toBe(total);
     expect(report.messages.published).toBeGreaterThan(total);
+    // Every command and app session was a piece of network work the shard's clock waited for, added up over the shards.
+    const a = report.activity;
+    expect(report.networkWork!.pieces).toBe(a.appSessions + a.appCommands + a.voiceCommands + a.automations);
+    expect(report.networkWork!.pieces).toBeGreaterThan(0);
     expect(await sim.finished).toBe(report);
   });
 
