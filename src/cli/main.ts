@@ -54,7 +54,8 @@ Options for run:
   --broker URL[,URL...]  use your own broker (mqtt://host:port or ws://host:port/path) instead
                     of the embedded one; the platform observes it as a client. Several URLs (a
                     cluster's nodes): each client starts at its own place in the list and moves
-                    to the next broker when its connection is lost
+                    to the next broker when its connection is lost. With --fast, give Mosquitto
+                    "set_tcp_nodelay true": the clock waits for each command's round trip
   --cluster URL     with --broker on aiot-sim broker nodes (serve --cluster URL): write the devices'
                     and app users' credentials to the cluster's shared access directory
   --shard K/N       simulate only shard K of N of the homes (dealt as --workers deals them), for
