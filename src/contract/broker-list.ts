@@ -2,10 +2,11 @@
  * A list of brokers to fail over between (`--broker URL[,URL...]`): a client connects to one and,
  * each time its connection is lost, reconnects to the next (mqtt.js' `servers`). Clients start at
  * different places in the list (by a key such as their client id), so a fleet spreads over the
- * brokers and, when one goes, its clients move on to the others.
- *
- * Also how those clients' sockets send (`sendPacketsAtOnce`).
+ * brokers and, when one goes, its clients move on to the others. `connectOverSocket` is how every
+ * mqtt.js client of ours reaches a broker over a socket: device sessions, app users, the
+ * platform's observer, the operator and `record`.
  */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 export interface BrokerServer { host: string; port: number; protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss' | 'tcp' }
 
@@ -25,10 +26,21 @@ function serverOf(url: string): BrokerServer {
   return { host: u.hostname, port, protocol };
 }
 
-/** What `sendPacketsAtOnce` needs of an mqtt.js client: its current stream, and its connect event. */
-export interface SocketClient {
-  readonly stream: unknown;
-  on(event: 'connect', listener: () => void): unknown;
+/**
+ * An mqtt.js client on `brokers.url` over a socket that sends each packet at once. With other
+ * brokers to fail over to, the list is rotated to start at the client's own place (`key`), and
+ * mqtt.js moves to the next broker at each reconnection.
+ */
+export function connectOverSocket(brokers: { url: string; failover?: readonly string[] }, key: string, opts: IClientOptions): MqttClient {
+  let url = brokers.url;
+  if (brokers.failover?.length) {
+    const f = failoverFor([brokers.url, ...brokers.failover], key);
+    url = f.url;
+    opts = { ...opts, servers: f.servers };
+  }
+  const client = mqtt.connect(url, opts);
+  sendPacketsAtOnce(client);
+  return client;
 }
 
 /**
@@ -38,9 +50,9 @@ export interface SocketClient {
  * back for tens of milliseconds (delayed ACK): a device answering a command writes its PUBACK and
  * then its reply, an app publishes its session and then a command. In fast mode the virtual clock
  * waits for each command's reply, and on Mosquitto (its own side's Nagle off) a run took twice as
- * long. A WebSocket stream has no such switch (`ws` turns Nagle off itself), nor an in-process one.
+ * long. A WebSocket stream has no such switch (`ws` turns Nagle off itself).
  */
-export function sendPacketsAtOnce(client: SocketClient): void {
+function sendPacketsAtOnce(client: MqttClient): void {
   client.on('connect', () => {
     const socket = client.stream as { setNoDelay?: (noDelay: boolean) => unknown } | null;
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);

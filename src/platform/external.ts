@@ -3,10 +3,10 @@
  * broker's connect and disconnect events, so it connects as a privileged client, subscribes to
  * the device and app topics, and counts connections from state messages and last wills.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { failoverFor, sendPacketsAtOnce } from '../contract/broker-list.js';
+import { connectOverSocket } from '../contract/broker-list.js';
 import { DEVICE_FILTERS } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -46,26 +46,21 @@ export interface ExternalCredentials { username?: string; password?: string }
 
 /** Connect an MQTT 3.1.1 client and resolve at CONNACK, or fail with the broker named. */
 export async function connectExternal(url: string, clientId: string, creds: ExternalCredentials, timeoutMs = 10_000, failover: readonly string[] = []): Promise<MqttClient> {
-  const opts: mqtt.IClientOptions = {
+  const opts: IClientOptions = {
     clientId, protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 1000, connectTimeout: timeoutMs,
     log: () => undefined,
   };
-  if (failover.length) {
-    // Reconnect to the next broker of the list when this one goes (see broker-list.ts).
-    const f = failoverFor([url, ...failover], clientId);
-    url = f.url;
-    opts.servers = f.servers;
-  }
   if (creds.username !== undefined) opts.username = creds.username;
   if (creds.password !== undefined) opts.password = creds.password;
-  const client = mqtt.connect(url, opts);
-  sendPacketsAtOnce(client);
+  // With several brokers: to the next of the list each time the connection is lost.
+  const client = connectOverSocket({ url, failover }, clientId, opts);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
     const fail = (err: Error): void => {
       clearTimeout(timer);
       client.end(true);
-      reject(new AiotSimError('E_BROKER', 'environment', `broker ${url}: ${err.message}`));
+      const named = failover.length ? `brokers ${[url, ...failover].join(', ')}` : `broker ${url}`;
+      reject(new AiotSimError('E_BROKER', 'environment', `${named}: ${err.message}`));
     };
     client.once('connect', () => { clearTimeout(timer); client.off('error', fail); resolve(); });
     client.once('error', fail);

@@ -11,10 +11,10 @@
  * backoff and full jitter (see backoff.ts); while it is down its devices keep their QoS 1 events
  * in a bounded offline buffer.
  */
-import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
-import { failoverFor, sendPacketsAtOnce } from '../contract/broker-list.js';
+import { connectOverSocket } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
 import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
@@ -36,23 +36,6 @@ export type Connector =
   | { kind: 'fleet'; attach: (conn: Duplex) => boolean }
   | { kind: 'in-process'; open: () => Duplex }
   | { kind: 'url'; url: string; failover?: readonly string[] };
-
-/**
- * An mqtt.js client on the connector's broker over a socket that sends each packet at once
- * (`sendPacketsAtOnce`). With other brokers to fail over to, the list is rotated to start at the
- * client's own place (`key`), and mqtt.js moves to the next broker at each reconnection.
- */
-export function connectOverSocket(connector: { url: string; failover?: readonly string[] }, key: string, opts: IClientOptions): MqttClient {
-  let url = connector.url;
-  if (connector.failover?.length) {
-    const f = failoverFor([connector.url, ...connector.failover], key);
-    url = f.url;
-    opts = { ...opts, servers: f.servers };
-  }
-  const client = mqtt.connect(url, opts);
-  sendPacketsAtOnce(client);
-  return client;
-}
 
 /** How an mqtt.js client (a `ClientSession`, an app user) reaches the broker. */
 export type ClientConnector = Exclude<Connector, { kind: 'fleet' }>;

@@ -11,7 +11,8 @@ import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
-import { connectOverSocket, type ClientConnector } from './session.js';
+import { connectOverSocket } from '../contract/broker-list.js';
+import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
 
 const log = logger('users');
