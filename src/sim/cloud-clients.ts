@@ -6,16 +6,19 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../contract/clock.js';
-import type { ClientConnector } from './session.js';
-import { AppUsers, RpcClient, type AppUser } from './users.js';
+import { AppUsers, deliverMessages, MqttConnection, RpcClient, type AppConnector, type AppUser, type CloudConnection } from './users.js';
 import { when } from './waits.js';
 
 export class CloudClients {
   private operator_: RpcClient | null = null;
+  private operatorConnection: MqttConnection | null = null;
   private apps_: AppUsers | null = null;
 
   /** The operator's RPC client, once connected. */
   get operator(): RpcClient | null { return this.operator_; }
+
+  /** The operator's mqtt.js client, once connected. */
+  get operatorClient(): MqttClient | null { return this.operatorConnection?.client ?? null; }
 
   /** The app users' clients, once connected. */
   get apps(): AppUsers | null { return this.apps_; }
@@ -27,11 +30,15 @@ export class CloudClients {
       op.once('error', reject);
     });
     await op.subscribeAsync('device/+/up/rpc', { qos: 1 });
-    this.operator_ = new RpcClient(op);
+    const connection = new MqttConnection(op);
+    const rpc = new RpcClient(connection);
+    deliverMessages(op, rpc);
+    this.operatorConnection = connection;
+    this.operator_ = rpc;
   }
 
   /** Connect an app client for each user who uses the app. */
-  async connectUsers(users: AppUser[], connector: ClientConnector, clock: Clock): Promise<void> {
+  async connectUsers(users: AppUser[], connector: AppConnector, clock: Clock): Promise<void> {
     const apps = new AppUsers(connector, clock);
     this.apps_ = apps;
     await apps.connectAll(users);
@@ -54,20 +61,21 @@ export class CloudClients {
 
   /** Disconnect the operator. */
   async closeOperator(): Promise<void> {
-    const op = this.operator_;
+    const op = this.operatorConnection;
     this.operator_ = null;
-    if (op) await op.client.endAsync(true).catch(() => undefined);
+    this.operatorConnection = null;
+    if (op) await op.close();
   }
 
-  private connections(): MqttClient[] {
+  private connections(): CloudConnection[] {
     const all = this.apps_?.connections() ?? [];
-    if (this.operator_) all.push(this.operator_.client);
+    if (this.operatorConnection) all.push(this.operatorConnection);
     return all;
   }
 }
 
 /** Resolves once `client.connected` is `want`, woken by the client's connect and close events. */
-function connectedIs(client: MqttClient, want: boolean, timeoutMs: number): Promise<boolean> {
+function connectedIs(client: CloudConnection, want: boolean, timeoutMs: number): Promise<boolean> {
   const event = want ? 'connect' : 'close';
   return when(() => client.connected === want, (wake) => {
     client.on(event, wake);

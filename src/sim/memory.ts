@@ -18,7 +18,9 @@ export type MemoryTransport = 'in-process' | 'in-process-clients' | 'socket';
  * connecting (the bench's `fleet` figure, 106,000 devices: 26 KB in-process, 44 KB with an
  * mqtt.js client per device), children included, with the broker's share (Aedes client,
  * persistence, retained state) and the platform's; per app user (an mqtt.js client and its
- * broker session); and what a run holds before its population. Sockets add kernel buffers.
+ * broker session, measured before in-process app users became fleet sessions, which cost less:
+ * the estimate errs high for them); and what a run holds before its population. Sockets add
+ * kernel buffers.
  */
 export const MEMORY_COSTS = {
   perDevice: {

@@ -59,6 +59,9 @@ export class SessionPool {
   /** Every session, in population order. */
   get sessions(): readonly DeviceSession[] { return this.list; }
 
+  /** The fleet engine, once sessions were opened on the `fleet` connector (app users' sessions may join it). */
+  get fleetEngine(): FleetEngine | null { return this.engine; }
+
   /** Whether device messages are backed up (fast mode waits before moving the clock on). */
   get congested(): boolean { return this.inflight.value > CONGESTED_INFLIGHT; }
 

@@ -32,6 +32,7 @@ import { Provisioner } from './provisioner.js';
 import { buildReport, scaleUp, type RunReport } from './report.js';
 import { EventScheduler } from './scheduler.js';
 import type { ClientConnector, Connector } from './session.js';
+import type { AppConnector } from './users.js';
 import { SessionPool } from './session-pool.js';
 import { resolveOptions, type SimulationOptions, type SimulationStatus } from './simulation-options.js';
 import { TraceRecorder } from './trace.js';
@@ -217,9 +218,12 @@ export class Simulation {
       : { kind: 'fleet', attach: (conn) => broker.serveInProcess(conn) };
     await this.pool.open(this.fleet.sessionPlans(), devices);
     // App clients speak MQTT over WebSocket, like a phone; a socket costs two file descriptors in
-    // this process, so large populations use the in-process transport instead.
+    // this process, so large populations use the in-process transport instead: as sessions of the
+    // devices' fleet engine when the devices have one, each still its own MQTT session.
     const users = this.fleet.appUsers();
-    await this.clients.connectUsers(users, url && users.length <= MAX_WS_APP_CLIENTS ? { kind: 'url', url } : inProcess, this.scheduler);
+    const engine = this.pool.fleetEngine;
+    const apps: AppConnector = url && users.length <= MAX_WS_APP_CLIENTS ? { kind: 'url', url } : engine ? { kind: 'fleet', engine } : inProcess;
+    await this.clients.connectUsers(users, apps, this.scheduler);
   }
 
   /** Devices, app users, operator and platform all connect to a broker we do not own. */
@@ -493,7 +497,7 @@ export class Simulation {
     // aiot-sim broker nodes reserve $SYS (a refused publish would cost the operator its
     // connection, and its commands with it); they serve the platform's figures themselves.
     if (this.opts.externalBroker?.cluster) return Promise.resolve();
-    const op = this.clients.operator?.client;
+    const op = this.clients.operatorClient;
     if (!op?.connected) return Promise.resolve();
     return op.publishAsync(SYS_PLATFORM_TOPIC, body, { qos: 0, retain: true }).then(() => undefined, () => undefined);
   }

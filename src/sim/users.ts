@@ -1,7 +1,8 @@
 /**
  * People as real MQTT clients. Each user (home owner or member) is a simulated Mijia app client
  * logged in as `app:{uid}`, over MQTT over WebSocket when the embedded broker has that listener
- * (in-process otherwise). An app session announces itself on `app/{uid}/session`; commands go to
+ * (in-process otherwise: for a large population, a session of the device fleet's engine each,
+ * fleet/app-session.ts, rather than an mqtt.js client each). An app session announces itself on `app/{uid}/session`; commands go to
  * the devices' `down/rpc` and their replies are awaited on `up/rpc`, so the broker's ACL decides
  * what a user may command, and the platform can observe app activity.
  */
@@ -14,40 +15,80 @@ import type { Clock } from '../contract/clock.js';
 import { connectOverSocket } from '../contract/broker-list.js';
 import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
+import type { FleetEngine } from './fleet/engine.js';
+import type { FleetAppSession } from './fleet/app-session.js';
 
 const log = logger('users');
+
+/** App sessions the fleet engine connects at once. */
+const FLEET_APP_CONCURRENCY = 2000;
 
 export interface AppUser { uid: string; token: string; homeId: string; dids: string[] }
 
 export interface AppSessionPayload { uid: string; event: 'open'; home: string; ts: number }
 
+/** What an RPC client needs of its connection to the broker. */
+export interface RpcChannel {
+  readonly connected: boolean;
+  /** Publish at QoS 1; resolves once the broker acknowledges it. */
+  publish(topic: string, payload: string): Promise<void>;
+}
+
+/**
+ * A connection of a cloud client (an app user or the operator) to the broker: an mqtt.js client,
+ * or a fleet session on the in-process transport (fleet/app-session.ts). Faults wait on its
+ * `connect` and `close` events.
+ */
+export interface CloudConnection extends RpcChannel {
+  on(event: 'connect' | 'close', fn: () => void): void;
+  off(event: 'connect' | 'close', fn: () => void): void;
+  /** Close at once: nothing waits for acknowledgements. */
+  close(): Promise<void>;
+}
+
+/** An mqtt.js client as a CloudConnection. */
+export class MqttConnection implements CloudConnection {
+  constructor(readonly client: MqttClient) {}
+  get connected(): boolean { return this.client.connected; }
+  async publish(topic: string, payload: string): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+  }
+  on(event: 'connect' | 'close', fn: () => void): void { this.client.on(event, fn); }
+  off(event: 'connect' | 'close', fn: () => void): void { this.client.off(event, fn); }
+  async close(): Promise<void> {
+    await this.client.endAsync(true).catch(() => undefined);
+  }
+}
+
 /**
  * Commands over MQTT: publishes `{id, method, params}` to a device's `down/rpc` and resolves with
- * the reply carrying the same id on its `up/rpc` (the client must be subscribed to it).
+ * the reply carrying the same id on its `up/rpc` (the connection must be subscribed to it and hand
+ * what it receives to `deliver`).
  */
 export class RpcClient {
   private seq = 0;
   private readonly waiting = new Map<string, (res: RpcResponse) => void>();
 
-  constructor(readonly client: MqttClient, private readonly idPrefix = '') {
-    client.on('message', (topic, payload) => {
-      if (!topic.endsWith('/up/rpc')) return;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(payload.toString('utf8'));
-      } catch {
-        return;
-      }
-      // A reply comes from a device: anything but an object with an id is not one of ours.
-      if (typeof parsed !== 'object' || parsed === null || !('id' in parsed)) return;
-      const res = parsed as RpcResponse;
-      const key = `${topic.split('/')[1] ?? ''}#${String(res.id)}`;
-      const w = this.waiting.get(key);
-      if (w) {
-        this.waiting.delete(key);
-        w(res);
-      }
-    });
+  constructor(readonly channel: RpcChannel, private readonly idPrefix = '') {}
+
+  /** A message the connection received: a reply to a request settles it, anything else is ignored. */
+  deliver(topic: string, payload: string): void {
+    if (!topic.endsWith('/up/rpc')) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    // A reply comes from a device: anything but an object with an id is not one of ours.
+    if (typeof parsed !== 'object' || parsed === null || !('id' in parsed)) return;
+    const res = parsed as RpcResponse;
+    const key = `${topic.split('/')[1] ?? ''}#${String(res.id)}`;
+    const w = this.waiting.get(key);
+    if (w) {
+      this.waiting.delete(key);
+      w(res);
+    }
   }
 
   /** Requests sent and not yet answered, failed or timed out. */
@@ -61,7 +102,7 @@ export class RpcClient {
    */
   async request(did: string, method: string, params: unknown, timeoutMs: number): Promise<RpcResponse> {
     // A client that lost the broker fails at once rather than queueing (the caller's work must not wait for a reconnect).
-    if (!this.client.connected) throw new AiotSimError('E_NOT_CONNECTED', 'protocol', `${method} to ${did}: not connected to the broker`);
+    if (!this.channel.connected) throw new AiotSimError('E_NOT_CONNECTED', 'protocol', `${method} to ${did}: not connected to the broker`);
     const id = this.idPrefix ? `${this.idPrefix}-${++this.seq}` : ++this.seq;
     // Encoded before anything waits: params too deep or circular fail here.
     const payload = JSON.stringify({ id, method, params });
@@ -73,7 +114,7 @@ export class RpcClient {
     const reply = new Promise<RpcResponse>((resolve) => this.waiting.set(key, resolve));
     try {
       // Promise.race handles whichever loses, so a late rejection of either is not left unhandled.
-      await Promise.race([this.client.publishAsync(topics.rpcDown(did), payload, { qos: 1 }), expired]);
+      await Promise.race([this.channel.publish(topics.rpcDown(did), payload), expired]);
       return await Promise.race([reply, expired]);
     } finally {
       clearTimeout(timer);
@@ -82,11 +123,20 @@ export class RpcClient {
   }
 }
 
-class AppClient extends RpcClient {
-  constructor(readonly user: AppUser, client: MqttClient) {
-    super(client, user.uid);
-  }
+/** An mqtt.js client's messages, handed to an RPC client. */
+export function deliverMessages(client: MqttClient, rpc: RpcClient): void {
+  client.on('message', (topic, payload) => rpc.deliver(topic, payload.toString('utf8')));
 }
+
+class AppClient {
+  constructor(readonly user: AppUser, readonly connection: CloudConnection, readonly rpc: RpcClient) {}
+}
+
+/**
+ * Where app clients connect: over a socket or mqtt.js in process (a ClientConnector), or as
+ * sessions of the device fleet's engine (the embedded broker's in-process transport).
+ */
+export type AppConnector = ClientConnector | { kind: 'fleet'; engine: FleetEngine };
 
 export interface UserCounters {
   appSessions: number;
@@ -102,17 +152,22 @@ export class AppUsers {
   private readonly clients = new Map<string, AppClient>();
   readonly counters: UserCounters = { appSessions: 0, appCommands: 0, commandErrors: 0, offlineSessions: 0, unacknowledgedSessions: 0 };
 
-  constructor(private readonly connector: ClientConnector, private readonly clock: Clock) {}
+  constructor(private readonly connector: AppConnector, private readonly clock: Clock) {}
 
   get size(): number { return this.clients.size; }
 
   /** Every app client's MQTT connection (they reconnect by themselves after a drop). */
-  connections(): MqttClient[] {
-    return [...this.clients.values()].map((c) => c.client);
+  connections(): CloudConnection[] {
+    return [...this.clients.values()].map((c) => c.connection);
   }
 
   /** Connect every user's app client (bounded concurrency); each subscribes to its homes' replies. */
   async connectAll(users: AppUser[], concurrency = 100): Promise<void> {
+    const connector = this.connector;
+    if (connector.kind === 'fleet') {
+      await this.connectFleet(users, connector.engine);
+      return;
+    }
     const queue = [...users];
     const worker = async (): Promise<void> => {
       for (let u = queue.shift(); u; u = queue.shift()) await this.connect(u);
@@ -120,37 +175,56 @@ export class AppUsers {
     await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
   }
 
+  /** The fleet engine connects them all at once: each a session of its own, no mqtt.js client. */
+  private async connectFleet(users: AppUser[], engine: FleetEngine): Promise<void> {
+    const sessions: FleetAppSession[] = [];
+    for (const user of users) {
+      let rpc: RpcClient | null = null;
+      const session = engine.createApp({
+        uid: user.uid, token: user.token, filters: user.dids.map((did) => topics.rpcUp(did)),
+        onMessage: (topic, payload) => rpc?.deliver(topic, payload),
+      });
+      rpc = new RpcClient(session, user.uid);
+      this.clients.set(user.uid, new AppClient(user, session, rpc));
+      sessions.push(session);
+    }
+    await engine.connectAll(sessions, FLEET_APP_CONCURRENCY);
+  }
+
   private async connect(user: AppUser): Promise<void> {
+    const connector = this.connector as ClientConnector;
     const opts: IClientOptions = {
       clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
       protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 2000, connectTimeout: 30_000,
       // As device sessions: mqtt.js logs every packet through `debug`, which costs even when off.
       log: () => undefined,
     };
-    const client = this.connector.kind === 'in-process'
-      ? new MqttClient(() => (this.connector as { open: () => import('node:stream').Duplex }).open(), opts)
-      : connectOverSocket(this.connector, user.uid, opts);
+    const client = connector.kind === 'in-process'
+      ? new MqttClient(() => connector.open(), opts)
+      : connectOverSocket(connector, user.uid, opts);
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', (err) => { client.end(true); reject(new Error(`app user ${user.uid}: ${err.message}`)); });
     });
     client.on('error', (err) => log.debug({ uid: user.uid, err: err.message }, 'app client error'));
     if (user.dids.length) await client.subscribeAsync(user.dids.map((did) => topics.rpcUp(did)), { qos: 1 });
-    this.clients.set(user.uid, new AppClient(user, client));
+    const rpc = new RpcClient(new MqttConnection(client), user.uid);
+    deliverMessages(client, rpc);
+    this.clients.set(user.uid, new AppClient(user, new MqttConnection(client), rpc));
   }
 
   /** The user opens the Mijia app: `app/{uid}/session` carries the virtual time. */
   async openSession(uid: string, ackTimeoutMs = 5000): Promise<void> {
     const c = this.require(uid);
     const payload: AppSessionPayload = { uid, event: 'open', home: c.user.homeId, ts: this.clock.now() };
-    if (!c.client.connected) {
+    if (!c.connection.connected) {
       this.counters.offlineSessions++;
       return;
     }
     this.counters.appSessions++;
     // The simulation's work waits for this: a PUBACK that never comes (the broker node died with the
     // message; the client sends it again once reconnected) must not hold every later command.
-    const sent = c.client.publishAsync(`app/${uid}/session`, JSON.stringify(payload), { qos: 1 });
+    const sent = c.connection.publish(`app/${uid}/session`, JSON.stringify(payload));
     if (!(await within(sent, ackTimeoutMs))) {
       this.counters.unacknowledgedSessions++;
       log.debug({ uid }, `app session not acknowledged within ${ackTimeoutMs} ms`);
@@ -163,7 +237,7 @@ export class AppUsers {
   async command(uid: string, did: string, method: string, params: unknown, timeoutMs = 5000): Promise<RpcResponse> {
     this.counters.appCommands++;
     try {
-      return await this.require(uid).request(did, method, params, timeoutMs);
+      return await this.require(uid).rpc.request(did, method, params, timeoutMs);
     } catch (err) {
       this.counters.commandErrors++;
       throw err;
@@ -171,7 +245,7 @@ export class AppUsers {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.clients.values()].map((c) => c.client.endAsync(true).catch(() => undefined)));
+    await Promise.all([...this.clients.values()].map((c) => c.connection.close()));
     this.clients.clear();
   }
 

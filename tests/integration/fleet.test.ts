@@ -13,6 +13,8 @@ import { topics, type StatePayload } from '../../src/contract/wire.js';
 import { FleetEngine } from '../../src/sim/fleet/engine.js';
 import type { FleetSession } from '../../src/sim/fleet/session.js';
 import { Gauge } from '../../src/sim/waits.js';
+import { AppUsers } from '../../src/sim/users.js';
+import type { FleetAppSession } from '../../src/sim/fleet/app-session.js';
 import { TraceRecorder } from '../../src/sim/trace.js';
 import { createSimulation } from '../../src/sim/simulation.js';
 import { useCleanup } from '../helpers/cleanup.js';
@@ -189,6 +191,90 @@ describe('a fleet session on the wire', () => {
   });
 });
 
+describe('an app user\'s fleet session on the wire', () => {
+  /** The rig's fleet with its first app user's client as a session of the same engine. */
+  async function withApp(): Promise<{ r: Awaited<ReturnType<typeof rig>>; apps: AppUsers; user: ReturnType<Rig['fleet']['appUsers']>[number]; session: FleetAppSession; wire: () => Wire[] }> {
+    const r = await rig();
+    const user = r.fleet.appUsers().find((u) => u.dids.length > 0)!;
+    const apps = new AppUsers({ kind: 'fleet', engine: r.pool.fleetEngine! }, r.scheduler);
+    track({ close: () => apps.close() });
+    await apps.connectAll([user]);
+    const session = apps.connections()[0] as FleetAppSession;
+    return { r, apps, user, session, wire: () => r.byClient.get(`app-${user.uid}`) ?? [] };
+  }
+
+  it('connects as the user (client id, username, token, clean session, no will) and subscribes to its homes\' replies at QoS 1', { timeout: 20_000 }, async () => {
+    const { user, session, wire } = await withApp();
+    expect(session.connected).toBe(true);
+    const [w] = wire();
+    const connect = of(w!.up, 'connect')[0]!;
+    expect(connect).toMatchObject({ protocolId: 'MQTT', protocolVersion: 4, clientId: `app-${user.uid}`, username: `app:${user.uid}`, clean: true, keepalive: 60 });
+    expect(connect.password?.toString()).toBe(user.token);
+    expect(connect.will).toBeUndefined();
+    expect(of(w!.down, 'connack')[0]).toMatchObject({ returnCode: 0, sessionPresent: false });
+    const sub = of(w!.up, 'subscribe')[0]!;
+    expect(sub.subscriptions).toEqual(user.dids.map((did) => ({ topic: topics.rpcUp(did), qos: 1 })));
+    // connectAll resolved only once the subscription was in place.
+    expect(of(w!.down, 'suback')[0]).toMatchObject({ messageId: sub.messageId, granted: user.dids.map(() => 1) });
+  });
+
+  it('commands a device of its home and opens app sessions, QoS 1 both ways, each packet acknowledged by its id', { timeout: 20_000 }, async () => {
+    const { r, apps, user, wire } = await withApp();
+    const did = user.dids.find((d) => r.pool.sessions.some((s) => s.did === d))!;
+    const watcher = track(await connectInProcess(r.broker, { clientId: 'watch', username: 'operator', password: 'rig' }));
+    await watcher.subscribeAsync('app/+/session', { qos: 1 });
+    const opened = nextMessage(watcher, (t) => t === `app/${user.uid}/session`);
+    await apps.openSession(user.uid);
+    expect(JSON.parse((await opened).payload)).toMatchObject({ uid: user.uid, event: 'open', home: user.homeId, ts: RIG_START });
+    const res = await apps.command(user.uid, did, 'get_properties', [{ did, siid: 1, piid: 1 }]);
+    expect(res).toMatchObject({ id: `${user.uid}-1`, result: [{ did, siid: 1, piid: 1, code: 0 }] });
+    expect(apps.counters).toMatchObject({ appSessions: 1, appCommands: 1, commandErrors: 0, unacknowledgedSessions: 0 });
+    const w = wire()[0]!;
+    const up = of(w.up, 'publish');
+    expect(up.map((p) => [p.topic, p.qos, p.retain])).toEqual([[`app/${user.uid}/session`, 1, false], [topics.rpcDown(did), 1, false]]);
+    await until(() => of(w.down, 'puback').length === 2, 5000, 'both PUBACKs');
+    expect(of(w.down, 'puback').map((p) => p.messageId)).toEqual(up.map((p) => p.messageId));
+    // The reply came down at QoS 1 and the session acknowledged it by its id.
+    const reply = of(w.down, 'publish').find((p) => p.topic === topics.rpcUp(did))!;
+    expect(reply.qos).toBe(1);
+    await until(() => of(w.up, 'puback').some((p) => p.messageId === reply.messageId), 5000, 'the PUBACK of the reply');
+  });
+
+  it('after a drop, connects again by itself, subscribes again, and sends its unacknowledged publish again with DUP set', { timeout: 20_000 }, async () => {
+    const { r, apps, session, user, wire } = await withApp();
+    let closes = 0;
+    let connects = 0;
+    session.on('close', () => closes++);
+    session.on('connect', () => connects++);
+    const acked = session.publish(`app/${user.uid}/session`, '{"n":1}');
+    session.link!.destroy(); // before the broker could read it
+    expect(session.connected).toBe(false);
+    await acked;
+    expect([closes, connects, session.connects]).toEqual([1, 1, 2]);
+    const [first, second] = wire() as [Wire, Wire];
+    // Handed to the first connection, never acknowledged on it: the broker had not read it.
+    const sent = of(first.up, 'publish');
+    expect(of(first.down, 'puback')).toHaveLength(0);
+    expect(of(second.up, 'subscribe')[0]!.subscriptions).toEqual(user.dids.map((did) => ({ topic: topics.rpcUp(did), qos: 1 })));
+    const again = of(second.up, 'publish');
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatchObject({ topic: `app/${user.uid}/session`, qos: 1, dup: true, messageId: sent[0]?.messageId ?? again[0]!.messageId });
+    expect(of(second.down, 'puback').map((p) => p.messageId)).toContain(again[0]!.messageId);
+    // Still served on the new subscription: a command after the reconnection is answered.
+    const did = user.dids.find((d) => r.pool.sessions.some((s) => s.did === d))!;
+    expect(session.connected).toBe(true);
+    await expect(apps.command(user.uid, did, 'get_properties', [{ did, siid: 1, piid: 1 }])).resolves.toMatchObject({ result: [{ did, code: 0 }] });
+  });
+
+  it('is refused with the broker\'s reason when its token is wrong, and connectAll says which user', { timeout: 20_000 }, async () => {
+    const r = await rig();
+    const user = r.fleet.appUsers()[0]!;
+    const apps = new AppUsers({ kind: 'fleet', engine: r.pool.fleetEngine! }, r.scheduler);
+    track({ close: () => apps.close() });
+    await expect(apps.connectAll([{ ...user, token: 'not-the-token' }])).rejects.toThrow(new RegExp(`app user ${user.uid}: Connection refused: (Bad username or password|Not authorized)`));
+  });
+});
+
 describe('the fleet engine\'s keep-alive', () => {
   it('sends PINGREQ for an idle session, so the broker keeps it past 1.5 keep-alives', { timeout: 30_000 }, async () => {
     const r = await rig();
@@ -217,15 +303,22 @@ describe('the fleet engine\'s keep-alive', () => {
 });
 
 describe('the fleet engine in a whole simulation', () => {
-  it('gives the same trace as an mqtt.js client per device, through every fault type', { timeout: 120_000 }, async () => {
+  it('gives the same trace and app activity as an mqtt.js client per device and per app user, through every fault type', { timeout: 120_000 }, async () => {
     const digests: string[] = [];
+    const activity: unknown[] = [];
+    // Without a WebSocket listener the app users connect in process: as fleet sessions beside the
+    // devices' (in-process), or as mqtt.js clients (in-process-clients).
     for (const deviceTransport of ['in-process', 'in-process-clients'] as const) {
       const sim = await createSimulation({ scenario: 'scenarios/rough-night.yaml', speed: 'fast', duration: '3h', broker: { mqttPort: null, wsPort: null }, deviceTransport });
       const report = await sim.finished;
       expect(report.faults.length).toBeGreaterThanOrEqual(7);
       expect(report.traceMessages).toBeGreaterThan(1000);
+      expect(report.activity.appSessions).toBeGreaterThan(0);
+      expect(report.activity.appCommands).toBeGreaterThan(0);
       digests.push(report.traceDigest);
+      activity.push(report.activity);
     }
     expect(digests[0]).toBe(digests[1]);
+    expect(activity[0]).toEqual(activity[1]);
   });
 });

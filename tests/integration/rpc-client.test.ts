@@ -8,7 +8,7 @@ import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { EventScheduler } from '../../src/sim/scheduler.js';
-import { AppUsers, RpcClient } from '../../src/sim/users.js';
+import { AppUsers, deliverMessages, MqttConnection, RpcClient } from '../../src/sim/users.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, until } from '../helpers/mqtt.js';
 
@@ -22,7 +22,9 @@ describe('RpcClient', () => {
     const broker = track(await EmbeddedBroker.start({ mqttPort: null, operatorToken: OPERATOR_TOKEN }));
     const client = track(await connectInProcess(broker, { clientId: 'rpc-client-op', username: 'operator', password: OPERATOR_TOKEN }));
     await client.subscribeAsync('device/+/up/rpc', { qos: 1 });
-    return { broker, client, rpc: new RpcClient(client) };
+    const rpc = new RpcClient(new MqttConnection(client));
+    deliverMessages(client, rpc);
+    return { broker, client, rpc };
   }
 
   it('a request that cannot be encoded fails at once and leaves nothing waiting', async () => {
@@ -69,16 +71,16 @@ describe('RpcClient', () => {
     const apps = new AppUsers({ kind: 'in-process', open: () => broker.connectInProcess() }, new EventScheduler(Date.UTC(2026, 0, 1)));
     track({ close: () => apps.close() });
     await apps.connectAll([{ uid: '2000000001', token: 'user-token', homeId: 'h1', dids: [] }]);
-    const [app] = apps.connections();
+    const app = (apps.connections()[0] as MqttConnection).client;
     // The connection stalls (a broker node killed with the message in flight): no PUBACK comes.
-    app!.stream.cork();
+    app.stream.cork();
     const t0 = performance.now();
     await apps.openSession('2000000001', 300);
     expect(performance.now() - t0).toBeLessThan(3000);
     expect(apps.counters).toMatchObject({ appSessions: 1, unacknowledgedSessions: 1 });
     expect(seen).toEqual([]);
     // Once the connection flows again the message arrives: nothing was lost, only not waited for.
-    app!.stream.uncork();
+    app.stream.uncork();
     await until(() => seen.length === 1, 5000, 'the session message');
     expect(seen).toEqual(['app/2000000001/session']);
   });

@@ -12,6 +12,9 @@
  * - packets written straight into exactly-sized buffers (packets.ts), no packet objects, stores,
  *   callbacks or streams on the device side.
  * The broker's end of each connection is a `FleetLink` (a Duplex, as Aedes reads connections).
+ *
+ * App users' clients on the in-process transport are fleet sessions too (app-session.ts): the
+ * engine reads, times and pings them as it does devices (`FleetPeer`).
  */
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +27,7 @@ import type { TraceRecorder } from '../trace.js';
 import { FleetLink, type LinkOwner } from './link.js';
 import { frameAt, PacketType, PINGREQ, type Frame } from './packets.js';
 import { FleetSession } from './session.js';
+import { FleetAppSession, type AppSessionFields } from './app-session.js';
 
 const log = logger('fleet');
 
@@ -44,6 +48,29 @@ export interface FleetOptions extends SessionHooks {
 
 interface Deadline { at: number; cancelled: boolean; fire: () => void }
 
+/** What the engine drives of a session, a device's or an app user's. */
+export interface FleetPeer {
+  /** Index in the engine's session table (links name their session by it). */
+  readonly slot: number;
+  /** Who the session is, for logs: a did, or `app:{uid}`. */
+  readonly label: string;
+  link: FleetLink | null;
+  lastSentTick: number;
+  deadline: { at: number; cancelled: boolean } | null;
+  /** The first connection (the engine's bulk connect calls it). */
+  start(): void;
+  onConnack(returnCode: number): void;
+  onPublish(topic: string, payload: string, qos: number, id: number): void;
+  onPuback(id: number): void;
+  onSuback(id: number, refused: boolean): void;
+  onReadable(): void;
+  onLinkClosed(link: FleetLink): void;
+  onConnackTimeout(): void;
+  /** The engine's retry deadline came. */
+  retry(): void;
+  ping(packet: Buffer): void;
+}
+
 export class FleetEngine implements LinkOwner {
   readonly clock: Clock;
   readonly trace: TraceRecorder;
@@ -56,7 +83,8 @@ export class FleetEngine implements LinkOwner {
   readonly keepaliveSeconds: number;
   /** Keep-alive sweeps so far (sessions stamp the tick they last sent in). */
   tick = 0;
-  private readonly slots: FleetSession[] = [];
+  private readonly slots: FleetPeer[] = [];
+  private readonly devices: FleetSession[] = [];
   /** Links with bytes from the broker to parse this turn. */
   private rxLinks: FleetLink[] = [];
   private rxScheduled = false;
@@ -66,7 +94,7 @@ export class FleetEngine implements LinkOwner {
   private heapTimerAt = Infinity;
   private keepalive: NodeJS.Timeout | null = null;
   /** The bulk first connection under way (connectAll). */
-  private bulk: { next: (s: FleetSession, err: Error | null) => void } | null = null;
+  private bulk: { next: (s: FleetPeer, err: Error | null) => void } | null = null;
   private closed = false;
 
   constructor(opts: FleetOptions) {
@@ -81,12 +109,20 @@ export class FleetEngine implements LinkOwner {
     this.keepaliveSeconds = opts.keepaliveSeconds ?? KEEPALIVE_SECONDS;
   }
 
-  /** Every session, in the order created. */
-  get sessions(): readonly FleetSession[] { return this.slots; }
+  /** Every device session, in the order created. */
+  get sessions(): readonly FleetSession[] { return this.devices; }
 
   /** A session for a Wi-Fi device or gateway (with its children) and its token; not connected yet. */
   create(device: Device, children: Device[], token: string): FleetSession {
     const s = new FleetSession(this, this.slots.length, device, children, token);
+    this.slots.push(s);
+    this.devices.push(s);
+    return s;
+  }
+
+  /** A session for an app user's client; not connected yet (connectAll connects it). */
+  createApp(fields: AppSessionFields): FleetAppSession {
+    const s = new FleetAppSession(this, this.slots.length, fields);
     this.slots.push(s);
     return s;
   }
@@ -95,7 +131,7 @@ export class FleetEngine implements LinkOwner {
    * Connect `sessions` for the first time, `concurrency` CONNECTs in flight at once; resolves when
    * every one has its CONNACK, rejects at the first refusal or timeout (nothing more is started).
    */
-  connectAll(sessions: readonly FleetSession[], concurrency: number, onProgress?: (done: number, total: number) => void): Promise<void> {
+  connectAll(sessions: readonly FleetPeer[], concurrency: number, onProgress?: (done: number, total: number) => void): Promise<void> {
     if (this.bulk) return Promise.reject(new Error('fleet: a connection of the fleet is already under way'));
     this.startKeepalive();
     const total = sessions.length;
@@ -127,7 +163,7 @@ export class FleetEngine implements LinkOwner {
   }
 
   /** A session's first connection succeeded or failed (for connectAll). */
-  firstConnect(s: FleetSession, err: Error | null): void {
+  firstConnect(s: FleetPeer, err: Error | null): void {
     this.bulk?.next(s, err);
   }
 
@@ -141,7 +177,7 @@ export class FleetEngine implements LinkOwner {
     this.heap = [];
   }
 
-  newLink(s: FleetSession): FleetLink {
+  newLink(s: FleetPeer): FleetLink {
     return new FleetLink(this, s.slot);
   }
 
@@ -199,7 +235,7 @@ export class FleetEngine implements LinkOwner {
       frameAt(buf, o, buf.length, f);
       if (f.length === 0) break;
       if (f.length < 0) {
-        log.warn({ did: s.did }, 'malformed packet from the broker; closing the connection');
+        log.warn({ session: s.label }, 'malformed packet from the broker; closing the connection');
         link.destroy();
         return buf.length;
       }
@@ -219,9 +255,13 @@ export class FleetEngine implements LinkOwner {
         case PacketType.PUBACK:
           s.onPuback((buf[body]! << 8) | buf[body + 1]!);
           break;
-        case PacketType.SUBACK:
-          for (let i = body + 2; i < end; i++) if (buf[i] === 0x80) log.warn({ did: s.did }, 'subscribe refused');
+        case PacketType.SUBACK: {
+          let refused = false;
+          for (let i = body + 2; i < end; i++) if (buf[i] === 0x80) refused = true;
+          if (refused) log.warn({ session: s.label }, 'subscribe refused');
+          s.onSuback((buf[body]! << 8) | buf[body + 1]!, refused);
           break;
+        }
         default: // PINGRESP, UNSUBACK: nothing to do
       }
       o = end;
@@ -232,7 +272,7 @@ export class FleetEngine implements LinkOwner {
   // Deadlines: one timer for every session's retries and bounds ----------------------------------
 
   /** Reconnect `s` after `delayMs` (wall clock). */
-  retryAfter(s: FleetSession, delayMs: number): void {
+  retryAfter(s: FleetPeer, delayMs: number): void {
     s.deadline = this.push(delayMs, () => {
       s.deadline = null;
       s.retry();
@@ -240,7 +280,7 @@ export class FleetEngine implements LinkOwner {
   }
 
   /** Give `s` CONNACK_TIMEOUT_MS to be accepted. */
-  awaitConnack(s: FleetSession): void {
+  awaitConnack(s: FleetPeer): void {
     this.cancel(s);
     s.deadline = this.push(CONNACK_TIMEOUT_MS, () => {
       s.deadline = null;
@@ -249,7 +289,7 @@ export class FleetEngine implements LinkOwner {
   }
 
   /** Cancel `s`'s pending retry or CONNACK bound. */
-  cancel(s: FleetSession): void {
+  cancel(s: FleetPeer): void {
     if (s.deadline) s.deadline.cancelled = true;
     s.deadline = null;
   }

@@ -1,6 +1,6 @@
 /**
- * The MQTT 3.1.1 packets a device session exchanges with its broker, written and read by hand:
- * the device side of the fleet (see engine.ts) needs only CONNECT, PUBLISH (QoS 0 and 1),
+ * The MQTT 3.1.1 packets a fleet session (a device's or an app user's) exchanges with its broker,
+ * written and read by hand: the fleet (see engine.ts) needs only CONNECT, PUBLISH (QoS 0 and 1),
  * PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT going up, and CONNACK, PUBLISH, PUBACK, SUBACK,
  * UNSUBACK and PINGRESP coming down. Each packet is one exactly-sized buffer written in one
  * pass, with no packet objects in between (OASIS MQTT 3.1.1, sections 2 and 3).
@@ -39,29 +39,34 @@ export interface ConnectFields {
   keepaliveSeconds: number;
   /** A persistent session (clean session off) when false. */
   clean: boolean;
-  will: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
+  /** The last will; none when absent (an app user's client has none). */
+  will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
 }
 
-/** CONNECT (3.1) with protocol level 4, credentials and a last will. */
+/** CONNECT (3.1) with protocol level 4, credentials and, if given, a last will. */
 export function encodeConnect(c: ConnectFields): Buffer {
+  const will = c.will;
   const idLen = Buffer.byteLength(c.clientId);
   const userLen = Buffer.byteLength(c.username);
   const passLen = Buffer.byteLength(c.password);
-  const willTopicLen = Buffer.byteLength(c.will.topic);
-  const willLen = Buffer.byteLength(c.will.payload);
-  const rem = 10 + 2 + idLen + 2 + willTopicLen + 2 + willLen + 2 + userLen + 2 + passLen;
+  const willTopicLen = will ? Buffer.byteLength(will.topic) : 0;
+  const willLen = will ? Buffer.byteLength(will.payload) : 0;
+  const rem = 10 + 2 + idLen + (will ? 2 + willTopicLen + 2 + willLen : 0) + 2 + userLen + 2 + passLen;
   const buf = Buffer.allocUnsafe(1 + remainingLengthSize(rem) + rem);
   buf[0] = PacketType.CONNECT << 4;
   let o = writeRemainingLength(buf, 1, rem);
   o = writeString(buf, o, 'MQTT', 4);
   buf[o++] = 4;
   // username, password, will retain, will QoS, will flag, clean session
-  buf[o++] = 0x80 | 0x40 | (c.will.retain ? 0x20 : 0) | (c.will.qos << 3) | 0x04 | (c.clean ? 0x02 : 0);
+  const willFlags = will ? (will.retain ? 0x20 : 0) | (will.qos << 3) | 0x04 : 0;
+  buf[o++] = 0x80 | 0x40 | willFlags | (c.clean ? 0x02 : 0);
   buf[o++] = c.keepaliveSeconds >> 8;
   buf[o++] = c.keepaliveSeconds & 0xff;
   o = writeString(buf, o, c.clientId, idLen);
-  o = writeString(buf, o, c.will.topic, willTopicLen);
-  o = writeString(buf, o, c.will.payload, willLen);
+  if (will) {
+    o = writeString(buf, o, will.topic, willTopicLen);
+    o = writeString(buf, o, will.payload, willLen);
+  }
   o = writeString(buf, o, c.username, userLen);
   writeString(buf, o, c.password, passLen);
   return buf;

@@ -14,7 +14,7 @@ import { Backoff, DEFAULT_RECONNECT } from '../backoff.js';
 import { Rng } from '../rng.js';
 import { TEARDOWN, type SessionState, type Teardown } from '../session-state.js';
 import type { DeviceSession } from '../session.js';
-import type { FleetEngine } from './engine.js';
+import type { FleetEngine, FleetPeer } from './engine.js';
 import type { FleetLink } from './link.js';
 import { CONNACK_REASONS, DISCONNECT, encodeConnect, encodePuback, encodePublish, encodeSubscribe, markDuplicate } from './packets.js';
 
@@ -25,8 +25,9 @@ export const DISCONNECT_WAIT_MS = 3000;
 /** How long after its last acknowledgement a session leaving cleanly sends DISCONNECT, ms. */
 const ACKED_TO_DISCONNECT_MS = 10;
 
-export class FleetSession implements DeviceSession, DeviceLink {
+export class FleetSession implements DeviceSession, DeviceLink, FleetPeer {
   readonly did: string;
+  get label(): string { return this.did; }
   /** Set for gateways only: the session's devices by did (commands name a child's did). */
   private readonly byDid: Map<string, Device> | null = null;
   private state_: SessionState = 'new';
@@ -205,6 +206,9 @@ export class FleetSession implements DeviceSession, DeviceLink {
     }
     if (qos === 1 && this.link) this.send(encodePuback(id));
   }
+
+  /** The broker took the subscriptions to the devices' commands (or refused them: the engine logs it). */
+  onSuback(): void {}
 
   onPuback(id: number): void {
     const u = this.unacked;
