@@ -6,19 +6,27 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../contract/clock.js';
+import type { FleetEngine } from './fleet/engine.js';
 import { AppUsers, deliverMessages, MqttConnection, RpcClient, type AppConnector, type AppUser, type CloudConnection } from './users.js';
+
+/** What the operator subscribes to: every device's replies. */
+const OPERATOR_FILTER = 'device/+/up/rpc';
+/** How long the operator waits to connect again after losing the broker, ms. */
+export const OPERATOR_RECONNECT_MS = 1000;
 import { when } from './waits.js';
 
 export class CloudClients {
   private operator_: RpcClient | null = null;
-  private operatorConnection: MqttConnection | null = null;
+  private operatorConnection: CloudConnection | null = null;
   private apps_: AppUsers | null = null;
 
   /** The operator's RPC client, once connected. */
   get operator(): RpcClient | null { return this.operator_; }
 
-  /** The operator's mqtt.js client, once connected. */
-  get operatorClient(): MqttClient | null { return this.operatorConnection?.client ?? null; }
+  /** The operator's mqtt.js client, once connected (none when the operator is a fleet session). */
+  get operatorClient(): MqttClient | null {
+    return this.operatorConnection instanceof MqttConnection ? this.operatorConnection.client : null;
+  }
 
   /** The app users' clients, once connected. */
   get apps(): AppUsers | null { return this.apps_; }
@@ -29,11 +37,27 @@ export class CloudClients {
       op.once('connect', () => resolve());
       op.once('error', reject);
     });
-    await op.subscribeAsync('device/+/up/rpc', { qos: 1 });
+    await op.subscribeAsync(OPERATOR_FILTER, { qos: 1 });
     const connection = new MqttConnection(op);
     const rpc = new RpcClient(connection);
     deliverMessages(op, rpc);
     this.operatorConnection = connection;
+    this.operator_ = rpc;
+  }
+
+  /**
+   * The operator as a session of the fleet engine (on the embedded broker, in process): its own
+   * clean session as `operator`, subscribed to every device's replies, as the mqtt.js client.
+   */
+  async connectOperatorSession(engine: FleetEngine, clientId: string, password: string): Promise<void> {
+    let rpc: RpcClient | null = null;
+    const session = engine.createCloud({
+      name: 'the operator', clientId, username: 'operator', password, filters: [OPERATOR_FILTER], reconnectMs: OPERATOR_RECONNECT_MS,
+      onMessage: (topic, payload) => rpc?.deliver(topic, payload),
+    });
+    rpc = new RpcClient(session);
+    await engine.connectAll([session], 1);
+    this.operatorConnection = session;
     this.operator_ = rpc;
   }
 

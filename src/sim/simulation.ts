@@ -22,7 +22,7 @@ import { RedisStore } from '../platform/redis-store.js';
 import { DirectoryWriter } from '../broker/cluster.js';
 import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
-import { CloudClients } from './cloud-clients.js';
+import { CloudClients, OPERATOR_RECONNECT_MS } from './cloud-clients.js';
 import { ClockDriver, type Speed } from './drivers.js';
 import { FaultTimeline } from './faults.js';
 import { checkMemory, estimateMemory, memoryRoom, sweepArrayBuffersOnMainThread, type MemoryTransport } from './memory.js';
@@ -207,7 +207,6 @@ export class Simulation {
     this.fleet.provision(broker.access, this.channel());
     const url = broker.wsAddress ? `ws://${broker.wsAddress.host}:${broker.wsAddress.port}/mqtt` : null;
     const inProcess: ClientConnector = { kind: 'in-process', open: () => broker.connectInProcess() };
-    await this.clients.connectOperator(new MqttClient(() => broker.connectInProcess(), this.operatorOptions()));
     const tcp = broker.mqttAddress;
     if (this.opts.deviceTransport === 'tcp' && !tcp) {
       throw new AiotSimError('E_OPTIONS', 'input', 'deviceTransport "tcp" needs the TCP listener (mqttPort is null)');
@@ -217,11 +216,15 @@ export class Simulation {
       : transport === 'in-process-clients' ? inProcess
       : { kind: 'fleet', attach: (conn) => broker.serveInProcess(conn) };
     await this.pool.open(this.fleet.sessionPlans(), devices);
+    // The operator, in process: a session of the devices' fleet engine when they have one.
+    const engine = this.pool.fleetEngine;
+    const op = this.operatorOptions();
+    if (engine) await this.clients.connectOperatorSession(engine, op.clientId!, this.operatorToken);
+    else await this.clients.connectOperator(new MqttClient(() => broker.connectInProcess(), op));
     // App clients speak MQTT over WebSocket, like a phone; a socket costs two file descriptors in
     // this process, so large populations use the in-process transport instead: as sessions of the
     // devices' fleet engine when the devices have one, each still its own MQTT session.
     const users = this.fleet.appUsers();
-    const engine = this.pool.fleetEngine;
     const apps: AppConnector = url && users.length <= MAX_WS_APP_CLIENTS ? { kind: 'url', url } : engine ? { kind: 'fleet', engine } : inProcess;
     await this.clients.connectUsers(users, apps, this.scheduler);
   }
@@ -476,7 +479,7 @@ export class Simulation {
   private operatorOptions(): IClientOptions {
     return {
       clientId: `aiot-sim-operator-${randomBytes(4).toString('hex')}`, username: 'operator', password: this.operatorToken,
-      protocolVersion: 4, reconnectPeriod: 1000, log: () => undefined,
+      protocolVersion: 4, reconnectPeriod: OPERATOR_RECONNECT_MS, log: () => undefined,
     };
   }
 

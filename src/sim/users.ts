@@ -2,7 +2,7 @@
  * People as real MQTT clients. Each user (home owner or member) is a simulated Mijia app client
  * logged in as `app:{uid}`, over MQTT over WebSocket when the embedded broker has that listener
  * (in-process otherwise: for a large population, a session of the device fleet's engine each,
- * fleet/app-session.ts, rather than an mqtt.js client each). An app session announces itself on `app/{uid}/session`; commands go to
+ * fleet/cloud-session.ts, rather than an mqtt.js client each). An app session announces itself on `app/{uid}/session`; commands go to
  * the devices' `down/rpc` and their replies are awaited on `up/rpc`, so the broker's ACL decides
  * what a user may command, and the platform can observe app activity.
  */
@@ -16,12 +16,14 @@ import { connectOverSocket } from '../contract/broker-list.js';
 import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
 import type { FleetEngine } from './fleet/engine.js';
-import type { FleetAppSession } from './fleet/app-session.js';
+import type { FleetCloudSession } from './fleet/cloud-session.js';
 
 const log = logger('users');
 
 /** App sessions the fleet engine connects at once. */
 const FLEET_APP_CONCURRENCY = 2000;
+/** How long an app client waits to connect again after losing the broker, ms. */
+const APP_RECONNECT_MS = 2000;
 
 export interface AppUser { uid: string; token: string; homeId: string; dids: string[] }
 
@@ -36,7 +38,7 @@ export interface RpcChannel {
 
 /**
  * A connection of a cloud client (an app user or the operator) to the broker: an mqtt.js client,
- * or a fleet session on the in-process transport (fleet/app-session.ts). Faults wait on its
+ * or a fleet session on the in-process transport (fleet/cloud-session.ts). Faults wait on its
  * `connect` and `close` events.
  */
 export interface CloudConnection extends RpcChannel {
@@ -177,11 +179,12 @@ export class AppUsers {
 
   /** The fleet engine connects them all at once: each a session of its own, no mqtt.js client. */
   private async connectFleet(users: AppUser[], engine: FleetEngine): Promise<void> {
-    const sessions: FleetAppSession[] = [];
+    const sessions: FleetCloudSession[] = [];
     for (const user of users) {
       let rpc: RpcClient | null = null;
-      const session = engine.createApp({
-        uid: user.uid, token: user.token, filters: user.dids.map((did) => topics.rpcUp(did)),
+      const session = engine.createCloud({
+        name: `app user ${user.uid}`, clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
+        filters: user.dids.map((did) => topics.rpcUp(did)), reconnectMs: APP_RECONNECT_MS,
         onMessage: (topic, payload) => rpc?.deliver(topic, payload),
       });
       rpc = new RpcClient(session, user.uid);
@@ -195,7 +198,7 @@ export class AppUsers {
     const connector = this.connector as ClientConnector;
     const opts: IClientOptions = {
       clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
-      protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 2000, connectTimeout: 30_000,
+      protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: APP_RECONNECT_MS, connectTimeout: 30_000,
       // As device sessions: mqtt.js logs every packet through `debug`, which costs even when off.
       log: () => undefined,
     };

@@ -14,7 +14,8 @@ import { FleetEngine } from '../../src/sim/fleet/engine.js';
 import type { FleetSession } from '../../src/sim/fleet/session.js';
 import { Gauge } from '../../src/sim/waits.js';
 import { AppUsers } from '../../src/sim/users.js';
-import type { FleetAppSession } from '../../src/sim/fleet/app-session.js';
+import { CloudClients } from '../../src/sim/cloud-clients.js';
+import type { FleetCloudSession } from '../../src/sim/fleet/cloud-session.js';
 import { TraceRecorder } from '../../src/sim/trace.js';
 import { createSimulation } from '../../src/sim/simulation.js';
 import { useCleanup } from '../helpers/cleanup.js';
@@ -193,13 +194,13 @@ describe('a fleet session on the wire', () => {
 
 describe('an app user\'s fleet session on the wire', () => {
   /** The rig's fleet with its first app user's client as a session of the same engine. */
-  async function withApp(): Promise<{ r: Awaited<ReturnType<typeof rig>>; apps: AppUsers; user: ReturnType<Rig['fleet']['appUsers']>[number]; session: FleetAppSession; wire: () => Wire[] }> {
+  async function withApp(): Promise<{ r: Awaited<ReturnType<typeof rig>>; apps: AppUsers; user: ReturnType<Rig['fleet']['appUsers']>[number]; session: FleetCloudSession; wire: () => Wire[] }> {
     const r = await rig();
     const user = r.fleet.appUsers().find((u) => u.dids.length > 0)!;
     const apps = new AppUsers({ kind: 'fleet', engine: r.pool.fleetEngine! }, r.scheduler);
     track({ close: () => apps.close() });
     await apps.connectAll([user]);
-    const session = apps.connections()[0] as FleetAppSession;
+    const session = apps.connections()[0] as FleetCloudSession;
     return { r, apps, user, session, wire: () => r.byClient.get(`app-${user.uid}`) ?? [] };
   }
 
@@ -275,6 +276,27 @@ describe('an app user\'s fleet session on the wire', () => {
   });
 });
 
+describe('the operator as a fleet session', () => {
+  it('connects as operator with a clean session, subscribes to every device\'s replies, and its commands are answered', { timeout: 20_000 }, async () => {
+    const r = await rig();
+    const clients = new CloudClients();
+    track({ close: () => clients.closeOperator() });
+    await clients.connectOperatorSession(r.pool.fleetEngine!, 'aiot-sim-operator-test', 'rig');
+    expect(clients.operatorClient).toBeNull();
+    const [w] = r.byClient.get('aiot-sim-operator-test')!;
+    expect(of(w!.up, 'connect')[0]).toMatchObject({ clientId: 'aiot-sim-operator-test', username: 'operator', clean: true });
+    expect(of(w!.up, 'connect')[0]!.will).toBeUndefined();
+    expect(of(w!.up, 'subscribe')[0]!.subscriptions).toEqual([{ topic: 'device/+/up/rpc', qos: 1 }]);
+    const s = r.gateway;
+    const child = s.children[0]!;
+    const res = await clients.operator!.request(child.did, 'get_properties', [{ did: child.did, siid: 1, piid: 1 }], 5000);
+    expect(res).toMatchObject({ id: 1, result: [{ did: child.did, code: 0 }] });
+    // A wrong password is refused with the broker's reason, naming the operator.
+    const other = new CloudClients();
+    await expect(other.connectOperatorSession(r.pool.fleetEngine!, 'aiot-sim-operator-bad', 'not-the-token')).rejects.toThrow(/the operator: Connection refused/);
+  });
+});
+
 describe('the fleet engine\'s keep-alive', () => {
   it('sends PINGREQ for an idle session, so the broker keeps it past 1.5 keep-alives', { timeout: 30_000 }, async () => {
     const r = await rig();
@@ -307,7 +329,7 @@ describe('the fleet engine in a whole simulation', () => {
     const digests: string[] = [];
     const activity: unknown[] = [];
     // Without a WebSocket listener the app users connect in process: as fleet sessions beside the
-    // devices' (in-process), or as mqtt.js clients (in-process-clients).
+    // devices' (in-process), or as mqtt.js clients (in-process-clients); the operator likewise.
     for (const deviceTransport of ['in-process', 'in-process-clients'] as const) {
       const sim = await createSimulation({ scenario: 'scenarios/rough-night.yaml', speed: 'fast', duration: '3h', broker: { mqttPort: null, wsPort: null }, deviceTransport });
       const report = await sim.finished;
@@ -315,6 +337,8 @@ describe('the fleet engine in a whole simulation', () => {
       expect(report.traceMessages).toBeGreaterThan(1000);
       expect(report.activity.appSessions).toBeGreaterThan(0);
       expect(report.activity.appCommands).toBeGreaterThan(0);
+      // The operator's work: automations and the voice cloud's commands.
+      expect(report.activity.automations + report.activity.voiceCommands).toBeGreaterThan(0);
       digests.push(report.traceDigest);
       activity.push(report.activity);
     }

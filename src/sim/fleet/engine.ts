@@ -13,8 +13,8 @@
  *   callbacks or streams on the device side.
  * The broker's end of each connection is a `FleetLink` (a Duplex, as Aedes reads connections).
  *
- * App users' clients on the in-process transport are fleet sessions too (app-session.ts): the
- * engine reads, times and pings them as it does devices (`FleetPeer`).
+ * App users' clients and the operator on the in-process transport are fleet sessions too
+ * (cloud-session.ts): the engine reads, times and pings them as it does devices (`FleetPeer`).
  */
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +27,7 @@ import type { TraceRecorder } from '../trace.js';
 import { FleetLink, type LinkOwner } from './link.js';
 import { frameAt, PacketType, PINGREQ, type Frame } from './packets.js';
 import { FleetSession } from './session.js';
-import { FleetAppSession, type AppSessionFields } from './app-session.js';
+import { FleetCloudSession, type CloudSessionFields } from './cloud-session.js';
 
 const log = logger('fleet');
 
@@ -52,7 +52,7 @@ interface Deadline { at: number; cancelled: boolean; fire: () => void }
 export interface FleetPeer {
   /** Index in the engine's session table (links name their session by it). */
   readonly slot: number;
-  /** Who the session is, for logs: a did, or `app:{uid}`. */
+  /** Who the session is, for logs: a did, or the user name of a cloud client. */
   readonly label: string;
   link: FleetLink | null;
   lastSentTick: number;
@@ -120,9 +120,9 @@ export class FleetEngine implements LinkOwner {
     return s;
   }
 
-  /** A session for an app user's client; not connected yet (connectAll connects it). */
-  createApp(fields: AppSessionFields): FleetAppSession {
-    const s = new FleetAppSession(this, this.slots.length, fields);
+  /** A session for a cloud client (an app user, the operator); not connected yet (connectAll connects it). */
+  createCloud(fields: CloudSessionFields): FleetCloudSession {
+    const s = new FleetCloudSession(this, this.slots.length, fields);
     this.slots.push(s);
     return s;
   }

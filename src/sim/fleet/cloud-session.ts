@@ -1,13 +1,14 @@
 /**
- * An app user's client as a fleet session: on the embedded broker's in-process transport, the
- * Mijia app client of each user is driven by the fleet engine, as the devices are, instead of
- * one mqtt.js client (with its streams, stores and timers) per user.
+ * A cloud client as a fleet session: on the embedded broker's in-process transport, the Mijia
+ * app client of each user, and the operator (the cloud's own account), are driven by the fleet
+ * engine, as the devices are, instead of one mqtt.js client (with its streams, stores and
+ * timers) each.
  *
- * It is still the user's own MQTT session through the broker, the one an mqtt.js client would
- * open (users.ts): client id `app-{uid}`, user name `app:{uid}`, the user's token, a clean
- * session, no will; SUBSCRIBE at QoS 1 to its homes' replies on every connection; QoS 1
- * publishes kept until PUBACK and sent again (DUP) after a reconnection; reconnection every 2 s
- * (mqtt.js' `reconnectPeriod` in users.ts) after the connection is lost.
+ * It is still the client's own MQTT session through the broker, the one its mqtt.js client
+ * would open (users.ts, simulation.ts): its client id, user name and password, a clean session,
+ * no will; SUBSCRIBE at QoS 1 to the replies it waits for, on every connection; QoS 1 publishes
+ * kept until PUBACK and sent again (DUP) after a reconnection; a new connection `reconnectMs`
+ * after the connection is lost (mqtt.js' `reconnectPeriod`).
  */
 import { logger } from '../../log.js';
 import type { FleetEngine, FleetPeer } from './engine.js';
@@ -16,21 +17,23 @@ import { CONNACK_REASONS, encodeConnect, encodePuback, encodePublish, encodeSubs
 
 const log = logger('fleet');
 
-/** How long after losing the broker an app session tries again, ms (mqtt.js' reconnectPeriod in users.ts). */
-export const APP_RECONNECT_MS = 2000;
-
-export interface AppSessionFields {
-  uid: string;
-  token: string;
+export interface CloudSessionFields {
+  /** Who the session is, in errors: "app user 2000000001", "the operator". */
+  name: string;
+  clientId: string;
+  username: string;
+  password: string;
   /** Filters subscribed at QoS 1 on every connection (the session is clean). */
   filters: readonly string[];
+  /** How long after losing the broker the session tries again, ms (mqtt.js' reconnectPeriod). */
+  reconnectMs: number;
   /** Each message the broker delivers to the session. */
   onMessage: (topic: string, payload: string) => void;
 }
 
 type ConnectionEvent = 'connect' | 'close';
 
-export class FleetAppSession implements FleetPeer {
+export class FleetCloudSession implements FleetPeer {
   readonly label: string;
   link: FleetLink | null = null;
   lastSentTick = 0;
@@ -50,9 +53,9 @@ export class FleetAppSession implements FleetPeer {
   constructor(
     private readonly engine: FleetEngine,
     readonly slot: number,
-    private readonly fields: AppSessionFields,
+    private readonly fields: CloudSessionFields,
   ) {
-    this.label = `app:${fields.uid}`;
+    this.label = fields.username;
   }
 
   /** Accepted by the broker and not lost since (as mqtt.js' `connected`). */
@@ -113,7 +116,7 @@ export class FleetAppSession implements FleetPeer {
         this.state = 'ended';
         this.link = null;
         link.destroy();
-        this.engine.firstConnect(this, new Error(`app user ${this.fields.uid}: ${reason}`));
+        this.engine.firstConnect(this, new Error(`${this.fields.name}: ${reason}`));
         return;
       }
       // Refused on a reconnection (mqtt.js would say so and try again): the close schedules the retry.
@@ -162,7 +165,7 @@ export class FleetAppSession implements FleetPeer {
     p.settle();
   }
 
-  /** App sessions send little and never wait on the link's high-water mark: nothing is queued. */
+  /** Cloud sessions send little and never wait on the link's high-water mark: nothing is queued. */
   onReadable(): void {}
 
   onLinkClosed(link: FleetLink): void {
@@ -172,13 +175,13 @@ export class FleetAppSession implements FleetPeer {
     this.engine.cancel(this);
     if (this.state === 'connected') this.state = 'connecting';
     this.emit('close');
-    if (this.state === 'connecting') this.engine.retryAfter(this, APP_RECONNECT_MS);
+    if (this.state === 'connecting') this.engine.retryAfter(this, this.fields.reconnectMs);
   }
 
   onConnackTimeout(): void {
     const link = this.link;
     if (!link) return;
-    if (!this.ready) this.engine.firstConnect(this, new Error(`app user ${this.fields.uid}: connack timeout`));
+    if (!this.ready) this.engine.firstConnect(this, new Error(`${this.fields.name}: connack timeout`));
     link.destroy();
   }
 
@@ -201,8 +204,8 @@ export class FleetAppSession implements FleetPeer {
       link.destroy();
       return;
     }
-    const { uid, token } = this.fields;
-    this.send(encodeConnect({ clientId: `app-${uid}`, username: `app:${uid}`, password: token, keepaliveSeconds: this.engine.keepaliveSeconds, clean: true }));
+    const { clientId, username, password } = this.fields;
+    this.send(encodeConnect({ clientId, username, password, keepaliveSeconds: this.engine.keepaliveSeconds, clean: true }));
     this.engine.awaitConnack(this);
   }
 
