@@ -43,7 +43,7 @@ export interface FleetArgs {
   runSeconds: number;
   /** Longest wait for every device to be online, seconds. */
   onlineWithinSeconds: number;
-  /** Keep the scenario's app users (an mqtt.js client each); default false: the figure is the devices'. */
+  /** Keep the scenario's app users (each a session of the same fleet engine); default false: the figure is the devices'. */
   apps?: boolean;
   /** Another build's dist/ (the baseline); default: this one. */
   dist?: string;
@@ -52,8 +52,8 @@ export interface FleetArgs {
 /**
  * fleet: scenarios/consumer-load.yaml's population at `homes` homes, in real time (speed 1, no
  * faults) on the embedded broker without listeners: every Wi-Fi device and gateway its own MQTT
- * session over the in-process transport; without app users unless `apps` (each would be an
- * mqtt.js client: not what the figure is about). Devices per second until the platform has every device
+ * session over the in-process transport; without app users unless `apps` (the figure is about
+ * the devices; with `apps`, each user is a session of the same engine). Devices per second until the platform has every device
  * online, peak RSS, heartbeats while it runs, and a clean stop.
  */
 export async function fleet(args: FleetArgs) {
