@@ -8,12 +8,12 @@ import type { MqttClient } from 'mqtt';
 import type { Clock } from '../contract/clock.js';
 import type { FleetEngine } from './fleet/engine.js';
 import { AppUsers, deliverMessages, MqttConnection, RpcClient, type AppConnector, type AppUser, type CloudConnection } from './users.js';
+import { when } from './waits.js';
 
 /** What the operator subscribes to: every device's replies. */
 const OPERATOR_FILTER = 'device/+/up/rpc';
 /** How long the operator waits to connect again after losing the broker, ms. */
 export const OPERATOR_RECONNECT_MS = 1000;
-import { when } from './waits.js';
 
 export class CloudClients {
   private operator_: RpcClient | null = null;

@@ -1,10 +1,10 @@
 /**
  * People as real MQTT clients. Each user (home owner or member) is a simulated Mijia app client
  * logged in as `app:{uid}`, over MQTT over WebSocket when the embedded broker has that listener
- * (in-process otherwise: for a large population, a session of the device fleet's engine each,
- * fleet/cloud-session.ts, rather than an mqtt.js client each). An app session announces itself on `app/{uid}/session`; commands go to
- * the devices' `down/rpc` and their replies are awaited on `up/rpc`, so the broker's ACL decides
- * what a user may command, and the platform can observe app activity.
+ * (in-process otherwise: a session of the device fleet's engine each, fleet/cloud-session.ts,
+ * rather than an mqtt.js client each). An app session announces itself on `app/{uid}/session`;
+ * commands go to the devices' `down/rpc` and their replies are awaited on `up/rpc`, so the
+ * broker's ACL decides what a user may command, and the platform can observe app activity.
  */
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { RpcResponse } from '../contract/wire.js';
@@ -211,9 +211,10 @@ export class AppUsers {
     });
     client.on('error', (err) => log.debug({ uid: user.uid, err: err.message }, 'app client error'));
     if (user.dids.length) await client.subscribeAsync(user.dids.map((did) => topics.rpcUp(did)), { qos: 1 });
-    const rpc = new RpcClient(new MqttConnection(client), user.uid);
+    const connection = new MqttConnection(client);
+    const rpc = new RpcClient(connection, user.uid);
     deliverMessages(client, rpc);
-    this.clients.set(user.uid, new AppClient(user, new MqttConnection(client), rpc));
+    this.clients.set(user.uid, new AppClient(user, connection, rpc));
   }
 
   /** The user opens the Mijia app: `app/{uid}/session` carries the virtual time. */
