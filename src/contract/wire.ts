@@ -126,6 +126,38 @@ export function encodeProperty(profile: WireProfile, c: PropertyChange): WireMes
     : { topic: topics.hubProperty(c.did, c.siid, c.piid), payload: body };
 }
 
+/**
+ * `encodeProperty` for one property of a model, with the parts that never change between its
+ * reports (the topic's tail, the keys, siid and piid) written once, and only the device, the value
+ * and the time filled in per report. Byte for byte what `encodeProperty` gives (tested).
+ */
+export class PropertyFrame {
+  private readonly topicHead: string;
+  private readonly topicTail: string;
+  private readonly open: string;
+  private readonly middle: string;
+  private readonly close: string;
+
+  constructor(profile: WireProfile, siid: number, piid: number) {
+    const cloud = profile === 'cloud';
+    this.topicHead = cloud ? 'device/' : HUB_PREFIX;
+    this.topicTail = cloud ? `/up/properties_changed/${siid}/${piid}` : `/property/${siid}.${piid}`;
+    this.open = cloud ? '{"params":{"did":' : '{"did":';
+    this.middle = `,"siid":${jsonNumber(siid)},"piid":${jsonNumber(piid)},"value":`;
+    this.close = cloud ? '}}' : '}';
+  }
+
+  topic(did: string): string {
+    return this.topicHead + did + this.topicTail;
+  }
+
+  /** The payload; `didJson` is `JSON.stringify(did)` (a device writes it once). */
+  payload(didJson: string, value: Scalar, ts: number): string {
+    const v = typeof value === 'number' ? jsonNumber(value) : JSON.stringify(value);
+    return this.open + didJson + this.middle + v + ',"ts":' + jsonNumber(ts) + this.close;
+  }
+}
+
 /** An event in `profile`'s topic and payload shape. */
 export function encodeEvent(profile: WireProfile, e: EventOccurrence): WireMessage {
   return profile === 'cloud'

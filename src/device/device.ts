@@ -11,7 +11,7 @@ import { PropertyStore, type DeferredValue } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
 import {
-  DEFAULT_WIRE, encodeEvent, encodeProperty, MiotCode, topics, type EventArgument, type RpcResponse, type Scalar, type StatePayload,
+  DEFAULT_WIRE, encodeEvent, MiotCode, topics, type EventArgument, type RpcResponse, type Scalar, type StatePayload,
   type WireMessage, type WireProfile,
 } from '../contract/wire.js';
 
@@ -67,6 +67,9 @@ export function announcesState(model: DeviceModel): boolean {
 
 const eventArgsByModel = new WeakMap<DeviceModel, Map<string, number[]>>();
 
+/** How a property report is published (one object for every report: publish never changes it). */
+const PROPERTY_REPORT: PublishOptions = Object.freeze({ qos: 0, retain: false });
+
 function eventArgsOf(model: DeviceModel): Map<string, number[]> {
   let args = eventArgsByModel.get(model);
   if (!args) {
@@ -79,6 +82,8 @@ function eventArgsOf(model: DeviceModel): Map<string, number[]> {
 
 export class Device implements RpcTarget {
   readonly did: string;
+  /** `JSON.stringify(did)`, as every property report writes it. */
+  private readonly didJson: string;
   readonly model: DeviceModel;
   readonly uid: string;
   readonly parentId: string | undefined;
@@ -110,6 +115,7 @@ export class Device implements RpcTarget {
 
   constructor(opts: DeviceOptions) {
     this.did = opts.did;
+    this.didJson = JSON.stringify(opts.did);
     this.model = opts.model;
     this.uid = opts.uid;
     if (!/^\d{1,15}$/.test(opts.uid)) throw new RangeError(`device ${opts.did}: owner uid must be decimal digits (a cloud user id), got "${opts.uid}"`);
@@ -321,7 +327,9 @@ export class Device implements RpcTarget {
   private sendProperty(i: number, value: Scalar): void {
     const store = this.store;
     store.markReported(i, value);
-    this.send(encodeProperty(this.wire, { did: this.did, siid: store.siid(i), piid: store.piid(i), value, ts: this.scheduler.now() }), { qos: 0, retain: false });
+    // encodeProperty's output, from the model property's frame (written once per model).
+    const frame = store.frame(i, this.wire);
+    this.publish(frame.topic(this.did), frame.payload(this.didJson, value, this.scheduler.now()), PROPERTY_REPORT);
   }
 
   private sendEvent(siid: number, eiid: number, args: EventArgument[]): void {

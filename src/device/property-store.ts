@@ -5,7 +5,7 @@
  */
 import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import { FORMAT_LIMITS, valueProblem } from '../catalog/validate.js';
-import { MiotCode, type Scalar } from '../contract/wire.js';
+import { MiotCode, PropertyFrame, type Scalar, type WireProfile } from '../contract/wire.js';
 
 export interface Identity {
   did: string;
@@ -29,6 +29,8 @@ interface ModelProperties {
   piid: number[];
   /** How each property's values are made to fit it (see `Rule`). */
   rules: Rule[];
+  /** Each property's report frame, by wire profile (made at the first report in that profile). */
+  frames: Partial<Record<WireProfile, PropertyFrame[]>>;
 }
 
 const BOOL = 0;
@@ -74,7 +76,7 @@ const propertiesByModel = new WeakMap<DeviceModel, ModelProperties>();
 function propertiesOf(model: DeviceModel): ModelProperties {
   let m = propertiesByModel.get(model);
   if (!m) {
-    m = { index: new Map(), keys: [], specs: [], notify: [], siid: [], piid: [], rules: [] };
+    m = { index: new Map(), keys: [], specs: [], notify: [], siid: [], piid: [], rules: [], frames: {} };
     for (const svc of model.services) {
       for (const p of svc.properties) {
         const key = `${svc.siid}.${p.piid}`;
@@ -154,6 +156,12 @@ export class PropertyStore {
 
   /** The service and property ids of a key. */
   siid(i: number): number { return this.props.siid[i]!; }
+  /** The report frame of the property at index `i` in `profile` (one per model property, shared by its devices). */
+  frame(i: number, profile: WireProfile): PropertyFrame {
+    const props = this.props;
+    const frames = (props.frames[profile] ??= props.siid.map((siid, k) => new PropertyFrame(profile, siid, props.piid[k]!)));
+    return frames[i]!;
+  }
   piid(i: number): number { return this.props.piid[i]!; }
 
   /** Current value (internal read; ignores access). */
