@@ -106,7 +106,7 @@ describe('broker nodes clustered on Redis', () => {
   });
 
   it('a persistent session\'s SUBSCRIBE naming several topics is answered, and each topic routed from the other node', { timeout: 30_000 }, async () => {
-    const [a, b] = [await node(15), await node(15)];
+    const [a, b] = [await node(5), await node(5)];
     const sub = track(await connectTcp(a, { clientId: 'lab-multi', clean: false }));
     const got: string[] = [];
     sub.on('message', (t, p) => { got.push(`${t}=${p.toString()}`); });
@@ -121,7 +121,7 @@ describe('broker nodes clustered on Redis', () => {
   });
 
   it('messages from one node that arrive out of order are all delivered, and overlapping subscriptions still get one copy', { timeout: 30_000 }, async () => {
-    const [a, b] = [await node(16), await node(16)];
+    const [a, b] = [await node(6), await node(6)];
     const sub = track(await connectTcp(a, { clientId: 'lab-order', clean: false }));
     const got: string[] = [];
     sub.on('message', (_t, p) => { got.push(p.toString()); });
