@@ -103,7 +103,7 @@ export function redactedUrl(url: string): string {
 
 /** Open a Redis connection for one of our parts; resolves once it answers, or fails naming the URL and the flag. */
 export async function connectRedis(url: string, flag: string, name: string): Promise<Redis> {
-  checkRedisUrl(url, flag);
+  const db = Number(checkRedisUrl(url, flag).pathname.slice(1) || '0');
   const redis = new Redis(url, {
     lazyConnect: true, connectionName: name,
     // Keep retrying while Redis is away (a restart); callers bound what they keep meanwhile.
@@ -116,6 +116,16 @@ export async function connectRedis(url: string, flag: string, name: string): Pro
   } catch (e) {
     redis.disconnect();
     throw new AiotSimError('E_REDIS', 'environment', `${flag} ${redactedUrl(url)}: cannot reach Redis (${(e as Error).message})`, { cause: e });
+  }
+  // ioredis selects the URL's database as it connects, and only reports a refusal as an 'error'
+  // event: on its own, a database the server does not have would be database 0 without a word.
+  if (db > 0) {
+    try {
+      await withTimeout(redis.select(db), 5000);
+    } catch (e) {
+      redis.disconnect();
+      throw new AiotSimError('E_OPTIONS', 'input', `${flag} ${redactedUrl(url)}: Redis has no database ${db} (${(e as Error).message}); a server has databases 0 to its "databases" setting less one, 0-15 by default`, { cause: e });
+    }
   }
   return redis;
 }

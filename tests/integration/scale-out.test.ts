@@ -180,5 +180,11 @@ describe('shard processes on a platform in Redis', () => {
     const gone = await runCli(['status', '--platform', 'redis://127.0.0.1:1']);
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toContain('cannot reach Redis');
+    // A database the server does not have (16 of 0-15) is refused, not quietly database 0.
+    for (const args of [['status', '--platform', `${redis.url}/16`], ['serve', '--cluster', `${redis.url}/16`, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', '--token', 'op-token-0123456789']]) {
+      const none = await runCli(args);
+      expect(none.code, none.stderr).toBe(1);
+      expect(none.stderr).toContain(`${args[1]} ${redis.url}/16: Redis has no database 16`);
+    }
   });
 });
