@@ -156,13 +156,14 @@ export class PropertyStore {
 
   /** The service and property ids of a key. */
   siid(i: number): number { return this.props.siid[i]!; }
+  piid(i: number): number { return this.props.piid[i]!; }
+
   /** The report frame of the property at index `i` in `profile` (one per model property, shared by its devices). */
   frame(i: number, profile: WireProfile): PropertyFrame {
     const props = this.props;
     const frames = (props.frames[profile] ??= props.siid.map((siid, k) => new PropertyFrame(profile, siid, props.piid[k]!)));
     return frames[i]!;
   }
-  piid(i: number): number { return this.props.piid[i]!; }
 
   /** Current value (internal read; ignores access). */
   get(key: string): Scalar {

@@ -7,7 +7,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../contract/clock.js';
 import type { FleetEngine } from './fleet/engine.js';
-import { AppUsers, deliverMessages, MqttConnection, RpcClient, type AppConnector, type AppUser, type CloudConnection } from './users.js';
+import { AppUsers, fleetRpc, MqttConnection, mqttRpc, type AppConnector, type AppUser, type CloudConnection, type RpcClient } from './users.js';
 import { when } from './waits.js';
 
 /** What the operator subscribes to: every device's replies. */
@@ -38,9 +38,7 @@ export class CloudClients {
       op.once('error', reject);
     });
     await op.subscribeAsync(OPERATOR_FILTER, { qos: 1 });
-    const connection = new MqttConnection(op);
-    const rpc = new RpcClient(connection);
-    deliverMessages(op, rpc);
+    const { connection, rpc } = mqttRpc(op);
     this.operatorConnection = connection;
     this.operator_ = rpc;
   }
@@ -50,14 +48,9 @@ export class CloudClients {
    * clean session as `operator`, subscribed to every device's replies, as the mqtt.js client.
    */
   async connectOperatorSession(engine: FleetEngine, clientId: string, password: string): Promise<void> {
-    let rpc: RpcClient | null = null;
-    const session = engine.createCloud({
-      name: 'the operator', clientId, username: 'operator', password, filters: [OPERATOR_FILTER], reconnectMs: OPERATOR_RECONNECT_MS,
-      onMessage: (topic, payload) => rpc?.deliver(topic, payload),
-    });
-    rpc = new RpcClient(session);
-    await engine.connectAll([session], 1);
-    this.operatorConnection = session;
+    const { connection, rpc } = fleetRpc(engine, { name: 'the operator', clientId, username: 'operator', password, filters: [OPERATOR_FILTER], reconnectMs: OPERATOR_RECONNECT_MS });
+    await engine.connectAll([connection], 1);
+    this.operatorConnection = connection;
     this.operator_ = rpc;
   }
 

@@ -16,7 +16,7 @@ import { connectOverSocket } from '../contract/broker-list.js';
 import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
 import type { FleetEngine } from './fleet/engine.js';
-import type { FleetCloudSession } from './fleet/cloud-session.js';
+import type { CloudSessionFields, FleetCloudSession } from './fleet/cloud-session.js';
 
 const log = logger('users');
 
@@ -125,9 +125,23 @@ export class RpcClient {
   }
 }
 
-/** An mqtt.js client's messages, handed to an RPC client. */
-export function deliverMessages(client: MqttClient, rpc: RpcClient): void {
+/** A cloud client's connection and the RPC client over it, which hears what the connection receives. */
+export interface RpcConnection<C extends CloudConnection> { connection: C; rpc: RpcClient }
+
+/** RPC over an mqtt.js client (subscribed to the replies it waits for). */
+export function mqttRpc(client: MqttClient, idPrefix = ''): RpcConnection<MqttConnection> {
+  const connection = new MqttConnection(client);
+  const rpc = new RpcClient(connection, idPrefix);
   client.on('message', (topic, payload) => rpc.deliver(topic, payload.toString('utf8')));
+  return { connection, rpc };
+}
+
+/** RPC over a new session of the fleet engine (not connected yet: `engine.connectAll` connects it). */
+export function fleetRpc(engine: FleetEngine, fields: Omit<CloudSessionFields, 'onMessage'>, idPrefix = ''): RpcConnection<FleetCloudSession> {
+  let rpc: RpcClient | null = null;
+  const connection = engine.createCloud({ ...fields, onMessage: (topic, payload) => rpc?.deliver(topic, payload) });
+  rpc = new RpcClient(connection, idPrefix);
+  return { connection, rpc };
 }
 
 class AppClient {
@@ -181,15 +195,12 @@ export class AppUsers {
   private async connectFleet(users: AppUser[], engine: FleetEngine): Promise<void> {
     const sessions: FleetCloudSession[] = [];
     for (const user of users) {
-      let rpc: RpcClient | null = null;
-      const session = engine.createCloud({
+      const { connection, rpc } = fleetRpc(engine, {
         name: `app user ${user.uid}`, clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
         filters: user.dids.map((did) => topics.rpcUp(did)), reconnectMs: APP_RECONNECT_MS,
-        onMessage: (topic, payload) => rpc?.deliver(topic, payload),
-      });
-      rpc = new RpcClient(session, user.uid);
-      this.clients.set(user.uid, new AppClient(user, session, rpc));
-      sessions.push(session);
+      }, user.uid);
+      this.clients.set(user.uid, new AppClient(user, connection, rpc));
+      sessions.push(connection);
     }
     await engine.connectAll(sessions, FLEET_APP_CONCURRENCY);
   }
@@ -211,9 +222,7 @@ export class AppUsers {
     });
     client.on('error', (err) => log.debug({ uid: user.uid, err: err.message }, 'app client error'));
     if (user.dids.length) await client.subscribeAsync(user.dids.map((did) => topics.rpcUp(did)), { qos: 1 });
-    const connection = new MqttConnection(client);
-    const rpc = new RpcClient(connection, user.uid);
-    deliverMessages(client, rpc);
+    const { connection, rpc } = mqttRpc(client, user.uid);
     this.clients.set(user.uid, new AppClient(user, connection, rpc));
   }
 

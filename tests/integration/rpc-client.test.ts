@@ -8,7 +8,7 @@ import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { EventScheduler } from '../../src/sim/scheduler.js';
-import { AppUsers, deliverMessages, MqttConnection, RpcClient } from '../../src/sim/users.js';
+import { AppUsers, MqttConnection, mqttRpc, type RpcClient } from '../../src/sim/users.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { connectInProcess, until } from '../helpers/mqtt.js';
 
@@ -22,8 +22,7 @@ describe('RpcClient', () => {
     const broker = track(await EmbeddedBroker.start({ mqttPort: null, operatorToken: OPERATOR_TOKEN }));
     const client = track(await connectInProcess(broker, { clientId: 'rpc-client-op', username: 'operator', password: OPERATOR_TOKEN }));
     await client.subscribeAsync('device/+/up/rpc', { qos: 1 });
-    const rpc = new RpcClient(new MqttConnection(client));
-    deliverMessages(client, rpc);
+    const { rpc } = mqttRpc(client);
     return { broker, client, rpc };
   }
 

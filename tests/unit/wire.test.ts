@@ -1,7 +1,7 @@
 /** The wire contract (src/contract/wire.ts): both Xiaomi profiles written and read back. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeEvent, encodeProperty, parseDeviceTopic, PropertyFrame, readDeviceMessage, type DeviceTopic } from '../../src/contract/wire.js';
+import { encodeEvent, encodeProperty, parseDeviceTopic, PropertyFrame, readDeviceMessage, topics, type DeviceTopic } from '../../src/contract/wire.js';
 
 const change = { did: 'lumi.158d0001a2b3c4', siid: 2, piid: 1, value: 21.5, ts: 1_763_900_000_123 };
 const event = { did: '267090026', siid: 5, eiid: 101, arguments: [{ piid: 1, value: 'hi' }, { piid: 101, value: '1000000001' }], ts: 1_763_900_000_456, seq: 7 };
@@ -75,7 +75,9 @@ describe('wire profiles', () => {
     fc.assert(fc.property(changes, (c) => {
       expect(encodeProperty('cloud', c).payload).toBe(JSON.stringify({ params: c }));
       expect(encodeProperty('local-hub', c).payload).toBe(JSON.stringify(c));
-      // What devices send: the same bytes, from the model property's frame.
+      expect(encodeProperty('cloud', c).topic).toBe(topics.propertiesChanged(c.did, c.siid, c.piid));
+      expect(encodeProperty('local-hub', c).topic).toBe(topics.hubProperty(c.did, c.siid, c.piid));
+      // What devices send: the same bytes, from a frame kept per model property and the did quoted once.
       for (const profile of ['cloud', 'local-hub'] as const) {
         const frame = new PropertyFrame(profile, c.siid, c.piid);
         expect({ topic: frame.topic(c.did), payload: frame.payload(JSON.stringify(c.did), c.value, c.ts) }).toEqual(encodeProperty(profile, c));

@@ -48,7 +48,7 @@ export interface FleetOptions extends SessionHooks {
 
 interface Deadline { at: number; cancelled: boolean; fire: () => void }
 
-/** What the engine drives of a session, a device's or an app user's. */
+/** What the engine drives of a session, a device's or a cloud client's (an app user, the operator). */
 export interface FleetPeer {
   /** Index in the engine's session table (links name their session by it). */
   readonly slot: number;
@@ -62,7 +62,7 @@ export interface FleetPeer {
   onConnack(returnCode: number): void;
   onPublish(topic: string, payload: string, qos: number, id: number): void;
   onPuback(id: number): void;
-  onSuback(id: number, refused: boolean): void;
+  onSuback(id: number): void;
   onReadable(): void;
   onLinkClosed(link: FleetLink): void;
   onConnackTimeout(): void;
@@ -256,10 +256,13 @@ export class FleetEngine implements LinkOwner {
           s.onPuback((buf[body]! << 8) | buf[body + 1]!);
           break;
         case PacketType.SUBACK: {
-          let refused = false;
-          for (let i = body + 2; i < end; i++) if (buf[i] === 0x80) refused = true;
-          if (refused) log.warn({ session: s.label }, 'subscribe refused');
-          s.onSuback((buf[body]! << 8) | buf[body + 1]!, refused);
+          for (let i = body + 2; i < end; i++) {
+            if (buf[i] === 0x80) {
+              log.warn({ session: s.label }, 'subscribe refused');
+              break;
+            }
+          }
+          s.onSuback((buf[body]! << 8) | buf[body + 1]!);
           break;
         }
         default: // PINGRESP, UNSUBACK: nothing to do

@@ -1,5 +1,5 @@
 /**
- * The MQTT 3.1.1 packets a fleet session (a device's or an app user's) exchanges with its broker,
+ * The MQTT 3.1.1 packets a fleet session (a device's or a cloud client's) exchanges with its broker,
  * written and read by hand: the fleet (see engine.ts) needs only CONNECT, PUBLISH (QoS 0 and 1),
  * PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT going up, and CONNACK, PUBLISH, PUBACK, SUBACK,
  * UNSUBACK and PINGRESP coming down. Each packet is one exactly-sized buffer written in one
@@ -39,7 +39,7 @@ export interface ConnectFields {
   keepaliveSeconds: number;
   /** A persistent session (clean session off) when false. */
   clean: boolean;
-  /** The last will; none when absent (an app user's client has none). */
+  /** The last will; none when absent (cloud clients have none). */
   will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
 }
 
