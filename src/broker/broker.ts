@@ -19,7 +19,7 @@ import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
-import { ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
+import { checkClusterStore, ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
@@ -184,9 +184,13 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.emitter = null as unknown as FloodSafeEmitter;
   }
 
-  /** Create the broker and open its listeners. Rejects with E_PORT_IN_USE when a port is taken, E_OPTIONS on a bad option. */
+  /**
+   * Create the broker and open its listeners. Rejects with E_PORT_IN_USE when a port is taken,
+   * E_OPTIONS on a bad option, E_REDIS when a cluster's Redis does not answer (within 5 s).
+   */
   static async start(opts: BrokerOptions): Promise<EmbeddedBroker> {
     const limits = resolveLimits(opts);
+    if (opts.cluster) await checkClusterStore(opts.cluster);
     const host = opts.host ?? '127.0.0.1';
     const access = new AccessDirectory(opts.operatorToken);
     access.anonymous = anonymousAccessFor(opts, host);

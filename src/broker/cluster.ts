@@ -29,7 +29,7 @@ import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import mqemitterRedis from 'mqemitter-redis';
 import { logger } from '../log.js';
-import { redactedUrl } from '../platform/redis-store.js';
+import { connectRedis, redactedUrl } from '../platform/redis-store.js';
 import type { AccessDirectory, DeviceCredential } from './access.js';
 import type { Inner, MqPacket } from './emitter.js';
 import { SessionQueues } from './session-queues.js';
@@ -47,6 +47,19 @@ const persistenceRedis = createRequire(import.meta.url)('aedes-persistence-redis
 export interface BrokerCluster {
   /** The Redis URL the nodes share (`redis://HOST:PORT[/DB]`). */
   url: string;
+  /** What errors call the URL (default `cluster.url`; `serve` says `--cluster`). */
+  option?: string;
+}
+
+/**
+ * Before a node starts: its cluster's Redis must answer, and have the URL's database. Without
+ * this check a node whose Redis is unreachable never finished starting (its connections retry for
+ * ever, as they must once it runs), and a database the server does not have was database 0 without
+ * a word. Fails with E_REDIS or E_OPTIONS, naming the option and the URL.
+ */
+export async function checkClusterStore(cluster: BrokerCluster): Promise<void> {
+  const conn = await connectRedis(cluster.url, cluster.option ?? 'cluster.url', 'aiot-sim-cluster-check');
+  await conn.quit();
 }
 
 /** How a node's link to the cluster's Redis is doing (`/metrics`: aiot_sim_cluster_*). */

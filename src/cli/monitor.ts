@@ -12,7 +12,7 @@ import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet }
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorShardedSimulation, monitorSimulation } from '../monitor/simulation.js';
-import { checkRedisUrl, connectRedis, redactedUrl, RedisStore } from '../platform/redis-store.js';
+import { checkRedisUrl, redactedUrl, RedisStore } from '../platform/redis-store.js';
 import { PlatformService } from '../platform/service.js';
 import { ShardedSimulation } from '../sim/sharded.js';
 import type { Simulation } from '../sim/simulation.js';
@@ -74,14 +74,12 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
       throw new UsageError((e as Error).message, 'serve');
     }
   }
-  // The cluster's Redis must answer before the node opens a port.
-  if (v.cluster !== undefined) await connectRedis(v.cluster, '--cluster', 'aiot-sim-cluster-check').then((r) => r.quit());
 
   // The shared store first: a Redis that cannot be reached stops serve before it opens a port.
   const store = v.platform === undefined ? null : await RedisStore.connect(v.platform, { writer: `serve ${randomBytes(3).toString('hex')}` });
   let broker: EmbeddedBroker;
   try {
-    broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort, ...(v.cluster !== undefined ? { cluster: { url: v.cluster } } : {}) });
+    broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort, ...(v.cluster !== undefined ? { cluster: { url: v.cluster, option: '--cluster' } } : {}) });
   } catch (e) {
     await store?.close();
     throw e;

@@ -142,6 +142,24 @@ describe('broker nodes clustered on Redis', () => {
     expect(got.filter((m) => m !== 'end').sort()).toEqual(expected);
   });
 
+  it('a node whose Redis does not answer, or lacks the database, refuses to start and names cluster.url', { timeout: 30_000 }, async () => {
+    const refusal = (url: string) => EmbeddedBroker.start({ mqttPort: 0, cluster: { url } }).then(
+      async (b) => { await b.close(); return null; },
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    // Nothing listens on port 1: the node used to retry there for ever, and start() never returned.
+    const gone = await refusal('redis://127.0.0.1:1');
+    expect(gone?.code).toBe('E_REDIS');
+    expect(gone?.message).toContain('cluster.url redis://127.0.0.1:1: cannot reach Redis');
+    // A database the server does not have (16 of 0-15) was database 0 without a word.
+    const none = await refusal(`${redis.url}/16`);
+    expect(none?.code).toBe('E_OPTIONS');
+    expect(none?.message).toContain(`cluster.url ${redis.url}/16: Redis has no database 16`);
+    // The option's name is the caller's to give (serve says --cluster).
+    const named = await EmbeddedBroker.start({ mqttPort: 0, cluster: { url: `${redis.url}/16`, option: '--cluster' } }).then(() => null, (e: unknown) => e as Error);
+    expect(named?.message).toContain(`--cluster ${redis.url}/16: Redis has no database 16`);
+  });
+
   it('serves a retained message taken in at one node from every node', { timeout: 30_000 }, async () => {
     const [a, b] = [await node(8), await node(8)];
     const pub = track(await connectTcp(a, { reconnectPeriod: 0 }));
