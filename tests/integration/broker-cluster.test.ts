@@ -143,7 +143,7 @@ describe('broker nodes clustered on Redis', () => {
   });
 
   it('a node whose Redis does not answer, or lacks the database, refuses to start and names cluster.url', { timeout: 30_000 }, async () => {
-    const refusal = (url: string) => EmbeddedBroker.start({ mqttPort: 0, cluster: { url } }).then(
+    const refusal = (url: string) => EmbeddedBroker.start({ operatorToken: 'op-token', mqttPort: 0, cluster: { url } }).then(
       async (b) => { await b.close(); return null; },
       (e: unknown) => e as { code?: string; message: string },
     );
@@ -156,7 +156,7 @@ describe('broker nodes clustered on Redis', () => {
     expect(none?.code).toBe('E_OPTIONS');
     expect(none?.message).toContain(`cluster.url ${redis.url}/16: Redis has no database 16`);
     // The option's name is the caller's to give (serve says --cluster).
-    const named = await EmbeddedBroker.start({ mqttPort: 0, cluster: { url: `${redis.url}/16`, option: '--cluster' } }).then(() => null, (e: unknown) => e as Error);
+    const named = await EmbeddedBroker.start({ operatorToken: 'op-token', mqttPort: 0, cluster: { url: `${redis.url}/16`, option: '--cluster' } }).then(() => null, (e: unknown) => e as Error);
     expect(named?.message).toContain(`--cluster ${redis.url}/16: Redis has no database 16`);
   });
 
