@@ -9,21 +9,15 @@ import { deviceJsonSchema, fragmentJsonSchema, scenarioJsonSchema } from '../cat
 import { HUB_PREFIX } from '../contract/wire.js';
 import { AiotSimError, formatProblem, ValidationError, type Problem } from '../errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { checkBrokerUrl } from '../platform/external.js';
-import { checkRedisUrl, redactedUrl } from '../platform/redis-store.js';
+import { checkBrokerUrl, checkRedisUrl, redactedUrl } from '../platform/urls.js';
 import type { Population } from '../sim/population.js';
 import type { RunReport } from '../sim/report.js';
 import { checkScenario, scenarioFile } from '../catalog/scenario.js';
-import { ShardedSimulation, type ShardedOptions } from '../sim/sharded.js';
-import { Simulation, type SimulationOptions, type SimulationStatus } from '../sim/simulation.js';
+import type { ShardedOptions } from '../sim/sharded.js';
+import type { Simulation, SimulationOptions, SimulationStatus } from '../sim/simulation.js';
 import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
-import { bench } from './bench.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
-import { record } from './record.js';
-import { replay } from './replay.js';
 import { describeModel, formatSummary, listModels, networkHint, Progress } from './format.js';
-import { serve, startRunMonitor } from './monitor.js';
-import { status } from './status.js';
 
 const USAGE = `aiot-sim: a smart-home AIoT simulator (Mijia / MIoT devices on an embedded MQTT broker)
 
@@ -124,15 +118,15 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       case 'run':
         return await run(rest, out, err);
       case 'serve':
-        return await serve(rest, out, err);
+        return await (await import('./monitor.js')).serve(rest, out, err);
       case 'status':
-        return await status(rest, out);
+        return await (await import('./status.js')).status(rest, out);
       case 'bench':
-        return await bench(rest, out, err);
+        return await (await import('./bench.js')).bench(rest, out, err);
       case 'record':
-        return await record(rest, out, err);
+        return await (await import('./record.js')).record(rest, out, err);
       case 'replay':
-        return await replay(rest, out, err);
+        return await (await import('./replay.js')).replay(rest, out, err);
       case 'devices':
         return await devices(rest, out);
       case 'validate':
@@ -177,6 +171,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
   const workers = v.workers ?? 1;
   if (workers > 1) return runSharded(opts, workers, parsed, progress, out, err);
 
+  const { Simulation } = await import('../sim/simulation.js');
   const sim = await created(Simulation.create(opts), parsed);
   if (!quiet) err.write(banner(sim, sim.status()) + '\n');
   await sim.start();
@@ -192,7 +187,7 @@ async function run(args: string[], out: NodeJS.WritableStream, err: NodeJS.Writa
     const wsAddr = b.wsAddress ? `ws://${b.wsAddress.host}:${b.wsAddress.port}/mqtt` : 'off';
     err.write(`aiot-sim: broker ${mqttAddr} (WebSocket ${wsAddr}); operator token: ${sim.operatorToken}\n`);
   }
-  const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
+  const monitor = await (await import('./monitor.js')).startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
   // follow() takes Ctrl-C before its first await: only then may the line below say so (whoever
   // reads it may send SIGINT at once, and before the handler it would end the process unstopped).
   const following = follow(sim, v.report, progress, out, err);
@@ -290,12 +285,13 @@ async function runSharded(
   const sharded: ShardedOptions = { scenario: opts.scenario, workers, speed: 'fast' };
   if (opts.onConnectProgress) sharded.onConnectProgress = opts.onConnectProgress;
   for (const k of ['seed', 'duration', 'telemetry', 'wire', 'operatorToken', 'memoryLimit'] as const) if (opts[k] !== undefined) Object.assign(sharded, { [k]: opts[k] });
+  const { ShardedSimulation } = await import('../sim/sharded.js');
   const sim = await created(ShardedSimulation.create(sharded), parsed);
   if (v.quiet !== true) err.write(banner(sim, sim.status()) + `, over ${workers} worker threads\n`);
   await sim.start();
   progress.clear();
   err.write(`aiot-sim: ${workers} shards, each on its own in-process broker (no broker ports; the monitor shows the platform figures of every shard, merged); operator token: ${sim.operatorToken}\n`);
-  const monitor = await startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
+  const monitor = await (await import('./monitor.js')).startRunMonitor(sim, { port: v['http-port'] ?? 8080, host: v.host ?? '127.0.0.1', allowOrigins: v['allow-origin'] ?? [] }, err);
   try {
     return await follow(sim, v.report, progress, out, err);
   } finally {

@@ -12,7 +12,8 @@ import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet }
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorShardedSimulation, monitorSimulation } from '../monitor/simulation.js';
-import { checkRedisUrl, redactedUrl, RedisStore } from '../platform/redis-store.js';
+import { RedisStore } from '../platform/redis-store.js';
+import { checkRedisUrl, redactedUrl } from '../platform/urls.js';
 import { PlatformService } from '../platform/service.js';
 import { ShardedSimulation } from '../sim/sharded.js';
 import type { Simulation } from '../sim/simulation.js';

@@ -28,20 +28,6 @@ export function observedFilters(group?: string): string[] {
   return group ? OBSERVED_TOPICS.map((f) => `$share/${group}/${f}`) : [...OBSERVED_TOPICS];
 }
 
-/** `mqtt://host:port` or `ws://host:port/path` (also mqtts/wss); anything else is refused with the reason. */
-export function checkBrokerUrl(url: string): URL {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new AiotSimError('E_OPTIONS', 'input', `--broker: "${url}" is not a URL (expected e.g. mqtt://127.0.0.1:1883 or ws://127.0.0.1:8083/mqtt)`);
-  }
-  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'].includes(u.protocol)) {
-    throw new AiotSimError('E_OPTIONS', 'input', `--broker: unsupported scheme "${u.protocol}" in "${url}" (expected mqtt://, mqtts://, ws:// or wss://)`);
-  }
-  return u;
-}
-
 export interface ExternalCredentials { username?: string; password?: string }
 
 /** Connect an MQTT 3.1.1 client and resolve at CONNACK, or fail with the broker named. */

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
+import { checkRedisUrl, redactedUrl } from './urls.js';
 import type { OnlineBucket } from './history.js';
 import type { DeviceFacts, DeviceLookup } from './registry.js';
 import { APPLY, VIEW } from './redis-scripts.js';
@@ -73,33 +74,6 @@ type ScriptRedis = Redis & {
   aiotApply(...args: string[]): Promise<number>;
   aiotView(prefix: string): Promise<string>;
 };
-
-/** `redis://HOST:PORT[/DB]` (or rediss://, with `user:password@`): checked, with the flag named in the error. */
-export function checkRedisUrl(url: string, flag = '--platform'): URL {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new AiotSimError('E_OPTIONS', 'input', `${flag}: "${url}" is not a URL (expected redis://HOST:PORT[/DB])`);
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new AiotSimError('E_OPTIONS', 'input', `${flag}: unsupported scheme "${u.protocol}" in "${url}" (expected redis://HOST:PORT[/DB])`);
-  }
-  const db = u.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d{1,2}$/.test(db)) throw new AiotSimError('E_OPTIONS', 'input', `${flag}: database "${db}" in "${url}" is not a number (redis://HOST:PORT/DB)`);
-  return u;
-}
-
-/** The URL without its password (for messages and reports). */
-export function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 
 /** Open a Redis connection for one of our parts; resolves once it answers, or fails naming the URL and the flag. */
 export async function connectRedis(url: string, flag: string, name: string): Promise<Redis> {

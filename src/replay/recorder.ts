@@ -14,7 +14,8 @@ import { formatRecordLine, type QoS } from '../contract/recording.js';
 import { AiotSimError, OptionsError } from '../errors.js';
 import { isInt, positive, Problems } from '../load/options.js';
 import { filterProblem } from '../monitor/topic-filter.js';
-import { checkBrokerUrl, connectExternal } from '../platform/external.js';
+import { connectExternal } from '../platform/external.js';
+import { checkBrokerUrl } from '../platform/urls.js';
 
 export interface RecordOptions {
   /** The broker: mqtt://HOST:PORT, mqtts://, ws://HOST:PORT/PATH or wss://. */
