@@ -5,7 +5,7 @@
  * frame on its stack that is some part's own code; shared code (MQTT packet parsing, buffer
  * lists, the wire format, Node's streams) belongs to whoever called it.
  *
- *   AIOT_SIM_HEAP=default node --cpu-prof --cpu-prof-dir=/tmp/prof bin/aiot-sim.js run \
+ *   AIOT_SIM_HEAP=default node --max-semi-space-size=64 --cpu-prof --cpu-prof-dir=/tmp/prof bin/aiot-sim.js run \
  *     scenarios/consumer-load.yaml --fast --duration 24h --quiet --mqtt-port 0 --ws-port 0 --http-port 0
  *   npm run bench:build && node dist-bench/bench/profile-split.js /tmp/prof/CPU.*.cpuprofile
  */

@@ -34,8 +34,9 @@ export const problems: string[] = [];
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 /**
- * Scenario runs get the V8 flag `aiot-sim` itself runs with (bin/aiot-sim.js): a 64 MB young
- * generation, which took 10-20 % off a fast run's CPU time (scavenges were ~18 % of it).
+ * Scenario runs get the young generation `aiot-sim run` gives itself (src/cli/heap.ts): 64 MB,
+ * which took 10-20 % off a fast run's CPU time (scavenges were ~18 % of it). The broker's figures
+ * run with Node's, as `aiot-sim bench` and `serve` do.
  */
 const RUN_FLAGS = ['--max-semi-space-size=64'];
 /**

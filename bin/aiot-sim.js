@@ -1,8 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 // The `aiot-sim` command. The TypeScript sources are compiled to dist/ on `npm install` (prepare).
-// A 64 MB young generation (the flag above): a simulation allocates many short-lived buffers and
-// payloads, and with V8's default it spent about 18 % of a fast run in scavenges (10-20 % faster).
-// `run` starts itself again with V8's heap sized to the machine (dist/cli/heap.js says why).
+// `run` starts itself again with V8's heap sized for a simulation: the old space to the machine,
+// and a 64 MB young generation (dist/cli/heap.js says why, and why only `run`).
 import { existsSync } from 'node:fs';
 const main = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(main)) {

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { wantedHeapMb } from '../../src/cli/heap.js';
+import { RUN_SEMI_SPACE_MB, wantedHeapMb } from '../../src/cli/heap.js';
 import { AiotSimError } from '../../src/errors.js';
 import { checkMemory, estimateMemory, memoryRoom } from '../../src/sim/memory.js';
 import { Simulation } from '../../src/sim/simulation.js';
@@ -16,7 +16,7 @@ import { assertBuilt, finish, runCli, spawnCli, waitForStderr } from '../helpers
 const track = useCleanup();
 
 describe('memory', () => {
-  it('run starts itself with V8\'s heap sized to the machine', { timeout: 30_000 }, async () => {
+  it('run starts itself with V8\'s heap sized to the machine, and its young generation to a simulation', { timeout: 30_000 }, async () => {
     assertBuilt();
     const child = track(spawnCli(['run', '--duration', '30s', '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0']));
     // Printed once the run takes Ctrl-C (its signal handlers are installed first).
@@ -27,6 +27,8 @@ describe('memory', () => {
     const args = readFileSync(`/proc/${kids[0]}/cmdline`, 'utf8').split('\0');
     expect(args).toContain(`--max-old-space-size=${wantedHeapMb()}`);
     expect(wantedHeapMb()).toBeGreaterThan(1024);
+    // And the young generation a simulation wants, however the command was started (node bin/...).
+    expect(args).toContain(`--max-semi-space-size=${RUN_SEMI_SPACE_MB}`);
     child.kill('SIGINT'); // passed on to the simulation, which stops cleanly
     const end = await finish(child);
     expect(end.code, end.stderr).toBe(0);
