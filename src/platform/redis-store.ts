@@ -82,6 +82,10 @@ export async function connectRedis(url: string, flag: string, name: string): Pro
     lazyConnect: true, connectionName: name,
     // Keep retrying while Redis is away (a restart); callers bound what they keep meanwhile.
     maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(100 * times, 2000),
+    // disconnect() ends the socket and waits this long for it to close; one that never opened has
+    // closed already and says so no more, so with ioredis' 2 s a refused command sat that long
+    // before its process could exit.
+    disconnectTimeout: 100,
   });
   redis.on('error', (err: Error) => log.debug({ url: redactedUrl(url), err: err.message }, 'redis error'));
   try {
