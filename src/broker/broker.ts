@@ -19,7 +19,7 @@ import { logger } from '../log.js';
 import { AccessDirectory, anonymousAccessFor, type AnonymousAccess, type Principal } from './access.js';
 import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
-import { checkClusterStore, ClusterLink, clusterEmitter, clusterPersistence, type BrokerCluster, type ClusterHealth } from './cluster.js';
+import type { BrokerCluster, ClusterHealth, ClusterLink } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
 import { frontParser, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
@@ -100,6 +100,16 @@ const MAX_REASONS = 200;
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
+/**
+ * A cluster node's link to its Redis, once that answers. The cluster's packages (ioredis, Aedes'
+ * Redis emitter and persistence) load here, so a broker alone never loads them.
+ */
+async function openClusterLink(cluster: BrokerCluster): Promise<ClusterLink> {
+  const { checkClusterStore, ClusterLink } = await import('./cluster.js');
+  await checkClusterStore(cluster);
+  return new ClusterLink(cluster);
+}
+
 interface AedesSettings { concurrency: number; drainTimeout: number; connectTimeout: number; cluster: ClusterLink | null }
 
 export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
@@ -172,7 +182,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
         return 'the cluster store (Redis) is unreachable';
       };
     }
-    const { persistence, stats, close } = settings.cluster ? clusterPersistence(settings.cluster, limits.maxQueuedMessages) : { ...boundedMemoryPersistence(
+    const { persistence, stats, close } = settings.cluster ? settings.cluster.persistence(limits.maxQueuedMessages) : { ...boundedMemoryPersistence(
       { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, maxRetainedMessages: limits.maxRetainedMessages, maxRetainedBytes: limits.maxRetainedBytes },
       (clientId, packet) => this.gate.admitQueued(clientId, packet),
     ), close: null };
@@ -190,12 +200,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
    */
   static async start(opts: BrokerOptions): Promise<EmbeddedBroker> {
     const limits = resolveLimits(opts);
-    if (opts.cluster) await checkClusterStore(opts.cluster);
+    const cluster = opts.cluster ? await openClusterLink(opts.cluster) : null;
     const host = opts.host ?? '127.0.0.1';
     const access = new AccessDirectory(opts.operatorToken);
     access.anonymous = anonymousAccessFor(opts, host);
     const origins = new OriginPolicy({ allowOrigins: opts.allowOrigins ?? [], host });
-    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster: opts.cluster ? new ClusterLink(opts.cluster) : null };
+    const settings: AedesSettings = { concurrency: opts.concurrency ?? 100, drainTimeout: opts.drainTimeoutMs ?? 60_000, connectTimeout: limits.connectTimeoutMs, cluster };
     const broker = new EmbeddedBroker(access, limits, settings);
     ({ aedes: broker.aedes_, emitter: broker.emitter } = await EmbeddedBroker.createAedes(broker.persistence, settings));
     broker.overload.configure({ ...opts.overload, totalBytes: limits.maxBacklogBytes });
@@ -228,7 +238,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   private static async createAedes(persistence: object, settings: AedesSettings): Promise<{ aedes: Aedes; emitter: FloodSafeEmitter }> {
-    const emitter = new FloodSafeEmitter(settings.concurrency, settings.cluster ? clusterEmitter(settings.cluster) : undefined);
+    const emitter = new FloodSafeEmitter(settings.concurrency, settings.cluster?.emitter());
     const aedes = await Aedes.createBroker({
       mq: emitter, persistence: persistence as never, maxClientsIdLength: 64, heartbeatInterval: 60_000, drainTimeout: settings.drainTimeout,
       connectTimeout: settings.connectTimeout,

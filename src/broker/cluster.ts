@@ -124,6 +124,12 @@ export class ClusterLink {
   /** A CONNECT refused while Redis is away. */
   refusedConnect(): void { this.health_.refusedConnects++; }
 
+  /** A node's session store on this link (aedes-persistence-redis; see `clusterPersistence`). */
+  persistence(maxSessionDelivery: number): ReturnType<typeof clusterPersistence> { return clusterPersistence(this, maxSessionDelivery); }
+
+  /** A node's routing through Redis on this link (mqemitter-redis; see `clusterEmitter`). */
+  emitter(): Inner { return clusterEmitter(this); }
+
   /** A new connection to the cluster's Redis, retrying for ever while it is away; watched until it is closed. */
   open(role: string): Redis {
     const conn = new Redis(this.url, { maxRetriesPerRequest: null, retryStrategy, connectionName: `aiot-sim-cluster-${role}` });

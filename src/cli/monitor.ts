@@ -5,14 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
 import { EmbeddedBroker } from '../broker/broker.js';
-import { followDirectory } from '../broker/cluster.js';
 import type { DeviceLookup } from '../platform/registry.js';
 import { AiotSimError } from '../errors.js';
 import { help, operatorToken, parseFlags, port, text, UsageError, type FlagSet } from './args.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { MonitorServer } from '../monitor/server.js';
 import { monitorShardedSimulation, monitorSimulation } from '../monitor/simulation.js';
-import { RedisStore } from '../platform/redis-store.js';
 import { checkRedisUrl, redactedUrl } from '../platform/urls.js';
 import { PlatformService } from '../platform/service.js';
 import { ShardedSimulation } from '../sim/sharded.js';
@@ -77,7 +75,8 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   }
 
   // The shared store first: a Redis that cannot be reached stops serve before it opens a port.
-  const store = v.platform === undefined ? null : await RedisStore.connect(v.platform, { writer: `serve ${randomBytes(3).toString('hex')}` });
+  // Redis' client loads only for a node that counts into it or joins a cluster.
+  const store = v.platform === undefined ? null : await (await import('../platform/redis-store.js')).RedisStore.connect(v.platform, { writer: `serve ${randomBytes(3).toString('hex')}` });
   let broker: EmbeddedBroker;
   try {
     broker = await EmbeddedBroker.start({ ...brokerOptions, operatorToken: token, host, mqttPort, wsPort, ...(v.cluster !== undefined ? { cluster: { url: v.cluster, option: '--cluster' } } : {}) });
@@ -89,7 +88,7 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   let unfollow: (() => Promise<void>) | null = null;
   let lookup: DeviceLookup = () => undefined;
   try {
-    if (v.cluster !== undefined) unfollow = await followDirectory({ url: v.cluster }, broker.access);
+    if (v.cluster !== undefined) unfollow = await (await import('../broker/cluster.js')).followDirectory({ url: v.cluster }, broker.access);
     // No devices of its own: it knows those bound in the shared store (shard processes write theirs), or none.
     if (store) lookup = await store.followBindings();
   } catch (e) {

@@ -19,8 +19,7 @@ import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { connectExternal, ExternalObserver, PLATFORM_SHARE_GROUP } from '../platform/external.js';
 import { checkBrokerUrl } from '../platform/urls.js';
-import { RedisStore } from '../platform/redis-store.js';
-import { DirectoryWriter } from '../broker/cluster.js';
+import type { RedisStore } from '../platform/redis-store.js';
 import { PlatformService, type PlatformSnapshot } from '../platform/service.js';
 import type { ReconnectPolicy } from './backoff.js';
 import { CloudClients, OPERATOR_RECONNECT_MS } from './cloud-clients.js';
@@ -179,6 +178,8 @@ export class Simulation {
   /** Count into the shared store at `url`; its figures (everyone's) are the run's, and so are fault records. */
   private async connectStore(url: string): Promise<void> {
     const sh = this.opts.shard;
+    // Redis' client loads only for a run that counts into it (and the cluster's, below).
+    const { RedisStore } = await import('../platform/redis-store.js');
     const store = await RedisStore.connect(url, sh ? { writer: `shard ${sh.index + 1}/${sh.count}` } : {});
     this.redisStore = store;
     this.platform.useStore(store);
@@ -234,7 +235,7 @@ export class Simulation {
   private async connectExternal(ext: NonNullable<SimulationOptions['externalBroker']>): Promise<void> {
     checkBrokerUrl(ext.url);
     const creds = ext.username !== undefined ? { username: ext.username, password: ext.password ?? '' } : { username: 'operator', password: this.operatorToken };
-    const directory = ext.cluster ? new DirectoryWriter() : null;
+    const directory = ext.cluster ? new (await import('../broker/cluster.js')).DirectoryWriter() : null;
     this.fleet.provision(directory, this.channel());
     if (directory && ext.cluster) await directory.write(ext.cluster);
     // Broker nodes counting at ingress know these devices from the bindings in the store.
