@@ -9,7 +9,7 @@
 import type { Clock } from '../contract/clock.js';
 import type { Device } from '../device/device.js';
 import type { ReconnectPolicy } from './backoff.js';
-import { FleetEngine } from './fleet/engine.js';
+import { FLEET_CONNECT_CONCURRENCY, FleetEngine } from './fleet/engine.js';
 import { ClientSession, type Connector, type DeviceSession } from './session.js';
 import type { TraceRecorder } from './trace.js';
 import { Gauge } from './waits.js';
@@ -37,7 +37,6 @@ export interface SessionPoolOptions {
 /** Above this many publishes in flight, the broker is behind and fast mode waits. */
 const CONGESTED_INFLIGHT = 20_000;
 const DEFAULT_CONCURRENCY = 200;
-const DEFAULT_FLEET_CONCURRENCY = 2000;
 /** Sessions announced per turn of the event loop (goOnline). */
 const ANNOUNCE_SLICE = 2000;
 /** Sessions stopped at once (stop). */
@@ -82,7 +81,7 @@ export class SessionPool {
       const created = plans.map((p) => engine.create(p.device, p.children, p.token));
       // A loop, not push(...created): hundreds of thousands of arguments overflow the stack.
       for (const s of created) this.list.push(s);
-      await engine.connectAll(created, o.concurrency ?? DEFAULT_FLEET_CONCURRENCY, o.onProgress);
+      await engine.connectAll(created, o.concurrency ?? FLEET_CONNECT_CONCURRENCY, o.onProgress);
       return;
     }
     const created = plans.map((p) => new ClientSession(p.device, p.children, p.token, connector, hooks));

@@ -15,13 +15,11 @@ import type { Clock } from '../contract/clock.js';
 import { connectOverSocket } from '../contract/broker-list.js';
 import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
-import type { FleetEngine } from './fleet/engine.js';
+import { FLEET_CONNECT_CONCURRENCY, type FleetEngine } from './fleet/engine.js';
 import type { CloudSessionFields, FleetCloudSession } from './fleet/cloud-session.js';
 
 const log = logger('users');
 
-/** App sessions the fleet engine connects at once. */
-const FLEET_APP_CONCURRENCY = 2000;
 /** How long an app client waits to connect again after losing the broker, ms. */
 const APP_RECONNECT_MS = 2000;
 
@@ -202,7 +200,7 @@ export class AppUsers {
       this.clients.set(user.uid, new AppClient(user, connection, rpc));
       sessions.push(connection);
     }
-    await engine.connectAll(sessions, FLEET_APP_CONCURRENCY);
+    await engine.connectAll(sessions, FLEET_CONNECT_CONCURRENCY);
   }
 
   private async connect(user: AppUser): Promise<void> {

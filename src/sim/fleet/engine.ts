@@ -71,6 +71,9 @@ export interface FleetPeer {
   ping(packet: Buffer): void;
 }
 
+/** CONNECTs a fleet's first connection keeps in flight at once (device and app sessions alike). */
+export const FLEET_CONNECT_CONCURRENCY = 2000;
+
 export class FleetEngine implements LinkOwner {
   readonly clock: Clock;
   readonly trace: TraceRecorder;
