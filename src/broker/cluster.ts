@@ -205,7 +205,7 @@ export class ClusterLink {
 }
 
 /** The cluster's persistence, shared by every node (one per broker; it survives the broker's restarts). */
-export function clusterPersistence(link: ClusterLink, maxSessionDelivery: number): { persistence: object; stats: PersistenceStats; close: () => Promise<void> } {
+function clusterPersistence(link: ClusterLink, maxSessionDelivery: number): { persistence: object; stats: PersistenceStats; close: () => Promise<void> } {
   const conn = link.open('sessions');
   const persistence = persistenceRedis({ conn, maxSessionDelivery });
   // Aedes 1.2 stores a persistent session's SUBSCRIBE once per topic, each time with the packet's
@@ -247,7 +247,7 @@ interface RedisEmitter extends Inner {
  * down it queues every message in ioredis' offline queue, unbounded, delivering none, not even to
  * its own process' subscribers. Here messages are delivered locally meanwhile, and counted.
  */
-export function clusterEmitter(link: ClusterLink): Inner {
+function clusterEmitter(link: ClusterLink): Inner {
   const subConn = link.open('routing-in');
   const pubConn = link.open('routing-out');
   const mq = (mqemitterRedis as unknown as (o: object) => RedisEmitter)({ subConn, pubConn, matchEmptyLevels: true });
