@@ -58,8 +58,11 @@ describe('a run split over worker threads', () => {
     expect(report.platform.connections.online).toBe(total);
     expect(report.messages.published).toBeGreaterThan(total);
     // Every command and app session was a piece of network work the shard's clock waited for, added up over the shards.
+    // An automation (a routine's run) sends one command, or two when it starts a washer's program with a mode.
     const a = report.activity;
-    expect(report.networkWork!.pieces).toBe(a.appSessions + a.appCommands + a.voiceCommands + a.automations);
+    const automationCommands = report.networkWork!.pieces - (a.appSessions + a.appCommands + a.voiceCommands);
+    expect(automationCommands).toBeGreaterThanOrEqual(a.automations - a.skippedOffline);
+    expect(automationCommands).toBeLessThanOrEqual(2 * a.automations);
     expect(report.networkWork!.pieces).toBeGreaterThan(0);
     expect(await sim.finished).toBe(report);
   });
