@@ -58,3 +58,54 @@ function sendPacketsAtOnce(client: MqttClient): void {
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);
   });
 }
+
+/**
+ * Whether a connection error is the broker's CONNACK refusal "server unavailable" (return code 3):
+ * the broker is there but cannot serve sessions for now (an aiot-sim broker node refuses CONNECTs
+ * while its cluster's Redis is away), so connecting again shortly is worth it.
+ */
+export function serverUnavailable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 3;
+}
+
+/** Waits between tries when the broker says "server unavailable": doubling from this, up to the cap. */
+const UNAVAILABLE_RETRY_MS = 250;
+const UNAVAILABLE_RETRY_MAX_MS = 2000;
+
+/**
+ * Resolve once `client`'s session is accepted (its first CONNACK with return code 0). A refusal
+ * "server unavailable" is tried again (250 ms, then doubling up to 2 s) until `timeoutMs` from
+ * now; any other error, or no session by then, rejects with that error. The caller ends the client
+ * on a rejection, and keeps its own 'error' listener (this one is removed once it settles).
+ */
+export function accepted(client: MqttClient, timeoutMs: number): Promise<void> {
+  if (client.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    let tries = 0;
+    let retry: NodeJS.Timeout | null = null;
+    const settle = (err?: Error): void => {
+      clearTimeout(timer);
+      if (retry) clearTimeout(retry);
+      client.off('connect', ok);
+      client.off('error', bad);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = (): void => settle();
+    const bad = (err: Error): void => {
+      const wait = Math.min(UNAVAILABLE_RETRY_MS * 2 ** tries++, UNAVAILABLE_RETRY_MAX_MS);
+      if (!serverUnavailable(err) || Date.now() + wait >= deadline) {
+        settle(err);
+        return;
+      }
+      retry = setTimeout(() => {
+        retry = null;
+        client.reconnect();
+      }, wait);
+    };
+    const timer = setTimeout(() => settle(new Error(`no session accepted within ${timeoutMs} ms`)), timeoutMs);
+    client.on('connect', ok);
+    client.on('error', bad);
+  });
+}

@@ -6,7 +6,7 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { connectOverSocket } from '../contract/broker-list.js';
+import { accepted, connectOverSocket } from '../contract/broker-list.js';
 import { DEVICE_FILTERS } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -30,7 +30,10 @@ export function observedFilters(group?: string): string[] {
 
 export interface ExternalCredentials { username?: string; password?: string }
 
-/** Connect an MQTT 3.1.1 client and resolve at CONNACK, or fail with the broker named. */
+/**
+ * Connect an MQTT 3.1.1 client and resolve once its session is accepted, or fail with the broker
+ * named. A broker that says "server unavailable" is asked again until `timeoutMs` (`accepted`).
+ */
 export async function connectExternal(url: string, clientId: string, creds: ExternalCredentials, timeoutMs = 10_000, failover: readonly string[] = []): Promise<MqttClient> {
   const opts: IClientOptions = {
     clientId, protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 1000, connectTimeout: timeoutMs,
@@ -40,17 +43,17 @@ export async function connectExternal(url: string, clientId: string, creds: Exte
   if (creds.password !== undefined) opts.password = creds.password;
   // With several brokers: to the next of the list each time the connection is lost.
   const client = connectOverSocket({ url, failover }, clientId, opts);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      client.end(true);
-      const named = failover.length ? `brokers ${[url, ...failover].join(', ')}` : `broker ${url}`;
-      reject(new AiotSimError('E_BROKER', 'environment', `${named}: ${err.message}`));
-    };
-    client.once('connect', () => { clearTimeout(timer); client.off('error', fail); resolve(); });
-    client.once('error', fail);
-  });
+  // Errors after a refusal (the client ends) must not go unheard: an EventEmitter throws those.
+  const quiet = (err: Error): void => { log.debug({ url, clientId, err: err.message }, 'broker connection error while connecting'); };
+  client.on('error', quiet);
+  try {
+    await accepted(client, timeoutMs);
+  } catch (err) {
+    client.end(true);
+    const named = failover.length ? `brokers ${[url, ...failover].join(', ')}` : `broker ${url}`;
+    throw new AiotSimError('E_BROKER', 'environment', `${named}: ${(err as Error).message}`, { cause: err });
+  }
+  client.off('error', quiet);
   client.on('error', (err) => log.warn({ url, clientId, err: err.message }, 'broker connection error'));
   return client;
 }

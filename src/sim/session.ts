@@ -14,8 +14,9 @@
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
-import { connectOverSocket } from '../contract/broker-list.js';
+import { connectOverSocket, serverUnavailable } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
+import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { Backoff, DEFAULT_RECONNECT, type ReconnectPolicy } from './backoff.js';
 import { Rng } from './rng.js';
@@ -75,7 +76,7 @@ export interface DeviceSession {
   readonly connected: boolean;
   /** Held down by a fault (`suspended` or `left`) until `resume()`. */
   readonly held: boolean;
-  /** Connection attempts after a drop (for reports). */
+  /** Connection attempts after a drop or a refusal "server unavailable" (for reports). */
   readonly reconnectAttempts: number;
   /** Go offline for good, cleanly: children and self publish "offline", then DISCONNECT (no last will). */
   stop(): Promise<void>;
@@ -114,7 +115,7 @@ export class ClientSession implements DeviceSession {
   /** Created at the first drop: most sessions never need one. */
   private backoff: Backoff | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  /** Connection attempts after a drop (for reports). */
+  /** Connection attempts after a drop or a refusal "server unavailable" (for reports). */
   reconnectAttempts = 0;
   /** This session's publishes not yet written (QoS 0) or acknowledged (QoS 1). */
   private readonly pending = new Set<number>();
@@ -172,15 +173,27 @@ export class ClientSession implements DeviceSession {
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (err) => log.debug({ did: this.did, err: err.message }, 'session error'));
     return new Promise((resolve, reject) => {
-      const ok = (): void => { client.off('error', bad); resolve(); };
-      const bad = (err: Error): void => {
+      const deadline = setTimeout(() => fail(new Error(`no session accepted within ${timeoutMs} ms`)), timeoutMs);
+      const ok = (): void => {
+        clearTimeout(deadline);
+        client.off('error', bad);
+        resolve();
+      };
+      const fail = (err: Error): void => {
+        clearTimeout(deadline);
         client.off('connect', ok);
+        client.off('error', bad);
+        this.clearRetry();
         this.enter('ended');
         client.end(true);
-        reject(new Error(`device ${this.did}: ${err.message}`));
+        const where = this.connector.kind === 'url' ? ` on ${[this.connector.url, ...(this.connector.failover ?? [])].join(', ')}` : '';
+        reject(new AiotSimError('E_BROKER', 'environment', `device ${this.did}${where}: ${err.message}`, { cause: err }));
       };
+      // "Server unavailable" (a broker node whose Redis is away) is asked again, after the
+      // session's own backoff (onClose), until the deadline; any other refusal or error ends it.
+      const bad = (err: Error): void => { if (!serverUnavailable(err)) fail(err); };
       client.once('connect', ok);
-      client.once('error', bad);
+      client.on('error', bad);
     });
   }
 

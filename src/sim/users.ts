@@ -12,7 +12,7 @@ import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
-import { connectOverSocket } from '../contract/broker-list.js';
+import { accepted, connectOverSocket } from '../contract/broker-list.js';
 import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
 import { FLEET_CONNECT_CONCURRENCY, type FleetEngine } from './fleet/engine.js';
@@ -22,6 +22,8 @@ const log = logger('users');
 
 /** How long an app client waits to connect again after losing the broker, ms. */
 const APP_RECONNECT_MS = 2000;
+/** How long an app client may take to have its session accepted (a broker that says "server unavailable" is asked again meanwhile). */
+const CONNECT_TIMEOUT_MS = 30_000;
 
 export interface AppUser { uid: string; token: string; homeId: string; dids: string[] }
 
@@ -207,18 +209,20 @@ export class AppUsers {
     const connector = this.connector as ClientConnector;
     const opts: IClientOptions = {
       clientId: `app-${user.uid}`, username: `app:${user.uid}`, password: user.token,
-      protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: APP_RECONNECT_MS, connectTimeout: 30_000,
+      protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: APP_RECONNECT_MS, connectTimeout: CONNECT_TIMEOUT_MS,
       // As device sessions: mqtt.js logs every packet through `debug`, which costs even when off.
       log: () => undefined,
     };
     const client = connector.kind === 'in-process'
       ? new MqttClient(() => connector.open(), opts)
       : connectOverSocket(connector, user.uid, opts);
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', (err) => { client.end(true); reject(new Error(`app user ${user.uid}: ${err.message}`)); });
-    });
     client.on('error', (err) => log.debug({ uid: user.uid, err: err.message }, 'app client error'));
+    try {
+      await accepted(client, CONNECT_TIMEOUT_MS);
+    } catch (err) {
+      client.end(true);
+      throw new AiotSimError('E_BROKER', 'environment', `app user ${user.uid}${connector.kind === 'url' ? ` on ${[connector.url, ...(connector.failover ?? [])].join(', ')}` : ''}: ${(err as Error).message}`, { cause: err });
+    }
     if (user.dids.length) await client.subscribeAsync(user.dids.map((did) => topics.rpcUp(did)), { qos: 1 });
     const { connection, rpc } = mqttRpc(client, user.uid);
     this.clients.set(user.uid, new AppClient(user, connection, rpc));

@@ -3,7 +3,7 @@
  * and the platform counts connections from state messages and last wills alone.
  */
 import mqtt from 'mqtt';
-import type { Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulation, Simulation } from '../../src/sim/simulation.js';
 import { assertBuilt, finish, spawnCli } from '../helpers/cli.js';
@@ -40,6 +40,17 @@ function socketsTo(port: number): Array<{ socket: Socket; noDelay: boolean }> {
     if (!key) throw new Error('this Node.js keeps no kSetNoDelay on its sockets: check Nagle another way');
     return { socket, noDelay: (socket as unknown as Record<symbol, unknown>)[key] === true };
   });
+}
+
+/** The client id of an MQTT 3.1.1 CONNECT packet (the first bytes a client sends). */
+function clientIdOf(packet: Buffer): string {
+  let i = 1;
+  while (packet[i]! & 0x80) i++; // remaining length, 1-4 bytes
+  i++;
+  i += 2 + packet.readUInt16BE(i); // protocol name
+  i += 4; // level, flags, keep-alive
+  const n = packet.readUInt16BE(i);
+  return packet.subarray(i + 2, i + 2 + n).toString('utf8');
 }
 
 let broker: Mosquitto;
@@ -147,6 +158,67 @@ describe('against an external broker (Mosquitto)', () => {
       return (await sim.stop()).traceDigest;
     };
     expect(await run(true)).toBe(await run(false));
+  });
+
+  it('starts through a broker that says "server unavailable" (CONNACK 3) at first, as a cluster node without its Redis does', { timeout: 60_000 }, async () => {
+    // A gate in front of Mosquitto answers each client's first CONNECT with CONNACK 3 and closes;
+    // a client that tries again is let through.
+    const seen = new Set<string>();
+    const gate = createServer((client) => {
+      client.on('error', () => undefined);
+      client.once('data', (connectPacket: Buffer) => {
+        const id = clientIdOf(connectPacket);
+        if (!seen.has(id)) {
+          seen.add(id);
+          client.end(Buffer.from([0x20, 0x02, 0x00, 0x03]));
+          return;
+        }
+        client.pause();
+        const upstream = connect(broker.port, '127.0.0.1');
+        upstream.on('error', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.write(connectPacket);
+        client.pipe(upstream).pipe(client);
+      });
+    });
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+    const url = `mqtt://127.0.0.1:${(gate.address() as AddressInfo).port}`;
+    try {
+      const sim = await createSimulation({ scenario: homes(11), speed: 'manual', externalBroker: { url } });
+      try {
+        // The platform's observer, the operator, every device session and every app user was refused once, and got in.
+        const ids = [...seen];
+        expect(ids.filter((id) => id.startsWith('aiot-sim-platform-'))).toHaveLength(1);
+        expect(ids.filter((id) => id.startsWith('aiot-sim-operator-'))).toHaveLength(1);
+        expect(ids.filter((id) => id.startsWith('app-')).length).toBeGreaterThan(0);
+        expect(sim.status().reconnectAttempts).toBe(sim.population.sessions.length);
+        expect(sim.snapshot().connections.online).toBe(sim.population.devices.length);
+        await sim.advance(10 * MIN);
+        expect(Object.values(sim.snapshot().messages.byKind).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      } finally {
+        await sim.stop();
+      }
+    } finally {
+      gate.close();
+    }
+  });
+
+  it('refuses to start, naming the broker, when it says "server unavailable" past the connect timeout', { timeout: 60_000 }, async () => {
+    const gate = createServer((client) => {
+      client.on('error', () => undefined);
+      client.once('data', () => client.end(Buffer.from([0x20, 0x02, 0x00, 0x03])));
+    });
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+    const url = `mqtt://127.0.0.1:${(gate.address() as AddressInfo).port}`;
+    try {
+      const started = Date.now();
+      await expect(createSimulation({ scenario: homes(12), speed: 'manual', externalBroker: { url } }))
+        .rejects.toThrow(new RegExp(`broker ${url}: .*Server unavailable`));
+      // The platform's observer gives up first, after its 10 s.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(8000);
+    } finally {
+      gate.close();
+    }
   });
 
   it('runs from the command line with --broker, and refuses what cannot work', { timeout: 60_000 }, async () => {
