@@ -65,10 +65,12 @@ interface RawView {
   faults: string[] | Record<string, never>;
 }
 
-/** Where a shard of a run is: started, at its end, its figures read (then it may stop its devices). */
-/** What a shard marks, in the order it marks them. */
+/**
+ * Where a shard of a run is, in the order it marks it: started, at its end, its figures read (then
+ * it may stop its devices). Or `failed`: it could not start, and the others need not wait for it.
+ */
 const SHARD_MARKS = ['started', 'done', 'read'] as const;
-export type ShardMark = typeof SHARD_MARKS[number];
+export type ShardMark = typeof SHARD_MARKS[number] | 'failed';
 
 type ScriptRedis = Redis & {
   aiotApply(...args: string[]): Promise<number>;
@@ -349,23 +351,26 @@ export class RedisStore implements SharedStore {
   }
 
   /**
-   * Resolves true once every shard of `run` has marked `state` or a later one (a mark older than
-   * `since`, wall ms, is an earlier run's), false after `timeoutMs`. A shard's mark replaces its
-   * last: one that saw everyone `done` may mark `read` before a slower one has looked, and that
-   * one must still count it as done (it waited the whole 10 minutes otherwise).
+   * Resolves `reached` once every shard of `run` has marked `state` or a later one (a mark older
+   * than `since`, wall ms, is an earlier run's); `failed` as soon as one marked that it could not
+   * start; `timeout` after `timeoutMs`. A shard's mark replaces its last: one that saw everyone
+   * `done` may mark `read` before a slower one has looked, and that one must still count it as
+   * done (it waited the whole 10 minutes otherwise).
    */
-  async waitForShards(run: string, count: number, state: ShardMark, since: number, timeoutMs: number): Promise<boolean> {
+  async waitForShards(run: string, count: number, state: Exclude<ShardMark, 'failed'>, since: number, timeoutMs: number): Promise<'reached' | 'failed' | 'timeout'> {
     const until = Date.now() + timeoutMs;
-    const reached = SHARD_MARKS.slice(SHARD_MARKS.indexOf(state)).join('|');
+    const reached = new RegExp(`^(${SHARD_MARKS.slice(SHARD_MARKS.indexOf(state)).join('|')}|failed)@(\\d+)$`);
     for (;;) {
       const marks = await this.redis.hgetall(`${this.prefix}shards:${run}`);
       let done = 0;
       for (let i = 0; i < count; i++) {
-        const m = new RegExp(`^(?:${reached})@(\\d+)$`).exec(marks[String(i)] ?? '');
-        if (m && Number(m[1]) >= since) done++;
+        const m = reached.exec(marks[String(i)] ?? '');
+        if (!m || Number(m[2]) < since) continue;
+        if (m[1] === 'failed') return 'failed';
+        done++;
       }
-      if (done === count) return true;
-      if (Date.now() > until) return false;
+      if (done === count) return 'reached';
+      if (Date.now() > until) return 'timeout';
       await new Promise((r) => setTimeout(r, 200));
     }
   }

@@ -36,6 +36,7 @@ import type { AppConnector } from './users.js';
 import { SessionPool } from './session-pool.js';
 import { resolveOptions, type SimulationOptions, type SimulationStatus } from './simulation-options.js';
 import { TraceRecorder } from './trace.js';
+import { within } from './waits.js';
 import { WorkQueue } from './work-queue.js';
 
 export type { SimulationOptions, SimulationStatus } from './simulation-options.js';
@@ -169,10 +170,23 @@ export class Simulation {
       else await this.connectEmbedded();
       await this.goLive();
     } catch (err) {
+      await this.markFailed();
       await this.shutdown();
       this.state = 'stopped';
       throw err;
     }
+  }
+
+  /**
+   * A shard that cannot start says so in the store, so that the run's other shards do not wait
+   * for it at their end (for up to `shardWaitMs`). Bounded: the store may be what failed.
+   */
+  private async markFailed(): Promise<void> {
+    const sh = this.opts.shard;
+    if (!sh || !this.redisStore) return;
+    let marked = false;
+    await within(this.redisStore.markShard(this.runKey, sh.index, 'failed').then(() => { marked = true; }), 2000);
+    if (!marked) log.warn({ shard: `${sh.index + 1}/${sh.count}` }, 'could not tell the other shards that this one failed to start');
   }
 
   /** Count into the shared store at `url`; its figures (everyone's) are the run's, and so are fault records. */
@@ -431,7 +445,8 @@ export class Simulation {
     if (sh.count > 1) {
       const since = Date.now() - (performance.now() - this.wallStart);
       const all = await store.waitForShards(this.runKey, sh.count, mark, since, mark === 'done' ? this.opts.shardWaitMs ?? 600_000 : 30_000);
-      if (!all) log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'not every shard of the run got there in time: the figures are those of the fleet so far');
+      if (all === 'timeout') log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'not every shard of the run got there in time: the figures are those of the fleet so far');
+      if (all === 'failed') log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'a shard of the run could not start: the figures are those of the others');
     }
     if (mark === 'done') await store.still();
   }

@@ -80,7 +80,7 @@ describe('the platform on Redis', () => {
     }
   });
 
-  it('a shard waiting for the others to be done counts one that has already gone on to read the figures', async () => {
+  it('a shard waiting for the others to be done counts one that has already gone on to read the figures, and stops waiting for one that failed', async () => {
     const store = await RedisStore.connect(`${redis.url}/3`, { flushMs: 20, refreshMs: 200 });
     try {
       const since = Date.now();
@@ -88,11 +88,17 @@ describe('the platform on Redis', () => {
       await store.markShard('run-a', 0, 'done');
       await store.markShard('run-a', 0, 'read');
       await store.markShard('run-a', 1, 'done');
-      expect(await store.waitForShards('run-a', 2, 'done', since, 2000)).toBe(true);
+      expect(await store.waitForShards('run-a', 2, 'done', since, 2000)).toBe('reached');
       // Being done is not having read: shard 2 has not.
-      expect(await store.waitForShards('run-a', 2, 'read', since, 300)).toBe(false);
+      expect(await store.waitForShards('run-a', 2, 'read', since, 300)).toBe('timeout');
       // A mark from before this run started is an earlier run's.
-      expect(await store.waitForShards('run-a', 2, 'done', Date.now() + 60_000, 300)).toBe(false);
+      expect(await store.waitForShards('run-a', 2, 'done', Date.now() + 60_000, 300)).toBe('timeout');
+      // A shard that could not start says so: the others stop waiting for it at once.
+      await store.markShard('run-b', 0, 'done');
+      await store.markShard('run-b', 1, 'failed');
+      const t0 = Date.now();
+      expect(await store.waitForShards('run-b', 2, 'done', since, 20_000)).toBe('failed');
+      expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       await store.close();
     }
