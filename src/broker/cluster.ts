@@ -29,7 +29,7 @@ import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import mqemitterRedis from 'mqemitter-redis';
 import { logger } from '../log.js';
-import { connectRedis } from '../platform/redis-store.js';
+import { closeRedis, connectRedis } from '../platform/redis-store.js';
 import { redactedUrl } from '../platform/urls.js';
 import type { AccessDirectory, DeviceCredential } from './access.js';
 import type { Inner, MqPacket } from './emitter.js';
@@ -60,7 +60,7 @@ export interface BrokerCluster {
  */
 export async function checkClusterStore(cluster: BrokerCluster): Promise<void> {
   const conn = await connectRedis(cluster.url, cluster.option ?? 'cluster.url', 'aiot-sim-cluster-check');
-  await conn.quit();
+  await closeRedis(conn);
 }
 
 /** How a node's link to the cluster's Redis is doing (`/metrics`: aiot_sim_cluster_*). */
@@ -225,7 +225,7 @@ function clusterPersistence(link: ClusterLink, maxSessionDelivery: number): { pe
   // Closed with the broker (a restart keeps it): its Redis connection would keep the process alive.
   const close = async (): Promise<void> => {
     link.close();
-    await conn.quit().catch(() => conn.disconnect());
+    await closeRedis(conn);
   };
   return { persistence, stats, close };
 }
@@ -263,7 +263,21 @@ function clusterEmitter(link: ClusterLink): Inner {
   mq.close = (cb: () => void): unknown => {
     link.release(subConn);
     link.release(pubConn);
-    return close(cb);
+    // It ends once both connections have answered its QUITs, which wait for ever while Redis is
+    // away: after 1 s the connections are dropped and the close is done.
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(drop);
+      cb();
+    };
+    const drop = setTimeout(() => {
+      subConn.disconnect();
+      pubConn.disconnect();
+      finish();
+    }, 1000);
+    return close(finish);
   };
   return mq;
 }
@@ -291,7 +305,7 @@ export async function followDirectory(cluster: BrokerCluster, access: AccessDire
       for (const [id, cred] of Object.entries(await read.hgetall(DIRECTORY.devices))) apply({ kind: 'device', id, cred: JSON.parse(cred) as DeviceCredential });
       for (const [id, token] of Object.entries(await read.hgetall(DIRECTORY.users))) apply({ kind: 'user', id, token });
     } finally {
-      await read.quit().catch(() => read.disconnect());
+      await closeRedis(read);
     }
   };
   const apply = (e: DirectoryEntry): void => {
@@ -310,7 +324,7 @@ export async function followDirectory(cluster: BrokerCluster, access: AccessDire
   await load();
   // ioredis subscribes again on each reconnection ('ready' comes after); then the directory is read again.
   sub.on('ready', () => { load().catch((err: Error) => log.warn({ err: err.message }, 'cluster access directory not read again after Redis came back')); });
-  return async () => { await sub.quit().catch(() => sub.disconnect()); };
+  return () => closeRedis(sub);
 }
 
 /** Collects the credentials a simulation provisions, to write them to the cluster's directory. */
@@ -336,7 +350,7 @@ export class DirectoryWriter {
       }
       return this.entries.length;
     } finally {
-      await redis.quit().catch(() => redis.disconnect());
+      await closeRedis(redis);
     }
   }
 }

@@ -110,6 +110,18 @@ export async function connectRedis(url: string, flag: string, name: string): Pro
   return redis;
 }
 
+/**
+ * Close a Redis connection: QUIT, or drop it if Redis does not answer within `ms`. Ours retry for
+ * ever while Redis is away, so a QUIT then waits in the offline queue, and so did every stop.
+ */
+export async function closeRedis(conn: Redis, ms = 1000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
+  await Promise.race([conn.quit().then(() => undefined, () => undefined), gaveUp]);
+  clearTimeout(timer);
+  conn.disconnect();
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
@@ -256,7 +268,7 @@ export class RedisStore implements SharedStore {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
-    if (this.ingressAddresses.length) await this.redis.zrem(`${this.prefix}ingress`, ...this.ingressAddresses).catch(() => undefined);
+    if (this.ingressAddresses.length) await withTimeout(this.redis.zrem(`${this.prefix}ingress`, ...this.ingressAddresses), 1000).catch(() => undefined);
     try {
       if (this.health_.connected) await withTimeout(this.flush(), 10_000);
     } catch (e) {
@@ -265,7 +277,7 @@ export class RedisStore implements SharedStore {
     this.closed = true;
     this.listeners.clear();
     for (const c of this.closing.splice(0)) await c();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 
   /**
@@ -299,7 +311,7 @@ export class RedisStore implements SharedStore {
     // Subscribed first, then loaded: nothing written in between is missed.
     await sub.subscribe(`${this.prefix}bind`);
     for (const [did, facts] of Object.entries(await this.redis.hgetall(`${this.prefix}bind`))) known.set(did, JSON.parse(facts) as DeviceFacts);
-    this.closing.push(async () => { await sub.quit().catch(() => sub.disconnect()); });
+    this.closing.push(() => closeRedis(sub));
     return (did) => known.get(did);
   }
 

@@ -83,6 +83,19 @@ describe('broker nodes through a Redis restart', () => {
     expect(b.clusterHealth()!.downSeconds).toBeGreaterThan(0);
   });
 
+  it('a node closes promptly while Redis is away (its connections are dropped, not left waiting to QUIT)', { timeout: 30_000 }, async () => {
+    const a = await EmbeddedBroker.start({ operatorToken: 'op-token', mqttPort: 0, cluster: { url: `${redis.url}/5` } });
+    const restarting = redis.restart({ keepData: true, downMs: 6000 });
+    try {
+      await until(() => a.clusterHealth()?.up === false, 10_000, 'the node to notice Redis is gone');
+      const t0 = Date.now();
+      await a.close();
+      expect(Date.now() - t0).toBeLessThan(4000);
+    } finally {
+      await restarting;
+    }
+  });
+
   it('Redis killed and restarted empty: the nodes (serve --cluster) log the outage and the loss, /metrics counts it, live sessions go on, stored ones are gone', { timeout: 45_000 }, async () => {
     assertBuilt();
     const served = await serveClusterNodes(track, `${redis.url}/2`);
