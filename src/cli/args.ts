@@ -59,6 +59,17 @@ export function integer(min: number, max: number, expected = `an integer from ${
 
 export const port = integer(0, 65535, 'a port number 0..65535');
 
+/** `run --speed`: virtual seconds per wall second, or `fast` (as `--fast`). */
+export const speed: Flag<number | 'fast'> = {
+  type: 'string',
+  parse: (t) => {
+    if (t.trim() === 'fast') return 'fast';
+    const n = number.parse(t);
+    if (!(n > 0)) throw new Expected('a positive number (virtual seconds per wall second) or "fast"');
+    return n;
+  },
+};
+
 /** A duration ("500ms", "10s", "2m", "24h", "30d"; "0" too) in milliseconds; the library says which it accepts. */
 export const duration: Flag<number> = {
   type: 'string',

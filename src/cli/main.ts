@@ -15,7 +15,7 @@ import type { RunReport } from '../sim/report.js';
 import { checkScenario, scenarioFile } from '../catalog/scenario.js';
 import type { ShardedOptions } from '../sim/sharded.js';
 import type { Simulation, SimulationOptions, SimulationStatus } from '../sim/simulation.js';
-import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
+import { bool, choice, duration, help, integer, number, operatorToken, parseFlags, port, setter, size, speed as speedFlag, text, UsageError, usageErrorFor, type FlagSet, type Parsed } from './args.js';
 import { BROKER_FLAGS, BROKER_HELP, brokerOptionsFrom, operatorTokenFrom, TOKEN_FLAGS, TOKEN_HELP } from './broker-flags.js';
 import { describeModel, formatSummary, listModels, networkHint, Progress } from './format.js';
 
@@ -34,7 +34,7 @@ Usage:
 
 Options for run:
   --seed N          seed of every random choice (overrides the scenario)
-  --speed X         virtual seconds per wall second (1 = real time)
+  --speed X         virtual seconds per wall second (1 = real time), or fast (as --fast)
   --fast            as fast as possible (needs a duration)
   --duration D      how long to simulate, e.g. 90s, 15m, 24h, 30d
   --telemetry T     on|off: periodic sensor and meter readings (overrides the scenario's
@@ -77,7 +77,7 @@ ${BROKER_HELP}`;
 const option = setter<SimulationOptions>();
 const RUN_FLAGS = {
   seed: option('seed', number),
-  speed: option('speed', number),
+  speed: option('speed', speedFlag),
   fast: bool,
   duration: option('duration', duration),
   telemetry: option('telemetry', choice({ on: true, off: false })),

@@ -1,6 +1,6 @@
 /** The command line's parser: text into typed values, and a library's refusal shown under the flag's name. */
 import { describe, expect, it } from 'vitest';
-import { bool, choice, duration, integer, list, number, operatorToken, optionsFrom, parseFlags, port, setter, text, UsageError, usageErrorFor } from '../../src/cli/args.js';
+import { bool, choice, duration, integer, list, number, operatorToken, optionsFrom, parseFlags, port, setter, speed, text, UsageError, usageErrorFor } from '../../src/cli/args.js';
 import { OptionsError } from '../../src/errors.js';
 
 interface Opts { seed?: number; durationMs?: number; mode?: 'a' | 'b'; names?: string[] }
@@ -42,6 +42,14 @@ describe('parseFlags', () => {
     expect(parseFlags(['--seed', ' '], FLAGS).values.seed).toBeNaN();
     expect(parseFlags(['--duration', '0'], FLAGS).values.duration).toBe(0);
     expect(parseFlags(['--duration', '0s'], FLAGS).values.duration).toBe(0);
+  });
+
+  it('takes run --speed as a positive number or "fast", and says so otherwise', () => {
+    expect(parseFlags(['--speed', '60'], { speed }).values.speed).toBe(60);
+    expect(parseFlags(['--speed', 'fast'], { speed }).values.speed).toBe('fast');
+    for (const bad of ['manual', '0', '1e-400', 'quick']) {
+      expect(usage(() => parseFlags(['--speed', bad], { speed })).message).toContain(`--speed: expected a positive number (virtual seconds per wall second) or "fast", got "${bad}"`);
+    }
   });
 
   it('names every flag whose text is not of its kind, with the text', () => {
