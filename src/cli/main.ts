@@ -324,7 +324,7 @@ function banner(sim: { scenario: { name: string }; seed: number; speed: unknown;
 
 /** Show progress until the run ends (or Ctrl-C stops it), then print the summary and write the report. */
 async function follow(
-  sim: { status(): SimulationStatus; stop(): Promise<RunReport>; readonly finished: Promise<RunReport> },
+  sim: { status(): SimulationStatus; stop(): Promise<RunReport>; interrupt?(): Promise<RunReport>; readonly finished: Promise<RunReport> },
   reportFile: string | undefined, progress: Progress, out: NodeJS.WritableStream, err: NodeJS.WritableStream,
 ): Promise<number> {
   let interrupted = false;
@@ -342,7 +342,7 @@ async function follow(
     interruptedAt = Date.now();
     progress.clear();
     err.write('\naiot-sim: stopping...\n');
-    void sim.stop();
+    void (sim.interrupt ? sim.interrupt() : sim.stop());
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -367,9 +367,10 @@ export class RedisStore implements SharedStore {
    * than `since`, wall ms, is an earlier run's); `failed` as soon as one marked that it could not
    * start; `timeout` after `timeoutMs`. A shard's mark replaces its last: one that saw everyone
    * `done` may mark `read` before a slower one has looked, and that one must still count it as
-   * done (it waited the whole 10 minutes otherwise).
+   * done (it waited the whole 10 minutes otherwise). `interrupted` once `cancelled()` says so
+   * (checked at each look, every 200 ms).
    */
-  async waitForShards(run: string, count: number, state: Exclude<ShardMark, 'failed'>, since: number, timeoutMs: number): Promise<'reached' | 'failed' | 'timeout'> {
+  async waitForShards(run: string, count: number, state: Exclude<ShardMark, 'failed'>, since: number, timeoutMs: number, cancelled: () => boolean = () => false): Promise<'reached' | 'failed' | 'timeout' | 'interrupted'> {
     const until = Date.now() + timeoutMs;
     const reached = new RegExp(`^(${SHARD_MARKS.slice(SHARD_MARKS.indexOf(state)).join('|')}|failed)@(\\d+)$`);
     for (;;) {
@@ -382,6 +383,7 @@ export class RedisStore implements SharedStore {
         done++;
       }
       if (done === count) return 'reached';
+      if (cancelled()) return 'interrupted';
       if (Date.now() > until) return 'timeout';
       await new Promise((r) => setTimeout(r, 200));
     }

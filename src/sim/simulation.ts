@@ -78,6 +78,8 @@ export class Simulation {
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<RunReport> | null = null;
+  /** Ctrl-C (`interrupt()`): a shard at its end waits for nobody. */
+  private interrupted = false;
   private redisStore: RedisStore | null = null;
   /** The broker nodes count this run's traffic into the shared store; its own observer counts nothing. */
   private countsElsewhere = false;
@@ -387,6 +389,15 @@ export class Simulation {
     return this.stopping;
   }
 
+  /**
+   * Stop as `stop()` does, now (Ctrl-C): a shard at its end stops waiting for the run's other
+   * shards, and reports the figures of the fleet so far.
+   */
+  interrupt(): Promise<RunReport> {
+    this.interrupted = true;
+    return this.stop();
+  }
+
   private async doStop(): Promise<RunReport> {
     this.state = 'stopping';
     this.driver.stop();
@@ -443,10 +454,14 @@ export class Simulation {
   private async waitForShards(store: RedisStore, sh: { index: number; count: number }, mark: 'done' | 'read'): Promise<void> {
     await store.markShard(this.runKey, sh.index, mark);
     if (sh.count > 1) {
+      const waitMs = mark === 'done' ? this.opts.shardWaitMs ?? 600_000 : 30_000;
+      // Said at the default log level: the process would look stuck for up to 10 minutes otherwise.
+      if (mark === 'done') log.warn({ shard: `${sh.index + 1}/${sh.count}` }, `at the end: waiting for the run's other shards, up to ${Math.round(waitMs / 1000)} s (Ctrl-C stops waiting)`);
       const since = Date.now() - (performance.now() - this.wallStart);
-      const all = await store.waitForShards(this.runKey, sh.count, mark, since, mark === 'done' ? this.opts.shardWaitMs ?? 600_000 : 30_000);
+      const all = await store.waitForShards(this.runKey, sh.count, mark, since, waitMs, () => this.interrupted);
       if (all === 'timeout') log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'not every shard of the run got there in time: the figures are those of the fleet so far');
       if (all === 'failed') log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'a shard of the run could not start: the figures are those of the others');
+      if (all === 'interrupted') log.warn({ shard: `${sh.index + 1}/${sh.count}`, mark }, 'interrupted while waiting for the other shards: the figures are those of the fleet so far');
     }
     if (mark === 'done') await store.still();
   }

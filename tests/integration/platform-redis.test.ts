@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/platform/redis-store.js';
 import { PlatformService } from '../../src/platform/service.js';
 import { Simulation } from '../../src/sim/simulation.js';
+import { assertBuilt, finish, spawnCli, waitForStderr } from '../helpers/cli.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
@@ -101,6 +102,23 @@ describe('the platform on Redis', () => {
       expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       await store.close();
+    }
+  });
+  it('a shard waiting at its end for the others stops waiting on Ctrl-C, and reports what it has', { timeout: 60_000 }, async () => {
+    assertBuilt();
+    // Shard 1 of 2, and no shard 2: at its end it waits (up to 10 minutes) for the other.
+    const child = spawnCli(['run', 'scenarios/default.yaml', '--speed', 'fast', '--duration', '10m', '--shard', '1/2', '--platform', `${redis.url}/6`, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0']);
+    try {
+      await waitForStderr(child, /waiting for the run's other shards/, 30_000);
+      const t0 = Date.now();
+      child.kill('SIGINT');
+      const end = await finish(child, 20_000);
+      expect(end.code, end.stderr).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(end.stderr).toContain('interrupted while waiting for the other shards');
+      expect(end.stdout).toMatch(/online at end\s+\d+/);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });
