@@ -74,16 +74,18 @@ const UNAVAILABLE_RETRY_MAX_MS = 2000;
 
 /**
  * Resolve once `client`'s session is accepted (its first CONNACK with return code 0). A refusal
- * "server unavailable" is tried again (250 ms, then doubling up to 2 s) until `timeoutMs` from
- * now; any other error, or no session by then, rejects with that error. The caller ends the client
- * on a rejection, and keeps its own 'error' listener (this one is removed once it settles).
+ * "server unavailable" is tried again until `timeoutMs` from now: by this function (250 ms, then
+ * doubling up to 2 s), or, with `ownerReconnects`, by the client's owner (a device session's own
+ * backoff); any other error, or no session by then, rejects with that error. The caller ends the
+ * client on a rejection, and keeps its own 'error' listener (this one is removed once it settles).
  */
-export function accepted(client: MqttClient, timeoutMs: number): Promise<void> {
+export function accepted(client: MqttClient, timeoutMs: number, ownerReconnects = false): Promise<void> {
   if (client.connected) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + timeoutMs;
     let tries = 0;
     let retry: NodeJS.Timeout | null = null;
+    let last: Error | null = null;
     const settle = (err?: Error): void => {
       clearTimeout(timer);
       if (retry) clearTimeout(retry);
@@ -94,8 +96,14 @@ export function accepted(client: MqttClient, timeoutMs: number): Promise<void> {
     };
     const ok = (): void => settle();
     const bad = (err: Error): void => {
+      if (!serverUnavailable(err)) {
+        settle(err);
+        return;
+      }
+      last = err;
+      if (ownerReconnects) return;
       const wait = Math.min(UNAVAILABLE_RETRY_MS * 2 ** tries++, UNAVAILABLE_RETRY_MAX_MS);
-      if (!serverUnavailable(err) || Date.now() + wait >= deadline) {
+      if (Date.now() + wait >= deadline) {
         settle(err);
         return;
       }
@@ -104,7 +112,7 @@ export function accepted(client: MqttClient, timeoutMs: number): Promise<void> {
         client.reconnect();
       }, wait);
     };
-    const timer = setTimeout(() => settle(new Error(`no session accepted within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => settle(new Error(`no session accepted within ${timeoutMs} ms${last ? ` (last: ${last.message})` : ''}`)), timeoutMs);
     client.on('connect', ok);
     client.on('error', bad);
   });

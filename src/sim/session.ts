@@ -14,7 +14,7 @@
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
-import { connectOverSocket, serverUnavailable } from '../contract/broker-list.js';
+import { accepted, connectOverSocket } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -142,7 +142,7 @@ export class ClientSession implements DeviceSession {
   get held(): boolean { return this.state_ === 'suspended' || this.state_ === 'left'; }
 
   /** Connect and resolve once the broker accepted the session (CONNACK). */
-  connect(timeoutMs = 30_000): Promise<void> {
+  async connect(timeoutMs = 30_000): Promise<void> {
     const opts: IClientOptions = {
       clientId: this.did,
       username: this.did,
@@ -172,29 +172,17 @@ export class ClientSession implements DeviceSession {
     client.on('close', () => this.onClose(client));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (err) => log.debug({ did: this.did, err: err.message }, 'session error'));
-    return new Promise((resolve, reject) => {
-      const deadline = setTimeout(() => fail(new Error(`no session accepted within ${timeoutMs} ms`)), timeoutMs);
-      const ok = (): void => {
-        clearTimeout(deadline);
-        client.off('error', bad);
-        resolve();
-      };
-      const fail = (err: Error): void => {
-        clearTimeout(deadline);
-        client.off('connect', ok);
-        client.off('error', bad);
-        this.clearRetry();
-        this.enter('ended');
-        client.end(true);
-        const where = this.connector.kind === 'url' ? ` on ${[this.connector.url, ...(this.connector.failover ?? [])].join(', ')}` : '';
-        reject(new AiotSimError('E_BROKER', 'environment', `device ${this.did}${where}: ${err.message}`, { cause: err }));
-      };
-      // "Server unavailable" (a broker node whose Redis is away) is asked again, after the
-      // session's own backoff (onClose), until the deadline; any other refusal or error ends it.
-      const bad = (err: Error): void => { if (!serverUnavailable(err)) fail(err); };
-      client.once('connect', ok);
-      client.on('error', bad);
-    });
+    try {
+      // "Server unavailable" (a broker node whose Redis is away) is asked again after the
+      // session's own backoff (onClose), until the timeout; any other refusal or error ends it.
+      await accepted(client, timeoutMs, true);
+    } catch (err) {
+      this.clearRetry();
+      this.enter('ended');
+      client.end(true);
+      const where = this.connector.kind === 'url' ? ` on ${[this.connector.url, ...(this.connector.failover ?? [])].join(', ')}` : '';
+      throw new AiotSimError('E_BROKER', 'environment', `device ${this.did}${where}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   private will(): NonNullable<IClientOptions['will']> {
