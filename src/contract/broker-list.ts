@@ -59,6 +59,11 @@ function sendPacketsAtOnce(client: MqttClient): void {
   });
 }
 
+/** How messages name the brokers a client uses: `broker URL`, or `brokers URL, URL, ...` with failover. */
+export function brokersNamed(brokers: { url: string; failover?: readonly string[] }): string {
+  return brokers.failover?.length ? `brokers ${[brokers.url, ...brokers.failover].join(', ')}` : `broker ${brokers.url}`;
+}
+
 /**
  * Whether a connection error is the broker's CONNACK refusal "server unavailable" (return code 3):
  * the broker is there but cannot serve sessions for now (an aiot-sim broker node refuses CONNECTs

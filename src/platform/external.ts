@@ -6,7 +6,7 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { accepted, connectOverSocket } from '../contract/broker-list.js';
+import { accepted, brokersNamed, connectOverSocket } from '../contract/broker-list.js';
 import { DEVICE_FILTERS } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -50,8 +50,7 @@ export async function connectExternal(url: string, clientId: string, creds: Exte
     await accepted(client, timeoutMs);
   } catch (err) {
     client.end(true);
-    const named = failover.length ? `brokers ${[url, ...failover].join(', ')}` : `broker ${url}`;
-    throw new AiotSimError('E_BROKER', 'environment', `${named}: ${(err as Error).message}`, { cause: err });
+    throw new AiotSimError('E_BROKER', 'environment', `${brokersNamed({ url, failover })}: ${(err as Error).message}`, { cause: err });
   }
   client.off('error', quiet);
   client.on('error', (err) => log.warn({ url, clientId, err: err.message }, 'broker connection error'));

@@ -14,7 +14,7 @@
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
-import { accepted, connectOverSocket } from '../contract/broker-list.js';
+import { accepted, brokersNamed, connectOverSocket } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -180,7 +180,7 @@ export class ClientSession implements DeviceSession {
       this.clearRetry();
       this.enter('ended');
       client.end(true);
-      const where = this.connector.kind === 'url' ? ` on ${[this.connector.url, ...(this.connector.failover ?? [])].join(', ')}` : '';
+      const where = this.connector.kind === 'url' ? ` on ${brokersNamed(this.connector)}` : '';
       throw new AiotSimError('E_BROKER', 'environment', `device ${this.did}${where}: ${(err as Error).message}`, { cause: err });
     }
   }

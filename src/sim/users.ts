@@ -12,7 +12,7 @@ import { topics } from '../contract/wire.js';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import type { Clock } from '../contract/clock.js';
-import { accepted, connectOverSocket } from '../contract/broker-list.js';
+import { accepted, brokersNamed, connectOverSocket } from '../contract/broker-list.js';
 import type { ClientConnector } from './session.js';
 import { within } from './waits.js';
 import { FLEET_CONNECT_CONCURRENCY, type FleetEngine } from './fleet/engine.js';
@@ -221,7 +221,7 @@ export class AppUsers {
       await accepted(client, CONNECT_TIMEOUT_MS);
     } catch (err) {
       client.end(true);
-      throw new AiotSimError('E_BROKER', 'environment', `app user ${user.uid}${connector.kind === 'url' ? ` on ${[connector.url, ...(connector.failover ?? [])].join(', ')}` : ''}: ${(err as Error).message}`, { cause: err });
+      throw new AiotSimError('E_BROKER', 'environment', `app user ${user.uid}${connector.kind === 'url' ? ` on ${brokersNamed(connector)}` : ''}: ${(err as Error).message}`, { cause: err });
     }
     if (user.dids.length) await client.subscribeAsync(user.dids.map((did) => topics.rpcUp(did)), { qos: 1 });
     const { connection, rpc } = mqttRpc(client, user.uid);
