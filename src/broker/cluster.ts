@@ -29,7 +29,7 @@ import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import mqemitterRedis from 'mqemitter-redis';
 import { logger } from '../log.js';
-import { closeRedis, connectRedis } from '../platform/redis-store.js';
+import { closeRedis, connectRedis, DISCONNECT_TIMEOUT_MS } from '../platform/redis-store.js';
 import { redactedUrl } from '../platform/urls.js';
 import type { AccessDirectory, DeviceCredential } from './access.js';
 import type { Inner, MqPacket } from './emitter.js';
@@ -132,7 +132,7 @@ export class ClusterLink {
 
   /** A new connection to the cluster's Redis, retrying for ever while it is away; watched until it is closed. */
   open(role: string): Redis {
-    const conn = new Redis(this.url, { maxRetriesPerRequest: null, retryStrategy, connectionName: `aiot-sim-cluster-${role}` });
+    const conn = new Redis(this.url, { maxRetriesPerRequest: null, retryStrategy, connectionName: `aiot-sim-cluster-${role}`, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
     conn.on('error', (err: Error) => log.debug({ url: this.health_.url, role, err: err.message }, 'cluster store connection error'));
     // The Aedes cluster packages leave some commands unawaited (aedes-persistence-redis 12: the
     // LREMs of putWill, delWill and of stale queue entries; mqemitter-redis 7.2: its QUITs): one
@@ -272,11 +272,13 @@ function clusterEmitter(link: ClusterLink): Inner {
       clearTimeout(drop);
       cb();
     };
-    const drop = setTimeout(() => {
+    const dropBoth = (): void => {
       subConn.disconnect();
       pubConn.disconnect();
       finish();
-    }, 1000);
+    };
+    // Not open now (Redis away): nobody to QUIT, dropped at once.
+    const drop = setTimeout(dropBoth, subConn.status === 'ready' && pubConn.status === 'ready' ? 1000 : 0);
     return close(finish);
   };
   return mq;
@@ -296,10 +298,10 @@ type DirectoryEntry = { kind: 'device'; id: string; cred: DeviceCredential } | {
  * again (what was announced meanwhile was not heard).
  */
 export async function followDirectory(cluster: BrokerCluster, access: AccessDirectory): Promise<() => Promise<void>> {
-  const sub = new Redis(cluster.url, { maxRetriesPerRequest: null, retryStrategy });
+  const sub = new Redis(cluster.url, { maxRetriesPerRequest: null, retryStrategy, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
   sub.on('error', () => undefined);
   const load = async (): Promise<void> => {
-    const read = new Redis(cluster.url, { maxRetriesPerRequest: null });
+    const read = new Redis(cluster.url, { maxRetriesPerRequest: null, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
     read.on('error', () => undefined);
     try {
       for (const [id, cred] of Object.entries(await read.hgetall(DIRECTORY.devices))) apply({ kind: 'device', id, cred: JSON.parse(cred) as DeviceCredential });
@@ -335,7 +337,7 @@ export class DirectoryWriter {
 
   /** Write everything collected (hashes, then the channel, in chunks); resolves once Redis has it. */
   async write(url: string): Promise<number> {
-    const redis = new Redis(url, { maxRetriesPerRequest: 2 });
+    const redis = new Redis(url, { maxRetriesPerRequest: 2, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
     redis.on('error', () => undefined);
     try {
       for (let i = 0; i < this.entries.length; i += 1000) {

@@ -128,9 +128,9 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   });
   err.write('aiot-sim: stopping...\n');
   await monitor.stop();
+  // The broker first: what its clients' goodbyes change is counted into the store before it closes.
   await broker.close();
-  await unfollow?.();
-  await store?.close();
+  await Promise.all([unfollow?.(), store?.close()]);
   return 0;
 }
 

@@ -77,6 +77,14 @@ type ScriptRedis = Redis & {
   aiotView(prefix: string): Promise<string>;
 };
 
+/**
+ * ioredis' `disconnectTimeout` for every connection we open: disconnect() ends the socket and
+ * keeps a timer (ioredis' default: 2 s) until it closes. A socket that never opened, or one dropped
+ * while Redis is away, has closed already and says so no more, so that timer held a refused
+ * command, or a node stopped with Redis away, that long before the process could exit.
+ */
+export const DISCONNECT_TIMEOUT_MS = 100;
+
 /** Open a Redis connection for one of our parts; resolves once it answers, or fails naming the URL and the flag. */
 export async function connectRedis(url: string, flag: string, name: string): Promise<Redis> {
   const db = Number(checkRedisUrl(url, flag).pathname.slice(1) || '0');
@@ -84,10 +92,7 @@ export async function connectRedis(url: string, flag: string, name: string): Pro
     lazyConnect: true, connectionName: name,
     // Keep retrying while Redis is away (a restart); callers bound what they keep meanwhile.
     maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(100 * times, 2000),
-    // disconnect() ends the socket and waits this long for it to close; one that never opened has
-    // closed already and says so no more, so with ioredis' 2 s a refused command sat that long
-    // before its process could exit.
-    disconnectTimeout: 100,
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
   });
   redis.on('error', (err: Error) => log.debug({ url: redactedUrl(url), err: err.message }, 'redis error'));
   try {
@@ -112,9 +117,14 @@ export async function connectRedis(url: string, flag: string, name: string): Pro
 
 /**
  * Close a Redis connection: QUIT, or drop it if Redis does not answer within `ms`. Ours retry for
- * ever while Redis is away, so a QUIT then waits in the offline queue, and so did every stop.
+ * ever while Redis is away, so a QUIT then waits in the offline queue, and so did every stop. A
+ * connection not open now (Redis away, it retries) is dropped at once: there is nobody to QUIT.
  */
 export async function closeRedis(conn: Redis, ms = 1000): Promise<void> {
+  if (conn.status !== 'ready') {
+    conn.disconnect();
+    return;
+  }
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
   await Promise.race([conn.quit().then(() => undefined, () => undefined), gaveUp]);
@@ -268,16 +278,21 @@ export class RedisStore implements SharedStore {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const t of this.timers) clearInterval(t);
-    if (this.ingressAddresses.length) await withTimeout(this.redis.zrem(`${this.prefix}ingress`, ...this.ingressAddresses), 1000).catch(() => undefined);
-    try {
-      if (this.health_.connected) await withTimeout(this.flush(), 10_000);
-    } catch (e) {
-      log.warn({ err: (e as Error).message, pending: this.pendingWrites }, 'platform writes not flushed at close');
+    // With Redis away there is nothing to say to it: the connections are dropped at once below.
+    if (this.health_.connected) {
+      if (this.ingressAddresses.length) await withTimeout(this.redis.zrem(`${this.prefix}ingress`, ...this.ingressAddresses), 1000).catch(() => undefined);
+      try {
+        await withTimeout(this.flush(), 10_000);
+      } catch (e) {
+        log.warn({ err: (e as Error).message, pending: this.pendingWrites }, 'platform writes not flushed at close');
+      }
+    } else if (this.pendingWrites + this.builder.size > 0) {
+      log.warn({ url: this.health_.url, pending: this.pendingWrites + this.builder.size }, 'platform writes not flushed at close: Redis is unreachable');
     }
     this.closed = true;
     this.listeners.clear();
-    for (const c of this.closing.splice(0)) await c();
-    await closeRedis(this.redis);
+    // Each connection gets its bounded QUIT at the same time (with Redis away, a second in all).
+    await Promise.all([...this.closing.splice(0).map((c) => c()), closeRedis(this.redis)]);
   }
 
   /**
