@@ -41,6 +41,11 @@ export const CONFIG = {
     ['snapshot2020q3Workers2', { scenario: ['snapshot-2020q3.yaml', 'snapshot-2019q3.yaml'], workers: 2 }, 3 * 3600_000],
   ] as Array<[string, TaskArgs<'perMessage'>, number]>,
   /**
+   * Fast mode per message at three population sizes: consumer-load at [homes, duration] (each
+   * about 750,000 messages), this build only; timeout of one run.
+   */
+  population: { sizes: [[100, '10d'], [1000, '24h'], [4000, '6h']] as Array<[number, string]>, timeoutMs: 900_000 },
+  /**
    * Fast mode on your own broker: consumer-load on a Mosquitto started for each run, with the
    * broker figures' Mosquitto settings and Nagle's algorithm off on its side (`set_tcp_nodelay`),
    * and once more without that.
@@ -408,6 +413,50 @@ export async function perMessage() {
     };
   }
   return out;
+}
+
+/**
+ * Fast mode per message by population size: consumer-load's homes, device mix and behaviour at
+ * 100, 1,000 and 4,000 homes, each for about 750,000 messages (10 days, 24 hours, 6 hours), this
+ * build only, the sizes taking turns in each round so that a drifting machine load hits all of
+ * them. The code and each device's traffic are the same at every size. What grows is the state
+ * that a message reaches: the objects of the device that sends it, of its session, link and broker
+ * client, and of its platform entries. In a small population these are still in the CPU's caches
+ * when the same device next speaks; in a large one they are back in memory. The running cost's
+ * ratio to the smallest population's is the share of a message's cost that is memory latency, not
+ * code (see docs/broker.md).
+ */
+export async function perMessageByPopulation() {
+  const c = CONFIG.population;
+  const runs = new Map<number, Array<TaskResult<'perMessage'>>>(c.sizes.map(([homes]) => [homes, []]));
+  for (let i = 1; i <= REPS; i++) {
+    for (const [homes, duration] of c.sizes) {
+      runs.get(homes)!.push(...await repeat(`population ${homes} homes, ${duration} (${i}/${REPS})`, 'perMessage', { scenario: 'consumer-load.yaml', duration, homes }, 1, c.timeoutMs, true));
+    }
+  }
+  const smallest = runs.get(c.sizes[0]![0])!;
+  const smallestRunning = smallest.length ? median(smallest.map((r) => r.cpuMicrosPerMessageRunning)) : null;
+  return {
+    what: 'scenarios/consumer-load.yaml at several population sizes in fast mode (one thread, no TCP or WebSocket listener): CPU seconds of the process / messages the broker accepted',
+    sizes: c.sizes.flatMap(([homes, duration]) => {
+      const rs = runs.get(homes)!;
+      if (!rs.length) return [];
+      const running = stat(rs, (r) => r.cpuMicrosPerMessageRunning);
+      return [{
+        homes,
+        devices: rs[0]!.devices,
+        duration,
+        messages: rs[0]!.messages,
+        cpuMicrosPerMessage: stat(rs, (r) => r.cpuMicrosPerMessage),
+        cpuMicrosPerMessageRunning: running,
+        runningRatioToSmallest: smallestRunning && running.median !== null ? round(running.median / smallestRunning, 2) : null,
+        cpuSecondsStarting: stat(rs, (r) => r.cpuSecondsStarting),
+        traceDigests: [...new Set(rs.map((r) => r.traceDigest))],
+      }];
+    }),
+    loadAverage1m: [...runs.values()].flat().map((r) => r.loadAverage1m),
+    details: Object.fromEntries([...runs].map(([homes, rs]) => [String(homes), rs])),
+  };
 }
 
 /**

@@ -12,6 +12,7 @@
  *                       permessage, fleet: fast mode's CPU per message and the 100k/500k-device fleet, each
  *                       beside the baseline build (baseline.ts); long, so only on request
  *                       external: fast mode on Mosquitto (--broker) beside the baseline build; only on request
+ *                       population: fast mode's CPU per message at 100, 1,000 and 4,000 homes; only on request
  *   BENCH_BASELINE_REF=REF    the commit those figures compare with (default: main before the fleet engine)
  *   BENCH_PERMESSAGE=a,b      only these cases of permessage: consumerLoad24h, snapshot2020q3Workers2
  *   BENCH_FLEET=a,b           only these sizes of fleet: devices106k, devices500k
@@ -25,7 +26,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log, now, round } from './common.js';
-import { brokerVsMosquitto, CONFIG, connectRate, externalFastMode, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, platformInRedis, snapshots, soak, throughput } from './figures.js';
+import { brokerVsMosquitto, CONFIG, connectRate, externalFastMode, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, perMessageByPopulation, platformInRedis, snapshots, soak, throughput } from './figures.js';
 import { problems, REPS, startBudget, T0 } from './runner.js';
 
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -40,6 +41,7 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['monitor', 'monitorLoad', monitorLoad],
   ['snapshots', 'snapshots', snapshots],
   ['permessage', 'fastModePerMessage', perMessage],
+  ['population', 'perMessageByPopulation', perMessageByPopulation],
   ['fleet', 'fleet', fleetFigure],
   ['external', 'externalFastMode', externalFastMode],
   ['faults', 'faultRecovery', faultRecovery],
@@ -49,7 +51,7 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['platform', 'platformInRedis', platformInRedis],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
-const ON_REQUEST = new Set(['snapshots', 'permessage', 'fleet', 'external']);
+const ON_REQUEST = new Set(['snapshots', 'permessage', 'population', 'fleet', 'external']);
 
 function fdLimit(): number | null {
   try {

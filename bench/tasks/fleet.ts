@@ -125,12 +125,20 @@ export async function fleet(args: FleetArgs) {
   };
 }
 
+/** The scenario file's document with its population at `homes` homes. */
+function withHomes(file: string, homes: number): Record<string, unknown> {
+  const doc = parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  return { ...doc, population: { ...(doc['population'] as Record<string, unknown>), homes } };
+}
+
 export interface PerMessageArgs {
   /** A file under the build's scenarios/ (or several names: the first it has). */
   scenario: string | string[];
   duration?: string;
   /** Worker threads (ShardedSimulation) when above 1. */
   workers?: number;
+  /** The scenario's population at this many homes instead of its own (the rest as it is). */
+  homes?: number;
   dist?: string;
 }
 
@@ -154,7 +162,8 @@ export async function perMessage(args: PerMessageArgs) {
   const cpu0 = process.cpuUsage();
   const main0 = procCpuSeconds('/proc/thread-self/stat');
   const t0 = now();
-  const opts = { scenario, ...(args.duration ? { duration: args.duration } : {}) };
+  const doc = args.homes === undefined ? scenario : withHomes(scenario, args.homes);
+  const opts = { scenario: doc, ...(args.duration ? { duration: args.duration } : {}) };
   const sim = (args.workers ?? 1) > 1
     ? await lib.ShardedSimulation.create({ ...opts, speed: 'fast', workers: args.workers! })
     : await lib.Simulation.create({ ...opts, speed: 'fast', broker: { mqttPort: null, wsPort: null } });
@@ -169,6 +178,8 @@ export async function perMessage(args: PerMessageArgs) {
   return {
     build: args.dist ?? 'current',
     scenario: name,
+    homes: args.homes ?? null,
+    devices: report.devices.total,
     duration: args.duration ?? null,
     workers: args.workers ?? 1,
     wallSeconds: round(wall, 1),
