@@ -264,7 +264,7 @@ function clusterEmitter(link: ClusterLink): Inner {
     link.release(subConn);
     link.release(pubConn);
     // It ends once both connections have answered its QUITs, which wait for ever while Redis is
-    // away: after 1 s the connections are dropped and the close is done.
+    // away: the connections are dropped after 1 s (at once when one is not open) and the close is done.
     let done = false;
     const finish = (): void => {
       if (done) return;

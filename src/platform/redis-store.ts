@@ -291,7 +291,7 @@ export class RedisStore implements SharedStore {
     }
     this.closed = true;
     this.listeners.clear();
-    // Each connection gets its bounded QUIT at the same time (with Redis away, a second in all).
+    // All at once: each open connection gets its bounded QUIT, the others are dropped (closeRedis).
     await Promise.all([...this.closing.splice(0).map((c) => c()), closeRedis(this.redis)]);
   }
 
