@@ -423,8 +423,8 @@ export async function perMessage() {
  * that a message reaches: the objects of the device that sends it, of its session, link and broker
  * client, and of its platform entries. In a small population these are still in the CPU's caches
  * when the same device next speaks; in a large one they are back in memory. The running cost's
- * ratio to the smallest population's is the share of a message's cost that is memory latency, not
- * code (see docs/broker.md).
+ * ratio to the smallest population's tells how much of a message's cost is memory latency rather
+ * than code (see docs/scaling.md).
  */
 export async function perMessageByPopulation() {
   const c = CONFIG.population;
