@@ -26,10 +26,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import mqemitterRedis from 'mqemitter-redis';
 import { logger } from '../log.js';
-import { closeRedis, connectRedis, DISCONNECT_TIMEOUT_MS } from '../platform/redis-store.js';
+import { closeRedis, connectRedis, openRedis } from '../platform/redis-store.js';
 import { redactedUrl } from '../platform/urls.js';
 import type { AccessDirectory, DeviceCredential } from './access.js';
 import type { Inner, MqPacket } from './emitter.js';
@@ -132,7 +132,7 @@ export class ClusterLink {
 
   /** A new connection to the cluster's Redis, retrying for ever while it is away; watched until it is closed. */
   open(role: string): Redis {
-    const conn = new Redis(this.url, { maxRetriesPerRequest: null, retryStrategy, connectionName: `aiot-sim-cluster-${role}`, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
+    const conn = openRedis(this.url, { maxRetriesPerRequest: null, retryStrategy, connectionName: `aiot-sim-cluster-${role}` });
     conn.on('error', (err: Error) => log.debug({ url: this.health_.url, role, err: err.message }, 'cluster store connection error'));
     // The Aedes cluster packages leave some commands unawaited (aedes-persistence-redis 12: the
     // LREMs of putWill, delWill and of stale queue entries; mqemitter-redis 7.2: its QUITs): one
@@ -298,10 +298,10 @@ type DirectoryEntry = { kind: 'device'; id: string; cred: DeviceCredential } | {
  * again (what was announced meanwhile was not heard).
  */
 export async function followDirectory(cluster: BrokerCluster, access: AccessDirectory): Promise<() => Promise<void>> {
-  const sub = new Redis(cluster.url, { maxRetriesPerRequest: null, retryStrategy, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
+  const sub = openRedis(cluster.url, { maxRetriesPerRequest: null, retryStrategy });
   sub.on('error', () => undefined);
   const load = async (): Promise<void> => {
-    const read = new Redis(cluster.url, { maxRetriesPerRequest: null, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
+    const read = openRedis(cluster.url, { maxRetriesPerRequest: null });
     read.on('error', () => undefined);
     try {
       for (const [id, cred] of Object.entries(await read.hgetall(DIRECTORY.devices))) apply({ kind: 'device', id, cred: JSON.parse(cred) as DeviceCredential });
@@ -337,7 +337,7 @@ export class DirectoryWriter {
 
   /** Write everything collected (hashes, then the channel, in chunks); resolves once Redis has it. */
   async write(url: string): Promise<number> {
-    const redis = new Redis(url, { maxRetriesPerRequest: 2, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
+    const redis = openRedis(url, { maxRetriesPerRequest: 2 });
     redis.on('error', () => undefined);
     try {
       for (let i = 0; i < this.entries.length; i += 1000) {

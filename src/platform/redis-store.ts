@@ -12,7 +12,7 @@
  * the figures start over from what arrives after it.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
 import { checkRedisUrl, redactedUrl } from './urls.js';
@@ -83,16 +83,20 @@ type ScriptRedis = Redis & {
  * while Redis is away, has closed already and says so no more, so that timer held a refused
  * command, or a node stopped with Redis away, that long before the process could exit.
  */
-export const DISCONNECT_TIMEOUT_MS = 100;
+const DISCONNECT_TIMEOUT_MS = 100;
+
+/** A Redis connection of ours: ioredis with `options`, and our disconnect timeout (above). */
+export function openRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, { ...options, disconnectTimeout: DISCONNECT_TIMEOUT_MS });
+}
 
 /** Open a Redis connection for one of our parts; resolves once it answers, or fails naming the URL and the flag. */
 export async function connectRedis(url: string, flag: string, name: string): Promise<Redis> {
   const db = Number(checkRedisUrl(url, flag).pathname.slice(1) || '0');
-  const redis = new Redis(url, {
+  const redis = openRedis(url, {
     lazyConnect: true, connectionName: name,
     // Keep retrying while Redis is away (a restart); callers bound what they keep meanwhile.
     maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(100 * times, 2000),
-    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
   });
   redis.on('error', (err: Error) => log.debug({ url: redactedUrl(url), err: err.message }, 'redis error'));
   try {
