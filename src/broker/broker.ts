@@ -13,6 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from './connection.js';
 import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -145,13 +146,13 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private onPublished: (() => void) | null = null;
   private readonly connIds = new Slot<Client, number>('aiot-sim connection id');
   private nextConnId = 1;
-  private readonly transports = new Slot<Duplex, Transport>('aiot-sim transport');
+  private readonly transports = new Slot<BrokerConnection, Transport>('aiot-sim transport');
   /** Each connection's write side (write-batching.ts): what is still to be written to it. */
-  private readonly outboxes = new Slot<Duplex, Outbox>('aiot-sim outbox');
+  private readonly outboxes = new Slot<BrokerConnection, Outbox>('aiot-sim outbox');
   /** Each client's lean deliveries (deliveries.ts), released when its CONNACK is written. */
   private readonly deliveries = new Slot<Client, LeanDeliveries>('aiot-sim deliveries');
   /** Open connections (every transport) and their packet guards. */
-  private readonly connections = new Map<Duplex, ConnectionGuard>();
+  private readonly connections = new Map<BrokerConnection, ConnectionGuard>();
   private readonly servers: Listener[] = [];
   private tcp: Listener | null = null;
   private ws: Listener | null = null;
@@ -274,7 +275,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
    * Serve a connection the caller made itself (the fleet engine's in-process links, whose device
    * end is not a stream): returns false, serving nothing, while the broker is down or closed.
    */
-  serveInProcess(conn: Duplex): boolean {
+  serveInProcess(conn: BrokerConnection): boolean {
     if (this.down || this.closed) return false;
     this.handle(conn, 'in-process');
     return true;
@@ -414,7 +415,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
    * coalesced per turn (write-batching.ts), and Aedes' client with the lean parser front and
    * deliveries (frame-parser.ts, deliveries.ts).
    */
-  private handle(conn: Duplex, transport: Transport, req?: IncomingMessage): void {
+  private handle(conn: BrokerConnection, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
     const outbox = coalesceWrites(conn);
     this.outboxes.set(conn, outbox);
@@ -485,12 +486,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   }
 
   private transportOf(client: Client): Transport {
-    return this.transports.get(client.conn as Duplex) ?? 'tcp';
+    return this.transports.get(client.conn as BrokerConnection) ?? 'tcp';
   }
 
   /** What is still to be written to `client` (its connection's outbox). */
-  private outboxOf(client: Client): Outbox | Duplex {
-    return this.outboxes.get(client.conn as Duplex) ?? (client.conn as Duplex);
+  private outboxOf(client: Client): Outbox | BrokerConnection {
+    return this.outboxes.get(client.conn as BrokerConnection) ?? (client.conn as BrokerConnection);
   }
 }
 

@@ -8,7 +8,7 @@
  * and names the first problem: a packet above the limit or a malformed Remaining Length.
  * `guardConnection` puts one in front of a connection, before anything reads from it.
  */
-import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from './connection.js';
 
 /** The broker's default maximum packet size (bytes, fixed header included). */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
@@ -87,14 +87,14 @@ export interface ConnectionGuard {
  * needs nothing of Aedes' internals. On a bad packet the complete packets before it are passed on,
  * `onBad` is told why, and the connection is destroyed on the next turn.
  */
-export function guardConnection(conn: Duplex, maxPacketSize: number, onBad: (reason: string) => void): ConnectionGuard {
+export function guardConnection(conn: BrokerConnection, maxPacketSize: number, onBad: (reason: string) => void): ConnectionGuard {
   const framer = new PacketFramer(maxPacketSize);
   const push = conn.push.bind(conn);
   let held = false;
-  conn.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+  conn.push = (chunk: Buffer | string | null, encoding?: BufferEncoding): boolean => {
     if (chunk === null) return push(null);
     if (held) return false;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : (chunk as Uint8Array);
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
     const bad = framer.feed(bytes);
     if (bad === null) return push(chunk, encoding);
     held = true;

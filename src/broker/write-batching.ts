@@ -16,7 +16,7 @@
  * which one turn of deliveries exceeds): below it Aedes keeps delivering; the broker's
  * OverloadGuard bounds what a slow subscriber can accumulate.
  */
-import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from './connection.js';
 import { remainingLengthSize, writeRemainingLength } from '../contract/mqtt-length.js';
 
 type Callback = (err?: Error | null) => void;
@@ -75,7 +75,7 @@ export class Outbox {
   private queued = false;
   private readonly write: (chunk: Buffer, cb?: Callback) => boolean;
 
-  constructor(private readonly stream: Duplex, private readonly softLimitBytes = SOFT_LIMIT_BYTES) {
+  constructor(private readonly stream: BrokerConnection, private readonly softLimitBytes = SOFT_LIMIT_BYTES) {
     this.write = stream.write.bind(stream) as (chunk: Buffer, cb?: Callback) => boolean;
   }
 
@@ -178,9 +178,9 @@ function isAscii(s: string): boolean {
  * (nothing else corks a broker connection). `end()` and `destroy()` flush first, so what was
  * written before a connection is closed is still handed to it, as without coalescing.
  */
-export function coalesceWrites(stream: Duplex, softLimitBytes = SOFT_LIMIT_BYTES): Outbox {
+export function coalesceWrites(stream: BrokerConnection, softLimitBytes = SOFT_LIMIT_BYTES): Outbox {
   const box = new Outbox(stream, softLimitBytes);
-  const end = stream.end.bind(stream) as (...args: unknown[]) => Duplex;
+  const end = stream.end.bind(stream) as (...args: unknown[]) => BrokerConnection;
   const destroy = stream.destroy.bind(stream);
   stream.write = function coalescedWrite(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     if (typeof encoding === 'function') {
@@ -188,14 +188,14 @@ export function coalesceWrites(stream: Duplex, softLimitBytes = SOFT_LIMIT_BYTES
       encoding = undefined;
     }
     return box.append(chunk as Uint8Array | string, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8', cb as Callback | undefined);
-  } as Duplex['write'];
+  } as BrokerConnection['write'];
   (stream as unknown as { cork?: () => void; uncork?: () => void }).cork = undefined;
   (stream as unknown as { cork?: () => void; uncork?: () => void }).uncork = undefined;
-  stream.end = function coalescedEnd(...args: unknown[]): Duplex {
+  stream.end = function coalescedEnd(...args: unknown[]): BrokerConnection {
     box.flush();
     return end(...args);
-  } as Duplex['end'];
-  stream.destroy = function coalescedDestroy(err?: Error): Duplex {
+  } as BrokerConnection['end'];
+  stream.destroy = function coalescedDestroy(err?: Error): BrokerConnection {
     if (!stream.destroyed && stream.writable) box.flush();
     return destroy(err);
   };

@@ -13,6 +13,7 @@
  */
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from '../broker/connection.js';
 import type { Device, DeviceLink, PublishOptions } from '../device/device.js';
 import { accepted, brokersNamed, connectOverSocket } from '../contract/broker-list.js';
 import { topics } from '../contract/wire.js';
@@ -34,7 +35,7 @@ const log = logger('session');
  * `url`, one mqtt.js client per device over a socket.
  */
 export type Connector =
-  | { kind: 'fleet'; attach: (conn: Duplex) => boolean }
+  | { kind: 'fleet'; attach: (conn: BrokerConnection) => boolean }
   | { kind: 'in-process'; open: () => Duplex }
   | { kind: 'url'; url: string; failover?: readonly string[] };
 

@@ -5,7 +5,7 @@
  * (the manual driver). No households and no operator or app clients: what happens is what the
  * part under test does.
  */
-import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from '../../src/broker/connection.js';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { checkScenario, type Scenario } from '../../src/catalog/scenario.js';
 import type { HouseholdChannel } from '../../src/sim/household.js';
@@ -59,7 +59,7 @@ const quiet: HouseholdChannel = { appSession: () => undefined, appCommand: () =>
  * a simulation (`tap` sees each connection they hand the broker); with `clients`, an mqtt.js
  * client each over the in-process pipe.
  */
-export async function startRig(doc: Record<string, unknown>, faults: ReadonlyArray<Record<string, unknown>> = [], opts: { live?: boolean; clients?: boolean; tap?: (conn: Duplex) => void } = {}): Promise<Rig> {
+export async function startRig(doc: Record<string, unknown>, faults: ReadonlyArray<Record<string, unknown>> = [], opts: { live?: boolean; clients?: boolean; tap?: (conn: BrokerConnection) => void } = {}): Promise<Rig> {
   const catalog = await devicesCatalog();
   const res = checkScenario('rig.yaml', { ...doc, faults }, catalog);
   if (!res.scenario) throw new Error(res.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));

@@ -6,7 +6,7 @@
  * PUBACKs both ways, commands, resends after a drop, refusals; and a whole simulation gives the
  * same trace with the fleet engine as with an mqtt.js client per device.
  */
-import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from '../../src/broker/connection.js';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { topics, type StatePayload } from '../../src/contract/wire.js';
@@ -26,9 +26,9 @@ import { RIG_START, rigScenario, startRig, type Rig } from '../helpers/sim-rig.j
 interface Wire { up: Packet[]; down: Packet[] }
 
 /** Record every packet of every connection the sessions hand the broker, by client id. */
-function wiretap(): { tap: (conn: Duplex) => void; byClient: Map<string, Wire[]> } {
+function wiretap(): { tap: (conn: BrokerConnection) => void; byClient: Map<string, Wire[]> } {
   const byClient = new Map<string, Wire[]>();
-  const tap = (conn: Duplex): void => {
+  const tap = (conn: BrokerConnection): void => {
     const wire: Wire = { up: [], down: [] };
     const upParser = mqttPacket.parser({ protocolVersion: 4 });
     const downParser = mqttPacket.parser({ protocolVersion: 4 });
@@ -38,15 +38,15 @@ function wiretap(): { tap: (conn: Duplex) => void; byClient: Map<string, Wire[]>
     });
     downParser.on('packet', (p) => wire.down.push(p));
     const push = conn.push.bind(conn);
-    conn.push = (chunk: unknown, enc?: BufferEncoding): boolean => {
-      if (chunk) upParser.parse(chunk as Buffer);
+    conn.push = (chunk: Buffer | string | null, enc?: BufferEncoding): boolean => {
+      if (chunk) upParser.parse(typeof chunk === 'string' ? Buffer.from(chunk, enc) : chunk);
       return push(chunk, enc);
     };
     const write = conn.write.bind(conn) as (chunk: unknown, ...rest: unknown[]) => boolean;
     conn.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
       downParser.parse(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
       return write(chunk, ...rest);
-    }) as Duplex['write'];
+    }) as BrokerConnection['write'];
   };
   return { tap, byClient };
 }

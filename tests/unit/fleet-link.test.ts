@@ -1,10 +1,11 @@
 /**
- * The broker's end of a fleet session's connection (sim/fleet/link.ts) as a stream: read the way
- * Aedes reads it ('readable', then `read()` of everything there is), by size, and flowing, it
- * hands over every pushed byte once and in order, says "wait" at its high-water mark and "go on"
- * (`LinkOwner.readable`, which sends what the device queued meanwhile) once read, and ends after
- * what it holds.
+ * The broker's end of a fleet session's connection (sim/fleet/link.ts), an emitter read as a
+ * stream: read the way Aedes reads it ('readable', then `read()` of everything there is) or by
+ * size, it hands over every pushed byte once and in order, says "wait" at its high-water mark and
+ * "go on" (`LinkOwner.readable`, which sends what the device queued meanwhile) once read, ends
+ * after what it holds, and closes as a stream does (what `stream.finished`, which Aedes uses, hears).
  */
+import { finished } from 'node:stream';
 import { setImmediate as turn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { FleetLink, type LinkOwner } from '../../src/sim/fleet/link.js';
@@ -111,18 +112,47 @@ describe('FleetLink', () => {
     expect(ended).toBe(true);
   });
 
-  it('gives a reader by size, and a flowing reader, every byte in order', async () => {
+  it('gives a reader by size every byte in order', async () => {
     const { l } = link();
     l.push(Buffer.from('abc'));
     l.push(Buffer.from('def'));
     await turn();
     expect((l.read(2) as Buffer).toString()).toBe('ab');
     l.push(Buffer.from('ghi'));
-    const flowed: Buffer[] = [];
-    l.on('data', (c: Buffer) => flowed.push(c));
-    l.push(Buffer.from('jkl'));
+    expect((l.read(5) as Buffer).toString()).toBe('cdefg');
+    expect((l.read() as Buffer).toString()).toBe('hi');
+    expect(l.read()).toBeNull();
+  });
+
+  it('is watched as Node watches a stream: finished() hears the device end it, after "end"', async () => {
+    const { l, heard } = link();
+    const r = readLikeAedes(l);
+    const said: string[] = [];
+    l.on('end', () => said.push('end'));
+    l.on('close', () => said.push('close'));
+    const done = new Promise<Error | undefined>((resolve) => { finished(l as unknown as NodeJS.WritableStream, (err) => resolve(err ?? undefined)); });
+    l.push(Buffer.from('bye'));
+    l.push(null);
+    expect(l.push(Buffer.from('late'))).toBe(false);
+    await done;
+    expect(Buffer.concat(r.got).toString()).toBe('bye');
+    expect(said).toEqual(['end', 'close']);
+    expect(l.destroyed).toBe(true);
+    expect(heard.closed).toBe(1);
+  });
+
+  it('says "error" and then "close" on the next turn when destroyed with an error, and tells its owner at once', async () => {
+    const { l, heard } = link();
+    const said: string[] = [];
+    l.on('error', (err: Error) => said.push(`error: ${err.message}`));
+    l.on('close', () => said.push('close'));
+    l.destroy(new Error('gone'));
+    l.destroy(new Error('twice'));
+    expect(heard.closed).toBe(1);
+    expect(said).toEqual([]);
     await turn();
-    expect(Buffer.concat(flowed).toString()).toBe('cdefghijkl');
+    expect(said).toEqual(['error: gone', 'close']);
+    expect(l.writable).toBe(false);
   });
 
   it('a reader that throws loses its own link, and the links pushed to in the same turn are read', async () => {

@@ -11,12 +11,12 @@
  *   timer (reconnection retries with backoff, CONNACK and DISCONNECT bounds, waits), over a heap;
  * - packets written straight into exactly-sized buffers (packets.ts), no packet objects, stores,
  *   callbacks or streams on the device side.
- * The broker's end of each connection is a `FleetLink` (a Duplex, as Aedes reads connections).
+ * The broker's end of each connection is a `FleetLink` (an emitter Aedes reads as it reads a stream).
  *
  * App users' clients and the operator on the in-process transport are fleet sessions too
  * (cloud-session.ts): the engine reads, times and pings them as it does devices (`FleetPeer`).
  */
-import type { Duplex } from 'node:stream';
+import type { BrokerConnection } from '../../broker/connection.js';
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../../contract/clock.js';
 import type { Device } from '../../device/device.js';
@@ -38,7 +38,7 @@ const KEEPALIVE_SECONDS = 60;
 
 export interface FleetOptions extends SessionHooks {
   /** Hand a connection to the broker; false while it does not serve (down or closed). */
-  attach: (conn: Duplex) => boolean;
+  attach: (conn: BrokerConnection) => boolean;
   /**
    * Keep-alive of every session, seconds. Default 60. One sweep every third of it sends PINGREQ
    * for the sessions that sent nothing in the last two to three thirds (the broker allows 1.5x).
@@ -82,7 +82,7 @@ export class FleetEngine implements LinkOwner {
   readonly reconnects: Counter | undefined;
   readonly reconnect: ReconnectPolicy | undefined;
   readonly seed: number;
-  readonly attach: (conn: Duplex) => boolean;
+  readonly attach: (conn: BrokerConnection) => boolean;
   readonly keepaliveSeconds: number;
   /** Keep-alive sweeps so far (sessions stamp the tick they last sent in). */
   tick = 0;

@@ -1,19 +1,22 @@
 /**
- * The broker's end of one fleet session's connection. The broker (Aedes) reads and writes
- * connections as Node streams, so this end is a Duplex; the device end is not a stream at all:
- * the fleet engine `push()`es the device's packets into it, and what the broker writes goes
- * straight to the engine's one reader of broker bytes (`LinkOwner.received`), without the
- * Writable machinery, callbacks per chunk or a nextTick per packet.
+ * The broker's end of one fleet session's connection, and nothing more than the broker uses of
+ * one: an EventEmitter that Aedes reads the way it reads every connection ('readable', then
+ * `read()` of everything there is), writes with `write()`, watches with 'end', 'error' and 'close'
+ * (through `stream.finished`, which takes any emitter with `write()` as a stream), and destroys.
  *
- * The read side keeps the device's bytes in a list of its own, too, while the reader reads the
- * way Aedes does: on 'readable', everything there is (`read()` without a size). A push asks for
- * one 'readable' on the next tick, and the links pushed to in one turn hear it together (one
- * tick for the lot, where Node's Readable queued two per packet: one to say 'readable' and one
- * to read ahead); what the reader gets is the list joined, as Readable gives it. A reader that
- * reads by size or flowing, and the end of the stream (`push(null)`), get Node's Readable, with
- * whatever the list held handed to it first, so the bytes stay in order.
+ * It is not a Node Duplex. A Duplex carries two stream states, its buffers and its listeners:
+ * about 1.5 KB a connection, copied by every young-generation collection while a fleet starts,
+ * and three more objects a message touches (the link, its readable state, its writable state)
+ * when it is cold in the cache, as every device's is in a fleet of thousands. So the fleet engine
+ * `push()`es the device's packets into a list of the link's own, and what the broker writes goes
+ * straight to the engine's one reader of broker bytes (`LinkOwner.received`).
+ *
+ * A push asks for one 'readable' on the next tick, and the links pushed to in one turn hear it
+ * together (one tick for the lot); what the reader gets is the list joined. `push(null)` ends the
+ * device's side: once the reader has read what the list held, the link says 'end' and closes, as
+ * a socket whose peer closed does.
  */
-import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
 
 /** What the link reports to: the fleet engine. */
 export interface LinkOwner {
@@ -28,7 +31,7 @@ export interface LinkOwner {
 /** Bytes the broker may have unread in a link before `push()` says to wait (as a socket's buffer). */
 const HIGH_WATER_MARK = 64 * 1024;
 
-/** Links with bytes pushed this turn whose 'readable' is due on the next tick, in order of push. */
+/** Links whose 'readable' (or 'end') is due on the next tick, in order of push. */
 let due: FleetLink[] = [];
 let dueScheduled = false;
 
@@ -39,9 +42,10 @@ function sayReadable(): void {
   for (let i = 0; i < links.length; i++) {
     const link = links[i]!;
     link.readDue = false;
-    if (link.txChunks === null || link.destroyed) continue;
+    if (link.destroyed) continue;
     try {
-      link.emit('readable');
+      if (link.txChunks !== null) link.emit('readable');
+      else if (link.ending) link.finish();
     } catch (err) {
       // A reader that throws loses its own connection (the error goes to it), not the others'.
       link.destroy(err instanceof Error ? err : new Error(String(err)));
@@ -49,13 +53,13 @@ function sayReadable(): void {
   }
 }
 
-function scheduleReadable(): void {
-  if (dueScheduled) return;
-  dueScheduled = true;
-  process.nextTick(sayReadable);
+function emitClose(link: FleetLink, err: Error | null | undefined): void {
+  if (err) link.emit('error', err);
+  link.closed = true;
+  link.emit('close');
 }
 
-export class FleetLink extends Duplex {
+export class FleetLink extends EventEmitter {
   /** What the broker wrote and the engine has not parsed yet. */
   rxChunks: Buffer[] | null = null;
   /** Whether the engine has this link on its list of links to parse. */
@@ -67,99 +71,112 @@ export class FleetLink extends Duplex {
   readDue = false;
   /** A push said "wait" (the list reached the high-water mark): the owner hears when the broker reads. */
   private full = false;
-  private ended = false;
+  /** The device ended its side (`push(null)`): 'end' follows what the list holds. */
+  ending = false;
+  destroyed = false;
+  /** 'close' was emitted (read by `stream.finished`). */
+  closed = false;
+  /** Nothing waits in the link: what the broker writes is handed over at once (read by write batching). */
+  readonly writableLength = 0;
 
   constructor(private readonly owner: LinkOwner, readonly slot: number) {
-    super({ allowHalfOpen: false, highWaterMark: HIGH_WATER_MARK, decodeStrings: false });
-    // mqtt-packet corks a stream that can be corked and uncorks it on the next tick, once per
-    // packet: this end hands every write over at once, so it offers no cork().
-    (this as { cork?: unknown }).cork = undefined;
+    super();
   }
 
-  /** The device's bytes for the broker; false once the broker has a high-water mark's worth unread. */
-  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk === null || chunk === undefined) {
-      this.ended = true;
-      this.handOver();
-      return super.push(null);
+  /** Whether the broker may write (a Writable's `writable`, read by write batching). */
+  get writable(): boolean {
+    return !this.destroyed;
+  }
+
+  /**
+   * The device's bytes for the broker, or null for the end of them; false once the broker has a
+   * high-water mark's worth unread (or the link is closed or ended).
+   */
+  push(chunk: Buffer | string | null, encoding?: BufferEncoding): boolean {
+    if (this.destroyed || this.ending) return false;
+    if (chunk === null) {
+      this.ending = true;
+      this.due();
+      return false;
     }
-    if (this.destroyed || this.ended) return false;
-    // Not read on 'readable' (no reader yet, or a flowing one), or Readable holds bytes already:
-    // Node's Readable, after what waits here.
-    if (this.readableFlowing !== false || this.readableLength > 0) {
-      this.handOver();
-      return super.push(chunk, encoding);
-    }
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : (chunk as Buffer);
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
     if (this.txChunks === null) this.txChunks = [bytes];
     else this.txChunks.push(bytes);
     this.txBytes += bytes.length;
-    if (!this.readDue) {
-      this.readDue = true;
-      due.push(this);
-      scheduleReadable();
-    }
+    this.due();
     if (this.txBytes < HIGH_WATER_MARK) return true;
     this.full = true;
     return false;
   }
 
-  /** Everything unread, joined (how Aedes reads: `read(null)` on 'readable'); by size or flowing, through Readable. */
-  override read(size?: number): Buffer | null {
+  /** Everything unread, joined (how Aedes reads: `read(null)` on 'readable'), or the first `size` bytes of it. */
+  read(size?: number | null): Buffer | null {
     const chunks = this.txChunks;
-    if (size === 0) return super.read(0) as Buffer | null;
-    if (chunks === null) {
-      // Nothing unread: Readable has nothing either, until the stream's end or a reader of its kind.
-      if ((size === undefined || size === null) && this.readableFlowing === false && !this.ended) return null;
-      return super.read(size) as Buffer | null;
+    if (chunks === null || size === 0) return null;
+    let bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.txBytes);
+    if (size !== undefined && size !== null && size < bytes.length) {
+      const rest = bytes.subarray(size);
+      bytes = bytes.subarray(0, size);
+      this.txChunks = [rest];
+      this.txBytes = rest.length;
+    } else {
+      this.txChunks = null;
+      this.txBytes = 0;
     }
-    if ((size !== undefined && size !== null) || this.readableFlowing !== false) {
-      this.handOver();
-      return super.read(size) as Buffer | null;
-    }
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.txBytes);
-    this.txChunks = null;
-    this.txBytes = 0;
-    if (this.full) {
+    if (this.full && this.txBytes < HIGH_WATER_MARK) {
       this.full = false;
       this.owner.readable(this);
     }
+    if (this.ending && this.txChunks === null) this.due();
     return bytes;
   }
 
-  /** Give what the list holds to Node's Readable (a reader of another kind, or the end). */
-  private handOver(): void {
-    const chunks = this.txChunks;
-    if (chunks === null) return;
-    this.txChunks = null;
-    this.txBytes = 0;
-    this.full = false;
-    for (const c of chunks) super.push(c);
-  }
-
   /** The broker's writes, straight to the engine (never buffered here, never backpressured). */
-  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  write(chunk: Buffer | string, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
     if (typeof encoding === 'function') cb = encoding;
-    if (!this.destroyed) {
-      this.owner.received(this, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer));
-    }
-    if (typeof cb === 'function') process.nextTick(cb as () => void);
+    if (!this.destroyed) this.owner.received(this, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+    if (cb) process.nextTick(cb);
     return true;
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (!this.destroyed) this.owner.received(this, chunk);
-    cb();
+  /** The broker is done writing: the connection closes (a socket that does not stay half open). */
+  end(chunk?: Buffer | string | (() => void), encoding?: BufferEncoding | (() => void), cb?: () => void): this {
+    if (typeof chunk === 'function') cb = chunk;
+    else if (chunk !== undefined && chunk !== null) this.write(chunk);
+    if (typeof encoding === 'function') cb = encoding;
+    this.destroy();
+    if (cb) process.nextTick(cb);
+    return this;
   }
 
-  override _read(): void {
-    this.owner.readable(this);
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+  /**
+   * Close the connection: what it holds is dropped, the owner hears at once, and the link says
+   * 'error' (when given one) and 'close' on the next tick, as a stream does.
+   */
+  destroy(err?: Error | null): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
     this.txChunks = null;
     this.txBytes = 0;
+    this.full = false;
     this.owner.linkClosed(this);
-    cb(err);
+    process.nextTick(emitClose, this, err);
+    return this;
+  }
+
+  /** @internal The device's end, said once the reader has read everything: 'end', then closed. */
+  finish(): void {
+    this.emit('end');
+    this.destroy();
+  }
+
+  private due(): void {
+    if (this.readDue) return;
+    this.readDue = true;
+    due.push(this);
+    if (!dueScheduled) {
+      dueScheduled = true;
+      process.nextTick(sayReadable);
+    }
   }
 }
