@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { formatProblem, ValidationError, type Problem } from '../errors.js';
 import { checkFragment, FRAGMENT_FOLDER, FragmentLibrary, type Fragment } from './fragments.js';
 import { checkDeviceFile } from './include.js';
+import { prebuiltModels } from './prebuilt.js';
 import type { Category, DeviceModel } from './schema.js';
 import { displayPath, readYamlFile } from './yaml.js';
 
@@ -52,8 +53,18 @@ export async function checkCatalogFile(path: string): Promise<Problem[]> {
   return (inFragments ? await loadFragmentFile(path) : await loadDeviceFile(path)).problems;
 }
 
-/** Load and validate every `*.yaml` in `dir`; throws one ValidationError listing every problem. */
+/**
+ * Load and validate every `*.yaml` in `dir`; throws one ValidationError listing every problem.
+ * The models the build validated (prebuilt.ts) are taken instead when `dir` is what they were
+ * made from, byte for byte.
+ */
 export async function loadCatalog(dir: string): Promise<Catalog> {
+  const prebuilt = await prebuiltModels(dir);
+  return new Catalog(prebuilt ?? await readCatalogFiles(dir));
+}
+
+/** Parse and validate every `*.yaml` in `dir` (never the prebuilt models); throws one ValidationError listing every problem. */
+export async function readCatalogFiles(dir: string): Promise<DeviceModel[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.yaml') || n.endsWith('.yml')).sort();
@@ -79,5 +90,5 @@ export async function loadCatalog(dir: string): Promise<Catalog> {
     models.push(res.model);
   }
   if (problems.length) throw new ValidationError(problems);
-  return new Catalog(models);
+  return models;
 }
