@@ -101,6 +101,11 @@ const MAX_REASONS = 200;
 const DRAIN_MAX_MS = 5000;
 const DRAIN_STALL_MS = 250;
 
+/** One listener for every connection's event: the emitter calls it with the connection as `this`. */
+function perConnection(fn: (conn: BrokerConnection) => void): (this: BrokerConnection) => void {
+  return function onConnectionEvent(this: BrokerConnection): void { fn(this); };
+}
+
 /**
  * A cluster node's link to its Redis, once that answers. The cluster's packages (ioredis, Aedes'
  * Redis emitter and persistence) load here, so a broker alone never loads them.
@@ -419,31 +424,55 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     this.transports.set(conn, transport);
     const outbox = coalesceWrites(conn);
     this.outboxes.set(conn, outbox);
-    let client: Client | null = null;
-    this.connections.set(conn, guardConnection(conn, this.maxPacketSize, (reason) => {
-      if (reason === 'packet too large') this.limitHits.packetSize++;
-      this.rejectPacket(reason, client?.id ?? '');
-    }));
-    // The overload guard's total backlog follows each connection as it drains and closes.
-    conn.on('drain', () => this.overload.refresh(outbox));
-    conn.once('close', () => {
-      this.connections.delete(conn);
-      this.overload.forget(outbox);
-      if (client) this.gate.release(client);
-    });
-    client = this.aedes_.handle(conn as Connection, req);
+    this.connections.set(conn, guardConnection(conn, this.maxPacketSize, this.onBadPacket));
+    // The overload guard's total backlog follows each connection as it drains and closes. These
+    // listeners, as the guard's and the outbox's functions, are the broker's, shared by every
+    // connection (`this` in them is the connection): no closures per connection.
+    conn.on('drain', this.onConnectionDrain);
+    conn.on('close', this.onConnectionClose);
+    const client = this.aedes_.handle(conn as Connection, req);
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
     if (parser && typeof parser.parse === 'function') frontParser(parser);
     const deliveries = leanDeliveries(client, outbox);
     if (deliveries) {
       // What came before the CONNACK goes out after it (deliveries.ts); on a close, it is failed.
       this.deliveries.set(client, deliveries);
-      conn.once('close', () => deliveries.release());
+      conn.on('close', this.onConnectionClosed);
     } else if (!this.warnedStock) {
       this.warnedStock = true;
       log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
     }
   }
+
+  /** The Aedes client serving a connection (Aedes keeps it on the connection as `client`). */
+  private static clientOf(conn: BrokerConnection): Client | undefined {
+    return (conn as BrokerConnection & { client?: Client }).client;
+  }
+
+  private readonly onBadPacket = (reason: string, conn: BrokerConnection): void => {
+    if (reason === 'packet too large') this.limitHits.packetSize++;
+    this.rejectPacket(reason, EmbeddedBroker.clientOf(conn)?.id ?? '');
+  };
+
+  private readonly onConnectionDrain = perConnection((conn) => {
+    const outbox = this.outboxes.get(conn);
+    if (outbox) this.overload.refresh(outbox);
+  });
+
+  /** Before Aedes hears of the close: the connection's bookkeeping goes. */
+  private readonly onConnectionClose = perConnection((conn) => {
+    this.connections.delete(conn);
+    const outbox = this.outboxes.get(conn);
+    if (outbox) this.overload.forget(outbox);
+    const client = EmbeddedBroker.clientOf(conn);
+    if (client) this.gate.release(client);
+  });
+
+  /** After Aedes heard of the close: deliveries still waiting for the CONNACK fail. */
+  private readonly onConnectionClosed = perConnection((conn) => {
+    const client = EmbeddedBroker.clientOf(conn);
+    if (client) this.deliveries.get(client)?.release();
+  });
 
   /** Count a client's or connection's error when it is about what the peer sent. */
   private onConnectionError(clientId: string | null, err: Error): void {

@@ -80,31 +80,52 @@ export interface ConnectionGuard {
   hold(): void;
 }
 
+/** A guarded connection's guard, kept on the connection (one shared `push`, no closure per connection). */
+const GUARD = Symbol('aiot-sim packet guard');
+
+type Guarded = BrokerConnection & { [GUARD]: Guard };
+
+class Guard implements ConnectionGuard {
+  held = false;
+  constructor(
+    readonly framer: PacketFramer,
+    /** The transport's own `push` (called with the connection as `this`). */
+    readonly push: BrokerConnection['push'],
+    readonly onBad: (reason: string, conn: BrokerConnection) => void,
+  ) {}
+
+  hold(): void { this.held = true; }
+}
+
+/** Every guarded connection's `push`: the check, then the transport's own. */
+function guardedPush(this: Guarded, chunk: Buffer | string | null, encoding?: BufferEncoding): boolean {
+  const g = this[GUARD];
+  if (chunk === null) return g.push.call(this, null);
+  if (g.held) return false;
+  const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+  const framer = g.framer;
+  const bad = framer.feed(bytes);
+  if (bad === null) return g.push.call(this, chunk, encoding);
+  g.held = true;
+  if (framer.goodBytes > 0) g.push.call(this, bytes.subarray(0, framer.goodBytes));
+  framer.goodBytes = 0;
+  if (!this.destroyed) {
+    g.onBad(bad, this);
+    setImmediate(() => this.destroy());
+  }
+  return false;
+}
+
 /**
  * Check every byte the transport hands to `conn` before its reader (Aedes) can see it. Transports
  * hand bytes over through `push()`, the Readable implementers' API that sockets, WebSocket streams
- * and our in-process pipes all call, so the check holds however the reader consumes the stream and
+ * and our in-process links all call, so the check holds however the reader consumes the stream and
  * needs nothing of Aedes' internals. On a bad packet the complete packets before it are passed on,
- * `onBad` is told why, and the connection is destroyed on the next turn.
+ * `onBad` is told why (and which connection), and the connection is destroyed on the next turn.
  */
-export function guardConnection(conn: BrokerConnection, maxPacketSize: number, onBad: (reason: string) => void): ConnectionGuard {
-  const framer = new PacketFramer(maxPacketSize);
-  const push = conn.push.bind(conn);
-  let held = false;
-  conn.push = (chunk: Buffer | string | null, encoding?: BufferEncoding): boolean => {
-    if (chunk === null) return push(null);
-    if (held) return false;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
-    const bad = framer.feed(bytes);
-    if (bad === null) return push(chunk, encoding);
-    held = true;
-    if (framer.goodBytes > 0) push(bytes.subarray(0, framer.goodBytes));
-    framer.goodBytes = 0;
-    if (!conn.destroyed) {
-      onBad(bad);
-      setImmediate(() => conn.destroy());
-    }
-    return false;
-  };
-  return { hold: () => { held = true; } };
+export function guardConnection(conn: BrokerConnection, maxPacketSize: number, onBad: (reason: string, conn: BrokerConnection) => void): ConnectionGuard {
+  const guard = new Guard(new PacketFramer(maxPacketSize), conn.push, onBad);
+  (conn as Guarded)[GUARD] = guard;
+  conn.push = guardedPush;
+  return guard;
 }

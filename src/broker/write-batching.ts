@@ -73,10 +73,15 @@ export class Outbox {
   private hint = MIN_SLAB;
   private callbacks: Callback[] | null = null;
   private queued = false;
-  private readonly write: (chunk: Buffer, cb?: Callback) => boolean;
+  /** The stream's own `write`, `end` and `destroy` (called with the stream as `this`). */
+  readonly rawWrite: BrokerConnection['write'];
+  readonly rawEnd: BrokerConnection['end'];
+  readonly rawDestroy: BrokerConnection['destroy'];
 
   constructor(private readonly stream: BrokerConnection, private readonly softLimitBytes = SOFT_LIMIT_BYTES) {
-    this.write = stream.write.bind(stream) as (chunk: Buffer, cb?: Callback) => boolean;
+    this.rawWrite = stream.write;
+    this.rawEnd = stream.end;
+    this.rawDestroy = stream.destroy;
   }
 
   /** Bytes waiting: in this turn's buffer and in the stream's own. */
@@ -143,7 +148,7 @@ export class Outbox {
       if (cbs) for (const cb of cbs) cb(new Error('connection closed'));
       return;
     }
-    this.write(out, cbs ? (err) => { for (const cb of cbs) cb(err); } : undefined);
+    this.rawWrite.call(this.stream, out, cbs ? (err) => { for (const cb of cbs) cb(err); } : undefined);
   }
 
   /** The buffer of this turn, with room for `n` more bytes; the outbox is queued for the turn's flush. */
@@ -171,6 +176,31 @@ function isAscii(s: string): boolean {
   return true;
 }
 
+/** A coalesced stream's outbox, kept on the stream (shared `write`, `end`, `destroy`: no closures per connection). */
+const BOX = Symbol('aiot-sim outbox');
+
+type Coalesced = BrokerConnection & { [BOX]: Outbox };
+
+function coalescedWrite(this: Coalesced, chunk: Uint8Array | string, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
+  if (typeof encoding === 'function') {
+    cb = encoding;
+    encoding = undefined;
+  }
+  return this[BOX].append(chunk, typeof encoding === 'string' ? encoding : 'utf8', cb);
+}
+
+function coalescedEnd(this: Coalesced, ...args: unknown[]): BrokerConnection {
+  const box = this[BOX];
+  box.flush();
+  return (box.rawEnd as (...a: unknown[]) => BrokerConnection).apply(this, args);
+}
+
+function coalescedDestroy(this: Coalesced, err?: Error): BrokerConnection {
+  const box = this[BOX];
+  if (!this.destroyed && this.writable) box.flush();
+  return box.rawDestroy.call(this, err);
+}
+
 /**
  * Route every write to `stream` through a new Outbox (returned). mqtt-packet corks a stream per
  * packet and schedules an uncork on the next tick when the stream has cork(); with the writes
@@ -180,24 +210,11 @@ function isAscii(s: string): boolean {
  */
 export function coalesceWrites(stream: BrokerConnection, softLimitBytes = SOFT_LIMIT_BYTES): Outbox {
   const box = new Outbox(stream, softLimitBytes);
-  const end = stream.end.bind(stream) as (...args: unknown[]) => BrokerConnection;
-  const destroy = stream.destroy.bind(stream);
-  stream.write = function coalescedWrite(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    if (typeof encoding === 'function') {
-      cb = encoding;
-      encoding = undefined;
-    }
-    return box.append(chunk as Uint8Array | string, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8', cb as Callback | undefined);
-  } as BrokerConnection['write'];
+  (stream as Coalesced)[BOX] = box;
+  stream.write = coalescedWrite as BrokerConnection['write'];
   (stream as unknown as { cork?: () => void; uncork?: () => void }).cork = undefined;
   (stream as unknown as { cork?: () => void; uncork?: () => void }).uncork = undefined;
-  stream.end = function coalescedEnd(...args: unknown[]): BrokerConnection {
-    box.flush();
-    return end(...args);
-  } as BrokerConnection['end'];
-  stream.destroy = function coalescedDestroy(err?: Error): BrokerConnection {
-    if (!stream.destroyed && stream.writable) box.flush();
-    return destroy(err);
-  };
+  stream.end = coalescedEnd as BrokerConnection['end'];
+  stream.destroy = coalescedDestroy;
   return box;
 }
