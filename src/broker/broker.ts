@@ -425,11 +425,11 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const outbox = coalesceWrites(conn);
     this.outboxes.set(conn, outbox);
     this.connections.set(conn, guardConnection(conn, this.maxPacketSize, this.onBadPacket));
-    // The overload guard's total backlog follows each connection as it drains and closes. These
-    // listeners, as the guard's and the outbox's functions, are the broker's, shared by every
-    // connection (`this` in them is the connection): no closures per connection.
+    // The overload guard's total backlog follows each connection as it drains and closes. Every
+    // connection shares these listeners, as it shares the guard's and the outbox's functions
+    // (`this` in them is the connection): no closures made per connection.
     conn.on('drain', this.onConnectionDrain);
-    conn.on('close', this.onConnectionClose);
+    conn.on('close', this.forgetConnection);
     const client = this.aedes_.handle(conn as Connection, req);
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
     if (parser && typeof parser.parse === 'function') frontParser(parser);
@@ -437,7 +437,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     if (deliveries) {
       // What came before the CONNACK goes out after it (deliveries.ts); on a close, it is failed.
       this.deliveries.set(client, deliveries);
-      conn.on('close', this.onConnectionClosed);
+      conn.on('close', this.failEarlyDeliveries);
     } else if (!this.warnedStock) {
       this.warnedStock = true;
       log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
@@ -460,7 +460,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   });
 
   /** Before Aedes hears of the close: the connection's bookkeeping goes. */
-  private readonly onConnectionClose = perConnection((conn) => {
+  private readonly forgetConnection = perConnection((conn) => {
     this.connections.delete(conn);
     const outbox = this.outboxes.get(conn);
     if (outbox) this.overload.forget(outbox);
@@ -469,7 +469,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   });
 
   /** After Aedes heard of the close: deliveries still waiting for the CONNACK fail. */
-  private readonly onConnectionClosed = perConnection((conn) => {
+  private readonly failEarlyDeliveries = perConnection((conn) => {
     const client = EmbeddedBroker.clientOf(conn);
     if (client) this.deliveries.get(client)?.release();
   });
