@@ -32,7 +32,7 @@ import { boundedMemoryPersistence, type PersistenceStats } from './persistence.j
 import { settle } from './settle.js';
 import { Slot } from './slot.js';
 import { OriginPolicy } from './web-origin.js';
-import { coalesceWrites, type Outbox } from './write-batching.js';
+import { coalesceWrites, outboxOf, type Outbox } from './write-batching.js';
 
 export type { Address, Transport } from './listeners.js';
 
@@ -152,8 +152,6 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private readonly connIds = new Slot<Client, number>('aiot-sim connection id');
   private nextConnId = 1;
   private readonly transports = new Slot<BrokerConnection, Transport>('aiot-sim transport');
-  /** Each connection's write side (write-batching.ts): what is still to be written to it. */
-  private readonly outboxes = new Slot<BrokerConnection, Outbox>('aiot-sim outbox');
   /** Each client's lean deliveries (deliveries.ts), released when its CONNACK is written. */
   private readonly deliveries = new Slot<Client, LeanDeliveries>('aiot-sim deliveries');
   /** Open connections (every transport) and their packet guards. */
@@ -423,7 +421,6 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   private handle(conn: BrokerConnection, transport: Transport, req?: IncomingMessage): void {
     this.transports.set(conn, transport);
     const outbox = coalesceWrites(conn);
-    this.outboxes.set(conn, outbox);
     this.connections.set(conn, guardConnection(conn, this.maxPacketSize, this.onBadPacket));
     // The overload guard's total backlog follows each connection as it drains and closes. Every
     // connection shares these listeners, as it shares the guard's and the outbox's functions
@@ -455,14 +452,14 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
   };
 
   private readonly onConnectionDrain = perConnection((conn) => {
-    const outbox = this.outboxes.get(conn);
+    const outbox = outboxOf(conn);
     if (outbox) this.overload.refresh(outbox);
   });
 
   /** Before Aedes hears of the close: the connection's bookkeeping goes. */
   private readonly forgetConnection = perConnection((conn) => {
     this.connections.delete(conn);
-    const outbox = this.outboxes.get(conn);
+    const outbox = outboxOf(conn);
     if (outbox) this.overload.forget(outbox);
     const client = EmbeddedBroker.clientOf(conn);
     if (client) this.gate.release(client);
@@ -520,7 +517,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
 
   /** What is still to be written to `client` (its connection's outbox). */
   private outboxOf(client: Client): Outbox | BrokerConnection {
-    return this.outboxes.get(client.conn as BrokerConnection) ?? (client.conn as BrokerConnection);
+    return outboxOf(client.conn as BrokerConnection) ?? (client.conn as BrokerConnection);
   }
 }
 

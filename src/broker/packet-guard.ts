@@ -9,6 +9,7 @@
  * `guardConnection` puts one in front of a connection, before anything reads from it.
  */
 import type { BrokerConnection } from './connection.js';
+import { Slot } from './slot.js';
 
 /** The broker's default maximum packet size (bytes, fixed header included). */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
@@ -80,10 +81,8 @@ export interface ConnectionGuard {
   hold(): void;
 }
 
-/** A guarded connection's guard, kept on the connection (one shared `push`, no closure per connection). */
-const GUARD = Symbol('aiot-sim packet guard');
-
-type Guarded = BrokerConnection & { [GUARD]: Guard };
+/** Each guarded connection's guard, kept on the connection (one shared `push`, no closure per connection). */
+const guards = new Slot<BrokerConnection, Guard>('aiot-sim packet guard');
 
 class Guard implements ConnectionGuard {
   held = false;
@@ -98,8 +97,8 @@ class Guard implements ConnectionGuard {
 }
 
 /** Every guarded connection's `push`: the check, then the transport's own. */
-function guardedPush(this: Guarded, chunk: Buffer | string | null, encoding?: BufferEncoding): boolean {
-  const g = this[GUARD];
+function guardedPush(this: BrokerConnection, chunk: Buffer | string | null, encoding?: BufferEncoding): boolean {
+  const g = guards.get(this)!;
   if (chunk === null) return g.push.call(this, null);
   if (g.held) return false;
   const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
@@ -125,7 +124,7 @@ function guardedPush(this: Guarded, chunk: Buffer | string | null, encoding?: Bu
  */
 export function guardConnection(conn: BrokerConnection, maxPacketSize: number, onBad: (reason: string, conn: BrokerConnection) => void): ConnectionGuard {
   const guard = new Guard(new PacketFramer(maxPacketSize), conn.push, onBad);
-  (conn as Guarded)[GUARD] = guard;
+  guards.set(conn, guard);
   conn.push = guardedPush;
   return guard;
 }

@@ -17,6 +17,7 @@
  * OverloadGuard bounds what a slow subscriber can accumulate.
  */
 import type { BrokerConnection } from './connection.js';
+import { Slot } from './slot.js';
 import { remainingLengthSize, writeRemainingLength } from '../contract/mqtt-length.js';
 
 type Callback = (err?: Error | null) => void;
@@ -176,27 +177,30 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-/** A coalesced stream's outbox, kept on the stream (shared `write`, `end`, `destroy`: no closures per connection). */
-const BOX = Symbol('aiot-sim outbox');
+/** Each coalesced stream's outbox, kept on the stream (shared `write`, `end`, `destroy`: no closures per connection). */
+const boxes = new Slot<BrokerConnection, Outbox>('aiot-sim outbox');
 
-type Coalesced = BrokerConnection & { [BOX]: Outbox };
+/** The outbox `coalesceWrites` routed `stream`'s writes through, if any. */
+export function outboxOf(stream: BrokerConnection): Outbox | undefined {
+  return boxes.get(stream);
+}
 
-function coalescedWrite(this: Coalesced, chunk: Uint8Array | string, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
+function coalescedWrite(this: BrokerConnection, chunk: Uint8Array | string, encoding?: BufferEncoding | Callback, cb?: Callback): boolean {
   if (typeof encoding === 'function') {
     cb = encoding;
     encoding = undefined;
   }
-  return this[BOX].append(chunk, typeof encoding === 'string' ? encoding : 'utf8', cb);
+  return boxes.get(this)!.append(chunk, typeof encoding === 'string' ? encoding : 'utf8', cb);
 }
 
-function coalescedEnd(this: Coalesced, ...args: unknown[]): BrokerConnection {
-  const box = this[BOX];
+function coalescedEnd(this: BrokerConnection, ...args: unknown[]): BrokerConnection {
+  const box = boxes.get(this)!;
   box.flush();
   return (box.rawEnd as (...a: unknown[]) => BrokerConnection).apply(this, args);
 }
 
-function coalescedDestroy(this: Coalesced, err?: Error): BrokerConnection {
-  const box = this[BOX];
+function coalescedDestroy(this: BrokerConnection, err?: Error): BrokerConnection {
+  const box = boxes.get(this)!;
   if (!this.destroyed && this.writable) box.flush();
   return box.rawDestroy.call(this, err);
 }
@@ -210,7 +214,7 @@ function coalescedDestroy(this: Coalesced, err?: Error): BrokerConnection {
  */
 export function coalesceWrites(stream: BrokerConnection, softLimitBytes = SOFT_LIMIT_BYTES): Outbox {
   const box = new Outbox(stream, softLimitBytes);
-  (stream as Coalesced)[BOX] = box;
+  boxes.set(stream, box);
   stream.write = coalescedWrite as BrokerConnection['write'];
   (stream as unknown as { cork?: () => void; uncork?: () => void }).cork = undefined;
   (stream as unknown as { cork?: () => void; uncork?: () => void }).uncork = undefined;
