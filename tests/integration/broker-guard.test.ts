@@ -1,7 +1,7 @@
 /**
  * The maximum packet size on every transport of the real embedded broker (TCP, MQTT over
  * WebSocket, the in-process pipe): a client announcing a packet over the limit is cut off at
- * once and counted, what it sent before is served, and other clients carry on.
+ * once and counted, what it sent before is served, its will is published, and other clients carry on.
  */
 import type { MqttClient } from 'mqtt';
 import { connect as netConnect } from 'node:net';
@@ -57,17 +57,26 @@ describe.each<Transport>(['tcp', 'ws', 'in-process'])('the packet size guard ove
     // The broker's end closing shows as 'end' or 'close' depending on the stream (a WebSocket stream emits no 'close').
     raw.on('end', () => { closed = true; });
     raw.on('close', () => { closed = true; });
-    raw.write(encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `guard-${transport}`, keepalive: 0, username: 'operator', password: Buffer.from(OPERATOR_TOKEN) }));
+    raw.write(encode({
+      cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `guard-${transport}`, keepalive: 0, username: 'operator', password: Buffer.from(OPERATOR_TOKEN),
+      will: { topic: `guard/will/${transport}`, payload: Buffer.from('gone'), qos: 0, retain: false },
+    }));
     await until(() => Buffer.concat(received).includes(Buffer.from([0x20, 0x02, 0x00, 0x00])), 5000, 'CONNACK accepted');
 
+    expect(b.connectedClients).toBe(2);
     const before = b.counters.rejectedPackets;
     const served = nextMessage(watcher, (topic) => topic === `guard/${transport}`);
+    const will = nextMessage(watcher, (topic) => topic === `guard/will/${transport}`);
     // One write: a packet within the limit, then a header announcing one far over it.
     raw.write(Buffer.concat([publishPacket(`guard/${transport}`, 'before the bad one'), fixedHeader(0x30, 5000), Buffer.alloc(64, 0x41)]));
     expect((await served).payload).toBe('before the bad one');
     await until(() => closed, 5000, 'the offending connection closed');
     expect(b.counters.rejectedPackets).toBe(before + 1);
     expect(b.rejectReasons.get('bad packet: packet too large')).toBe(1);
+    // The guard destroys the connection without an error: Aedes hears of it all the same (a
+    // socket by its 'close' alone), publishes the will and lets the client go.
+    expect((await will).payload).toBe('gone');
+    await until(() => b.connectedClients === 1, 5000, 'the cut-off client gone from the broker');
 
     // Everybody else carries on.
     const after = nextMessage(watcher, (topic) => topic === 'guard/after');
