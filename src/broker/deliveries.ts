@@ -92,16 +92,34 @@ export interface LeanDeliveries {
 /**
  * Replace `client`'s delivery functions (before it subscribes: Aedes captures them at SUBSCRIBE).
  * Returns null, changing nothing, when `client` is not the Aedes client this was written for.
+ * Every client shares the functions below; what each keeps of its own is one `Lean`, and the two
+ * delivery functions bound to it (the emitter calls them without a `this`).
  */
 export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries | null {
   if (!hasInternals(client)) return null;
-  const c = client;
-  /** Deliveries that came before the CONNACK was written, in order; null once released. */
-  let held: Array<() => void> | null = [];
+  const lean = new Lean(client, outbox);
+  client.deliver0 = deliverQoS0.bind(lean);
+  client.deliverQoS = deliverQoS.bind(lean);
+  return lean;
+}
 
+class Lean implements LeanDeliveries {
+  /** Deliveries that came before the CONNACK was written, in order (made when the first comes). */
+  held: Array<() => void> | null = null;
+  /** Set once the CONNACK is written or the connection gone: deliveries go straight out (or fail). */
+  released = false;
   /** The message last let through (its broker and counter): the same one again is a duplicate. */
-  let lastBroker: string | undefined;
-  let lastCounter = -1;
+  lastBroker: string | undefined = undefined;
+  lastCounter = -1;
+
+  constructor(readonly c: AedesClientInternals, readonly outbox: Outbox) {}
+
+  release(): void {
+    const waiting = this.held;
+    this.held = null;
+    this.released = true;
+    if (waiting) for (const go of waiting) go();
+  }
 
   /**
    * Aedes' getToForwardPacket: no-local (MQTT 5), one copy of a message, then the broker's
@@ -112,23 +130,25 @@ export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries |
    * order: on a cluster node a QoS 1 message for a persistent session waits for the session store
    * (Redis) while a later one that no persistent session wants does not, and overtakes it.
    */
-  const forwardable = (packet: DeliveryPacket): DeliveryPacket | null => {
+  forwardable(packet: DeliveryPacket): DeliveryPacket | null {
+    const c = this.c;
     if (packet.clientId === c.id && packet.nl) return null;
     const id = packet.brokerId;
     if (id) {
       const counter = packet.brokerCounter ?? 0;
-      if (id === lastBroker && counter === lastCounter) return null;
-      lastBroker = id;
-      lastCounter = counter;
+      if (id === this.lastBroker && counter === this.lastCounter) return null;
+      this.lastBroker = id;
+      this.lastCounter = counter;
     }
     return c.broker.authorizeForward(c, packet) ?? null;
-  };
+  }
 
   /** Aedes' write(): the PUBLISH, or the error it would raise; `done` once written (or drained). */
-  const send = (p: DeliveryPacket, qos: number, messageId: number, done: Done): void => {
-    if (held !== null && !c.connackSent && c.connecting) {
+  send(p: DeliveryPacket, qos: number, messageId: number, done: Done): void {
+    const c = this.c;
+    if (!this.released && !c.connackSent && c.connecting) {
       // Completed now: a session whose CONNACK never comes must not hold the emitter's delivery slots.
-      held.push(() => send(p, qos, messageId, noop));
+      (this.held ??= []).push(() => this.send(p, qos, messageId, noop));
       afterFlush(done);
       return;
     }
@@ -143,58 +163,57 @@ export function leanDeliveries(client: object, outbox: Outbox): LeanDeliveries |
       afterFlush(done);
       return;
     }
-    if (outbox.publish(p.topic, payload, qos, messageId, p.retain === true, p.dup === true) || c.errored) afterFlush(done);
+    if (this.outbox.publish(p.topic, payload, qos, messageId, p.retain === true, p.dup === true) || c.errored) afterFlush(done);
     else {
       c.waitForDrain((err) => {
         if (err) c._onError(err);
         done();
       });
     }
-  };
+  }
 
-  c.deliver0 = function deliverQoS0(packet: DeliveryPacket, cb: Done): void {
-    const toForward = forwardable(packet);
-    if (toForward) send(toForward, 0, 0, cb);
-    else afterFlush(cb);
-  };
+  /** A QoS 1 copy, once the session store has it (or at once for a clean session or a retained message). */
+  sendStored(out: QueuedPacket & DeliveryPacket, cb: Done, err: unknown): void {
+    if (err) {
+      this.c.emit('error', err as Error);
+      cb();
+    } else this.send(out, out.qos, out.messageId!, cb);
+  }
+}
 
-  c.deliverQoS = function deliverQoS(packet: DeliveryPacket, cb: Done): void {
-    if (packet.qos === 0) {
-      c.deliver0(packet, cb);
-      return;
+function deliverQoS0(this: Lean, packet: DeliveryPacket, cb: Done): void {
+  const toForward = this.forwardable(packet);
+  if (toForward) this.send(toForward, 0, 0, cb);
+  else afterFlush(cb);
+}
+
+function deliverQoS(this: Lean, packet: DeliveryPacket, cb: Done): void {
+  const c = this.c;
+  if (packet.qos === 0) {
+    c.deliver0(packet, cb);
+    return;
+  }
+  const toForward = this.forwardable(packet);
+  if (toForward) {
+    // Aedes' QoSPacket: a copy with this session's packet id, downgraded to the client's subscription.
+    const out = new Packet(toForward as QueuedPacket, c.broker) as QueuedPacket & DeliveryPacket;
+    if (toForward.messageId) out.messageId = toForward.messageId;
+    else {
+      out.messageId = c._nextId;
+      c._nextId = c._nextId >= 65_535 ? 1 : c._nextId + 1;
     }
-    const toForward = forwardable(packet);
-    if (toForward) {
-      // Aedes' QoSPacket: a copy with this session's packet id, downgraded to the client's subscription.
-      const out = new Packet(toForward as QueuedPacket, c.broker) as QueuedPacket & DeliveryPacket;
-      if (toForward.messageId) out.messageId = toForward.messageId;
-      else {
-        out.messageId = c._nextId;
-        c._nextId = c._nextId >= 65_535 ? 1 : c._nextId + 1;
-      }
-      const sub = c.subscriptions[out.topic];
-      if (sub && (sub.qos ?? 0) < out.qos) out.qos = sub.qos ?? 0;
-      out['writeCallback'] = cb;
-      const write = (err: unknown = null): void => {
-        if (err) {
-          c.emit('error', err as Error);
-          cb();
-        } else send(out, out.qos, out.messageId!, cb);
-      };
-      if (c.clean || out.retain) write();
-      else c.broker.persistence.outgoingUpdate(c, out).then(write, write);
-    } else {
-      if (c.clean === false) c.broker.persistence.outgoingClearMessageId(c, packet).then(noop, noop);
-      afterFlush(cb);
+    const sub = c.subscriptions[out.topic];
+    if (sub && (sub.qos ?? 0) < out.qos) out.qos = sub.qos ?? 0;
+    out['writeCallback'] = cb;
+    if (c.clean || out.retain) this.sendStored(out, cb, null);
+    else {
+      const stored = (err: unknown = null): void => this.sendStored(out, cb, err);
+      c.broker.persistence.outgoingUpdate(c, out).then(stored, stored);
     }
-  };
-  return {
-    release() {
-      const waiting = held;
-      held = null;
-      if (waiting) for (const go of waiting) go();
-    },
-  };
+  } else {
+    if (c.clean === false) c.broker.persistence.outgoingClearMessageId(c, packet).then(noop, noop);
+    afterFlush(cb);
+  }
 }
 
 function noop(): void {}

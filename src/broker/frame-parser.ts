@@ -18,6 +18,7 @@
  * (a peer dripping a large packet byte by byte costs one copy, not one per byte).
  */
 import { remainingLengthSize } from '../contract/mqtt-length.js';
+import { Slot } from './slot.js';
 
 /** The part of mqtt-packet's Parser this front uses. */
 export interface MqttPacketParser {
@@ -147,116 +148,126 @@ function parseSubscribe(buf: Buffer, body: number, end: number): ParsedSubscribe
   return p;
 }
 
+/** A parser's front: the chunks of an incomplete frame and their length, and mqtt-packet's own `parse`. */
+class Front {
+  pending: Buffer[] | null = null;
+  pendingLength = 0;
+  constructor(readonly whole: (this: MqttPacketParser, buf: Buffer) => number) {}
+}
+
+const FRONTS = new Slot<MqttPacketParser, Front>('aiot-sim parser front');
+
 /**
  * Put the front on `parser`: its `parse()` is replaced; mqtt-packet keeps everything it is handed
- * (the CONNECT, SUBSCRIBE, ...) and its listeners and error handling are untouched.
+ * (the CONNECT, SUBSCRIBE, ...) and its listeners and error handling are untouched. Every parser
+ * shares the functions below (`this` in `frontParse` is the parser); what each keeps of its own
+ * is one `Front`.
  */
 export function frontParser(parser: MqttPacketParser): void {
-  const whole = parser.parse.bind(parser);
-  /** Chunks of an incomplete frame, and their length. */
-  let pending: Buffer[] = [];
-  let pendingLength = 0;
+  FRONTS.set(parser, new Front(parser.parse));
+  parser.parse = frontParse;
+}
 
-  /** Decode one whole frame [at, end) whose Remaining Length ends at `body`. */
-  const frame = (buf: Buffer, at: number, body: number, end: number): void => {
-    const b0 = buf[at]!;
-    const type = b0 >> 4;
-    const version = parser.settings.protocolVersion;
-    if (version === undefined && b0 === CONNECT << 4) {
-      // The first packet: an MQTT 3.1.1 CONNECT is read here (a fleet connecting is all CONNECTs);
-      // mqtt-packet then takes the CONNECT as its settings, as it does when it parses one.
-      const p = parseConnect(buf, body, end);
-      if (p) {
-        parser.settings = p;
-        parser.emit('packet', p);
-        return;
-      }
-    } else if (version === 4 || version === 3) {
-      if (type === PUBLISH) {
-        const qos = (b0 >> 1) & 3;
-        if (qos < 3 && body + 2 <= end) {
-          const topicEnd = body + 2 + ((buf[body]! << 8) | buf[body + 1]!);
-          const payloadAt = qos > 0 ? topicEnd + 2 : topicEnd;
-          if (qos > 0 && topicEnd <= end && payloadAt > end) {
-            // mqtt-packet would read the packet id from the next packet's bytes (or emit -1).
-            parser.error = new Error('Cannot parse messageId');
-            parser.emit('error', parser.error);
-            return;
-          }
-          if (payloadAt <= end) {
-            const p = new ParsedPacket('publish', (b0 & 1) !== 0, qos, (b0 & 8) !== 0, end - body, buf.toString('utf8', body + 2, topicEnd), null);
-            if (qos > 0) p.messageId = (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
-            p.payload = buf.subarray(payloadAt, end);
-            parser.emit('packet', p);
-            return;
-          }
+function frontParse(this: MqttPacketParser, buf: Buffer): number {
+  const front = FRONTS.get(this)!;
+  const pending = front.pending;
+  if (pending === null) {
+    frames(this, front, buf, 0);
+    return front.pendingLength;
+  }
+  const before = front.pendingLength;
+  pending.push(buf);
+  front.pendingLength += buf.length;
+  const need = frameLength(pending);
+  if (need === INCOMPLETE || (need !== MALFORMED && front.pendingLength < need)) return front.pendingLength;
+  front.pending = null;
+  front.pendingLength = 0;
+  if (need === MALFORMED) {
+    front.whole.call(this, Buffer.concat(pending)); // mqtt-packet names the error
+    return 0;
+  }
+  // The frame is complete: join its pieces once, then go on with the rest of `buf`.
+  const fromBuf = need - before;
+  pending[pending.length - 1] = buf.subarray(0, fromBuf);
+  frames(this, front, Buffer.concat(pending, need), 0);
+  if (fromBuf < buf.length && !this.error) frames(this, front, buf, fromBuf);
+  return front.pendingLength;
+}
+
+/** Frames of `buf` from `from`; an incomplete last frame is kept. */
+function frames(parser: MqttPacketParser, front: Front, buf: Buffer, from: number): void {
+  let at = from;
+  const n = buf.length;
+  while (at < n && !parser.error) {
+    const len = remainingLength(buf, at + 1, n);
+    if (len === MALFORMED) {
+      front.whole.call(parser, buf.subarray(at)); // mqtt-packet names the error
+      return;
+    }
+    if (len === INCOMPLETE) break;
+    const body = at + 1 + remainingLengthSize(len);
+    const end = body + len;
+    if (end > n) break;
+    frame(parser, front, buf, at, body, end);
+    at = end;
+  }
+  if (at < n && !parser.error) {
+    front.pending = [at === 0 ? buf : buf.subarray(at)];
+    front.pendingLength = n - at;
+  }
+}
+
+/** Decode one whole frame [at, end) whose Remaining Length ends at `body`. */
+function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, body: number, end: number): void {
+  const b0 = buf[at]!;
+  const type = b0 >> 4;
+  const version = parser.settings.protocolVersion;
+  if (version === undefined && b0 === CONNECT << 4) {
+    // The first packet: an MQTT 3.1.1 CONNECT is read here (a fleet connecting is all CONNECTs);
+    // mqtt-packet then takes the CONNECT as its settings, as it does when it parses one.
+    const p = parseConnect(buf, body, end);
+    if (p) {
+      parser.settings = p;
+      parser.emit('packet', p);
+      return;
+    }
+  } else if (version === 4 || version === 3) {
+    if (type === PUBLISH) {
+      const qos = (b0 >> 1) & 3;
+      if (qos < 3 && body + 2 <= end) {
+        const topicEnd = body + 2 + ((buf[body]! << 8) | buf[body + 1]!);
+        const payloadAt = qos > 0 ? topicEnd + 2 : topicEnd;
+        if (qos > 0 && topicEnd <= end && payloadAt > end) {
+          // mqtt-packet would read the packet id from the next packet's bytes (or emit -1).
+          parser.error = new Error('Cannot parse messageId');
+          parser.emit('error', parser.error);
+          return;
         }
-      } else if (type === PUBACK && b0 === 0x40 && end - body === 2) {
-        const p = new ParsedPacket('puback', false, 0, false, 2, null, null);
-        p.messageId = (buf[body]! << 8) | buf[body + 1]!;
-        parser.emit('packet', p);
-        return;
-      } else if (b0 === ((SUBSCRIBE << 4) | 2) && !(parser.settings as { bridgeMode?: boolean }).bridgeMode) {
-        const p = parseSubscribe(buf, body, end);
-        if (p) {
+        if (payloadAt <= end) {
+          const p = new ParsedPacket('publish', (b0 & 1) !== 0, qos, (b0 & 8) !== 0, end - body, buf.toString('utf8', body + 2, topicEnd), null);
+          if (qos > 0) p.messageId = (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
+          p.payload = buf.subarray(payloadAt, end);
           parser.emit('packet', p);
           return;
         }
-      } else if (b0 === PINGREQ << 4 && end === body) {
-        parser.emit('packet', new ParsedPacket('pingreq', false, 0, false, 0, null, null));
+      }
+    } else if (type === PUBACK && b0 === 0x40 && end - body === 2) {
+      const p = new ParsedPacket('puback', false, 0, false, 2, null, null);
+      p.messageId = (buf[body]! << 8) | buf[body + 1]!;
+      parser.emit('packet', p);
+      return;
+    } else if (b0 === ((SUBSCRIBE << 4) | 2) && !(parser.settings as { bridgeMode?: boolean }).bridgeMode) {
+      const p = parseSubscribe(buf, body, end);
+      if (p) {
+        parser.emit('packet', p);
         return;
       }
+    } else if (b0 === PINGREQ << 4 && end === body) {
+      parser.emit('packet', new ParsedPacket('pingreq', false, 0, false, 0, null, null));
+      return;
     }
-    whole(at === 0 && end === buf.length ? buf : buf.subarray(at, end));
-  };
-
-  /** Frames of `buf` from `from`; an incomplete last frame is kept. */
-  const frames = (buf: Buffer, from: number): void => {
-    let at = from;
-    const n = buf.length;
-    while (at < n && !parser.error) {
-      const len = remainingLength(buf, at + 1, n);
-      if (len === MALFORMED) {
-        whole(buf.subarray(at)); // mqtt-packet names the error
-        return;
-      }
-      if (len === INCOMPLETE) break;
-      const body = at + 1 + remainingLengthSize(len);
-      const end = body + len;
-      if (end > n) break;
-      frame(buf, at, body, end);
-      at = end;
-    }
-    if (at < n && !parser.error) {
-      pending = [at === 0 ? buf : buf.subarray(at)];
-      pendingLength = n - at;
-    }
-  };
-
-  parser.parse = (buf: Buffer): number => {
-    if (pendingLength === 0) {
-      frames(buf, 0);
-      return pendingLength;
-    }
-    const before = pendingLength;
-    pending.push(buf);
-    pendingLength += buf.length;
-    const need = frameLength(pending);
-    if (need === INCOMPLETE || (need !== MALFORMED && pendingLength < need)) return pendingLength;
-    const chunks = pending;
-    pending = [];
-    pendingLength = 0;
-    if (need === MALFORMED) {
-      whole(Buffer.concat(chunks)); // mqtt-packet names the error
-      return 0;
-    }
-    // The frame is complete: join its pieces once, then go on with the rest of `buf`.
-    const fromBuf = need - before;
-    chunks[chunks.length - 1] = buf.subarray(0, fromBuf);
-    frames(Buffer.concat(chunks, need), 0);
-    if (fromBuf < buf.length && !parser.error) frames(buf, fromBuf);
-    return pendingLength;
-  };
+  }
+  front.whole.call(parser, at === 0 && end === buf.length ? buf : buf.subarray(at, end));
 }
 
 const INCOMPLETE = -1;
