@@ -148,6 +148,9 @@ function parseSubscribe(buf: Buffer, body: number, end: number): ParsedSubscribe
   return p;
 }
 
+/** A parser's settings after an MQTT 3.1.1 CONNECT without bridge mode (see `frame`). */
+const SETTINGS_311: { readonly protocolVersion: 4 } = Object.freeze({ protocolVersion: 4 });
+
 /** A parser's front: the chunks of an incomplete frame and their length, and mqtt-packet's own `parse`. */
 class Front {
   pending: Buffer[] | null = null;
@@ -223,11 +226,13 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
   const type = b0 >> 4;
   const version = parser.settings.protocolVersion;
   if (version === undefined && b0 === CONNECT << 4) {
-    // The first packet: an MQTT 3.1.1 CONNECT is read here (a fleet connecting is all CONNECTs);
-    // mqtt-packet then takes the CONNECT as its settings, as it does when it parses one.
+    // The first packet: an MQTT 3.1.1 CONNECT is read here (a fleet connecting is all CONNECTs).
+    // mqtt-packet, parsing one, keeps the whole packet as its settings (the password, the will's
+    // payload, for as long as the connection lasts) and reads only its protocolVersion and
+    // bridgeMode from it later: those are what it gets here.
     const p = parseConnect(buf, body, end);
     if (p) {
-      parser.settings = p;
+      parser.settings = SETTINGS_311;
       parser.emit('packet', p);
       return;
     }

@@ -89,6 +89,21 @@ describe('frontParser', () => {
     }), { numRuns: 300 });
   });
 
+  it('keeps nothing of a CONNECT it read but the protocol version mqtt-packet reads later (no password, no will)', () => {
+    const parser = mqttPacket.parser() as unknown as MqttPacketParser & NodeJS.EventEmitter;
+    frontParser(parser);
+    const got: Array<Record<string, unknown>> = [];
+    parser.on('packet', (p: Record<string, unknown>) => got.push(p));
+    parser.parse(encode({
+      cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'dev-1', clean: true, keepalive: 60,
+      username: 'dev-1', password: Buffer.from('secret-token'), will: { topic: 'device/dev-1/state', payload: Buffer.from('offline'), qos: 1, retain: true },
+    } as Packet));
+    expect(got[0]).toMatchObject({ cmd: 'connect', username: 'dev-1', password: Buffer.from('secret-token') });
+    expect(parser.settings).toEqual({ protocolVersion: 4 });
+    parser.parse(encode({ cmd: 'publish', topic: 'device/dev-1/up/event_occured/2/1', payload: Buffer.from('{}'), qos: 1, messageId: 7, retain: false, dup: false }));
+    expect(got[1]).toMatchObject({ cmd: 'publish', qos: 1, messageId: 7, topic: 'device/dev-1/up/event_occured/2/1' });
+  });
+
   it('leaves a CONNECT or SUBSCRIBE it does not fully understand to mqtt-packet: the same packet or error', () => {
     const connect = connectPacket({ clientId: 'c', username: 'u', password: 'p', will: { topic: 'w', payload: 'x' } });
     const body = connect.subarray(2); // after the fixed header (a one-byte Remaining Length)
