@@ -2,7 +2,8 @@
  * The broker's end of one fleet session's connection, and nothing more than the broker uses of
  * one: an EventEmitter that Aedes reads the way it reads every connection ('readable', then
  * `read()` of everything there is), writes with `write()`, watches with 'end', 'error' and 'close'
- * (through `stream.finished`, which takes any emitter with `write()` as a stream), and destroys.
+ * (the install step has Aedes listen for 'close' itself; an Aedes without it watches the link
+ * through `stream.finished`, which takes any emitter with `write()` as a stream), and destroys.
  *
  * It is not a Node Duplex. A Duplex carries two stream states, its buffers and its listeners:
  * about 1.5 KB a connection, copied by every young-generation collection while a fleet starts,
@@ -74,7 +75,7 @@ export class FleetLink extends EventEmitter {
   /** The device ended its side (`push(null)`): 'end' follows what the list holds. */
   ending = false;
   destroyed = false;
-  /** 'close' was emitted (read by `stream.finished`). */
+  /** 'close' was emitted (read by `stream.finished`, where Aedes watches the link with it). */
   closed = false;
   /** Nothing waits in the link: what the broker writes is handed over at once (read by write batching). */
   readonly writableLength = 0;
