@@ -10,7 +10,11 @@
  * A topic no wildcard filter can reach by its last or first level (WildcardReach) skips them
  * altogether: each device's state topic is published once when it comes online, and would
  * otherwise be matched and remembered once, for nothing (the simulation's operator subscribes to
- * `device/+/up/rpc`, which only topics ending in `/rpc` can match).
+ * `device/+/up/rpc`, which only topics ending in `/rpc` can match). Likewise a topic whose last
+ * level ends no literal filter skips the Map: a published topic is a new string, so looking it up
+ * hashes all of it and then reads a slot of a table with an entry per subscription (cold in the
+ * cache), for nothing when, as in a simulation, every literal filter ends in `/rpc` and devices
+ * publish on their telemetry topics.
  *
  * The order of a match is the trie's. qlobber walks the levels depth first, at each level the
  * `#` branch before the level's word and the word before `+`; a wildcard filter leaves a topic's
@@ -59,6 +63,8 @@ export class TopicIndex<V> implements TopicMatcher<V> {
   /** Each wildcard filter's values (the tries hold them too; these say what a removal removes). */
   private readonly wildcards = new Map<string, V[]>();
   private readonly reach = new WildcardReach();
+  /** The literal filters, counted by their last level. */
+  private readonly literalLast = new Levels('last');
   /** What the wildcard filters match, per topic. */
   readonly remembered = new TopicCache<WildMatch<V>>();
 
@@ -73,6 +79,7 @@ export class TopicIndex<V> implements TopicMatcher<V> {
     if (wildcard === null) {
       const had = this.literal.get(filter);
       this.literal.set(filter, had ? [...had, value] : [value]);
+      if (!had) this.literalLast.change(lastLevel(filter), 1);
       return this;
     }
     this.remembered.forget(filter);
@@ -93,8 +100,10 @@ export class TopicIndex<V> implements TopicMatcher<V> {
       const had = this.literal.get(filter);
       if (!had) return this;
       const at = value === undefined ? -1 : had.lastIndexOf(value);
-      if (value === undefined || (at >= 0 && had.length === 1)) this.literal.delete(filter);
-      else if (at >= 0) this.literal.set(filter, [...had.slice(0, at), ...had.slice(at + 1)]);
+      if (value === undefined || (at >= 0 && had.length === 1)) {
+        this.literal.delete(filter);
+        this.literalLast.change(lastLevel(filter), -1);
+      } else if (at >= 0) this.literal.set(filter, [...had.slice(0, at), ...had.slice(at + 1)]);
       return this;
     }
     const had = this.wildcards.get(filter);
@@ -115,16 +124,21 @@ export class TopicIndex<V> implements TopicMatcher<V> {
 
   /** The values of every filter matching `topic`, in qlobber's order. Callers must not change the array. */
   match(topic: string): V[] {
-    if (!this.reach.mayMatch(topic)) return this.literal.get(topic) ?? NO_MATCH.values;
+    if (!this.reach.mayMatch(topic)) return this.literalOf(topic) ?? NO_MATCH.values;
     let wild = this.remembered.get(topic);
     if (wild === undefined) {
       wild = this.matchWildcards(topic);
       this.remembered.set(topic, wild);
     }
-    const literal = this.literal.get(topic);
+    const literal = this.literalOf(topic);
     if (literal === undefined) return wild.values;
     if (wild.values.length === 0) return literal;
     return [...wild.values.slice(0, wild.before), ...literal, ...wild.values.slice(wild.before)];
+  }
+
+  /** The values of the literal filter equal to `topic`; the Map is not asked when no literal filter ends as `topic` does. */
+  private literalOf(topic: string): V[] | undefined {
+    return this.literalLast.has(topic) ? this.literal.get(topic) : undefined;
   }
 
   private matchWildcards(topic: string): WildMatch<V> {

@@ -67,6 +67,28 @@ describe('the subscription index', () => {
     }
   });
 
+  it('finds literal filters by any last level, with few of them or many, as they come and go', () => {
+    for (const n of [2, 20]) {
+      const index = new TopicIndex<string>({ matchEmptyLevels: true });
+      const trie = new Qlobber({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true });
+      const filters = [...Array.from({ length: n }, (_, i) => `device/${i}/down/l${i}`), 'l1', 'a/', 'device/+/up/l1'];
+      for (const f of filters) { index.add(f, f); trie.add(f, `${f}`); }
+      index.add('device/1/down/l1', 'again');
+      trie.add('device/1/down/l1', 'again');
+      const topics = ['device/1/down/l1', 'device/1/down/xl1', 'device/1/down/l1x', 'device/0/down/l1', 'device/1/up/l1', 'l1', 'xl1', 'a/', 'b/', 'a', ''];
+      const same = (when: string): void => { for (const t of topics) expect(index.match(t), `${n} levels, ${when}: ${t}`).toEqual(trie.match(t)); };
+      same('added');
+      index.remove('device/1/down/l1', 'device/1/down/l1');
+      trie.remove('device/1/down/l1', 'device/1/down/l1');
+      same('one value removed');
+      for (const f of ['device/1/down/l1', 'a/', 'l1']) { index.remove(f); trie.remove(f); }
+      same('filters removed');
+      index.add('a/', 'back');
+      trie.add('a/', 'back');
+      same('one back');
+    }
+  });
+
   it('returns a match that later subscriptions do not change', () => {
     const index = new TopicIndex<string>();
     index.add('device/1/down/rpc', 'device');
