@@ -75,6 +75,24 @@ describe('broker bounds', () => {
     expect(fine.connected).toBe(true);
   });
 
+  it('closes a client 1.5 keep-alives after its last packet: not before, and not a whole interval later', async () => {
+    const b = await start();
+    const c = track(await rawTcp(b.mqttAddress!.port));
+    c.write(connectPacket({ clientId: 'pings-once', keepalive: 1 }));
+    expect(await c.waitFor('connack')).toMatchObject({ returnCode: 0 });
+    // One packet 0.3 s in, then silence.
+    await new Promise((r) => setTimeout(r, 300));
+    const last = performance.now();
+    c.write(encode({ cmd: 'pingreq' }));
+    await c.waitFor('pingresp');
+    await c.whenClosed(5000);
+    const after = performance.now() - last;
+    expect(after).toBeGreaterThanOrEqual(1490);
+    // The deadline follows the last packet (1.5 s), not the timer's first firing plus a whole
+    // interval (1.5 s + 1.5 s after the CONNECT, 2.7 s after the ping).
+    expect(after).toBeLessThan(2100);
+  });
+
   it('caps connections per listener: one past the cap is closed at once and counted', async () => {
     const b = await start({ wsPort: 0, maxConnections: 2 });
     const held = [track(await rawTcp(b.mqttAddress!.port)), track(await rawTcp(b.mqttAddress!.port))];
