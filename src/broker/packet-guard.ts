@@ -38,10 +38,6 @@ export class PacketFramer {
     }
     let i = 0;
     let packetStart = 0;
-    const fail = (reason: string): string => {
-      this.goodBytes = Math.max(0, packetStart);
-      return (this.failed = reason);
-    };
     while (i < buf.length) {
       if (this.state === 'body') {
         const take = Math.min(this.bodyLeft, buf.length - i);
@@ -63,15 +59,20 @@ export class PacketFramer {
       this.multiplier *= 128;
       this.lengthBytes++;
       if (byte & 0x80) {
-        if (this.lengthBytes === 4) return fail('malformed remaining length');
+        if (this.lengthBytes === 4) return this.fail('malformed remaining length', packetStart);
         continue;
       }
       const total = 1 + this.lengthBytes + this.length;
-      if (total > this.maxPacketSize) return fail('packet too large');
+      if (total > this.maxPacketSize) return this.fail('packet too large', packetStart);
       this.bodyLeft = this.length;
       this.state = this.length === 0 ? 'type' : 'body';
     }
     return null;
+  }
+
+  private fail(reason: string, packetStart: number): string {
+    this.goodBytes = Math.max(0, packetStart);
+    return (this.failed = reason);
   }
 }
 
@@ -84,14 +85,17 @@ export interface ConnectionGuard {
 /** Each guarded connection's guard, kept on the connection (one shared `push`, no closure per connection). */
 const guards = new Slot<BrokerConnection, Guard>('aiot-sim packet guard');
 
-class Guard implements ConnectionGuard {
+/** A connection's framer and what the guard keeps beside it: one object, which each chunk the connection reads touches. */
+class Guard extends PacketFramer implements ConnectionGuard {
   held = false;
   constructor(
-    readonly framer: PacketFramer,
+    maxPacketSize: number,
     /** The transport's own `push` (called with the connection as `this`). */
     readonly push: BrokerConnection['push'],
     readonly onBad: (reason: string, conn: BrokerConnection) => void,
-  ) {}
+  ) {
+    super(maxPacketSize);
+  }
 
   hold(): void { this.held = true; }
 }
@@ -102,12 +106,11 @@ function guardedPush(this: BrokerConnection, chunk: Buffer | string | null, enco
   if (chunk === null) return g.push.call(this, null);
   if (g.held) return false;
   const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
-  const framer = g.framer;
-  const bad = framer.feed(bytes);
+  const bad = g.feed(bytes);
   if (bad === null) return g.push.call(this, chunk, encoding);
   g.held = true;
-  if (framer.goodBytes > 0) g.push.call(this, bytes.subarray(0, framer.goodBytes));
-  framer.goodBytes = 0;
+  if (g.goodBytes > 0) g.push.call(this, bytes.subarray(0, g.goodBytes));
+  g.goodBytes = 0;
   if (!this.destroyed) {
     g.onBad(bad, this);
     setImmediate(() => this.destroy());
@@ -123,7 +126,7 @@ function guardedPush(this: BrokerConnection, chunk: Buffer | string | null, enco
  * `onBad` is told why (and which connection), and the connection is destroyed on the next turn.
  */
 export function guardConnection(conn: BrokerConnection, maxPacketSize: number, onBad: (reason: string, conn: BrokerConnection) => void): ConnectionGuard {
-  const guard = new Guard(new PacketFramer(maxPacketSize), conn.push, onBad);
+  const guard = new Guard(maxPacketSize, conn.push, onBad);
   guards.set(conn, guard);
   conn.push = guardedPush;
   return guard;
