@@ -8,8 +8,13 @@ import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { formatRecordLine, type QoS } from '../contract/recording.js';
 
-/** Entries hashed at once: one call into the hash per batch instead of one per message. */
-const BATCH = 256;
+/**
+ * Entries hashed at once: one call into the hash per batch instead of one per message, and few
+ * enough that the batch's strings, made in the last few messages, are still in the CPU's cache
+ * when they are joined (in a profile of consumer-load's day: 0.32 µs a message for the trace at
+ * 16, 0.36 at 32 and at 64, 0.48 at 256, 0.33 at 1).
+ */
+const BATCH = 16;
 
 export class TraceRecorder {
   private readonly hash: Hash = createHash('sha256');
