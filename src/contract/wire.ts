@@ -113,6 +113,9 @@ export interface WireMessage { topic: string; payload: string }
 /** A JSON number as `JSON.stringify` writes it (null when not finite). */
 const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
 
+/** A property value as JSON (what a report's payload carries after `"value":`). */
+export const valueJson = (value: Scalar): string => (typeof value === 'number' ? jsonNumber(value) : JSON.stringify(value));
+
 /**
  * A property change in `profile`'s topic and payload shape. The payload is written key by key,
  * in the one order devices use (did, siid, piid, value, ts), not by `JSON.stringify` of an object
@@ -124,12 +127,21 @@ export function encodeProperty(profile: WireProfile, c: PropertyChange): WireMes
   return { topic: frame.topic(c.did), payload: frame.payload(JSON.stringify(c.did), c.value, c.ts) };
 }
 
+/** An ASCII constant's bytes. (This module runs in the dashboard too: no Node API here.) */
+const ascii = (s: string): Uint8Array => Uint8Array.from(s, (ch) => ch.charCodeAt(0));
+const UTF8 = new TextEncoder();
+const TS_KEY = ascii(',"ts":');
+
 /**
  * The wire shape of one property's reports (what `encodeProperty` writes), with the parts that
  * never change between its reports (the topic's tail, the keys, siid and piid) written once, and
  * only the device, the value and the time filled in per report: devices keep one per model
  * property (property-store.ts). Its topics are `topics.propertiesChanged` and `topics.hubProperty`
  * (tested).
+ *
+ * It writes a report as strings (`topic`, `payload`) or as UTF-8 straight into a buffer
+ * (`writeTopic`, `writePayload`: the same bytes, tested), which a fleet session does to build its
+ * PUBLISH without making either string.
  */
 export class PropertyFrame {
   private readonly topicHead: string;
@@ -137,6 +149,12 @@ export class PropertyFrame {
   private readonly open: string;
   private readonly middle: string;
   private readonly close: string;
+  /** The constant parts as bytes (all ASCII). */
+  private readonly headBytes: Uint8Array;
+  private readonly tailBytes: Uint8Array;
+  private readonly openBytes: Uint8Array;
+  private readonly middleBytes: Uint8Array;
+  private readonly closeBytes: Uint8Array;
 
   constructor(profile: WireProfile, siid: number, piid: number) {
     const cloud = profile === 'cloud';
@@ -145,6 +163,11 @@ export class PropertyFrame {
     this.open = cloud ? '{"params":{"did":' : '{"did":';
     this.middle = `,"siid":${jsonNumber(siid)},"piid":${jsonNumber(piid)},"value":`;
     this.close = cloud ? '}}' : '}';
+    this.headBytes = ascii(this.topicHead);
+    this.tailBytes = ascii(this.topicTail);
+    this.openBytes = ascii(this.open);
+    this.middleBytes = ascii(this.middle);
+    this.closeBytes = ascii(this.close);
   }
 
   topic(did: string): string {
@@ -153,9 +176,83 @@ export class PropertyFrame {
 
   /** The payload; `didJson` is `JSON.stringify(did)` (a device writes it once). */
   payload(didJson: string, value: Scalar, ts: number): string {
-    const v = typeof value === 'number' ? jsonNumber(value) : JSON.stringify(value);
-    return this.open + didJson + this.middle + v + ',"ts":' + jsonNumber(ts) + this.close;
+    return this.open + didJson + this.middle + valueJson(value) + ',"ts":' + jsonNumber(ts) + this.close;
   }
+
+  /** The most bytes `writeTopic` and `writePayload` write for these parts (`v`: `valueJson(value)`). */
+  mostBytes(did: string, didJson: string, v: string): number {
+    return this.headBytes.length + this.tailBytes.length + this.openBytes.length + this.middleBytes.length + TS_KEY.length +
+      this.closeBytes.length + 3 * (did.length + didJson.length + v.length) + MOST_NUMBER_BYTES;
+  }
+
+  /** `topic(did)` as UTF-8 at `at` in `buf` (room checked by the caller); returns the offset after it. */
+  writeTopic(buf: Uint8Array, at: number, did: string): number {
+    let o = putBytes(buf, at, this.headBytes);
+    o = putText(buf, o, did);
+    return putBytes(buf, o, this.tailBytes);
+  }
+
+  /** `payload(didJson, value, ts)` as UTF-8 at `at`, `v` being `valueJson(value)`; returns the offset after it. */
+  writePayload(buf: Uint8Array, at: number, didJson: string, v: string, ts: number): number {
+    let o = putBytes(buf, at, this.openBytes);
+    o = putText(buf, o, didJson);
+    o = putBytes(buf, o, this.middleBytes);
+    o = putText(buf, o, v);
+    o = putBytes(buf, o, TS_KEY);
+    o = putNumber(buf, o, ts);
+    return putBytes(buf, o, this.closeBytes);
+  }
+}
+
+/** The longest a JSON number is written (`-1.2345678901234567e+308`: 24). */
+const MOST_NUMBER_BYTES = 32;
+
+function putBytes(buf: Uint8Array, at: number, bytes: Uint8Array): number {
+  buf.set(bytes, at);
+  return at + bytes.length;
+}
+
+/** `s` as UTF-8: copied a character at a time while it is ASCII (no call into the runtime), else encoded whole. */
+export function putText(buf: Uint8Array, at: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return at + UTF8.encodeInto(s, buf.subarray(at)).written;
+    buf[at + i] = c;
+  }
+  return at + n;
+}
+
+/**
+ * `jsonNumber(n)` as bytes: a safe non-negative integer (a time) by its digits, computed nine at a
+ * time in 32-bit integers (String() of a time and writing that costs four times as much);
+ * anything else through its string.
+ */
+export function putNumber(buf: Uint8Array, at: number, n: number): number {
+  if (!(Number.isSafeInteger(n) && n >= 0)) return putText(buf, at, jsonNumber(n));
+  if (n < 1e9) return putInt(buf, at, n | 0);
+  const hi = Math.floor(n / 1e9);
+  let lo = (n - hi * 1e9) | 0;
+  const o = hi < 1e9 ? putInt(buf, at, hi | 0) : putNumber(buf, at, hi);
+  // The low nine digits, leading zeros included.
+  for (let i = o + 8; i >= o; i--) {
+    const q = (lo / 10) | 0;
+    buf[i] = 0x30 + lo - q * 10;
+    lo = q;
+  }
+  return o + 9;
+}
+
+/** The digits of `v`, a non-negative 32-bit integer. */
+function putInt(buf: Uint8Array, at: number, v: number): number {
+  let digits = 1;
+  for (let m = v; m >= 10; m = (m / 10) | 0) digits++;
+  for (let i = at + digits - 1; i >= at; i--) {
+    const q = (v / 10) | 0;
+    buf[i] = 0x30 + v - q * 10;
+    v = q;
+  }
+  return at + digits;
 }
 
 /** An event in `profile`'s topic and payload shape. */

@@ -12,7 +12,7 @@ import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
 import {
   DEFAULT_WIRE, encodeEvent, MiotCode, topics, type EventArgument, type RpcResponse, type Scalar, type StatePayload,
-  type WireMessage, type WireProfile,
+  type PropertyFrame, type WireMessage, type WireProfile,
 } from '../contract/wire.js';
 
 export interface PublishOptions { qos: 0 | 1; retain: boolean }
@@ -20,6 +20,12 @@ export interface PublishOptions { qos: 0 | 1; retain: boolean }
 /** Where a device's messages go: an MQTT session in the simulator, a list in tests. */
 export interface DeviceLink {
   publish(topic: string, payload: string, opts: PublishOptions): void;
+  /**
+   * A property change (QoS 0, not retained), given as its frame's parts: what `publish` of
+   * `frame.topic(did)` and `frame.payload(didJson, value, ts)` does, for a link that writes them
+   * without making the strings (a fleet session). Optional.
+   */
+  publishProperty?(frame: PropertyFrame, did: string, didJson: string, value: Scalar, ts: number): void;
 }
 
 export interface DeviceOptions {
@@ -329,6 +335,12 @@ export class Device implements RpcTarget {
     store.markReported(i, value);
     // encodeProperty's output, from the model property's frame (written once per model).
     const frame = store.frame(i, this.wire);
+    const link = this.link;
+    if (link !== null && this.held === null && link.publishProperty !== undefined) {
+      this.counters.published++;
+      link.publishProperty(frame, this.did, this.didJson, value, this.scheduler.now());
+      return;
+    }
     this.publish(frame.topic(this.did), frame.payload(this.didJson, value, this.scheduler.now()), PROPERTY_REPORT);
   }
 

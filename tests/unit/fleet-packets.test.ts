@@ -7,7 +7,8 @@
 import fc from 'fast-check';
 import mqtt from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { encodePublish, markDuplicate } from '../../src/sim/fleet/packets.js';
+import { PropertyFrame, type Scalar } from '../../src/contract/wire.js';
+import { encodePropertyPublish, encodePublish, markDuplicate } from '../../src/sim/fleet/packets.js';
 
 const reference = (topic: string, payload: string, qos: 0 | 1, retain: boolean, id: number): Buffer =>
   mqtt.generate({ cmd: 'publish', topic, payload: Buffer.from(payload, 'utf8'), qos, retain, dup: false, ...(qos ? { messageId: id } : {}) });
@@ -45,4 +46,30 @@ describe('the fleet PUBLISH', () => {
     expect(a[0]).toBe(0x3a);
     expect(b.equals(reference('a/c', '2', 1, false, 2))).toBe(true);
   });
+
+  it('writes a property change from its frame as the PUBLISH of its topic and payload strings', () => {
+    // Characters at each UTF-8 width's edges (and a lone surrogate), which arbitrary strings seldom hit.
+    const edges = fc.constantFrom('caf\u00e9', '\u0080', '\u00ff', '\u07ff', '\u0800', '\u20ac', '\uffff', '\u{1f600}', '\ud800', 'a\u007fb');
+    const named = fc.oneof(text, edges).filter((d) => d.length > 0);
+    const value: fc.Arbitrary<Scalar> = fc.oneof(fc.integer(), fc.double(), fc.boolean(), text, edges, fc.constantFrom(0.1 + 0.2, -0, 1e21, 1e-7, -1.5));
+    const ts = fc.oneof(
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      fc.constantFrom(0, 9, 10, 999_999_999, 1e9, 1e9 + 1, 1_600_000_000_123, 999_999_999_999_999, 1e15, Number.MAX_SAFE_INTEGER, -5, 1.5, 2 ** 53, 1e300),
+      fc.double(),
+    );
+    fc.assert(fc.property(
+      fc.array(fc.record({ cloud: fc.boolean(), siid: fc.integer({ min: 1, max: 300 }), piid: fc.integer({ min: 1, max: 300 }), did: named, value, ts }), { minLength: 1, maxLength: 40 }),
+      (changes) => {
+        // All written first (with a plain PUBLISH between), then each compared: none overwrites another.
+        const kept = changes.map((c) => {
+          const frame = new PropertyFrame(c.cloud ? 'cloud' : 'local-hub', c.siid, c.piid);
+          const bytes = encodePropertyPublish(frame, c.did, JSON.stringify(c.did), c.value, c.ts);
+          encodePublish('x/y', 'between', 1, false, 3);
+          return { bytes, want: reference(frame.topic(c.did), frame.payload(JSON.stringify(c.did), c.value, c.ts), 0, false, 0) };
+        });
+        for (const { bytes, want } of kept) expect(bytes.toString('hex')).toBe(want.toString('hex'));
+      },
+    ), { numRuns: 400 });
+  });
 });
+

@@ -7,6 +7,7 @@
  * (OASIS MQTT 3.1.1, sections 2 and 3).
  */
 import { remainingLengthSize, writeRemainingLength } from '../../contract/mqtt-length.js';
+import { valueJson, type PropertyFrame, type Scalar } from '../../contract/wire.js';
 
 /** Fixed header types (the high nibble of the first byte). */
 export const PacketType = {
@@ -84,15 +85,19 @@ const SLAB_BYTES = 8 * 1024;
 let slab = Buffer.allocUnsafe(SLAB_BYTES);
 let slabUsed = 0;
 
-/** PUBLISH (3.3); `id` is the packet identifier of a QoS 1 message (ignored at QoS 0). */
-export function encodePublish(topic: string, payload: string, qos: 0 | 1, retain: boolean, id: number): Buffer {
-  // At most 3 bytes a UTF-16 code unit; 1 + 4 bytes of fixed header, 2 + 2 of lengths and id.
-  const most = 9 + 3 * (topic.length + payload.length);
+/** Room for a packet of at most `most` bytes at `slabUsed` (a new slab when the old one is full). */
+function room(most: number): Buffer {
   if (slabUsed + most > SLAB_BYTES) {
     slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, most));
     slabUsed = 0;
   }
-  const buf = slab;
+  return slab;
+}
+
+/** PUBLISH (3.3); `id` is the packet identifier of a QoS 1 message (ignored at QoS 0). */
+export function encodePublish(topic: string, payload: string, qos: 0 | 1, retain: boolean, id: number): Buffer {
+  // At most 3 bytes a UTF-16 code unit; 1 + 4 bytes of fixed header, 2 + 2 of lengths and id.
+  const buf = room(9 + 3 * (topic.length + payload.length));
   const topicAt = slabUsed + 7;
   const topicLen = buf.write(topic, topicAt, 'utf8');
   let o = topicAt + topicLen;
@@ -101,14 +106,33 @@ export function encodePublish(topic: string, payload: string, qos: 0 | 1, retain
     buf[o++] = id & 0xff;
   }
   if (payload.length) o += buf.write(payload, o, 'utf8');
-  const rem = o - topicAt + 2;
+  return seal(buf, topicAt, topicLen, o, qos, retain);
+}
+
+/**
+ * A property change's PUBLISH (QoS 0, not retained) written from its frame (contract/wire.ts):
+ * the same bytes as `encodePublish(frame.topic(did), frame.payload(didJson, value, ts), 0, false, 0)`
+ * (tested), without making the topic and the payload as strings first.
+ */
+export function encodePropertyPublish(frame: PropertyFrame, did: string, didJson: string, value: Scalar, ts: number): Buffer {
+  const v = valueJson(value);
+  const buf = room(7 + frame.mostBytes(did, didJson, v));
+  const topicAt = slabUsed + 7;
+  const topicEnd = frame.writeTopic(buf, topicAt, did);
+  const end = frame.writePayload(buf, topicEnd, didJson, v, ts);
+  return seal(buf, topicAt, topicEnd - topicAt, end, 0, false);
+}
+
+/** The header in front of a PUBLISH's topic (and its length) at `topicAt`, the packet ending at `end`: the packet. */
+function seal(buf: Buffer, topicAt: number, topicLen: number, end: number, qos: 0 | 1, retain: boolean): Buffer {
+  const rem = end - topicAt + 2;
   const start = topicAt - 3 - remainingLengthSize(rem);
   buf[start] = (PacketType.PUBLISH << 4) | (qos << 1) | (retain ? 1 : 0);
   writeRemainingLength(buf, start + 1, rem);
   buf[topicAt - 2] = topicLen >> 8;
   buf[topicAt - 1] = topicLen & 0xff;
-  slabUsed = o;
-  return buf.subarray(start, o);
+  slabUsed = end;
+  return buf.subarray(start, end);
 }
 
 /** The same PUBLISH sent again after a reconnection: DUP set (3.3.1.1). */

@@ -8,7 +8,7 @@
  * reconnection with backoff and jitter, announcements in population order.
  */
 import type { Device, DeviceLink, PublishOptions } from '../../device/device.js';
-import { topics } from '../../contract/wire.js';
+import { topics, type PropertyFrame, type Scalar } from '../../contract/wire.js';
 import { logger } from '../../log.js';
 import { Backoff, DEFAULT_RECONNECT } from '../backoff.js';
 import { Rng } from '../rng.js';
@@ -16,7 +16,7 @@ import { TEARDOWN, type SessionState, type Teardown } from '../session-state.js'
 import type { DeviceSession } from '../session.js';
 import type { FleetEngine, FleetPeer } from './engine.js';
 import type { FleetLink } from './link.js';
-import { CONNACK_REASONS, DISCONNECT, encodeConnect, encodePuback, encodePublish, encodeSubscribe, markDuplicate } from './packets.js';
+import { CONNACK_REASONS, DISCONNECT, encodeConnect, encodePropertyPublish, encodePuback, encodePublish, encodeSubscribe, markDuplicate } from './packets.js';
 
 const log = logger('fleet');
 const DONE = Promise.resolve();
@@ -156,6 +156,16 @@ export class FleetSession implements DeviceSession, DeviceLink, FleetPeer {
       e.inflight.add(1);
       this.send(packet);
     } else (this.writtenOff ??= new Set()).add(id);
+  }
+
+  /** A property change (QoS 0): `publish` of its frame's topic and payload, written straight into its packet. */
+  publishProperty(frame: PropertyFrame, did: string, didJson: string, value: Scalar, ts: number): void {
+    const st = this.state_;
+    if (st === 'new' || st === 'ended') return;
+    const e = this.engine;
+    const packet = encodePropertyPublish(frame, did, didJson, value, ts);
+    e.trace.recordPublish(e.clock.now(), packet);
+    if (st === 'connected' && this.link !== null) this.send(packet);
   }
 
   // From the engine: what the broker said ---------------------------------------------------------
