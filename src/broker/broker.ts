@@ -429,7 +429,9 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     conn.on('close', this.forgetConnection);
     const client = this.aedes_.handle(conn as Connection, req);
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
-    if (parser && typeof parser.parse === 'function') frontParser(parser);
+    // A QoS 0 PUBLISH goes straight to the broker when the client is Aedes' as the install step
+    // leaves it (its keep-alive kept by the last packet's time, which the shortcut sets too).
+    if (parser && typeof parser.parse === 'function') frontParser(parser, '_lastPacketAt' in client ? this.gate.publishDirect : null);
     const deliveries = leanDeliveries(client, outbox);
     if (deliveries) {
       // What came before the CONNACK goes out after it (deliveries.ts); on a close, it is failed.

@@ -28,6 +28,19 @@ export interface MqttPacketParser {
   /** After CONNECT: the CONNECT packet (its protocolVersion says how later packets are laid out). */
   settings: { protocolVersion?: number };
   error: Error | null;
+  /** The Aedes client the parser belongs to (Aedes sets it). */
+  client?: object;
+}
+
+/**
+ * Takes a QoS 0 PUBLISH straight to the broker, skipping Aedes' per-packet handlers, when it may
+ * (see `Gatekeeper.publishDirect`): true when it did, false to hand the packet to Aedes as usual.
+ */
+export type PublishShortcut = (client: object, packet: PublishPacketLike) => boolean;
+
+/** A PUBLISH as this front hands it on. */
+export interface PublishPacketLike {
+  cmd: string; retain: boolean; qos: number; dup: boolean; length: number; topic: string | null; payload: Buffer | null; messageId?: number;
 }
 
 /** A packet as mqtt-packet emits it (same fields, same order). */
@@ -155,19 +168,20 @@ const SETTINGS_311: { readonly protocolVersion: 4 } = Object.freeze({ protocolVe
 class Front {
   pending: Buffer[] | null = null;
   pendingLength = 0;
-  constructor(readonly whole: (this: MqttPacketParser, buf: Buffer) => number) {}
+  constructor(readonly whole: (this: MqttPacketParser, buf: Buffer) => number, readonly shortcut: PublishShortcut | null) {}
 }
 
 const FRONTS = new Slot<MqttPacketParser, Front>('aiot-sim parser front');
 
 /**
  * Put the front on `parser`: its `parse()` is replaced; mqtt-packet keeps everything it is handed
- * (the CONNECT, SUBSCRIBE, ...) and its listeners and error handling are untouched. Every parser
+ * (the CONNECT, SUBSCRIBE, ...) and its listeners and error handling are untouched. With a
+ * `shortcut`, a QoS 0 PUBLISH is offered to it before it goes to Aedes' handlers. Every parser
  * shares the functions below (`this` in `frontParse` is the parser); what each keeps of its own
  * is one `Front`.
  */
-export function frontParser(parser: MqttPacketParser): void {
-  FRONTS.set(parser, new Front(parser.parse));
+export function frontParser(parser: MqttPacketParser, shortcut: PublishShortcut | null = null): void {
+  FRONTS.set(parser, new Front(parser.parse, shortcut));
   parser.parse = frontParse;
 }
 
@@ -252,6 +266,7 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
           const p = new ParsedPacket('publish', (b0 & 1) !== 0, qos, (b0 & 8) !== 0, end - body, buf.toString('utf8', body + 2, topicEnd), null);
           if (qos > 0) p.messageId = (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
           p.payload = buf.subarray(payloadAt, end);
+          if (qos === 0 && front.shortcut !== null && parser.client !== undefined && front.shortcut(parser.client, p)) return;
           parser.emit('packet', p);
           return;
         }

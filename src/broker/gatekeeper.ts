@@ -17,6 +17,7 @@ import type { Aedes, AedesPublishPacket, Client, ConnectPacket, Subscription } f
 import { filterProblem, topicNameProblem } from '../contract/mqtt-topics.js';
 import type { AccessDirectory, Principal } from './access.js';
 import { ClientIdRegistry } from './client-ids.js';
+import type { PublishPacketLike } from './frame-parser.js';
 import type { LimitHits, ResolvedLimits } from './limits.js';
 import type { Transport } from './listeners.js';
 import type { Backlogged, OverloadGuard } from './overload.js';
@@ -41,6 +42,30 @@ export interface GateEvents {
 interface ConnectFacts { emptyId: boolean; willTopic: string | null }
 
 type Refusal = { reason: string; returnCode: 2 | 3 | 4 | 5; hit?: keyof LimitHits };
+
+/** What `publishDirect` reads of an Aedes client (its own fields; the keep-alive one is the install step's). */
+interface ClientState {
+  connected: boolean;
+  connackSent: boolean;
+  closed: boolean;
+  _keepaliveInterval: number;
+  _lastPacketAt: number;
+}
+
+/** Aedes' `publish` as its handlers call it: with the client it came from. */
+type PublishFrom = (packet: PublishPacketLike, client: Client, done: (this: { client?: Client }, err?: Error | null) => void) => void;
+
+/** How a direct publish ends: an error closes the client, as it does from Aedes' handlers (`this` is Aedes' publish state). */
+function publishedDirect(this: { client?: Client }, err?: Error | null): void {
+  if (err) this.client?.emit('error', err);
+}
+
+/** Levels of a topic name (Aedes counts them against its `maxTopicLevels`). */
+function levels(topic: string): number {
+  let n = 1;
+  for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) n++;
+  return n;
+}
 
 export class Gatekeeper {
   readonly ids: ClientIdRegistry;
@@ -87,7 +112,36 @@ export class Gatekeeper {
     return p.role === 'observer' ? this.forObserver(packet) : packet;
   }
 
+  /**
+   * A QoS 0 PUBLISH from a connected client, published as Aedes' handlers would publish it but
+   * without them (the frame parser offers it here first; see frame-parser.ts). Aedes passes each
+   * packet through a dispatcher, the publish handler's checks, two series of steps with a bound
+   * function and a closure each, and our `authorizePublish` by callback: for a message a device
+   * publishes, most of what the broker does for it that is not delivering it. Here: the same
+   * checks (the topic's name and levels, the client's right to publish there), the same count,
+   * the client's last-packet time (the install step's keep-alive), and `aedes.publish` with the
+   * client, as the handler calls it. Anything those checks refuse, and a client not connected yet
+   * (Aedes queues its packets until the CONNACK) or closed, goes to Aedes as before, so refusals,
+   * their errors and their counts are the handlers' own: false says so.
+   */
+  readonly publishDirect = (client: object, packet: PublishPacketLike): boolean => {
+    const aedes = this.aedes;
+    const c = client as Client & ClientState;
+    if (aedes === null || !c.connected || !c.connackSent || c.closed) return false;
+    const topic = packet.topic;
+    if (topic === null || topicNameProblem(topic) !== null || levels(topic) > aedes.maxTopicLevels) return false;
+    const p = this.principals.get(c);
+    if (p === undefined || this.access.canPublish(p, topic) !== true) return false;
+    this.events.publishing();
+    if (c._keepaliveInterval > 0) c._lastPacketAt = performance.now();
+    (aedes.publish as unknown as PublishFrom).call(aedes, packet, c, publishedDirect);
+    return true;
+  };
+
+  private aedes: (Aedes & { maxTopicLevels: number }) | null = null;
+
   install(aedes: Aedes): void {
+    this.aedes = aedes as Aedes & { maxTopicLevels: number };
     aedes.preConnect = (client, packet, done) => {
       const bad = connectProblem(packet);
       if (bad) {

@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { EmbeddedBroker, type BrokerOptions } from '../../src/broker/broker.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
-import { connectPacket, encode, rawTcp } from '../helpers/raw-mqtt.js';
+import { connectPacket, encode, publishPacket, rawTcp } from '../helpers/raw-mqtt.js';
 
 const OPERATOR_TOKEN = 'limits-op-token';
 const DID = '100000201';
@@ -91,6 +91,39 @@ describe('broker bounds', () => {
     // The deadline follows the last packet (1.5 s), not the timer's first firing plus a whole
     // interval (1.5 s + 1.5 s after the CONNECT, 2.7 s after the ping).
     expect(after).toBeLessThan(2100);
+  });
+
+  it('keeps a client alive by its QoS 0 publishes alone, delivers them, and closes one publishing where it may not', async () => {
+    const b = await start();
+    const watcher = track(await connectTcp(b, { clientId: 'watcher', username: 'operator', password: OPERATOR_TOKEN }));
+    const seen: string[] = [];
+    watcher.on('message', (_t, payload) => seen.push(payload.toString()));
+    await watcher.subscribeAsync(`device/${DID}/up/#`);
+    const c = track(await rawTcp(b.mqttAddress!.port));
+    c.write(connectPacket({ clientId: DID, username: DID, password: 'limits-device', keepalive: 1 }));
+    expect(await c.waitFor('connack')).toMatchObject({ returnCode: 0 });
+    // Nothing but QoS 0 PUBLISHes, one every 0.4 s for 2.4 s: past 1.5 keep-alives since the CONNECT.
+    const topic = `device/${DID}/up/properties_changed/2/1`;
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      c.write(publishPacket(topic, `{"n":${i}}`));
+    }
+    const last = performance.now();
+    await until(() => seen.length === 6, 5000);
+    expect(c.closed()).toBe(false);
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5].map((i) => `{"n":${i}}`));
+    // Then silence: closed 1.5 s after the last publish.
+    await c.whenClosed(5000);
+    expect(performance.now() - last).toBeGreaterThanOrEqual(1490);
+    // A publish under another device's topic is refused, counted, and closes the connection.
+    const rejected = b.counters.rejected;
+    const d = track(await rawTcp(b.mqttAddress!.port));
+    d.write(connectPacket({ clientId: DID, username: DID, password: 'limits-device', keepalive: 60 }));
+    expect(await d.waitFor('connack')).toMatchObject({ returnCode: 0 });
+    d.write(publishPacket('device/999999999/up/properties_changed/2/1', '{}'));
+    await d.whenClosed(5000);
+    expect(b.counters.rejected).toBe(rejected + 1);
+    expect(seen).toHaveLength(6);
   });
 
   it('caps connections per listener: one past the cap is closed at once and counted', async () => {
