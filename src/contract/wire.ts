@@ -204,8 +204,8 @@ export class PropertyFrame {
   }
 }
 
-/** The longest a JSON number is written (`-1.2345678901234567e+308`: 24). */
-const MOST_NUMBER_BYTES = 32;
+/** Room enough for any number `putNumber` writes (`-1.2345678901234567e+308` is 24 bytes). */
+export const MOST_NUMBER_BYTES = 32;
 
 function putBytes(buf: Uint8Array, at: number, bytes: Uint8Array): number {
   buf.set(bytes, at);

@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { formatRecordLine, type QoS } from '../contract/recording.js';
-import { putNumber } from '../contract/wire.js';
+import { MOST_NUMBER_BYTES, putNumber } from '../contract/wire.js';
 
 /**
  * The lines not hashed yet are written into one buffer, hashed when it is full: it stays in the
@@ -16,8 +16,6 @@ import { putNumber } from '../contract/wire.js';
  * a time: 0.32 µs a message in a profile of consumer-load's day.)
  */
 const BUFFER_BYTES = 8 * 1024;
-/** The longest `${ts}` written (a JSON number). */
-const MOST_TS_BYTES = 32;
 
 export class TraceRecorder {
   private readonly hash: Hash = createHash('sha256');
@@ -52,15 +50,16 @@ export class TraceRecorder {
     const topicAt = o + 3;
     const topicEnd = topicAt + ((packet[o + 1]! << 8) | packet[o + 2]!);
     const qos = ((packet[0]! >> 1) & 3) as QoS;
+    const retain = (packet[0]! & 1) === 1;
     const payloadAt = topicEnd + (qos ? 2 : 0);
     const end = packet.length;
     // A time that is not a whole number of milliseconds is written as `${ts}` writes it.
     if (!(Number.isSafeInteger(ts) && ts >= 0)) {
-      this.record(ts, packet.toString('utf8', topicAt, topicEnd), packet.toString('utf8', payloadAt), qos, (packet[0]! & 1) === 1);
+      this.record(ts, packet.toString('utf8', topicAt, topicEnd), packet.toString('utf8', payloadAt), qos, retain);
       return;
     }
     this.count++;
-    const most = MOST_TS_BYTES + (topicEnd - topicAt) + (end - payloadAt) + 3;
+    const most = MOST_NUMBER_BYTES + (topicEnd - topicAt) + (end - payloadAt) + 3;
     if (this.used + most > BUFFER_BYTES) this.flush();
     if (most > BUFFER_BYTES) {
       this.hash.update(`${ts}\t`).update(packet.subarray(topicAt, topicEnd)).update('\t').update(packet.subarray(payloadAt)).update('\n');
@@ -74,7 +73,7 @@ export class TraceRecorder {
       buf[u++] = 0x0a;
       this.used = u;
     }
-    if (this.file) this.file.write(formatRecordLine(ts, packet.toString('utf8', topicAt, topicEnd), packet.toString('utf8', payloadAt), qos, (packet[0]! & 1) === 1));
+    if (this.file) this.file.write(formatRecordLine(ts, packet.toString('utf8', topicAt, topicEnd), packet.toString('utf8', payloadAt), qos, retain));
   }
 
   private flush(): void {
