@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * Runs after `npm install` (the `postinstall` script): gives the installed Aedes six fast paths
+ * Runs after `npm install` (the `postinstall` script): gives the installed Aedes seven fast paths
  * (its connect and subscribe handlers, its `$SYS` announcements, how its client watches its
- * connection, its keep-alive, its client's close) and its packet parser (mqtt-packet) one,
+ * connection, its keep-alive, its client's close, how it writes acknowledgements) and its packet
+ * parser (mqtt-packet) one,
  * written to go upstream as they are.
  *
  * Aedes answers every CONNECT by streaming the session's queued QoS 1 messages through
@@ -54,6 +55,13 @@
  * waiting on a connection that closes, whether or not any wait: about 3 µs of every disconnect,
  * 207 of 395 ms of `close()` in a profile of 69,237 sessions going offline. It is made only when
  * one waits.
+ *
+ * Aedes wrote every packet through mqtt-packet's `writeToStream`, which writes an acknowledgement
+ * (CONNACK, SUBACK, PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK, PINGRESP) in three to five pieces
+ * and calls `debug()` with arguments on the way. Each is now written as one buffer of the same
+ * bytes, and `write()` gets what `writeToStream` returned for it; any other packet, or a field
+ * `writeToStream` would refuse or write otherwise, goes through it as before. Writing PUBACKs in a
+ * loop: 90 against 190-236 ns each.
  *
  * And one change to mqtt-packet, the parser Aedes gives every client: it keeps the bytes of a
  * packet not yet whole in a `bl()`, a BufferListStream, which is a readable-stream Duplex with
@@ -235,6 +243,72 @@ import { Socket } from 'net'
     // again, touching the timers beside it: cold in the cache with thousands of clients)
     client._lastPacketAt = performance.now()
   }
+`,
+  },
+  // The acknowledgements as one buffer each, not through mqtt-packet's writeToStream.
+  {
+    file: 'lib/write.js',
+    before: `import mqtt from 'mqtt-packet'
+
+function write (client, packet, done) {
+  let error = null
+  if (client.connecting || client.connected) {
+    try {
+      const result = mqtt.writeToStream(packet, client.conn)
+`,
+    after: `import mqtt from 'mqtt-packet'
+
+// ${MARKER}: the acknowledgements a broker writes most, each as one buffer of the bytes
+// mqtt-packet's writeToStream writes for it in three to five pieces (MQTT 3.1.1, the version
+// write() asks it for), and what writeToStream returns for it. A packet with a field writeToStream
+// would refuse or write otherwise (a packet id or code out of range, a dup flag) goes to it as before
+const CONFIRMATIONS = { puback: 0x40, pubrec: 0x50, pubrel: 0x62, pubcomp: 0x70, unsuback: 0xb0 }
+const PINGRESP = Buffer.from([0xd0, 0])
+
+function isByte (n) {
+  return Number.isInteger(n) && n >= 0 && n <= 0xff
+}
+
+function isPacketId (n) {
+  return Number.isInteger(n) && n >= 0 && n <= 0xffff
+}
+
+function writeAck (packet, conn) {
+  const cmd = packet.cmd
+  if (cmd === 'connack') {
+    const rc = packet.returnCode
+    if (!isByte(rc)) return undefined
+    conn.write(Buffer.from([0x20, 2, packet.sessionPresent ? 1 : 0, rc]))
+    return true
+  }
+  if (cmd === 'pingresp') return conn.write(PINGRESP)
+  const id = packet.messageId
+  if (!isPacketId(id) || packet.dup) return undefined
+  if (cmd === 'suback') {
+    const granted = packet.granted
+    if (!Array.isArray(granted) || granted.length === 0 || granted.length > 125) return undefined
+    const bytes = Buffer.allocUnsafe(4 + granted.length)
+    bytes[0] = 0x90
+    bytes[1] = 2 + granted.length
+    bytes[2] = id >> 8
+    bytes[3] = id & 0xff
+    for (let i = 0; i < granted.length; i++) {
+      if (!isByte(granted[i])) return undefined
+      bytes[4 + i] = granted[i]
+    }
+    return conn.write(bytes)
+  }
+  const header = CONFIRMATIONS[cmd]
+  if (header === undefined) return undefined
+  conn.write(Buffer.from([header, 2, id >> 8, id & 0xff]))
+  return true
+}
+
+function write (client, packet, done) {
+  let error = null
+  if (client.connecting || client.connected) {
+    try {
+      const result = writeAck(packet, client.conn) ?? mqtt.writeToStream(packet, client.conn)
 `,
   },
 ];

@@ -17,12 +17,14 @@ import { describe, expect, it } from 'vitest';
 import { EmbeddedBroker } from '../../src/broker/broker.js';
 import { useCleanup } from '../helpers/cleanup.js';
 import { connectTcp, nextMessage, tcpUrl } from '../helpers/mqtt.js';
+import { connectPacket, encode, rawTcp } from '../helpers/raw-mqtt.js';
+import mqttPacket, { type Packet } from 'mqtt-packet';
 
 const OPERATOR_TOKEN = 'fast-path-op-token';
 const MARKER = 'aiot-sim fast path';
 const AEDES = dirname(fileURLToPath(import.meta.resolve('aedes')));
 const SCRIPT = fileURLToPath(new URL('../../scripts/patch-aedes.mjs', import.meta.url));
-const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js', 'lib/handlers/unsubscribe.js', 'aedes.js', 'lib/client.js'];
+const HANDLERS = ['lib/handlers/connect.js', 'lib/handlers/subscribe.js', 'lib/handlers/unsubscribe.js', 'aedes.js', 'lib/client.js', 'lib/write.js'];
 const PARSER = dirname(createRequire(fileURLToPath(import.meta.resolve('aedes'))).resolve('mqtt-packet'));
 
 /** Every message `client` receives from now on, in order. */
@@ -100,6 +102,48 @@ describe('Aedes fast paths', () => {
     const late = nextMessage(reader, (t) => t === 'ops/state/a', 300).then(() => 'message', () => 'none');
     expect(await late).toBe('none');
     expect(got).toHaveLength(3);
+  });
+
+  it('write each acknowledgement as the bytes mqtt-packet writes for it, in order, over TCP', async () => {
+    const b = await start();
+    b.access.registerDevice('fp-acks', { token: 'fp-acks-token', uid: 'fp-user' });
+    const raw = track(await rawTcp(b.mqttAddress!.port));
+    const bytes: Buffer[] = [];
+    raw.socket.on('data', (d: Buffer) => bytes.push(d));
+    const send = (p: Packet): void => raw.write(encode(p));
+    raw.write(connectPacket({ clientId: 'fp-acks', username: 'fp-acks', password: 'fp-acks-token' }));
+    await raw.waitFor('connack');
+    // Granted QoS 0, 1 and 2, and a refusal (128: another device's topics).
+    send({ cmd: 'subscribe', messageId: 0x12b4, subscriptions: [
+      { topic: 'device/fp-acks/down/a', qos: 0 }, { topic: 'device/fp-acks/down/b', qos: 1 },
+      { topic: 'device/fp-acks/down/c', qos: 2 }, { topic: 'device/fp-other/down/#', qos: 1 },
+    ] });
+    await raw.waitFor('suback');
+    send({ cmd: 'publish', topic: 'device/fp-acks/up/x', payload: Buffer.from('one'), qos: 1, messageId: 0xfffe, retain: false, dup: false });
+    await raw.waitFor('puback');
+    send({ cmd: 'publish', topic: 'device/fp-acks/up/x', payload: Buffer.from('two'), qos: 2, messageId: 1, retain: false, dup: false });
+    await raw.waitFor('pubrec');
+    send({ cmd: 'pubrel', messageId: 1 });
+    await raw.waitFor('pubcomp');
+    send({ cmd: 'unsubscribe', messageId: 0x00ff, unsubscriptions: ['device/fp-acks/down/a', 'device/fp-acks/down/b'] });
+    await raw.waitFor('unsuback');
+    send({ cmd: 'pingreq' });
+    await raw.waitFor('pingresp');
+    expect(raw.closed()).toBe(false);
+    const granted = (raw.packets.find((p) => p.cmd === 'suback') as { granted: number[] }).granted;
+    expect(granted).toHaveLength(4);
+    expect(granted[3]).toBe(128);
+    // What mqtt-packet writes for the same packets, as Aedes asked it before (no options: MQTT 3.1.1).
+    const expected = Buffer.concat(([
+      { cmd: 'connack', returnCode: 0, sessionPresent: false },
+      { cmd: 'suback', messageId: 0x12b4, granted },
+      { cmd: 'puback', messageId: 0xfffe },
+      { cmd: 'pubrec', messageId: 1 },
+      { cmd: 'pubcomp', messageId: 1 },
+      { cmd: 'unsuback', messageId: 0x00ff },
+      { cmd: 'pingresp' },
+    ] as Packet[]).map((p) => mqttPacket.generate(p)));
+    expect(Buffer.concat(bytes).toString('hex')).toBe(expected.toString('hex'));
   });
 
   it("announce clients and subscriptions on $SYS only while something listens, and then each one", async () => {
