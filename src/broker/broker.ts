@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { BrokerConnection } from './connection.js';
+import type { BrokerConnection, DirectLane } from './connection.js';
 import { Aedes, type Client, type Connection, type PublishPacket } from 'aedes';
 import { AiotSimError } from '../errors.js';
 import { logger } from '../log.js';
@@ -22,11 +22,11 @@ import { leanDeliveries, type LeanDeliveries } from './deliveries.js';
 import { createDuplexPair } from './duplex-pair.js';
 import type { BrokerCluster, ClusterHealth, ClusterLink } from './cluster.js';
 import { FloodSafeEmitter } from './emitter.js';
-import { frontParser, type MqttPacketParser } from './frame-parser.js';
+import { frontParser, offerPublish, type MqttPacketParser } from './frame-parser.js';
 import { Gatekeeper, OWN_ERROR } from './gatekeeper.js';
 import { noHits, resolveLimits, type BrokerLimits, type LimitHits, type LimitReport, type ResolvedLimits } from './limits.js';
 import { listenTcp, listenWs, type Acceptor, type Address, type Listener, type ListenerLimits, type Transport } from './listeners.js';
-import { guardConnection, type ConnectionGuard } from './packet-guard.js';
+import { admitsWhole, guardConnection, type ConnectionGuard } from './packet-guard.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { boundedMemoryPersistence, type PersistenceStats } from './persistence.js';
 import { settle } from './settle.js';
@@ -431,7 +431,12 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     const parser = (client as unknown as { _parser?: MqttPacketParser })._parser;
     // A QoS 0 PUBLISH goes straight to the broker when the client is Aedes' as the install step
     // leaves it (its keep-alive kept by the last packet's time, which the shortcut sets too).
-    if (parser && typeof parser.parse === 'function') frontParser(parser, '_lastPacketAt' in client ? this.gate.publishDirect : null);
+    if (parser && typeof parser.parse === 'function') {
+      const shortcut = '_lastPacketAt' in client ? this.gate.publishDirect : null;
+      frontParser(parser, shortcut);
+      // An in-process peer that writes whole packets (a fleet link) may offer its QoS 0 PUBLISHes first.
+      if (shortcut !== null && transport === 'in-process' && 'direct' in conn) (conn as BrokerConnection & DirectLane).direct = this.takeDirect;
+    }
     const deliveries = leanDeliveries(client, outbox);
     if (deliveries) {
       // What came before the CONNACK goes out after it (deliveries.ts); on a close, it is failed.
@@ -442,6 +447,20 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
       log.warn('this Aedes version lacks the client internals the lean deliveries replace: delivering through Aedes as is');
     }
   }
+
+  /**
+   * A whole packet an in-process peer offers before pushing it (connection.ts, `DirectLane`): a
+   * QoS 0 PUBLISH goes to the gate's `publishDirect` now, as the frame parser would hand it over
+   * once Aedes read it, when that would be its turn anyway: Aedes is handling nothing of this
+   * client (`_parsingBatch`, each packet it handles counts until done) and is not holding its reads
+   * (`_paused`), and the packet guard is between packets and admits its size. The peer has nothing
+   * unread in the connection (its part of the bargain). Anything else is pushed and read as usual.
+   */
+  private readonly takeDirect = (conn: BrokerConnection, packet: Buffer): boolean => {
+    const client = EmbeddedBroker.clientOf(conn) as (Client & { _parsingBatch: number; _paused?: boolean; _parser?: MqttPacketParser }) | undefined;
+    if (client === undefined || client._parsingBatch !== 0 || client._paused || client._parser === undefined) return false;
+    return admitsWhole(conn, packet.length) && offerPublish(client._parser, packet);
+  };
 
   /** The Aedes client serving a connection (Aedes keeps it on the connection as `client`). */
   private static clientOf(conn: BrokerConnection): Client | undefined {

@@ -19,3 +19,14 @@ export interface BrokerConnection extends EventEmitter {
   end(cb?: () => void): this;
   destroy(err?: Error): this;
 }
+
+/**
+ * A connection whose peer lives in this process and writes whole packets (a fleet session's link)
+ * may offer one to the broker before it pushes it: `direct` is set by the broker when it serves
+ * the connection. It takes the packet at once (true) when it can serve it as if it had been read
+ * then, which it says only when nothing the peer sent before is still unread or being handled;
+ * otherwise (false) the peer pushes it as usual, and it is read in its turn.
+ */
+export interface DirectLane {
+  direct: ((conn: BrokerConnection, packet: Buffer) => boolean) | null;
+}

@@ -290,6 +290,31 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
   front.whole.call(parser, at === 0 && end === buf.length ? buf : buf.subarray(at, end));
 }
 
+/**
+ * Offer `frame`, one whole packet, straight to the front's shortcut, as if it had been read:
+ * taken (true) only when it is a QoS 0 PUBLISH of a connected MQTT 3.1.1 session, nothing is
+ * pending in the front (no part of a frame read before) and the shortcut takes it. Anything else
+ * is left to be read the usual way (false), with nothing of it consumed. The caller says that
+ * nothing the connection sent before is still unread or being handled (see broker.ts).
+ */
+export function offerPublish(parser: MqttPacketParser, frame: Buffer): boolean {
+  const front = FRONTS.get(parser);
+  if (front === undefined || front.shortcut === null || front.pending !== null || parser.error || parser.client === undefined) return false;
+  const version = parser.settings.protocolVersion;
+  const b0 = frame[0]!;
+  if ((version !== 4 && version !== 3) || (b0 & 0xf6) !== PUBLISH << 4) return false;
+  const n = frame.length;
+  const len = remainingLength(frame, 1, n);
+  if (len < 0) return false;
+  const body = 1 + remainingLengthSize(len);
+  if (body + len !== n || body + 2 > n) return false;
+  const topicEnd = body + 2 + ((frame[body]! << 8) | frame[body + 1]!);
+  if (topicEnd > n) return false;
+  const p = new ParsedPacket('publish', (b0 & 1) !== 0, 0, (b0 & 8) !== 0, len, frame.toString('utf8', body + 2, topicEnd), null);
+  p.payload = frame.subarray(topicEnd, n);
+  return front.shortcut(parser.client, p);
+}
+
 const INCOMPLETE = -1;
 const MALFORMED = -2;
 

@@ -25,7 +25,12 @@ export class PacketFramer {
   /** Where the offending packet starts in the chunk that revealed it (0 if in an earlier chunk). */
   goodBytes = 0;
 
-  constructor(private readonly maxPacketSize: number) {}
+  constructor(readonly maxPacketSize: number) {}
+
+  /** Whether the stream is between packets (none begun and not finished) and nothing was refused. */
+  get atBoundary(): boolean {
+    return this.state === 'type' && this.failed === null;
+  }
 
   /**
    * Feed the next bytes of the stream; returns a rejection reason, or null while all is well.
@@ -116,6 +121,17 @@ function guardedPush(this: BrokerConnection, chunk: Buffer | string | null, enco
     setImmediate(() => this.destroy());
   }
   return false;
+}
+
+/**
+ * Whether `conn` may be handed one whole packet of `bytes` bytes other than through `push()` (see
+ * `offerPublish` in frame-parser.ts): its guard takes packets, is between two of them, and the
+ * packet is within the size limit. What a guard would have refused goes through `push()`, where it
+ * is refused as usual.
+ */
+export function admitsWhole(conn: BrokerConnection, bytes: number): boolean {
+  const g = guards.get(conn);
+  return g !== undefined && !g.held && g.atBoundary && bytes <= g.maxPacketSize;
 }
 
 /**

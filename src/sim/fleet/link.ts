@@ -13,11 +13,15 @@
  * straight to the engine's one reader of broker bytes (`LinkOwner.received`).
  *
  * A push asks for one 'readable' on the next tick, and the links pushed to in one turn hear it
- * together (one tick for the lot); what the reader gets is the list joined. `push(null)` ends the
+ * together (one tick for the lot); what the reader gets is the list joined. Before it pushes a
+ * packet, the fleet offers it (`offer`) to the broker serving the link, which takes a QoS 0 PUBLISH
+ * at once when nothing pushed before is unread and reading it would serve it the same way
+ * (broker/connection.ts, `DirectLane`). `push(null)` ends the
  * device's side: once the reader has read what the list held, the link says 'end' and closes, as
  * a socket whose peer closed does.
  */
 import { EventEmitter } from 'node:events';
+import type { BrokerConnection, DirectLane } from '../../broker/connection.js';
 
 /** What the link reports to: the fleet engine. */
 export interface LinkOwner {
@@ -60,7 +64,7 @@ function emitClose(link: FleetLink, err: Error | null | undefined): void {
   link.emit('close');
 }
 
-export class FleetLink extends EventEmitter {
+export class FleetLink extends EventEmitter implements DirectLane {
   /** What the broker wrote and the engine has not parsed yet. */
   rxChunks: Buffer[] | null = null;
   /** Whether the engine has this link on its list of links to parse. */
@@ -77,6 +81,8 @@ export class FleetLink extends EventEmitter {
   destroyed = false;
   /** 'close' was emitted (read by `stream.finished`, where Aedes watches the link with it). */
   closed = false;
+  /** Set by the broker that serves the link: it may take a whole packet at once (see `offer`). */
+  direct: ((conn: BrokerConnection, packet: Buffer) => boolean) | null = null;
   /** Nothing waits in the link: what the broker writes is handed over at once (read by write batching). */
   readonly writableLength = 0;
 
@@ -108,6 +114,14 @@ export class FleetLink extends EventEmitter {
     if (this.txBytes < HIGH_WATER_MARK) return true;
     this.full = true;
     return false;
+  }
+
+  /**
+   * Offer one whole packet to the broker before pushing it: taken at once (true) only while nothing
+   * pushed before is unread, so it cannot overtake it; otherwise (false) the caller pushes it.
+   */
+  offer(packet: Buffer): boolean {
+    return this.direct !== null && this.txChunks === null && !this.destroyed && !this.ending && this.direct(this, packet);
   }
 
   /** Everything unread, joined (how Aedes reads: `read(null)` on 'readable'), or the first `size` bytes of it. */

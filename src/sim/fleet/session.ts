@@ -381,7 +381,7 @@ export class FleetSession implements DeviceSession, DeviceLink, FleetPeer {
     if (this.queue) {
       this.queue.push(packet);
       this.engine.inflight.add(1);
-    } else if (!link.push(packet)) this.queue = [];
+    } else if (!link.offer(packet) && !link.push(packet)) this.queue = [];
   }
 
   /** What was in flight on a connection that is gone is written off (QoS 1 is sent again on reconnect). */
