@@ -189,4 +189,81 @@ describe('EventScheduler', () => {
     expect(periodic).toEqual(Array.from({ length: periodic.length }, (_, k) => 5 + 37 * k));
     expect(periodic[periodic.length - 1]! + 37).toBeGreaterThan(2100);
   });
+
+  it('keeps (time, order scheduled) over days: events from 0 ms to days ahead, on the edges of power-of-two intervals, periodic ones, cancellations, stops by budget', () => {
+    // Checked against a model of the pending events: every event run is the least (time, seq) of
+    // those pending and due, nothing due is left behind, and nextTime() is the least time pending.
+    const rng = Rng.from(11, 'scheduler-wheel');
+    const start = 1_700_000_123_457; // not on any block's edge
+    const s = new EventScheduler(start);
+    interface Pending { time: number; seq: number; period: number; handle: { cancel(): void } }
+    const pending = new Map<number, Pending>();
+    let seq = 0;
+    let id = 0;
+    let limit = start;
+    let ran = 0;
+    const delay = (): number => {
+      const k = rng.int(0, 11);
+      if (k === 0) return 0;
+      // Near a whole multiple of 1,024 ms of absolute time, where any power-of-two bucketing has its edges.
+      if (k >= 10) return Math.max(0, (Math.floor(s.now() / 1024) + rng.int(1, k === 10 ? 64 : 100_000)) * 1024 - s.now() + rng.int(-1, 1));
+      if (k <= 3) return rng.int(1, 20_000); // this block or the next
+      if (k <= 6) return rng.int(20_000, 4 * 3_600_000); // level 1
+      if (k <= 8) return rng.int(18 * 3_600_000, 20 * 3_600_000); // about a span ahead
+      return rng.int(1, 4) * 86_400_000 + rng.int(0, 1000); // days ahead: the far heap
+    };
+    const leastPending = (): Pending | undefined => {
+      let best: Pending | undefined;
+      for (const e of pending.values()) if (!best || e.time < best.time || (e.time === best.time && e.seq < best.seq)) best = e;
+      return best;
+    };
+    const add = (at: number, period = 0): void => {
+      const me = id++;
+      const time = Math.max(Math.round(at), s.now());
+      const fn = (): void => {
+        const e = pending.get(me)!;
+        expect(e, `event ${me} ran once too often`).toBeDefined();
+        expect(s.now()).toBe(e.time);
+        expect(e.time).toBeLessThanOrEqual(limit);
+        expect(leastPending()).toBe(e);
+        ran++;
+        if (e.period > 0) {
+          // Its next occurrence was scheduled before it ran, after everything scheduled so far.
+          e.time = Math.max(Math.round(s.now() + e.period), s.now());
+          e.seq = seq++;
+        } else pending.delete(me);
+        // Some events schedule others, cancel one, or both.
+        if (rng.chance(0.35)) add(s.now() + delay());
+        if (rng.chance(0.01)) add(s.now() + delay(), rng.int(30 * 60_000, 30 * 3_600_000));
+        if (rng.chance(0.1)) cancelOne();
+      };
+      const handle = period > 0 ? s.every(period, fn, time - s.now()) : s.at(time, fn);
+      pending.set(me, { time, seq: seq++, period, handle });
+    };
+    const cancelOne = (): void => {
+      const ids = [...pending.keys()];
+      if (!ids.length) return;
+      const victim = ids[rng.int(0, ids.length - 1)]!;
+      pending.get(victim)!.handle.cancel();
+      pending.delete(victim);
+    };
+    for (let i = 0; i < 8000; i++) add(start + delay());
+    for (let i = 0; i < 20; i++) add(start + delay(), rng.int(10 * 60_000, 40 * 3_600_000));
+    const end = start + 5 * 86_400_000;
+    while (s.now() < end) {
+      expect(s.nextTime()).toBe(leastPending()?.time);
+      const step = rng.chance(0.5) ? rng.int(0, 30_000) : rng.int(0, 12 * 3_600_000);
+      const before = rng.chance(0.2);
+      limit = before ? Math.floor(s.now() + step) - 1 : Math.floor(s.now() + step);
+      const budget = rng.chance(0.3) ? rng.int(1, 50) : Infinity;
+      const done = s.runUntil(s.now() + step, budget, undefined, before);
+      const least = leastPending();
+      if (done) expect(least === undefined || least.time > limit).toBe(true);
+      else expect(least!.time).toBeLessThanOrEqual(limit);
+      if (rng.chance(0.3)) cancelOne();
+      if (rng.chance(0.5)) add(s.now() + delay());
+      expect(s.pending).toBe(pending.size);
+    }
+    expect(ran).toBeGreaterThan(10_000);
+  });
 });
