@@ -263,9 +263,7 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
           return;
         }
         if (payloadAt <= end) {
-          const p = new ParsedPacket('publish', (b0 & 1) !== 0, qos, (b0 & 8) !== 0, end - body, buf.toString('utf8', body + 2, topicEnd), null);
-          if (qos > 0) p.messageId = (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
-          p.payload = buf.subarray(payloadAt, end);
+          const p = publishPacket(buf, b0, body, topicEnd, end);
           if (qos === 0 && front.shortcut !== null && parser.client !== undefined && front.shortcut(parser.client, p)) return;
           parser.emit('packet', p);
           return;
@@ -310,9 +308,16 @@ export function offerPublish(parser: MqttPacketParser, frame: Buffer): boolean {
   if (body + len !== n || body + 2 > n) return false;
   const topicEnd = body + 2 + ((frame[body]! << 8) | frame[body + 1]!);
   if (topicEnd > n) return false;
-  const p = new ParsedPacket('publish', (b0 & 1) !== 0, 0, (b0 & 8) !== 0, len, frame.toString('utf8', body + 2, topicEnd), null);
-  p.payload = frame.subarray(topicEnd, n);
-  return front.shortcut(parser.client, p);
+  return front.shortcut(parser.client, publishPacket(frame, b0, body, topicEnd, n));
+}
+
+/** The PUBLISH in [body, end) of `buf` (first byte `b0`, topic ending at `topicEnd`), as mqtt-packet emits it. */
+function publishPacket(buf: Buffer, b0: number, body: number, topicEnd: number, end: number): ParsedPacket {
+  const qos = (b0 >> 1) & 3;
+  const p = new ParsedPacket('publish', (b0 & 1) !== 0, qos, (b0 & 8) !== 0, end - body, buf.toString('utf8', body + 2, topicEnd), null);
+  if (qos > 0) p.messageId = (buf[topicEnd]! << 8) | buf[topicEnd + 1]!;
+  p.payload = buf.subarray(qos > 0 ? topicEnd + 2 : topicEnd, end);
+  return p;
 }
 
 const INCOMPLETE = -1;

@@ -13,12 +13,13 @@
  * straight to the engine's one reader of broker bytes (`LinkOwner.received`).
  *
  * A push asks for one 'readable' on the next tick, and the links pushed to in one turn hear it
- * together (one tick for the lot); what the reader gets is the list joined. Before it pushes a
- * packet, the fleet offers it (`offer`) to the broker serving the link, which takes a QoS 0 PUBLISH
- * at once when nothing pushed before is unread and reading it would serve it the same way
- * (broker/connection.ts, `DirectLane`). `push(null)` ends the
+ * together (one tick for the lot); what the reader gets is the list joined. `push(null)` ends the
  * device's side: once the reader has read what the list held, the link says 'end' and closes, as
  * a socket whose peer closed does.
+ *
+ * Before it pushes a packet, the fleet offers it (`offer`) to the broker serving the link, which
+ * takes a QoS 0 PUBLISH at once when nothing pushed before is unread and reading it would serve it
+ * the same way (broker/connection.ts, `DirectLane`).
  */
 import { EventEmitter } from 'node:events';
 import type { BrokerConnection, DirectLane } from '../../broker/connection.js';
