@@ -98,7 +98,7 @@ const retryStrategy = (times: number): number => {
 export class ClusterLink {
   readonly url: string;
   /** Connections watched, and those of them lost (closed since they were last ready). */
-  private readonly conns = new Set<Redis>();
+  private readonly conns = new Map<Redis, string>();
   private readonly lost = new Set<Redis>();
   private readonly health_: ClusterHealth;
   private downSince: number | null = null;
@@ -145,7 +145,7 @@ export class ClusterLink {
       if (reply instanceof Promise) reply.catch((err: Error) => log.debug({ role, err: err.message }, 'cluster store command failed'));
       return reply;
     }) as Redis['sendCommand'];
-    this.conns.add(conn);
+    this.conns.set(conn, role);
     conn.on('ready', () => {
       this.lost.delete(conn);
       this.check();
@@ -175,13 +175,14 @@ export class ClusterLink {
     if (!up && this.downSince === null) {
       this.downSince = Date.now();
       this.health_.outages++;
-      log.warn({ url: this.health_.url }, 'cluster store unreachable, retrying');
+      const roles = [...this.lost].map((c) => `${this.conns.get(c) ?? '?'} (${c.status})`);
+      log.warn({ url: this.health_.url, lost: roles }, 'cluster store unreachable, retrying');
     } else if (up && this.downSince !== null) {
       const ms = Date.now() - this.downSince;
       this.downMs += ms;
       this.downSince = null;
       log.warn({ url: this.health_.url, downSeconds: ms / 1000 }, `cluster store back after ${(ms / 1000).toFixed(1)} s`);
-      const conn = [...this.conns][0];
+      const conn = [...this.conns.keys()][0];
       if (conn) void this.join(conn);
     }
   }
