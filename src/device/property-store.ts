@@ -38,12 +38,26 @@ const STRING = 1;
 const FLOAT = 2;
 const INTEGER = 3;
 
+/** A numeric property's rule, as `conformNumber` takes it (see `Rule`). */
+export interface NumberRule {
+  readonly kind: number;
+  readonly ranged: boolean;
+  readonly min: number;
+  readonly max: number;
+  readonly step: number;
+  readonly scale: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly list: ReadonlyArray<{ value: number }> | null;
+}
+
 /**
  * A property's spec as conforming a value needs it, in one shape for every property: the catalogue's
  * specs come in many shapes (with or without a range, a value-list, a unit), and reading their
  * fields at every report made each read a lookup among those shapes.
  */
-class Rule {
+class Rule implements NumberRule {
+  /** BOOL, STRING, FLOAT or INTEGER. */
   readonly kind: number;
   readonly ranged: boolean;
   readonly min: number;
@@ -246,6 +260,12 @@ export class PropertyStore {
     return this.conformedAt(this.indexOf(key), value);
   }
 
+  /** Property `i`'s rule when it holds numbers (for `conformNumber`), else null. */
+  numberRuleAt(i: number): NumberRule | null {
+    const rule = this.props.rules[i]!;
+    return rule.kind === FLOAT || rule.kind === INTEGER ? rule : null;
+  }
+
   /** `conformed` by the property's index. */
   conformedAt(i: number, value: Scalar): Scalar {
     return conformTo(this.props.rules[i]!, value);
@@ -260,8 +280,15 @@ function conformTo(rule: Rule, value: Scalar): Scalar {
   const kind = rule.kind;
   if (kind === BOOL) return Boolean(value);
   if (kind === STRING) return String(value);
-  let n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isFinite(n)) n = 0;
+  return conformNumber(rule, typeof value === 'number' ? value : Number(value));
+}
+
+/**
+ * A number made to fit a numeric property (`PropertyStore.numberRuleAt`): what `conformed` makes
+ * of it, without boxing the result (a behaviour that computes many values ahead calls it in a loop).
+ */
+export function conformNumber(rule: NumberRule, value: number): number {
+  let n = Number.isFinite(value) ? value : 0;
   if (rule.ranged) {
     const { min, max, step } = rule;
     n = Math.min(max, Math.max(min, n));
@@ -271,13 +298,19 @@ function conformTo(rule: Rule, value: Scalar): Scalar {
     const scale = rule.scale;
     n = Math.round(n * scale) / scale;
   }
-  if (kind === INTEGER) {
+  if (rule.kind === INTEGER) {
     n = Math.round(n);
     n = Math.min(rule.hi, Math.max(rule.lo, n));
   }
   const list = rule.list;
-  if (list && !list.some((v) => v.value === n)) {
-    n = list.reduce((best, v) => (Math.abs(v.value - n) < Math.abs(best - n) ? v.value : best), list[0]!.value);
+  if (list !== null) {
+    let listed = false;
+    for (const v of list) if (v.value === n) { listed = true; break; }
+    if (!listed) {
+      let best = list[0]!.value;
+      for (const v of list) if (Math.abs(v.value - n) < Math.abs(best - n)) best = v.value;
+      n = best;
+    }
   }
   return n;
 }

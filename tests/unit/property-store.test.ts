@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { DeviceModelSpec } from '../../src/catalog/schema.js';
 import { checkDeviceModel } from '../../src/catalog/validate.js';
-import { PropertyStore } from '../../src/device/property-store.js';
+import { conformNumber, PropertyStore } from '../../src/device/property-store.js';
+import { Rng } from '../../src/sim/rng.js';
 
 const info = { siid: 1, name: 'device-information', properties: [{ piid: 1, name: 'manufacturer', format: 'string', access: ['read'] }] };
 const model = DeviceModelSpec.parse({
@@ -52,5 +53,19 @@ describe('property store', () => {
       expect.stringMatching(/^"kPa" is not a MIoT unit/),
       'a float property needs a value-range [min, max, step]',
     ]);
+  });
+
+  it('conformNumber makes of a number exactly what the store makes of it, for every numeric property', () => {
+    const s = store();
+    const rng = Rng.from(7, 'conform');
+    for (const key of ['2.1', '2.2', '2.3', '2.4']) {
+      const i = s.indexOf(key);
+      const rule = s.numberRuleAt(i);
+      expect(rule, key).not.toBeNull();
+      const values = [0, -0, 0.1 + 0.2, 3, 100, -4.6, 255.5, 1e9, -1e9, NaN, Infinity, -Infinity, 101318.65554099447, 21.455, 21.465];
+      for (let k = 0; k < 2000; k++) values.push(rng.range(-200, 120_000), rng.range(-50, 130), rng.normal(20, 10));
+      for (const v of values) expect(Object.is(conformNumber(rule!, v), s.conformedAt(i, v)), `${key} ${v}`).toBe(true);
+    }
+    expect(s.numberRuleAt(s.indexOf('1.1'))).toBeNull(); // a string property
   });
 });

@@ -3,7 +3,7 @@ import type { BehaviourOf, BehaviourSpec } from '../../catalog/schema.js';
 import type { Random } from '../../contract/random.js';
 import type { Scheduler, TimerHandle } from '../../contract/clock.js';
 import type { Scalar } from '../../contract/wire.js';
-import type { DeferredValue } from '../property-store.js';
+import type { DeferredValue, NumberRule } from '../property-store.js';
 
 export interface BehaviourContext {
   readonly clock: Scheduler;
@@ -36,6 +36,8 @@ export interface BehaviourContext {
   defer(i: number, source: DeferredValue | undefined): void;
   putAt(i: number, value: Scalar): Scalar;
   conformedAt(i: number, value: Scalar): Scalar;
+  /** Property `i`'s rule when it holds numbers, for `conformNumber` (property-store.ts), else null. */
+  numberRuleAt(i: number): NumberRule | null;
   /** Emit an event; arguments default to the current values of the event's argument properties. */
   emit(ref: string, args?: Scalar[]): void;
   /** Timers owned by the device: all cancelled when it stops. */

@@ -3,7 +3,7 @@ import type { BehaviourOf } from '../../catalog/schema.js';
 import type { TimerHandle } from '../../contract/clock.js';
 import type { Random } from '../../contract/random.js';
 import type { Scalar } from '../../contract/wire.js';
-import type { DeferredValue } from '../property-store.js';
+import { conformNumber, type DeferredValue, type NumberRule } from '../property-store.js';
 import type { Behaviour, BehaviourContext, BehaviourFactory } from './context.js';
 import { poissonNext } from './context.js';
 
@@ -52,6 +52,8 @@ class RandomWalk implements Behaviour, DeferredValue {
   private readonly sd: number;
   private readonly threshold: number;
   private readonly slack: number;
+  /** The property's rule when it holds numbers: steps computed ahead are made to fit it here, unboxed. */
+  private readonly rule: NumberRule | null;
   /** The continuous value; the property holds it snapped to the spec's step. */
   private v: number;
   /** The value the last `step` stored (or would have). */
@@ -81,6 +83,7 @@ class RandomWalk implements Behaviour, DeferredValue {
     this.sd = spec.step;
     this.threshold = spec.reportThreshold;
     this.slack = spec.step * 4;
+    this.rule = ctx.numberRuleAt(this.p);
     this.v = ctx.numAt(this.p);
     const now = ctx.clock.now();
     // Where the scheduler would place a first run after a random part of the period.
@@ -129,8 +132,11 @@ class RandomWalk implements Behaviour, DeferredValue {
   private step(rng: Random, v: number, store: boolean): number {
     const pull = this.mean === undefined ? 0 : this.reversion * (this.mean - v);
     v += pull + rng.normal(0, this.sd);
-    const c = store ? this.ctx.putAt(this.p, v) : this.ctx.conformedAt(this.p, v);
-    this.stored = typeof c === 'number' ? c : Number(c);
+    if (!store && this.rule !== null) this.stored = conformNumber(this.rule, v);
+    else {
+      const c = store ? this.ctx.putAt(this.p, v) : this.ctx.conformedAt(this.p, v);
+      this.stored = typeof c === 'number' ? c : Number(c);
+    }
     return clampTo(v, this.stored, this.slack);
   }
 
