@@ -28,4 +28,10 @@ export interface Scheduler extends Clock {
    * Optional for schedulers of your own: without it, such a step counts as not run yet.
    */
   ranBefore?(time: number, scheduledAt: number): boolean;
+  /**
+   * `after`, for an owner that outlives its timers: `fn` runs only if `owner.generation` is what it
+   * was when the timer was set (the owner stopped and started meanwhile: nothing runs). Optional
+   * for schedulers of your own: without it, owners wrap `fn` in a check of their own.
+   */
+  afterWhile?(delayMs: number, fn: () => void, owner: { readonly generation: number }): TimerHandle;
 }

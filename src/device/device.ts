@@ -7,7 +7,7 @@ import type { DeviceModel, PropertySpec } from '../catalog/schema.js';
 import type { Random } from '../contract/random.js';
 import type { Scheduler, TimerHandle } from '../contract/clock.js';
 import { createBehaviour, isTelemetry, type Behaviour, type BehaviourContext, type UserInput } from './behaviours/index.js';
-import { PropertyStore, type DeferredValue } from './property-store.js';
+import { PropertyStore, type DeferredValue, type NumberRule } from './property-store.js';
 import { EventLimiter, PropertyCoalescer } from './reporting.js';
 import { executeRpc, type RpcTarget } from './rpc.js';
 import {
@@ -105,7 +105,7 @@ export class Device implements RpcTarget {
   /** The behaviours' periodic timers (cancelled when the device stops). */
   private readonly periodic: TimerHandle[] = [];
   /** Bumped when the device stops: one-off timers set before do nothing when they come due. */
-  private generation = 0;
+  private generation_ = 0;
   private readonly behaviours: Behaviour[] = [];
   private readonly coalescer: PropertyCoalescer;
   private readonly events: EventLimiter;
@@ -164,7 +164,7 @@ export class Device implements RpcTarget {
     for (const b of this.behaviours) b.onStop?.();
     for (const t of this.periodic) t.cancel();
     this.periodic.length = 0;
-    this.generation++;
+    this.generation_++;
     this.coalescer.stop();
     this.events.stop();
     this.started = false;
@@ -272,9 +272,13 @@ export class Device implements RpcTarget {
    * nothing (no set of pending timers per device to keep, a fleet has hundreds of thousands).
    */
   ownAfter(ms: number, fn: () => void): TimerHandle {
-    const generation = this.generation;
-    return this.scheduler.after(ms, () => { if (generation === this.generation) fn(); });
+    if (this.scheduler.afterWhile !== undefined) return this.scheduler.afterWhile(ms, fn, this);
+    const generation = this.generation_;
+    return this.scheduler.after(ms, () => { if (generation === this.generation_) fn(); });
   }
+
+  /** @internal How many times the device stopped (see `ownAfter`). */
+  get generation(): number { return this.generation_; }
 
   /** @internal The value last reported for a property. */
   lastReported(ref: string): Scalar | undefined { return this.store.lastReported(ref); }
@@ -393,6 +397,7 @@ class DeviceContext implements BehaviourContext {
   defer(i: number, source: DeferredValue | undefined): void { this.device.store.defer(i, source); }
   putAt(i: number, value: Scalar): Scalar { return this.device.store.putAt(i, value); }
   conformedAt(i: number, value: Scalar): Scalar { return this.device.store.conformedAt(i, value); }
+  numberRuleAt(i: number): NumberRule | null { return this.device.store.numberRuleAt(i); }
   emit(ref: string, args?: Scalar[]): void { this.device.emitEvent(ref, args); }
   after(ms: number, fn: () => void): TimerHandle { return this.device.ownAfter(ms, fn); }
   every(ms: number, fn: () => void, first?: number): TimerHandle { return this.device.own(this.clock.every(ms, fn, first)); }

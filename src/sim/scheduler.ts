@@ -24,6 +24,17 @@ class Entry implements TimerHandle {
   constructor(private readonly owner: EventScheduler, readonly fn: () => void) {}
   get active(): boolean { return this.state === PENDING; }
   cancel(): void { this.owner.cancelEntry(this); }
+  run(): void { this.fn(); }
+}
+
+/** An entry of `afterWhile`: it runs only while its owner's generation is the one it was set in. */
+class GuardedEntry extends Entry {
+  constructor(owner: EventScheduler, fn: () => void, private readonly guard: { readonly generation: number }, private readonly generation: number) {
+    super(owner, fn);
+  }
+  override run(): void {
+    if (this.guard.generation === this.generation) this.fn();
+  }
 }
 
 /**
@@ -68,6 +79,12 @@ export class EventScheduler implements Scheduler {
 
   after(delayMs: number, fn: () => void): TimerHandle {
     return this.at(this.current + Math.max(0, delayMs), fn);
+  }
+
+  afterWhile(delayMs: number, fn: () => void, owner: { readonly generation: number }): TimerHandle {
+    const entry = new GuardedEntry(this, fn, owner, owner.generation);
+    this.schedule(entry, this.current + Math.max(0, delayMs));
+    return entry;
   }
 
   every(periodMs: number, fn: () => void, firstDelayMs = periodMs): TimerHandle {
@@ -124,7 +141,7 @@ export class EventScheduler implements Scheduler {
       }
       n++;
       this.executed++;
-      top.fn();
+      top.run();
     }
     // Paused by the last event in range: the clock stays at that event, or work it set off (a
     // command, an app session) would read a later virtual time than the event that caused it.

@@ -54,6 +54,29 @@ describe('EventScheduler', () => {
     expect(s.pending).toBe(0);
   });
 
+  it('afterWhile() runs only while its owner is in the generation it was set in, in the order after() would', () => {
+    const s = new EventScheduler(0);
+    const owner = { generation: 0 };
+    const ran: string[] = [];
+    s.after(5, () => ran.push('plain-5'));
+    s.afterWhile(5, () => ran.push('owned-5'), owner);
+    s.afterWhile(10, () => ran.push('owned-10'), owner);
+    const cancelled = s.afterWhile(12, () => ran.push('cancelled'), owner);
+    s.after(15, () => ran.push('plain-15'));
+    s.afterWhile(20, () => ran.push('stale-20'), owner);
+    s.advance(5);
+    expect(ran).toEqual(['plain-5', 'owned-5']);
+    cancelled.cancel();
+    expect(cancelled.active).toBe(false);
+    s.advance(5);
+    owner.generation++; // the owner stopped: what it set before does nothing
+    const fresh = s.afterWhile(10, () => ran.push('fresh-20'), owner);
+    expect(fresh.active).toBe(true);
+    s.advance(20);
+    expect(ran).toEqual(['plain-5', 'owned-5', 'owned-10', 'plain-15', 'fresh-20']);
+    expect(s.pending).toBe(0);
+  });
+
   it('every() fires on its period after the first delay', () => {
     const s = new EventScheduler(0);
     const at: number[] = [];
