@@ -44,6 +44,8 @@ export class FloodSafeEmitter {
   private current = 0;
   private draining = false;
   private closed = false;
+  /** Slots of messages delivered, for the next ones (at most `limit` are ever made). */
+  private free: InFlight | null = null;
   maxQueued = 0;
   waited = 0;
   /** Called each time the last message in flight finishes with none waiting (a broker draining listens). */
@@ -136,12 +138,23 @@ export class FloodSafeEmitter {
 
   private start(packet: MqPacket, done: Done): void {
     this.current++;
-    this.inner.emit(packet, (err) => {
-      this.current--;
-      done(err);
-      this.drain();
-      if (this.onIdle && this.idle) this.onIdle();
-    });
+    const slot = this.free ?? new InFlight(this);
+    this.free = slot.next;
+    slot.next = null;
+    slot.done = done;
+    this.inner.emit(packet, slot.complete);
+  }
+
+  /** @internal A message in flight is delivered (`InFlight.complete`): its slot is free again. */
+  finish(slot: InFlight, err: Error | null | undefined): void {
+    const done = slot.done!;
+    slot.done = null;
+    slot.next = this.free;
+    this.free = slot;
+    this.current--;
+    done(err);
+    this.drain();
+    if (this.onIdle && this.idle) this.onIdle();
   }
 
   private drain(): void {
@@ -166,3 +179,18 @@ export class FloodSafeEmitter {
 }
 
 function noop(): void {}
+
+/**
+ * One message in flight and its completion, made once and reused: a closure a message was most
+ * of what the emitter allocated. The emitter underneath calls a completion once per emit.
+ */
+class InFlight {
+  done: Done | null = null;
+  next: InFlight | null = null;
+  readonly complete: Done;
+  constructor(emitter: FloodSafeEmitter) {
+    this.complete = (err) => {
+      if (this.done !== null) emitter.finish(this, err);
+    };
+  }
+}

@@ -76,7 +76,7 @@ export class EventLimiter {
 
   emit(siid: number, eiid: number, args: EventArgument[]): void {
     if (this.queue.length === 0 && this.canSend()) {
-      this.doSend({ siid, eiid, args });
+      this.doSend(siid, eiid, args);
       return;
     }
     if (this.queue.length >= EVENT_QUEUE_LIMIT) {
@@ -99,16 +99,19 @@ export class EventLimiter {
     return this.sent.length < EVENTS_PER_SECOND;
   }
 
-  private doSend(e: QueuedEvent): void {
+  private doSend(siid: number, eiid: number, args: EventArgument[]): void {
     this.sent.push(this.clock.now());
-    this.send(e.siid, e.eiid, e.args);
+    this.send(siid, eiid, args);
   }
 
   private arm(): void {
     if (this.timer?.active) return;
     this.timer = this.clock.at(this.sent[0]! + 1000, () => {
       this.timer = undefined;
-      while (this.queue.length && this.canSend()) this.doSend(this.queue.shift()!);
+      while (this.queue.length && this.canSend()) {
+        const e = this.queue.shift()!;
+        this.doSend(e.siid, e.eiid, e.args);
+      }
       if (this.queue.length) this.arm();
     });
   }

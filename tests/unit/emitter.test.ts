@@ -54,6 +54,34 @@ describe('FloodSafeEmitter', () => {
   });
 });
 
+describe('FloodSafeEmitter: completions', () => {
+  it('calls each message\'s own callback once, however deliveries finish, within the concurrency bound', () => {
+    const e = new FloodSafeEmitter(4);
+    const held: Array<{ n: number; done: () => void }> = [];
+    let peak = 0;
+    e.on('t', (p, done) => {
+      held.push({ n: p['n'] as number, done });
+      peak = Math.max(peak, held.length);
+    });
+    const calls = new Map<number, number>();
+    const order: number[] = [];
+    const N = 200;
+    for (let n = 0; n < N; n++) e.emit({ topic: 't', n }, () => { calls.set(n, (calls.get(n) ?? 0) + 1); order.push(n); });
+    // Finish them out of order (the newest held, then the oldest, ...): each finished message's slot goes to the next.
+    const finished: number[] = [];
+    for (let k = 0; held.length; k++) {
+      const { n, done } = held.splice(k % 2 === 0 ? held.length - 1 : 0, 1)[0]!;
+      finished.push(n);
+      done();
+    }
+    expect(peak).toBe(4);
+    expect(calls.size).toBe(N);
+    for (let n = 0; n < N; n++) expect(calls.get(n), `message ${n}`).toBe(1);
+    expect(order).toEqual(finished);
+    expect(e.idle).toBe(true);
+  });
+});
+
 describe("FloodSafeEmitter under Aedes: the cluster takeover listener", () => {
   it('removes the listener for other brokers\' new-client announcements, and only that one', async () => {
     const { Aedes } = await import('aedes');
