@@ -62,6 +62,7 @@ const PUBLISH = 3;
 const PUBACK = 4;
 const SUBSCRIBE = 8;
 const PINGREQ = 12;
+const DISCONNECT = 14;
 
 /** A CONNECT as mqtt-packet emits it (MQTT 3.1.1: fields in its order). */
 interface ParsedConnect {
@@ -282,6 +283,10 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
       }
     } else if (b0 === PINGREQ << 4 && end === body) {
       parser.emit('packet', new ParsedPacket('pingreq', false, 0, false, 0, null, null));
+      return;
+    } else if (b0 === DISCONNECT << 4 && end === body) {
+      // mqtt-packet reads it alike, after some 30 debug() calls each with its array of arguments.
+      parser.emit('packet', new ParsedPacket('disconnect', false, 0, false, 0, null, null));
       return;
     }
   }

@@ -38,25 +38,12 @@ const STRING = 1;
 const FLOAT = 2;
 const INTEGER = 3;
 
-/** A numeric property's rule, as `conformNumber` takes it (see `Rule`). */
-export interface NumberRule {
-  readonly kind: number;
-  readonly ranged: boolean;
-  readonly min: number;
-  readonly max: number;
-  readonly step: number;
-  readonly scale: number;
-  readonly lo: number;
-  readonly hi: number;
-  readonly list: ReadonlyArray<{ value: number }> | null;
-}
-
 /**
  * A property's spec as conforming a value needs it, in one shape for every property: the catalogue's
  * specs come in many shapes (with or without a range, a value-list, a unit), and reading their
  * fields at every report made each read a lookup among those shapes.
  */
-class Rule implements NumberRule {
+export class Rule {
   /** BOOL, STRING, FLOAT or INTEGER. */
   readonly kind: number;
   readonly ranged: boolean;
@@ -84,6 +71,9 @@ class Rule implements NumberRule {
     this.list = spec['value-list'] ?? null;
   }
 }
+
+/** A numeric property's rule (kind FLOAT or INTEGER), as `conformNumber` takes it. */
+export type NumberRule = Rule;
 
 const propertiesByModel = new WeakMap<DeviceModel, ModelProperties>();
 
@@ -285,7 +275,7 @@ function conformTo(rule: Rule, value: Scalar): Scalar {
 
 /**
  * A number made to fit a numeric property (`PropertyStore.numberRuleAt`): what `conformed` makes
- * of it, without boxing the result (a behaviour that computes many values ahead calls it in a loop).
+ * of it, a number in and out (a behaviour that computes many values ahead calls it in a loop).
  */
 export function conformNumber(rule: NumberRule, value: number): number {
   let n = Number.isFinite(value) ? value : 0;

@@ -46,6 +46,7 @@ const packet: fc.Arbitrary<Packet> = fc.oneof(
     .map(({ topic: t, payload: p, qos, retain, dup, messageId }) => ({ cmd: 'publish', topic: t, payload: p, qos, retain, dup, ...(qos > 0 ? { messageId } : {}) }) as Packet) },
   { weight: 2, arbitrary: id.map((messageId) => ({ cmd: 'puback', messageId }) as Packet) },
   { weight: 1, arbitrary: fc.constant({ cmd: 'pingreq' } as Packet) },
+  { weight: 1, arbitrary: fc.constant({ cmd: 'disconnect' } as Packet) },
   { weight: 1, arbitrary: fc.record({ messageId: id, subs: fc.array(fc.record({ topic, qos: fc.constantFrom(0, 1, 2) }), { minLength: 1, maxLength: 4 }) })
     .map(({ messageId, subs }) => ({ cmd: 'subscribe', messageId, subscriptions: subs }) as Packet) },
   { weight: 1, arbitrary: id.map((messageId) => ({ cmd: 'pubrel', messageId }) as Packet) },
@@ -162,6 +163,15 @@ describe('frontParser', () => {
         expect(fronted).toEqual(run(chunks, false));
         expect(fronted.errors).toHaveLength(1);
       }
+    }
+  });
+
+  it('leaves a DISCONNECT with flags or a body to mqtt-packet: the same packet or error', () => {
+    const connect = connectPacket({ clientId: 'c' });
+    const ok = encode({ cmd: 'publish', topic: 'x', payload: Buffer.from('1'), qos: 0, retain: false, dup: false });
+    for (const odd of [fixedHeader(0xe2, 0), Buffer.concat([fixedHeader(0xe0, 1), Buffer.from([0])]), Buffer.concat([fixedHeader(0xe0, 2), Buffer.from([0, 0])])]) {
+      const chunks = [Buffer.concat([connect, ok, odd, ok])];
+      expect(run(chunks, true)).toEqual(run(chunks, false));
     }
   });
 

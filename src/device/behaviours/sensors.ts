@@ -52,7 +52,7 @@ class RandomWalk implements Behaviour, DeferredValue {
   private readonly sd: number;
   private readonly threshold: number;
   private readonly slack: number;
-  /** The property's rule when it holds numbers: steps computed ahead are made to fit it here, unboxed. */
+  /** The property's rule when it holds numbers: steps computed ahead are made to fit it here. */
   private readonly rule: NumberRule | null;
   /** The continuous value; the property holds it snapped to the spec's step. */
   private v: number;
