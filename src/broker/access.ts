@@ -18,6 +18,7 @@
  * principal may read (`device/#` for an observer), and each delivery is checked by topic
  * (`canRead`), so a wide filter delivers only what is allowed.
  */
+import { randomBytes } from 'node:crypto';
 import { filtersOverlap } from '../contract/mqtt-topics.js';
 import { HUB_PREFIX } from '../contract/wire.js';
 import { OptionsError } from '../errors.js';
@@ -40,6 +41,18 @@ export interface DeviceCredential {
 }
 
 export const OPERATOR_USERNAME = 'operator';
+
+/**
+ * A new operator token when none is given: 16 base64url characters (96 random bits), never
+ * beginning with '-', which a command line would take for an option (`--password -x...` is refused
+ * as ambiguous by our CLI, and by many others).
+ */
+export function newOperatorToken(): string {
+  for (;;) {
+    const token = randomBytes(12).toString('base64url');
+    if (!token.startsWith('-')) return token;
+  }
+}
 /** Topic prefixes of the simulation: only accounts publish there. `appMsg/` is the central hub's (`--wire local-hub`). */
 const RESERVED = ['device/', 'appMsg/', 'app/', '$SYS/'];
 

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
+import { newOperatorToken } from '../broker/access.js';
 import { EmbeddedBroker } from '../broker/broker.js';
 import type { DeviceLookup } from '../platform/registry.js';
 import { AiotSimError } from '../errors.js';
@@ -60,7 +61,7 @@ export async function serve(args: string[], out: NodeJS.WritableStream, err: Nod
   }
   if (positionals.length) throw new UsageError(`serve takes no arguments, got "${positionals.join(' ')}"`);
   const brokerOptions = brokerOptionsFrom(parsed, 'serve');
-  const token = (await operatorTokenFrom(v.token, v['token-file'], process.env, 'serve')) ?? randomBytes(12).toString('base64url');
+  const token = (await operatorTokenFrom(v.token, v['token-file'], process.env, 'serve')) ?? newOperatorToken();
   const host = v.host ?? '127.0.0.1';
   const mqttPort = v['mqtt-port'] ?? 1883;
   const wsPort = v['ws-port'] ?? 8083;

@@ -8,8 +8,9 @@
  * merged figures are those of a single platform that saw all the traffic (the only approximation:
  * a command, which carries no time, counts at its own shard's latest event time).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { newOperatorToken } from '../broker/access.js';
 import { AiotSimError, type ErrorKind } from '../errors.js';
 import { workerScript } from '../paths.js';
 import { MemoryStore } from '../platform/memory-store.js';
@@ -95,7 +96,7 @@ export class ShardedSimulation {
     if (opts.speed !== undefined && opts.speed !== 'fast') {
       throw new AiotSimError('E_OPTIONS', 'input', `workers: a run split over worker threads runs in fast mode, not speed ${String(opts.speed)}`);
     }
-    const token = opts.operatorToken ?? randomBytes(12).toString('base64url');
+    const token = opts.operatorToken ?? newOperatorToken();
     const whole = await Simulation.create({ ...opts, speed: 'fast', operatorToken: token, broker: { mqttPort: null, wsPort: null } });
     const problems: string[] = [];
     if (whole.scenario.faults.length > 0) {

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { MqttClient, type IClientOptions } from 'mqtt';
+import { newOperatorToken } from '../broker/access.js';
 import { EmbeddedBroker, type BrokerCounters } from '../broker/broker.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { parseDuration, type Scenario } from '../catalog/scenario.js';
@@ -91,7 +92,7 @@ export class Simulation {
     this.catalog = catalog;
     this.seed = opts.seed ?? scenario.seed;
     this.speed = opts.speed ?? scenario.speed;
-    this.operatorToken = opts.operatorToken ?? randomBytes(12).toString('base64url');
+    this.operatorToken = opts.operatorToken ?? newOperatorToken();
     this.virtualStart = Date.parse(scenario.start);
     const durationMs = typeof opts.duration === 'number' ? opts.duration
       : opts.duration !== undefined ? parseDuration(opts.duration) : scenario.duration;

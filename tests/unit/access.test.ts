@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AccessDirectory, safeEqual } from '../../src/broker/access.js';
+import { parseArgs } from 'node:util';
+import { AccessDirectory, newOperatorToken, safeEqual } from '../../src/broker/access.js';
 
 function dir() {
   const d = new AccessDirectory('op-secret');
@@ -109,5 +110,17 @@ describe('broker access rules', () => {
     d.anonymous = 'all'; // what every anonymous client could do before --anonymous (issue 14)
     expect(d.canSubscribe({ role: 'observer' }, 'device/#')).toBe(true);
     expect(d.canSubscribe({ role: 'observer' }, '$SYS/#')).toBe(true);
+  });
+});
+
+describe('operator tokens made when none is given', () => {
+  it('are 16 base64url characters, all different, and never begin with "-" (a command line would take one for an option)', () => {
+    const tokens = Array.from({ length: 20_000 }, newOperatorToken); // about 300 would begin with "-" by chance
+    for (const t of tokens) {
+      expect(t).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{15}$/);
+      // What `aiot-sim record --password TOKEN` does with it (node's parseArgs, strict).
+      expect(parseArgs({ args: ['--password', t], options: { password: { type: 'string' } } }).values.password).toBe(t);
+    }
+    expect(new Set(tokens).size).toBe(tokens.length);
   });
 });
