@@ -53,6 +53,7 @@ export function newOperatorToken(): string {
     if (!token.startsWith('-')) return token;
   }
 }
+
 /** Topic prefixes of the simulation: only accounts publish there. `appMsg/` is the central hub's (`--wire local-hub`). */
 const RESERVED = ['device/', 'appMsg/', 'app/', '$SYS/'];
 
