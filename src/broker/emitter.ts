@@ -138,6 +138,12 @@ export class FloodSafeEmitter {
 
   private start(packet: MqPacket, done: Done): void {
     this.current++;
+    if (this.shared) {
+      // mqemitter-redis completes a message again, with an error, when its completion throws
+      // (`.then(done).catch(done)`): a reused slot could then complete another message. Its own closure each.
+      this.inner.emit(packet, (err) => this.completed(done, err));
+      return;
+    }
     const slot = this.free ?? new InFlight(this);
     this.free = slot.next;
     slot.next = null;
@@ -151,6 +157,10 @@ export class FloodSafeEmitter {
     slot.done = null;
     slot.next = this.free;
     this.free = slot;
+    this.completed(done, err);
+  }
+
+  private completed(done: Done, err: Error | null | undefined): void {
     this.current--;
     done(err);
     this.drain();
@@ -182,7 +192,8 @@ function noop(): void {}
 
 /**
  * One message in flight and its completion, made once and reused: a closure a message was most
- * of what the emitter allocated. The emitter underneath calls a completion once per emit.
+ * of what the emitter allocated. Used with the in-process mqemitter, which calls a completion once
+ * per emit (a listener that throws throws out of `emit`); not with a cluster's (see `start`).
  */
 class InFlight {
   done: Done | null = null;
