@@ -52,7 +52,8 @@ export class Progress {
   /** While the run stops (a large fleet takes a while to say goodbye): how many sessions are still connected. */
   private stopping(s: SimulationStatus): void {
     if (this.mode === 'off' || (this.mode === 'log' && !this.due())) return;
-    this.show(`stopping: ${s.sessionsConnected} of ${s.sessions} sessions still connected`);
+    const step = s.stopStep === undefined ? '' : `waiting for ${s.stopStep}; `;
+    this.show(`stopping: ${step}${s.sessionsConnected} of ${s.sessions} sessions still connected`);
   }
 
   /** The live line on a terminal, a plain line in a log. */

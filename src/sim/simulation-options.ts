@@ -119,6 +119,8 @@ export interface SimulationStatus {
   reconnectAttempts: number;
   /** The run is stopping: devices say goodbye and sessions disconnect (`sessionsConnected` falls to 0). */
   stopping: boolean;
+  /** While stopping: what the stop waits for now (queued network work, the other shards, ...). */
+  stopStep?: string;
 }
 
 /**

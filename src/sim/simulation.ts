@@ -79,6 +79,8 @@ export class Simulation {
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<RunReport> | null = null;
+  /** What the stop waits for now (the status and the CLI's progress say it). */
+  private stopStep: string | null = null;
   /** Ctrl-C (`interrupt()`): a shard at its end waits for nobody. */
   private interrupted = false;
   private redisStore: RedisStore | null = null;
@@ -344,6 +346,7 @@ export class Simulation {
       events: this.scheduler.executed,
       reconnectAttempts: this.pool.reconnectAttempts,
       stopping: this.state === 'stopping',
+      ...(this.state === 'stopping' && this.stopStep !== null ? { stopStep: this.stopStep } : {}),
     };
   }
 
@@ -403,10 +406,14 @@ export class Simulation {
     this.state = 'stopping';
     this.driver.stop();
     for (const h of this.fleet.households) h.stop();
+    this.stopStep = `queued network work (${this.work.pending} pieces)`;
     await this.work.idle();
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
+    this.stopStep = 'messages in flight';
     await this.pool.settle();
+    this.stopStep = 'the broker to go quiet';
     if (this.observer) await this.observer.quiet();
+    this.stopStep = 'the platform store';
     await this.platform.settle();
     const sh = this.redisStore && this.opts.shard;
     // Events this run's devices sent (each numbers its own from 1), added up over the shards:
@@ -417,18 +424,26 @@ export class Simulation {
       for (const d of this.fleet.devices.values()) sent += d.lastEventSeq;
       await this.redisStore.setShardCount(this.runKey, 'eventsSent', this.opts.shard?.index ?? 0, sent);
     }
+    if (sh) this.stopStep = 'the other shards to end';
     if (sh) await this.waitForShards(this.redisStore!, sh, 'done');
     else if (this.redisStore) await this.redisStore.still();
     if (this.redisStore) eventsSent = await this.redisStore.runCount(this.runKey, 'eventsSent', this.opts.shard?.count ?? 1);
     const snapshot = this.platform.snapshot();
     // Nobody stops its devices before every shard has read the figures with everyone online.
-    if (sh) await this.waitForShards(this.redisStore!, sh, 'read');
+    if (sh) {
+      this.stopStep = 'the other shards to read the figures';
+      await this.waitForShards(this.redisStore!, sh, 'read');
+    }
+    this.stopStep = 'the platform store';
     // A worker thread's store: the run's merged store gets what these figures are made of, and nothing after.
     await this.opts.threadStore?.close();
     await this.publishPlatform();
     for (const d of this.fleet.devices.values()) d.stop();
+    this.stopStep = 'device sessions to go offline';
     await this.pool.stop();
+    this.stopStep = 'app clients to close';
     await this.clients.closeApps();
+    this.stopStep = 'the trace and the broker';
     const counters = this.counters();
     const digest = await this.trace.finish();
     await this.shutdown();

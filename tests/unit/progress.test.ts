@@ -40,6 +40,8 @@ describe('run progress', () => {
     const shown = text.split('\r\x1b[2K').filter(Boolean);
     expect(shown[0]).toContain('virtual 2019-09-02');
     expect(shown.at(-1)).toBe('stopping: 4 of 10 sessions still connected');
+    p.update({ ...status(start + DAY, 10), stopping: true, sessionsConnected: 4, stopStep: 'the other shards to end' });
+    expect(text.split('\r\x1b[2K').filter(Boolean).at(-1)).toBe('stopping: waiting for the other shards to end; 4 of 10 sessions still connected');
   });
 
   it('says nothing when quiet', () => {
