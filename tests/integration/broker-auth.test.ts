@@ -130,6 +130,44 @@ describe.each<[string, Connect]>([
     expect(broker.counters.rejected).toBe(rejectedBefore + 3);
   });
 
+  it("ends a gateway's right to a child's topics when the child moves to another gateway, on a session that published there already", async () => {
+    // Rights are decided per message, not per session: a session open before the move keeps none of the child's.
+    const GW1 = '100000011';
+    const GW2 = '100000012';
+    const CHILD = '100000013';
+    broker.access.registerDevice(GW1, { token: 'gw1-token', uid: U1, children: [CHILD] });
+    broker.access.registerDevice(GW2, { token: 'gw2-token', uid: U1 });
+    const obs = await observer();
+    await obs.subscribeAsync('device/#');
+    const seen: string[] = [];
+    obs.on('message', (t, p) => seen.push(`${t} ${p.toString()}`));
+    const topic = `device/${CHILD}/up/properties_changed/2/1`;
+    const gw2 = await device(GW2, 'gw2-token');
+    const sent = async (from: MqttClient, payload: string, qos: 0 | 1): Promise<void> => {
+      const got = nextMessage(obs, (t, p) => t === topic && p === payload);
+      await from.publishAsync(topic, payload, { qos });
+      await got;
+    };
+    for (const qos of [0, 1] as const) {
+      // GW1 has the child (again): it publishes for it on both paths (QoS 0 and 1), more than once.
+      if (qos === 1) broker.access.addChild(GW1, CHILD);
+      const gw1 = await device(GW1, 'gw1-token');
+      for (let i = 0; i < 3; i++) {
+        await sent(gw1, `gw1 qos0 ${qos}.${i}`, 0);
+        await sent(gw1, `gw1 qos1 ${qos}.${i}`, 1);
+      }
+      // The child is registered under GW2: GW1's next message there is refused, and closes it.
+      broker.access.registerDevice(GW2, { token: 'gw2-token', uid: U1, children: [CHILD] });
+      const rejectedBefore = broker.counters.rejected;
+      const gone = closed(gw1);
+      gw1.publish(topic, `forged after the move ${qos}`, { qos });
+      await gone;
+      expect(broker.counters.rejected).toBe(rejectedBefore + 1);
+      await sent(gw2, `gw2 ${qos}`, qos);
+      expect(seen.filter((s) => s.includes('forged'))).toEqual([]);
+    }
+  });
+
   it("answers SUBACK 0x80 to a device subscribing to another device's down/#, which then receives nothing", async () => {
     const d1 = await device(D1, TOKEN1);
     const rejectedBefore = broker.counters.rejected;
