@@ -11,7 +11,7 @@
  * after the connection is lost (mqtt.js' `reconnectPeriod`).
  */
 import { logger } from '../../log.js';
-import type { FleetEngine, FleetPeer } from './engine.js';
+import type { FleetHost, FleetPeer } from './peer.js';
 import type { FleetLink } from './link.js';
 import { CONNACK_REASONS, encodeConnect, encodePuback, encodePublish, encodeSubscribe, markDuplicate } from './packets.js';
 
@@ -51,7 +51,7 @@ export class FleetCloudSession implements FleetPeer {
   private listeners: Array<{ event: ConnectionEvent; fn: () => void }> | null = null;
 
   constructor(
-    private readonly engine: FleetEngine,
+    private readonly engine: FleetHost,
     readonly slot: number,
     private readonly fields: CloudSessionFields,
   ) {

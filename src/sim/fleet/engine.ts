@@ -25,6 +25,7 @@ import type { ReconnectPolicy } from '../backoff.js';
 import type { Counter, SessionHooks } from '../session.js';
 import type { TraceRecorder } from '../trace.js';
 import { FleetLink, type LinkOwner } from './link.js';
+import type { FleetHost, FleetPeer } from './peer.js';
 import { frameAt, PacketType, PINGREQ, type Frame } from './packets.js';
 import { FleetSession } from './session.js';
 import { FleetCloudSession, type CloudSessionFields } from './cloud-session.js';
@@ -48,33 +49,10 @@ export interface FleetOptions extends SessionHooks {
 
 interface Deadline { at: number; cancelled: boolean; fire: () => void }
 
-/** What the engine drives of a session, a device's or a cloud client's (an app user, the operator). */
-export interface FleetPeer {
-  /** Index in the engine's session table (links name their session by it). */
-  readonly slot: number;
-  /** Who the session is, for logs: a did, or the user name of a cloud client. */
-  readonly label: string;
-  link: FleetLink | null;
-  lastSentTick: number;
-  deadline: { at: number; cancelled: boolean } | null;
-  /** The first connection (the engine's bulk connect calls it). */
-  start(): void;
-  onConnack(returnCode: number): void;
-  onPublish(topic: string, payload: string, qos: number, id: number): void;
-  onPuback(id: number): void;
-  onSuback(id: number): void;
-  onReadable(): void;
-  onLinkClosed(link: FleetLink): void;
-  onConnackTimeout(): void;
-  /** The engine's retry deadline came. */
-  retry(): void;
-  ping(packet: Buffer): void;
-}
-
 /** CONNECTs a fleet's first connection keeps in flight at once (device and app sessions alike). */
 export const FLEET_CONNECT_CONCURRENCY = 2000;
 
-export class FleetEngine implements LinkOwner {
+export class FleetEngine implements LinkOwner, FleetHost {
   readonly clock: Clock;
   readonly trace: TraceRecorder;
   readonly inflight: Counter;

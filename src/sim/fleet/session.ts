@@ -14,7 +14,7 @@ import { Backoff, DEFAULT_RECONNECT } from '../backoff.js';
 import { Rng } from '../rng.js';
 import { TEARDOWN, type SessionState, type Teardown } from '../session-state.js';
 import type { DeviceSession } from '../session.js';
-import type { FleetEngine, FleetPeer } from './engine.js';
+import type { FleetHost, FleetPeer } from './peer.js';
 import type { FleetLink } from './link.js';
 import { CONNACK_REASONS, DISCONNECT, encodeConnect, encodePropertyPublish, encodePuback, encodePublish, encodeSubscribe, markDuplicate } from './packets.js';
 
@@ -55,7 +55,7 @@ export class FleetSession implements DeviceSession, DeviceLink, FleetPeer {
   private closing: (() => void) | null = null;
 
   constructor(
-    private readonly engine: FleetEngine,
+    private readonly engine: FleetHost,
     /** Index in the engine's session table (links name their session by it). */
     readonly slot: number,
     readonly device: Device,
