@@ -45,6 +45,8 @@ export const CONFIG = {
    * about 750,000 messages), this build only; timeout of one run.
    */
   population: { sizes: [[100, '10d'], [1000, '24h'], [4000, '6h']] as Array<[number, string]>, timeoutMs: 900_000 },
+  /** Fast mode's cost of a message past what a run pays once: consumer-load for a short and a long run, in turn. */
+  marginal: { scenario: 'consumer-load.yaml', short: '24h', long: '72h', timeoutMs: 900_000 },
   /**
    * Fast mode on your own broker: consumer-load on a Mosquitto started for each run, with the
    * broker figures' Mosquitto settings and Nagle's algorithm off on its side (`set_tcp_nodelay`),
@@ -413,6 +415,39 @@ export async function perMessage() {
     };
   }
   return out;
+}
+
+/**
+ * Fast mode's cost of one message more, apart from what a run pays once. A fast run connects its
+ * population and V8 compiles the simulator's hot code once, whatever the run's length (in
+ * `consumer-load`, some 3.5 s and 3 s of CPU): a 24-hour run's CPU per message carries both. Here
+ * the same scenario runs for a short and a long time, in turn in each round (this build only; the
+ * same seed, so the long run's first day is the short run), and the difference of their CPU over
+ * the difference of their messages is what a message costs once the run is under way; what the
+ * short run spent beyond that many messages at that cost is the run's fixed cost.
+ */
+export async function perMessageMarginal() {
+  const c = CONFIG.marginal;
+  const rounds: Array<{ short: TaskResult<'perMessage'>; long: TaskResult<'perMessage'>; marginal: number; fixedSeconds: number }> = [];
+  for (let i = 1; i <= REPS; i++) {
+    const [short] = await repeat(`marginal: ${c.scenario} for ${c.short} (${i}/${REPS})`, 'perMessage', { scenario: c.scenario, duration: c.short }, 1, c.timeoutMs, true);
+    const [long] = await repeat(`marginal: ${c.scenario} for ${c.long} (${i}/${REPS})`, 'perMessage', { scenario: c.scenario, duration: c.long }, 1, c.timeoutMs, true);
+    if (!short || !long || long.messages <= short.messages) continue;
+    const marginal = (1e6 * (long.cpuSeconds - short.cpuSeconds)) / (long.messages - short.messages);
+    rounds.push({ short, long, marginal: round(marginal, 1), fixedSeconds: round(short.cpuSeconds - (marginal * short.messages) / 1e6, 1) });
+  }
+  return {
+    what: `scenarios/${c.scenario} in fast mode for ${c.short} and for ${c.long}, in turn: CPU µs of each message past the short run's (the long run's CPU less the short run's, over its messages less the short run's), and the CPU seconds of the short run that do not grow with messages (connecting, compiling)`,
+    targetMicrosPerMessage: 15,
+    marginalMicrosPerMessage: stat(rounds, (r) => r.marginal),
+    shortRunMicrosPerMessage: stat(rounds, (r) => r.short.cpuMicrosPerMessage),
+    fixedCpuSeconds: stat(rounds, (r) => r.fixedSeconds),
+    startCpuSeconds: stat(rounds, (r) => r.short.cpuSecondsStarting),
+    messages: rounds.length ? { short: rounds[0]!.short.messages, long: rounds[0]!.long.messages } : null,
+    traceDigests: { short: [...new Set(rounds.map((r) => r.short.traceDigest))], long: [...new Set(rounds.map((r) => r.long.traceDigest))] },
+    loadAverage1m: rounds.flatMap((r) => [r.short.loadAverage1m, r.long.loadAverage1m]),
+    details: rounds,
+  };
 }
 
 /**

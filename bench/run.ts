@@ -13,6 +13,7 @@
  *                       beside the baseline build (baseline.ts); long, so only on request
  *                       external: fast mode on Mosquitto (--broker) beside the baseline build; only on request
  *                       population: fast mode's CPU per message at 100, 1,000 and 4,000 homes; only on request
+ *                       marginal: fast mode's CPU per message past a run's fixed costs (consumer-load 24h and 72h); only on request
  *   BENCH_BASELINE_REF=REF    the commit those figures compare with (default: main before the fleet engine)
  *   BENCH_PERMESSAGE=a,b      only these cases of permessage: consumerLoad24h, snapshot2020q3Workers2
  *   BENCH_FLEET=a,b           only these sizes of fleet: devices106k, devices500k
@@ -26,7 +27,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from 'aiot-sim';
 import { log, now, round } from './common.js';
-import { brokerVsMosquitto, CONFIG, connectRate, externalFastMode, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, perMessageByPopulation, platformInRedis, snapshots, soak, throughput } from './figures.js';
+import { brokerVsMosquitto, CONFIG, connectRate, externalFastMode, fastMode, fastMode1000Homes, faultRecovery, fleetFigure, load, memoryPerDevice, monitorLoad, perMessage, perMessageByPopulation, perMessageMarginal, platformInRedis, snapshots, soak, throughput } from './figures.js';
 import { problems, REPS, startBudget, T0 } from './runner.js';
 
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
@@ -42,6 +43,7 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['snapshots', 'snapshots', snapshots],
   ['permessage', 'fastModePerMessage', perMessage],
   ['population', 'perMessageByPopulation', perMessageByPopulation],
+  ['marginal', 'perMessageMarginal', perMessageMarginal],
   ['fleet', 'fleet', fleetFigure],
   ['external', 'externalFastMode', externalFastMode],
   ['faults', 'faultRecovery', faultRecovery],
@@ -51,7 +53,7 @@ const STEPS: Array<[string, string, () => Promise<unknown>]> = [
   ['platform', 'platformInRedis', platformInRedis],
 ];
 /** Figures that run only when BENCH_ONLY names them. */
-const ON_REQUEST = new Set(['snapshots', 'permessage', 'population', 'fleet', 'external']);
+const ON_REQUEST = new Set(['snapshots', 'permessage', 'population', 'marginal', 'fleet', 'external']);
 
 function fdLimit(): number | null {
   try {
