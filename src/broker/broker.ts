@@ -402,6 +402,7 @@ export class EmbeddedBroker extends EventEmitter<BrokerEvents> {
     key = key.replace(/client id "[^"]*"/g, 'client id *').replace(/client id of \d+ characters/, 'client id too long');
     // Refused topics come from the network: keep the reason short and the set of reasons bounded.
     key = key.replace(/(publish to|subscribe to) (.{0,40}).* refused/su, '$1 $2 refused');
+    key = key.replace(/(ill-formed UTF-8 in the [^:]+): [0-9a-f]+…?$/, '$1');
     if (!this.rejectReasons.has(key) && this.rejectReasons.size >= MAX_REASONS) key = 'other';
     this.rejectReasons.set(key, (this.rejectReasons.get(key) ?? 0) + 1);
     this.emit('rejected', reason, clientId);

@@ -1,8 +1,8 @@
 /**
  * A front for the MQTT packet parser Aedes gives each client (mqtt-packet's): the packets that
- * make up nearly all traffic (PUBLISH, PUBACK, PINGREQ; and a fleet connecting: CONNECT and
- * SUBSCRIBE) are decoded here when their frame is whole, and everything else is handed, one whole
- * frame at a time, to mqtt-packet.
+ * make up nearly all traffic (PUBLISH, PUBACK, PINGREQ; and a fleet connecting or leaving:
+ * CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT) are decoded here when their frame is whole, and
+ * everything else is handed, one whole frame at a time, to mqtt-packet.
  *
  * mqtt-packet parses byte by byte through a state machine over a buffer list (`bl`), with a
  * `debug()` call at each step; in profiles of the broker under load that was about a sixth of
@@ -16,8 +16,20 @@
  *
  * A frame split over chunks is kept as a list of the chunks and joined once, when it is complete
  * (a peer dripping a large packet byte by byte costs one copy, not one per byte).
+ *
+ * The front also holds what MQTT 3.1.1 asks of every string a client sends and mqtt-packet does
+ * not check: that it be well-formed UTF-8 (MQTT-1.5.3-1). A topic, topic filter, client id, will
+ * topic or user name with a stray byte, an overlong form or an encoded surrogate is a protocol
+ * error and closes the connection, as Mosquitto does; mqtt-packet reads such bytes as U+FFFD, so
+ * a device publishing to `dev/\xff` would reach the subscribers of `dev/\uFFFD` and of every other
+ * topic whose bytes decode alike. The check costs one scan of a decoded string for U+FFFD; the
+ * bytes are looked at only when it is there (it may be sent well-formed). What else the standard
+ * forbids in a string (U+0000, wildcards where they may not be) the gate checks on the decoded
+ * string (gatekeeper.ts); an UNSUBSCRIBE's filters, which no Aedes hook sees, are checked here.
  */
+import { isUtf8 } from 'node:buffer';
 import { remainingLengthSize } from '../contract/mqtt-length.js';
+import { filterProblem } from '../contract/mqtt-topics.js';
 import { Slot } from './slot.js';
 
 /** The part of mqtt-packet's Parser this front uses. */
@@ -61,29 +73,33 @@ const CONNECT = 1;
 const PUBLISH = 3;
 const PUBACK = 4;
 const SUBSCRIBE = 8;
+const UNSUBSCRIBE = 10;
 const PINGREQ = 12;
 const DISCONNECT = 14;
 
-/** A CONNECT as mqtt-packet emits it (MQTT 3.1.1: fields in its order). */
+/** A CONNECT as mqtt-packet emits it (MQTT 3.1.1 or 3.1: fields in its order). */
 interface ParsedConnect {
   cmd: 'connect'; retain: false; qos: 0; dup: false; length: number; topic: null; payload: null;
-  protocolId: 'MQTT'; protocolVersion: 4;
+  protocolId: 'MQTT' | 'MQIsdp'; protocolVersion: 3 | 4; bridgeMode?: true;
   will?: { retain: boolean; qos: number; topic?: string; payload?: Buffer };
   clean: boolean; keepalive: number; clientId: string; username?: string; password?: Buffer;
 }
 
 /**
- * An MQTT 3.1.1 CONNECT in [body, end), as mqtt-packet would emit it; null for anything else or
- * anything it would refuse (MQIsdp, MQTT 5, bridge mode, bad flags, fields past the end, bytes
- * left over): those go to mqtt-packet, which names the error. Will payload and password are
- * copies (mqtt-packet's are too; a view would keep the whole chunk alive with a stored will).
+ * An MQTT 3.1.1 or 3.1 CONNECT in [body, end), as mqtt-packet would emit it; a `TextFault` when
+ * its fields are whole but one of its strings is not one MQTT allows; null for anything else or
+ * anything mqtt-packet would refuse (MQTT 5, bad flags, fields past the end, bytes left over):
+ * those go to mqtt-packet, which names the error. Will payload and password are copies
+ * (mqtt-packet's are too; a view would keep the whole chunk alive with a stored will).
  */
-function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | null {
+function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | TextFault | null {
   let at = body;
-  const str = (): string | null => {
+  let fault: string | null = null;
+  const str = (what: string): string | null => {
     const to = fieldEnd(buf, at, end);
     if (to < 0) return null;
     const v = buf.toString('utf8', at + 2, to);
+    fault ??= textFault(buf, at + 2, to, v, what);
     at = to;
     return v;
   };
@@ -94,30 +110,38 @@ function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | n
     at = to;
     return v;
   };
-  if (str() !== 'MQTT' || at + 4 > end || buf[at] !== 4) return null;
+  const nameEnd = fieldEnd(buf, at, end);
+  if (nameEnd < 0) return null;
+  const protocolId = buf.toString('latin1', at + 2, nameEnd);
+  at = nameEnd;
+  if ((protocolId !== 'MQTT' && protocolId !== 'MQIsdp') || at + 4 > end) return null;
+  const level = buf[at]!;
+  const protocolVersion = level & 0x7f;
+  if (protocolVersion !== 3 && protocolVersion !== 4) return null;
   const flags = buf[at + 1]!;
   const will = (flags & 0x04) !== 0;
   // Reserved bit set, or will QoS 3, or will QoS/retain without a will: mqtt-packet's errors.
   if ((flags & 0x01) !== 0 || ((flags >> 3) & 3) === 3 || (!will && (flags & 0x38) !== 0)) return null;
   const p: ParsedConnect = {
     cmd: 'connect', retain: false, qos: 0, dup: false, length: end - body, topic: null, payload: null,
-    protocolId: 'MQTT', protocolVersion: 4,
+    protocolId, protocolVersion,
+    ...(level & 0x80 ? { bridgeMode: true } as const : {}),
     ...(will ? { will: { retain: (flags & 0x20) !== 0, qos: (flags >> 3) & 3 } } : {}),
     clean: (flags & 0x02) !== 0, keepalive: (buf[at + 2]! << 8) | buf[at + 3]!, clientId: '',
   };
   at += 4;
-  const clientId = str();
+  const clientId = str('client identifier');
   if (clientId === null) return null;
   p.clientId = clientId;
   if (p.will) {
-    const topic = str();
+    const topic = str('will topic');
     const payload = topic === null ? null : bytes();
     if (topic === null || payload === null) return null;
     p.will.topic = topic;
     p.will.payload = payload;
   }
   if (flags & 0x80) {
-    const username = str();
+    const username = str('user name');
     if (username === null) return null;
     p.username = username;
   }
@@ -126,6 +150,7 @@ function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | n
     if (password === null) return null;
     p.password = password;
   }
+  if (fault !== null) return new TextFault(fault);
   return at === end ? p : null;
 }
 
@@ -136,14 +161,32 @@ function fieldEnd(buf: Buffer, at: number, end: number): number {
   return to > end ? -1 : to;
 }
 
-/** A SUBSCRIBE as mqtt-packet emits it (MQTT 3.1.1, no bridge mode). */
-interface ParsedSubscribe {
-  cmd: 'subscribe'; retain: false; qos: 1; dup: false; length: number; topic: null; payload: null;
-  subscriptions: Array<{ topic: string; qos: number }>; messageId: number;
+/**
+ * Why the string `text`, decoded from bytes [from, to) of `buf`, is not well-formed UTF-8
+ * (MQTT-1.5.3-1), naming `what` it is and its bytes; null when it is.
+ */
+function textFault(buf: Buffer, from: number, to: number, text: string, what: string): string | null {
+  if (!text.includes('\uFFFD') || isUtf8(buf.subarray(from, to))) return null;
+  // The bytes, for the log (at most 12: the broker keeps a refusal's reason short).
+  return `ill-formed UTF-8 in the ${what}: ${buf.subarray(from, Math.min(to, from + 12)).toString('hex')}${to - from > 12 ? '…' : ''}`;
 }
 
-/** A SUBSCRIBE in [body, end) as mqtt-packet would emit it; null for what it would refuse (it names the error). */
-function parseSubscribe(buf: Buffer, body: number, end: number): ParsedSubscribe | null {
+/** A protocol error the front found in a frame mqtt-packet would read without complaint. */
+class TextFault {
+  constructor(readonly message: string) {}
+}
+
+/** A SUBSCRIBE as mqtt-packet emits it (MQTT 3.1.1 or 3.1; in bridge mode each subscription says so). */
+interface ParsedSubscribe {
+  cmd: 'subscribe'; retain: false; qos: 1; dup: false; length: number; topic: null; payload: null;
+  subscriptions: Array<{ topic: string; qos: number; rh?: 0; rap?: true; nl?: true }>; messageId: number;
+}
+
+/**
+ * A SUBSCRIBE in [body, end) as mqtt-packet would emit it; a `TextFault` for a topic filter MQTT
+ * does not allow in a packet otherwise whole; null for what mqtt-packet would refuse (it names the error).
+ */
+function parseSubscribe(buf: Buffer, body: number, end: number, bridge: boolean): ParsedSubscribe | TextFault | null {
   if (end - body < 2) return null;
   const p: ParsedSubscribe = {
     cmd: 'subscribe', retain: false, qos: 1, dup: false, length: end - body, topic: null, payload: null,
@@ -151,19 +194,63 @@ function parseSubscribe(buf: Buffer, body: number, end: number): ParsedSubscribe
   };
   let at = body + 2;
   if (at === end) return null;
+  let fault: string | null = null;
   while (at < end) {
     const to = fieldEnd(buf, at, end);
     if (to < 0 || to === end) return null; // the topic runs past the packet, or no options byte follows it
     const options = buf[to]!;
     if ((options & 0xfc) !== 0 || (options & 3) === 3) return null;
-    p.subscriptions.push({ topic: buf.toString('utf8', at + 2, to), qos: options & 3 });
+    const topic = buf.toString('utf8', at + 2, to);
+    fault ??= textFault(buf, at + 2, to, topic, 'SUBSCRIBE topic filter');
+    p.subscriptions.push(bridge ? { topic, qos: options & 3, rh: 0, rap: true, nl: true } : { topic, qos: options & 3 });
     at = to + 1;
   }
-  return p;
+  return fault === null ? p : new TextFault(fault);
+}
+
+/** An UNSUBSCRIBE as mqtt-packet emits it (MQTT 3.1.1 or 3.1). */
+interface ParsedUnsubscribe {
+  cmd: 'unsubscribe'; retain: false; qos: 1; dup: false; length: number; topic: null; payload: null;
+  unsubscriptions: string[]; messageId: number;
+}
+
+/** What the gate says of a SUBSCRIBE's filter, said of an UNSUBSCRIBE's (Aedes has no hook for it). */
+function unsubscribeProblem(filter: string): string | null {
+  const problem = filterProblem(filter);
+  return problem === null ? null : `unsubscribe: ${problem}`;
+}
+
+/**
+ * An UNSUBSCRIBE in [body, end) with at least one topic filter, as `parseSubscribe` reads a
+ * SUBSCRIBE; a `TextFault` for a filter that is not well-formed UTF-8 or not a valid filter.
+ */
+function parseUnsubscribe(buf: Buffer, body: number, end: number): ParsedUnsubscribe | TextFault | null {
+  if (end - body < 3) return null;
+  const p: ParsedUnsubscribe = {
+    cmd: 'unsubscribe', retain: false, qos: 1, dup: false, length: end - body, topic: null, payload: null,
+    unsubscriptions: [], messageId: (buf[body]! << 8) | buf[body + 1]!,
+  };
+  let at = body + 2;
+  let fault: string | null = null;
+  while (at < end) {
+    const to = fieldEnd(buf, at, end);
+    if (to < 0) return null;
+    const topic = buf.toString('utf8', at + 2, to);
+    fault ??= textFault(buf, at + 2, to, topic, 'UNSUBSCRIBE topic filter') ?? unsubscribeProblem(topic);
+    p.unsubscriptions.push(topic);
+    at = to;
+  }
+  return fault === null ? p : new TextFault(fault);
 }
 
 /** A parser's settings after an MQTT 3.1.1 CONNECT without bridge mode (see `frame`). */
 const SETTINGS_311: { readonly protocolVersion: 4 } = Object.freeze({ protocolVersion: 4 });
+
+/** A parser's settings after `connect`: all mqtt-packet reads of them later. */
+function settingsOf(connect: ParsedConnect): MqttPacketParser['settings'] {
+  if (connect.protocolVersion === 4 && !connect.bridgeMode) return SETTINGS_311;
+  return Object.freeze(connect.bridgeMode ? { protocolVersion: connect.protocolVersion, bridgeMode: true } : { protocolVersion: connect.protocolVersion });
+}
 
 /** A parser's front: the chunks of an incomplete frame and their length, and mqtt-packet's own `parse`. */
 class Front {
@@ -246,8 +333,9 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
     // payload, for as long as the connection lasts) and reads only its protocolVersion and
     // bridgeMode from it later: those are what it gets here.
     const p = parseConnect(buf, body, end);
+    if (p instanceof TextFault) return refuse(parser, p);
     if (p) {
-      parser.settings = SETTINGS_311;
+      parser.settings = settingsOf(p);
       parser.emit('packet', p);
       return;
     }
@@ -265,6 +353,8 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
         }
         if (payloadAt <= end) {
           const p = publishPacket(buf, b0, body, topicEnd, end);
+          const fault = textFault(buf, body + 2, topicEnd, p.topic!, 'PUBLISH topic');
+          if (fault !== null) return refuse(parser, new TextFault(fault));
           if (qos === 0 && front.shortcut !== null && parser.client !== undefined && front.shortcut(parser.client, p)) return;
           parser.emit('packet', p);
           return;
@@ -275,8 +365,16 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
       p.messageId = (buf[body]! << 8) | buf[body + 1]!;
       parser.emit('packet', p);
       return;
-    } else if (b0 === ((SUBSCRIBE << 4) | 2) && !(parser.settings as { bridgeMode?: boolean }).bridgeMode) {
-      const p = parseSubscribe(buf, body, end);
+    } else if (b0 === ((SUBSCRIBE << 4) | 2)) {
+      const p = parseSubscribe(buf, body, end, (parser.settings as { bridgeMode?: boolean }).bridgeMode === true);
+      if (p instanceof TextFault) return refuse(parser, p);
+      if (p) {
+        parser.emit('packet', p);
+        return;
+      }
+    } else if (b0 === ((UNSUBSCRIBE << 4) | 2)) {
+      const p = parseUnsubscribe(buf, body, end);
+      if (p instanceof TextFault) return refuse(parser, p);
       if (p) {
         parser.emit('packet', p);
         return;
@@ -291,6 +389,12 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
     }
   }
   front.whole.call(parser, at === 0 && end === buf.length ? buf : buf.subarray(at, end));
+}
+
+/** End the connection's reading with `fault`, as mqtt-packet ends it with the errors it finds. */
+function refuse(parser: MqttPacketParser, fault: TextFault): void {
+  parser.error = new Error(fault.message);
+  parser.emit('error', parser.error);
 }
 
 /**
@@ -313,7 +417,9 @@ export function offerPublish(parser: MqttPacketParser, frame: Buffer): boolean {
   if (body + len !== n || body + 2 > n) return false;
   const topicEnd = body + 2 + ((frame[body]! << 8) | frame[body + 1]!);
   if (topicEnd > n) return false;
-  return front.shortcut(parser.client, publishPacket(frame, b0, body, topicEnd, n));
+  const p = publishPacket(frame, b0, body, topicEnd, n);
+  // A topic MQTT does not allow is left to be read the usual way, which refuses it.
+  return textFault(frame, body + 2, topicEnd, p.topic!, 'PUBLISH topic') === null && front.shortcut(parser.client, p);
 }
 
 /** The PUBLISH in [body, end) of `buf` (first byte `b0`, topic ending at `topicEnd`), as mqtt-packet emits it. */

@@ -6,7 +6,8 @@
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { EmbeddedBroker } from '../../src/broker/broker.js';
+import WebSocket, { createWebSocketStream } from 'ws';
+import type { EmbeddedBroker, Transport } from '../../src/broker/broker.js';
 import { encode } from './mqtt-bytes.js';
 import { until } from './mqtt.js';
 
@@ -33,7 +34,10 @@ function rawClient(stream: Duplex): RawClient & { whenClosed(ms?: number): Promi
   let closed = false;
   const onClose: Array<() => void> = [];
   stream.on('data', (d: Buffer) => parser.parse(d));
-  stream.on('close', () => { closed = true; for (const f of onClose.splice(0)) f(); });
+  // The broker's end closing shows as 'end' or 'close' depending on the stream (a WebSocket stream emits no 'close').
+  const close = (): void => { closed = true; for (const f of onClose.splice(0)) f(); };
+  stream.on('end', close);
+  stream.on('close', close);
   stream.on('error', () => undefined);
   parser.on('packet', (p) => packets.push(p));
   parser.on('error', () => undefined);
@@ -59,9 +63,29 @@ function rawClient(stream: Duplex): RawClient & { whenClosed(ms?: number): Promi
   };
 }
 
+/** A raw byte stream to the broker over `transport`, open (no CONNECT sent). */
+export async function rawStream(broker: EmbeddedBroker, transport: Transport): Promise<Duplex> {
+  if (transport === 'in-process') return broker.connectInProcess();
+  if (transport === 'tcp') {
+    const a = broker.mqttAddress!;
+    const s = netConnect(a.port, a.host);
+    await new Promise<void>((resolve, reject) => { s.once('connect', () => resolve()); s.once('error', reject); });
+    return s;
+  }
+  const a = broker.wsAddress!;
+  const ws = new WebSocket(`ws://${a.host}:${a.port}/mqtt`, 'mqtt');
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  return createWebSocketStream(ws);
+}
+
 /** Connect (CONNECT/CONNACK) a raw client over the in-process pipe. Rejects if the broker refuses. */
-export async function rawConnectInProcess(broker: EmbeddedBroker, opts: { clientId: string; username?: string; password?: string }): Promise<RawClient> {
-  const client = rawClient(broker.connectInProcess());
+export function rawConnectInProcess(broker: EmbeddedBroker, opts: { clientId: string; username?: string; password?: string }): Promise<RawClient> {
+  return rawConnect(broker, 'in-process', opts);
+}
+
+/** Connect (CONNECT/CONNACK) a raw client over `transport`. Rejects if the broker refuses. */
+export async function rawConnect(broker: EmbeddedBroker, transport: Transport, opts: { clientId: string; username?: string; password?: string }): Promise<RawClient & { whenClosed(ms?: number): Promise<void> }> {
+  const client = rawClient(await rawStream(broker, transport));
   const connect: Packet = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: opts.clientId, keepalive: 0 };
   if (opts.username !== undefined) connect.username = opts.username;
   if (opts.password !== undefined) connect.password = Buffer.from(opts.password);

@@ -4,30 +4,13 @@
  * once and counted, what it sent before is served, its will is published, and other clients carry on.
  */
 import type { MqttClient } from 'mqtt';
-import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket, { createWebSocketStream } from 'ws';
 import { EmbeddedBroker, type Transport } from '../../src/broker/broker.js';
 import { connectTcp, nextMessage, until } from '../helpers/mqtt.js';
-import { encode, fixedHeader, publishPacket } from '../helpers/raw-mqtt.js';
+import { encode, fixedHeader, publishPacket, rawStream } from '../helpers/raw-mqtt.js';
 
 const OPERATOR_TOKEN = 'op-guard-token-1';
-
-/** A raw byte stream to the broker over `transport`, open. */
-async function rawStream(broker: EmbeddedBroker, transport: Transport): Promise<Duplex> {
-  if (transport === 'in-process') return broker.connectInProcess();
-  if (transport === 'tcp') {
-    const a = broker.mqttAddress!;
-    const s = netConnect(a.port, a.host);
-    await new Promise<void>((resolve, reject) => { s.once('connect', () => resolve()); s.once('error', reject); });
-    return s;
-  }
-  const a = broker.wsAddress!;
-  const ws = new WebSocket(`ws://${a.host}:${a.port}/mqtt`, 'mqtt');
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-  return createWebSocketStream(ws);
-}
 
 describe.each<Transport>(['tcp', 'ws', 'in-process'])('the packet size guard over %s', (transport) => {
   let broker: EmbeddedBroker | null = null;

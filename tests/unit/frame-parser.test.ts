@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { frontParser, type MqttPacketParser } from '../../src/broker/frame-parser.js';
+import { filterProblem } from '../../src/contract/mqtt-topics.js';
 import { connectPacket, encode, fixedHeader } from '../helpers/mqtt-bytes.js';
 
 interface Outcome { packets: Array<Record<string, unknown>>; errors: string[] }
@@ -52,6 +53,8 @@ const packet: fc.Arbitrary<Packet> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ cmd: 'disconnect' } as Packet) },
   { weight: 1, arbitrary: fc.record({ messageId: id, subs: fc.array(fc.record({ topic, qos: fc.constantFrom(0, 1, 2) }), { minLength: 1, maxLength: 4 }) })
     .map(({ messageId, subs }) => ({ cmd: 'subscribe', messageId, subscriptions: subs }) as Packet) },
+  { weight: 1, arbitrary: fc.record({ messageId: id, topics: fc.array(topic.filter((t) => filterProblem(t) === null), { minLength: 1, maxLength: 4 }) })
+    .map(({ messageId, topics }) => ({ cmd: 'unsubscribe', messageId, unsubscriptions: topics }) as Packet) },
   { weight: 1, arbitrary: id.map((messageId) => ({ cmd: 'pubrel', messageId }) as Packet) },
 );
 
@@ -66,28 +69,84 @@ describe('frontParser', () => {
     }), { numRuns: 150 });
   });
 
-  it('reads each topic as mqtt-packet does when a connection publishes to a few topics again and again, bytes that are not UTF-8 included', () => {
-    // A topic of bytes that are not UTF-8 decodes to U+FFFD, one character a byte: as long as an
-    // ASCII topic's; a parser that remembered topics by length and bytes must not take one for the other.
+  it('reads each topic as mqtt-packet does when a connection publishes to a few topics again and again', () => {
+    // U+FFFD sent as such (EF BF BD) is well-formed: read, not refused.
     const rawPublish = (topicBytes: Buffer, body: string): Buffer => {
       const rest = Buffer.concat([Buffer.from([topicBytes.length >> 8, topicBytes.length & 0xff]), topicBytes, Buffer.from(body)]);
       return Buffer.concat([Buffer.from([0x30, rest.length]), rest]);
     };
-    const topics = [Buffer.from('dev/ab'), Buffer.from([0x64, 0x65, 0x76, 0x2f, 0xff, 0xfe]), Buffer.from('dev/ac'), Buffer.from('dev/é'), ...REPEATED.map((t) => Buffer.from(t))];
+    const topics = [Buffer.from('dev/ab'), Buffer.from('dev/\uFFFD'), Buffer.from('dev/ac'), Buffer.from('dev/é'), ...REPEATED.map((t) => Buffer.from(t))];
     fc.assert(fc.property(fc.array(fc.nat({ max: topics.length - 1 }), { minLength: 1, maxLength: 60 }), fc.array(fc.nat(), { maxLength: 6 }), (picks, cuts) => {
       const bytes = Buffer.concat([connectPacket({ clientId: 'c' }), ...picks.map((k, i) => rawPublish(topics[k]!, `m${i}`))]);
       const chunks = cut(bytes, cuts);
       const fronted = run(chunks, true);
       expect(fronted).toEqual(run(chunks, false));
+      expect(fronted.errors).toEqual([]);
       expect(fronted.packets.slice(1).map((p) => p['topic'])).toEqual(picks.map((k) => topics[k]!.toString('utf8')));
     }), { numRuns: 200 });
+  });
+
+  it('refuses a string that is not well-formed UTF-8 in any packet that carries one, naming the field and the bytes, after reading what came before', () => {
+    // MQTT-1.5.3-1: the receiver closes the connection. mqtt-packet reads such bytes as U+FFFD,
+    // so this is where the front and mqtt-packet part.
+    const bad: Array<[string, number[]]> = [
+      ['a stray continuation byte', [0x80]], ['a byte never in UTF-8', [0xff]], ['an overlong "/"', [0xc0, 0xaf]],
+      ['an encoded surrogate', [0xed, 0xa0, 0x80]], ['a code point past U+10FFFF', [0xf4, 0x90, 0x80, 0x80]],
+      ['a sequence cut short', [0xe2, 0x82]],
+    ];
+    const str = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+    const packetOf = (first: number, ...parts: Buffer[]): Buffer => {
+      const body = Buffer.concat(parts);
+      return Buffer.concat([fixedHeader(first, body.length), body]);
+    };
+    const connectWith = (clientId: Buffer, will: Buffer | null, user: Buffer | null): Buffer => packetOf(0x10,
+      str(Buffer.from('MQTT')), Buffer.from([4, (will ? 0x04 : 0) | (user ? 0x80 : 0) | 0x02, 0, 60]), str(clientId),
+      ...(will ? [str(will), str(Buffer.from('gone'))] : []), ...(user ? [str(user)] : []));
+    const ok = encode({ cmd: 'publish', topic: 'x', payload: Buffer.from('1'), qos: 0, retain: false, dup: false });
+    const connect = connectPacket({ clientId: 'c' });
+    for (const [what, seq] of bad) {
+      const text = Buffer.concat([Buffer.from('dev/'), Buffer.from(seq), Buffer.from('/x')]);
+      const cases: Array<[string, Buffer[]]> = [
+        ['PUBLISH topic', [connect, ok, packetOf(0x30, str(text), Buffer.from('{}')), ok]],
+        ['PUBLISH topic', [connect, ok, packetOf(0x32, str(text), Buffer.from([0, 7]), Buffer.from('{}')), ok]],
+        ['SUBSCRIBE topic filter', [connect, ok, packetOf(0x82, Buffer.from([0, 1]), str(Buffer.from('ok/#')), Buffer.from([1]), str(text), Buffer.from([0])), ok]],
+        ['UNSUBSCRIBE topic filter', [connect, ok, packetOf(0xa2, Buffer.from([0, 1]), str(text)), ok]],
+        ['client identifier', [connectWith(text, null, null), ok]],
+        ['will topic', [connectWith(Buffer.from('c'), text, null), ok]],
+        ['user name', [connectWith(Buffer.from('c'), null, text), ok]],
+      ];
+      for (const [field, parts] of cases) {
+        const bytes = Buffer.concat(parts);
+        for (const chunks of [[bytes], cut(bytes, [1, 7, bytes.length - 3])]) {
+          const out = run(chunks, true);
+          expect(out.errors, `${what} in the ${field}`).toHaveLength(1);
+          expect(out.errors[0]).toContain(`in the ${field}`);
+          expect(out.errors[0]).toBe(`ill-formed UTF-8 in the ${field}: ${text.toString('hex')}`);
+          // Everything before the bad packet was read, as mqtt-packet reads it; nothing after.
+          const before = parts[0] === connect ? 2 : 0;
+          expect(out.packets.map((p) => p.cmd)).toEqual(['connect', 'publish'].slice(0, before));
+        }
+      }
+    }
+  });
+
+  it('refuses an UNSUBSCRIBE of a filter MQTT does not allow, as the gate refuses a SUBSCRIBE of one (no Aedes hook sees an UNSUBSCRIBE)', () => {
+    const connect = connectPacket({ clientId: 'c' });
+    for (const [filter, problem] of [['a/\u0000', 'a topic filter must not contain U+0000'], ['a+/b', '"+" must be a whole level'], ['a/#/b', '"#" must be a whole level and the last one'], ['', 'a topic filter must not be empty']] as const) {
+      const out = run([Buffer.concat([connect, encode({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['ok/+', filter] })])], true);
+      expect(out.errors).toEqual([`unsubscribe: ${problem}`]);
+      expect(out.packets.map((p) => p.cmd)).toEqual(['connect']);
+    }
+    const fine = run([Buffer.concat([connect, encode({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['ok/+', 'a/#', '+'] })])], true);
+    expect(fine.errors).toEqual([]);
+    expect(fine.packets[1]).toMatchObject({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['ok/+', 'a/#', '+'] });
   });
 
   it('reads any MQTT 3.1.1 or 3.1 CONNECT as mqtt-packet does, and what follows it', () => {
     const text = fc.oneof(fc.constantFrom('', 'c', '1000123', 'ü/日本/🚀'), fc.string({ maxLength: 30 }));
     const connect = fc.record({
       protocol: fc.constantFrom(['MQTT', 4] as const, ['MQIsdp', 3] as const, ['MQTT', 5] as const),
-      clientId: text, clean: fc.boolean(), keepalive: fc.integer({ min: 0, max: 65_535 }),
+      clientId: text, clean: fc.boolean(), keepalive: fc.integer({ min: 0, max: 65_535 }), bridge: fc.boolean(),
       username: fc.option(text, { nil: undefined }), password: fc.option(payload, { nil: undefined }),
       will: fc.option(fc.record({ topic, payload, qos: fc.constantFrom(0, 1, 2), retain: fc.boolean() }), { nil: undefined }),
     }).map(({ protocol, ...c }) => {
@@ -97,6 +156,7 @@ describe('frontParser', () => {
       if (c.username !== undefined) p['username'] = c.username;
       if (c.password !== undefined && c.username !== undefined) p['password'] = c.password; // (nor a password without a user name)
       if (c.will) p['will'] = c.will;
+      if (c.bridge && protocol[1] !== 5) p['bridgeMode'] = true;
       return p as unknown as Packet;
     });
     fc.assert(fc.property(connect, fc.array(packet, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), (first, rest, cuts) => {
