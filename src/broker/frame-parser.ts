@@ -26,6 +26,9 @@
  * bytes are looked at only when it is there (it may be sent well-formed). What else the standard
  * forbids in a string (U+0000, wildcards where they may not be) the gate checks on the decoded
  * string (gatekeeper.ts); an UNSUBSCRIBE's filters, which no Aedes hook sees, are checked here.
+ * So are two rules of the packets' fields that mqtt-packet and Aedes let through and Mosquitto
+ * holds to: no packet id 0 on a QoS 1 or 2 PUBLISH, a SUBSCRIBE or an UNSUBSCRIBE (MQTT-2.3.1-1),
+ * no UNSUBSCRIBE without a filter (MQTT-3.10.3-2).
  */
 import { isUtf8 } from 'node:buffer';
 import { remainingLengthSize } from '../contract/mqtt-length.js';
@@ -86,13 +89,13 @@ interface ParsedConnect {
 }
 
 /**
- * An MQTT 3.1.1 or 3.1 CONNECT in [body, end), as mqtt-packet would emit it; a `TextFault` when
+ * An MQTT 3.1.1 or 3.1 CONNECT in [body, end), as mqtt-packet would emit it; a `Refusal` when
  * its fields are whole but one of its strings is not one MQTT allows; null for anything else or
  * anything mqtt-packet would refuse (MQTT 5, bad flags, fields past the end, bytes left over):
  * those go to mqtt-packet, which names the error. Will payload and password are copies
  * (mqtt-packet's are too; a view would keep the whole chunk alive with a stored will).
  */
-function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | TextFault | null {
+function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | Refusal | null {
   let at = body;
   let fault: string | null = null;
   const str = (what: string): string | null => {
@@ -150,7 +153,7 @@ function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | T
     if (password === null) return null;
     p.password = password;
   }
-  if (fault !== null) return new TextFault(fault);
+  if (fault !== null) return new Refusal(fault);
   return at === end ? p : null;
 }
 
@@ -171,8 +174,8 @@ function textFault(buf: Buffer, from: number, to: number, text: string, what: st
   return `ill-formed UTF-8 in the ${what}: ${buf.subarray(from, Math.min(to, from + 12)).toString('hex')}${to - from > 12 ? '…' : ''}`;
 }
 
-/** A protocol error the front found in a frame mqtt-packet would read without complaint. */
-class TextFault {
+/** A protocol error the front found in a frame mqtt-packet would read without complaint: the connection ends with it. */
+class Refusal {
   constructor(readonly message: string) {}
 }
 
@@ -183,10 +186,10 @@ interface ParsedSubscribe {
 }
 
 /**
- * A SUBSCRIBE in [body, end) as mqtt-packet would emit it; a `TextFault` for a topic filter MQTT
- * does not allow in a packet otherwise whole; null for what mqtt-packet would refuse (it names the error).
+ * A SUBSCRIBE in [body, end) as mqtt-packet would emit it; a `Refusal` for a topic filter of
+ * ill-formed UTF-8 or a packet id of 0 in a packet otherwise whole; null for what mqtt-packet would refuse (it names the error).
  */
-function parseSubscribe(buf: Buffer, body: number, end: number, bridge: boolean): ParsedSubscribe | TextFault | null {
+function parseSubscribe(buf: Buffer, body: number, end: number, bridge: boolean): ParsedSubscribe | Refusal | null {
   if (end - body < 2) return null;
   const p: ParsedSubscribe = {
     cmd: 'subscribe', retain: false, qos: 1, dup: false, length: end - body, topic: null, payload: null,
@@ -205,7 +208,8 @@ function parseSubscribe(buf: Buffer, body: number, end: number, bridge: boolean)
     p.subscriptions.push(bridge ? { topic, qos: options & 3, rh: 0, rap: true, nl: true } : { topic, qos: options & 3 });
     at = to + 1;
   }
-  return fault === null ? p : new TextFault(fault);
+  if (p.messageId === 0) fault ??= 'subscribe: packet identifier 0 (MQTT-2.3.1-1)';
+  return fault === null ? p : new Refusal(fault);
 }
 
 /** An UNSUBSCRIBE as mqtt-packet emits it (MQTT 3.1.1 or 3.1). */
@@ -222,10 +226,12 @@ function unsubscribeProblem(filter: string): string | null {
 
 /**
  * An UNSUBSCRIBE in [body, end) with at least one topic filter, as `parseSubscribe` reads a
- * SUBSCRIBE; a `TextFault` for a filter that is not well-formed UTF-8 or not a valid filter.
+ * SUBSCRIBE; a `Refusal` for a filter that is not well-formed UTF-8 or not a valid filter, a
+ * packet id of 0, or no filter at all (MQTT-3.10.3-2; mqtt-packet emits an empty list).
  */
-function parseUnsubscribe(buf: Buffer, body: number, end: number): ParsedUnsubscribe | TextFault | null {
-  if (end - body < 3) return null;
+function parseUnsubscribe(buf: Buffer, body: number, end: number): ParsedUnsubscribe | Refusal | null {
+  if (end - body < 2) return null;
+  if (end - body === 2) return new Refusal('unsubscribe: no topic filter (MQTT-3.10.3-2)');
   const p: ParsedUnsubscribe = {
     cmd: 'unsubscribe', retain: false, qos: 1, dup: false, length: end - body, topic: null, payload: null,
     unsubscriptions: [], messageId: (buf[body]! << 8) | buf[body + 1]!,
@@ -240,7 +246,8 @@ function parseUnsubscribe(buf: Buffer, body: number, end: number): ParsedUnsubsc
     p.unsubscriptions.push(topic);
     at = to;
   }
-  return fault === null ? p : new TextFault(fault);
+  if (p.messageId === 0) fault ??= 'unsubscribe: packet identifier 0 (MQTT-2.3.1-1)';
+  return fault === null ? p : new Refusal(fault);
 }
 
 /** A parser's settings after an MQTT 3.1.1 CONNECT without bridge mode (see `frame`). */
@@ -333,7 +340,7 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
     // payload, for as long as the connection lasts) and reads only its protocolVersion and
     // bridgeMode from it later: those are what it gets here.
     const p = parseConnect(buf, body, end);
-    if (p instanceof TextFault) return refuse(parser, p);
+    if (p instanceof Refusal) return refuse(parser, p.message);
     if (p) {
       parser.settings = settingsOf(p);
       parser.emit('packet', p);
@@ -353,8 +360,8 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
         }
         if (payloadAt <= end) {
           const p = publishPacket(buf, b0, body, topicEnd, end);
-          const fault = textFault(buf, body + 2, topicEnd, p.topic!, 'PUBLISH topic');
-          if (fault !== null) return refuse(parser, new TextFault(fault));
+          const fault = publishFault(buf, body, topicEnd, p);
+          if (fault !== null) return refuse(parser, fault);
           if (qos === 0 && front.shortcut !== null && parser.client !== undefined && front.shortcut(parser.client, p)) return;
           parser.emit('packet', p);
           return;
@@ -367,14 +374,14 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
       return;
     } else if (b0 === ((SUBSCRIBE << 4) | 2)) {
       const p = parseSubscribe(buf, body, end, (parser.settings as { bridgeMode?: boolean }).bridgeMode === true);
-      if (p instanceof TextFault) return refuse(parser, p);
+      if (p instanceof Refusal) return refuse(parser, p.message);
       if (p) {
         parser.emit('packet', p);
         return;
       }
     } else if (b0 === ((UNSUBSCRIBE << 4) | 2)) {
       const p = parseUnsubscribe(buf, body, end);
-      if (p instanceof TextFault) return refuse(parser, p);
+      if (p instanceof Refusal) return refuse(parser, p.message);
       if (p) {
         parser.emit('packet', p);
         return;
@@ -391,9 +398,9 @@ function frame(parser: MqttPacketParser, front: Front, buf: Buffer, at: number, 
   front.whole.call(parser, at === 0 && end === buf.length ? buf : buf.subarray(at, end));
 }
 
-/** End the connection's reading with `fault`, as mqtt-packet ends it with the errors it finds. */
-function refuse(parser: MqttPacketParser, fault: TextFault): void {
-  parser.error = new Error(fault.message);
+/** End the connection's reading with the error `message`, as mqtt-packet ends it with the errors it finds. */
+function refuse(parser: MqttPacketParser, message: string): void {
+  parser.error = new Error(message);
   parser.emit('error', parser.error);
 }
 
@@ -418,8 +425,17 @@ export function offerPublish(parser: MqttPacketParser, frame: Buffer): boolean {
   const topicEnd = body + 2 + ((frame[body]! << 8) | frame[body + 1]!);
   if (topicEnd > n) return false;
   const p = publishPacket(frame, b0, body, topicEnd, n);
-  // A topic MQTT does not allow is left to be read the usual way, which refuses it.
-  return textFault(frame, body + 2, topicEnd, p.topic!, 'PUBLISH topic') === null && front.shortcut(parser.client, p);
+  // What MQTT does not allow is left to be read the usual way, which refuses it.
+  return publishFault(frame, body, topicEnd, p) === null && front.shortcut(parser.client, p);
+}
+
+/**
+ * Why a PUBLISH read by `publishPacket` breaks a rule mqtt-packet does not check: packet id 0 at
+ * QoS 1 or 2 (MQTT-2.3.1-1), a topic of ill-formed UTF-8; null when none.
+ */
+function publishFault(buf: Buffer, body: number, topicEnd: number, p: ParsedPacket): string | null {
+  if (p.messageId === 0) return 'publish: packet identifier 0 (MQTT-2.3.1-1)';
+  return textFault(buf, body + 2, topicEnd, p.topic!, 'PUBLISH topic');
 }
 
 /** The PUBLISH in [body, end) of `buf` (first byte `b0`, topic ending at `topicEnd`), as mqtt-packet emits it. */

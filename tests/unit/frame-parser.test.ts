@@ -142,6 +142,29 @@ describe('frontParser', () => {
     expect(fine.packets[1]).toMatchObject({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: ['ok/+', 'a/#', '+'] });
   });
 
+  it('refuses packet id 0 on a QoS 1 or 2 PUBLISH, a SUBSCRIBE or an UNSUBSCRIBE, and an UNSUBSCRIBE without a filter, which mqtt-packet reads', () => {
+    const connect = connectPacket({ clientId: 'c' });
+    const ok = encode({ cmd: 'publish', topic: 'x', payload: Buffer.from('1'), qos: 0, retain: false, dup: false });
+    const raw = (first: number, bytes: number[]): Buffer => Buffer.concat([fixedHeader(first, bytes.length), Buffer.from(bytes)]);
+    const cases: Array<[Buffer, string]> = [
+      [raw(0x32, [0, 1, 0x61, 0, 0, 0x78]), 'publish: packet identifier 0 (MQTT-2.3.1-1)'],
+      [raw(0x34, [0, 1, 0x61, 0, 0, 0x78]), 'publish: packet identifier 0 (MQTT-2.3.1-1)'],
+      [raw(0x82, [0, 0, 0, 1, 0x61, 0]), 'subscribe: packet identifier 0 (MQTT-2.3.1-1)'],
+      [raw(0xa2, [0, 0, 0, 1, 0x61]), 'unsubscribe: packet identifier 0 (MQTT-2.3.1-1)'],
+      [raw(0xa2, [0, 5]), 'unsubscribe: no topic filter (MQTT-3.10.3-2)'],
+    ];
+    for (const [bad, error] of cases) {
+      const bytes = Buffer.concat([connect, ok, bad, ok]);
+      for (const chunks of [[bytes], cut(bytes, [5, bytes.length - 4])]) {
+        // mqtt-packet reads each of them without complaint.
+        expect(run(chunks, false).errors).toEqual([]);
+        const out = run(chunks, true);
+        expect(out.errors).toEqual([error]);
+        expect(out.packets.map((p) => p.cmd)).toEqual(['connect', 'publish']);
+      }
+    }
+  });
+
   it('reads any MQTT 3.1.1 or 3.1 CONNECT as mqtt-packet does, and what follows it', () => {
     const text = fc.oneof(fc.constantFrom('', 'c', '1000123', 'ü/日本/🚀'), fc.string({ maxLength: 30 }));
     const connect = fc.record({

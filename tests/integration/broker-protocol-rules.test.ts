@@ -1,6 +1,7 @@
 /**
- * Strings that MQTT 3.1.1 does not allow, on every transport of the real embedded broker: a topic,
- * topic filter or client id of ill-formed UTF-8 is a protocol error (MQTT-1.5.3-1). The broker closes the connection after serving what came before, counts the refusal under
+ * What MQTT 3.1.1 forbids and Aedes' parser lets through, on every transport of the real embedded
+ * broker: a topic, topic filter or client id of ill-formed UTF-8 (MQTT-1.5.3-1), packet id 0
+ * (MQTT-2.3.1-1), an UNSUBSCRIBE without a filter (MQTT-3.10.3-2). Each is a protocol error: the broker closes the connection after serving what came before, counts the refusal under
  * its reason, delivers nothing of the bad packet to anyone (read as U+FFFD it would reach another
  * topic's subscribers), publishes the client's will, and everybody else carries on. U+FFFD sent
  * well-formed is an ordinary character.
@@ -101,6 +102,22 @@ describe.each<Transport>(['tcp', 'ws', 'in-process'])('strings MQTT does not all
     await raw.whenClosed();
     expect(raw.packets.filter((p) => p.cmd === 'unsuback')).toHaveLength(1);
     expect(b.rejectReasons.get('bad packet: unsubscribe: a topic filter must not contain U+0000')).toBe(1);
+  });
+
+  it('closes a client sending a QoS 1 PUBLISH with packet id 0, unacknowledged and undelivered, and one sending an empty UNSUBSCRIBE', async () => {
+    const { b, seen, raw } = await setUp();
+    const idZero = Buffer.concat([Buffer.from([0, 6]), Buffer.from('utf8/z'), Buffer.from([0, 0]), Buffer.from('x')]);
+    raw.write(Buffer.concat([fixedHeader(0x32, idZero.length), idZero]));
+    await raw.whenClosed();
+    expect(raw.packets.some((p) => p.cmd === 'puback')).toBe(false);
+    expect(b.rejectReasons.get('bad packet: publish: packet identifier 0 (MQTT-2.3.1-1)')).toBe(1);
+    const other = await rawConnect(b, transport, { clientId: `utf8-${transport}-2`, username: 'operator', password: OPERATOR_TOKEN });
+    raws.push(other);
+    other.write(Buffer.concat([fixedHeader(0xa2, 2), Buffer.from([0, 9])]));
+    await other.whenClosed();
+    expect(other.packets.some((p) => p.cmd === 'unsuback')).toBe(false);
+    expect(b.rejectReasons.get('bad packet: unsubscribe: no topic filter (MQTT-3.10.3-2)')).toBe(1);
+    expect(seen).toEqual([]);
   });
 
   it('refuses a CONNECT whose client id is ill-formed UTF-8 without a CONNACK, and serves the next client', async () => {
