@@ -26,9 +26,10 @@
  * bytes are looked at only when it is there (it may be sent well-formed). What else the standard
  * forbids in a string (U+0000, wildcards where they may not be) the gate checks on the decoded
  * string (gatekeeper.ts); an UNSUBSCRIBE's filters, which no Aedes hook sees, are checked here.
- * So are two rules of the packets' fields that mqtt-packet and Aedes let through and Mosquitto
+ * So are three rules of the packets' fields that mqtt-packet and Aedes let through and Mosquitto
  * holds to: no packet id 0 on a QoS 1 or 2 PUBLISH, a SUBSCRIBE or an UNSUBSCRIBE (MQTT-2.3.1-1),
- * no UNSUBSCRIBE without a filter (MQTT-3.10.3-2).
+ * no UNSUBSCRIBE without a filter (MQTT-3.10.3-2), no password in a CONNECT without a user name
+ * (MQTT-3.1.2-22).
  */
 import { isUtf8 } from 'node:buffer';
 import { remainingLengthSize } from '../contract/mqtt-length.js';
@@ -90,7 +91,8 @@ interface ParsedConnect {
 
 /**
  * An MQTT 3.1.1 or 3.1 CONNECT in [body, end), as mqtt-packet would emit it; a `Refusal` when
- * its fields are whole but one of its strings is not one MQTT allows; null for anything else or
+ * its fields are whole but one of its strings is not well-formed UTF-8 or it has a password
+ * without a user name; null for anything else or
  * anything mqtt-packet would refuse (MQTT 5, bad flags, fields past the end, bytes left over):
  * those go to mqtt-packet, which names the error. Will payload and password are copies
  * (mqtt-packet's are too; a view would keep the whole chunk alive with a stored will).
@@ -125,6 +127,9 @@ function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | R
   const will = (flags & 0x04) !== 0;
   // Reserved bit set, or will QoS 3, or will QoS/retain without a will: mqtt-packet's errors.
   if ((flags & 0x01) !== 0 || ((flags >> 3) & 3) === 3 || (!will && (flags & 0x38) !== 0)) return null;
+  // A password without a user name (MQTT-3.1.2-22): mqtt-packet reads it, Aedes would take the
+  // client for an anonymous one.
+  if ((flags & 0xc0) === 0x40) fault = 'CONNECT: a password without a username (MQTT-3.1.2-22)';
   const p: ParsedConnect = {
     cmd: 'connect', retain: false, qos: 0, dup: false, length: end - body, topic: null, payload: null,
     protocolId, protocolVersion,
@@ -144,7 +149,7 @@ function parseConnect(buf: Buffer, body: number, end: number): ParsedConnect | R
     p.will.payload = payload;
   }
   if (flags & 0x80) {
-    const username = str('user name');
+    const username = str('username');
     if (username === null) return null;
     p.username = username;
   }

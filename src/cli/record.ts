@@ -47,6 +47,7 @@ export async function record(args: string[], out: NodeJS.WritableStream, err: No
   if (parsed.positionals.length) throw new UsageError(`record takes no positional arguments, got "${parsed.positionals.join(' ')}"`, 'record');
   const missing = (['broker', 'out'] as const).filter((k) => v[k] === undefined);
   if (missing.length) throw new UsageError(`record needs ${missing.map((k) => `--${k}`).join(' and ')}`, 'record');
+  if (v.password !== undefined && v.username === undefined) throw new UsageError('--password needs --username: MQTT 3.1.1 sends no password without a user name (MQTT-3.1.2-22)', 'record');
   const opts: RecordOptions = { broker: v.broker!, out: v.out! };
   if (v.username !== undefined) opts.username = v.username;
   if (v.password !== undefined) opts.password = v.password;

@@ -235,6 +235,7 @@ export function resolveTarget(o: TargetOptions, p: Problems): BenchTargetPlan {
     } catch (e) {
       p.add('broker', (e as Error).message);
     }
+    if (o.password !== undefined && o.username === undefined) p.add('password', 'needs {username}: MQTT 3.1.1 sends no password without a user name (MQTT-3.1.2-22)');
     return {
       kind: 'external', target, url: targetUrl(target),
       ...(o.username !== undefined ? { username: o.username } : {}), ...(o.password !== undefined ? { password: o.password } : {}),

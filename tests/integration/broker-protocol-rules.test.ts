@@ -1,7 +1,8 @@
 /**
  * What MQTT 3.1.1 forbids and Aedes' parser lets through, on every transport of the real embedded
  * broker: a topic, topic filter or client id of ill-formed UTF-8 (MQTT-1.5.3-1), packet id 0
- * (MQTT-2.3.1-1), an UNSUBSCRIBE without a filter (MQTT-3.10.3-2). Each is a protocol error: the broker closes the connection after serving what came before, counts the refusal under
+ * (MQTT-2.3.1-1), an UNSUBSCRIBE without a filter (MQTT-3.10.3-2), a password without a user name
+ * (MQTT-3.1.2-22). Each is a protocol error: the broker closes the connection after serving what came before, counts the refusal under
  * its reason, delivers nothing of the bad packet to anyone (read as U+FFFD it would reach another
  * topic's subscribers), publishes the client's will, and everybody else carries on. U+FFFD sent
  * well-formed is an ordinary character.
@@ -120,7 +121,7 @@ describe.each<Transport>(['tcp', 'ws', 'in-process'])('strings MQTT does not all
     expect(seen).toEqual([]);
   });
 
-  it('refuses a CONNECT whose client id is ill-formed UTF-8 without a CONNACK, and serves the next client', async () => {
+  it('refuses a CONNECT whose client id is ill-formed UTF-8, or with a password and no user name, without a CONNACK, and serves the next client', async () => {
     const b = await EmbeddedBroker.start({ mqttPort: 0, wsPort: 0, operatorToken: OPERATOR_TOKEN });
     broker = b;
     const s = await rawStream(b, transport);
@@ -138,6 +139,20 @@ describe.each<Transport>(['tcp', 'ws', 'in-process'])('strings MQTT does not all
     expect(Buffer.concat(got).length).toBe(0);
     expect(b.rejectReasons.get('bad packet: ill-formed UTF-8 in the client identifier')).toBe(1);
     expect(b.connectedClients).toBe(0);
+    // A password without a user name (MQTT-3.1.2-22) is refused alike: not taken for an anonymous client.
+    const p = await rawStream(b, transport);
+    const pGot: Buffer[] = [];
+    let pClosed = false;
+    p.on('data', (d: Buffer) => pGot.push(d));
+    p.on('error', () => undefined);
+    p.on('end', () => { pClosed = true; });
+    p.on('close', () => { pClosed = true; });
+    const pBody = Buffer.concat([Buffer.from([0, 4]), Buffer.from('MQTT'), Buffer.from([4, 0x42, 0, 60, 0, 2]), Buffer.from('c9'), Buffer.from([0, 2]), Buffer.from('pw')]);
+    p.write(Buffer.concat([fixedHeader(0x10, pBody.length), pBody]));
+    await until(() => pClosed, 5000, 'the connection closed');
+    p.destroy();
+    expect(Buffer.concat(pGot).length).toBe(0);
+    expect(b.rejectReasons.get('bad packet: CONNECT: a password without a username (MQTT-3.1.2-22)')).toBe(1);
     const next = await rawConnect(b, transport, { clientId: 'dev-ok', username: 'operator', password: OPERATOR_TOKEN });
     raws.push(next);
     expect(b.connectedClients).toBe(1);

@@ -182,6 +182,9 @@ describe('aiot-sim record', () => {
     const none = await runCli(['record', '--out', join(dir, 'z.ndjson')]);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('record needs --broker');
+    const passwordOnly = await runCli(['record', '--broker', 'mqtt://127.0.0.1:1', '--password', 'p', '--out', join(dir, 'p.ndjson')]);
+    expect(passwordOnly.code).toBe(2);
+    expect(passwordOnly.stderr).toContain('--password needs --username');
   });
 });
 

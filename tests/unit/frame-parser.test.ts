@@ -113,7 +113,7 @@ describe('frontParser', () => {
         ['UNSUBSCRIBE topic filter', [connect, ok, packetOf(0xa2, Buffer.from([0, 1]), str(text)), ok]],
         ['client identifier', [connectWith(text, null, null), ok]],
         ['will topic', [connectWith(Buffer.from('c'), text, null), ok]],
-        ['user name', [connectWith(Buffer.from('c'), null, text), ok]],
+        ['username', [connectWith(Buffer.from('c'), null, text), ok]],
       ];
       for (const [field, parts] of cases) {
         const bytes = Buffer.concat(parts);
@@ -162,6 +162,16 @@ describe('frontParser', () => {
         expect(out.errors).toEqual([error]);
         expect(out.packets.map((p) => p.cmd)).toEqual(['connect', 'publish']);
       }
+    }
+  });
+
+  it('refuses a CONNECT with a password and no user name (MQTT-3.1.2-22), which mqtt-packet reads', () => {
+    const str = (t: string): Buffer => Buffer.concat([Buffer.from([0, t.length]), Buffer.from(t)]);
+    for (const [name, level] of [['MQTT', 4], ['MQIsdp', 3]] as const) {
+      const body = Buffer.concat([str(name), Buffer.from([level, 0x42, 0, 60]), str('c'), str('secret')]);
+      const chunks = [Buffer.concat([fixedHeader(0x10, body.length), body])];
+      expect(run(chunks, false).errors).toEqual([]);
+      expect(run(chunks, true)).toEqual({ packets: [], errors: ['CONNECT: a password without a username (MQTT-3.1.2-22)'] });
     }
   });
 

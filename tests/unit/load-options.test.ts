@@ -70,6 +70,8 @@ describe('resolveBenchConfig', () => {
     expect(problemsOf({ models: [] })).toEqual([{ option: 'models', message: 'none given' }]);
     expect(problemsOf({ models: ['no.such.model'] })[0]!.message).toMatch(/unknown device model "no.such.model"/);
     expect(problemsOf({ broker: 'http://x' })[0]).toEqual({ option: 'broker', message: expect.stringContaining('unsupported scheme "http:"') });
+    expect(problemsOf({ broker: 'mqtt://h:1', password: 'p' })).toEqual([{ option: 'password', message: 'needs {username}: MQTT 3.1.1 sends no password without a user name (MQTT-3.1.2-22)' }]);
+    expect(resolve({ broker: 'mqtt://h:1', username: 'u', password: 'p' }).target).toMatchObject({ kind: 'external', username: 'u', password: 'p' });
     expect(problemsOf({ brokerPid: 42 })).toEqual([{ option: 'brokerPid', message: expect.stringContaining('is for an external broker ({broker})') }]);
     expect(problemsOf({ broker: 'mqtt://h:1', brokerPid: -1 })).toEqual([{ option: 'brokerPid', message: 'expected a process id (a positive integer)' }]);
   });
