@@ -138,6 +138,7 @@ export async function connectAtRate({ target, devices }: { target: 'embedded' | 
     return {
       target, devices, mosquittoVersion: mosq?.version ?? null, loadAverage1m: load1m(), brokerCpuUsPerConnection: bare ? bareCpu(bare.cpuUsPerConnection) : r.brokerCpu?.microsPerConnection ?? null,
       connectRate: r.connections.connectRate, connectSeconds: r.connections.connectSeconds, slowestConnectMs: r.connections.slowestConnectMs, failed: r.connections.failed,
+      generatorCpuUsPerConnection: r.connections.generatorCpuMicrosPerConnection,
     };
   } finally {
     await mosq?.stop();

@@ -90,7 +90,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     return buildBenchReport({
       config: cfg, startedAt, wallSeconds: Math.round(performance.now() - t0) / 1000,
       target: { broker: b ? 'embedded' : 'external', url: targetUrl(target.wire), transport: target.wire.transport },
-      connectSeconds: conn.connectSeconds, generators, probe: final.stats, latencyUs: final.latencyUs, timeline: meter.timeline,
+      connectSeconds: conn.connectSeconds, generatorConnectCpu: conn.generatorCpuSeconds === null ? null : { seconds: conn.generatorCpuSeconds, connections: conn.connections },
+      generators, probe: final.stats, latencyUs: final.latencyUs, timeline: meter.timeline,
       broker: b && {
         counters: b.counters, overload: b.overload.stats, emitter: b.emitterStats, heapBefore: conn.before, heapConnected: conn.connected,
         heapMax: meter.memory.heapUsedMaxBytes, rssMax: meter.memory.rssMaxBytes, aliveAfter,
@@ -170,7 +171,7 @@ function connectTimeoutMs(cfg: BenchConfig): number {
  * Connect every device; the main thread's heap (the broker's) after a full GC before and after,
  * and the broker's CPU seconds meanwhile (the full GCs left out), with the connections made.
  */
-async function connectDevices(pool: GeneratorPool, meter: BenchMeter, brokerCpu: () => number | null): Promise<{ connectSeconds: number; before: number; connected: number; cpuSeconds: number | null; connections: number }> {
+async function connectDevices(pool: GeneratorPool, meter: BenchMeter, brokerCpu: () => number | null): Promise<{ connectSeconds: number; before: number; connected: number; cpuSeconds: number | null; connections: number; generatorCpuSeconds: number | null }> {
   gc();
   const before = process.memoryUsage().heapUsed;
   const cpu0 = brokerCpu();
@@ -184,10 +185,10 @@ async function connectDevices(pool: GeneratorPool, meter: BenchMeter, brokerCpu:
   // A moment for the broker to finish what the last CONNACKs started, so the reading below is of settled state.
   await sleep(50);
   const cpu1 = brokerCpu();
-  const connections = pool.stats().connectOk;
+  const { connectOk: connections, connectCpuSeconds: generatorCpuSeconds } = pool.stats();
   gc();
   meter.sampleMemory();
-  return { connectSeconds, before, connected: process.memoryUsage().heapUsed, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, connections };
+  return { connectSeconds, before, connected: process.memoryUsage().heapUsed, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, connections, generatorCpuSeconds };
 }
 
 /** Warm-up and measured window; resolves once every generator has stopped, with their stats and every thread's utilisation meanwhile. */

@@ -18,6 +18,7 @@ export function sumStats(all: Array<GeneratorStats | null>): GeneratorStats {
     addNotSent(s.notSentWhy, x.notSentWhy);
     addNotSent(s.notSentWhyMeasured, x.notSentWhyMeasured);
     s.connectMaxMs = Math.max(s.connectMaxMs, x.connectMaxMs);
+    s.connectCpuSeconds = s.connectCpuSeconds === null || x.connectCpuSeconds === null ? null : s.connectCpuSeconds + x.connectCpuSeconds;
     for (const v of x.droppedRanges) s.droppedRanges.push(v);
     for (const [k, v] of Object.entries(x.connectErrors)) s.connectErrors[k] = (s.connectErrors[k] ?? 0) + v;
   }

@@ -11,6 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { buildTemplate, stamp, writeDid, type PacketTemplate } from './payloads.js';
 import { emptyStats, wallUs, type BenchDevice, type FromGenerator, type GeneratorConfig, type GeneratorStats, type NotSentWhy, type ToGenerator } from './protocol.js';
+import { threadCpuSeconds } from './thread.js';
 import { WireClient } from './wire.js';
 
 const TICK_MS = 5;
@@ -81,7 +82,10 @@ export class Generator {
   async start(): Promise<void> {
     this.reporter = setInterval(() => this.post({ type: 'stats', stats: this.snapshot() }), 500);
     const t0 = performance.now();
+    const cpu0 = threadCpuSeconds();
     await this.ramp();
+    const cpu1 = threadCpuSeconds();
+    this.stats.connectCpuSeconds = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
     this.post({ type: 'connected', stats: this.snapshot(), seconds: (performance.now() - t0) / 1000 });
   }
 

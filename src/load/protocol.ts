@@ -57,6 +57,13 @@ export interface GeneratorStats {
   inflight: number;
   /** Slowest CONNECT -> CONNACK, ms. */
   connectMaxMs: number;
+  /**
+   * CPU seconds (user + system) the generator's thread spent connecting its devices, from its
+   * first CONNECT until every device had tried once (0 until then); null where a thread's CPU
+   * cannot be read (not Linux). On loopback the system part includes the kernel's work for both
+   * ends of each TCP handshake.
+   */
+  connectCpuSeconds: number | null;
   connectErrors: Record<string, number>;
   /**
    * Measured messages written on connections that then closed under them, as flat triples
@@ -124,7 +131,7 @@ export type FromProbe =
 export function emptyStats(): GeneratorStats {
   return {
     sent: 0, sentMeasured: 0, notSent: 0, notSentWhy: noneNotSent(), notSentMeasured: 0, notSentWhyMeasured: noneNotSent(),
-    connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectErrors: {}, droppedRanges: [],
+    connectOk: 0, connectFailed: 0, disconnects: 0, connected: 0, acked: 0, inflight: 0, connectMaxMs: 0, connectCpuSeconds: 0, connectErrors: {}, droppedRanges: [],
   };
 }
 

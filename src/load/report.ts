@@ -61,6 +61,13 @@ export interface BenchReport {
     connectSeconds: number; connectRate: number;
     slowestConnectMs: number;
     errors: Record<string, number>;
+    /**
+     * CPU time (user + system) of the generator threads per connection made while the devices
+     * connected: the kernel's work for both ends of a loopback TCP handshake is mostly here. Beside
+     * `brokerCpu.microsPerConnection` it says which side limits the connect rate. Null when unknown
+     * (not Linux).
+     */
+    generatorCpuMicrosPerConnection: number | null;
   };
   /** Messages of the measured window (sent after the warm-up, before the end). */
   messages: {
@@ -125,6 +132,8 @@ export interface BenchOutcome {
   target: BenchReport['target'];
   /** Until every device had tried once. */
   connectSeconds: number;
+  /** The generator threads' CPU seconds meanwhile and the connections made, when known. */
+  generatorConnectCpu: { seconds: number; connections: number } | null;
   /** The generators' final stats, summed. */
   generators: GeneratorStats;
   probe: ProbeStats;
@@ -162,6 +171,8 @@ export function buildBenchReport(o: BenchOutcome): BenchReport {
       devices: c.devices, succeeded: g.connectOk, failed: g.connectFailed, disconnects: g.disconnects,
       connectSeconds: round(o.connectSeconds, 3), connectRate: round(c.devices / Math.max(o.connectSeconds, 0.001), 1),
       slowestConnectMs: round(g.connectMaxMs, 1), errors: g.connectErrors,
+      generatorCpuMicrosPerConnection: o.generatorConnectCpu && o.generatorConnectCpu.connections > 0
+        ? round((o.generatorConnectCpu.seconds * 1e6) / o.generatorConnectCpu.connections, 1) : null,
     },
     messages: {
       sent: g.sentMeasured, received: p.received, lost, lostOnDroppedConnections: Math.min(lost, p.lostOnDroppedConnections), duplicates: p.duplicates,
@@ -230,6 +241,7 @@ export function toMarkdown(r: BenchReport): string {
     `| not sent (backpressure) | ${num(r.messages.notSent, 0)}${r.messages.notSent ? ` (generator late ${num(r.messages.notSentWhy.late, 0)}, backed up or down ${num(r.messages.notSentWhy.backedUp, 0)}, QoS 1 window full ${num(r.messages.notSentWhy.windowFull, 0)}${r.messages.notSentWhy.windowFull ? ` with \`--inflight ${c.inflight}\`` : ''})` : ''}${r.messages.notSentWarmup ? `; ${num(r.messages.notSentWarmup, 0)} more in the warm-up` : ''} |`,
     `| connections ok / failed / dropped | ${r.connections.succeeded} / ${r.connections.failed} / ${r.connections.disconnects} |`,
     `| connect rate | ${num(r.connections.connectRate, 0)} /s |`,
+    `| generator CPU per connection | ${r.connections.generatorCpuMicrosPerConnection === null ? '-' : `${num(r.connections.generatorCpuMicrosPerConnection, 1)} µs`} |`,
   ];
   if (r.broker) {
     const o = r.broker.overload;

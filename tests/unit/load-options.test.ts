@@ -80,13 +80,13 @@ describe('resolveBenchConfig', () => {
 describe('buildBenchReport', () => {
   const gen: GeneratorStats = {
     sent: 1200, sentMeasured: 1000, notSent: 8, notSentWhy: { late: 1, backedUp: 0, windowFull: 7 }, notSentMeasured: 3, notSentWhyMeasured: { late: 1, backedUp: 0, windowFull: 2 }, connectOk: 10, connectFailed: 1, disconnects: 0, connected: 10, acked: 0, inflight: 0,
-    connectMaxMs: 12.345, connectErrors: { refused: 1 }, droppedRanges: [],
+    connectMaxMs: 12.345, connectCpuSeconds: 0.004, connectErrors: { refused: 1 }, droppedRanges: [],
   };
   const probe: ProbeStats = { received: 990, receivedAll: 1190, duplicates: 2, foreign: 4, negative: 0, lostOnDroppedConnections: 4, interval: { received: 5, p99Us: null } };
   const outcome = (over: Partial<BenchOutcome> = {}): BenchOutcome => ({
     config: resolve({ devices: 10, rate: 500, durationMs: 2000, warmupMs: 500, slo: [{ term: 'loss=0', metric: 'loss', op: '=', value: 0, percent: false }] }),
     startedAt: new Date('2026-11-26T00:00:00Z'), wallSeconds: 4.2, target: { broker: 'embedded', url: 'mqtt://127.0.0.1:1', transport: 'tcp' },
-    connectSeconds: 0.25, generators: gen, probe, latencyUs: { count: 990, p50: 1500, p90: 2500, p99: 9000, p999: 9900, max: 9800, mean: 1700.4 },
+    connectSeconds: 0.25, generatorConnectCpu: null, generators: gen, probe, latencyUs: { count: 990, p50: 1500, p90: 2500, p99: 9000, p999: 9900, max: 9800, mean: 1700.4 },
     timeline: [], broker: null, utilization: { broker: null, probe: 0.1, generators: [0.2] }, brokerCpu: null, ...over,
   });
 
@@ -102,6 +102,12 @@ describe('buildBenchReport', () => {
     expect(r.broker).toBeNull();
     expect(r.brokerCpu).toBeNull();
     expect(r.startedAt).toBe('2026-11-26T00:00:00.000Z');
+  });
+
+  it("gives the generator's CPU time per connection when it is known", () => {
+    expect(buildBenchReport(outcome()).connections.generatorCpuMicrosPerConnection).toBeNull();
+    expect(buildBenchReport(outcome({ generatorConnectCpu: { seconds: 0.004, connections: 10 } })).connections.generatorCpuMicrosPerConnection).toBe(400);
+    expect(buildBenchReport(outcome({ generatorConnectCpu: { seconds: 0.004, connections: 0 } })).connections.generatorCpuMicrosPerConnection).toBeNull();
   });
 
   it("gives the broker's CPU time per message sent when it is known", () => {
