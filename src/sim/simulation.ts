@@ -79,8 +79,8 @@ export class Simulation {
   private wallStart = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<RunReport> | null = null;
-  /** What the stop waits for now (the status and the CLI's progress say it). */
-  private stopStep: string | null = null;
+  /** What the stop waits for now (the status and the CLI's progress say it): a function when a figure in it changes meanwhile. */
+  private stopStep: string | (() => string) | null = null;
   /** Ctrl-C (`interrupt()`): a shard at its end waits for nobody. */
   private interrupted = false;
   private redisStore: RedisStore | null = null;
@@ -346,7 +346,7 @@ export class Simulation {
       events: this.scheduler.executed,
       reconnectAttempts: this.pool.reconnectAttempts,
       stopping: this.state === 'stopping',
-      ...(this.state === 'stopping' && this.stopStep !== null ? { stopStep: this.stopStep } : {}),
+      ...(this.state === 'stopping' && this.stopStep !== null ? { stopStep: typeof this.stopStep === 'string' ? this.stopStep : this.stopStep() } : {}),
     };
   }
 
@@ -406,7 +406,7 @@ export class Simulation {
     this.state = 'stopping';
     this.driver.stop();
     for (const h of this.fleet.households) h.stop();
-    this.stopStep = `queued network work (${this.work.pending} pieces)`;
+    this.stopStep = () => `queued network work (${this.work.pending} pieces)`;
     await this.work.idle();
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     this.stopStep = 'messages in flight';
