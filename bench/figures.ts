@@ -651,6 +651,12 @@ export async function brokerVsMosquitto() {
   };
   const pair = <T>(label: string, run: (target: 'embedded' | 'mosquitto') => Promise<T | null>) => interleaved(label, ['embedded', 'mosquitto'] as const, run);
   const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : round(a / b, 3));
+  /** a[i] / b[i] for each round and their median; null when a run failed (the rounds would not line up). */
+  const roundRatios = (a: number[], b: number[]) => {
+    if (a.length !== REPS || b.length !== REPS) return null;
+    const runs = a.map((x, i) => ratio(x, b[i]!));
+    return { median: median(runs), runs };
+  };
   const atRate = async (qos: 0 | 1, rate: number) => {
     const runs = await pair(`QoS ${qos} at ${rate} msg/s`, (target) => runChild('loadAtRate', { target, qos, rate, devices: c.devices, seconds: c.seconds }, 90_000));
     const side = (rs: Array<TaskResult<'loadAtRate'>>) => ({
@@ -695,15 +701,20 @@ export async function brokerVsMosquitto() {
       + 'generatorCpuUsPerConnection = the generator thread\'s CPU (user + system: on loopback the kernel\'s work for both ends of the TCP handshake is mostly there) '
       + 'per connection; generator and broker share the 2 cores, so the connect rate follows their sum; each run connects twice, '
       + 'each time to a broker started for it: the figures at the top are the first round in a fresh process (cold: V8 compiles the embedded broker\'s connect path meanwhile), '
-      + '*.warm the second in the same process (its code compiled, as in a broker that has been running); ratio and warm.ratio embedded / Mosquitto of the medians',
+      + '*.warm the second in the same process (its code compiled, as in a broker that has been running); ratio and warm.ratio embedded / Mosquitto of the medians, '
+      + 'roundRatios the same of each round (the two runs a minute apart) and their median, steadier while the machine\'s speed drifts',
     mosquittoVersion: conn.mosquitto[0]?.mosquittoVersion ?? qos0.details.mosquitto[0]?.mosquittoVersion ?? null,
     qos0, qos1,
     connectRate: {
       unit: 'devices/s', devices: c.connectDevices, embedded: ce, mosquitto: cm, bareNode: cb,
       ratio: ratio(ce.median, cm.median), brokerCpuRatio: ratio(ce.brokerCpuUsPerConnection, cm.brokerCpuUsPerConnection),
       bareNodeRatio: ratio(cb.median, cm.median), embeddedToBareNode: ratio(ce.median, cb.median),
+      // Each round's embedded / Mosquitto: two runs a minute apart see the same machine, where the
+      // medians of each side may come from rounds minutes apart while its speed drifts.
+      roundRatios: roundRatios(conn.embedded.map((r) => r.connectRate), conn.mosquitto.map((r) => r.connectRate)),
       warm: {
         ratio: ratio(ce.warm.median, cm.warm.median), brokerCpuRatio: ratio(ce.warm.brokerCpuUsPerConnection, cm.warm.brokerCpuUsPerConnection),
+        roundRatios: roundRatios(conn.embedded.map((r) => r.warm.connectRate), conn.mosquitto.map((r) => r.warm.connectRate)),
         bareNodeRatio: ratio(cb.warm.median, cm.warm.median), embeddedToBareNode: ratio(ce.warm.median, cb.warm.median),
       },
       details: conn,
