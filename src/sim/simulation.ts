@@ -406,7 +406,7 @@ export class Simulation {
     this.state = 'stopping';
     this.driver.stop();
     for (const h of this.fleet.households) h.stop();
-    this.stopStep = () => `queued network work (${this.work.pending} pieces)`;
+    this.stopStep = () => `queued network work (${this.work.describe()})`;
     await this.work.idle();
     // Let messages already handed to the broker arrive, then take the platform's figures as the run ends.
     this.stopStep = 'messages in flight';

@@ -16,6 +16,8 @@ export class WorkQueue {
   /** Pieces done, and the wall time they took in all (ms): how long the clock waited for the network. */
   done = 0;
   wallMs = 0;
+  /** When the piece running now started (wall clock, ms), or null between pieces. */
+  private startedAt: number | null = null;
 
   push(work: () => Promise<unknown>): void {
     this.pending++;
@@ -24,6 +26,7 @@ export class WorkQueue {
       .then(() => {
         // Wall time measured, never used as simulation time: it says how fast the network answered.
         started = performance.now();
+        this.startedAt = started;
         return work();
       })
       .then(() => undefined, (err: unknown) => {
@@ -31,10 +34,23 @@ export class WorkQueue {
         log.debug({ err: (err as Error).message }, 'queued work failed');
       })
       .finally(() => {
+        this.startedAt = null;
         this.pending--;
         this.done++;
         this.wallMs += performance.now() - started;
       });
+  }
+
+  /**
+   * What is queued, for a stop's progress: how many pieces, how long the one running now has run,
+   * and how many failed so far (each piece is bounded by its own timeout: a queue that drains
+   * one timeout at a time reads differently from one that moves).
+   */
+  describe(): string {
+    const parts = [`${this.pending} ${this.pending === 1 ? 'piece' : 'pieces'}`];
+    if (this.startedAt !== null) parts.push(`the current one running ${((performance.now() - this.startedAt) / 1000).toFixed(1)} s`);
+    if (this.failures > 0) parts.push(`${this.failures} failed so far`);
+    return parts.join('; ');
   }
 
   /** Resolves when everything queued so far is done. */
