@@ -49,7 +49,9 @@ export interface Listener {
 
 /** Listen for MQTT over TCP. Rejects with E_PORT_IN_USE or E_PORT_DENIED. */
 export async function listenTcp(host: string, port: number, to: Acceptor, limits: ListenerLimits): Promise<Listener> {
-  // Nagle off on every accepted socket, set on its handle by the server (no call per socket).
+  // Nagle off on every accepted socket: Node sets it on each one's handle as it accepts it (a
+  // setsockopt per connection; Linux would let accepted sockets inherit it from the listening
+  // one, but Node offers no call for that other than through its internal handle).
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     if (to.refusing()) {
       socket.destroy();
