@@ -16,17 +16,15 @@ export class WorkQueue {
   /** Pieces done, and the wall time they took in all (ms): how long the clock waited for the network. */
   done = 0;
   wallMs = 0;
-  /** When the piece running now started (wall clock, ms), or null between pieces. */
+  /** When the piece running now started (wall clock, ms; pieces run one at a time), or null between pieces. */
   private startedAt: number | null = null;
 
   push(work: () => Promise<unknown>): void {
     this.pending++;
-    let started = 0;
     this.tail = this.tail
       .then(() => {
         // Wall time measured, never used as simulation time: it says how fast the network answered.
-        started = performance.now();
-        this.startedAt = started;
+        this.startedAt = performance.now();
         return work();
       })
       .then(() => undefined, (err: unknown) => {
@@ -34,10 +32,10 @@ export class WorkQueue {
         log.debug({ err: (err as Error).message }, 'queued work failed');
       })
       .finally(() => {
+        this.wallMs += performance.now() - (this.startedAt ?? performance.now());
         this.startedAt = null;
         this.pending--;
         this.done++;
-        this.wallMs += performance.now() - started;
       });
   }
 
